@@ -1,0 +1,203 @@
+"""The `rematch` command line: demo, scenarios, ingest, rounds, packets, quarantine, benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from rematch_pipeline.config import load_policy, load_settings
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from exc
+
+
+def _print(obj: Any, as_json: bool, text: str) -> None:
+    print(json.dumps(obj, indent=2, default=str, ensure_ascii=False) if as_json else text)
+
+
+def cmd_scenario_generate(args: argparse.Namespace) -> int:
+    from rematch_pipeline.scenario import generate_scenario
+
+    files = generate_scenario(Path(args.out), households=args.households, municipalities=args.municipalities,
+                              seed=args.seed, **({"round_date": args.round_date} if args.round_date else {}))
+    print(f"households: {files.households_xlsx}\ncapacity:   {files.capacity_xlsx}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from rematch_pipeline.ingest.service import ingest_file
+
+    settings, policy = load_settings(), load_policy()
+    reports = [ingest_file(Path(f), settings, policy) for f in args.files]
+    _print([r.to_json() for r in reports], args.json, "\n".join(
+        f"{r.status:12} {r.message}" + "".join(f"\n  validation report ({t}): {p}" for t, p in r.reports.items())
+        for r in reports))
+    return 1 if any(r.status in ("unrecognised", "held") for r in reports) else 0
+
+
+def _summary_text(s: Any) -> str:
+    lines = [f"round {s.round_id} ({s.round_date}): {s.status}" + (" (already solved; unchanged)"
+                                                                  if s.already_existed else ""),
+             f"  {s.message}",
+             f"  households in pool: {s.households}, placed: {s.households_placed}",
+             f"  persons in pool: {s.persons_in_pool}, placed: {s.persons_placed}"]
+    for f in s.fill:
+        lines.append(f"  {f['ags']} {f['municipality']:<24} {f['persons_placed']:>5} / {f['places_persons']:<5}"
+                     f" ({f['fill']:.0%})")
+    return "\n".join(lines)
+
+
+def cmd_round_run(args: argparse.Namespace) -> int:
+    from rematch_pipeline.rounds import run_round
+
+    summary = run_round(load_settings(), load_policy(args.policy), args.date or date.today())
+    _print(summary.to_json(), args.json, _summary_text(summary))
+    return 0 if summary.status != "failed" else 2
+
+
+def cmd_round_status(args: argparse.Namespace) -> int:
+    from rematch_pipeline.rounds import summarize
+
+    summary = summarize(load_settings(), args.round_id)
+    _print(summary.to_json(), args.json, _summary_text(summary))
+    return 0
+
+
+def cmd_round_export(args: argparse.Namespace) -> int:
+    from rematch_pipeline.rounds import export_round
+
+    csv_path, json_path = export_round(load_settings(), args.round_id, Path(args.out))
+    print(f"{csv_path}\n{json_path}")
+    return 0
+
+
+def cmd_packets_render(args: argparse.Namespace) -> int:
+    from rematch_pipeline.packets.service import render_round_packets
+
+    results = render_round_packets(load_settings(), load_policy(), args.round_id)
+    for r in results:
+        print(f"{r['ags']} v{r['version']} {'new' if r['new'] else 'unchanged'}: {r['pdf_path']}")
+    return 0
+
+
+def cmd_quarantine_list(args: argparse.Namespace) -> int:
+    from rematch_pipeline.quarantine import list_quarantine
+
+    rows = list_quarantine(load_settings())
+    _print(rows, args.json, "\n".join(
+        f"{r['file']}:{r['sheet'] or ''}:{r['source_row'] or ''} [{r['table_name']}] {r['field'] or ''} "
+        f"{r['rule']}: {r['message']}" for r in rows) or "quarantine is empty")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rematch_pipeline.demo import run_demo
+
+    return run_demo(load_settings(), households=args.households, municipalities=args.municipalities,
+                    seed=args.seed, round_date=args.date or date.today())
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rematch_pipeline.bench import bench_match
+
+    result = bench_match(households=args.households, municipalities=args.municipalities, seed=args.seed)
+    _print(result, args.json, "\n".join(f"{k:>22}: {v}" for k, v in result.items()))
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from rematch_pipeline.db.engine import migrate
+
+    settings = load_settings()
+    migrate(settings.database_url)
+    print("database schema is up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rematch", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress (pseudonymous ids only)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="generate a scenario, ingest, validate, solve one round, render packets")
+    d.add_argument("--households", type=int, default=50)
+    d.add_argument("--municipalities", type=int, default=8)
+    d.add_argument("--seed", type=int, default=2023)
+    d.add_argument("--date", type=_date, help="round date (default: today)")
+    d.set_defaults(func=cmd_demo)
+
+    sc = sub.add_parser("scenario", help="realistic generated input files").add_subparsers(dest="sub", required=True)
+    g = sc.add_parser("generate", help="write a KoboToolbox XLSX and a capacity XLSX")
+    g.add_argument("--households", type=int, required=True)
+    g.add_argument("--municipalities", type=int, required=True)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--round-date", type=_date, default=None)
+    g.add_argument("--out", required=True)
+    g.set_defaults(func=cmd_scenario_generate)
+
+    i = sub.add_parser("ingest", help="archive, read, validate and store export files")
+    i.add_argument("files", nargs="+")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_ingest)
+
+    r = sub.add_parser("round", help="matching rounds").add_subparsers(dest="sub", required=True)
+    rr = r.add_parser("run", help="solve the round of a date (idempotent)")
+    rr.add_argument("--date", type=_date)
+    rr.add_argument("--policy", help="policy file (default: REMATCH_POLICY_FILE or the shipped policy.toml)")
+    rr.add_argument("--json", action="store_true")
+    rr.set_defaults(func=cmd_round_run)
+    rs = r.add_parser("status", help="state and fill of a round")
+    rs.add_argument("round_id")
+    rs.add_argument("--json", action="store_true")
+    rs.set_defaults(func=cmd_round_status)
+    re_ = r.add_parser("export", help="write assignments.csv and round.json")
+    re_.add_argument("round_id")
+    re_.add_argument("--out", required=True)
+    re_.set_defaults(func=cmd_round_export)
+
+    pk = sub.add_parser("packets", help="municipality packets").add_subparsers(dest="sub", required=True)
+    pr = pk.add_parser("render", help="render the packets of a round (idempotent)")
+    pr.add_argument("round_id")
+    pr.set_defaults(func=cmd_packets_render)
+
+    q = sub.add_parser("quarantine", help="rejected rows").add_subparsers(dest="sub", required=True)
+    ql = q.add_parser("list", help="list quarantined rows with their reasons")
+    ql.add_argument("--json", action="store_true")
+    ql.set_defaults(func=cmd_quarantine_list)
+
+    b = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="sub", required=True)
+    bm = b.add_parser("match", help="generate a scenario and time one round")
+    bm.add_argument("--households", type=int, default=2000)
+    bm.add_argument("--municipalities", type=int, default=60)
+    bm.add_argument("--seed", type=int, default=1)
+    bm.add_argument("--json", action="store_true")
+    bm.set_defaults(func=cmd_bench)
+
+    db = sub.add_parser("db", help="database").add_subparsers(dest="sub", required=True)
+    du = db.add_parser("upgrade", help="apply the schema migrations")
+    du.set_defaults(func=cmd_db_upgrade)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except (LookupError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Settings from the environment (REMATCH_HOME, REMATCH_DATABASE_URL) and the policy file; chosen in this one place."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from rematch_pipeline.domain import Policy
+
+DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+
+    @property
+    def inbox(self) -> Path:
+        return self.home / "inbox"
+
+    @property
+    def archive(self) -> Path:
+        return self.home / "archive"
+
+    @property
+    def outbox(self) -> Path:
+        return self.home / "outbox"
+
+    @property
+    def data_docs(self) -> Path:
+        return self.home / "data_docs"
+
+    @property
+    def gx_root(self) -> Path:
+        return self.home / "gx"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def exports(self) -> Path:
+        return self.home / "exports"
+
+    def ensure_dirs(self) -> None:
+        for p in (self.home, self.inbox, self.archive, self.outbox, self.data_docs, self.exports):
+            p.mkdir(parents=True, exist_ok=True)
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ) if env is None else env
+    home = Path(env.get("REMATCH_HOME", "./var")).resolve()
+    url = env.get("REMATCH_DATABASE_URL") or f"sqlite:///{home / 'rematch.sqlite'}"
+    return Settings(home=home, database_url=url)
+
+
+def load_policy(path: str | Path | None = None, overrides: dict[str, object] | None = None) -> Policy:
+    """Read the policy file (REMATCH_POLICY_FILE or the shipped default) and apply overrides."""
+    path = Path(path or os.environ.get("REMATCH_POLICY_FILE") or DEFAULT_POLICY_FILE)
+    with open(path, "rb") as fh:
+        raw = tomllib.load(fh)
+    flat: dict[str, object] = {}
+    for section in raw.values():
+        if isinstance(section, dict):
+            flat.update(section)
+    flat.update(overrides or {})
+    known = {f.name: f for f in fields(Policy)}
+    unknown = sorted(set(flat) - set(known))
+    if unknown:
+        raise ValueError(f"policy file {path}: unknown setting(s) {', '.join(unknown)}")
+    values: dict[str, object] = {}
+    for name, value in flat.items():
+        if isinstance(value, list):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        values[name] = value
+    return Policy(**values)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Database access: tables, migrations and the engine."""

@@ -1,0 +1,53 @@
+"""`rematch demo`: one complete round on generated pilot-sized data, ending with a short printed summary."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+
+from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.ingest.service import ingest_file
+from rematch_pipeline.packets.service import render_round_packets
+from rematch_pipeline.rounds import export_round, run_round
+from rematch_pipeline.scenario import generate_scenario
+
+
+def run_demo(settings: Settings, households: int, municipalities: int, seed: int, round_date: date) -> int:
+    settings.ensure_dirs()
+    policy = load_policy()
+    scenario_dir = settings.home / "scenario" / f"seed-{seed}"
+    files = generate_scenario(scenario_dir, households=households, municipalities=municipalities, seed=seed,
+                              round_date=round_date)
+    print(f"1. scenario: {households} households, {municipalities} municipalities (seed {seed}) in {scenario_dir}")
+    reports = []
+    for f in (files.capacity_xlsx, files.households_xlsx):
+        # Files arrive through the inbox, as a coordinator would drop them.
+        inbox_copy = settings.inbox / f.name
+        shutil.copyfile(f, inbox_copy)
+        reports.append(ingest_file(inbox_copy, settings, policy, actor="demo"))
+    for r in reports:
+        print(f"2. ingest {r.file}: {r.status} — {r.message}")
+    summary = run_round(settings, policy, round_date, actor="demo")
+    print(f"3. round {summary.round_id}: {summary.message}"
+          + (" (already solved earlier; unchanged)" if summary.already_existed else ""))
+    packets = render_round_packets(settings, policy, summary.round_id, actor="demo")
+    export_dir = settings.exports / summary.round_id
+    csv_path, json_path = export_round(settings, summary.round_id, export_dir)
+
+    print("\n=== Re:Match demo summary ===")
+    print(f"round:               {summary.round_id} ({summary.status})")
+    print(f"households:          {summary.households_placed} of {summary.households} placed")
+    print(f"persons placed:      {summary.persons_placed} of {summary.persons_in_pool}")
+    print("fill per municipality:")
+    for f in summary.fill:
+        print(f"  {f['ags']}  {f['municipality']:<26} {f['persons_placed']:>4} / {f['places_persons']:<4}"
+              f" {f['fill']:>6.0%}")
+    print("packets:")
+    for p in packets:
+        print(f"  {p['pdf_path']}")
+    print("validation reports (Data Docs):")
+    for r in reports:
+        for table, path in sorted(r.reports.items()):
+            print(f"  {table}: {path}")
+    print(f"round export:        {csv_path}\n                     {json_path}")
+    return 0

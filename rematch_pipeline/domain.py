@@ -1,0 +1,243 @@
+"""Typed domain core: households, capacity offers, rounds and assignments, and the pure rules that derive needs."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+# Choice lists of the data contract (../shared/spec/data-contract.md); names cross the boundary unchanged.
+LANGUAGES = ("uk", "ru", "en", "de", "pl", "other")
+GERMAN_LEVELS = ("none", "a1", "a2", "b1", "b2_plus")
+MEDICAL_SERVICES = ("dialysis", "oncology", "psychotherapy", "paediatric_specialist", "diabetes_care")
+MEDICAL_NEEDS = MEDICAL_SERVICES + ("none",)
+PETS = ("none", "cat", "dog", "other")
+SETTLEMENT_TYPES = ("big_city", "mid_city", "small_town", "rural")
+PREF_SETTLEMENTS = SETTLEMENT_TYPES + ("any",)
+RELATIONS = ("head", "spouse", "child", "parent", "sibling", "other")
+SEXES = ("female", "male", "diverse")
+OCCUPATIONS = (
+    "health_care", "education", "it", "engineering", "construction", "hospitality",
+    "manufacturing", "logistics", "agriculture", "retail", "public_admin", "other", "none",
+)
+QUALIFICATIONS = ("none", "vocational", "bachelor", "master_plus")
+COMMUNITY = ("none", "small", "large")
+WEIGHT_ASPECTS = ("work", "education", "community", "healthcare", "housing", "culture")
+# Land code by the first two AGS digits (Amtlicher Gemeindeschlüssel).
+LAND_BY_AGS_PREFIX = {
+    "01": "SH", "02": "HH", "03": "NI", "04": "HB", "05": "NW", "06": "HE", "07": "RP", "08": "BW",
+    "09": "BY", "10": "SL", "11": "BE", "12": "BB", "13": "MV", "14": "SN", "15": "ST", "16": "TH",
+}
+
+# Capacity dimensions every offer carries and every household consumes; names are the contract's columns.
+CAPACITY_DIMENSIONS = (
+    "places_persons", "units_wheelchair", "units_pets_allowed", "kita_u3", "kita_ue3",
+    "school_primary", "school_secondary", "language_course_seats",
+)
+ROOM_CLASSES = (1, 2, 3, 4)  # 4 means "4 or more rooms"
+
+
+@dataclass(frozen=True)
+class Member:
+    relation: str
+    sex: str
+    birth_year: int
+    mobility_impaired: bool
+    occupation: str
+    qualification: str
+
+
+@dataclass(frozen=True)
+class Household:
+    case_id: str
+    interview_date: date
+    consent_matching: bool
+    consent_health_share: bool
+    languages: tuple[str, ...]
+    german_level: str
+    wheelchair_access: bool
+    medical_needs: tuple[str, ...]
+    pets: str
+    pref_settlement: str
+    weights: Mapping[str, int]
+    members: tuple[Member, ...]
+    ties_ags: str | None = None
+    interview_location: str = ""
+    # Personal data below: never logged, never given to the solver, only in packets after acceptance.
+    contact_phone: str = field(default="", repr=False)
+    contact_email: str = field(default="", repr=False)
+    notes: str = field(default="", repr=False)
+
+    @property
+    def persons(self) -> int:
+        return len(self.members)
+
+    @property
+    def needs_accessible_unit(self) -> bool:
+        return self.wheelchair_access or any(m.mobility_impaired for m in self.members)
+
+    @property
+    def needs_pet_unit(self) -> bool:
+        return self.pets != "none"
+
+    @property
+    def hard_medical_needs(self) -> frozenset[str]:
+        return frozenset(n for n in self.medical_needs if n != "none")
+
+
+@dataclass(frozen=True)
+class CapacityOffer:
+    offer_id: str
+    ags: str
+    municipality_name: str
+    state: str
+    settlement_type: str
+    valid_from: date
+    valid_until: date
+    places_persons: int
+    units_1_room: int
+    units_2_rooms: int
+    units_3_rooms: int
+    units_4plus_rooms: int
+    units_wheelchair: int
+    units_pets_allowed: int
+    kita_u3: int
+    kita_ue3: int
+    school_primary: int
+    school_secondary: int
+    language_course_seats: int
+    medical_services: frozenset[str]
+    job_sectors_shortage: frozenset[str]
+    ukrainian_community: str
+    contact_name: str = ""
+    contact_email: str = field(default="", repr=False)
+
+    def is_valid_on(self, day: date) -> bool:
+        return self.valid_from <= day <= self.valid_until
+
+    @property
+    def kreis(self) -> str:
+        return self.ags[:5]
+
+    def units_with_at_least(self, rooms: int) -> int:
+        """Units that can house a household needing `rooms` rooms (a larger unit may house a smaller household)."""
+        by_class = {1: self.units_1_room, 2: self.units_2_rooms, 3: self.units_3_rooms, 4: self.units_4plus_rooms}
+        return sum(n for k, n in by_class.items() if k >= rooms)
+
+    def capacity(self, dimension: str) -> int:
+        return int(getattr(self, dimension))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Every policy choice of a round; loaded from one configuration file (policy.toml)."""
+
+    rooms_by_persons: tuple[tuple[int, int], ...] = ((1, 1), (3, 2), (4, 3), (6, 4))  # (min persons, rooms)
+    kita_u3_ages: tuple[int, int] = (0, 2)
+    kita_ue3_ages: tuple[int, int] = (3, 5)
+    primary_ages: tuple[int, int] = (6, 9)
+    secondary_ages: tuple[int, int] = (10, 17)
+    language_course_ages: tuple[int, int] = (18, 64)
+    language_course_levels: tuple[str, ...] = ("none", "a1", "a2")
+    working_ages: tuple[int, int] = (18, 64)
+    # Objective: persons first (lexicographic), then quality. Term weights scale the household's own 0-5 weights.
+    settlement_bonus: float = 2.0
+    ties_same_municipality_bonus: float = 4.0
+    ties_same_kreis_bonus: float = 2.0
+    municipality_interest_weight: float = 1.0
+    fairness_weight: float = 0.0
+    offer_response_days: int = 7
+    pseudonym_salt: str = "rematch"
+    # Solver settings.
+    time_limit_s: float = 60.0
+    mip_rel_gap: float = 1e-4
+    threads: int = 1
+    random_seed: int = 0
+    candidates_per_household: int = 40
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What one household consumes of a municipality's capacity in one round."""
+
+    persons: int
+    rooms_needed: int
+    kita_u3: int
+    kita_ue3: int
+    school_primary: int
+    school_secondary: int
+    language_course_seats: int
+    units_wheelchair: int
+    units_pets_allowed: int
+
+    def of(self, dimension: str) -> int:
+        return self.persons if dimension == "places_persons" else int(getattr(self, dimension))
+
+
+def rooms_needed(persons: int, policy: Policy) -> int:
+    rooms = 1
+    for min_persons, k in policy.rooms_by_persons:
+        if persons >= min_persons:
+            rooms = k
+    return rooms
+
+
+def _count_ages(ages: list[int], bounds: tuple[int, int]) -> int:
+    lo, hi = bounds
+    return sum(1 for a in ages if lo <= a <= hi)
+
+
+def ages_on(household: Household, round_date: date) -> list[int]:
+    return [round_date.year - m.birth_year for m in household.members]
+
+
+def demand_of(household: Household, round_date: date, policy: Policy) -> Demand:
+    ages = ages_on(household, round_date)
+    needs_course = household.german_level in policy.language_course_levels
+    return Demand(
+        persons=household.persons,
+        rooms_needed=rooms_needed(household.persons, policy),
+        kita_u3=_count_ages(ages, policy.kita_u3_ages),
+        kita_ue3=_count_ages(ages, policy.kita_ue3_ages),
+        school_primary=_count_ages(ages, policy.primary_ages),
+        school_secondary=_count_ages(ages, policy.secondary_ages),
+        language_course_seats=_count_ages(ages, policy.language_course_ages) if needs_course else 0,
+        units_wheelchair=1 if household.needs_accessible_unit else 0,
+        units_pets_allowed=1 if household.needs_pet_unit else 0,
+    )
+
+
+def pseudonym(case_id: str, salt: str) -> str:
+    """Stable pseudonymous id used in logs and in the solver instead of the case id."""
+    return "H" + hashlib.sha256(f"{salt}:{case_id}".encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    round_id: str
+    case_id: str
+    ags: str
+    persons: int
+    score: float
+    score_terms: Mapping[str, float]
+    preference_rank: int
+    offer_id: str = ""
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    round_id: str
+    case_id: str
+    persons: int
+    reason: str
+
+
+@dataclass
+class MatchingRound:
+    round_id: str
+    round_date: date
+    status: str = "planned"  # planned → solved → offered → closed, or failed
+    assignments: list[Assignment] = field(default_factory=list)
+    unmatched: list[Unmatched] = field(default_factory=list)
+    solver_stats: dict[str, object] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Constraint families of the matching model, one module each."""

@@ -1,0 +1,88 @@
+"""Render every packet of a round into the outbox, recorded in a ledger so reruns never duplicate a packet."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select
+
+from rematch_pipeline import store
+from rematch_pipeline.config import Settings
+from rematch_pipeline.db import tables as t
+from rematch_pipeline.db.engine import get_engine, migrate
+from rematch_pipeline.domain import Policy, pseudonym
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONTACT = "Re:Match Koordinationsteam"
+
+
+def round_packet_inputs(settings: Settings, policy: Policy, round_id: str, ags: str | None = None) -> list[Any]:
+    """One PacketInput per receiving municipality (offer) of the round, in AGS order."""
+    from rematch_pipeline.packets.render import PacketHousehold, PacketInput
+
+    engine = get_engine(settings.database_url)
+    with engine.connect() as conn:
+        rnd = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
+        if rnd is None:
+            raise LookupError(f"round {round_id} does not exist")
+        assignments = [a for a in store.load_assignments(conn, round_id) if ags is None or a.ags == ags]
+        households = {h.case_id: h for h in store.load_households(conn, [a.case_id for a in assignments])}
+        accepted = {r.case_id for r in conn.execute(
+            select(t.households.c.case_id).where(t.households.c.status == "accepted"))}
+        offers = {o.offer_id: o for o in store.load_offers(conn)}
+    by_offer: dict[str, list[Any]] = {}
+    for a in assignments:
+        by_offer.setdefault(a.offer_id, []).append(PacketHousehold(
+            household=households[a.case_id], assignment=a, pseudonym=pseudonym(a.case_id, policy.pseudonym_salt),
+            accepted=a.case_id in accepted))
+    contact = os.environ.get("REMATCH_COORDINATION_CONTACT", DEFAULT_CONTACT)
+    return [
+        PacketInput(round_id=round_id, round_date=rnd.round_date, offer=offers[oid],
+                    households=tuple(sorted(items, key=lambda ph: ph.pseudonym)), coordination_contact=contact,
+                    response_deadline=rnd.round_date + timedelta(days=policy.offer_response_days), policy=policy)
+        for oid, items in sorted(by_offer.items(), key=lambda kv: (offers[kv[0]].ags, kv[0]))
+    ]
+
+
+def render_one(settings: Settings, packet: Any, actor: str = "cli") -> dict[str, Any]:
+    """Write one packet unless the ledger already holds the same content; a changed packet becomes a new version."""
+    from rematch_pipeline.packets.render import render_packet_html, write_packet
+
+    engine = get_engine(settings.database_url)
+    ags, round_id = packet.offer.ags, packet.round_id
+    digest = hashlib.sha256(render_packet_html(packet).encode("utf-8")).hexdigest()
+    with engine.connect() as conn:
+        same = conn.execute(select(t.packets).where(t.packets.c.round_id == round_id, t.packets.c.ags == ags,
+                                                    t.packets.c.sha256 == digest)).first()
+        latest = conn.execute(select(func.max(t.packets.c.version)).where(
+            t.packets.c.round_id == round_id, t.packets.c.ags == ags)).scalar()
+    if same is not None:
+        return {"ags": ags, "version": same.version, "new": False, "html_path": same.html_path,
+                "pdf_path": same.pdf_path}
+    version = (latest or 0) + 1
+    if latest:
+        # Never overwrite silently: the earlier version's files are kept under a versioned name.
+        out_dir = settings.outbox / ags / round_id
+        for f in out_dir.glob(f"packet_{ags}_{round_id}.*"):
+            f.rename(f.with_name(f"{f.stem}_v{latest}{f.suffix}"))
+    files = write_packet(packet, settings.outbox)
+    with engine.begin() as conn:
+        conn.execute(insert(t.packets).values(round_id=round_id, ags=ags, version=version,
+                                              html_path=str(files.html_path), pdf_path=str(files.pdf_path),
+                                              sha256=digest, created_at=store.now()))
+        store.audit(conn, actor, "packet_rendered", f"{round_id}/{ags}",
+                    {"version": version, "html_sha256": files.html_sha256, "pdf_sha256": files.pdf_sha256,
+                     "households": len(packet.households)})
+    log.info("packet %s/%s v%d rendered", round_id, ags, version)
+    return {"ags": ags, "version": version, "new": True, "html_path": str(files.html_path),
+            "pdf_path": str(files.pdf_path)}
+
+
+def render_round_packets(settings: Settings, policy: Policy, round_id: str, actor: str = "cli") -> list[dict[str, Any]]:
+    migrate(settings.database_url)
+    return [render_one(settings, p, actor) for p in round_packet_inputs(settings, policy, round_id)]

@@ -1,0 +1,240 @@
+"""Repository over the project database: validated rows in, domain objects out, rounds and the audit trail."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from rematch_pipeline.db import tables as t
+from rematch_pipeline.domain import (
+    WEIGHT_ASPECTS,
+    Assignment,
+    CapacityOffer,
+    Household,
+    Member,
+    Unmatched,
+    pseudonym,
+)
+
+CAPACITY_INT_FIELDS = (
+    "places_persons", "units_1_room", "units_2_rooms", "units_3_rooms", "units_4plus_rooms", "units_wheelchair",
+    "units_pets_allowed", "kita_u3", "kita_ue3", "school_primary", "school_secondary", "language_course_seats",
+)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _yes(value: Any) -> bool:
+    return str(value).strip().lower() == "yes"
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    s = str(value).strip()
+    return s or None
+
+
+def _tokens(value: Any) -> str:
+    # Space-separated select_multiple, normalised to sorted unique tokens so checksums are stable.
+    return " ".join(sorted(set(str(value or "").split())))
+
+
+def audit(conn: Connection, actor: str, event: str, subject: str | None = None,
+          details: Mapping[str, Any] | None = None) -> None:
+    """Append one event to the audit trail (never updated, never deleted)."""
+    conn.execute(insert(t.audit_events).values(at=now(), actor=actor, event=event, subject=subject,
+                                               details=dict(details or {})))
+
+
+# --- households -------------------------------------------------------------------------------------------------
+
+def household_row(rec: Mapping[str, Any], raw_file_id: int, salt: str) -> dict[str, Any]:
+    """Typed database row from one validated canonical household record (all strings)."""
+    row: dict[str, Any] = {
+        "case_id": str(rec["case_id"]).strip(),
+        "raw_file_id": raw_file_id,
+        "submission_time": _text(rec.get("_submission_time")),
+        "interview_date": date.fromisoformat(str(rec["interview_date"])[:10]),
+        "interview_location": _text(rec.get("interview_location")),
+        "consent_matching": _yes(rec.get("consent_matching")),
+        "consent_health_share": _yes(rec.get("consent_health_share")),
+        "contact_phone": _text(rec.get("contact_phone")),
+        "contact_email": _text(rec.get("contact_email")),
+        "languages": _tokens(rec.get("languages")),
+        "german_level": str(rec["german_level"]),
+        "wheelchair_access": _yes(rec.get("wheelchair_access")),
+        "medical_needs": _tokens(rec.get("medical_needs")) or "none",
+        "pets": str(rec.get("pets") or "none"),
+        "pref_settlement": str(rec.get("pref_settlement") or "any"),
+        "ties_ags": _text(rec.get("ties_ags")),
+        "notes": _text(rec.get("notes")),
+        "updated_at": now(),
+    }
+    for aspect in WEIGHT_ASPECTS:
+        row[f"weight_{aspect}"] = int(float(rec[f"weight_{aspect}"]))
+    row["pseudonym"] = pseudonym(row["case_id"], salt)
+    return row
+
+
+def member_row(rec: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "case_id": str(rec["case_id"]).strip(),
+        "member_no": int(rec["member_no"]),
+        "relation": str(rec["relation"]),
+        "sex": str(rec["sex"]),
+        "birth_year": int(float(rec["birth_year"])),
+        "mobility_impaired": _yes(rec.get("mobility_impaired")),
+        "occupation": str(rec.get("occupation") or "none"),
+        "qualification": str(rec.get("qualification") or "none"),
+    }
+
+
+def upsert_household(conn: Connection, row: dict[str, Any], members: list[dict[str, Any]]) -> str:
+    """Insert or replace a household; an older submission never replaces a newer one. Returns what happened."""
+    existing = conn.execute(
+        select(t.households.c.submission_time).where(t.households.c.case_id == row["case_id"])
+    ).first()
+    if existing is not None:
+        if (existing.submission_time or "") > (row["submission_time"] or ""):
+            return "kept_newer"
+        conn.execute(delete(t.members).where(t.members.c.case_id == row["case_id"]))
+        # Status (pool/accepted) belongs to the programme, not to the interview: keep it on replacement.
+        conn.execute(update(t.households).where(t.households.c.case_id == row["case_id"]).values(**row))
+        outcome = "replaced"
+    else:
+        conn.execute(insert(t.households).values(**row))
+        outcome = "inserted"
+    if members:
+        conn.execute(insert(t.members), members)
+    return outcome
+
+
+def household_from_row(row: Any, members: list[Member]) -> Household:
+    return Household(
+        case_id=row.case_id,
+        interview_date=row.interview_date,
+        consent_matching=row.consent_matching,
+        consent_health_share=row.consent_health_share,
+        languages=tuple(row.languages.split()),
+        german_level=row.german_level,
+        wheelchair_access=row.wheelchair_access,
+        medical_needs=tuple(row.medical_needs.split()),
+        pets=row.pets,
+        pref_settlement=row.pref_settlement,
+        weights={a: getattr(row, f"weight_{a}") for a in WEIGHT_ASPECTS},
+        members=tuple(members),
+        ties_ags=row.ties_ags,
+        interview_location=row.interview_location or "",
+        contact_phone=row.contact_phone or "",
+        contact_email=row.contact_email or "",
+        notes=row.notes or "",
+    )
+
+
+def load_households(conn: Connection, case_ids: Iterable[str] | None = None,
+                    pool_only: bool = False) -> list[Household]:
+    q = select(t.households).order_by(t.households.c.case_id)
+    if pool_only:
+        # Only consenting households still waiting enter a round.
+        q = q.where(t.households.c.consent_matching.is_(True), t.households.c.status == "pool")
+    if case_ids is not None:
+        q = q.where(t.households.c.case_id.in_(list(case_ids)))
+    rows = conn.execute(q).all()
+    members: dict[str, list[Member]] = {}
+    mq = select(t.members).order_by(t.members.c.case_id, t.members.c.member_no)
+    for m in conn.execute(mq):
+        members.setdefault(m.case_id, []).append(
+            Member(m.relation, m.sex, m.birth_year, m.mobility_impaired, m.occupation, m.qualification))
+    # A household whose members were all rejected cannot be matched: it is not a household we know yet.
+    return [household_from_row(r, members[r.case_id]) for r in rows if members.get(r.case_id)]
+
+
+# --- capacity offers --------------------------------------------------------------------------------------------
+
+def offer_row(rec: Mapping[str, Any], raw_file_id: int) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "offer_id": str(rec["offer_id"]).strip(),
+        "raw_file_id": raw_file_id,
+        "ags": str(rec["ags"]).strip(),
+        "municipality_name": str(rec["municipality_name"]).strip(),
+        "state": str(rec["state"]).strip(),
+        "settlement_type": str(rec["settlement_type"]),
+        "valid_from": date.fromisoformat(str(rec["valid_from"])[:10]),
+        "valid_until": date.fromisoformat(str(rec["valid_until"])[:10]),
+        "medical_services": _tokens(rec.get("medical_services")),
+        "job_sectors_shortage": _tokens(rec.get("job_sectors_shortage")),
+        "ukrainian_community": str(rec.get("ukrainian_community") or "none"),
+        "contact_name": _text(rec.get("contact_name")),
+        "contact_email": _text(rec.get("contact_email")),
+        "updated_at": now(),
+    }
+    for f in CAPACITY_INT_FIELDS:
+        row[f] = int(float(rec[f]))
+    return row
+
+
+def upsert_offer(conn: Connection, row: dict[str, Any]) -> str:
+    """A resubmission with the same offer_id replaces the earlier one (contract §2)."""
+    exists = conn.execute(select(t.capacity_offers.c.offer_id).where(
+        t.capacity_offers.c.offer_id == row["offer_id"])).first()
+    if exists:
+        conn.execute(update(t.capacity_offers).where(t.capacity_offers.c.offer_id == row["offer_id"]).values(**row))
+        return "replaced"
+    conn.execute(insert(t.capacity_offers).values(**row))
+    return "inserted"
+
+
+def load_offers(conn: Connection, valid_on: date | None = None) -> list[CapacityOffer]:
+    q = select(t.capacity_offers).order_by(t.capacity_offers.c.ags, t.capacity_offers.c.offer_id)
+    if valid_on is not None:
+        q = q.where(t.capacity_offers.c.valid_from <= valid_on, t.capacity_offers.c.valid_until >= valid_on)
+    return [offer_from_row(r) for r in conn.execute(q)]
+
+
+def offer_from_row(r: Any) -> CapacityOffer:
+    return CapacityOffer(
+        offer_id=r.offer_id, ags=r.ags, municipality_name=r.municipality_name, state=r.state,
+        settlement_type=r.settlement_type, valid_from=r.valid_from, valid_until=r.valid_until,
+        **{f: getattr(r, f) for f in CAPACITY_INT_FIELDS},
+        medical_services=frozenset(r.medical_services.split()),
+        job_sectors_shortage=frozenset(r.job_sectors_shortage.split()),
+        ukrainian_community=r.ukrainian_community, contact_name=r.contact_name or "",
+        contact_email=r.contact_email or "",
+    )
+
+
+# --- rounds -----------------------------------------------------------------------------------------------------
+
+def save_assignments(conn: Connection, assignments: Iterable[Assignment], unmatched: Iterable[Unmatched]) -> None:
+    a_rows = [{"round_id": a.round_id, "case_id": a.case_id, "ags": a.ags, "offer_id": a.offer_id,
+               "persons": a.persons, "score": a.score, "score_terms": dict(a.score_terms),
+               "preference_rank": a.preference_rank} for a in assignments]
+    u_rows = [{"round_id": u.round_id, "case_id": u.case_id, "persons": u.persons, "reason": u.reason}
+              for u in unmatched]
+    if a_rows:
+        conn.execute(insert(t.assignments), a_rows)
+    if u_rows:
+        conn.execute(insert(t.unmatched), u_rows)
+
+
+def load_assignments(conn: Connection, round_id: str) -> list[Assignment]:
+    q = select(t.assignments).where(t.assignments.c.round_id == round_id).order_by(t.assignments.c.case_id)
+    return [Assignment(round_id=r.round_id, case_id=r.case_id, ags=r.ags, persons=r.persons, score=r.score,
+                       score_terms=dict(r.score_terms), preference_rank=r.preference_rank, offer_id=r.offer_id)
+            for r in conn.execute(q)]
+
+
+def load_unmatched(conn: Connection, round_id: str) -> list[Unmatched]:
+    q = select(t.unmatched).where(t.unmatched.c.round_id == round_id).order_by(t.unmatched.c.case_id)
+    return [Unmatched(r.round_id, r.case_id, r.persons, r.reason) for r in conn.execute(q)]
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))

@@ -1,0 +1,54 @@
+"""Shared fixtures: every database test runs on SQLite, and on PostgreSQL when REMATCH_TEST_DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from rematch_pipeline.config import Settings
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+PG_URL = os.environ.get("REMATCH_TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+def _pg_schema_url(schema: str) -> str:
+    assert PG_URL
+    sep = "&" if "?" in PG_URL else "?"
+    # Each test gets its own schema, so tests never see each other's rows.
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'rematch.sqlite'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))  # type: ignore[union-attr]
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield _pg_schema_url(schema)
+    finally:
+        from rematch_pipeline.db.engine import get_engine
+
+        get_engine.cache_clear()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    home = tmp_path / "home"
+    monkeypatch.setenv("REMATCH_HOME", str(home))
+    monkeypatch.setenv("REMATCH_DATABASE_URL", db_url)
+    s = Settings(home=home, database_url=db_url)
+    s.ensure_dirs()
+    return s
