@@ -7,9 +7,17 @@ export AIRFLOW_HOME ?= $(REMATCH_HOME)/airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: install demo test airflow lint clean
+.PHONY: install system-deps demo test airflow lint clean
 
-$(BIN)/rematch: pyproject.toml constraints.txt
+# WeasyPrint needs Pango, and HarfBuzz's subsetter to embed fonts fast and without timestamps (Debian packages).
+system-deps:
+	@if ! ldconfig -p 2>/dev/null | grep -q libharfbuzz-subset || ! ldconfig -p 2>/dev/null | grep -q libpango-1.0; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 >/dev/null; \
+	  else echo "note: install libpango-1.0-0 and libharfbuzz-subset0 for PDF packets"; fi; \
+	fi
+
+$(BIN)/rematch: pyproject.toml constraints.txt | system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"

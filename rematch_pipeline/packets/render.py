@@ -1,0 +1,360 @@
+"""Render a municipality's pre-arrival packet for one matching round as accessible German HTML and deterministic PDF."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from rematch_pipeline.domain import (
+    LANGUAGES,
+    MEDICAL_SERVICES,
+    SEXES,
+    WEIGHT_ASPECTS,
+    Assignment,
+    CapacityOffer,
+    Household,
+    Policy,
+    ages_on,
+    demand_of,
+)
+
+TEMPLATE_DIR = Path(__file__).with_name("templates")
+TEMPLATE_NAME = "municipality_packet.html.j2"
+ARRIVAL_WINDOW_DAYS = 14
+
+# Descriptive age bands of the household composition table (inclusive bounds; None = open-ended).
+AGE_BANDS: tuple[tuple[int, int | None], ...] = ((0, 2), (3, 5), (6, 9), (10, 17), (18, 64), (65, None))
+ADULT_AGE = 18
+
+_AGS_RE = re.compile(r"\d{8}")
+_ROUND_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+SEX_DE = {"female": "weiblich", "male": "männlich", "diverse": "divers"}
+RELATION_DE = {
+    "head": "Haushaltsvorstand", "spouse": "Ehe-/Lebenspartner(in)", "child": "Kind", "parent": "Elternteil",
+    "sibling": "Geschwister", "other": "andere Person",
+}
+LANGUAGE_DE = {
+    "uk": "Ukrainisch", "ru": "Russisch", "en": "Englisch", "de": "Deutsch", "pl": "Polnisch", "other": "andere",
+}
+GERMAN_LEVEL_DE = {"none": "keine Deutschkenntnisse", "a1": "A1", "a2": "A2", "b1": "B1", "b2_plus": "B2 oder höher"}
+PETS_DE = {"none": "keine", "cat": "Katze", "dog": "Hund", "other": "anderes Haustier"}
+MEDICAL_DE = {
+    "dialysis": "Dialyse", "oncology": "Onkologie", "psychotherapy": "Psychotherapie",
+    "paediatric_specialist": "kinderfachärztliche Versorgung", "diabetes_care": "Diabetesversorgung",
+}
+OCCUPATION_DE = {
+    "health_care": "Gesundheitswesen/Pflege", "education": "Bildung/Erziehung", "it": "IT",
+    "engineering": "Ingenieurwesen", "construction": "Bau", "hospitality": "Gastgewerbe",
+    "manufacturing": "Produktion/Industrie", "logistics": "Logistik", "agriculture": "Landwirtschaft",
+    "retail": "Einzelhandel", "public_admin": "Öffentliche Verwaltung", "other": "sonstiger Beruf",
+    "none": "keine Berufsangabe",
+}
+QUALIFICATION_DE = {
+    "none": "ohne Berufsabschluss", "vocational": "Berufsausbildung", "bachelor": "Bachelor",
+    "master_plus": "Master oder höher",
+}
+SETTLEMENT_DE = {
+    "big_city": "Großstadt", "mid_city": "Mittelstadt", "small_town": "Kleinstadt", "rural": "ländlicher Raum",
+    "any": "keine Präferenz",
+}
+WEIGHT_DE = {
+    "work": "Arbeit", "education": "Bildung", "community": "Ukrainische Gemeinschaft",
+    "healthcare": "Gesundheitsversorgung", "housing": "Wohnen", "culture": "Kultur",
+}
+# Labels of the solver's score terms; unknown terms fall back to their key so nothing is silently dropped.
+SCORE_TERM_DE = {
+    "work": "Arbeitsmarkt (Berufe im Fachkräftebedarf)",
+    "education": "Bildung (Kita- und Schulplätze)",
+    "community": "Ukrainische Gemeinschaft vor Ort",
+    "healthcare": "Gesundheitsversorgung",
+    "housing": "Wohnraum",
+    "culture": "Kultur",
+    "settlement": "Gewünschter Siedlungstyp",
+    "ties": "Familiäre oder freundschaftliche Bindungen",
+    "ties_same_municipality": "Angehörige in dieser Gemeinde",
+    "ties_same_kreis": "Angehörige in diesem Kreis",
+    "municipality_interest": "Interesse der Kommune",
+    "fairness": "Ausgleich zwischen Kommunen",
+    "preference": "Präferenz des Haushalts",
+}
+
+
+@dataclass(frozen=True)
+class PacketHousehold:
+    household: Household
+    assignment: Assignment
+    pseudonym: str
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class PacketInput:
+    round_id: str
+    round_date: date
+    offer: CapacityOffer
+    households: tuple[PacketHousehold, ...]
+    coordination_contact: str
+    response_deadline: date
+    policy: Policy
+
+
+@dataclass(frozen=True)
+class PacketFiles:
+    html_path: Path
+    pdf_path: Path
+    html_sha256: str
+    pdf_sha256: str
+
+
+def _de_date(d: date) -> str:
+    return d.strftime("%d.%m.%Y")
+
+
+def _de_num(x: float, digits: int = 2) -> str:
+    s = f"{x:+.{digits}f}" if x else f"{0:.{digits}f}"
+    return s.replace("-", "\u2212").replace(".", ",")  # typographic minus, decimal comma
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=select_autoescape(
+            enabled_extensions=("html", "htm", "xml", "j2", "css"), default_for_string=True, default=True
+        ),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["de_date"] = _de_date
+    env.filters["de_num"] = _de_num
+    env.filters["yes_no"] = lambda v: "ja" if v else "nein"
+    return env
+
+
+_ENV = _environment()
+
+
+def _band_label(lo: int, hi: int | None) -> str:
+    return f"{lo}\u2013{hi} Jahre" if hi is not None else f"{lo} Jahre und älter"
+
+
+def _band_index(age: int) -> int:
+    for i, (_lo, hi) in enumerate(AGE_BANDS):
+        if hi is None or age <= hi:  # ages below the first band (bad birth year) count as the youngest band
+            return i
+    return len(AGE_BANDS) - 1
+
+
+def validate_packet(packet: PacketInput) -> None:
+    """Refuse input that would mix municipalities or rounds, or give unsafe file names."""
+    ags = packet.offer.ags
+    if not _AGS_RE.fullmatch(ags):
+        raise ValueError(f"offer {packet.offer.offer_id}: AGS must be exactly 8 digits")
+    if not _ROUND_ID_RE.fullmatch(packet.round_id) or ".." in packet.round_id:
+        raise ValueError(f"round id {packet.round_id!r} is not usable in a file name")
+    seen: set[str] = set()
+    for ph in packet.households:
+        a = ph.assignment
+        if a.ags != ags:
+            raise ValueError(f"household {ph.pseudonym}: assigned to another municipality, not in this packet")
+        if a.round_id != packet.round_id:
+            raise ValueError(f"household {ph.pseudonym}: assignment belongs to another round")
+        if a.case_id != ph.household.case_id:
+            raise ValueError(f"household {ph.pseudonym}: assignment does not belong to this household")
+        if not ph.pseudonym or ph.pseudonym in seen:
+            raise ValueError(f"household pseudonym {ph.pseudonym!r} is empty or not unique")
+        seen.add(ph.pseudonym)
+
+
+def _ties(household: Household, offer: CapacityOffer) -> dict[str, str]:
+    ags = household.ties_ags
+    if not ags:
+        return {"kind": "none", "text": "Keine Angaben zu Angehörigen oder Bekannten in Deutschland."}
+    if ags == offer.ags:
+        return {"kind": "municipality", "text": f"Angehörige oder Bekannte leben in Ihrer Gemeinde ({offer.ags})."}
+    if ags[:5] == offer.kreis:
+        return {"kind": "kreis", "text": "Angehörige oder Bekannte leben in einer anderen Gemeinde Ihres Kreises."}
+    return {"kind": "elsewhere", "text": "Angehörige oder Bekannte leben außerhalb Ihres Kreises."}
+
+
+def _score_terms(assignment: Assignment) -> list[dict[str, Any]]:
+    order = {k: i for i, k in enumerate(SCORE_TERM_DE)}
+    keys = sorted(assignment.score_terms, key=lambda k: (order.get(k, len(order)), k))
+    return [{"label": SCORE_TERM_DE.get(k, k), "value": float(assignment.score_terms[k])} for k in keys]
+
+
+def _household_view(ph: PacketHousehold, packet: PacketInput) -> dict[str, Any]:
+    hh = ph.household
+    demand = demand_of(hh, packet.round_date, packet.policy)
+    ages = ages_on(hh, packet.round_date)
+    composition = [[0 for _ in SEXES] for _ in AGE_BANDS]
+    members = []
+    for n, (m, age) in enumerate(zip(hh.members, ages, strict=True), start=1):
+        band = _band_index(age)
+        composition[band][SEXES.index(m.sex) if m.sex in SEXES else SEXES.index("diverse")] += 1
+        members.append({
+            "number": n,
+            "relation": RELATION_DE.get(m.relation, m.relation),
+            "sex": SEX_DE.get(m.sex, m.sex),
+            "band": _band_label(*AGE_BANDS[band]),
+            "adult": age >= ADULT_AGE,
+            "occupation": OCCUPATION_DE.get(m.occupation, m.occupation),
+            "qualification": QUALIFICATION_DE.get(m.qualification, m.qualification),
+            "shortage": m.occupation in packet.offer.job_sectors_shortage,
+        })
+    rows: list[dict[str, Any]] = [
+        {"label": _band_label(*AGE_BANDS[i]), "counts": counts, "total": sum(counts)}
+        for i, counts in enumerate(composition)
+    ]
+    health = None  # health and disability details leave the pipeline only with the household's consent
+    if hh.consent_health_share:
+        health = {
+            "medical_needs": [MEDICAL_DE[s] for s in MEDICAL_SERVICES if s in hh.hard_medical_needs],
+            "wheelchair": hh.wheelchair_access,
+            "mobility_impaired": [v for v, m in zip(members, hh.members, strict=True) if m.mobility_impaired],
+        }
+    contact = None
+    if ph.accepted:
+        contact = {
+            "case_id": hh.case_id, "phone": hh.contact_phone, "email": hh.contact_email, "notes": hh.notes,
+        }
+    return {
+        "pseudonym": ph.pseudonym,
+        "anchor": "hh-" + re.sub(r"[^A-Za-z0-9_-]", "-", ph.pseudonym),
+        "accepted": ph.accepted,
+        "status": "angenommen" if ph.accepted else "Antwort ausstehend",
+        "demand": demand,
+        "composition": rows,
+        "composition_totals": [sum(r["counts"][j] for r in rows) for j in range(len(SEXES))],
+        "adults": [m for m in members if m["adult"]],
+        "languages": [LANGUAGE_DE[code] for code in LANGUAGES if code in hh.languages],
+        "german_level": GERMAN_LEVEL_DE.get(hh.german_level, hh.german_level),
+        "accessible_unit": hh.needs_accessible_unit,
+        "pets": PETS_DE.get(hh.pets, hh.pets),
+        "ties": _ties(hh, packet.offer),
+        "pref_settlement": SETTLEMENT_DE.get(hh.pref_settlement, hh.pref_settlement),
+        "weights": [{"label": WEIGHT_DE[k], "value": int(hh.weights.get(k, 0))} for k in WEIGHT_ASPECTS],
+        "score": float(ph.assignment.score),
+        "score_terms": _score_terms(ph.assignment),
+        "preference_rank": ph.assignment.preference_rank,
+        "health": health,
+        "contact": contact,
+    }
+
+
+def packet_context(packet: PacketInput) -> dict[str, Any]:
+    """The template's view of one packet: only this municipality's households, with personal data filtered."""
+    validate_packet(packet)
+    ordered = sorted(packet.households, key=lambda ph: ph.pseudonym)
+    households = [_household_view(ph, packet) for ph in ordered]
+    total_keys = (
+        "persons", "rooms_needed", "kita_u3", "kita_ue3", "school_primary", "school_secondary",
+        "language_course_seats", "units_wheelchair", "units_pets_allowed",
+    )
+    totals = {k: sum(getattr(h["demand"], k) for h in households) for k in total_keys}
+    offer = packet.offer
+    return {
+        "round_id": packet.round_id,
+        "round_date": packet.round_date,
+        "offer": {
+            "ags": offer.ags, "name": offer.municipality_name, "state": offer.state,
+            "contact_name": offer.contact_name, "offer_id": offer.offer_id,
+        },
+        "households": households,
+        "totals": totals,
+        "n_households": len(households),
+        "n_accepted": sum(1 for h in households if h["accepted"]),
+        "n_pending": sum(1 for h in households if not h["accepted"]),
+        "response_deadline": packet.response_deadline,
+        "arrival_from": packet.response_deadline,
+        "arrival_until": packet.response_deadline + timedelta(days=ARRIVAL_WINDOW_DAYS),
+        "coordination_contact": packet.coordination_contact,
+        "sexes": [SEX_DE[s] for s in SEXES],
+    }
+
+
+def render_packet_html(packet: PacketInput) -> str:
+    """The packet as one self-contained HTML document (inline CSS, no external resources)."""
+    return _ENV.get_template(TEMPLATE_NAME).render(**packet_context(packet))
+
+
+_PDF_LOCK = threading.Lock()
+
+
+@contextmanager
+def _fixed_font_timestamps() -> Iterator[None]:
+    """Pin fontTools' subset-font timestamps (SOURCE_DATE_EPOCH) while rendering, then restore the environment.
+
+    WeasyPrint subsets fonts with HarfBuzz (libharfbuzz-subset0), which writes no timestamp; without that library it
+    falls back to fontTools, which stamps the current time into each embedded font unless SOURCE_DATE_EPOCH is set.
+    """
+    with _PDF_LOCK:
+        prior = os.environ.get("SOURCE_DATE_EPOCH")
+        if prior is None:
+            os.environ["SOURCE_DATE_EPOCH"] = "0"
+        try:
+            yield
+        finally:
+            if prior is None:
+                os.environ.pop("SOURCE_DATE_EPOCH", None)
+
+
+def render_packet_pdf(html: str) -> bytes:
+    """Print the packet HTML to a tagged PDF; same HTML, same bytes (no dates; the file ID derives from the HTML)."""
+    from weasyprint import HTML
+    from weasyprint.urls import URLFetcher
+
+    fetcher = URLFetcher(allowed_protocols=(), fail_on_errors=True)  # the packet never loads anything external
+    identifier = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
+    with _fixed_font_timestamps():
+        return HTML(string=html, base_url=None, url_fetcher=fetcher).write_pdf(
+            pdf_identifier=identifier, pdf_tags=True
+        )
+
+
+def packet_stem(ags: str, round_id: str) -> str:
+    return f"packet_{ags}_{round_id}"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_packet(packet: PacketInput, out_root: Path) -> PacketFiles:
+    """Write out_root/<AGS>/<round_id>/packet_<AGS>_<round_id>.html and .pdf (atomically, safe to re-run)."""
+    html = render_packet_html(packet)  # validates AGS and round id before any path is built
+    html_bytes = html.encode("utf-8")
+    pdf_bytes = render_packet_pdf(html)
+    ags, round_id = packet.offer.ags, packet.round_id
+    out_dir = Path(out_root) / ags / round_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path = out_dir / f"{packet_stem(ags, round_id)}.html"
+    pdf_path = out_dir / f"{packet_stem(ags, round_id)}.pdf"
+    _write_atomic(html_path, html_bytes)
+    _write_atomic(pdf_path, pdf_bytes)
+    return PacketFiles(
+        html_path=html_path,
+        pdf_path=pdf_path,
+        html_sha256=hashlib.sha256(html_bytes).hexdigest(),
+        pdf_sha256=hashlib.sha256(pdf_bytes).hexdigest(),
+    )

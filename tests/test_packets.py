@@ -1,0 +1,353 @@
+"""Tests of the municipality pre-arrival packet: privacy rules, escaping, file names, determinism and PDF content."""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import replace
+from datetime import date
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Member, Policy, demand_of, pseudonym
+from rematch_pipeline.packets.render import (
+    PacketHousehold,
+    PacketInput,
+    render_packet_html,
+    render_packet_pdf,
+    write_packet,
+)
+
+AGS = "09162000"
+ROUND = "R-2026-03"
+ROUND_DATE = date(2026, 3, 2)
+POLICY = Policy()
+
+# ---------------------------------------------------------------- builders
+
+
+def make_offer(ags: str = AGS) -> CapacityOffer:
+    return CapacityOffer(
+        offer_id="OF-0001", ags=ags, municipality_name="München", state="BY", settlement_type="big_city",
+        valid_from=date(2026, 1, 1), valid_until=date(2026, 12, 31), places_persons=40,
+        units_1_room=2, units_2_rooms=2, units_3_rooms=2, units_4plus_rooms=2, units_wheelchair=1,
+        units_pets_allowed=1, kita_u3=2, kita_ue3=2, school_primary=2, school_secondary=2,
+        language_course_seats=10, medical_services=frozenset({"dialysis"}),
+        job_sectors_shortage=frozenset({"health_care"}), ukrainian_community="large",
+        contact_name="Frau Huber", contact_email="huber@muenchen.example",
+    )
+
+
+def adult(relation: str = "head", sex: str = "female", mobility_impaired: bool = False) -> Member:
+    return Member(relation, sex, 1985, mobility_impaired, "health_care", "bachelor")
+
+
+def make_household(case_id: str, **overrides: object) -> Household:
+    values: dict[str, object] = dict(
+        case_id=case_id, interview_date=date(2026, 1, 10), consent_matching=True, consent_health_share=True,
+        languages=("uk", "ru"), german_level="a1", wheelchair_access=False, medical_needs=("none",), pets="none",
+        pref_settlement="big_city",
+        weights={"work": 5, "education": 4, "community": 3, "healthcare": 2, "housing": 1, "culture": 0},
+        members=(adult(),), ties_ags=None, contact_phone=f"+48 600 {case_id[-3:]} 000",
+        contact_email=f"{case_id.lower()}@mail.example", notes=f"Notiz zu {case_id}",
+    )
+    values.update(overrides)
+    return Household(**values)  # type: ignore[arg-type]
+
+
+def entry(household: Household, accepted: bool, ags: str = AGS) -> PacketHousehold:
+    assignment = Assignment(
+        round_id=ROUND, case_id=household.case_id, ags=ags, persons=household.persons, score=3.5,
+        score_terms={"work": 2.0, "settlement": 2.0, "ties_same_municipality": -0.5}, preference_rank=1,
+    )
+    return PacketHousehold(household, assignment, pseudonym(household.case_id, POLICY.pseudonym_salt), accepted)
+
+
+def make_packet(*entries: PacketHousehold, ags: str = AGS) -> PacketInput:
+    return PacketInput(
+        round_id=ROUND, round_date=ROUND_DATE, offer=make_offer(ags), households=tuple(entries),
+        coordination_contact="Koordinierungsteam Re:Match, team@rematch.example", response_deadline=date(2026, 3, 9),
+        policy=POLICY,
+    )
+
+
+def pdf_text(pdf: bytes) -> list[str]:
+    return [page.extract_text() or "" for page in PdfReader(io.BytesIO(pdf)).pages]
+
+
+# ---------------------------------------------------------------- a small HTML tree (stdlib only)
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class Node:
+    def __init__(self, tag: str, attrs: dict[str, str | None]) -> None:
+        self.tag = tag
+        self.attrs = attrs
+        self.children: list[Node | str] = []
+
+    def text(self) -> str:
+        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
+
+    def spaced_text(self) -> str:
+        """Text with a space at every element boundary, so `<dt>A</dt><dd>B</dd>` reads "A B"."""
+        return "".join(c if isinstance(c, str) else f" {c.spaced_text()} " for c in self.children)
+
+    def flat_text(self) -> str:
+        return re.sub(r"\s+", " ", self.spaced_text().replace("\xad", "")).strip()
+
+    def iter(self, tag: str | None = None) -> list[Node]:
+        found: list[Node] = []
+        for c in self.children:
+            if isinstance(c, Node):
+                if tag is None or c.tag == tag:
+                    found.append(c)
+                found.extend(c.iter(tag))
+        return found
+
+    def by_id(self, ident: str) -> Node:
+        matches = [n for n in self.iter() if n.attrs.get("id") == ident]
+        assert len(matches) == 1, f"expected one element with id={ident!r}, found {len(matches)}"
+        return matches[0]
+
+    def has_class(self, name: str) -> bool:
+        return name in (self.attrs.get("class") or "").split()
+
+
+class TreeBuilder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Node("#document", {})
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = Node(tag, dict(attrs))
+        self.stack[-1].children.append(node)
+        if tag not in VOID:
+            self.stack.append(node)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.stack[-1].children.append(Node(tag, dict(attrs)))
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack[-1].tag == tag, f"</{tag}> does not close <{self.stack[-1].tag}>"
+        self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].children.append(data)
+
+
+def parse(html: str) -> Node:
+    builder = TreeBuilder()
+    builder.feed(html)
+    builder.close()
+    assert builder.stack == [builder.root], "unclosed elements: " + ", ".join(n.tag for n in builder.stack[1:])
+    return builder.root
+
+
+def section_of(doc: Node, ph: PacketHousehold) -> Node:
+    return doc.by_id(f"hh-{ph.pseudonym}")
+
+
+# ---------------------------------------------------------------- fixtures
+
+HEALTH_YES = make_household(
+    "RM-2026-00101", consent_health_share=True, medical_needs=("dialysis",),
+    members=(adult(mobility_impaired=True), adult("spouse", "male")),
+)
+HEALTH_NO = make_household(
+    "RM-2026-00102", consent_health_share=False, medical_needs=("oncology",),
+    members=(adult(mobility_impaired=True), adult("spouse", "male")),
+)
+ACCEPTED = make_household("RM-2026-00201", notes="Braucht Erdgeschoss.\nSpricht etwas Englisch.")
+PENDING = make_household("RM-2026-00202", notes="Hat Verwandte in Augsburg.", contact_phone="+48 777 888 999")
+FAMILY = make_household(
+    "RM-2026-00301", german_level="a2", pets="dog", ties_ags="09162000",
+    members=(
+        adult(), adult("spouse", "male"),
+        Member("child", "female", 2025, False, "none", "none"),  # 1 → Kita U3
+        Member("child", "male", 2022, False, "none", "none"),  # 4 → Kita Ü3
+        Member("child", "female", 2019, False, "none", "none"),  # 7 → primary
+        Member("child", "male", 2013, False, "none", "none"),  # 13 → secondary
+        Member("parent", "female", 1950, False, "retail", "vocational"),  # 76 → 65+
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def mixed_packet() -> PacketInput:
+    return make_packet(
+        entry(HEALTH_YES, True), entry(HEALTH_NO, True), entry(ACCEPTED, True), entry(PENDING, False),
+        entry(FAMILY, False),
+    )
+
+
+@pytest.fixture(scope="module")
+def mixed_html(mixed_packet: PacketInput) -> str:
+    return render_packet_html(mixed_packet)
+
+
+@pytest.fixture(scope="module")
+def mixed_pdf(mixed_html: str) -> bytes:
+    return render_packet_pdf(mixed_html)
+
+
+# ---------------------------------------------------------------- privacy rules
+
+
+def test_health_details_only_with_consent(mixed_packet: PacketInput, mixed_html: str, mixed_pdf: bytes) -> None:
+    doc = parse(mixed_html)
+    by_case = {ph.household.case_id: ph for ph in mixed_packet.households}
+    shared = section_of(doc, by_case[HEALTH_YES.case_id]).flat_text()
+    withheld = section_of(doc, by_case[HEALTH_NO.case_id]).flat_text()
+    assert "Dialyse" in shared
+    assert "Mobilitätseingeschränkte Personen Person 1" in shared
+    assert "nicht zugestimmt" not in shared
+    assert "Gesundheitsangaben werden nicht weitergegeben" in withheld
+    assert "Mobilitätseingeschränkt" not in withheld
+    # The withheld household's condition appears nowhere, neither in the HTML nor in the PDF.
+    assert "Onkologie" not in doc.flat_text() and "oncology" not in mixed_html
+    assert not any("Onkologie" in page for page in pdf_text(mixed_pdf))
+    # The accessible-unit need itself is a housing requirement and is always stated.
+    assert "Barrierefreie Wohnung erforderlich ja" in withheld
+
+
+def test_contact_data_only_after_acceptance(mixed_packet: PacketInput, mixed_html: str, mixed_pdf: bytes) -> None:
+    doc = parse(mixed_html)
+    pending = next(ph for ph in mixed_packet.households if ph.household.case_id == PENDING.case_id)
+    accepted_text = section_of(doc, next(ph for ph in mixed_packet.households if ph.household is ACCEPTED)).flat_text()
+    pending_text = section_of(doc, pending).flat_text()
+    for value in (ACCEPTED.case_id, ACCEPTED.contact_phone, ACCEPTED.contact_email, "Braucht Erdgeschoss."):
+        assert value in accepted_text
+    assert "Kontaktdaten folgen nach der Annahme" in pending_text and pending.pseudonym in pending_text
+    pages = "\n".join(pdf_text(mixed_pdf))
+    for hh in (PENDING, FAMILY):  # neither has accepted yet: no case id, phone, e-mail or notes anywhere
+        for secret in (hh.case_id, hh.contact_phone, hh.contact_email, hh.notes):
+            assert secret not in mixed_html, secret
+            assert secret not in pages, secret
+
+
+def test_script_tag_in_notes_is_escaped() -> None:
+    notes = '<script>alert("x")</script><img src=x onerror="alert(1)"> & <b>fett</b>'
+    hostile = make_household("RM-2026-00666", notes=notes, contact_email="<i>a@b.example</i>")
+    packet = make_packet(entry(hostile, True))
+    packet = replace(packet, offer=replace(packet.offer, municipality_name="<script>x()</script>Stadt"))
+    html = render_packet_html(packet)
+    doc = parse(html)
+    tags = {n.tag for n in doc.iter()}
+    assert not tags & {"script", "img", "b", "i"}
+    assert "<script" not in html and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    notes_div = [n for n in doc.iter("div") if n.has_class("notes")]
+    assert len(notes_div) == 1 and notes_div[0].text() == notes  # shown verbatim, as text
+    assert "<script>alert(\"x\")</script>" in "\n".join(pdf_text(render_packet_pdf(html)))
+
+
+def test_household_of_another_municipality_is_refused() -> None:
+    stray = entry(make_household("RM-2026-00777"), True, ags="05315000")
+    with pytest.raises(ValueError, match="another municipality"):
+        render_packet_html(make_packet(entry(ACCEPTED, True), stray))
+
+
+# ---------------------------------------------------------------- files and determinism
+
+
+def test_packet_file_names_use_only_ags_and_round(tmp_path: Path) -> None:
+    packet = make_packet(entry(ACCEPTED, True), entry(PENDING, False))
+    files = write_packet(packet, tmp_path)
+    stem = f"{AGS}/{ROUND}/packet_{AGS}_{ROUND}"
+    assert files.html_path.relative_to(tmp_path).as_posix() == f"{stem}.html"
+    assert files.pdf_path.relative_to(tmp_path).as_posix() == f"{stem}.pdf"
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        f"{stem}.html", f"{stem}.pdf",
+    ]
+    assert files.pdf_path.read_bytes().startswith(b"%PDF-")
+    for bad_round in ("../escape", "R/1", "", "..", "R 1"):
+        with pytest.raises(ValueError):
+            write_packet(replace(packet, round_id=bad_round), tmp_path)
+    with pytest.raises(ValueError):
+        write_packet(replace(packet, offer=replace(packet.offer, ags="9162000")), tmp_path)
+
+
+def test_same_input_gives_identical_html_and_pdf(tmp_path: Path) -> None:
+    entries = (entry(ACCEPTED, True), entry(PENDING, False), entry(FAMILY, False))
+    first = write_packet(make_packet(*entries), tmp_path / "a")
+    second = write_packet(make_packet(*reversed(entries)), tmp_path / "b")  # input order does not matter
+    assert first.html_path.read_bytes() == second.html_path.read_bytes()
+    assert first.pdf_path.read_bytes() == second.pdf_path.read_bytes()
+    assert (first.html_sha256, first.pdf_sha256) == (second.html_sha256, second.pdf_sha256)
+    pdf = first.pdf_path.read_bytes()
+    assert b"/CreationDate" not in pdf and b"/ModDate" not in pdf
+
+
+def test_pdf_is_identical_without_harfbuzz_subset(monkeypatch: pytest.MonkeyPatch) -> None:
+    import weasyprint.pdf.fonts
+
+    monkeypatch.setattr(weasyprint.pdf.fonts, "harfbuzz_subset", None)  # forces WeasyPrint's fontTools fallback
+    html = render_packet_html(make_packet(entry(ACCEPTED, True)))
+    assert render_packet_pdf(html) == render_packet_pdf(html)
+
+
+# ---------------------------------------------------------------- content
+
+
+def test_pdf_contains_household_sections(mixed_packet: PacketInput, mixed_pdf: bytes) -> None:
+    pages = pdf_text(mixed_pdf)
+    assert "Vorab-Informationen zur Aufnahme" in pages[0]
+    heading_pages: dict[str, int] = {}
+    for ph in mixed_packet.households:
+        hits = [i for i, text in enumerate(pages) if f"Haushalt {ph.pseudonym}\n" in text + "\n"]
+        assert hits, f"no section for {ph.pseudonym}"
+        heading_pages[ph.pseudonym] = hits[-1]
+    assert len(set(heading_pages.values())) == len(heading_pages), "each household starts on its own page"
+    ordered = sorted(heading_pages)
+    assert [heading_pages[p] for p in ordered] == sorted(heading_pages.values()), "sections ordered by pseudonym"
+    reader = PdfReader(io.BytesIO(mixed_pdf))
+    assert reader.root_object["/Lang"] == "de"
+    assert reader.metadata is not None and AGS in (reader.metadata.title or "")
+
+
+def test_html_structure_is_accessible(mixed_html: str) -> None:
+    doc = parse(mixed_html)
+    html = doc.iter("html")[0]
+    assert html.attrs.get("lang") == "de"
+    assert len(doc.iter("h1")) == 1 and doc.iter("main")
+    for th in doc.iter("th"):
+        assert th.attrs.get("scope") in {"col", "row"}, th.flat_text()
+    for table in doc.iter("table"):
+        assert table.iter("caption") and table.iter("thead")
+
+
+def test_summary_and_household_needs_follow_demand_of(mixed_packet: PacketInput, mixed_html: str) -> None:
+    doc = parse(mixed_html)
+    family = next(ph for ph in mixed_packet.households if ph.household is FAMILY)
+    demand = demand_of(FAMILY, ROUND_DATE, POLICY)
+    assert (demand.kita_u3, demand.kita_ue3, demand.school_primary, demand.school_secondary) == (1, 1, 1, 1)
+    summary = next(n for n in doc.iter("table") if n.has_class("summary-table"))
+    body = summary.iter("tbody")[0]
+    rows = {r.iter("th")[0].flat_text(): [c.flat_text() for c in r.iter("td")] for r in body.iter("tr")}
+    assert list(rows) == sorted(ph.pseudonym for ph in mixed_packet.households)
+    assert rows[family.pseudonym] == [
+        "Antwort ausstehend", "7", "4", "1", "1", "1", "1", str(demand.language_course_seats), "nein", "Hund",
+    ]
+    section = section_of(doc, family)
+    composition = next(n for n in section.iter("table") if n.has_class("composition"))
+    counts = {r.iter("th")[0].flat_text(): [c.flat_text() for c in r.iter("td")] for r in composition.iter("tr")[1:]}
+    assert counts["0\u20132 Jahre"] == ["1", "0", "0", "1"]
+    assert counts["65 Jahre und älter"] == ["1", "0", "0", "1"]
+    assert counts["Summe"] == ["4", "3", "0", "7"]
+    text = section.flat_text()
+    assert "Angehörige oder Bekannte leben in Ihrer Gemeinde" in text
+    assert "Arbeitsmarkt (Berufe im Fachkräftebedarf) +2,00" in text
+
+
+def test_cover_counts_and_arrival_window(mixed_html: str) -> None:
+    cover = parse(mixed_html).by_id("cover-title")
+    text = parse(mixed_html).iter("section")[0].flat_text()
+    assert cover.flat_text() == "Vorab-Informationen zur Aufnahme"
+    assert "Zugeordnete Haushalte 5" in text and "Personen insgesamt 13" in text
+    assert "Davon angenommen 3 Haushalte" in text and "Antwort ausstehend 2 Haushalte" in text
+    assert "Planungszeitraum Ankunft 09.03.2026 bis 23.03.2026" in text
+    assert "team@rematch.example" in text
