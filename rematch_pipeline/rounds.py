@@ -110,11 +110,12 @@ def summarize(settings: Settings, round_id: str, already_existed: bool = False) 
         unmatched = store.load_unmatched(conn, round_id)
         offers = {o.offer_id: o for o in store.load_offers(conn)}
     stats = dict(r.solver_stats or {})
-    placed_by_offer: dict[str, int] = {}
+    # Every offer valid in the round, also those that received nobody.
+    placed_by_offer = {oid: 0 for oid, o in offers.items() if o.is_valid_on(r.round_date)}
     for a in assignments:
         placed_by_offer[a.offer_id] = placed_by_offer.get(a.offer_id, 0) + a.persons
     fill = []
-    for oid, persons in sorted(placed_by_offer.items(), key=lambda kv: offers[kv[0]].ags):
+    for oid, persons in sorted(placed_by_offer.items(), key=lambda kv: (offers[kv[0]].ags, kv[0])):
         o = offers[oid]
         fill.append({"ags": o.ags, "municipality": o.municipality_name, "persons_placed": persons,
                      "places_persons": o.places_persons, "fill": round(persons / o.places_persons, 4)})
