@@ -22,7 +22,8 @@ from rematch_pipeline.orchestration import DEFAULT_ARGS, ROUND_ASSET, TAGS
     default_args=DEFAULT_ARGS,
     tags=[*TAGS, "packets"],
     doc_md=__doc__,
-    params={"round_id": Param(None, type=["null", "string"], description="Round id (default: the triggering or latest round)")},
+    params={"round_id": Param(None, type=["null", "string"],
+                              description="Round id (default: the triggering or the latest round)")},
 )
 def rematch_packets() -> None:
     @task

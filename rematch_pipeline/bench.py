@@ -34,7 +34,7 @@ def bench_match(households: int, municipalities: int, seed: int) -> dict[str, An
     greedy = greedy_by_score(result.data)
     greedy_s = time.perf_counter() - t2
     s = result.stats
-    persons = int(s.get("persons_placed", 0) or 0)
+    persons = result.persons_placed
     return {
         "households": len(hh), "municipalities": len(offers), "pairs": s.get("pairs"),
         "persons_in_pool": s.get("persons_in_pool"),

@@ -39,9 +39,9 @@ def run_demo(settings: Settings, households: int, municipalities: int, seed: int
     print(f"households:          {summary.households_placed} of {summary.households} placed")
     print(f"persons placed:      {summary.persons_placed} of {summary.persons_in_pool}")
     print("fill per municipality:")
-    for f in summary.fill:
-        print(f"  {f['ags']}  {f['municipality']:<26} {f['persons_placed']:>4} / {f['places_persons']:<4}"
-              f" {f['fill']:>6.0%}")
+    for row in summary.fill:
+        print(f"  {row['ags']}  {row['municipality']:<26} {row['persons_placed']:>4} / {row['places_persons']:<4}"
+              f" {row['fill']:>6.0%}")
     print("packets:")
     for p in packets:
         print(f"  {p['pdf_path']}")

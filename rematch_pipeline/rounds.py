@@ -139,7 +139,7 @@ def export_round(settings: Settings, round_id: str, out_dir: Path) -> tuple[Path
         unmatched = store.load_unmatched(conn, round_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "assignments.csv"
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"round_id": a.round_id, "case_id": a.case_id, "ags": a.ags, "persons": a.persons,
          "score": f"{a.score:.6f}", "preference_rank": a.preference_rank, "unmatched_reason": ""}
         for a in assignments
@@ -148,7 +148,7 @@ def export_round(settings: Settings, round_id: str, out_dir: Path) -> tuple[Path
          "preference_rank": "", "unmatched_reason": u.reason}
         for u in unmatched
     ]
-    rows.sort(key=lambda d: d["case_id"])
+    rows.sort(key=lambda d: str(d["case_id"]))
     with open(csv_path, "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=["round_id", "case_id", "ags", "persons", "score", "preference_rank",
                                            "unmatched_reason"])

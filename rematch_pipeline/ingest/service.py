@@ -99,7 +99,8 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
     except UnrecognisedFileError as exc:
         message = str(exc).replace(str(archived), path.name)
         with engine.begin() as conn:
-            raw_id = conn.execute(insert(t.raw_files).values(kind=None, status="unrecognised", **raw)).inserted_primary_key[0]
+            raw_id = conn.execute(insert(t.raw_files).values(kind=None, status="unrecognised", **raw)
+                                  ).inserted_primary_key[0]  # type: ignore[index]
             conn.execute(insert(t.quarantine).values(raw_file_id=raw_id, table_name="file", sheet=None,
                                                      source_row=None, field=None, rule="unrecognised_file",
                                                      message=message, record=None, created_at=store.now()))
@@ -113,7 +114,7 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
     report = IngestReport(path.name, digest, "held" if held else "ingested", "", kind=batch.kind)
     with engine.begin() as conn:  # the file's rows, its validation and its quarantine land together or not at all
         raw_id = conn.execute(insert(t.raw_files).values(kind=batch.kind, status=report.status, **raw)
-                              ).inserted_primary_key[0]
+                              ).inserted_primary_key[0]  # type: ignore[index]
         for table, res in results.items():
             df = batch.tables[table]
             conn.execute(insert(t.validation_runs).values(

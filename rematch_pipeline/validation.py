@@ -1,0 +1,594 @@
+"""Row-level validation of the canonical tables with Great Expectations 1.x suites, rendered as Data Docs."""
+
+from __future__ import annotations
+
+import os
+
+# Must be set before GX is imported: no usage statistics leave the machine.
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+import functools  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import re  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterable, Mapping  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from datetime import UTC, date, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+from urllib.parse import unquote, urlparse  # noqa: E402
+
+import great_expectations as gx  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from great_expectations.checkpoint import Checkpoint, UpdateDataDocsAction  # noqa: E402
+from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
+from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
+from great_expectations.exceptions import DataContextError  # noqa: E402
+from great_expectations.exceptions.resource_freshness import (  # noqa: E402
+    ResourceFreshnessAggregateError,
+    ResourceFreshnessError,
+)
+
+from rematch_pipeline.config import Settings  # noqa: E402
+from rematch_pipeline.domain import LAND_BY_AGS_PREFIX  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+TABLES = ("households", "members", "capacity_offers")
+SITE_NAME = "rematch"
+DATASOURCE_NAME = "rematch"
+BATCH_DEFINITION_NAME = "whole_table"
+# The Data Docs index re-reads every listed validation result on each build; cap it so runs stay fast over time.
+DATA_DOCS_RESULTS_LIMIT = 50
+
+INT_RE = r"-?\d+"
+DATE_RE = r"\d{4}-\d{2}-\d{2}"
+AGS_RE = r"\d{8}"
+UNIT_COLUMNS = ("units_1_room", "units_2_rooms", "units_3_rooms", "units_4plus_rooms")
+
+# COMPLETE gives every failing row's index label; the pandas "query" string would only repeat that list.
+RESULT_FORMAT: dict[str, Any] = {
+    "result_format": "COMPLETE",
+    "partial_unexpected_count": 20,
+    "return_unexpected_index_query": False,
+}
+
+
+@dataclass(frozen=True)
+class RowError:
+    row_index: int  # the DataFrame index label of the failing row
+    field: str
+    rule: str
+    message: str
+
+
+@dataclass
+class TableValidation:
+    table: str
+    success: bool
+    evaluated_rows: int
+    invalid_rows: set[int]
+    row_errors: list[RowError]
+    statistics: dict
+    report_path: Path | None
+    result: dict = field(repr=False)  # the JSON-able GX validation result
+
+
+def expectations_dir() -> Path:
+    override = os.environ.get("REMATCH_EXPECTATIONS_DIR")
+    return Path(override) if override else Path(__file__).resolve().parent.parent / "expectations"
+
+
+def load_suite_dict(table: str) -> dict[str, Any]:
+    """The reviewable suite file of `table` (the JSON form of a GX ExpectationSuite)."""
+    if table not in TABLES:
+        raise ValueError(f"no expectation suite for table {table!r}; expected one of {', '.join(TABLES)}")
+    path = expectations_dir() / f"{table}.json"
+    stat = path.stat()
+    # Parsed afresh on every call: callers may change their copy without touching the next caller's.
+    return json.loads(_read_suite_text(str(path), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=16)
+def _read_suite_text(path: str, _mtime_ns: int, _size: int) -> str:
+    return Path(path).read_text(encoding="utf-8")
+
+
+def _build_suite(suite_dict: Mapping[str, Any]) -> gx.ExpectationSuite:
+    data = json.loads(json.dumps(suite_dict))  # a copy: the caller's dict stays as it was
+    for exp in data["expectations"]:
+        exp.pop("id", None)
+        meta = exp.get("meta") or {}
+        # Data Docs show an expectation's description instead of GX's generic wording (on both the suite and the
+        # validation pages, next to the failing values), so coordinators read the same message as in the row errors.
+        if meta.get("message") and not exp.get("description"):
+            exp["description"] = meta["message"]
+    data.pop("id", None)
+    suite = gx.ExpectationSuite(**data)
+    # GX only logs (and drops) an expectation it cannot parse; a silently shorter suite would validate less.
+    if len(suite.expectations) != len(data["expectations"]):
+        raise ValueError(f"suite {data['name']!r}: {len(data['expectations']) - len(suite.expectations)} "
+                         "expectation(s) could not be loaded; see the GX log")
+    return suite
+
+
+def _suite_columns(suite_dict: Mapping[str, Any]) -> list[str]:
+    cols: list[str] = []
+    for exp in suite_dict["expectations"]:
+        kwargs = exp.get("kwargs", {})
+        for col in ([kwargs["column"]] if "column" in kwargs else []) + list(kwargs.get("column_list", [])):
+            if col not in cols:
+                cols.append(col)
+    return cols
+
+
+# --- GX context --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Project:
+    context: Any  # a GX FileDataContext
+    # table -> (suite file signature, checkpoint in step with it), so unchanged suites cost no store writes
+    checkpoints: dict[str, tuple[str, Checkpoint]] = field(default_factory=dict)
+
+
+@functools.lru_cache(maxsize=8)
+def _project(gx_root: Path, data_docs: Path) -> _Project:
+    """File context at `gx_root` whose only Data Docs site writes into `data_docs`; created once per process."""
+    context: Any = gx.get_context(mode="file", context_root_dir=str(gx_root))
+    config = context.get_config()
+    changed = False
+    site: dict[str, Any] = {
+        "class_name": "SiteBuilder",
+        "show_how_to_buttons": False,
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(data_docs)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder",
+                               "validation_results_limit": DATA_DOCS_RESULTS_LIMIT},
+    }
+    sites = dict(config.data_docs_sites or {})
+    if SITE_NAME not in sites:
+        context.add_data_docs_site(SITE_NAME, site)
+    elif sites[SITE_NAME] != site:
+        context.update_data_docs_site(SITE_NAME, site)
+    if "local_site" in sites:  # the default site would render every run a second time
+        context.delete_data_docs_site("local_site")
+    if config.analytics_enabled is not False:
+        config.analytics_enabled = False
+        changed = True
+    # Progress bars would clutter the Airflow task log with one line per metric batch.
+    current = context.variables.progress_bars  # a ProgressBarsConfig, or a plain dict when read from the YAML file
+    progress = dict(current) if isinstance(current, Mapping) else vars(current) if current else {}
+    if progress.get("globally") is not False or progress.get("metric_calculations") is not False:
+        context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        changed = True
+    if changed:
+        context.variables.save()
+    return _Project(context)
+
+
+def _suite_signature(suite: gx.ExpectationSuite) -> str:
+    """What makes two suites validate the same way (ids excluded), to skip needless store writes."""
+    data: Any = suite.to_json_dict()
+    exps = [{k: v for k, v in e.items() if k not in ("id", "rendered_content")} for e in data["expectations"]]
+    return json.dumps([data.get("meta"), data.get("notes"), exps], sort_keys=True, default=str)
+
+
+def _stored_checkpoint(context: Any, name: str, signature: str) -> Checkpoint | None:
+    try:
+        checkpoint = context.checkpoints.get(name)
+    except DataContextError:
+        return None
+    definitions = checkpoint.validation_definitions
+    same = (
+        len(definitions) == 1
+        and _suite_signature(definitions[0].suite) == signature
+        and dict(checkpoint.result_format) == RESULT_FORMAT
+        and [getattr(a, "site_names", None) for a in checkpoint.actions] == [[SITE_NAME]]
+    )
+    return checkpoint if same else None
+
+
+def _sync_checkpoint(context: Any, table: str, suite: gx.ExpectationSuite) -> Checkpoint:
+    suite = context.suites.add_or_update(suite)
+    try:
+        datasource = context.data_sources.get(DATASOURCE_NAME)
+    except LookupError:
+        datasource = context.data_sources.add_pandas(DATASOURCE_NAME)
+    try:
+        asset = datasource.get_asset(table)
+    except LookupError:
+        asset = datasource.add_dataframe_asset(table)
+    try:
+        batch_definition = asset.get_batch_definition(BATCH_DEFINITION_NAME)
+    except LookupError:
+        batch_definition = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION_NAME)
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=f"rematch_{table}", data=batch_definition, suite=suite)
+    )
+    return context.checkpoints.add_or_update(
+        Checkpoint(
+            name=f"rematch_{table}",
+            validation_definitions=[definition],
+            actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[SITE_NAME])],
+            result_format=RESULT_FORMAT,
+        )
+    )
+
+
+def _checkpoint(project: _Project, table: str, suite_dict: Mapping[str, Any], *, refresh: bool = False) -> Checkpoint:
+    """The checkpoint of `table`, in step with the suite file; store writes happen only when the suite changed.
+
+    GX's add_or_update compares every expectation pairwise (seconds for a 60-rule suite), so the synced checkpoint
+    is kept per process and the stored one reused when it already holds the same rules.
+    """
+    file_signature = json.dumps(suite_dict, sort_keys=True)
+    cached = project.checkpoints.get(table)
+    if cached and cached[0] == file_signature and not refresh:
+        return cached[1]
+    suite = _build_suite(suite_dict)
+    stored = None if refresh else _stored_checkpoint(project.context, f"rematch_{table}", _suite_signature(suite))
+    checkpoint = stored or _sync_checkpoint(project.context, table, suite)
+    project.checkpoints[table] = (file_signature, checkpoint)
+    return checkpoint
+
+
+# --- derived columns ---------------------------------------------------------------------------------------------
+
+
+def _str_test(s: pd.Series, test: str, *args: Any) -> pd.Series:
+    """A vectorised string test that is False for empty and non-string values."""
+    text = s.astype(object)
+    try:
+        return getattr(text.str, test)(*args).eq(True)
+    except AttributeError:  # no string at all in the column
+        return pd.Series(False, index=s.index)
+
+
+def _matches(s: pd.Series, pattern: str) -> pd.Series:
+    return _str_test(s, "fullmatch", pattern)
+
+
+def _is_missing(v: object) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
+
+
+def _cell_text(v: object) -> str | None:
+    if _is_missing(v):
+        return None
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _normalise(s: pd.Series) -> pd.Series:
+    """Values as the contract delivers them: strings, or None for empty, blank and NaN cells."""
+    text = s.astype(object)
+    if pd.api.types.infer_dtype(text, skipna=True) not in ("string", "empty"):
+        # A reader that let pandas parse numbers: str(12) == "12" keeps the text rules meaningful. A whole float is
+        # what an integer column becomes next to an empty cell, so 3.0 reads as "3"; 2.5 stays "2.5" and fails.
+        text = text.map(_cell_text)
+    empty = text.isna() | _str_test(text, "fullmatch", r"\s*")
+    return text.where(~empty, None)
+
+
+def _tristate(cond: pd.Series | np.ndarray, known: pd.Series, index: pd.Index) -> pd.Series:
+    """True/False where the rule can be judged, None (skipped by GX) where another rule already reports the row."""
+    values = np.asarray(cond, dtype=bool).astype(object)
+    values[~np.asarray(known, dtype=bool)] = None
+    return pd.Series(values, index=index, dtype=object)
+
+
+def _to_int(s: pd.Series) -> pd.Series:
+    ok = _matches(s, INT_RE)
+    return pd.to_numeric(s.astype(object).where(ok, None), errors="coerce").astype(float)
+
+
+def _parse_date(v: object) -> date | None:
+    if not isinstance(v, str) or re.fullmatch(DATE_RE, v) is None:
+        return None
+    try:
+        return date.fromisoformat(v)
+    except ValueError:
+        return None
+
+
+def _derive_generic(frame: pd.DataFrame, columns: Iterable[str]) -> dict[str, pd.Series]:
+    """`_<col>_int` and `_<col>_is_calendar_date` columns named by the suite, cast from their source column."""
+    out: dict[str, pd.Series] = {}
+    for col in columns:
+        if m := re.fullmatch(r"_(.+)_int", col):
+            if m.group(1) in frame:
+                out[col] = _to_int(frame[m.group(1)])
+        elif (m := re.fullmatch(r"_(.+)_is_calendar_date", col)) and m.group(1) in frame:
+            raw = frame[m.group(1)]
+            out[col] = _tristate(raw.map(_parse_date).notna(), _matches(raw, DATE_RE), frame.index)
+    return out
+
+
+def _case_ids(df: pd.DataFrame | None) -> pd.Series | None:
+    if df is None or "case_id" not in df:
+        return None
+    return _normalise(df["case_id"])
+
+
+def _derive_households(frame: pd.DataFrame, members: pd.DataFrame | None, today: date) -> None:
+    parsed = frame["interview_date"].map(_parse_date)
+    frame["_interview_not_in_future"] = _tristate(
+        parsed.map(lambda d: d is not None and d <= today), parsed.notna(), frame.index
+    )
+    case_id = frame["case_id"].astype(object)
+    member_cases = _case_ids(members)
+    if members is None or member_cases is None:  # members not given: the cross-table rules cannot be judged here
+        frame["_member_count"] = np.nan
+        frame["_head_count"] = np.nan
+        return
+    counts = member_cases.value_counts()
+    relation = members["relation"] if "relation" in members else pd.Series(None, index=members.index, dtype=object)
+    heads = member_cases[relation.astype(object).eq("head")].value_counts()
+    has_id = case_id.notna()
+    member_count = case_id.map(counts).astype(float).fillna(0).where(has_id)
+    frame["_member_count"] = member_count
+    # A household without members is reported once (no members), not a second time as "no head".
+    frame["_head_count"] = case_id.map(heads).astype(float).fillna(0).where(member_count > 0)
+
+
+def _derive_members(frame: pd.DataFrame, households: pd.DataFrame | None) -> None:
+    case_id = frame["case_id"].astype(object)
+    is_head = frame["relation"].astype(object).eq("head").astype(int)
+    frame["_head_count_in_household"] = is_head.groupby(case_id, dropna=True).transform("sum").astype(float)
+    household_cases = _case_ids(households)
+    if household_cases is None:
+        frame["_members_parent_found"] = pd.Series(None, index=frame.index, dtype=object)
+    else:
+        frame["_members_parent_found"] = _tristate(
+            case_id.isin(set(household_cases.dropna())), case_id.notna(), frame.index
+        )
+
+
+def _derive_capacity_offers(frame: pd.DataFrame) -> None:
+    ags = frame["ags"].astype(object)
+    land = ags.where(_matches(ags, AGS_RE), None).map(lambda v: v[:2] if isinstance(v, str) else None)
+    frame["_ags_land"] = land.astype(object)
+    state_from_ags = land.map(lambda v: LAND_BY_AGS_PREFIX.get(v) if isinstance(v, str) else None)
+    frame["_state_from_ags"] = state_from_ags.astype(object)
+    state = frame["state"].astype(object)
+    known = state.isin(set(LAND_BY_AGS_PREFIX.values())) & state_from_ags.notna()
+    frame["_state_matches_ags"] = _tristate(state.eq(state_from_ags), known, frame.index)
+
+    units = frame[[f"_{c}_int" for c in UNIT_COLUMNS]]
+    units_known = (units >= 0).all(axis=1)
+    frame["_units_total"] = units.sum(axis=1).where(units_known)
+    for derived, col in (("_wheelchair_le_units", "units_wheelchair"), ("_pets_le_units", "units_pets_allowed")):
+        n = frame[f"_{col}_int"]
+        frame[derived] = _tristate(n <= frame["_units_total"], units_known & (n >= 0), frame.index)
+
+    start = frame["valid_from"].map(_parse_date)
+    end = frame["valid_until"].map(_parse_date)
+    both = start.notna() & end.notna()
+    frame["_valid_from_le_until"] = _tristate(
+        [bool(b) and s <= e for s, e, b in zip(start, end, both, strict=True)], both, frame.index
+    )
+
+
+def prepare_frame(
+    table: str,
+    df: pd.DataFrame,
+    *,
+    related: Mapping[str, pd.DataFrame] | None = None,
+    today: date | None = None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """A copy of `df` as the suite sees it: blanks as empty, missing contract columns added, derived columns added."""
+    suite_dict = load_suite_dict(table)
+    related = related or {}
+    today = today or date.today()
+    frame = df.copy()
+    suite_cols = _suite_columns(suite_dict)
+    missing = [c for c in suite_cols if not c.startswith("_") and c not in frame]
+    for col in suite_cols:
+        if not col.startswith("_"):
+            frame[col] = _normalise(frame[col]) if col in df else pd.Series(None, index=frame.index, dtype=object)
+    frame = frame.assign(**_derive_generic(frame, suite_cols))
+    if table == "households":
+        _derive_households(frame, related.get("members"), today)
+    elif table == "members":
+        _derive_members(frame, related.get("households"))
+    elif table == "capacity_offers":
+        _derive_capacity_offers(frame)
+    return frame, missing
+
+
+# --- running a suite ---------------------------------------------------------------------------------------------
+
+
+def _raised(exception_info: Any) -> str | None:
+    """The first exception message GX caught while evaluating an expectation, if any."""
+    if not isinstance(exception_info, dict):
+        return None
+    if exception_info.get("raised_exception"):
+        return str(exception_info.get("exception_message"))
+    for value in exception_info.values():
+        if isinstance(value, dict) and (msg := _raised(value)):
+            return msg
+    return None
+
+
+def _label(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _row_errors(results: Iterable[Any], index: pd.Index) -> list[RowError]:
+    errors: list[RowError] = []
+    for res in results:
+        cfg = res.expectation_config
+        if msg := _raised(res.exception_info):
+            raise RuntimeError(f"GX could not evaluate {cfg.type} on {cfg.kwargs}: {msg}")
+        if res.success:
+            continue
+        meta = cfg.meta or {}
+        kwargs = cfg.kwargs
+        fld = meta.get("field") or kwargs.get("column") or ",".join(kwargs.get("column_list", [])) or "*"
+        rule = meta.get("rule") or cfg.type
+        message = meta.get("message") or f"{fld}: {cfg.type} failed"
+        rows = (res.result or {}).get("unexpected_index_list")
+        # A table-level rule has no rows to name: then no row of the table may pass.
+        labels = index if rows is None else rows
+        errors.extend(RowError(_label(i), fld, rule, message) for i in labels)
+    return errors
+
+
+def _in_row_order(errors: list[RowError], index: pd.Index) -> list[RowError]:
+    # Row order first, then the order the errors were found in, so a row's problems are listed together.
+    positions = {label: pos for pos, label in enumerate(index)}
+    return sorted(errors, key=lambda e: positions.get(e.row_index, len(positions)))
+
+
+def _docs_page(context: Any, key: Any, data_docs: Path) -> Path | None:
+    try:
+        urls = context.get_docs_sites_urls(resource_identifier=key, site_name=SITE_NAME)
+    except Exception:  # the page link is a convenience; the validation itself has succeeded
+        log.warning("could not resolve the Data Docs page of %s", key, exc_info=True)
+        urls = []
+    for entry in urls:
+        url = entry.get("site_url") or ""
+        if url.startswith("file://"):
+            page = Path(unquote(urlparse(url).path))
+            if page.exists():
+                return page
+    index = data_docs / "index.html"
+    return index if index.exists() else None
+
+
+def _run_name(batch_id: str) -> str:
+    # The run name becomes a folder of the Data Docs site.
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", batch_id).strip("._") or "batch"
+
+
+def validate_table(
+    table: str,
+    df: pd.DataFrame,
+    *,
+    batch_id: str,
+    settings: Settings,
+    related: dict[str, pd.DataFrame] | None = None,
+    today: date | None = None,
+) -> TableValidation:
+    """Validate one canonical table against `expectations/<table>.json` and render the run as Data Docs.
+
+    `related` gives the other side of the members-households link (`{"members": ...}` for households,
+    `{"households": ...}` for members); without it the cross-table rules are skipped, not failed.
+    """
+    if not df.index.is_unique:
+        raise ValueError(f"{table}: the DataFrame index must be unique, row errors are reported by index label")
+    started = time.perf_counter()
+    today = today or date.today()
+    suite_dict = load_suite_dict(table)
+    frame, missing = prepare_frame(table, df, related=related, today=today)
+
+    settings.data_docs.mkdir(parents=True, exist_ok=True)
+    project = _project(settings.gx_root.resolve(), settings.data_docs.resolve())
+    run_id = RunIdentifier(run_name=_run_name(batch_id), run_time=datetime.now(UTC))
+
+    def run(checkpoint: Checkpoint) -> Any:
+        return checkpoint.run(
+            batch_parameters={"dataframe": frame},
+            expectation_parameters={"current_year": today.year},
+            run_id=run_id,
+        )
+
+    try:
+        checkpoint_result = run(_checkpoint(project, table, suite_dict))
+    except (ResourceFreshnessError, ResourceFreshnessAggregateError):
+        # Another process re-synced the stored suite or checkpoint since this process cached it.
+        checkpoint_result = run(_checkpoint(project, table, suite_dict, refresh=True))
+    (key, suite_result), = checkpoint_result.run_results.items()
+
+    row_errors = _in_row_order(_row_errors(suite_result.results, frame.index), frame.index)
+    invalid = {e.row_index for e in row_errors}
+    statistics = dict(suite_result.statistics)
+    statistics.update(
+        evaluated_rows=len(frame),
+        invalid_rows=len(invalid),
+        valid_rows=len(frame) - len(invalid),
+        row_errors=len(row_errors),
+        missing_columns=missing,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    result = suite_result.to_json_dict()
+    result.setdefault("meta", {})["rematch_batch_id"] = batch_id
+    return TableValidation(
+        table=table,
+        success=bool(suite_result.success) and not invalid,
+        evaluated_rows=len(frame),
+        invalid_rows=invalid,
+        row_errors=row_errors,
+        statistics=statistics,
+        report_path=_docs_page(project.context, key, settings.data_docs.resolve()),
+        result=result,
+    )
+
+
+def _invalid_cases(df: pd.DataFrame, rows: set[int]) -> set[str]:
+    if not rows or "case_id" not in df:
+        return set()
+    cases = _normalise(df["case_id"])
+    return {c for c in cases[cases.index.isin(list(rows))] if isinstance(c, str)}
+
+
+def _add_errors(tv: TableValidation, errors: list[RowError], index: pd.Index) -> None:
+    tv.row_errors[:] = _in_row_order(tv.row_errors + errors, index)
+    tv.invalid_rows.update(e.row_index for e in errors)
+    tv.success = tv.success and not errors
+    tv.statistics.update(
+        invalid_rows=len(tv.invalid_rows),
+        valid_rows=tv.evaluated_rows - len(tv.invalid_rows),
+        row_errors=len(tv.row_errors),
+    )
+
+
+def validate_batch(
+    tables: dict[str, pd.DataFrame],
+    *,
+    batch_id: str,
+    settings: Settings,
+    today: date | None = None,
+) -> dict[str, TableValidation]:
+    """Validate every given table; a household and its members pass or fail together."""
+    unknown = sorted(set(tables) - set(TABLES))
+    if unknown:
+        raise ValueError(f"no expectation suite for table(s) {', '.join(unknown)}; expected {', '.join(TABLES)}")
+    today = today or date.today()
+    others = {"households": "members", "members": "households"}
+    out: dict[str, TableValidation] = {}
+    for table in TABLES:
+        if table not in tables:
+            continue
+        other = others.get(table)
+        related = {other: tables[other]} if other in tables else None
+        out[table] = validate_table(table, tables[table], batch_id=batch_id, settings=settings,
+                                    related=related, today=today)
+
+    if "households" in out and "members" in out:
+        households, members = tables["households"], tables["members"]
+        bad_households = _invalid_cases(households, out["households"].invalid_rows)
+        bad_members = _invalid_cases(members, out["members"].invalid_rows)
+        h_cases = _case_ids(households)
+        m_cases = _case_ids(members)
+        if h_cases is not None:
+            _add_errors(out["households"], [
+                RowError(_label(i), "members", "household_has_invalid_members",
+                         "household has invalid members; fix the member rows listed for this case_id.")
+                for i, c in h_cases.items() if c in bad_members
+            ], households.index)
+        if m_cases is not None:
+            own_invalid = set(out["members"].invalid_rows)
+            # Members of a household that is invalid (by its own row or by another member) are held back with it.
+            _add_errors(out["members"], [
+                RowError(_label(i), "case_id", "member_of_invalid_household",
+                         "this person's household is invalid (see the household row and its other members); "
+                         "the whole household waits until it is fixed.")
+                for i, c in m_cases.items()
+                if c in bad_households or (c in bad_members and _label(i) not in own_invalid)
+            ], members.index)
+    return out
