@@ -40,8 +40,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     reports = [ingest_file(Path(f), settings, policy) for f in args.files]
     _print([r.to_json() for r in reports], args.json, "\n".join(
         f"{r.status:12} {r.message}" + "".join(f"\n  validation report ({t}): {p}" for t, p in r.reports.items())
+        + (f"\n  Data Docs: {r.data_docs}" if r.data_docs else "")
         for r in reports))
-    return 1 if any(r.status in ("unrecognised", "held") for r in reports) else 0
+    return 1 if any(r.status in ("unrecognised", "held", "refused") for r in reports) else 0
 
 
 def _summary_text(s: Any) -> str:
@@ -92,11 +93,20 @@ def cmd_packets_render(args: argparse.Namespace) -> int:
 def cmd_quarantine_list(args: argparse.Namespace) -> int:
     from rematch_pipeline.quarantine import list_quarantine
 
-    rows = list_quarantine(load_settings())
+    rows = list_quarantine(load_settings(), include_resolved=args.all)
     _print(rows, args.json, "\n".join(
-        f"{r['file']}:{r['sheet'] or ''}:{r['source_row'] or ''} [{r['table_name']}] {r['field'] or ''} "
-        f"{r['rule']}: {r['message']}" for r in rows) or "quarantine is empty")
+        f"#{r['id']} {r['file']}:{r['sheet'] or ''}:{r['source_row'] or ''} [{r['table_name']}] {r['field'] or ''} "
+        f"{r['rule']}: {r['message']}" + (" (resolved)" if r["resolved_at"] else "") for r in rows)
+        or "quarantine is empty")
     return 0
+
+
+def cmd_quarantine_resubmit(args: argparse.Namespace) -> int:
+    from rematch_pipeline.quarantine import resubmit
+
+    result = resubmit(load_settings(), load_policy(), args.id, Path(args.file))
+    _print(result, args.json, result["message"] + f"\n  ingest: {result['ingest']['message']}")
+    return 0 if result["resolved"] else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -111,6 +121,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     result = bench_match(households=args.households, municipalities=args.municipalities, seed=args.seed)
     _print(result, args.json, "\n".join(f"{k:>22}: {v}" for k, v in result.items()))
+    return 0
+
+
+def cmd_forms_export(args: argparse.Namespace) -> int:
+    from rematch_pipeline.forms import export_forms
+
+    form, template = export_forms(Path(args.dir))
+    print(f"XLSForm (KoboToolbox / ODK): {form}\ncapacity template:          {template}")
     return 0
 
 
@@ -172,7 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("quarantine", help="rejected rows").add_subparsers(dest="sub", required=True)
     ql = q.add_parser("list", help="list quarantined rows with their reasons")
     ql.add_argument("--json", action="store_true")
+    ql.add_argument("--all", action="store_true", help="also list rows already resolved")
     ql.set_defaults(func=cmd_quarantine_list)
+    qr = q.add_parser("resubmit", help="ingest a corrected file and mark the quarantine row resolved when fixed")
+    qr.add_argument("id", type=int, help="quarantine row id (see `rematch quarantine list`)")
+    qr.add_argument("--file", required=True, help="the corrected export file")
+    qr.add_argument("--json", action="store_true")
+    qr.set_defaults(func=cmd_quarantine_resubmit)
 
     b = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="sub", required=True)
     bm = b.add_parser("match", help="generate a scenario and time one round")
@@ -181,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--seed", type=int, default=1)
     bm.add_argument("--json", action="store_true")
     bm.set_defaults(func=cmd_bench)
+
+    fo = sub.add_parser("forms", help="the forms we hand out").add_subparsers(dest="sub", required=True)
+    fe = fo.add_parser("export", help="write the household XLSForm and the capacity XLSX template")
+    fe.add_argument("dir")
+    fe.set_defaults(func=cmd_forms_export)
 
     db = sub.add_parser("db", help="database").add_subparsers(dest="sub", required=True)
     du = db.add_parser("upgrade", help="apply the schema migrations")

@@ -1,24 +1,107 @@
-"""Read the quarantine: every rejected row with its file, sheet, row, field, rule and plain-words message."""
+"""The quarantine: every rejected row with its file, sheet, row, field, rule and message; listed and resubmitted."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select, update
 
+from rematch_pipeline import store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
+from rematch_pipeline.domain import Policy
+
+# Quarantined rows of these tables belong to one thing to correct, named by these record fields.
+_ENTITY = {"households": ("households", ("case_id",)), "members": ("households", ("case_id",)),
+           "capacity_offers": ("capacity_offers", ("offer_id",)), "decisions": ("decisions", ("case_id", "round_id"))}
+_FAMILY = {"households": ("households", "members"), "capacity_offers": ("capacity_offers",),
+           "decisions": ("decisions",)}
 
 
 def list_quarantine(settings: Settings, include_resolved: bool = False) -> list[dict[str, Any]]:
     migrate(settings.database_url)
     q = (select(t.quarantine.c.id, t.raw_files.c.original_name.label("file"), t.raw_files.c.sha256,
                 t.quarantine.c.table_name, t.quarantine.c.sheet, t.quarantine.c.source_row, t.quarantine.c.field,
-                t.quarantine.c.rule, t.quarantine.c.message, t.quarantine.c.created_at)
+                t.quarantine.c.rule, t.quarantine.c.message, t.quarantine.c.created_at, t.quarantine.c.resolved_at)
          .join(t.raw_files, t.raw_files.c.id == t.quarantine.c.raw_file_id)
          .order_by(t.quarantine.c.id))
     if not include_resolved:
         q = q.where(t.quarantine.c.resolved_at.is_(None))
     with get_engine(settings.database_url).connect() as conn:
         return [dict(r._mapping) for r in conn.execute(q)]
+
+
+def _key(table: str, record: Any) -> tuple[str, ...] | None:
+    if table not in _ENTITY or not isinstance(record, dict):
+        return None
+    values = tuple(str(record.get(f) or "").strip() for f in _ENTITY[table][1])
+    return values if all(values) else None
+
+
+def _applied_from(conn: Connection, table: str, key: tuple[str, ...], raw_file_id: int) -> bool:
+    """Whether the corrected file's version of the thing is the one stored now."""
+    family, fields = _ENTITY[table]
+    tbl = t.metadata.tables[family]
+    q = select(tbl.c.raw_file_id).where(*(tbl.c[f] == v for f, v in zip(fields, key, strict=True)))
+    return conn.execute(q).scalar() == raw_file_id
+
+
+def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: Path,
+             actor: str = "cli") -> dict[str, Any]:
+    """Ingest a corrected file through the normal path; mark the quarantine row resolved when the fix was applied.
+
+    A row naming a household, offer or decision is resolved when the corrected file's version of it is stored now;
+    every other open row of the same household (its members too), offer or decision is resolved with it. A
+    whole-file row (unrecognised, refused, held), or a row without a usable key, is resolved when the corrected file
+    was ingested with no row quarantined.
+    """
+    from rematch_pipeline.ingest.service import ingest_file
+
+    migrate(settings.database_url)
+    engine = get_engine(settings.database_url)
+    with engine.connect() as conn:
+        row = conn.execute(select(t.quarantine).where(t.quarantine.c.id == quarantine_id)).first()
+    if row is None:
+        raise LookupError(f"no quarantine row {quarantine_id}; see `rematch quarantine list`")
+    if row.resolved_at is not None:
+        raise ValueError(f"quarantine row {quarantine_id} was already resolved on {row.resolved_at:%Y-%m-%d %H:%M}")
+    report = ingest_file(Path(corrected), settings, policy, actor=actor)
+    key = _key(row.table_name, row.record)
+    resolved_ids: list[int] = []
+    with engine.begin() as conn:
+        if report.status != "ingested" or report.raw_file_id is None:
+            ok = False
+        elif key is None:
+            ok = report.quarantined == 0
+        else:
+            ok = _applied_from(conn, row.table_name, key, report.raw_file_id)
+        if ok:
+            resolved_ids = [quarantine_id]
+            if key is not None:
+                family = _FAMILY[_ENTITY[row.table_name][0]]
+                others = conn.execute(select(t.quarantine.c.id, t.quarantine.c.table_name, t.quarantine.c.record)
+                                      .where(t.quarantine.c.resolved_at.is_(None),
+                                             t.quarantine.c.table_name.in_(family),
+                                             t.quarantine.c.id != quarantine_id)).all()
+                resolved_ids += [o.id for o in others if _key(o.table_name, o.record) == key]
+            conn.execute(update(t.quarantine).where(t.quarantine.c.id.in_(resolved_ids))
+                         .values(resolved_at=store.now(), resolved_by_raw_file_id=report.raw_file_id))
+            store.audit(conn, actor, "quarantine_resolved", str(quarantine_id),
+                        {"resolved_ids": resolved_ids, "raw_file_id": report.raw_file_id, "file": report.file,
+                         "rule": row.rule})
+        else:
+            store.audit(conn, actor, "quarantine_resubmit_failed", str(quarantine_id),
+                        {"raw_file_id": report.raw_file_id, "file": report.file, "status": report.status})
+    if ok:
+        message = (f"quarantine row {quarantine_id} resolved by {report.file}"
+                   + (f" (with {len(resolved_ids) - 1} more row(s) of the same record)" if len(resolved_ids) > 1
+                      else ""))
+    elif report.status == "duplicate":
+        message = f"{report.file} was ingested before; correct the file and resubmit it (row {quarantine_id} stays)"
+    else:
+        message = (f"{report.file} did not fix quarantine row {quarantine_id} ({report.status}: the corrected "
+                   f"record was not stored; see `rematch quarantine list`)")
+    return {"quarantine_id": quarantine_id, "resolved": ok, "resolved_ids": resolved_ids, "message": message,
+            "ingest": report.to_json()}

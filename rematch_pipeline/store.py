@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_, update
 
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.domain import (
@@ -114,6 +114,152 @@ def upsert_household(conn: Connection, row: dict[str, Any], members: list[dict[s
     if members:
         conn.execute(insert(t.members), members)
     return outcome
+
+
+# Columns that say what a household is; a re-export with all of them equal is "unchanged", not a replacement.
+_BOOKKEEPING = frozenset({"raw_file_id", "updated_at", "status"})
+_CHUNK = 500  # ids per IN (...) query: far below SQLite's and PostgreSQL's parameter limits
+
+
+def _chunks(items: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _member_key(m: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(m[c] for c in ("member_no", "relation", "sex", "birth_year", "mobility_impaired", "occupation",
+                                "qualification"))
+
+
+def apply_households(conn: Connection, rows: list[dict[str, Any]], members: dict[str, list[dict[str, Any]]] | None,
+                     actor: str = "ingest") -> dict[str, str]:
+    """Store validated households in bulk; returns case_id -> inserted, replaced, unchanged, kept_newer or unknown.
+
+    A household with the same case_id replaces the stored one unless the stored submission is newer (kept_newer);
+    the replacement is recorded in the audit trail with both files. `members=None` (an export without member rows)
+    only updates households already known: new case_ids come back as `unknown` and are not stored.
+    """
+    cols = [c for c in t.households.c if c.name not in _BOOKKEEPING]
+    existing: dict[str, Any] = {}
+    case_ids = [r["case_id"] for r in rows]
+    for chunk in _chunks(case_ids):
+        for r in conn.execute(select(*cols, t.households.c.raw_file_id).where(t.households.c.case_id.in_(chunk))):
+            existing[r.case_id] = r
+    stored_members: dict[str, list[tuple[Any, ...]]] = {}
+    if members is not None and existing:
+        for chunk in _chunks(sorted(existing)):
+            q = select(t.members).where(t.members.c.case_id.in_(chunk)).order_by(t.members.c.case_id,
+                                                                                 t.members.c.member_no)
+            for m in conn.execute(q):
+                stored_members.setdefault(m.case_id, []).append(_member_key(dict(m._mapping)))
+    outcomes: dict[str, str] = {}
+    inserts, replaces = [], []
+    for row in rows:
+        old = existing.get(row["case_id"])
+        new_members = (members or {}).get(row["case_id"], [])
+        if old is None:
+            if members is None:
+                outcomes[row["case_id"]] = "unknown"
+                continue
+            inserts.append(row)
+            outcomes[row["case_id"]] = "inserted"
+        elif (old.submission_time or "") > (row["submission_time"] or ""):
+            outcomes[row["case_id"]] = "kept_newer"
+        elif all(getattr(old, c.name) == row[c.name] for c in cols) and (
+                members is None or stored_members.get(row["case_id"], []) == [_member_key(m) for m in new_members]):
+            outcomes[row["case_id"]] = "unchanged"
+        else:
+            replaces.append(row)
+            outcomes[row["case_id"]] = "replaced"
+            audit(conn, actor, "household_replaced", row["pseudonym"], {
+                "raw_file_id": row["raw_file_id"], "previous_raw_file_id": old.raw_file_id,
+                "submission_time": row["submission_time"], "previous_submission_time": old.submission_time,
+                "members_replaced": members is not None})
+    if inserts:
+        conn.execute(insert(t.households), inserts)
+    if replaces:
+        # Status (pool/accepted) belongs to the programme, not to the interview: kept on replacement.
+        fields = [k for k in replaces[0] if k != "case_id"]
+        stmt = (update(t.households).where(t.households.c.case_id == bindparam("b_case_id"))
+                .values({k: bindparam(k) for k in fields}))
+        conn.execute(stmt, [{**{k: r[k] for k in fields}, "b_case_id": r["case_id"]} for r in replaces])
+        if members is not None:
+            for chunk in _chunks([r["case_id"] for r in replaces]):
+                conn.execute(delete(t.members).where(t.members.c.case_id.in_(chunk)))
+    if members is not None:
+        new_rows = [m for r in (*inserts, *replaces) for m in members.get(r["case_id"], [])]
+        if new_rows:
+            conn.execute(insert(t.members), new_rows)
+    return outcomes
+
+
+def apply_offers(conn: Connection, rows: list[dict[str, Any]], actor: str = "ingest") -> dict[str, str]:
+    """Store validated offers in bulk; the same offer_id replaces the earlier offer (contract §2), recorded."""
+    cols = [c for c in t.capacity_offers.c if c.name not in _BOOKKEEPING]
+    existing: dict[str, Any] = {}
+    for chunk in _chunks([r["offer_id"] for r in rows]):
+        q = select(*cols, t.capacity_offers.c.raw_file_id).where(t.capacity_offers.c.offer_id.in_(chunk))
+        existing.update({r.offer_id: r for r in conn.execute(q)})
+    outcomes: dict[str, str] = {}
+    inserts, replaces = [], []
+    for row in rows:
+        old = existing.get(row["offer_id"])
+        if old is None:
+            inserts.append(row)
+            outcomes[row["offer_id"]] = "inserted"
+        elif all(getattr(old, c.name) == row[c.name] for c in cols):
+            outcomes[row["offer_id"]] = "unchanged"
+        else:
+            replaces.append(row)
+            outcomes[row["offer_id"]] = "replaced"
+            audit(conn, actor, "offer_replaced", row["offer_id"], {"raw_file_id": row["raw_file_id"],
+                                                                   "previous_raw_file_id": old.raw_file_id})
+    if inserts:
+        conn.execute(insert(t.capacity_offers), inserts)
+    if replaces:
+        fields = [k for k in replaces[0] if k != "offer_id"]
+        stmt = (update(t.capacity_offers).where(t.capacity_offers.c.offer_id == bindparam("b_offer_id"))
+                .values({k: bindparam(k) for k in fields}))
+        conn.execute(stmt, [{**{k: r[k] for k in fields}, "b_offer_id": r["offer_id"]} for r in replaces])
+    return outcomes
+
+
+def decision_row(rec: Mapping[str, Any], raw_file_id: int) -> dict[str, Any]:
+    return {"raw_file_id": raw_file_id, "case_id": str(rec["case_id"]).strip(),
+            "round_id": str(rec["round_id"]).strip(), "decision": str(rec["decision"]),
+            "decided_at": str(rec["decided_at"]).strip(), "reason": _text(rec.get("reason")), "created_at": now()}
+
+
+def apply_decisions(conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """Store validated decisions; returns (case_id, round_id) -> inserted, already_recorded or not_offered.
+
+    A decision must answer a match the household was offered in that round (contract §3), and only the first
+    decision for a case and round counts: a later one is not stored.
+    """
+    keys = [(r["case_id"], r["round_id"]) for r in rows]
+    recorded: set[tuple[str, str]] = set()
+    offered: set[tuple[str, str]] = set()
+    for chunk in _chunks(keys):
+        recorded.update(tuple(r) for r in conn.execute(
+            select(t.decisions.c.case_id, t.decisions.c.round_id)
+            .where(tuple_(t.decisions.c.case_id, t.decisions.c.round_id).in_(chunk))))
+        offered.update(tuple(r) for r in conn.execute(
+            select(t.assignments.c.case_id, t.assignments.c.round_id)
+            .where(tuple_(t.assignments.c.case_id, t.assignments.c.round_id).in_(chunk))))
+    outcomes: dict[tuple[str, str], str] = {}
+    inserts = []
+    for row, key in zip(rows, keys, strict=True):
+        if key in recorded:
+            outcomes[key] = "already_recorded"
+        elif key not in offered:
+            outcomes[key] = "not_offered"
+        else:
+            inserts.append(row)
+            recorded.add(key)
+            outcomes[key] = "inserted"
+    if inserts:
+        conn.execute(insert(t.decisions), inserts)
+    return outcomes
 
 
 def household_from_row(row: Any, members: list[Member]) -> Household:

@@ -36,7 +36,7 @@ from rematch_pipeline.domain import LAND_BY_AGS_PREFIX  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-TABLES = ("households", "members", "capacity_offers")
+TABLES = ("households", "members", "capacity_offers", "decisions")
 SITE_NAME = "rematch"
 DATASOURCE_NAME = "rematch"
 BATCH_DEFINITION_NAME = "whole_table"
@@ -294,6 +294,19 @@ def _parse_date(v: object) -> date | None:
         return None
 
 
+_TIMESTAMP_RE = (r"(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
+                 r"(?:Z|[+-]\d{2}:?\d{2})?)?")
+
+
+def _parse_timestamp(v: object) -> date | None:
+    """The date of an ISO timestamp when date and time are real (hour < 24 ...), else None."""
+    if not isinstance(v, str) or (m := re.fullmatch(_TIMESTAMP_RE, v)) is None:
+        return None
+    day = _parse_date(m.group(1))
+    hour, minute, second = (int(g) if g else 0 for g in m.group(2, 3, 4))
+    return day if day is not None and hour < 24 and minute < 60 and second < 60 else None
+
+
 def _derive_generic(frame: pd.DataFrame, columns: Iterable[str]) -> dict[str, pd.Series]:
     """`_<col>_int` and `_<col>_is_calendar_date` columns named by the suite, cast from their source column."""
     out: dict[str, pd.Series] = {}
@@ -372,6 +385,19 @@ def _derive_capacity_offers(frame: pd.DataFrame) -> None:
     )
 
 
+def _derive_decisions(frame: pd.DataFrame, today: date) -> None:
+    stamp = frame["decided_at"]
+    parsed = stamp.map(_parse_timestamp)
+    frame["_decided_at_is_timestamp"] = _tristate(parsed.notna(), _matches(stamp, _TIMESTAMP_RE), frame.index)
+    frame["_decided_at_not_in_future"] = _tristate(
+        parsed.map(lambda d: d is not None and d <= today), parsed.notna(), frame.index
+    )
+    keys = frame[["case_id", "round_id"]].astype(object)
+    known = keys.notna().all(axis=1)
+    first = ~keys.duplicated(keep="first")
+    frame["_first_decision_for_case_round"] = _tristate(first, known, frame.index)
+
+
 def prepare_frame(
     table: str,
     df: pd.DataFrame,
@@ -396,6 +422,8 @@ def prepare_frame(
         _derive_members(frame, related.get("households"))
     elif table == "capacity_offers":
         _derive_capacity_offers(frame)
+    elif table == "decisions":
+        _derive_decisions(frame, today)
     return frame, missing
 
 

@@ -19,6 +19,7 @@ CREATE TABLE raw_files (
 	size_bytes INTEGER NOT NULL,
 	kind VARCHAR(32),
 	status VARCHAR(32) NOT NULL,
+	format VARCHAR(32),
 	received_at TIMESTAMP WITH TIME ZONE NOT NULL,
 	PRIMARY KEY (id),
 	UNIQUE (sha256)
@@ -65,6 +66,20 @@ CREATE TABLE capacity_offers (
 	contact_email TEXT,
 	updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
 	PRIMARY KEY (offer_id),
+	FOREIGN KEY(raw_file_id) REFERENCES raw_files (id)
+);
+
+CREATE TABLE decisions (
+	id SERIAL NOT NULL,
+	raw_file_id INTEGER NOT NULL,
+	case_id VARCHAR(64) NOT NULL,
+	round_id VARCHAR(32) NOT NULL,
+	decision VARCHAR(16) NOT NULL,
+	decided_at VARCHAR(40) NOT NULL,
+	reason TEXT,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (id),
+	CONSTRAINT uq_decisions_case_round UNIQUE (case_id, round_id),
 	FOREIGN KEY(raw_file_id) REFERENCES raw_files (id)
 );
 
@@ -125,8 +140,10 @@ CREATE TABLE quarantine (
 	record JSON,
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
 	resolved_at TIMESTAMP WITH TIME ZONE,
+	resolved_by_raw_file_id INTEGER,
 	PRIMARY KEY (id),
-	FOREIGN KEY(raw_file_id) REFERENCES raw_files (id)
+	FOREIGN KEY(raw_file_id) REFERENCES raw_files (id),
+	FOREIGN KEY(resolved_by_raw_file_id) REFERENCES raw_files (id)
 );
 
 CREATE TABLE validation_runs (

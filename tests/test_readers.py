@@ -245,11 +245,13 @@ def test_unrecognised_file_names_file_and_expectation(tmp_path: Path) -> None:
     assert issubclass(UnrecognisedFileError, ValueError)
 
 
-def test_household_csv_is_refused_with_a_reason(tmp_path: Path) -> None:
+def test_kobo_csv_is_read_as_households_without_members_and_says_so(tmp_path: Path) -> None:
     path = tmp_path / "kobo.csv"
     path.write_text('"case_id";"interview_date"\r\n"RM-1";"2026-11-01"\r\n', encoding="utf-8")
-    with pytest.raises(UnrecognisedFileError, match="household CSV"):
-        read_file(path)
+    batch = read_file(path)
+    assert (batch.kind, batch.format, set(batch.tables)) == ("households", "kobo_csv", {"households"})
+    assert list(batch.tables["households"]["case_id"]) == ["RM-1"]
+    assert any("can only update households already known" in n for n in batch.notes)
 
 
 def test_workbook_with_households_and_capacity_is_refused(tmp_path: Path) -> None:

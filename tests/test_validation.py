@@ -305,7 +305,7 @@ def test_valid_rows_pass_and_invalid_rows_are_named(settings: Settings) -> None:
     offers = pd.DataFrame([offer("OF-1"), offer("OF-2", ags="1001000", state="SH")], index=[7, 8])
     result = validate_batch({"households": households, "members": members, "capacity_offers": offers},
                             batch_id="mixed 2026/06", settings=settings, today=TODAY)
-    assert set(result) == set(TABLES)
+    assert set(result) == set(TABLES) - {"decisions"}  # only the tables given
     assert result["households"].invalid_rows == {20}
     assert result["members"].invalid_rows == {200}
     assert result["capacity_offers"].invalid_rows == {8}
@@ -357,6 +357,7 @@ def test_suites_use_the_domain_choice_lists() -> None:
     assert sets[("capacity_offers", "state")] == list(domain.LAND_BY_AGS_PREFIX.values())
     assert sets[("capacity_offers", "settlement_type")] == list(domain.SETTLEMENT_TYPES)
     assert sets[("capacity_offers", "ukrainian_community")] == list(domain.COMMUNITY)
+    assert sets[("decisions", "decision")] == ["accept", "decline"]
     weights = {f"weight_{a}" for a in domain.WEIGHT_ASPECTS}
     assert weights <= {e["kwargs"].get("column") for e in load_suite_dict("households")["expectations"]}
 
@@ -374,7 +375,7 @@ def test_expectations_dir_can_be_overridden(tmp_path: Path, monkeypatch: pytest.
 
 def test_unknown_table_and_ambiguous_index_are_rejected(settings: Settings) -> None:
     with pytest.raises(ValueError, match="no expectation suite"):
-        validate_batch({"decisions": pd.DataFrame()}, batch_id="x", settings=settings)
+        validate_batch({"assignments": pd.DataFrame()}, batch_id="x", settings=settings)
     with pytest.raises(ValueError, match="index must be unique"):
         validate_table("members", pd.DataFrame([member("A"), member("B")], index=[1, 1]), batch_id="x",
                        settings=settings)

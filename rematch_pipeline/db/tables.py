@@ -28,7 +28,8 @@ raw_files = Table(
     Column("archived_path", Text, nullable=False),
     Column("size_bytes", Integer, nullable=False),
     Column("kind", String(32)),
-    Column("status", String(32), nullable=False),  # received, ingested, held, unrecognised
+    Column("status", String(32), nullable=False),  # ingested, held, unrecognised, refused
+    Column("format", String(32)),  # kobo_xlsx, kobo_csv, odk_central_zip, capacity_xlsx, capacity_csv, decisions_csv
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -58,6 +59,8 @@ quarantine = Table(
     Column("record", JSON),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("resolved_at", DateTime(timezone=True)),
+    # the corrected file whose ingest resolved this row (`rematch quarantine resubmit`)
+    Column("resolved_by_raw_file_id", Integer, ForeignKey("raw_files.id")),
 )
 
 households = Table(
@@ -130,6 +133,19 @@ capacity_offers = Table(
     Column("contact_name", Text),
     Column("contact_email", Text),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+decisions = Table(
+    "decisions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("raw_file_id", Integer, ForeignKey("raw_files.id"), nullable=False),
+    Column("case_id", String(64), nullable=False),
+    Column("round_id", String(32), nullable=False),
+    Column("decision", String(16), nullable=False),  # accept, decline
+    Column("decided_at", String(40), nullable=False),  # as the household's answer was recorded (ISO 8601)
+    Column("reason", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("case_id", "round_id", name="uq_decisions_case_round"),
 )
 
 rounds = Table(

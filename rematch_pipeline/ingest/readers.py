@@ -1,4 +1,4 @@
-"""Detect an input file's kind by its content and read it into canonical all-string tables (no validation here)."""
+"""Detect an input file's kind and format by its content and read it into canonical all-string tables."""
 
 from __future__ import annotations
 
@@ -6,15 +6,24 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 from openpyxl import load_workbook
 
-from rematch_pipeline.domain import LANGUAGES, MEDICAL_NEEDS, MEDICAL_SERVICES, OCCUPATIONS, WEIGHT_ASPECTS
+from rematch_pipeline.domain import (
+    LAND_BY_AGS_PREFIX,
+    LANGUAGES,
+    MEDICAL_NEEDS,
+    MEDICAL_SERVICES,
+    OCCUPATIONS,
+    WEIGHT_ASPECTS,
+)
+from rematch_pipeline.ingest import xlsx
+from rematch_pipeline.ingest.safety import Limits, RefusedFileError, check_size, check_xlsx, check_zip
 
 # Field names of the data contract (../shared/spec/data-contract.md), in contract order; they cross the boundary.
 HOUSEHOLD_FIELDS = (
@@ -35,18 +44,27 @@ CAPACITY_SELECT_MULTIPLE: dict[str, tuple[str, ...]] = {
     "medical_services": MEDICAL_SERVICES + ("none",), "job_sectors_shortage": OCCUPATIONS,
 }
 CAPACITY_DATE_FIELDS = ("valid_from", "valid_until")
+DECISION_FIELDS = ("case_id", "round_id", "decision", "decided_at", "reason")
 
 HOUSEHOLD_SYSTEM_KEPT = ("_uuid", "_submission_time")
 HOUSEHOLD_COLUMNS = (*HOUSEHOLD_FIELDS, *HOUSEHOLD_SYSTEM_KEPT, "source_sheet", "source_row")
 MEMBER_COLUMNS = ("case_id", "member_no", *MEMBER_FIELDS, "source_sheet", "source_row")
 CAPACITY_COLUMNS = (*CAPACITY_FIELDS, "source_sheet", "source_row")
+DECISION_COLUMNS = (*DECISION_FIELDS, "source_sheet", "source_row")
 # Kobo/ODK metadata columns that carry nothing for us; dropped without a note.
 _KOBO_META = frozenset({"start", "end", "today", "deviceid", "username", "simserial", "subscriberid", "phonenumber",
                         "audit", "instanceid", "instancename", "__version__", "version"})
+# ODK Central's own columns (submission metadata); KEY / PARENT_KEY link the repeat file to the main file.
+_ODK_SYSTEM = frozenset({"KEY", "PARENT_KEY", "SubmissionDate", "SubmitterID", "SubmitterName", "AttachmentsPresent",
+                         "AttachmentsExpected", "Status", "ReviewState", "DeviceID", "Edits", "FormVersion"})
 
-_EXPECTED = ("a KoboToolbox XLSX household export (a main sheet with 'case_id' and the other household fields, "
-             "plus a 'members' sheet) or a municipal capacity template (XLSX or CSV with columns 'offer_id', "
-             "'ags', 'municipality_name', ...)")
+_EXPECTED = ("a KoboToolbox household export (XLSX with a main sheet holding 'case_id' and the other household "
+             "fields plus a 'members' sheet, or the main CSV), an ODK Central ZIP export (main CSV plus "
+             "'<formId>-members.csv'), a municipal capacity template (XLSX or CSV with columns 'offer_id', 'ags', "
+             "'municipality_name', ...) or a decisions CSV (columns 'case_id', 'round_id', 'decision', "
+             "'decided_at', 'reason')")
+KOBO_CSV_NOTE = ("a KoboToolbox CSV export carries no member rows, so it can only update households already known "
+                 "(same case_id); new households must come as the XLSX export or the ODK Central ZIP")
 _HEADER_SEARCH_ROWS = 10  # a municipality may put a title above the template's header row
 _MAX_ROWS_IN_NOTE = 10
 
@@ -57,25 +75,40 @@ class UnrecognisedFileError(ValueError):
 
 @dataclass
 class Batch:
-    kind: str  # "households" | "capacity"
+    kind: str  # "households" | "capacity" | "decisions"
     tables: dict[str, pd.DataFrame]
     notes: list[str] = field(default_factory=list)
+    # kobo_xlsx, kobo_csv, odk_central_zip, capacity_xlsx, capacity_csv, decisions_csv
+    format: str = ""
 
 
-def read_file(path: Path) -> Batch:
-    """Read one input file; its kind comes from its content, never from its name."""
+def read_file(path: Path, limits: Limits | None = None, name: str | None = None) -> Batch:
+    """Read one input file; its kind comes from its content, never from its name.
+
+    Raises RefusedFileError for hostile or unreadable content (too large, ZIP bomb or path traversal, macros,
+    external links, an encoding that cannot be read reliably) and UnrecognisedFileError for anything else that is
+    not one of the expected exports. `name` is how messages call the file (default: the path).
+    """
     path = Path(path)
+    label = name or str(path)
+    limits = limits or Limits.from_env()
+    check_size(path, label, limits)
     with open(path, "rb") as fh:
         head = fh.read(8)
     if head.startswith(b"PK\x03\x04"):
-        if not _is_xlsx(path):
-            raise UnrecognisedFileError(f"{path}: a ZIP archive that is not an XLSX workbook (ODK Central ZIP "
-                                        f"exports are not supported yet); expected {_EXPECTED}")
-        return _read_xlsx(path)
+        try:
+            with zipfile.ZipFile(path) as zf:
+                check_zip(zf, label, limits)
+                if "xl/workbook.xml" in zf.namelist():
+                    check_xlsx(zf, label)
+                    return _read_xlsx(path, zf, label)
+                return _read_odk_zip(zf, label)
+        except zipfile.BadZipFile as exc:
+            raise UnrecognisedFileError(f"{label}: a damaged ZIP archive ({exc}); expected {_EXPECTED}") from exc
     if head.startswith(b"\xd0\xcf\x11\xe0"):
-        raise UnrecognisedFileError(f"{path}: an old Excel .xls workbook, please save it as .xlsx; "
-                                    f"expected {_EXPECTED}")
-    return _read_csv(path)
+        raise UnrecognisedFileError(f"{label}: an old Excel .xls workbook (or an encrypted one), please save it as "
+                                    f".xlsx without a password; expected {_EXPECTED}")
+    return _read_csv(path.read_bytes(), label)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -142,8 +175,9 @@ class _Layout:
     unknown: list[str]
 
 
-def _layout(header: Sequence[object], known: Sequence[str], multi: dict[str, tuple[str, ...]]) -> _Layout:
-    """Map header cells to contract fields; group paths (`grp_needs/medical_needs`) are stripped."""
+def _layout(header: Sequence[object], known: Sequence[str], multi: dict[str, tuple[str, ...]],
+            sep: str = "/") -> _Layout:
+    """Map header cells to contract fields; group paths (`grp_needs/medical_needs`, ODK `grp_needs-...`) stripped."""
     layout = _Layout({}, {}, {}, [])
     known_set = set(known)
     for idx, raw in enumerate(header):
@@ -151,7 +185,10 @@ def _layout(header: Sequence[object], known: Sequence[str], multi: dict[str, tup
         if name is None:
             continue
         name = name.strip()
-        parts = [p.strip() for p in name.split("/")]
+        if name in _ODK_SYSTEM or name.endswith(("-instanceID", "/instanceID")):
+            layout.system.setdefault(name, idx)
+            continue
+        parts = [p.strip() for p in name.split(sep)]
         last = parts[-1]
         lowered = last.lower()
         if last.startswith("_"):
@@ -160,7 +197,7 @@ def _layout(header: Sequence[object], known: Sequence[str], multi: dict[str, tup
             layout.fields.setdefault(lowered, idx)
         elif len(parts) >= 2 and parts[-2].lower() in multi and lowered in multi[parts[-2].lower()]:
             layout.options.setdefault(parts[-2].lower(), []).append((lowered, idx))
-        elif lowered not in _KOBO_META and not name.lower().startswith(("meta/", "formhub/")):
+        elif lowered not in _KOBO_META and not name.lower().startswith(("meta/", "formhub/", "meta-", "formhub-")):
             layout.unknown.append(name)
     return layout
 
@@ -186,23 +223,24 @@ class _Table:
     sheet: str
     header: tuple[object, ...]
     records: list[tuple[int, tuple[object, ...]]]  # (1-based spreadsheet row, cells)
+    sep: str = "/"
 
 
 def _find_table(sheet: _Sheet, required: Iterable[str], known: Sequence[str],
-                multi: dict[str, tuple[str, ...]]) -> _Table | None:
+                multi: dict[str, tuple[str, ...]], sep: str = "/") -> _Table | None:
     """The sheet's data below the first header row that names all `required` fields; HXL tag rows skipped."""
     required = set(required)
     for i, row in enumerate(sheet.rows[:_HEADER_SEARCH_ROWS]):
         if _is_empty(row):
             continue
-        lay = _layout(row, known, multi)
+        lay = _layout(row, known, multi, sep)
         if not required <= set(lay.fields) | set(lay.options):
             continue
         start = i + 1
         if start < len(sheet.rows) and _is_hxl_row(sheet.rows[start]):
             start += 1
         records = [(n + 1, r) for n, r in enumerate(sheet.rows[start:], start=start) if not _is_empty(r)]
-        return _Table(sheet.name, row, records)
+        return _Table(sheet.name, row, records, sep)
     return None
 
 
@@ -210,13 +248,21 @@ def _cell(row: Sequence[object], idx: int | None) -> object:
     return row[idx] if idx is not None and idx < len(row) else None
 
 
-def _frame(records: list[dict[str, object]], columns: Sequence[str], int_columns: Sequence[str]) -> pd.DataFrame:
+def _column(table: _Table, idx: int | None, convert: Callable[[object], str | None] = _cell_text) -> list[str | None]:
+    """One column of the table's records, converted; a missing column is all empty."""
+    if idx is None:
+        return [None] * len(table.records)
+    return [convert(row[idx]) if idx < len(row) else None for _, row in table.records]
+
+
+def _frame(columns: dict[str, list[object]], names: Sequence[str], int_columns: Sequence[str]) -> pd.DataFrame:
     # object dtype keeps None and str exactly; pandas' own string dtype would turn None into NaN.
+    n = len(next(iter(columns.values()))) if columns else 0
     data = {}
-    for col in columns:
-        values = [rec.get(col) for rec in records]
+    for col in names:
+        values = columns.get(col, [None] * n)
         data[col] = pd.Series(values, dtype="int64" if col in int_columns else object)
-    return pd.DataFrame(data, columns=list(columns))
+    return pd.DataFrame(data, columns=list(names))
 
 
 def _rows_note(what: str, rows: list[int]) -> str:
@@ -235,34 +281,52 @@ def _column_notes(where: str, lay: _Layout, expected: Sequence[str]) -> list[str
     return notes
 
 
-def _select_multiple(row: Sequence[object], lay: _Layout, name: str) -> str | None:
-    """The space-separated column as written; rebuilt from the `field/option` 1/0 columns when it is missing."""
-    text = _cell_text(_cell(row, lay.fields.get(name)))
-    if text is not None:
-        return text
-    chosen = [opt for opt, idx in lay.options.get(name, []) if _is_selected(_cell(row, idx))]
-    return " ".join(chosen) if chosen else None
+def _select_multiple(table: _Table, lay: _Layout, name: str) -> list[str | None]:
+    """The space-separated column as written; rebuilt from the `field/option` 1/0 columns where it is empty."""
+    values = _column(table, lay.fields.get(name))
+    options = lay.options.get(name, [])
+    if not options:
+        return values
+    out = []
+    for value, (_, row) in zip(values, table.records, strict=True):
+        if value is None:
+            chosen = [opt for opt, idx in options if _is_selected(_cell(row, idx))]
+            value = " ".join(chosen) if chosen else None
+        out.append(value)
+    return out
+
+
+def _fields(table: _Table, lay: _Layout, names: Sequence[str], multi: dict[str, tuple[str, ...]],
+            dates: Sequence[str] = ()) -> dict[str, list[object]]:
+    cols: dict[str, list[object]] = {}
+    for name in names:
+        if name in multi:
+            cols[name] = list(_select_multiple(table, lay, name))
+        else:
+            cols[name] = list(_column(table, lay.fields.get(name), _iso_date if name in dates else _cell_text))
+    cols["source_sheet"] = [table.sheet] * len(table.records)
+    cols["source_row"] = [n for n, _ in table.records]
+    return cols
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # XLSX
 
 
-def _is_xlsx(path: Path) -> bool:
+def _load_sheets(path: Path, zf: zipfile.ZipFile, label: str) -> list[_Sheet]:
     try:
-        with zipfile.ZipFile(path) as zf:
-            return "xl/workbook.xml" in zf.namelist()
-    except zipfile.BadZipFile:
-        return False
-
-
-def _load_sheets(path: Path) -> list[_Sheet]:
+        return [_Sheet(title, rows) for title, rows in xlsx.read_sheets(zf)]
+    except xlsx.PrefixedMarkup:
+        pass
+    except (KeyError, ValueError, IndexError) as exc:
+        raise UnrecognisedFileError(f"{label}: the workbook cannot be opened ({exc}); expected {_EXPECTED}") from exc
     # A file object, not the path: openpyxl refuses names not ending in .xlsx, and the kind comes from content.
     with open(path, "rb") as fh:
         try:
             wb = load_workbook(fh, read_only=True, data_only=True)
         except Exception as exc:  # openpyxl raises many types for damaged workbooks; all mean the same to a sender
-            raise UnrecognisedFileError(f"{path}: the workbook cannot be opened ({exc}); expected {_EXPECTED}") from exc
+            raise UnrecognisedFileError(f"{label}: the workbook cannot be opened ({exc}); "
+                                        f"expected {_EXPECTED}") from exc
         try:
             sheets = []
             for ws in wb.worksheets:
@@ -273,8 +337,8 @@ def _load_sheets(path: Path) -> list[_Sheet]:
             wb.close()
 
 
-def _read_xlsx(path: Path) -> Batch:
-    sheets = _load_sheets(path)
+def _read_xlsx(path: Path, zf: zipfile.ZipFile, label: str) -> Batch:
+    sheets = _load_sheets(path, zf, label)
     main = members = None
     capacity: list[_Table] = []
     for sheet in sheets:
@@ -285,140 +349,229 @@ def _read_xlsx(path: Path) -> Batch:
         elif t := _find_table(sheet, ("offer_id", "ags"), CAPACITY_FIELDS, CAPACITY_SELECT_MULTIPLE):
             capacity.append(t)
     if main is not None and capacity:
-        raise UnrecognisedFileError(f"{path}: holds both household interviews (sheet {main.sheet!r}) and capacity "
+        raise UnrecognisedFileError(f"{label}: holds both household interviews (sheet {main.sheet!r}) and capacity "
                                     f"offers (sheet {capacity[0].sheet!r}); send them as separate files. "
                                     f"Expected {_EXPECTED}")
     if main is not None:
-        return _households_batch(main, members)
+        return _households_batch(main, members, "kobo_xlsx", _kobo_link)
     if capacity:
         notes: list[str] = []
-        frames = [_capacity_frame(t, notes) for t in capacity]
-        return Batch("capacity", {"capacity_offers": pd.concat(frames, ignore_index=True)}, notes)
+        frames = [_capacity_frame(t, notes, repair_ags=False) for t in capacity]
+        return Batch("capacity", {"capacity_offers": pd.concat(frames, ignore_index=True)}, notes, "capacity_xlsx")
     names = ", ".join(repr(s.name) for s in sheets)
-    raise UnrecognisedFileError(f"{path}: no sheet ({names}) has the expected header row; expected {_EXPECTED}")
+    raise UnrecognisedFileError(f"{label}: no sheet ({names}) has the expected header row; expected {_EXPECTED}")
 
 
-def _households_batch(main: _Table, members: _Table | None) -> Batch:
-    notes: list[str] = []
-    lay = _layout(main.header, HOUSEHOLD_FIELDS, HOUSEHOLD_SELECT_MULTIPLE)
-    notes += _column_notes(f"sheet {main.sheet!r}", lay, HOUSEHOLD_FIELDS)
-    households: list[dict[str, object]] = []
-    by_uuid: dict[str, str | None] = {}
-    by_index: dict[str, str | None] = {}
-    for row_no, row in main.records:
-        rec: dict[str, object] = {}
-        for name in HOUSEHOLD_FIELDS:
-            if name in HOUSEHOLD_SELECT_MULTIPLE:
-                rec[name] = _select_multiple(row, lay, name)
-            else:
-                rec[name] = _cell_text(_cell(row, lay.fields.get(name)))
-        for name in HOUSEHOLD_SYSTEM_KEPT:
-            rec[name] = _cell_text(_cell(row, lay.system.get(name)))
-        rec["source_sheet"] = main.sheet
-        rec["source_row"] = row_no
-        households.append(rec)
-        case_id = rec["case_id"] if isinstance(rec["case_id"], str) else None
-        if isinstance(rec["_uuid"], str):
-            by_uuid.setdefault(rec["_uuid"].strip(), case_id)
-        index = _cell_text(_cell(row, lay.system.get("_index")))
-        if index is not None:
-            by_index.setdefault(index.strip(), case_id)
-    member_records = _member_records(members, by_uuid, by_index, notes) if members is not None else []
-    if members is None:
-        notes.append("no members sheet found (a sheet with 'relation' and 'birth_year'); households have no members")
-    return Batch("households", {
-        "households": _frame(households, HOUSEHOLD_COLUMNS, ("source_row",)),
-        "members": _frame(member_records, MEMBER_COLUMNS, ("member_no", "source_row")),
-    }, notes)
+# How a member row finds its household: (member link column, household key column) by export format.
+_Link = Callable[[_Layout, _Layout, list[str]], tuple[int | None, int | None, Callable[[str], str]]]
 
 
-def _member_records(members: _Table, by_uuid: dict[str, str | None], by_index: dict[str, str | None],
-                    notes: list[str]) -> list[dict[str, object]]:
-    lay = _layout(members.header, MEMBER_FIELDS, {})
-    notes += _column_notes(f"sheet {members.sheet!r}", lay, MEMBER_FIELDS)
+def _kobo_link(main: _Layout, members: _Layout, notes: list[str]) -> tuple[int | None, int | None,
+                                                                          Callable[[str], str]]:
     # `_index` is not stable across exports, so the submission uuid is the link; `_parent_index` only as fallback.
-    if "_submission__uuid" in lay.system:
-        link_col, lookup = lay.system["_submission__uuid"], by_uuid
-    elif "_parent_index" in lay.system:
-        link_col, lookup = lay.system["_parent_index"], by_index
-        notes.append(f"sheet {members.sheet!r}: no _submission__uuid column; members linked by _parent_index")
+    if "_submission__uuid" in members.system:
+        return members.system["_submission__uuid"], main.system.get("_uuid"), str.strip
+    if "_parent_index" in members.system:
+        notes.append("members sheet: no _submission__uuid column; members linked by _parent_index")
+        return members.system["_parent_index"], main.system.get("_index"), str.strip
+    notes.append("members sheet: no _submission__uuid column; members cannot be linked to households")
+    return None, None, str.strip
+
+
+def _odk_root(key: str) -> str:
+    # KEY `uuid:abc`, repeat KEY `uuid:abc/members[2]`, PARENT_KEY `uuid:abc` (or a nested repeat's key).
+    return key.strip().split("/", 1)[0]
+
+
+def _odk_link(main: _Layout, members: _Layout, notes: list[str]) -> tuple[int | None, int | None,
+                                                                         Callable[[str], str]]:
+    if "PARENT_KEY" not in members.system:
+        notes.append("members file: no PARENT_KEY column; members cannot be linked to households")
+    return members.system.get("PARENT_KEY"), main.system.get("KEY"), _odk_root
+
+
+def _households_batch(main: _Table, members: _Table | None, fmt: str, link: _Link) -> Batch:
+    notes: list[str] = []
+    lay = _layout(main.header, HOUSEHOLD_FIELDS, HOUSEHOLD_SELECT_MULTIPLE, main.sep)
+    notes += _column_notes(f"sheet {main.sheet!r}", lay, HOUSEHOLD_FIELDS)
+    cols = _fields(main, lay, HOUSEHOLD_FIELDS, HOUSEHOLD_SELECT_MULTIPLE)
+    if fmt == "odk_central_zip":
+        cols["_uuid"] = list(_column(main, lay.system.get("KEY")))
+        cols["_submission_time"] = list(_column(main, lay.system.get("SubmissionDate")))
     else:
-        link_col, lookup = None, {}
-        notes.append(f"sheet {members.sheet!r}: no _submission__uuid column; members cannot be linked to households")
+        for name in HOUSEHOLD_SYSTEM_KEPT:
+            cols[name] = list(_column(main, lay.system.get(name)))
+    frames = {"households": _frame(cols, HOUSEHOLD_COLUMNS, ("source_row",))}
+    if members is None:
+        if fmt == "kobo_csv":
+            notes.append(KOBO_CSV_NOTE)
+        else:
+            notes.append("no members sheet found (a sheet with 'relation' and 'birth_year'); "
+                         "households have no members")
+            frames["members"] = _frame({}, MEMBER_COLUMNS, ("member_no", "source_row"))
+        return Batch("households", frames, notes, fmt)
+    m_lay = _layout(members.header, MEMBER_FIELDS, {}, members.sep)
+    notes += _column_notes(f"sheet {members.sheet!r}", m_lay, MEMBER_FIELDS)
+    link_col, key_col, normalise = link(lay, m_lay, notes)
+    lookup: dict[str, str | None] = {}
+    if key_col is not None:
+        for key, case_id in zip(_column(main, key_col), cols["case_id"], strict=True):
+            if key is not None:
+                lookup.setdefault(normalise(key), case_id if isinstance(case_id, str) else None)
+    m_cols = _fields(members, m_lay, MEMBER_FIELDS, {})
+    case_ids: list[object] = []
+    numbers: list[object] = []
     counters: dict[str | None, int] = {}
     orphans: list[int] = []
-    records = []
-    for row_no, row in members.records:
-        key = _cell_text(_cell(row, link_col))
-        key = key.strip() if key is not None else None
-        case_id = lookup.get(key) if key is not None else None
+    for (row_no, _), key in zip(members.records, _column(members, link_col), strict=True):
+        k = normalise(key) if key is not None else None
+        case_id = lookup.get(k) if k is not None and key_col is not None else None
         if case_id is None:
             orphans.append(row_no)
-        counters[key] = counters.get(key, 0) + 1
-        rec: dict[str, object] = {"case_id": case_id, "member_no": counters[key]}
-        for name in MEMBER_FIELDS:
-            rec[name] = _cell_text(_cell(row, lay.fields.get(name)))
-        rec["source_sheet"] = members.sheet
-        rec["source_row"] = row_no
-        records.append(rec)
+        counters[k] = counters.get(k, 0) + 1
+        case_ids.append(case_id)
+        numbers.append(counters[k])
+    m_cols["case_id"] = case_ids
+    m_cols["member_no"] = numbers
     if orphans and link_col is not None:
         notes.append(_rows_note(f"sheet {members.sheet!r}: members without a household in the main sheet "
                                 f"(case_id left empty)", orphans))
-    return records
+    frames["members"] = _frame(m_cols, MEMBER_COLUMNS, ("member_no", "source_row"))
+    return Batch("households", frames, notes, fmt)
 
 
-def _capacity_frame(table: _Table, notes: list[str]) -> pd.DataFrame:
+def _capacity_frame(table: _Table, notes: list[str], repair_ags: bool) -> pd.DataFrame:
     lay = _layout(table.header, CAPACITY_FIELDS, CAPACITY_SELECT_MULTIPLE)
     notes += _column_notes(f"sheet {table.sheet!r}", lay, CAPACITY_FIELDS)
-    numeric_ags: list[int] = []
-    records = []
-    for row_no, row in table.records:
-        rec: dict[str, object] = {}
-        for name in CAPACITY_FIELDS:
-            value = _cell(row, lay.fields.get(name))
-            if name in CAPACITY_SELECT_MULTIPLE:
-                rec[name] = _select_multiple(row, lay, name)
-            else:
-                rec[name] = _iso_date(value) if name in CAPACITY_DATE_FIELDS else _cell_text(value)
-        if isinstance(_cell(row, lay.fields.get("ags")), (int, float)):
-            numeric_ags.append(row_no)
-        rec["source_sheet"] = table.sheet
-        rec["source_row"] = row_no
-        records.append(rec)
+    cols = _fields(table, lay, CAPACITY_FIELDS, CAPACITY_SELECT_MULTIPLE, CAPACITY_DATE_FIELDS)
+    ags_idx = lay.fields.get("ags")
+    numeric_ags = [n for n, row in table.records if isinstance(_cell(row, ags_idx), (int, float))]
     if numeric_ags:
         notes.append(_rows_note(f"sheet {table.sheet!r}: ags stored as a number, leading zeros may be lost",
                                 numeric_ags))
-    return _frame(records, CAPACITY_COLUMNS, ("source_row",))
+    if repair_ags:
+        repaired = []
+        for i, (ags, state) in enumerate(zip(cols["ags"], cols["state"], strict=True)):
+            fixed = repaired_ags(ags, state)  # type: ignore[arg-type]
+            if fixed != ags:
+                cols["ags"][i] = fixed
+                repaired.append(int(cols["source_row"][i]))  # type: ignore[call-overload]
+        if repaired:
+            notes.append(_rows_note(f"{table.sheet}: 7-digit ags given 8 digits again by restoring the leading "
+                                    f"zero Excel dropped", repaired))
+    return _frame(cols, CAPACITY_COLUMNS, ("source_row",))
+
+
+def repaired_ags(ags: str | None, state: str | None) -> str | None:
+    """A 7-digit AGS that lost its leading zero, padded to 8 digits when that is unambiguous; otherwise as given.
+
+    Excel drops only one zero (Länder 01-09); the padded AGS must name the Land given in `state` when there is one.
+    """
+    if ags is None or not re.fullmatch(r"[1-9]\d{6}", ags.strip()):
+        return ags
+    padded = "0" + ags.strip()
+    land = LAND_BY_AGS_PREFIX.get(padded[:2])
+    given = state.strip().upper() if state else None
+    return padded if given is None or given == land else ags
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# CSV
+# CSV and ODK Central ZIP
+
+_NON_WESTERN_RUN = re.compile(r"[^\x00-\x7f]{3,}")
 
 
-def _decode(path: Path, notes: list[str]) -> str:
-    raw = path.read_bytes()
+def _decode(raw: bytes, label: str, notes: list[str]) -> str:
+    """Text of a CSV: UTF-8 (with or without BOM), UTF-16 with BOM, or Windows-1252 when that is unambiguous."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        notes.append(f"{label}: UTF-16 text; read as UTF-16")
+        return raw.decode("utf-16")
     if b"\x00" in raw[:4096]:
-        raise UnrecognisedFileError(f"{path}: binary content, not a spreadsheet or CSV file; expected {_EXPECTED}")
+        raise UnrecognisedFileError(f"{label}: binary content, not a spreadsheet or CSV file; expected {_EXPECTED}")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        # Excel on German Windows saves "CSV (Trennzeichen-getrennt)" as Windows-1252.
-        notes.append(f"{path.name}: not UTF-8; read as Windows-1252")
-        return raw.decode("cp1252", errors="replace")
+        pass
+    refusal = (f"{label}: the text is not UTF-8 and cannot be read reliably in another encoding (it looks like "
+               f"Cyrillic or another non-Western code page); save it as 'CSV UTF-8' and send it again")
+    try:
+        text = raw.decode("cp1252")
+    except UnicodeDecodeError as exc:
+        raise RefusedFileError("encoding_not_supported", refusal) from exc
+    # Western text has a non-ASCII letter here and there (Müller, Straße); Windows-1251 Cyrillic read as
+    # Windows-1252 turns whole words into runs of accented letters (Київ -> Êè¿â).
+    if _NON_WESTERN_RUN.search(text):
+        raise RefusedFileError("encoding_not_supported", refusal)
+    # Excel on German Windows saves "CSV (Trennzeichen-getrennt)" as Windows-1252.
+    notes.append(f"{label}: not UTF-8; read as Windows-1252 (Western European)")
+    return text
 
 
-def _read_csv(path: Path) -> Batch:
-    notes: list[str] = []
-    text = _decode(path, notes)
+def _csv_rows(text: str, label: str, sep: str | None = None) -> list[tuple[object, ...]]:
     first_line = next((line for line in text.splitlines() if line.strip()), "")
-    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
-    rows: list[tuple[object, ...]] = [tuple(r) for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
-    sheet = _Sheet(path.name, rows)
+    delimiter = sep or (";" if first_line.count(";") > first_line.count(",") else ",")
+    try:
+        return [tuple(r) for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
+    except csv.Error as exc:
+        raise UnrecognisedFileError(f"{label}: not a well-formed CSV file ({exc}); expected {_EXPECTED}") from exc
+
+
+def _read_csv(raw: bytes, label: str) -> Batch:
+    notes: list[str] = []
+    sheet = _Sheet(PurePosixPath(label).name, _csv_rows(_decode(raw, label, notes), label))
     table = _find_table(sheet, ("offer_id", "ags"), CAPACITY_FIELDS, CAPACITY_SELECT_MULTIPLE)
     if table is not None:
-        return Batch("capacity", {"capacity_offers": _capacity_frame(table, notes)}, notes)
-    if _find_table(sheet, ("case_id",), HOUSEHOLD_FIELDS, HOUSEHOLD_SELECT_MULTIPLE) is not None:
-        raise UnrecognisedFileError(f"{path}: looks like a household CSV export; households are read only from "
-                                    f"the KoboToolbox XLSX export (which carries the members sheet). "
-                                    f"Expected {_EXPECTED}")
-    raise UnrecognisedFileError(f"{path}: no header row with the expected columns found; expected {_EXPECTED}")
+        return Batch("capacity", {"capacity_offers": _capacity_frame(table, notes, repair_ags=True)}, notes,
+                     "capacity_csv")
+    table = _find_table(sheet, ("case_id", "round_id", "decision"), DECISION_FIELDS, {})
+    if table is not None:
+        lay = _layout(table.header, DECISION_FIELDS, {})
+        notes += _column_notes(sheet.name, lay, DECISION_FIELDS)
+        cols = _fields(table, lay, DECISION_FIELDS, {})
+        return Batch("decisions", {"decisions": _frame(cols, DECISION_COLUMNS, ("source_row",))}, notes,
+                     "decisions_csv")
+    table = _find_table(sheet, ("case_id",), HOUSEHOLD_FIELDS, HOUSEHOLD_SELECT_MULTIPLE)
+    if table is not None:
+        if _find_table(sheet, ("relation", "birth_year"), MEMBER_FIELDS, {}) is not None:
+            raise UnrecognisedFileError(f"{label}: a CSV with household and member columns in one table; send "
+                                        f"the KoboToolbox XLSX export (members on their own sheet) or the ODK "
+                                        f"Central ZIP instead")
+        batch = _households_batch(table, None, "kobo_csv", _kobo_link)
+        batch.notes[:0] = notes
+        return batch
+    raise UnrecognisedFileError(f"{label}: no header row with the expected columns found; expected {_EXPECTED}")
+
+
+def _read_odk_zip(zf: zipfile.ZipFile, label: str) -> Batch:
+    notes: list[str] = []
+    csvs = [i.filename for i in zf.infolist() if not i.is_dir() and i.filename.lower().endswith(".csv")]
+    mains = []
+    for entry in csvs:
+        if entry.lower().endswith("-members.csv"):
+            continue
+        text = _decode(zf.read(entry), f"{label}:{entry}", notes)
+        sheet = _Sheet(PurePosixPath(entry).name, _csv_rows(text, label, ","))
+        table = _find_table(sheet, ("case_id",), HOUSEHOLD_FIELDS, HOUSEHOLD_SELECT_MULTIPLE, sep="-")
+        if table is not None:
+            mains.append((entry, table))
+    if not mains:
+        listed = ", ".join(csvs[:10]) or "no CSV files"
+        raise UnrecognisedFileError(f"{label}: a ZIP archive ({listed}) without a main CSV holding 'case_id'; "
+                                    f"expected {_EXPECTED}")
+    if len(mains) > 1:
+        raise UnrecognisedFileError(f"{label}: the archive holds more than one household CSV "
+                                    f"({', '.join(e for e, _ in mains)}); send one form export per file")
+    entry, main = mains[0]
+    stem = entry[:-len(".csv")]
+    member_entry = next((e for e in csvs if e == f"{stem}-members.csv"), None) or next(
+        (e for e in csvs if e.lower().endswith("-members.csv")), None)
+    members = None
+    if member_entry is not None:
+        sheet = _Sheet(PurePosixPath(member_entry).name,
+                       _csv_rows(_decode(zf.read(member_entry), f"{label}:{member_entry}", notes), label, ","))
+        members = _find_table(sheet, ("relation", "birth_year"), MEMBER_FIELDS, {}, sep="-")
+        if members is None:
+            notes.append(f"{member_entry}: no header row with 'relation' and 'birth_year'")
+    batch = _households_batch(main, members, "odk_central_zip", _odk_link)
+    batch.notes[:0] = notes
+    return batch

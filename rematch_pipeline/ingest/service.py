@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -29,11 +30,24 @@ DEFAULT_MAX_INVALID_SHARE = 0.5
 class IngestReport:
     file: str
     sha256: str
-    status: str  # ingested, duplicate, held, unrecognised
+    status: str  # ingested, duplicate, held, unrecognised, refused
     message: str
     kind: str | None = None
-    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> {rows, valid, quarantined, ...}
-    reports: dict[str, str] = field(default_factory=dict)  # table -> Data Docs page
+    format: str | None = None
+    duplicate: bool = False
+    # Totals over every table of the file (households and their members count as rows each):
+    # rows_read == accepted + quarantined + held.
+    rows_read: int = 0
+    accepted: int = 0
+    replaced: int = 0
+    quarantined: int = 0
+    held: int = 0
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> {rows, accepted, quarantined, ...}
+    reports: dict[str, str] = field(default_factory=dict)  # table -> Data Docs page of this run
+    data_docs: str | None = None  # the Data Docs site index
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # parse_s, validate_s, store_s
+    raw_file_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -69,12 +83,54 @@ def _record(df: pd.DataFrame, idx: Any) -> dict[str, Any]:
                 else str(v)) for k, v in rec.items()}
 
 
+@dataclass(frozen=True)
+class _Reject:
+    """A valid row that storing could not apply (it needs the database to judge)."""
+
+    table: str
+    index: Any
+    field: str
+    rule: str
+    message: str
+
+
+_APPLY_RULES = {
+    "kept_newer": ("_submission_time", "older_submission_than_stored",
+                   "A newer submission of this household (same case_id) is already stored; this older one was not "
+                   "applied. Nothing to do unless the stored one is wrong."),
+    "unknown": ("case_id", "household_unknown_without_members",
+                "This household is not known yet and the file has no member rows (a KoboToolbox CSV export can only "
+                "update known households); send the XLSX export with its members sheet or the ODK Central ZIP."),
+    "already_recorded": ("decision", "decision_already_recorded",
+                         "A decision for this case_id and round_id is already stored; only the first decision counts. "
+                         "Ask the coordination team if the household changed its mind."),
+    "not_offered": ("case_id", "decision_without_offer",
+                    "No match was offered to this case_id in this round_id; check both ids."),
+}
+_MEMBER_REJECT = ("case_id", "member_of_unapplied_household",
+                  "This person's household row was not applied (see the quarantine entry of the household row); "
+                  "the person waits with it.")
+
+
+def _duplicate_report(path_name: str, digest: str, seen: Any, runs: list[Any], settings: Settings) -> IngestReport:
+    index = settings.data_docs / "index.html"
+    return IngestReport(path_name, digest, "duplicate",
+                        f"{path_name} was already ingested as {seen.original_name} on "
+                        f"{seen.received_at:%Y-%m-%d %H:%M} (sha256 {digest[:12]}…); nothing changed",
+                        kind=seen.kind, format=seen.format, duplicate=True, raw_file_id=seen.id,
+                        reports={r.table_name: r.report_path for r in runs if r.report_path},
+                        data_docs=str(index) if index.exists() else None)
+
+
 def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cli",
-                today: date | None = None) -> IngestReport:
+                today: date | None = None, name: str | None = None) -> IngestReport:
+    """Archive, read, validate and store one file in one transaction; `name` is its original name (default: path's)."""
     from rematch_pipeline.ingest.readers import UnrecognisedFileError, read_file
+    from rematch_pipeline.ingest.safety import RefusedFileError
     from rematch_pipeline.validation import validate_batch
 
     path = Path(path)
+    name = name or path.name
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     settings.ensure_dirs()
@@ -87,34 +143,40 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
             select(t.validation_runs.c.table_name, t.validation_runs.c.report_path)
             .where(t.validation_runs.c.raw_file_id == seen.id)).all()
     if seen is not None:
-        return IngestReport(path.name, digest, "duplicate",
-                            f"{path.name} was already ingested as {seen.original_name} on "
-                            f"{seen.received_at:%Y-%m-%d %H:%M} (sha256 {digest[:12]}…); nothing changed",
-                            kind=seen.kind, reports={r.table_name: r.report_path for r in runs if r.report_path})
+        return _duplicate_report(name, digest, seen, list(runs), settings)
     archived = archive_file(path, settings, digest)
-    raw = dict(sha256=digest, original_name=path.name, archived_path=str(archived.relative_to(settings.home)),
+    raw = dict(sha256=digest, original_name=name, archived_path=str(archived.relative_to(settings.home)),
                size_bytes=archived.stat().st_size, received_at=store.now())
+    started = time.perf_counter()
     try:
-        batch = read_file(archived)
-    except UnrecognisedFileError as exc:
-        message = str(exc).replace(str(archived), path.name)
+        batch = read_file(archived, name=name)
+    except (UnrecognisedFileError, RefusedFileError) as exc:
+        status, rule = (("refused", exc.rule) if isinstance(exc, RefusedFileError)
+                        else ("unrecognised", "unrecognised_file"))
+        message = str(exc).replace(str(archived), name)
         with engine.begin() as conn:
-            raw_id = conn.execute(insert(t.raw_files).values(kind=None, status="unrecognised", **raw)
+            raw_id = conn.execute(insert(t.raw_files).values(kind=None, status=status, **raw)
                                   ).inserted_primary_key[0]  # type: ignore[index]
             conn.execute(insert(t.quarantine).values(raw_file_id=raw_id, table_name="file", sheet=None,
-                                                     source_row=None, field=None, rule="unrecognised_file",
+                                                     source_row=None, field=None, rule=rule,
                                                      message=message, record=None, created_at=store.now()))
-            store.audit(conn, actor, "file_rejected", digest[:12], {"file": path.name, "reason": message})
-        return IngestReport(path.name, digest, "unrecognised", message)
+            store.audit(conn, actor, "file_rejected", digest[:12], {"file": name, "rule": rule})
+        return IngestReport(name, digest, status, message, raw_file_id=raw_id)
+    parsed = time.perf_counter()
 
     results = validate_batch(batch.tables, batch_id=digest[:12], settings=settings, today=today)
+    validated = time.perf_counter()
     total = sum(len(df) for df in batch.tables.values())
     invalid = sum(len(r.invalid_rows) for r in results.values())
     held = total > 0 and invalid / total > _max_invalid_share()
-    report = IngestReport(path.name, digest, "held" if held else "ingested", "", kind=batch.kind)
+    report = IngestReport(name, digest, "held" if held else "ingested", "", kind=batch.kind, format=batch.format,
+                          notes=list(batch.notes))
     with engine.begin() as conn:  # the file's rows, its validation and its quarantine land together or not at all
-        raw_id = conn.execute(insert(t.raw_files).values(kind=batch.kind, status=report.status, **raw)
+        raw_id = conn.execute(insert(t.raw_files).values(kind=batch.kind, format=batch.format,
+                                                         status=report.status, **raw)
                               ).inserted_primary_key[0]  # type: ignore[index]
+        report.raw_file_id = raw_id
+        rejects: list[_Reject] = [] if held else _apply(conn, batch, results, raw_id, policy, report, actor)
         for table, res in results.items():
             df = batch.tables[table]
             conn.execute(insert(t.validation_runs).values(
@@ -122,11 +184,13 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
                 invalid_rows=len(res.invalid_rows), report_path=str(res.report_path) if res.report_path else None,
                 statistics=res.statistics, created_at=store.now()))
             q_rows = []
-            for err in res.row_errors:
-                rec = _record(df, err.row_index)
+            errors = [(e.row_index, e.field, e.rule, e.message) for e in res.row_errors]
+            errors += [(r.index, r.field, r.rule, r.message) for r in rejects if r.table == table]
+            for idx, fld, rule, message in errors:
+                rec = _record(df, idx)
                 q_rows.append(dict(raw_file_id=raw_id, table_name=table, sheet=rec.get("source_sheet"),
-                                   source_row=rec.get("source_row"), field=err.field, rule=err.rule,
-                                   message=err.message, record=rec, created_at=store.now()))
+                                   source_row=rec.get("source_row"), field=fld, rule=rule,
+                                   message=message, record=rec, created_at=store.now()))
             if held:
                 # The whole batch waits for review: every row is kept, none is applied.
                 q_rows.append(dict(raw_file_id=raw_id, table_name=table, sheet=None, source_row=None, field=None,
@@ -135,49 +199,88 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
                                            f"{_max_invalid_share():.0%}); batch held for review"))
             if q_rows:
                 conn.execute(insert(t.quarantine), q_rows)
-            report.counts[table] = {"rows": len(df), "valid": len(df) - len(res.invalid_rows),
-                                    "quarantined": len(res.invalid_rows)}
+            bad = set(res.invalid_rows) | {r.index for r in rejects if r.table == table}
+            counts = report.counts.setdefault(table, {})
+            counts.update(rows=len(df), quarantined=len(bad), accepted=0 if held else len(df) - len(bad),
+                          held=len(df) - len(bad) if held else 0)
             if res.report_path:
                 report.reports[table] = str(res.report_path)
-        if not held:
-            _apply(conn, batch, results, raw_id, policy, report)
         store.audit(conn, actor, "file_ingested", digest[:12],
-                    {"file": path.name, "kind": batch.kind, "status": report.status, "counts": report.counts})
-    report.message = (f"{path.name}: {batch.kind}, {total - invalid} valid rows stored, {invalid} quarantined"
-                      if not held else f"{path.name}: held for review, {invalid} of {total} rows invalid")
+                    {"file": name, "kind": batch.kind, "format": batch.format, "status": report.status,
+                     "counts": report.counts})
+    stored = time.perf_counter()
+    report.timings = {"parse_s": round(parsed - started, 3), "validate_s": round(validated - parsed, 3),
+                      "store_s": round(stored - validated, 3)}
+    for key in ("rows_read", "accepted", "replaced", "quarantined", "held"):
+        c = "rows" if key == "rows_read" else key
+        setattr(report, key, sum(v.get(c, 0) for v in report.counts.values()))
+    index = settings.data_docs / "index.html"
+    report.data_docs = str(index) if index.exists() else None
+    if held:
+        report.message = f"{name}: held for review, {invalid} of {total} rows invalid"
+    else:
+        report.message = (f"{name}: {batch.kind} ({batch.format}), {report.rows_read} rows read, "
+                          f"{report.accepted} accepted ({report.replaced} replacing earlier versions), "
+                          f"{report.quarantined} quarantined")
     for note in batch.notes:
         report.message += f"; {note}"
     log.info("ingest %s (%s): %s", digest[:12], batch.kind, report.status)
     return report
 
 
+def _valid_records(df: pd.DataFrame, bad: set[Any]) -> list[tuple[Any, dict[str, Any]]]:
+    good = df[~df.index.isin(list(bad))] if bad else df
+    return list(zip(good.index, good.to_dict("records"), strict=True))
+
+
 def _apply(conn: Any, batch: Any, results: dict[str, Any], raw_id: int, policy: Policy,
-           report: IngestReport) -> None:
+           report: IngestReport, actor: str) -> list[_Reject]:
+    """Store the valid rows; returns the valid rows storing could not apply (they go to the quarantine)."""
+    rejects: list[_Reject] = []
     if batch.kind == "households":
-        hh, mem = batch.tables["households"], batch.tables["members"]
-        bad_h = results["households"].invalid_rows
-        bad_m = results["members"].invalid_rows
-        good_members: dict[str, list[dict[str, Any]]] = {}
-        for idx, rec in mem.iterrows():
-            if idx not in bad_m and rec.get("case_id"):
-                good_members.setdefault(str(rec["case_id"]).strip(), []).append(store.member_row(rec))
-        outcomes: dict[str, int] = {}
-        for idx, rec in hh.iterrows():
-            if idx in bad_h:
-                continue
+        hh = batch.tables["households"]
+        mem = batch.tables.get("members")
+        members: dict[str, list[dict[str, Any]]] | None = None
+        member_index: dict[str, list[Any]] = {}
+        if mem is not None:
+            members = {}
+            for idx, rec in _valid_records(mem, results["members"].invalid_rows):
+                if rec.get("case_id"):
+                    row = store.member_row(rec)
+                    members.setdefault(row["case_id"], []).append(row)
+                    member_index.setdefault(row["case_id"], []).append(idx)
+        rows, index_of = [], {}
+        for idx, rec in _valid_records(hh, results["households"].invalid_rows):
             row = store.household_row(rec, raw_id, policy.pseudonym_salt)
-            outcome = store.upsert_household(conn, row, good_members.get(row["case_id"], []))
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
-            if outcome == "replaced":
-                store.audit(conn, "ingest", "household_replaced", row["pseudonym"], {"raw_file_id": raw_id})
-        report.counts["households"].update(outcomes)
+            rows.append(row)
+            index_of[row["case_id"]] = idx
+        outcomes = store.apply_households(conn, rows, members, actor="ingest")
+        for case_id, outcome in outcomes.items():
+            if outcome in _APPLY_RULES:
+                rejects.append(_Reject("households", index_of[case_id], *_APPLY_RULES[outcome]))
+                rejects.extend(_Reject("members", i, *_MEMBER_REJECT) for i in member_index.get(case_id, []))
+        _tally(report, "households", outcomes.values())
     elif batch.kind == "capacity":
         df = batch.tables["capacity_offers"]
-        bad = results["capacity_offers"].invalid_rows
-        outcomes = {}
-        for idx, rec in df.iterrows():
-            if idx in bad:
-                continue
-            outcome = store.upsert_offer(conn, store.offer_row(rec, raw_id))
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        report.counts["capacity_offers"].update(outcomes)
+        rows = [store.offer_row(rec, raw_id) for _, rec in _valid_records(df, results["capacity_offers"].invalid_rows)]
+        _tally(report, "capacity_offers", store.apply_offers(conn, rows, actor="ingest").values())
+    elif batch.kind == "decisions":
+        df = batch.tables["decisions"]
+        valid = _valid_records(df, results["decisions"].invalid_rows)
+        rows = [store.decision_row(rec, raw_id) for _, rec in valid]
+        outcomes_d = store.apply_decisions(conn, rows)
+        for (idx, _), row in zip(valid, rows, strict=True):
+            outcome = outcomes_d[(row["case_id"], row["round_id"])]
+            if outcome in _APPLY_RULES:
+                rejects.append(_Reject("decisions", idx, *_APPLY_RULES[outcome]))
+        _tally(report, "decisions", outcomes_d.values())
+    return rejects
+
+
+def _tally(report: IngestReport, table: str, outcomes: Any) -> None:
+    counts = report.counts.setdefault(table, {})
+    for key in ("inserted", "replaced", "unchanged"):
+        counts[key] = 0
+    for outcome in outcomes:
+        if outcome in counts:
+            counts[outcome] += 1

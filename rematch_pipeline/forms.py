@@ -1,0 +1,350 @@
+"""The forms we hand out: the household interview XLSForm (de/uk/en) and the municipal capacity XLSX template."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font
+from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.worksheet import Worksheet
+
+from rematch_pipeline.domain import (
+    COMMUNITY,
+    GERMAN_LEVELS,
+    LAND_BY_AGS_PREFIX,
+    LANGUAGES,
+    MEDICAL_NEEDS,
+    OCCUPATIONS,
+    PETS,
+    PREF_SETTLEMENTS,
+    QUALIFICATIONS,
+    RELATIONS,
+    SETTLEMENT_TYPES,
+    SEXES,
+    WEIGHT_ASPECTS,
+)
+from rematch_pipeline.ingest.readers import CAPACITY_FIELDS
+
+FORM_ID = "rematch_household"
+FORM_VERSION = "2026112201"
+XLSFORM_FILE = "rematch_household.xlsx"
+TEMPLATE_FILE = "rematch_capacity_template.xlsx"
+CAPACITY_SHEET = "capacity"
+INSTRUCTIONS_SHEET = "instructions"
+LANGS = ("German (de)", "Ukrainian (uk)", "English (en)")
+TEMPLATE_ROWS = 500  # rows of the capacity sheet that carry the dropdowns and checks
+# Spreadsheet programs run a cell that starts with one of these as a formula (CSV/formula injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+# (de, uk, en) labels
+_L = tuple[str, str, str]
+_CHOICES: dict[str, dict[str, _L]] = {
+    "yes_no": {"yes": ("Ja", "Так", "Yes"), "no": ("Nein", "Ні", "No")},
+    "languages": {
+        "uk": ("Ukrainisch", "Українська", "Ukrainian"), "ru": ("Russisch", "Російська", "Russian"),
+        "en": ("Englisch", "Англійська", "English"), "de": ("Deutsch", "Німецька", "German"),
+        "pl": ("Polnisch", "Польська", "Polish"), "other": ("Andere", "Інша", "Other"),
+    },
+    "german_level": {
+        "none": ("Keine Kenntnisse", "Не володію", "None"), "a1": ("A1", "A1", "A1"), "a2": ("A2", "A2", "A2"),
+        "b1": ("B1", "B1", "B1"), "b2_plus": ("B2 oder besser", "B2 або вище", "B2 or better"),
+    },
+    "medical_needs": {
+        "dialysis": ("Dialyse", "Діаліз", "Dialysis"), "oncology": ("Onkologie", "Онкологія", "Oncology"),
+        "psychotherapy": ("Psychotherapie", "Психотерапія", "Psychotherapy"),
+        "paediatric_specialist": ("Kinderfacharzt", "Дитячий спеціаліст", "Paediatric specialist"),
+        "diabetes_care": ("Diabetesversorgung", "Лікування діабету", "Diabetes care"),
+        "none": ("Keine", "Немає", "None"),
+    },
+    "pets": {"none": ("Keine", "Немає", "None"), "cat": ("Katze", "Кіт", "Cat"), "dog": ("Hund", "Собака", "Dog"),
+             "other": ("Anderes Tier", "Інша тварина", "Other animal")},
+    "pref_settlement": {
+        "big_city": ("Großstadt", "Велике місто", "Big city"), "mid_city": ("Mittelstadt", "Середнє місто",
+                                                                          "Mid-sized city"),
+        "small_town": ("Kleinstadt", "Невелике місто", "Small town"), "rural": ("Ländlich", "Село", "Rural"),
+        "any": ("Egal", "Без різниці", "Any"),
+    },
+    "relation": {
+        "head": ("Haushaltsvorstand", "Голова домогосподарства", "Head of household"),
+        "spouse": ("Ehe-/Lebenspartner:in", "Чоловік/дружина", "Spouse or partner"),
+        "child": ("Kind", "Дитина", "Child"), "parent": ("Elternteil", "Батько/мати", "Parent"),
+        "sibling": ("Geschwister", "Брат/сестра", "Sibling"), "other": ("Andere", "Інше", "Other"),
+    },
+    "sex": {"female": ("weiblich", "жіноча", "female"), "male": ("männlich", "чоловіча", "male"),
+            "diverse": ("divers", "інша", "diverse")},
+    "occupation": {
+        "health_care": ("Gesundheit/Pflege", "Охорона здоров'я", "Health care"),
+        "education": ("Bildung", "Освіта", "Education"), "it": ("IT", "ІТ", "IT"),
+        "engineering": ("Ingenieurwesen", "Інженерія", "Engineering"),
+        "construction": ("Bau", "Будівництво", "Construction"),
+        "hospitality": ("Gastgewerbe", "Готельно-ресторанна справа", "Hospitality"),
+        "manufacturing": ("Produktion", "Виробництво", "Manufacturing"),
+        "logistics": ("Logistik", "Логістика", "Logistics"), "agriculture": ("Landwirtschaft", "Сільське господарство",
+                                                                            "Agriculture"),
+        "retail": ("Handel", "Торгівля", "Retail"), "public_admin": ("Öffentliche Verwaltung", "Державне управління",
+                                                                    "Public administration"),
+        "other": ("Andere", "Інше", "Other"), "none": ("Keine Erwerbstätigkeit", "Не працює", "None"),
+    },
+    "qualification": {
+        "none": ("Kein Abschluss", "Без освіти", "None"), "vocational": ("Berufsausbildung", "Професійна освіта",
+                                                                         "Vocational"),
+        "bachelor": ("Bachelor", "Бакалавр", "Bachelor"), "master_plus": ("Master oder höher", "Магістр або вище",
+                                                                          "Master or higher"),
+    },
+}
+# The choice lists must be the contract's lists, in its order.
+assert tuple(_CHOICES["languages"]) == LANGUAGES and tuple(_CHOICES["german_level"]) == GERMAN_LEVELS
+assert tuple(_CHOICES["medical_needs"]) == MEDICAL_NEEDS and tuple(_CHOICES["pets"]) == PETS
+assert tuple(_CHOICES["pref_settlement"]) == PREF_SETTLEMENTS and tuple(_CHOICES["relation"]) == RELATIONS
+assert tuple(_CHOICES["sex"]) == SEXES and tuple(_CHOICES["occupation"]) == OCCUPATIONS
+assert tuple(_CHOICES["qualification"]) == QUALIFICATIONS
+
+_WEIGHT_LABELS: dict[str, _L] = {
+    "work": ("Arbeit", "Робота", "Work"), "education": ("Bildung und Schule", "Освіта і школа", "Education"),
+    "community": ("Ukrainische Gemeinschaft", "Українська громада", "Ukrainian community"),
+    "healthcare": ("Gesundheitsversorgung", "Медична допомога", "Health care"),
+    "housing": ("Wohnung", "Житло", "Housing"), "culture": ("Kultur und Freizeit", "Культура і дозвілля",
+                                                            "Culture and leisure"),
+}
+_RANGE_0_5: _L = ("Bitte 0 bis 5 eingeben.", "Введіть число від 0 до 5.", "Enter 0 to 5.")
+_ONE_HEAD: _L = ("Die erste Person ist der Haushaltsvorstand, keine weitere Person.",
+                 "Перша особа — голова домогосподарства, інші — ні.",
+                 "The first person is the head of household, and no one else.")
+
+# type, name, labels, required, constraint, constraint message, relevant, appearance
+_Q = tuple[str, str, _L | None, str, str, _L | None, str, str]
+
+
+def _survey() -> list[_Q]:
+    q: list[_Q] = [
+        ("start", "start", None, "", "", None, "", ""), ("end", "end", None, "", "", None, "", ""),
+        ("text", "case_id", ("Fallnummer", "Номер справи", "Case ID"), "yes",
+         r"regex(., '^[A-Za-z0-9][A-Za-z0-9_.\-]*$')",
+         ("Nur Buchstaben, Ziffern, - _ . (z. B. RM-2026-00042).", "Лише літери, цифри, - _ . (напр. RM-2026-00042).",
+          "Letters, digits, - _ . only (e.g. RM-2026-00042)."), "", ""),
+        ("date", "interview_date", ("Datum des Gesprächs", "Дата співбесіди", "Interview date"), "yes",
+         ". <= today()", ("Das Datum liegt in der Zukunft.", "Дата в майбутньому.", "The date is in the future."),
+         "", ""),
+        ("text", "interview_location", ("Ort des Gesprächs", "Місце співбесіди", "Interview location"), "", "", None,
+         "", ""),
+        ("select_one yes_no", "consent_matching",
+         ("Einverständnis mit der Vermittlung an eine Kommune", "Згода на підбір громади",
+          "Consent to being matched to a municipality"), "yes", "", None, "", ""),
+        ("note", "note_no_matching",
+         ("Ohne Einverständnis nimmt der Haushalt an keiner Vermittlungsrunde teil.",
+          "Без згоди домогосподарство не бере участі в підборі.",
+          "Without consent the household enters no matching round."), "", "", None,
+         "${consent_matching} = 'no'", ""),
+        ("select_one yes_no", "consent_health_share",
+         ("Einverständnis, Gesundheitsangaben an die Kommune weiterzugeben",
+          "Згода на передачу даних про здоров'я громаді", "Consent to share health details with the municipality"),
+         "yes", "", None, "", ""),
+        ("text", "contact_phone", ("Telefon", "Телефон", "Phone"), "", "", None, "", "numbers"),
+        ("text", "contact_email", ("E-Mail", "Ел. пошта", "Email"), "", r"regex(., '^[^@\s]+@[^@\s]+\.[^@\s]+$')",
+         ("Keine gültige E-Mail-Adresse.", "Недійсна адреса ел. пошти.", "Not a valid email address."), "", ""),
+        ("select_multiple languages", "languages", ("Sprachen", "Мови", "Languages"), "yes", "count-selected(.) >= 1",
+         ("Mindestens eine Sprache.", "Щонайменше одна мова.", "At least one language."), "", ""),
+        ("select_one german_level", "german_level", ("Deutschkenntnisse", "Рівень німецької", "German level"),
+         "yes", "", None, "", ""),
+        ("begin_group", "grp_needs", ("Bedarfe", "Потреби", "Needs"), "", "", None, "", "field-list"),
+        ("select_one yes_no", "wheelchair_access",
+         ("Rollstuhlgerechte Wohnung nötig", "Потрібне житло для візка", "Needs a wheelchair-accessible unit"),
+         "yes", "", None, "", ""),
+        ("select_multiple medical_needs", "medical_needs",
+         ("Medizinische Versorgung nötig", "Потрібна медична допомога", "Medical needs"), "yes",
+         "not(selected(., 'none') and count-selected(.) > 1)",
+         ("'Keine' schließt andere Angaben aus.", "'Немає' виключає інші варіанти.", "'None' excludes the others."),
+         "", ""),
+        ("note", "note_health_private",
+         ("Gesundheitsangaben werden nicht an die Kommune weitergegeben, aber bei der Vermittlung berücksichtigt.",
+          "Дані про здоров'я не передаються громаді, але враховуються під час підбору.",
+          "Health details are not shared with the municipality, but the matching respects them."), "", "", None,
+         "${consent_health_share} = 'no'", ""),
+        ("select_one pets", "pets", ("Haustiere", "Домашні тварини", "Pets"), "yes", "", None, "", ""),
+        ("end_group", "", None, "", "", None, "", ""),
+        ("begin_group", "grp_prefs", ("Wünsche", "Побажання", "Preferences"), "", "", None, "", "field-list"),
+        ("select_one pref_settlement", "pref_settlement", ("Bevorzugter Wohnort", "Бажаний тип населеного пункту",
+                                                           "Preferred kind of place"), "yes", "", None, "", ""),
+    ]
+    for aspect in WEIGHT_ASPECTS:
+        de, uk, en = _WEIGHT_LABELS[aspect]
+        q.append(("integer", f"weight_{aspect}", (f"Wie wichtig: {de} (0-5)", f"Наскільки важливо: {uk} (0-5)",
+                                                 f"How important: {en} (0-5)"), "yes", ". >= 0 and . <= 5",
+                  _RANGE_0_5, "", ""))
+    q += [
+        ("end_group", "", None, "", "", None, "", ""),
+        ("text", "ties_ags", ("AGS eines Ortes mit Verwandten/Freunden (8 Ziffern)",
+                              "AGS громади з родичами/друзями (8 цифр)",
+                              "AGS of a place with relatives or friends (8 digits)"), "",
+         "regex(., '^[0-9]{8}$')", ("Genau 8 Ziffern.", "Рівно 8 цифр.", "Exactly 8 digits."), "", "numbers"),
+        ("text", "notes", ("Anmerkungen", "Примітки", "Notes"), "", "", None, "", "multiline"),
+        ("begin_repeat", "members", ("Personen im Haushalt", "Члени домогосподарства", "Household members"), "", "",
+         None, "", ""),
+        ("select_one relation", "relation", ("Beziehung zum Haushaltsvorstand", "Стосунок до голови",
+                                             "Relation to the head"), "yes",
+         "(position(..) = 1 and . = 'head') or (position(..) > 1 and . != 'head')", _ONE_HEAD, "", ""),
+        ("select_one sex", "sex", ("Geschlecht", "Стать", "Sex"), "yes", "", None, "", ""),
+        ("integer", "birth_year", ("Geburtsjahr", "Рік народження", "Birth year"), "yes",
+         ". >= 1900 and . <= int(format-date(today(), '%Y'))",
+         ("1900 bis heute.", "Від 1900 до поточного року.", "1900 up to the current year."), "", ""),
+        ("select_one yes_no", "mobility_impaired", ("Gehbehindert", "Обмежена мобільність", "Mobility impaired"),
+         "yes", "", None, "", ""),
+        ("select_one occupation", "occupation", ("Beruf", "Професія", "Occupation"), "yes", "", None, "", ""),
+        ("select_one qualification", "qualification", ("Abschluss", "Освіта", "Qualification"), "yes", "", None,
+         "", ""),
+        ("end_repeat", "", None, "", "", None, "", ""),
+    ]
+    return q
+
+
+def safe_text(value: Any) -> Any:
+    """A string that a spreadsheet program would run as a formula, made inert with a leading apostrophe (CSV)."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def put(ws: Worksheet, row: int, col: int, value: Any) -> None:
+    """Write a cell; strings are stored as text, never as formulas (openpyxl treats a leading '=' as a formula)."""
+    cell = ws.cell(row, col, value)
+    if isinstance(value, str):
+        cell.data_type = "s"
+
+
+def _append(ws: Worksheet, values: Sequence[Any]) -> None:
+    row = ws.max_row + 1 if ws.max_row > 1 or ws.cell(1, 1).value is not None else 1
+    for col, value in enumerate(values, start=1):
+        if value not in (None, ""):
+            put(ws, row, col, value)
+
+
+def xlsform_workbook() -> Workbook:
+    wb = Workbook()
+    survey = wb.active
+    survey.title = "survey"
+    _append(survey, ["type", "name", *(f"label::{lang}" for lang in LANGS), "required", "constraint",
+                     *(f"constraint_message::{lang}" for lang in LANGS), "relevant", "appearance"])
+    for typ, name, labels, required, constraint, message, relevant, appearance in _survey():
+        _append(survey, [typ, name, *(labels or ("", "", "")), required, constraint, *(message or ("", "", "")),
+                         relevant, appearance])
+    choices = wb.create_sheet("choices")
+    _append(choices, ["list_name", "name", *(f"label::{lang}" for lang in LANGS)])
+    for list_name, options in _CHOICES.items():
+        for name, labels in options.items():
+            _append(choices, [list_name, name, *labels])
+    settings = wb.create_sheet("settings")
+    _append(settings, ["form_title", "form_id", "name", "version", "default_language", "instance_name"])
+    _append(settings, ["Re:Match Haushaltsgespräch", FORM_ID, FORM_ID, FORM_VERSION, LANGS[0],
+                       "concat(${case_id}, '')"])
+    for ws in (survey, choices, settings):
+        for cell in ws[1]:
+            cell.font = Font(bold=True)
+        ws.freeze_panes = "A2"
+    return wb
+
+
+CAPACITY_INSTRUCTIONS = (
+    "Re:Match – Kapazitätsmeldung der Kommune",
+    "Bitte tragen Sie im Blatt „capacity“ eine Zeile pro Angebot ein. Spaltennamen und Reihenfolge nicht ändern.",
+    "offer_id: eindeutige Kennung des Angebots; eine erneute Meldung mit derselben Kennung ersetzt die frühere.",
+    "ags: Amtlicher Gemeindeschlüssel, genau 8 Ziffern, als Text (führende Null behalten, z. B. 01002000).",
+    "state: Länderkürzel (SH HH NI HB NW HE RP BW BY SL BE BB MV SN ST TH), passend zu den ersten beiden AGS-Ziffern.",
+    "settlement_type: big_city, mid_city, small_town oder rural.",
+    "valid_from / valid_until: Zeitraum, in dem das Angebot gilt (Datum, TT.MM.JJJJ).",
+    "places_persons: Zahl der Personen, die aufgenommen werden können (mindestens 8).",
+    "units_1_room … units_4plus_rooms: freie Wohneinheiten nach Zimmerzahl; units_wheelchair und "
+    "units_pets_allowed zählen zu diesen Einheiten.",
+    "kita_u3 / kita_ue3: Kitaplätze für 0–2 bzw. 3–5 Jahre; school_primary / school_secondary: Schulplätze für "
+    "6–9 bzw. 10–17 Jahre.",
+    "language_course_seats: Plätze in Integrationskursen für Erwachsene (18–64 Jahre) unter Sprachniveau B1.",
+    "medical_services (dialysis oncology psychotherapy paediatric_specialist diabetes_care) und "
+    "job_sectors_shortage (Berufsfelder mit Bedarf): mehrere Werte durch Leerzeichen trennen.",
+    "ukrainian_community: none, small oder large.",
+    "contact_name / contact_email: Ansprechperson, an die das Vermittlungspaket geschickt wird.",
+)
+_LIST_FIELDS = {"state": tuple(LAND_BY_AGS_PREFIX.values()), "settlement_type": SETTLEMENT_TYPES,
+                "ukrainian_community": COMMUNITY}
+_MULTI_FIELDS = {"medical_services": MEDICAL_NEEDS, "job_sectors_shortage": OCCUPATIONS}
+_INT_FIELDS = ("places_persons", "units_1_room", "units_2_rooms", "units_3_rooms", "units_4plus_rooms",
+               "units_wheelchair", "units_pets_allowed", "kita_u3", "kita_ue3", "school_primary", "school_secondary",
+               "language_course_seats")
+
+
+def _column_range(field: str, rows: int) -> str:
+    from openpyxl.utils import get_column_letter
+
+    letter = get_column_letter(CAPACITY_FIELDS.index(field) + 1)
+    return f"{letter}2:{letter}{rows + 1}"
+
+
+def capacity_template(offers: Sequence[dict[str, Any]] = (), rows: int = TEMPLATE_ROWS) -> Workbook:
+    """The capacity sheet (header, dropdowns and checks on the first `rows` rows, `offers` filled in) + instructions."""
+    wb = Workbook()
+    ws = wb.active
+    ws.title = CAPACITY_SHEET
+    for col, name in enumerate(CAPACITY_FIELDS, start=1):
+        put(ws, 1, col, name)
+        ws.cell(1, col).font = Font(bold=True)
+        ws.column_dimensions[ws.cell(1, col).column_letter].width = max(10, len(name) + 2)
+    text_cols = {CAPACITY_FIELDS.index(f) + 1 for f in ("offer_id", "ags")}
+    date_cols = {CAPACITY_FIELDS.index(f) + 1 for f in ("valid_from", "valid_until")}
+    rows = max(rows, len(offers))
+    for r in range(2, rows + 2):
+        for c in text_cols:
+            ws.cell(r, c).number_format = "@"  # AGS stays text in Excel, leading zeros kept
+        for c in date_cols:
+            ws.cell(r, c).number_format = "DD.MM.YYYY"
+    for r, offer in enumerate(offers, start=2):
+        for c, name in enumerate(CAPACITY_FIELDS, start=1):
+            if offer.get(name) is not None:
+                put(ws, r, c, offer[name])
+    checks = []
+    for name, options in _LIST_FIELDS.items():
+        dv = DataValidation(type="list", formula1='"' + ",".join(options) + '"', allow_blank=True,
+                            showErrorMessage=True, errorTitle=name, error=f"{name}: bitte aus der Liste wählen.")
+        dv.add(_column_range(name, rows))
+        checks.append(dv)
+    for name in _INT_FIELDS:
+        low = 8 if name == "places_persons" else 0
+        dv = DataValidation(type="whole", operator="greaterThanOrEqual", formula1=str(low), allow_blank=True,
+                            showErrorMessage=True, errorTitle=name, error=f"{name}: ganze Zahl ab {low}.")
+        dv.add(_column_range(name, rows))
+        checks.append(dv)
+    dv = DataValidation(type="textLength", operator="equal", formula1="8", allow_blank=True, showErrorMessage=True,
+                        errorTitle="ags", error="ags: genau 8 Ziffern, als Text (führende Null behalten).")
+    dv.add(_column_range("ags", rows))
+    checks.append(dv)
+    for name in ("valid_from", "valid_until"):
+        dv = DataValidation(type="date", operator="between", formula1="DATE(2020,1,1)", formula2="DATE(2100,12,31)",
+                            allow_blank=True, showErrorMessage=True, errorTitle=name,
+                            error=f"{name}: ein Datum (TT.MM.JJJJ).")
+        dv.add(_column_range(name, rows))
+        checks.append(dv)
+    for name, options in _MULTI_FIELDS.items():
+        dv = DataValidation(allow_blank=True, showInputMessage=True, promptTitle=name,
+                            prompt="Mehrere Werte durch Leerzeichen trennen: " + " ".join(options))
+        dv.add(_column_range(name, rows))
+        checks.append(dv)
+    for dv in checks:
+        ws.add_data_validation(dv)
+    ws.freeze_panes = "A2"
+    info = wb.create_sheet(INSTRUCTIONS_SHEET)
+    info.column_dimensions["A"].width = 110
+    for i, line in enumerate(CAPACITY_INSTRUCTIONS, start=1):
+        put(info, i, 1, line)
+        info.cell(i, 1).alignment = Alignment(wrap_text=True)
+    info.cell(1, 1).font = Font(bold=True, size=14)
+    return wb
+
+
+def export_forms(out_dir: Path) -> tuple[Path, Path]:
+    """Write the XLSForm and the empty capacity template into `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    form, template = out_dir / XLSFORM_FILE, out_dir / TEMPLATE_FILE
+    xlsform_workbook().save(form)
+    capacity_template().save(template)
+    return form, template

@@ -1,0 +1,99 @@
+"""Refuse hostile files before any parser sees them: size, ZIP path traversal and bombs, macros, external links."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class RefusedFileError(ValueError):
+    """The file is refused for safety reasons; `rule` names the reason for the quarantine table."""
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int = 200 * 1024 * 1024
+    max_zip_ratio: float = 200.0  # uncompressed / compressed, per entry (spreadsheet XML compresses 10-50x)
+    max_unzipped_bytes: int = 2 * 1024 * 1024 * 1024
+    max_zip_entries: int = 10_000
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Limits:
+        env = dict(os.environ) if env is None else env
+        d = cls()
+        return cls(
+            max_file_bytes=int(float(env.get("REMATCH_MAX_FILE_MB", d.max_file_bytes / 2**20)) * 2**20),
+            max_zip_ratio=float(env.get("REMATCH_MAX_ZIP_RATIO", d.max_zip_ratio)),
+            max_unzipped_bytes=int(float(env.get("REMATCH_MAX_UNZIPPED_MB", d.max_unzipped_bytes / 2**20)) * 2**20),
+            max_zip_entries=int(env.get("REMATCH_MAX_ZIP_ENTRIES", d.max_zip_entries)),
+        )
+
+
+# An entry below this size cannot be a bomb, whatever its ratio (a sheet of blanks compresses 1000x).
+_RATIO_FLOOR_BYTES = 1024 * 1024
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def check_size(path: Path, name: str, limits: Limits) -> None:
+    size = path.stat().st_size
+    if size > limits.max_file_bytes:
+        raise RefusedFileError("file_too_large", f"{name}: {size / 2**20:.1f} MiB is larger than the limit of "
+                                                 f"{limits.max_file_bytes / 2**20:.0f} MiB (REMATCH_MAX_FILE_MB); "
+                                                 f"split the export into smaller files")
+    if size == 0:
+        raise RefusedFileError("file_empty", f"{name}: the file is empty")
+
+
+def _unsafe_name(name: str) -> bool:
+    norm = name.replace("\\", "/")
+    return norm.startswith("/") or bool(_DRIVE.match(norm)) or ".." in norm.split("/")
+
+
+def check_zip(zf: zipfile.ZipFile, name: str, limits: Limits) -> None:
+    """Path traversal, symbolic links, entry count, total size and compression ratio; before anything is unpacked."""
+    infos = zf.infolist()
+    if len(infos) > limits.max_zip_entries:
+        raise RefusedFileError("zip_too_many_entries", f"{name}: {len(infos)} entries in the archive, more than "
+                                                       f"the limit of {limits.max_zip_entries}")
+    total = 0
+    for info in infos:
+        if _unsafe_name(info.filename):
+            raise RefusedFileError("zip_path_traversal", f"{name}: the archive entry {info.filename!r} points "
+                                                         f"outside the archive (path traversal); refused")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise RefusedFileError("zip_path_traversal", f"{name}: the archive entry {info.filename!r} is a "
+                                                         f"symbolic link; refused")
+        total += info.file_size
+        if info.file_size > _RATIO_FLOOR_BYTES:
+            ratio = info.file_size / max(info.compress_size, 1)
+            if ratio > limits.max_zip_ratio:
+                raise RefusedFileError("zip_compression_ratio",
+                                       f"{name}: the archive entry {info.filename!r} unpacks {ratio:.0f} times "
+                                       f"larger than it is stored (limit {limits.max_zip_ratio:.0f}, "
+                                       f"REMATCH_MAX_ZIP_RATIO); refused as a possible ZIP bomb")
+    if total > limits.max_unzipped_bytes:
+        raise RefusedFileError("zip_too_large", f"{name}: the archive unpacks to {total / 2**20:.0f} MiB, more "
+                                                f"than the limit of {limits.max_unzipped_bytes / 2**20:.0f} MiB "
+                                                f"(REMATCH_MAX_UNZIPPED_MB)")
+
+
+def check_xlsx(zf: zipfile.ZipFile, name: str) -> None:
+    """Workbooks with macros, external workbook links or external data connections are refused, not opened."""
+    names = zf.namelist()
+    lowered = [n.lower() for n in names]
+    content_types = zf.read("[Content_Types].xml") if "[Content_Types].xml" in names else b""
+    if (any(n.endswith("vbaproject.bin") or n.startswith("xl/macrosheets/") for n in lowered)
+            or b"macroEnabled" in content_types or b"vbaProject" in content_types):
+        raise RefusedFileError("xlsx_macros", f"{name}: the workbook contains macros (VBA); save it as a plain "
+                                              f".xlsx workbook without macros and send it again")
+    if any(n.startswith(("xl/externallinks/", "xl/connections.xml")) for n in lowered):
+        raise RefusedFileError("xlsx_external_links", f"{name}: the workbook links to other workbooks or external "
+                                                      f"data sources; paste the values only and send it again")

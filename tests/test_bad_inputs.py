@@ -1,0 +1,396 @@
+"""Bad-input catalogue: each case is one small export file with the exact rows accepted and quarantined by rule."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, insert, select
+
+from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.db import tables as t
+from rematch_pipeline.db.engine import get_engine, migrate
+from rematch_pipeline.ingest.readers import read_file
+from rematch_pipeline.ingest.service import IngestReport, ingest_file
+from tests import exports as x
+
+TODAY = date(2026, 11, 23)
+A, B = x.household("RM-A"), x.household("RM-B")
+AB_MEMBERS = {"uuid-RM-A": x.family("head", "child"), "uuid-RM-B": x.family("head")}
+# Kobo XLSX: header row 1, households from row 2; members sheet rows 2-3 belong to A, row 4 to B.
+
+
+def kobo(*households: dict[str, Any], members: dict[str, list[dict[str, Any]]] | None = None) -> bytes:
+    return x.kobo_xlsx(households, AB_MEMBERS if members is None else members)
+
+
+@dataclass
+class Case:
+    name: str
+    file: tuple[str, bytes]
+    status: str = "ingested"
+    accepted: dict[str, list[int]] = field(default_factory=dict)  # table -> source rows stored
+    quarantined: dict[tuple[str, int], set[str]] = field(default_factory=dict)  # (table, row) -> rules
+    file_rule: str | None = None  # for a file refused or not recognised as a whole
+    before: list[tuple[str, bytes]] = field(default_factory=list)  # files ingested first
+    setup: Callable[[Connection], None] | None = None  # runs after `before`
+    after_setup: list[tuple[str, bytes]] = field(default_factory=list)  # files ingested after `setup`
+    env: dict[str, str] = field(default_factory=dict)
+    replaced: int = 0
+    check: Callable[[Connection, IngestReport], None] | None = None
+
+
+def _offered_round(conn: Connection) -> None:
+    conn.execute(insert(t.rounds).values(round_id="R-2026-11-23", round_date=date(2026, 11, 23), status="offered",
+                                         policy={}, created_at=TODAY))
+    conn.execute(insert(t.assignments), [
+        {"round_id": "R-2026-11-23", "case_id": c, "ags": "09162000", "offer_id": "OF-1", "persons": 1, "score": 1.0,
+         "score_terms": {}, "preference_rank": 1} for c in ("RM-A", "RM-B")])
+
+
+def _notes_kept(conn: Connection, _: IngestReport) -> None:
+    notes = conn.execute(select(t.households.c.notes).where(t.households.c.case_id == "RM-A")).scalar()
+    assert notes == "<script>alert('x')</script> =HYPERLINK(\"http://evil\") +1 -2 @SUM(A1)"
+
+
+def _ags_repaired(conn: Connection, _: IngestReport) -> None:
+    assert conn.execute(select(t.capacity_offers.c.ags)).scalars().all() == ["01002000"]
+
+
+def _offer_replaced(conn: Connection, report: IngestReport) -> None:
+    assert conn.execute(select(t.capacity_offers.c.places_persons)).scalars().all() == [40]
+    event = conn.execute(select(t.audit_events.c.details).where(t.audit_events.c.event == "offer_replaced")).scalar()
+    assert event["raw_file_id"] == report.raw_file_id and event["previous_raw_file_id"] == report.raw_file_id - 1
+
+
+def _household_replaced(conn: Connection, report: IngestReport) -> None:
+    row = conn.execute(select(t.households).where(t.households.c.case_id == "RM-A")).one()
+    assert row.german_level == "b2_plus" and row.raw_file_id == report.raw_file_id
+    members = conn.execute(select(t.members.c.relation).where(t.members.c.case_id == "RM-A")).scalars().all()
+    assert members == ["head", "child"]  # a CSV without member rows keeps the known members
+    event = conn.execute(select(t.audit_events.c.details)
+                         .where(t.audit_events.c.event == "household_replaced")).scalars().all()[-1]
+    assert event["previous_submission_time"] == "2026-11-02T10:15:00"
+    assert event["submission_time"] == "2026-11-10T08:00:00"
+
+
+def _older_kept(conn: Connection, _: IngestReport) -> None:
+    row = conn.execute(select(t.households.c.german_level).where(t.households.c.case_id == "RM-A")).scalar()
+    assert row == "b2_plus"
+
+
+def _decision_stored(conn: Connection, _: IngestReport) -> None:
+    rows = conn.execute(select(t.decisions.c.case_id, t.decisions.c.decision, t.decisions.c.reason)).all()
+    assert sorted(map(tuple, rows)) == [("RM-A", "accept", None), ("RM-B", "decline", "Wants to stay near family")]
+
+
+def _bomb() -> bytes:
+    return x.zip_bytes({"rematch_household.csv": b"case_id\n" + b"0" * (8 * 1024 * 1024)})
+
+
+def _with_entry(xlsx: bytes, name: str, data: bytes) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(xlsx)) as src, zipfile.ZipFile(buf, "w") as out:
+        for info in src.infolist():
+            out.writestr(info, src.read(info.filename))
+        out.writestr(name, data)
+    return buf.getvalue()
+
+
+NEWER_A = x.household("RM-A", german_level="b2_plus", _submission_time="2026-11-10T08:00:00")
+HH_OK = {"households": [2, 3], "members": [2, 3, 4]}
+HH_B_ONLY = {"households": [3], "members": [4]}
+A_BAD = {("members", 2): {"member_of_invalid_household"}, ("members", 3): {"member_of_invalid_household"}}
+
+CASES = [
+    Case("kobo_xlsx_two_valid_households", ("ok.xlsx", kobo(A, B)), accepted=HH_OK),
+    Case("kobo_xlsx_with_hxl_row", ("hxl.xlsx", x.kobo_xlsx([A, B], AB_MEMBERS, hxl=True)),
+         accepted={"households": [3, 4], "members": [2, 3, 4]}),
+    Case("interview_date_in_future", ("future.xlsx", kobo(x.household("RM-A", interview_date="2026-12-24"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"interview_date_not_in_future"}, **A_BAD}),
+    Case("interview_date_not_a_calendar_date",
+         ("feb30.xlsx", kobo(x.household("RM-A", interview_date="2026-02-30"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"interview_date_real_date"}, **A_BAD}),
+    Case("interview_date_in_german_format",
+         ("de_date.xlsx", kobo(x.household("RM-A", interview_date="01.11.2026"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"interview_date_format"}, **A_BAD}),
+    Case("consent_in_capitals", ("consent.xlsx", kobo(x.household("RM-A", consent_matching="Yes"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"consent_matching_allowed_value"}, **A_BAD}),
+    Case("language_not_in_the_form", ("lang.xlsx", kobo(x.household("RM-A", languages="uk fr"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"languages_allowed_values"}, **A_BAD}),
+    Case("medical_none_combined_with_a_need",
+         ("none.xlsx", kobo(x.household("RM-A", medical_needs="none dialysis"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"medical_needs_none_excludes_others"}, **A_BAD}),
+    Case("weight_above_five", ("w7.xlsx", kobo(x.household("RM-A", weight_work="7"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"weight_work_0_to_5"}, **A_BAD}),
+    Case("weight_with_decimals", ("w35.xlsx", kobo(x.household("RM-A", weight_culture="3.5"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"weight_culture_whole_number"}, **A_BAD}),
+    Case("ties_ags_with_seven_digits", ("ties.xlsx", kobo(x.household("RM-A", ties_ags="1002000"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"ties_ags_eight_digits"}, **A_BAD}),
+    Case("case_id_twice_in_one_export",
+         ("dup.xlsx", kobo(A, x.household("RM-A", _uuid="uuid-RM-B"))),
+         # Both rows claim RM-A, so RM-A also has all their members: two heads, member number 1 twice.
+         quarantined={("households", 2): {"case_id_unique", "household_one_head", "household_has_invalid_members"},
+                      ("households", 3): {"case_id_unique", "household_one_head", "household_has_invalid_members"},
+                      ("members", 2): {"household_one_head", "member_no_unique_in_household",
+                                       "member_of_invalid_household"},
+                      ("members", 3): {"household_one_head", "member_of_invalid_household"},
+                      ("members", 4): {"household_one_head", "member_no_unique_in_household",
+                                       "member_of_invalid_household"}}),
+    Case("case_id_that_a_spreadsheet_would_run_as_a_formula",
+         ("formula_id.xlsx", kobo(x.household("=HYPERLINK(\"x\")", _uuid="uuid-RM-A"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"case_id_not_formula_like"}, **A_BAD}),
+    Case("offer_id_that_a_spreadsheet_would_run_as_a_formula",
+         ("formula_offer.csv", x.capacity_csv([x.offer("@SUM(A1)"), x.offer("OF-2")])),
+         accepted={"capacity_offers": [3]}, quarantined={("capacity_offers", 2): {"offer_id_not_formula_like"}}),
+    Case("case_id_empty", ("noid.xlsx", kobo(x.household(None, _uuid="uuid-RM-A"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"case_id_required"},
+                                          ("members", 2): {"member_case_id_required"},
+                                          ("members", 3): {"member_case_id_required"}}),
+    Case("two_heads_in_one_household",
+         ("heads.xlsx", kobo(A, B, members={"uuid-RM-A": x.family("head", "head", "child"),
+                                            "uuid-RM-B": x.family("head")})),
+         accepted={"households": [3], "members": [5]},
+         quarantined={("households", 2): {"household_one_head", "household_has_invalid_members"},
+                      ("members", 2): {"household_one_head", "member_of_invalid_household"},
+                      ("members", 3): {"household_one_head", "member_of_invalid_household"},
+                      ("members", 4): {"household_one_head", "member_of_invalid_household"}}),
+    Case("household_without_head",
+         ("nohead.xlsx", kobo(A, B, members={"uuid-RM-A": x.family("spouse"), "uuid-RM-B": x.family("head")})),
+         accepted={"households": [3], "members": [3]},
+         quarantined={("households", 2): {"household_one_head", "household_has_invalid_members"},
+                      ("members", 2): {"household_one_head", "member_of_invalid_household"}}),
+    Case("household_without_members", ("nomembers.xlsx", kobo(A, B, members={"uuid-RM-B": x.family("head")})),
+         accepted={"households": [3], "members": [2]}, quarantined={("households", 2): {"household_has_members"}}),
+    Case("member_born_before_1900",
+         ("old.xlsx", kobo(A, B, members={"uuid-RM-A": [x.member("head", "1850")], "uuid-RM-B": x.family("head")})),
+         accepted={"households": [3], "members": [3]},
+         quarantined={("households", 2): {"household_has_invalid_members"},
+                      ("members", 2): {"birth_year_1900_to_current_year"}}),
+    Case("member_born_next_year",
+         ("unborn.xlsx", kobo(A, B, members={"uuid-RM-A": [x.member("head", "2027")], "uuid-RM-B": x.family("head")})),
+         accepted={"households": [3], "members": [3]},
+         quarantined={("households", 2): {"household_has_invalid_members"},
+                      ("members", 2): {"birth_year_1900_to_current_year"}}),
+    Case("member_relation_not_in_the_form",
+         ("cousin.xlsx", kobo(A, B, members={"uuid-RM-A": [x.member("head"), x.member("cousin", "2010")],
+                                             "uuid-RM-B": x.family("head")})),
+         accepted={"households": [3], "members": [4]},
+         quarantined={("households", 2): {"household_has_invalid_members"},
+                      ("members", 2): {"member_of_invalid_household"}, ("members", 3): {"relation_allowed_value"}}),
+    Case("member_linked_to_no_submission",
+         ("orphan.xlsx", kobo(A, B, members={**AB_MEMBERS, "uuid-gone": x.family("head")})),
+         accepted=HH_OK, quarantined={("members", 5): {"member_case_id_required"}}),
+    Case("html_and_formulas_in_notes_are_kept_as_text",
+         ("notes.xlsx", kobo(x.household("RM-A", notes="<script>alert('x')</script> =HYPERLINK(\"http://evil\") "
+                                                       "+1 -2 @SUM(A1)"), B)),
+         accepted=HH_OK, check=_notes_kept),
+    Case("kobo_csv_updates_a_known_household",
+         ("update.csv", x.kobo_csv([x.household("RM-A", german_level="b2_plus",
+                                                _submission_time="2026-11-10T08:00:00")])),
+         before=[("first.xlsx", kobo(A, B))], accepted={"households": [2]}, replaced=1, check=_household_replaced),
+    Case("kobo_csv_with_only_option_columns_and_no_bom",
+         ("options.csv", x.kobo_csv([NEWER_A], bom=False)),
+         before=[("first.xlsx", kobo(A, B))], accepted={"households": [2]}, replaced=1),
+    Case("kobo_csv_cannot_add_a_new_household",
+         ("new.csv", x.kobo_csv([x.household("RM-C")])), before=[("first.xlsx", kobo(A, B))],
+         quarantined={("households", 2): {"household_unknown_without_members"}}),
+    Case("older_submission_does_not_replace_a_newer_one",
+         ("older.xlsx", kobo(A, B)), before=[("newer.xlsx", kobo(NEWER_A, B))],
+         accepted=HH_B_ONLY, check=_older_kept,
+         quarantined={("households", 2): {"older_submission_than_stored"},
+                      ("members", 2): {"member_of_unapplied_household"},
+                      ("members", 3): {"member_of_unapplied_household"}}),
+    Case("odk_central_zip_two_valid_households", ("odk.zip", x.odk_zip([A, B], AB_MEMBERS)), accepted=HH_OK),
+    Case("odk_central_zip_member_with_unknown_parent",
+         ("odk_orphan.zip", x.odk_zip([A, B], {**AB_MEMBERS, "uuid-gone": x.family("head")})),
+         accepted=HH_OK, quarantined={("members", 5): {"member_case_id_required"}}),
+    Case("capacity_csv_semicolons_and_german_dates", ("cap.csv", x.capacity_csv([x.offer()])),
+         accepted={"capacity_offers": [2]}),
+    Case("capacity_ags_lost_its_leading_zero_is_repaired",
+         ("zero.csv", x.capacity_csv([x.offer(ags="1002000", state="SH")])),
+         accepted={"capacity_offers": [2]}, check=_ags_repaired),
+    Case("capacity_ags_lost_zero_but_state_disagrees_is_not_repaired",
+         ("zero_by.csv", x.capacity_csv([x.offer(ags="1002000", state="BY")])),
+         quarantined={("capacity_offers", 2): {"ags_eight_digits"}}),
+    Case("capacity_state_does_not_match_ags",
+         ("state.csv", x.capacity_csv([x.offer("OF-1"), x.offer("OF-2", state="NW")], sep=",")),
+         accepted={"capacity_offers": [2]}, quarantined={("capacity_offers", 3): {"state_matches_ags"}}),
+    Case("capacity_below_eight_places", ("small.csv", x.capacity_csv([x.offer(places_persons="7")])),
+         quarantined={("capacity_offers", 2): {"places_persons_at_least_8"}}),
+    Case("capacity_more_wheelchair_units_than_units",
+         ("wheel.csv", x.capacity_csv([x.offer(units_wheelchair="5")])),
+         quarantined={("capacity_offers", 2): {"wheelchair_units_within_units"}}),
+    Case("capacity_more_pet_units_than_units", ("pets.csv", x.capacity_csv([x.offer(units_pets_allowed="9")])),
+         quarantined={("capacity_offers", 2): {"pet_units_within_units"}}),
+    Case("capacity_valid_from_after_valid_until",
+         ("dates.csv", x.capacity_csv([x.offer(valid_from="01.04.2027")])),
+         quarantined={("capacity_offers", 2): {"valid_from_not_after_valid_until"}}),
+    Case("capacity_offer_id_twice_in_one_file",
+         ("dup_offer.xlsx", x.capacity_xlsx([x.offer("OF-1"), x.offer("OF-1", ags="09162001")])),
+         quarantined={("capacity_offers", 2): {"offer_id_unique"}, ("capacity_offers", 3): {"offer_id_unique"}}),
+    Case("capacity_resubmission_replaces_the_offer",
+         ("again.xlsx", x.capacity_xlsx([x.offer(places_persons="40")])),
+         before=[("first.csv", x.capacity_csv([x.offer()]))], accepted={"capacity_offers": [2]}, replaced=1,
+         check=_offer_replaced),
+    Case("decisions_csv_valid", ("decisions.csv", x.decisions_csv([
+        x.decision("RM-A"), x.decision("RM-B", decision="decline", reason="Wants to stay near family")])),
+         before=[("hh.xlsx", kobo(A, B))], setup=_offered_round, accepted={"decisions": [2, 3]},
+         check=_decision_stored),
+    Case("decision_neither_accept_nor_decline",
+         ("maybe.csv", x.decisions_csv([x.decision("RM-A", decision="maybe")])),
+         quarantined={("decisions", 2): {"decision_allowed_value"}}),
+    Case("second_decision_for_the_same_case_and_round",
+         ("twice.csv", x.decisions_csv([x.decision("RM-A"), x.decision("RM-A", decision="decline")])),
+         before=[("hh.xlsx", kobo(A, B))], setup=_offered_round, accepted={"decisions": [2]},
+         quarantined={("decisions", 3): {"decision_second_for_case_round"}}),
+    Case("decision_already_recorded_in_an_earlier_file",
+         ("later.csv", x.decisions_csv([x.decision("RM-A", decision="decline")])),
+         before=[("hh.xlsx", kobo(A, B))], setup=_offered_round,
+         after_setup=[("first.csv", x.decisions_csv([x.decision("RM-A")]))],
+         quarantined={("decisions", 2): {"decision_already_recorded"}}),
+    Case("decision_for_a_match_never_offered",
+         ("stranger.csv", x.decisions_csv([x.decision("RM-Z")])),
+         before=[("hh.xlsx", kobo(A, B))], setup=_offered_round,
+         quarantined={("decisions", 2): {"decision_without_offer"}}),
+    Case("decision_timestamp_not_real",
+         ("stamp.csv", x.decisions_csv([x.decision("RM-A", decided_at="2026-11-31T10:00")])),
+         quarantined={("decisions", 2): {"decided_at_real_timestamp"}}),
+    Case("batch_held_when_most_rows_are_invalid",
+         ("held.csv", x.capacity_csv([x.offer("OF-1", ags="x"), x.offer("OF-2", state="HH"), x.offer("OF-3")])),
+         env={"REMATCH_MAX_INVALID_SHARE": "0.5"}, status="held",
+         quarantined={("capacity_offers", 2): {"ags_eight_digits"}, ("capacity_offers", 3): {"state_matches_ags"}}),
+    Case("csv_with_unknown_columns_is_not_recognised", ("other.csv", b"name,city\nOlena,Kiel\n"),
+         status="unrecognised", file_rule="unrecognised_file"),
+    Case("csv_in_windows_1251_is_refused",
+         ("cyrillic.csv", x.capacity_csv([x.offer(municipality_name="Muenchen", contact_name="Олена Коваленко")],
+                                          encoding="cp1251")),
+         status="refused", file_rule="encoding_not_supported"),
+    Case("csv_in_windows_1252_is_read", ("latin.csv", x.capacity_csv([x.offer(contact_name="Jörg Weiß")],
+                                                                     encoding="cp1252")),
+         accepted={"capacity_offers": [2]}),
+    Case("empty_file_is_refused", ("empty.csv", b""), status="refused", file_rule="file_empty"),
+    Case("file_above_the_size_limit_is_refused", ("big.csv", x.capacity_csv([x.offer()] * 50)),
+         env={"REMATCH_MAX_FILE_MB": "0.001"}, status="refused", file_rule="file_too_large"),
+    Case("zip_with_path_traversal_is_refused",
+         ("evil.zip", x.zip_bytes({"../../etc/rematch_household.csv": x.kobo_csv([A])})),
+         status="refused", file_rule="zip_path_traversal"),
+    Case("zip_with_absolute_path_is_refused",
+         ("abs.zip", x.zip_bytes({"/tmp/rematch_household.csv": x.kobo_csv([A])})),
+         status="refused", file_rule="zip_path_traversal"),
+    Case("zip_bomb_is_refused", ("bomb.zip", _bomb()), status="refused", file_rule="zip_compression_ratio"),
+    Case("xlsx_with_macros_is_refused", ("macro.xlsx", _with_entry(kobo(A, B), "xl/vbaProject.bin", b"\x00VBA")),
+         status="refused", file_rule="xlsx_macros"),
+    Case("xlsx_with_external_links_is_refused",
+         ("links.xlsx", _with_entry(kobo(A, B), "xl/externalLinks/externalLink1.xml", b"<externalLink/>")),
+         status="refused", file_rule="xlsx_external_links"),
+    Case("old_xls_is_not_recognised", ("old.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512),
+         status="unrecognised", file_rule="unrecognised_file"),
+]
+
+
+def _rules(conn: Connection, raw_file_id: int) -> dict[tuple[str, int], set[str]]:
+    out: dict[tuple[str, int], set[str]] = {}
+    q = select(t.quarantine.c.table_name, t.quarantine.c.source_row, t.quarantine.c.rule).where(
+        t.quarantine.c.raw_file_id == raw_file_id, t.quarantine.c.source_row.is_not(None))
+    for table, row, rule in conn.execute(q):
+        out.setdefault((table, row), set()).add(rule)
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_bad_input_catalogue(case: Case, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = load_policy()
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    for i, (name, data) in enumerate(case.before):
+        (inbox / f"{i}_{name}").write_bytes(data)
+        assert ingest_file(inbox / f"{i}_{name}", settings, policy, today=TODAY).status == "ingested"
+    migrate(settings.database_url)
+    engine = get_engine(settings.database_url)
+    if case.setup:
+        with engine.begin() as conn:
+            case.setup(conn)
+    for i, (name, data) in enumerate(case.after_setup):
+        (inbox / f"s{i}_{name}").write_bytes(data)
+        assert ingest_file(inbox / f"s{i}_{name}", settings, policy, today=TODAY).accepted == 1
+    # Each case is a tiny file, so one bad row is a large share; only the held case uses a real threshold.
+    monkeypatch.setenv("REMATCH_MAX_INVALID_SHARE", "1")
+    for key, value in case.env.items():
+        monkeypatch.setenv(key, value)
+    name, data = case.file
+    (inbox / name).write_bytes(data)
+    report = ingest_file(inbox / name, settings, policy, today=TODAY)
+    assert report.status == case.status, report.message
+
+    with engine.connect() as conn:
+        raw = conn.execute(select(t.raw_files).where(t.raw_files.c.id == report.raw_file_id)).one()
+        archived = settings.home / raw.archived_path
+        # Nothing lost: the archive keeps the exact bytes under their checksum.
+        assert archived.read_bytes() == data and raw.sha256 == hashlib.sha256(data).hexdigest()
+        if case.file_rule:
+            (rule,) = conn.execute(select(t.quarantine.c.rule).where(
+                t.quarantine.c.raw_file_id == report.raw_file_id)).scalars().all()
+            assert rule == case.file_rule and name in report.message
+            return
+        quarantined = _rules(conn, report.raw_file_id)
+        assert quarantined == case.quarantined
+        held_rule = conn.execute(select(t.quarantine.c.rule).where(
+            t.quarantine.c.raw_file_id == report.raw_file_id, t.quarantine.c.source_row.is_(None))).scalars().all()
+        if case.check:
+            case.check(conn, report)
+    # Archive + quarantine account for every input row: each row of the archived file is accepted or quarantined
+    # (or, in a held batch, held whole).
+    batch = read_file(archived)
+    every = {(table, int(r)) for table, df in batch.tables.items() for r in df["source_row"]}
+    accepted = {(table, r) for table, rows in case.accepted.items() for r in rows}
+    if case.status == "held":
+        assert set(held_rule) == {"batch_held"} and report.accepted == 0
+        assert report.held == len(every - set(quarantined)) and report.quarantined == len(quarantined)
+    else:
+        assert held_rule == []
+        assert accepted | set(quarantined) == every and not accepted & set(quarantined)
+        assert report.accepted == len(accepted) and report.quarantined == len(quarantined)
+    assert report.rows_read == len(every) == report.accepted + report.quarantined + report.held
+    assert report.replaced == case.replaced
+
+
+def test_catalogue_has_at_least_thirty_named_cases() -> None:
+    names = [c.name for c in CASES]
+    assert len(names) >= 30 and len(set(names)) == len(names)
+
+
+def test_same_file_twice_is_a_duplicate_that_changes_nothing(settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "ok.xlsx"
+    path.write_bytes(kobo(A, B))
+    first = ingest_file(path, settings, load_policy(), today=TODAY)
+    again = ingest_file(path, settings, load_policy(), today=TODAY)
+    assert (first.status, first.duplicate) == ("ingested", False)
+    assert (again.status, again.duplicate, again.accepted) == ("duplicate", True, 0)
+    assert "already ingested" in again.message and again.format == "kobo_xlsx"
+    with get_engine(settings.database_url).connect() as conn:
+        assert len(conn.execute(select(t.raw_files)).all()) == 1
+
+
+def test_quarantine_messages_carry_no_personal_data(settings: Settings, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REMATCH_MAX_INVALID_SHARE", "1")
+    secret = x.household("RM-A", contact_phone="+48 601 234 567", contact_email="olena@example.org",
+                         notes="Diagnosis: secret", interview_date="2030-01-01")
+    path = tmp_path / "pii.xlsx"
+    path.write_bytes(kobo(secret, B))
+    report = ingest_file(path, settings, load_policy(), today=TODAY)
+    with get_engine(settings.database_url).connect() as conn:
+        messages = conn.execute(select(t.quarantine.c.message)).scalars().all()
+    assert messages
+    for text in [*messages, report.message]:
+        for value in ("601 234 567", "olena@example.org", "secret"):
+            assert value not in text
