@@ -1,10 +1,12 @@
 """
 ### Re:Match — ingest
 
-Reads every export file in the inbox (`$REMATCH_HOME/inbox`): archives it byte-for-byte with its sha256,
-detects its kind by content, validates it with Great Expectations (Data Docs under `$REMATCH_HOME/data_docs`),
-quarantines bad rows with a reason and stores the good ones. Re-ingesting a file is a no-op that says so.
-Publishes the `rematch_validated_inputs` asset, which starts the matching round.
+Every 15 minutes (`REMATCH_INGEST_SCHEDULE`) scans the inbox — `$REMATCH_HOME/inbox`, or any fsspec URL in
+`REMATCH_INBOX_URL` such as `s3://bucket/inbox` — and ingests each file not seen before in its own mapped task:
+archives it byte-for-byte with its sha256, detects its format by content, validates it with Great Expectations (Data
+Docs under `$REMATCH_HOME/data_docs`), quarantines bad rows with a reason and stores the good ones.
+Updates the assets `rematch://households` and `rematch://capacities` only when valid rows of that kind were added;
+either one starts the matching round.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, dag, task
 
-from rematch_pipeline.orchestration import DEFAULT_ARGS, INPUTS_ASSET, TAGS
+from rematch_pipeline.orchestration import CAPACITIES_ASSET, DEFAULT_ARGS, HOUSEHOLDS_ASSET, INGEST_SCHEDULE, TAGS
 
 
 @dag(
-    schedule="@hourly",
+    schedule=INGEST_SCHEDULE,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -37,11 +39,23 @@ def rematch_ingest() -> None:
 
         return ingest_path(path)
 
-    @task(outlets=[Asset(INPUTS_ASSET)])
-    def publish(reports: list[dict]) -> list[dict]:
-        return list(reports)
+    def publisher(kind: str, asset: str):  # noqa: ANN202
+        @task(task_id=f"publish_{asset.split('://')[1]}", outlets=[Asset(asset)])
+        def publish(reports: list[dict]) -> int:
+            from airflow.sdk.exceptions import AirflowSkipException
 
-    publish(ingest.expand(path=scan_inbox()))
+            from rematch_pipeline.orchestration import rows_added
+
+            added = rows_added(list(reports), kind)
+            if not added:
+                raise AirflowSkipException(f"no valid {kind} rows added: {asset} not updated")
+            return added
+
+        return publish
+
+    reports = ingest.expand(path=scan_inbox())
+    publisher("households", HOUSEHOLDS_ASSET)(reports)
+    publisher("capacity", CAPACITIES_ASSET)(reports)
 
 
 rematch_ingest()

@@ -3,8 +3,9 @@
 
 Solves one matching round (Pyomo integer model, HiGHS) for the round date: the pool of consenting households
 against the capacity offers valid on that date. Persons placed is maximal first, then match quality.
-A rerun for the same date returns the stored round unchanged. Runs when new validated inputs arrive, or by hand
-with the `round_date` param. Publishes the `rematch_solved_round` asset, which starts the packets DAG.
+A rerun for the same date returns the stored round unchanged. Runs when valid households or capacity offers were
+added (asset `rematch://households` or `rematch://capacities`), or by hand with the `round_date` param.
+Publishes the `rematch_solved_round` asset, which starts the packets DAG.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
-from rematch_pipeline.orchestration import DEFAULT_ARGS, INPUTS_ASSET, ROUND_ASSET, TAGS
+from rematch_pipeline.orchestration import CAPACITIES_ASSET, DEFAULT_ARGS, HOUSEHOLDS_ASSET, ROUND_ASSET, TAGS
 
 
 @dag(
-    schedule=[Asset(INPUTS_ASSET)],
+    schedule=(Asset(HOUSEHOLDS_ASSET) | Asset(CAPACITIES_ASSET)),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

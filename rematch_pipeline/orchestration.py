@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 from typing import Any
 
@@ -12,27 +13,87 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_delay": timedelta(minutes=1),
 }
 TAGS = ["rematch"]
-INPUTS_ASSET = "rematch_validated_inputs"
+# Updated by the ingest DAG only when valid rows of that kind were added; either starts the matching round.
+HOUSEHOLDS_ASSET = "rematch://households"
+CAPACITIES_ASSET = "rematch://capacities"
 ROUND_ASSET = "rematch_solved_round"
-INGEST_SUFFIXES = (".xlsx", ".csv", ".zip")
+INGEST_SUFFIXES = (".xlsx", ".csv", ".zip", ".txt")
+# Every 15 minutes unless REMATCH_INGEST_SCHEDULE (a cron expression) says otherwise; read when the DAG is parsed.
+INGEST_SCHEDULE = os.environ.get("REMATCH_INGEST_SCHEDULE", "*/15 * * * *")
+
+
+def inbox_url() -> str:
+    """REMATCH_INBOX_URL (any fsspec URL, e.g. s3://bucket/inbox), or the local `$REMATCH_HOME/inbox`."""
+    from rematch_pipeline.config import load_settings
+
+    url = os.environ.get("REMATCH_INBOX_URL")
+    if url:
+        return url
+    settings = load_settings()
+    settings.ensure_dirs()
+    return settings.inbox.resolve().as_uri()
+
+
+def _sha256(path: Any) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def scan_inbox() -> list[str]:
+    """URLs of the inbox files whose content was not ingested before (by sha256), oldest name first."""
+    from airflow.sdk import ObjectStoragePath
+    from sqlalchemy import select
+
     from rematch_pipeline.config import load_settings
+    from rematch_pipeline.db import tables as t
+    from rematch_pipeline.db.engine import get_engine, migrate
 
     settings = load_settings()
-    settings.ensure_dirs()
-    return sorted(str(p) for p in settings.inbox.iterdir() if p.is_file() and p.suffix.lower() in INGEST_SUFFIXES)
+    migrate(settings.database_url)
+    with get_engine(settings.database_url).connect() as conn:
+        known = set(conn.execute(select(t.raw_files.c.sha256)).scalars())
+    inbox = ObjectStoragePath(inbox_url())
+    files = sorted((p for p in inbox.iterdir() if p.is_file() and p.suffix.lower() in INGEST_SUFFIXES), key=str)
+    return [str(p) for p in files if _sha256(p) not in known]
 
 
-def ingest_path(path: str) -> dict[str, Any]:
+def ingest_path(url: str) -> dict[str, Any]:
+    """Ingest one inbox file (a local path or any fsspec URL); remote files are staged locally first."""
+    import shutil
+    import tempfile
     from pathlib import Path
+
+    from airflow.sdk import ObjectStoragePath
 
     from rematch_pipeline.config import load_policy, load_settings
     from rematch_pipeline.ingest.service import ingest_file
 
-    report = ingest_file(Path(path), load_settings(), load_policy(), actor="airflow")
-    return {"file": report.file, "status": report.status, "message": report.message, "reports": report.reports}
+    settings, policy = load_settings(), load_policy()
+    source = ObjectStoragePath(url)
+    if source.protocol in ("file", "local"):
+        report = ingest_file(Path(source.path), settings, policy, actor="airflow")
+    else:
+        staging = settings.home / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=staging) as tmp:
+            local = Path(tmp) / "file"
+            with source.open("rb") as src, open(local, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            report = ingest_file(local, settings, policy, actor="airflow", name=source.name)
+    added = sum(c.get("inserted", 0) + c.get("replaced", 0) for c in report.counts.values())
+    return {"file": report.file, "status": report.status, "kind": report.kind, "format": report.format,
+            "accepted": report.accepted, "quarantined": report.quarantined, "rows_added": added,
+            "message": report.message, "reports": report.reports, "data_docs": report.data_docs}
+
+
+def rows_added(reports: list[dict[str, Any]], kind: str) -> int:
+    """Valid rows of `kind` (households or capacity) the run stored new or as replacements."""
+    return sum(int(r.get("rows_added") or 0) for r in reports if r and r.get("kind") == kind)
 
 
 def solve_round(round_date: str | None, policy_overrides: dict[str, Any] | None = None) -> dict[str, Any]:

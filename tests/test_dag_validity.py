@@ -34,10 +34,23 @@ def test_every_dag_has_owner_tags_retries_and_doc(dagbag: DagBag) -> None:
 def test_dags_are_chained_by_assets(dagbag: DagBag) -> None:
     ingest_out = {o.name for t in dagbag.dags["rematch_ingest"].tasks for o in t.outlets}
     round_out = {o.name for t in dagbag.dags["rematch_round"].tasks for o in t.outlets}
-    assert "rematch_validated_inputs" in ingest_out
+    assert ingest_out == {"rematch://households", "rematch://capacities"}
     assert "rematch_solved_round" in round_out
-    assert "rematch_validated_inputs" in repr(dagbag.dags["rematch_round"].timetable.asset_condition)
+    condition = dagbag.dags["rematch_round"].timetable.asset_condition
+    # Either asset starts the round: an AssetAny of exactly the two ingest assets.
+    assert type(condition).__name__ == "AssetAny"
+    assert {a.name for a in condition.objects} == {"rematch://households", "rematch://capacities"}
     assert "rematch_solved_round" in repr(dagbag.dags["rematch_packets"].timetable.asset_condition)
+
+
+def test_ingest_dag_runs_every_15_minutes_and_maps_one_task_per_file(dagbag: DagBag) -> None:
+    dag = dagbag.dags["rematch_ingest"]
+    assert dag.timetable.expression == "*/15 * * * *"
+    ingest = dag.get_task("ingest")
+    assert type(ingest).__name__.endswith("MappedOperator")
+    publishers = {t.task_id: t for t in dag.tasks if t.task_id.startswith("publish_")}
+    assert set(publishers) == {"publish_households", "publish_capacities"}
+    assert all(t.upstream_task_ids == {"ingest"} for t in publishers.values())
 
 
 @pytest.mark.parametrize("dag_file", sorted(DAGS_DIR.glob("*.py")), ids=lambda p: p.name)

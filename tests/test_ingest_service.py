@@ -1,0 +1,152 @@
+"""Ingest service around the readers: CLI --json, quarantine list and resubmission, the inbox scan for Airflow."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from rematch_pipeline import orchestration
+from rematch_pipeline.cli import main
+from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.db import tables as t
+from rematch_pipeline.db.engine import get_engine
+from rematch_pipeline.ingest.service import ingest_file
+from rematch_pipeline.quarantine import list_quarantine, resubmit
+from tests import exports as x
+
+A, B = x.household("RM-A"), x.household("RM-B")
+MEMBERS = {"uuid-RM-A": x.family("head", "child"), "uuid-RM-B": x.family("head")}
+
+
+@pytest.fixture(autouse=True)
+def _tolerant(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REMATCH_MAX_INVALID_SHARE", "1")
+
+
+def test_ingest_json_reports_format_counts_duplicate_flag_and_data_docs(settings: Settings, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    kobo = tmp_path / "kobo.xlsx"
+    kobo.write_bytes(x.kobo_xlsx([A, x.household("RM-B", german_level="c2")], MEMBERS))
+    cap = tmp_path / "cap.csv"
+    cap.write_bytes(x.capacity_csv([x.offer()]))
+    assert main(["ingest", str(kobo), str(cap), str(kobo), "--json"]) == 0
+    first, offers, again = json.loads(capsys.readouterr().out)
+    assert (first["format"], first["kind"], first["duplicate"]) == ("kobo_xlsx", "households", False)
+    assert (first["rows_read"], first["accepted"], first["replaced"], first["quarantined"]) == (5, 3, 0, 2)
+    assert first["counts"]["households"]["quarantined"] == 1 and first["counts"]["members"]["accepted"] == 2
+    assert Path(first["reports"]["households"]).is_file() and Path(first["data_docs"]).name == "index.html"
+    assert set(first["timings"]) == {"parse_s", "validate_s", "store_s"}
+    assert (offers["format"], offers["accepted"]) == ("capacity_csv", 1)
+    assert (again["status"], again["duplicate"], again["format"]) == ("duplicate", True, "kobo_xlsx")
+    assert Path(again["reports"]["households"]).is_file()
+
+
+def test_refused_file_makes_the_cli_fail_with_the_reason(settings: Settings, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    evil = tmp_path / "evil.zip"
+    evil.write_bytes(x.zip_bytes({"../a.csv": b"case_id\n"}))
+    assert main(["ingest", str(evil)]) == 1
+    assert "path traversal" in capsys.readouterr().out
+
+
+def test_quarantine_list_json_names_file_row_rule_and_message(settings: Settings, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    cap = tmp_path / "cap.csv"
+    cap.write_bytes(x.capacity_csv([x.offer("OF-1", places_persons="3")]))
+    ingest_file(cap, settings, load_policy())
+    capsys.readouterr()
+    assert main(["quarantine", "list", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["file"], row["sheet"], row["source_row"], row["field"], row["rule"]) == (
+        "cap.csv", "cap.csv", 2, "places_persons", "places_persons_at_least_8")
+    assert "at least 8" in row["message"] and row["resolved_at"] is None
+
+
+def test_quarantine_resubmit_resolves_the_row_through_the_normal_ingest(settings: Settings, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.xlsx"
+    bad.write_bytes(x.kobo_xlsx([x.household("RM-A", interview_date="2030-01-01"), B], MEMBERS))
+    ingest_file(bad, settings, load_policy(), today=date(2026, 11, 23))
+    rows = list_quarantine(settings)
+    household_row = next(r for r in rows if r["table_name"] == "households")
+    assert {r["rule"] for r in rows} == {"interview_date_not_in_future", "member_of_invalid_household"}
+
+    # A "corrected" file that still has the error resolves nothing.
+    still_bad = tmp_path / "still_bad.xlsx"
+    only_a = {"uuid-RM-A": MEMBERS["uuid-RM-A"]}
+    still_bad.write_bytes(x.kobo_xlsx([x.household("RM-A", interview_date="2031-01-01")], only_a))
+    result = resubmit(settings, load_policy(), household_row["id"], still_bad)
+    assert result["resolved"] is False and len(list_quarantine(settings)) == 2 * len(rows)
+
+    fixed = tmp_path / "fixed.xlsx"
+    fixed.write_bytes(x.kobo_xlsx([x.household("RM-A")], only_a))
+    capsys.readouterr()
+    assert main(["quarantine", "resubmit", str(household_row["id"]), "--file", str(fixed), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["resolved"] is True and out["ingest"]["status"] == "ingested"
+    # The household row, its members' rows, and the rows of the failed attempt are all resolved.
+    assert list_quarantine(settings) == []
+    with get_engine(settings.database_url).connect() as conn:
+        stored = conn.execute(select(t.households.c.case_id, t.households.c.raw_file_id)).all()
+        resolved = conn.execute(select(t.quarantine.c.resolved_by_raw_file_id).distinct()).scalars().all()
+        event = conn.execute(select(t.audit_events.c.subject, t.audit_events.c.details)
+                             .where(t.audit_events.c.event == "quarantine_resolved")).one()
+    assert sorted(c for c, _ in stored) == ["RM-A", "RM-B"]
+    assert resolved == [out["ingest"]["raw_file_id"]]
+    assert event.subject == str(household_row["id"]) and len(event.details["resolved_ids"]) == 2 * len(rows)
+    assert main(["quarantine", "list", "--all"]) == 0 and "(resolved)" in capsys.readouterr().out
+
+
+def test_quarantine_resubmit_of_a_refused_file(settings: Settings, tmp_path: Path) -> None:
+    evil = tmp_path / "evil.zip"
+    evil.write_bytes(x.zip_bytes({"../rematch_household.csv": b"case_id\n"}))
+    ingest_file(evil, settings, load_policy())
+    (row,) = list_quarantine(settings)
+    fixed = tmp_path / "fixed.zip"
+    fixed.write_bytes(x.odk_zip([A], {"uuid-RM-A": x.family("head")}))
+    result = resubmit(settings, load_policy(), row["id"], fixed)
+    assert result["resolved"] is True and result["resolved_ids"] == [row["id"]]
+    with pytest.raises(ValueError, match="already resolved"):
+        resubmit(settings, load_policy(), row["id"], fixed)
+    with pytest.raises(LookupError, match="no quarantine row"):
+        resubmit(settings, load_policy(), 999, fixed)
+
+
+def test_inbox_scan_lists_only_files_not_ingested_before(settings: Settings) -> None:
+    (settings.inbox / "a.xlsx").write_bytes(x.kobo_xlsx([A], {"uuid-RM-A": x.family("head")}))
+    (settings.inbox / "b.csv").write_bytes(x.capacity_csv([x.offer()]))
+    (settings.inbox / "photo.jpg").write_bytes(b"\xff\xd8")
+    found = orchestration.scan_inbox()
+    assert [Path(u.removeprefix("file://")).name for u in found] == ["a.xlsx", "b.csv"]
+    first = orchestration.ingest_path(found[0])
+    assert (first["kind"], first["rows_added"]) == ("households", 1)
+    assert [Path(u.removeprefix("file://")).name for u in orchestration.scan_inbox()] == ["b.csv"]
+
+
+def test_inbox_url_can_point_to_any_fsspec_location(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fsspec
+    from airflow.sdk.io import attach
+
+    # Any fsspec filesystem Airflow knows works the same way (s3:// with the Amazon provider in production).
+    mem = fsspec.filesystem("memory")
+    attach("memory", fs=mem)
+    mem.pipe("/rematch-inbox/cap.csv", x.capacity_csv([x.offer()]))
+    monkeypatch.setenv("REMATCH_INBOX_URL", "memory://rematch-inbox")
+    (url,) = orchestration.scan_inbox()
+    assert url.startswith("memory://")
+    report = orchestration.ingest_path(url)
+    assert (report["file"], report["kind"], report["rows_added"]) == ("cap.csv", "capacity", 1)
+    assert orchestration.scan_inbox() == []
+    with get_engine(settings.database_url).connect() as conn:
+        assert conn.execute(select(t.raw_files.c.original_name)).scalars().all() == ["cap.csv"]
+
+
+def test_assets_are_updated_only_when_valid_rows_were_added() -> None:
+    reports = [{"kind": "households", "rows_added": 0}, {"kind": "capacity", "rows_added": 3},
+               {"kind": "households", "rows_added": 0, "status": "duplicate"}, {}]
+    assert orchestration.rows_added(reports, "households") == 0
+    assert orchestration.rows_added(reports, "capacity") == 3
