@@ -132,6 +132,14 @@ def cmd_forms_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_ingest(args: argparse.Namespace) -> int:
+    from rematch_pipeline.ingest.bench import bench_ingest
+
+    result = bench_ingest(households=args.households, seed=args.seed, database_url=args.database_url)
+    _print(result, args.json, "\n".join(f"{k:>22}: {v}" for k, v in result.items()))
+    return 0 if result["status"] == "ingested" else 1
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from rematch_pipeline.db.engine import migrate
 
@@ -205,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--seed", type=int, default=1)
     bm.add_argument("--json", action="store_true")
     bm.set_defaults(func=cmd_bench)
+    bi = b.add_parser("ingest", help="generate a Kobo XLSX export and time parse, validate and store")
+    bi.add_argument("--households", type=int, default=10_000)
+    bi.add_argument("--seed", type=int, default=1)
+    bi.add_argument("--database-url", help="an empty database to store into (default: a new SQLite file)")
+    bi.add_argument("--json", action="store_true")
+    bi.set_defaults(func=cmd_bench_ingest)
 
     fo = sub.add_parser("forms", help="the forms we hand out").add_subparsers(dest="sub", required=True)
     fe = fo.add_parser("export", help="write the household XLSForm and the capacity XLSX template")

@@ -117,6 +117,8 @@ def read_file(path: Path, limits: Limits | None = None, name: str | None = None)
 
 def _cell_text(value: object) -> str | None:
     """A cell as the text a person sees; empty cells become None. No type conversion beyond that."""
+    if type(value) is str:
+        return value if value.strip() else None
     if value is None:
         return None
     if isinstance(value, bool):

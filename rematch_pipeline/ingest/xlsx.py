@@ -160,6 +160,10 @@ def _rows(data: bytes, strings: list[str], dates: frozenset[int], epoch: datetim
     return rows
 
 
+_KINDS: dict[bytes, tuple[bytes | None, int | None]] = {}
+_COLUMNS: dict[bytes, int] = {}
+
+
 def _row_cells(body: bytes, strings: list[str], dates: frozenset[int], epoch: datetime) -> list[object]:
     cells: list[object] = []
     found = _FAST_CELL.findall(body)
@@ -169,16 +173,36 @@ def _row_cells(body: bytes, strings: list[str], dates: frozenset[int], epoch: da
             ref = _REF.search(m.group(1))
             found.append((ref.group(1) if ref else b"", m.group(1), b"", m.group(2) or b""))
     for letters, attrs, plain, other in found:
-        col = _column_index(letters) if letters else len(cells)
-        if col >= len(cells):
-            cells.extend([None] * (col + 1 - len(cells)))
-        typ, style = _cell_kind(attrs) if attrs else (None, None)
-        if plain and typ is None and (style is None or style not in dates):
-            cells[col] = int(plain) if _INT.fullmatch(plain) else float(plain)
-        elif plain and typ == b"s":
-            cells[col] = strings[int(plain)]
+        if letters:
+            col = _COLUMNS.get(letters)
+            if col is None:
+                col = _COLUMNS[letters] = _column_index(letters)
         else:
-            cells[col] = _value(b"<v>" + plain + b"</v>" if plain else other, typ, style, strings, dates, epoch)
+            col = len(cells)
+        if attrs:
+            kind = _KINDS.get(attrs)
+            if kind is None:
+                kind = _KINDS[attrs] = _cell_kind(attrs)
+            typ, style = kind
+        else:
+            typ = style = None
+        if plain and typ == b"s":
+            value: object = strings[int(plain)]
+        elif plain and typ is None and (style is None or style not in dates):
+            try:
+                value = int(plain)
+            except ValueError:
+                value = float(plain)
+        else:
+            value = _value(b"<v>" + plain + b"</v>" if plain else other, typ, style, strings, dates, epoch)
+        if col == len(cells):
+            cells.append(value)
+        else:
+            if col > len(cells):
+                cells.extend([None] * (col - len(cells)))
+                cells.append(value)
+            else:
+                cells[col] = value
     return cells
 
 
