@@ -146,7 +146,6 @@ class Policy:
     ties_same_municipality_bonus: float = 4.0
     ties_same_kreis_bonus: float = 2.0
     municipality_interest_weight: float = 1.0
-    fairness_weight: float = 0.0
     offer_response_days: int = 7
     pseudonym_salt: str = "rematch"
     # Solver settings.
@@ -155,6 +154,7 @@ class Policy:
     threads: int = 1
     random_seed: int = 0
     candidates_per_household: int = 40
+    pyomo_max_pairs: int = 20000  # larger models are passed to HiGHS as arrays (Pyomo's construction dominates)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from rematch_pipeline.config import load_policy
 from rematch_pipeline.domain import CAPACITY_DIMENSIONS, CapacityOffer, Household, demand_of
-from rematch_pipeline.matching.baselines import greedy_by_score
+from rematch_pipeline.matching.baselines import evaluate, greedy_by_score
 from rematch_pipeline.matching.data import Consumption, build_data
 from rematch_pipeline.matching.engine import match
 from tests.factories import ROUND_DATE, adult, child, household, offer
@@ -32,7 +32,7 @@ def test_persons_placed_is_maximal_not_households() -> None:
           household("C", (adult(), child())), household("D", (adult(),))]
     result = run(hs, [offer("05111000", places=5)])
     assert result.persons_placed == 5
-    assert result.stats["persons_bound"] == 5
+    assert result.stats["lp_bound_persons"] >= 5 and result.stats["persons_proven_maximal"]
 
 
 def test_wheelchair_household_only_goes_where_accessible_units_exist() -> None:
@@ -206,7 +206,8 @@ def test_random_rounds_respect_every_rule_and_place_the_maximum(hs: list[Househo
     # Persons placed equals the brute-force maximum.
     assert result.persons_placed == brute_force_max_persons(hs, os_)
     # And the greedy baseline never beats it.
-    assert result.data is None or greedy_by_score(result.data).persons_placed <= result.persons_placed
+    assert result.data is None or evaluate(result.data, *greedy_by_score(result.data))["persons_placed"] \
+        <= result.persons_placed
 
 
 def test_build_data_orders_inputs_canonically() -> None:
@@ -214,3 +215,59 @@ def test_build_data_orders_inputs_canonically() -> None:
     data = build_data(hs, [offer("09162000"), offer("05111000")], ROUND_DATE, POLICY)
     assert [h.case_id for h in data.households] == ["A", "B"]
     assert [o.ags for o in data.offers] == ["05111000", "09162000"]
+
+
+# --- solver interfaces, pricing, planning report, baselines -----------------------------------------------------
+
+def _scenario(n: int) -> tuple[list[Household], list[CapacityOffer]]:
+    hs = [household(f"H{i:03d}", (adult(occupation="it" if i % 3 else "retail"),) + (child(2015 + i % 10),) * (i % 4),
+                    ties_ags="09162000" if i % 7 == 0 else None,
+                    weights={"work": i % 6, "education": 3, "community": 2, "healthcare": 1, "housing": 2,
+                             "culture": i % 5})
+          for i in range(n)]
+    os_ = [offer("05111000", places=14, units=(2, 2, 1, 1), job_sectors_shortage=frozenset({"it"})),
+           offer("09162000", places=10, units=(1, 2, 1, 0), ukrainian_community="large"),
+           offer("01002000", places=9, units=(3, 1, 0, 0), kita_u3=0, school_primary=2),
+           offer("03101000", places=8, units=(1, 1, 1, 1), settlement_type="big_city")]
+    return hs, os_
+
+
+def test_pyomo_and_direct_highs_interfaces_agree() -> None:
+    import dataclasses
+
+    hs, os_ = _scenario(24)
+    via_pyomo = match(hs, os_, ROUND_DATE, POLICY, "R")
+    direct = match(hs, os_, ROUND_DATE, dataclasses.replace(POLICY, pyomo_max_pairs=0), "R")
+    assert via_pyomo.stats["interface"] == "pyomo" and direct.stats["interface"] == "highspy"
+    assert via_pyomo.persons_placed == direct.persons_placed
+    tolerance = POLICY.mip_rel_gap * via_pyomo.stats["quality"] + 1e-6
+    assert abs(via_pyomo.stats["quality"] - direct.stats["quality"]) <= tolerance
+
+
+def test_pruned_pairs_are_priced_back_in_when_they_can_place_more_persons() -> None:
+    import dataclasses
+
+    # Everyone prefers München (ties); with one candidate each, only pricing finds room elsewhere.
+    hs = [household(f"H{i}", ties_ags="09162000") for i in range(6)]
+    os_ = [offer("09162000", places=2, units=(2, 0, 0, 0)), offer("05111000", places=8)]
+    pruned = match(hs, os_, ROUND_DATE, dataclasses.replace(POLICY, candidates_per_household=1), "R")
+    assert pruned.stats["priced_pairs"] > 0
+    assert pruned.persons_placed == 6
+    assert pruned.stats["persons_proven_maximal"]
+
+
+def test_planning_report_names_the_binding_capacity() -> None:
+    toddler = child(birth_year=ROUND_DATE.year - 1)
+    hs = [household("A", (adult(), toddler)), household("B", (adult(), toddler))]
+    result = run(hs, [offer("05111000", kita_u3=1)])
+    assert result.planning and result.planning[0]["ags"] == "05111000"
+    assert result.planning[0]["extra_capacity"][0]["capacity"] == "+1 Kita U3 places"
+
+
+def test_baselines_are_reported_beside_the_round_and_ours_violates_no_hard_need() -> None:
+    hs, os_ = _scenario(24)
+    comparison = run(hs, os_).stats["comparison"]
+    assert set(comparison) == {"rematch", "state_quota", "greedy_by_score"}
+    assert comparison["rematch"]["hard_need_violations"] == 0
+    assert comparison["rematch"]["capacity_violations"] == 0
+    assert comparison["rematch"]["persons_placed"] >= comparison["greedy_by_score"]["persons_placed"]

@@ -1,48 +1,115 @@
-"""Baselines computed on the same matching data: greedy by household score (and room for more)."""
+"""Baselines on the same input: state-quota allocation (Königsteiner Schlüssel) and greedy by household score."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from typing import Any
 
-from rematch_pipeline.domain import CAPACITY_DIMENSIONS, ROOM_CLASSES
+import numpy as np
+
+from rematch_pipeline.domain import CAPACITY_DIMENSIONS, LAND_BY_AGS_PREFIX, ROOM_CLASSES
 from rematch_pipeline.matching.data import MatchingData
+from rematch_pipeline.matching.eligibility import ELIGIBLE
+
+# Königsteiner Schlüssel shares of the Länder (per cent, rounded; normalised before use).
+KOENIGSTEIN_SHARES = {
+    "BW": 13.05, "BY": 15.57, "BE": 5.19, "BB": 3.01, "HB": 0.96, "HH": 2.56, "HE": 7.43, "MV": 1.98,
+    "NI": 9.40, "NW": 20.95, "RP": 4.82, "SL": 1.20, "SN": 4.90, "ST": 2.71, "SH": 3.41, "TH": 2.64,
+}
+PLACES = CAPACITY_DIMENSIONS.index("places_persons")
+RANK_BUCKETS = ((1, 1), (2, 2), (3, 3), (4, 5), (6, 10), (11, 10**9))
 
 
-@dataclass
-class BaselineResult:
-    name: str
-    chosen_pairs: list[int]
-    persons_placed: int
+def _left(data: MatchingData) -> tuple[list[list[int]], list[list[int]]]:
+    return data.of.remaining.tolist(), data.of.units_ge_left.tolist()
 
 
-def fits(data: MatchingData, used: dict[str, int], o: int, h: int) -> bool:
-    dem, rem = data.demands[h], data.remaining[o]
-    if any(used[d] + dem.of(d) > rem[d] for d in CAPACITY_DIMENSIONS):
+def _fits(data: MatchingData, dims: list[list[int]], rooms: list[list[int]], h: int, o: int) -> bool:
+    dem = data.hh.demand[h]
+    if any(dims[o][d] < dem[d] for d in range(len(dem)) if dem[d]):
         return False
-    return all(used[f"units_ge_{k}"] + 1 <= rem[f"units_ge_{k}"] for k in ROOM_CLASSES if k <= dem.rooms_needed)
+    r = int(data.hh.rooms[h])
+    return all(rooms[o][k - 1] >= 1 for k in ROOM_CLASSES if k <= r)
 
 
-def take(data: MatchingData, used: dict[str, int], h: int) -> None:
-    dem = data.demands[h]
-    for d in CAPACITY_DIMENSIONS:
-        used[d] += dem.of(d)
+def _take(data: MatchingData, dims: list[list[int]], rooms: list[list[int]], h: int, o: int) -> None:
+    dem = data.hh.demand[h]
+    for d in range(len(dem)):
+        dims[o][d] -= int(dem[d])
     for k in ROOM_CLASSES:
-        if k <= dem.rooms_needed:
-            used[f"units_ge_{k}"] += 1
+        if k <= data.hh.rooms[h]:
+            rooms[o][k - 1] -= 1
 
 
-def greedy_by_score(data: MatchingData) -> BaselineResult:
-    """Households with the best available match go first; each takes its best-scoring offer that still fits."""
-    used = [dict.fromkeys([*CAPACITY_DIMENSIONS, *(f"units_ge_{k}" for k in ROOM_CLASSES)], 0) for _ in data.offers]
-    pairs = data.pairs_of_household()
-    best = {h: max((data.pair_score[p] for p in ps), default=0.0) for h, ps in enumerate(pairs)}
-    chosen: list[int] = []
-    for h in sorted(range(len(data.households)), key=lambda h: (-best[h], h)):
-        for p in sorted(pairs[h], key=lambda p: (-data.pair_score[p], p)):
-            o = data.pair_offer[p]
-            if fits(data, used[o], o, h):
-                take(data, used[o], h)
-                chosen.append(p)
+def greedy_by_score(data: MatchingData) -> tuple[np.ndarray, np.ndarray]:
+    """Households with the best available match go first; each takes its best-scoring eligible offer that fits."""
+    dims, rooms = _left(data)
+    eligible = data.eligible
+    best = np.where(eligible, data.score, -np.inf).max(axis=1) if eligible.size else np.zeros(0)
+    hs, os_ = [], []
+    for h in sorted(range(len(data.households)), key=lambda i: (-best[i], i)):
+        candidates = np.nonzero(eligible[h])[0]
+        for o in candidates[np.lexsort((candidates, -data.score[h, candidates]))]:
+            if _fits(data, dims, rooms, h, int(o)):
+                _take(data, dims, rooms, h, int(o))
+                hs.append(h)
+                os_.append(int(o))
                 break
-    persons = sum(data.demands[data.pair_household[p]].persons for p in chosen)
-    return BaselineResult("greedy_by_score", sorted(chosen), persons)
+    return np.array(hs, dtype=np.int64), np.array(os_, dtype=np.int64)
+
+
+def state_quota(data: MatchingData, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The administrative default: Länder get households by their quota share, in random order; within a Land
+    the first municipality with free places takes the household. Needs are not looked at (that is the point)."""
+    n = len(data.households)
+    total = sum(KOENIGSTEIN_SHARES.values())
+    quota = {land: n * share / total for land, share in KOENIGSTEIN_SHARES.items()}
+    assigned = dict.fromkeys(KOENIGSTEIN_SHARES, 0)
+    land_of = [LAND_BY_AGS_PREFIX.get(o.ags[:2], "") for o in data.offers]
+    places = [int(v) for v in data.of.remaining[:, PLACES]]
+    valid = data.of.valid.tolist()
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    hs, os_ = [], []
+    for h in order:
+        persons = int(data.hh.persons[h])
+        for land in sorted(quota, key=lambda ld: (assigned[ld] - quota[ld], ld)):  # largest deficit first
+            o = next((j for j, lj in enumerate(land_of) if lj == land and valid[j] and places[j] >= persons), None)
+            if o is not None:
+                places[o] -= persons
+                assigned[land] += 1
+                hs.append(h)
+                os_.append(o)
+                break
+    return np.array(hs, dtype=np.int64), np.array(os_, dtype=np.int64)
+
+
+def _bucket(lo: int, hi: int) -> str:
+    return f"{lo}" if lo == hi else f"{lo}+" if hi > 10**6 else f"{lo}-{hi}"
+
+
+def evaluate(data: MatchingData, h: np.ndarray, o: np.ndarray) -> dict[str, Any]:
+    """Side-by-side figures of one allocation: placed, preference ranks, hard-need and capacity violations, fill."""
+    eligible = data.eligible[h, o] if len(h) else np.zeros(0, dtype=bool)
+    hard_need_violations = int((data.codes[h, o] != ELIGIBLE).sum()) if len(h) else 0
+    ranks = data.preference_rank(h[eligible], o[eligible]) if eligible.any() else np.zeros(0, dtype=np.int64)
+    used = np.zeros_like(data.of.remaining)
+    np.add.at(used, o, data.hh.demand[h])
+    used_rooms = np.zeros_like(data.of.units_ge_left)
+    np.add.at(used_rooms, o, (data.hh.rooms[h][:, None] >= np.array(ROOM_CLASSES)[None, :]).astype(np.int64))
+    over = (used > np.maximum(data.of.remaining, 0)).sum() + (used_rooms > np.maximum(data.of.units_ge_left, 0)).sum()
+    places = np.maximum(data.of.remaining[:, PLACES], 1)
+    fill = used[:, PLACES] / places
+    return {
+        "households_placed": int(len(h)),
+        "persons_placed": int(data.hh.persons[h].sum()) if len(h) else 0,
+        "mean_preference_rank": round(float(ranks.mean()), 4) if len(ranks) else None,
+        "preference_rank_distribution": {_bucket(lo, hi): int(((ranks >= lo) & (ranks <= hi)).sum())
+                                         for lo, hi in RANK_BUCKETS},
+        "share_top3": round(float((ranks <= 3).mean()), 4) if len(ranks) else None,
+        "hard_need_violations": hard_need_violations,
+        "capacity_violations": int(over),
+        "fill_min": round(float(fill.min()), 4) if len(fill) else None,
+        "fill_mean": round(float(fill.mean()), 4) if len(fill) else None,
+        "fill_max": round(float(fill.max()), 4) if len(fill) else None,
+    }

@@ -1,27 +1,60 @@
-"""Build the Pyomo model from matching data: variables, constraint families, the two objectives."""
+"""Build the linear model from matching data: one binary per candidate pair, the constraint families, two objectives."""
 
 from __future__ import annotations
 
-import pyomo.environ as pyo
+from dataclasses import dataclass
 
-from rematch_pipeline.matching.constraints.assignment import add_household_at_most_once
-from rematch_pipeline.matching.constraints.capacity import add_capacity_per_dimension
-from rematch_pipeline.matching.constraints.rooms import add_units_by_room_class
+import numpy as np
+import scipy.sparse as sp
+
+from rematch_pipeline.matching.constraints import RowBlock
+from rematch_pipeline.matching.constraints.assignment import household_at_most_once
+from rematch_pipeline.matching.constraints.capacity import capacity_per_dimension
+from rematch_pipeline.matching.constraints.rooms import units_by_room_class
 from rematch_pipeline.matching.data import MatchingData
 
+FAMILIES = (household_at_most_once, capacity_per_dimension, units_by_room_class)
 
-def build_model(data: MatchingData) -> pyo.ConcreteModel:
-    model = pyo.ConcreteModel(name="rematch_round")
-    model.P = pyo.RangeSet(0, data.n_pairs - 1)
-    model.x = pyo.Var(model.P, within=pyo.Binary)
-    add_household_at_most_once(model, data)
-    add_capacity_per_dimension(model, data)
-    add_units_by_room_class(model, data)
-    persons = [data.demands[h].persons for h in data.pair_household]
-    # Lexicographic objective: persons placed first, then quality among the placements of that size.
-    model.persons_placed = pyo.Expression(expr=sum(persons[p] * model.x[p] for p in model.P))
-    model.quality = pyo.Expression(expr=sum(data.pair_score[p] * model.x[p] for p in model.P))
-    model.max_persons = pyo.Objective(expr=model.persons_placed, sense=pyo.maximize)
-    model.max_quality = pyo.Objective(expr=model.quality, sense=pyo.maximize)
-    model.max_quality.deactivate()
-    return model
+
+@dataclass
+class LinearModel:
+    """max c·x  s.t.  A x <= upper, x binary; persons first, then quality (lexicographic)."""
+
+    matrix: sp.csr_matrix  # (rows, pairs)
+    upper: np.ndarray
+    blocks: list[RowBlock]
+    offsets: list[int]  # first row of each block
+    persons: np.ndarray  # objective 1: persons placed per pair
+    quality: np.ndarray  # objective 2: match score per pair
+
+    @property
+    def n_cols(self) -> int:
+        return int(self.matrix.shape[1])
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def block_duals(self, duals: np.ndarray, family: str) -> tuple[RowBlock, np.ndarray]:
+        for block, off in zip(self.blocks, self.offsets, strict=True):
+            if block.family == family:
+                return block, duals[off:off + block.n_rows]
+        raise KeyError(family)
+
+
+def build_model(data: MatchingData) -> LinearModel:
+    blocks = [family(data) for family in FAMILIES]
+    offsets = list(np.cumsum([0] + [b.n_rows for b in blocks[:-1]]))
+    rows = np.concatenate([b.rows + off for b, off in zip(blocks, offsets, strict=True)])
+    cols = np.concatenate([b.cols for b in blocks])
+    vals = np.concatenate([b.vals for b in blocks])
+    n_rows = sum(b.n_rows for b in blocks)
+    matrix = sp.csr_matrix((vals, (rows, cols)), shape=(n_rows, data.n_pairs))
+    return LinearModel(
+        matrix=matrix,
+        upper=np.concatenate([b.upper for b in blocks]) if blocks else np.zeros(0),
+        blocks=blocks,
+        offsets=[int(o) for o in offsets],
+        persons=data.hh.persons[data.pair_h].astype(np.float64),
+        quality=data.score[data.pair_h, data.pair_o].astype(np.float64),
+    )

@@ -1,15 +1,19 @@
-"""Matching data: the pool's demands, the offers' remaining capacity, and every eligible pair with its score."""
+"""Matching data as arrays: the pool's demands, the offers' remaining capacity, eligibility, scores, candidates."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+import numpy as np
+
 from rematch_pipeline.domain import (
     CAPACITY_DIMENSIONS,
+    OCCUPATIONS,
     ROOM_CLASSES,
+    SETTLEMENT_TYPES,
+    WEIGHT_ASPECTS,
     CapacityOffer,
     Demand,
     Household,
@@ -17,8 +21,11 @@ from rematch_pipeline.domain import (
     demand_of,
     pseudonym,
 )
-from rematch_pipeline.matching.eligibility import exclusion_reason
-from rematch_pipeline.matching.scoring import household_score, score_terms
+from rematch_pipeline.matching.eligibility import ELIGIBLE, exclusion_codes, medical_mask
+from rematch_pipeline.matching.scoring import COMMUNITY_VALUE, CULTURE_VALUE, score_matrices
+
+SECTORS = tuple(o for o in OCCUPATIONS if o not in ("none", "other"))
+N_DIMS = len(CAPACITY_DIMENSIONS)
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,38 @@ class Consumption:
 
 
 @dataclass
+class HouseholdArrays:
+    persons: np.ndarray  # (H,)
+    rooms: np.ndarray  # (H,) 1..4
+    demand: np.ndarray  # (H, N_DIMS) in CAPACITY_DIMENSIONS order
+    need_accessible: np.ndarray
+    need_pets: np.ndarray
+    need_medical: np.ndarray  # bit mask
+    weights: np.ndarray  # (H, 6) in WEIGHT_ASPECTS order
+    occupations: np.ndarray  # (H, sectors): working-age adults per shortage-relevant sector
+    workers: np.ndarray  # (H,) working-age adults with such an occupation
+    child_need: np.ndarray  # (H,) Kita and school places needed
+    ties_ags: np.ndarray  # (H,) int AGS, 0 if none
+    pref_settlement: np.ndarray  # (H,) settlement code, -1 for "any"
+
+
+@dataclass
+class OfferArrays:
+    ags: np.ndarray  # (O,) int
+    valid: np.ndarray  # (O,) bool
+    remaining: np.ndarray  # (O, N_DIMS) capacity left after earlier accepted matches
+    units_ge_left: np.ndarray  # (O, 4) units with >= k rooms left
+    units_ge_total: np.ndarray  # (O, 4) units with >= k rooms offered
+    medical: np.ndarray  # bit mask
+    n_medical: np.ndarray
+    shortage: np.ndarray  # (O, sectors) 0/1
+    community: np.ndarray
+    culture: np.ndarray
+    settlement: np.ndarray
+    education_seats: np.ndarray
+
+
+@dataclass
 class MatchingData:
     round_date: date
     policy: Policy
@@ -37,38 +76,98 @@ class MatchingData:
     pseudonyms: list[str]
     demands: list[Demand]
     offers: list[CapacityOffer]
-    remaining: list[dict[str, int]]
-    pair_household: list[int] = field(default_factory=list)
-    pair_offer: list[int] = field(default_factory=list)
-    pair_terms: list[dict[str, float]] = field(default_factory=list)
-    pair_score: list[float] = field(default_factory=list)  # objective score (household + municipality terms)
-    pair_rank: list[int] = field(default_factory=list)  # rank among the household's eligible offers, own score
-    exclusions: list[Counter[str]] = field(default_factory=list)  # per household: reason -> offers excluded
+    hh: HouseholdArrays
+    of: OfferArrays
+    codes: np.ndarray  # (H, O) int8 exclusion code, 0 = eligible
+    score: np.ndarray  # (H, O) objective score (household + municipality terms)
+    own_score: np.ndarray  # (H, O) the household's own score (preference rank)
+    pair_h: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # candidate pairs
+    pair_o: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def n_pairs(self) -> int:
-        return len(self.pair_household)
+        return len(self.pair_h)
 
-    def pairs_of_household(self) -> list[list[int]]:
-        out: list[list[int]] = [[] for _ in self.households]
-        for p, h in enumerate(self.pair_household):
-            out[h].append(p)
-        return out
+    @property
+    def eligible(self) -> np.ndarray:
+        return self.codes == ELIGIBLE
 
-    def pairs_of_offer(self) -> list[list[int]]:
-        out: list[list[int]] = [[] for _ in self.offers]
-        for p, o in enumerate(self.pair_offer):
-            out[o].append(p)
-        return out
+    @property
+    def n_eligible(self) -> int:
+        return int(self.eligible.sum())
+
+    def set_pairs(self, pair_h: np.ndarray, pair_o: np.ndarray) -> None:
+        # Canonical order (household, offer) keeps models, and so results, deterministic.
+        order = np.lexsort((pair_o, pair_h))
+        self.pair_h, self.pair_o = pair_h[order].astype(np.int64), pair_o[order].astype(np.int64)
+
+    def preference_rank(self, h: np.ndarray, o: np.ndarray) -> np.ndarray:
+        """Rank (1 = best) of offer o among household h's eligible offers by its own score; ties by offer order."""
+        own = self.own_score[h]  # (n, O)
+        mine = self.own_score[h, o][:, None]
+        better = (own > mine + 1e-9) | ((np.abs(own - mine) <= 1e-9) & (np.arange(own.shape[1])[None, :] < o[:, None]))
+        return np.asarray((better & self.eligible[h]).sum(axis=1) + 1)
 
 
-def remaining_capacity(offer: CapacityOffer, consumed: Consumption | None) -> dict[str, int]:
+def remaining_capacity(offer: CapacityOffer, consumed: Consumption | None) -> tuple[list[int], list[int]]:
     consumed = consumed or Consumption()
-    rem = {d: offer.capacity(d) - int(consumed.dimensions.get(d, 0)) for d in CAPACITY_DIMENSIONS}
-    for k in ROOM_CLASSES:
-        # Hall's condition on nested room classes: households already needing >= k rooms hold units >= k.
-        rem[f"units_ge_{k}"] = offer.units_with_at_least(k) - sum(1 for r in consumed.rooms_needed if r >= k)
-    return rem
+    dims = [offer.capacity(d) - int(consumed.dimensions.get(d, 0)) for d in CAPACITY_DIMENSIONS]
+    # Hall's condition on nested room classes: households already needing >= k rooms hold units >= k.
+    rooms = [offer.units_with_at_least(k) - sum(1 for r in consumed.rooms_needed if r >= k) for k in ROOM_CLASSES]
+    return dims, rooms
+
+
+def _household_arrays(households: list[Household], demands: list[Demand], round_date: date,
+                      policy: Policy) -> HouseholdArrays:
+    lo, hi = policy.working_ages
+    settlement_code = {s: i for i, s in enumerate(SETTLEMENT_TYPES)}
+    occupations = np.zeros((len(households), len(SECTORS)), dtype=np.int64)
+    sector_index = {s: i for i, s in enumerate(SECTORS)}
+    for i, h in enumerate(households):
+        for m in h.members:
+            if lo <= round_date.year - m.birth_year <= hi and m.occupation in sector_index:
+                occupations[i, sector_index[m.occupation]] += 1
+    return HouseholdArrays(
+        persons=np.array([d.persons for d in demands], dtype=np.int64),
+        rooms=np.array([d.rooms_needed for d in demands], dtype=np.int64),
+        demand=np.array([[d.of(dim) for dim in CAPACITY_DIMENSIONS] for d in demands],
+                        dtype=np.int64).reshape(len(demands), N_DIMS),
+        need_accessible=np.array([h.needs_accessible_unit for h in households], dtype=bool),
+        need_pets=np.array([h.needs_pet_unit for h in households], dtype=bool),
+        need_medical=np.array([medical_mask(h.hard_medical_needs) for h in households], dtype=np.int64),
+        weights=np.array([[h.weights.get(a, 0) for a in WEIGHT_ASPECTS] for h in households],
+                         dtype=np.float64).reshape(len(households), len(WEIGHT_ASPECTS)),
+        occupations=occupations,
+        workers=occupations.sum(axis=1),
+        child_need=np.array([d.kita_u3 + d.kita_ue3 + d.school_primary + d.school_secondary for d in demands],
+                            dtype=np.int64),
+        ties_ags=np.array([int(h.ties_ags) if h.ties_ags and h.ties_ags.isdigit() else 0 for h in households],
+                          dtype=np.int64),
+        pref_settlement=np.array([settlement_code.get(h.pref_settlement, -1) for h in households], dtype=np.int64),
+    )
+
+
+def _offer_arrays(offers: list[CapacityOffer], round_date: date,
+                  consumed: Mapping[str, Consumption]) -> OfferArrays:
+    rem = [remaining_capacity(o, consumed.get(o.offer_id)) for o in offers]
+    settlement_code = {s: i for i, s in enumerate(SETTLEMENT_TYPES)}
+    return OfferArrays(
+        ags=np.array([int(o.ags) for o in offers], dtype=np.int64),
+        valid=np.array([o.is_valid_on(round_date) for o in offers], dtype=bool),
+        remaining=np.array([r[0] for r in rem], dtype=np.int64).reshape(len(offers), N_DIMS),
+        units_ge_left=np.array([r[1] for r in rem], dtype=np.int64).reshape(len(offers), len(ROOM_CLASSES)),
+        units_ge_total=np.array([[o.units_with_at_least(k) for k in ROOM_CLASSES] for o in offers],
+                                dtype=np.float64).reshape(len(offers), len(ROOM_CLASSES)),
+        medical=np.array([medical_mask(o.medical_services) for o in offers], dtype=np.int64),
+        n_medical=np.array([len(o.medical_services - {"none"}) for o in offers], dtype=np.float64),
+        shortage=np.array([[s in o.job_sectors_shortage for s in SECTORS] for o in offers],
+                          dtype=np.int64).reshape(len(offers), len(SECTORS)),
+        community=np.array([COMMUNITY_VALUE.get(o.ukrainian_community, 0.0) for o in offers], dtype=np.float64),
+        culture=np.array([CULTURE_VALUE.get(o.settlement_type, 0.0) for o in offers], dtype=np.float64),
+        settlement=np.array([settlement_code.get(o.settlement_type, -2) for o in offers], dtype=np.int64),
+        education_seats=np.array([o.kita_u3 + o.kita_ue3 + o.school_primary + o.school_secondary for o in offers],
+                                 dtype=np.float64),
+    )
 
 
 def build_data(
@@ -79,36 +178,51 @@ def build_data(
     declined: Mapping[str, set[str]] | None = None,
     consumed: Mapping[str, Consumption] | None = None,
 ) -> MatchingData:
-    """Pure: order inputs canonically (so results are deterministic), derive demands, enumerate eligible pairs."""
+    """Pure: order inputs canonically (deterministic results), derive demands, eligibility, scores, candidates."""
     declined = declined or {}
-    consumed = consumed or {}
     hh = sorted(households, key=lambda h: h.case_id)
     of = sorted(offers, key=lambda o: (o.ags, o.offer_id))
-    data = MatchingData(
-        round_date=round_date,
-        policy=policy,
-        households=hh,
-        pseudonyms=[pseudonym(h.case_id, policy.pseudonym_salt) for h in hh],
-        demands=[demand_of(h, round_date, policy) for h in hh],
-        offers=of,
-        remaining=[remaining_capacity(o, consumed.get(o.offer_id)) for o in of],
+    demands = [demand_of(h, round_date, policy) for h in hh]
+    ha = _household_arrays(hh, demands, round_date, policy)
+    oa = _offer_arrays(of, round_date, consumed or {})
+    declined_m = np.zeros((len(hh), len(of)), dtype=bool)
+    ags_index: dict[str, list[int]] = {}
+    for j, o in enumerate(of):
+        ags_index.setdefault(o.ags, []).append(j)
+    for i, h in enumerate(hh):
+        for ags in declined.get(h.case_id, ()):
+            declined_m[i, ags_index.get(ags, [])] = True
+    dims = {d: i for i, d in enumerate(CAPACITY_DIMENSIONS)}
+    codes = exclusion_codes(
+        need_accessible=ha.need_accessible, need_pets=ha.need_pets, need_medical=ha.need_medical,
+        persons=ha.persons, rooms=ha.rooms, declined=declined_m, valid=oa.valid,
+        wheelchair_left=oa.remaining[:, dims["units_wheelchair"]],
+        pets_left=oa.remaining[:, dims["units_pets_allowed"]],
+        medical_offered=oa.medical, places_left=oa.remaining[:, dims["places_persons"]], units_ge_left=oa.units_ge_left,
     )
-    for hi, (h, dem) in enumerate(zip(data.households, data.demands, strict=True)):
-        reasons: Counter[str] = Counter()
-        own: list[tuple[float, int]] = []
-        for oi, (o, rem) in enumerate(zip(data.offers, data.remaining, strict=True)):
-            reason = exclusion_reason(h, dem, o, rem, round_date, declined.get(h.case_id, set()))
-            if reason is not None:
-                reasons[reason] += 1
-                continue
-            terms = score_terms(h, dem, o, round_date, policy)
-            data.pair_household.append(hi)
-            data.pair_offer.append(oi)
-            data.pair_terms.append(terms)
-            data.pair_score.append(round(sum(terms.values()), 6))
-            own.append((household_score(terms), len(data.pair_household) - 1))
-        # Rank 1 = the eligible offer the household itself would score highest; ties broken by offer order.
-        ranks = {p: r for r, (_, p) in enumerate(sorted(own, key=lambda t: (-t[0], t[1])), start=1)}
-        data.pair_rank.extend(ranks[p] for _, p in own)
-        data.exclusions.append(reasons)
+    score, own = score_matrices(ha, oa, policy) if hh and of else (np.zeros(codes.shape), np.zeros(codes.shape))
+    data = MatchingData(
+        round_date=round_date, policy=policy, households=hh,
+        pseudonyms=[pseudonym(h.case_id, policy.pseudonym_salt) for h in hh], demands=demands, offers=of,
+        hh=ha, of=oa, codes=codes, score=score, own_score=own,
+    )
+    data.set_pairs(*top_candidates(data, policy.candidates_per_household))
     return data
+
+
+def top_candidates(data: MatchingData, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each household's k best eligible offers by score: the pruned pair set the model starts from."""
+    eligible = data.eligible
+    if eligible.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    n_off = eligible.shape[1]
+    if k >= n_off:
+        rows_all, cols_all = np.nonzero(eligible)
+        return rows_all.astype(np.int64), cols_all.astype(np.int64)
+    masked = np.where(eligible, data.score, -np.inf)
+    # Stable tie-break by offer index: subtract a tiny offer-dependent epsilon before partitioning.
+    top = np.argpartition(-(masked - 1e-9 * np.arange(n_off)[None, :]), k - 1, axis=1)[:, :k]
+    rows = np.repeat(np.arange(eligible.shape[0]), k)
+    cols = top.ravel()
+    keep = eligible[rows, cols]
+    return rows[keep], cols[keep]

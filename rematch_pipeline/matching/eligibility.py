@@ -1,47 +1,62 @@
-"""Hard needs: which (household, offer) pairs may be matched at all, and why a pair is excluded."""
+"""Hard needs as arrays: which (household, offer) pairs may be matched at all, and why the others are excluded."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from datetime import date
+import numpy as np
 
-from rematch_pipeline.domain import CapacityOffer, Demand, Household
+from rematch_pipeline.domain import MEDICAL_SERVICES
 
-# Exclusion reasons in plain words; the first that applies is recorded for the unmatched explanation.
-NOT_VALID = "offer not valid on the round date"
-DECLINED = "declined earlier by the household"
-NO_ACCESSIBLE = "no wheelchair-accessible unit"
-NO_PETS = "no unit where pets are allowed"
-TOO_SMALL = "too few places for the household's size"
-NO_ROOMS = "no unit with enough rooms"
+# Exclusion codes in the order they are checked; the first that applies explains the exclusion.
+ELIGIBLE = 0
+NOT_VALID, DECLINED, NO_ACCESSIBLE, NO_MEDICAL, NO_PETS, TOO_SMALL, NO_ROOMS = range(1, 8)
+REASON_WORDS = {
+    NOT_VALID: "offer not valid on the round date",
+    DECLINED: "declined earlier by the household",
+    NO_ACCESSIBLE: "no wheelchair-accessible unit",
+    NO_MEDICAL: "medical service not offered",
+    NO_PETS: "no unit where pets are allowed",
+    TOO_SMALL: "too few places for the household's size",
+    NO_ROOMS: "no unit with enough rooms",
+}
 
 
-def exclusion_reason(
-    household: Household,
-    demand: Demand,
-    offer: CapacityOffer,
-    remaining: dict[str, int],
-    round_date: date,
-    declined_ags: Collection[str],
-) -> str | None:
-    """Return why `offer` can never take `household` this round, or None if the pair is eligible.
+def medical_mask(services: frozenset[str] | tuple[str, ...]) -> int:
+    """Bit mask of medical services (each need or service one bit)."""
+    return sum(1 << i for i, s in enumerate(MEDICAL_SERVICES) if s in services)
 
-    `remaining` is the offer's capacity left after earlier accepted matches (places_persons,
-    units_wheelchair, units_pets_allowed, units_ge_<k> for room classes k).
-    """
-    if not offer.is_valid_on(round_date):
-        return NOT_VALID
-    if offer.ags in declined_ags:
-        return DECLINED
-    if demand.units_wheelchair and remaining["units_wheelchair"] <= 0:
-        return NO_ACCESSIBLE
-    missing = household.hard_medical_needs - offer.medical_services
-    if missing:
-        return "medical service not offered: " + ", ".join(sorted(missing))
-    if demand.units_pets_allowed and remaining["units_pets_allowed"] <= 0:
-        return NO_PETS
-    if remaining["places_persons"] < demand.persons:
-        return TOO_SMALL
-    if remaining[f"units_ge_{demand.rooms_needed}"] <= 0:
-        return NO_ROOMS
-    return None
+
+def exclusion_codes(
+    need_accessible: np.ndarray,  # (H,) bool
+    need_pets: np.ndarray,  # (H,) bool
+    need_medical: np.ndarray,  # (H,) int mask
+    persons: np.ndarray,  # (H,) int
+    rooms: np.ndarray,  # (H,) int 1..4
+    declined: np.ndarray,  # (H, O) bool
+    valid: np.ndarray,  # (O,) bool
+    wheelchair_left: np.ndarray,  # (O,) int
+    pets_left: np.ndarray,  # (O,) int
+    medical_offered: np.ndarray,  # (O,) int mask
+    places_left: np.ndarray,  # (O,) int
+    units_ge_left: np.ndarray,  # (O, 4) int: units with >= k rooms left, k = 1..4
+) -> np.ndarray:
+    """(H, O) int8 matrix: 0 where the pair is eligible, else the first exclusion code that applies."""
+    codes = np.zeros(declined.shape, dtype=np.int8)
+    units_for_need = units_ge_left.T[rooms - 1]  # (H, O): units big enough for each household
+    checks = (
+        (NOT_VALID, ~valid[None, :]),
+        (DECLINED, declined),
+        (NO_ACCESSIBLE, need_accessible[:, None] & (wheelchair_left[None, :] <= 0)),
+        (NO_MEDICAL, (need_medical[:, None] & ~medical_offered[None, :]) != 0),
+        (NO_PETS, need_pets[:, None] & (pets_left[None, :] <= 0)),
+        (TOO_SMALL, places_left[None, :] < persons[:, None]),
+        (NO_ROOMS, units_for_need <= 0),
+    )
+    # Apply in reverse so the earliest check wins where several apply.
+    for code, mask in reversed(checks):
+        codes[np.broadcast_to(mask, codes.shape)] = code
+    return codes
+
+
+def missing_services(need_mask: int, offered_mask: int) -> list[str]:
+    missing = need_mask & ~offered_mask
+    return [s for i, s in enumerate(MEDICAL_SERVICES) if missing & (1 << i)]

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Policy, Unmatched
-from rematch_pipeline.matching.build import build_model
+from rematch_pipeline.matching.backends import SolveError
+from rematch_pipeline.matching.baselines import evaluate, greedy_by_score, state_quota
 from rematch_pipeline.matching.data import Consumption, MatchingData, build_data
 from rematch_pipeline.matching.extract import extract
-from rematch_pipeline.matching.solve import SolveError, solve_model
+from rematch_pipeline.matching.planning import planning_report
+from rematch_pipeline.matching.solve import solve_model
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +27,9 @@ class MatchResult:
     message: str
     assignments: list[Assignment]
     unmatched: list[Unmatched]
-    stats: dict[str, object] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
     data: MatchingData | None = None
+    planning: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def persons_placed(self) -> int:
@@ -43,39 +48,54 @@ def match(
     t0 = time.perf_counter()
     data = build_data(households, offers, round_date, policy, declined, consumed)
     t_data = time.perf_counter() - t0
-    stats: dict[str, object] = {
-        "households": len(data.households), "offers": len(data.offers), "pairs": data.n_pairs,
-        "persons_in_pool": sum(d.persons for d in data.demands), "data_s": round(t_data, 3),
+    stats: dict[str, Any] = {
+        "households": len(data.households), "offers": len(data.offers), "eligible_pairs": data.n_eligible,
+        "candidate_pairs": data.n_pairs, "persons_in_pool": int(data.hh.persons.sum()), "data_s": round(t_data, 3),
     }
-    log.info("round %s: %d households, %d offers, %d eligible pairs", round_id, len(data.households),
-             len(data.offers), data.n_pairs)
+    log.info("round %s: %d households, %d offers, %d eligible pairs, %d candidates", round_id,
+             len(data.households), len(data.offers), data.n_eligible, data.n_pairs)
     if data.n_pairs == 0:
         # Nothing to solve: every household gets its no-eligible reason; not an error for the DAG.
-        assignments, unmatched = extract(data, [], round_id)
+        assignments, unmatched = extract(data, data.pair_h[:0], round_id)
         why = "no households in the pool" if not data.households else (
             "no valid capacity offers" if not data.offers else "no household has an eligible municipality")
-        stats.update(status="empty", persons_placed=0, persons_bound=0, gap=0.0, build_s=0.0, solve_s=0.0)
+        stats.update(status="empty", persons_placed=0, lp_bound_persons=0.0, gap_to_lp=0.0, build_s=0.0,
+                     solve_s=0.0, persons_proven_maximal=True)
         return MatchResult("empty", f"empty round: {why}", assignments, unmatched, stats, data)
-    t1 = time.perf_counter()
-    model = build_model(data)
-    build_s = time.perf_counter() - t1
     try:
-        result = solve_model(model, policy)
+        result = solve_model(data, policy)
     except SolveError as exc:
-        stats.update(status="infeasible", build_s=round(build_s, 3), message=str(exc))
+        stats.update(status="infeasible", message=str(exc))
         return MatchResult("infeasible", str(exc), [], [], stats, data)
-    assignments, unmatched = extract(data, result.chosen_pairs, round_id)
+    assignments, unmatched = extract(data, result.chosen, round_id)
+    solve_s = sum(p.seconds for p in result.phases)
     stats.update(
         status=result.status,
+        interface=result.interface,
+        candidate_pairs=data.n_pairs,
+        priced_pairs=result.priced_pairs,
+        pricing_rounds=result.pricing_rounds,
         persons_placed=result.persons_placed,
-        persons_bound=result.persons_bound,
-        gap=round(result.gap_persons, 8),
+        lp_bound_persons=round(result.lp_bound_persons, 6),
+        gap_to_lp=round(result.gap_to_lp, 8),
+        persons_proven_maximal=result.persons_proven_maximal,
         quality=round(result.quality, 6),
-        quality_bound=result.quality_bound,
-        build_s=round(build_s, 3),
-        solve_s=round(sum(ph.seconds for ph in result.phases), 3),
-        phases=[vars(ph) for ph in result.phases],
+        # None when the solver stopped before it proved any bound on quality.
+        quality_bound=round(result.quality_bound, 6) if math.isfinite(result.quality_bound) else None,
+        quality_gap=round((result.quality_bound - result.quality) / max(abs(result.quality_bound), 1e-9), 8)
+        if math.isfinite(result.quality_bound) else None,
+        build_s=round(result.build_s, 3),
+        solve_s=round(solve_s, 3),
+        phases=[p.summary() for p in result.phases],
     )
+    t1 = time.perf_counter()
+    stats["comparison"] = {
+        "rematch": evaluate(data, data.pair_h[result.chosen], data.pair_o[result.chosen]),
+        "state_quota": evaluate(data, *state_quota(data, seed=policy.random_seed)),
+        "greedy_by_score": evaluate(data, *greedy_by_score(data)),
+    }
+    stats["baselines_s"] = round(time.perf_counter() - t1, 3)
     message = (f"{result.persons_placed} of {stats['persons_in_pool']} persons placed "
                f"({len(assignments)} households), solver {result.status}")
-    return MatchResult(result.status, message, assignments, unmatched, stats, data)
+    return MatchResult(result.status, message, assignments, unmatched, stats, data,
+                       planning_report(data, result.model, result.duals))

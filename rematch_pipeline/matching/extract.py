@@ -1,11 +1,15 @@
-"""Extract assignments with their explanation, and a reason for every household left unmatched."""
+"""Extract assignments with their explanation, and a reason in words for every household left unmatched."""
 
 from __future__ import annotations
 
 from collections import Counter
 
-from rematch_pipeline.domain import CAPACITY_DIMENSIONS, Assignment, Unmatched
+import numpy as np
+
+from rematch_pipeline.domain import CAPACITY_DIMENSIONS, ROOM_CLASSES, Assignment, Unmatched
 from rematch_pipeline.matching.data import MatchingData
+from rematch_pipeline.matching.eligibility import NO_MEDICAL, REASON_WORDS, missing_services
+from rematch_pipeline.matching.scoring import term_arrays
 
 DIMENSION_WORDS = {
     "places_persons": "places for persons",
@@ -19,64 +23,74 @@ DIMENSION_WORDS = {
 }
 
 
-def used_capacity(data: MatchingData, chosen: list[int]) -> list[dict[str, int]]:
-    used = [dict.fromkeys([*CAPACITY_DIMENSIONS, "units_ge_1", "units_ge_2", "units_ge_3", "units_ge_4"], 0)
-            for _ in data.offers]
-    for p in chosen:
-        dem = data.demands[data.pair_household[p]]
-        u = used[data.pair_offer[p]]
-        for d in CAPACITY_DIMENSIONS:
-            u[d] += dem.of(d)
-        for k in range(1, dem.rooms_needed + 1):
-            u[f"units_ge_{k}"] += 1
-    return used
+def used_capacity(data: MatchingData, h: np.ndarray, o: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What the round assigns per offer: (O, dims) and units per room class (O, 4)."""
+    n_off = len(data.offers)
+    used = np.zeros((n_off, len(CAPACITY_DIMENSIONS)), dtype=np.int64)
+    np.add.at(used, o, data.hh.demand[h])
+    rooms = np.zeros((n_off, len(ROOM_CLASSES)), dtype=np.int64)
+    np.add.at(rooms, o, (data.hh.rooms[h][:, None] >= np.array(ROOM_CLASSES)[None, :]).astype(np.int64))
+    return used, rooms
 
 
-def _no_eligible_reason(reasons: Counter[str], n_offers: int) -> str:
+def _no_eligible_reason(data: MatchingData, hi: int) -> str:
+    n_offers = len(data.offers)
     if n_offers == 0:
         return "no eligible municipality: no capacity offer is valid on the round date"
-    parts = ", ".join(f"{r} ({n} of {n_offers})" for r, n in sorted(reasons.items(), key=lambda t: (-t[1], t[0])))
-    return f"no eligible municipality: {parts}"
+    counts = Counter(int(c) for c in data.codes[hi])
+    parts = []
+    for code, n in sorted(counts.items(), key=lambda t: (-t[1], t[0])):
+        words = REASON_WORDS[code]
+        if code == NO_MEDICAL:
+            missing = {s for j in np.nonzero(data.codes[hi] == NO_MEDICAL)[0]
+                       for s in missing_services(int(data.hh.need_medical[hi]), int(data.of.medical[j]))}
+            words += ": " + ", ".join(sorted(missing))
+        parts.append(f"{words} ({n} of {n_offers})")
+    return "no eligible municipality: " + "; ".join(parts)
 
 
-def _capacity_reason(data: MatchingData, h: int, pairs: list[int], used: list[dict[str, int]]) -> str:
-    dem = data.demands[h]
+def _capacity_reason(data: MatchingData, hi: int, used: np.ndarray, used_rooms: np.ndarray) -> str:
+    offers = np.nonzero(data.eligible[hi])[0]
+    dem = data.hh.demand[hi]
+    left = data.of.remaining[offers] - used[offers]  # (n, dims)
     short: Counter[str] = Counter()
-    for p in pairs:
-        o = data.pair_offer[p]
-        rem, u = data.remaining[o], used[o]
-        for d in CAPACITY_DIMENSIONS:
-            if dem.of(d) and rem[d] - u[d] < dem.of(d):
-                short[DIMENSION_WORDS[d]] += 1
-        if rem[f"units_ge_{dem.rooms_needed}"] - u[f"units_ge_{dem.rooms_needed}"] < 1:
-            short[f"units with {dem.rooms_needed}+ rooms"] += 1
+    for d, name in enumerate(CAPACITY_DIMENSIONS):
+        if dem[d]:
+            short[DIMENSION_WORDS[name]] += int((left[:, d] < dem[d]).sum())
+    r = int(data.hh.rooms[hi])
+    rooms_left = data.of.units_ge_left[offers, r - 1] - used_rooms[offers, r - 1]
+    short[f"units with {r}+ rooms"] += int((rooms_left < 1).sum())
+    short = Counter({k: v for k, v in short.items() if v})
     if not short:
-        # Each remaining dimension fits alone, but not together with the persons-maximal placement of others.
-        return f"capacity exhausted: placing it would displace more persons elsewhere ({len(pairs)} eligible)"
+        # Each dimension fits alone, but not together with the persons-maximal placement of the others.
+        return f"capacity exhausted: placing it would displace more persons elsewhere ({len(offers)} eligible)"
     parts = ", ".join(f"{w} ({n})" for w, n in sorted(short.items(), key=lambda t: (-t[1], t[0])))
-    return f"capacity exhausted at all {len(pairs)} eligible municipalities: {parts}"
+    return f"capacity exhausted at all {len(offers)} eligible municipalities: {parts}"
 
 
-def extract(data: MatchingData, chosen: list[int], round_id: str) -> tuple[list[Assignment], list[Unmatched]]:
-    placed = {data.pair_household[p]: p for p in chosen}
-    used = used_capacity(data, chosen)
-    by_household = data.pairs_of_household()
+def extract(data: MatchingData, chosen: np.ndarray, round_id: str) -> tuple[list[Assignment], list[Unmatched]]:
+    h, o = data.pair_h[chosen], data.pair_o[chosen]
+    terms = term_arrays(data.hh, data.of, h, o, data.policy)
+    ranks = data.preference_rank(h, o) if len(h) else np.zeros(0, dtype=np.int64)
+    score = data.score[h, o]
+    placed = {int(hi): i for i, hi in enumerate(h)}
+    used, used_rooms = used_capacity(data, h, o)
+    has_eligible = np.asarray(data.eligible.any(axis=1)) if data.offers else np.zeros(len(data.households), bool)
     assignments: list[Assignment] = []
     unmatched: list[Unmatched] = []
-    for h, household in enumerate(data.households):
-        persons = data.demands[h].persons
-        if h in placed:
-            p = placed[h]
-            offer = data.offers[data.pair_offer[p]]
+    for hi, household in enumerate(data.households):
+        persons = int(data.hh.persons[hi])
+        if hi in placed:
+            i = placed[hi]
+            offer = data.offers[int(o[i])]
             assignments.append(Assignment(
                 round_id=round_id, case_id=household.case_id, ags=offer.ags, persons=persons,
-                score=data.pair_score[p], score_terms=data.pair_terms[p], preference_rank=data.pair_rank[p],
-                offer_id=offer.offer_id,
+                score=round(float(score[i]), 6), score_terms={k: float(v[i]) for k, v in terms.items()},
+                preference_rank=int(ranks[i]), offer_id=offer.offer_id,
             ))
-        elif not by_household[h]:
-            unmatched.append(Unmatched(round_id, household.case_id, persons,
-                                       _no_eligible_reason(data.exclusions[h], len(data.offers))))
+        elif not has_eligible[hi]:
+            unmatched.append(Unmatched(round_id, household.case_id, persons, _no_eligible_reason(data, hi)))
         else:
             unmatched.append(Unmatched(round_id, household.case_id, persons,
-                                       _capacity_reason(data, h, by_household[h], used)))
+                                       _capacity_reason(data, hi, used, used_rooms)))
     return assignments, unmatched

@@ -1,58 +1,75 @@
-"""Match quality of a (household, offer) pair, broken down by term so every match can be explained."""
+"""Match quality of (household, offer) pairs, term by term, so every match can be explained."""
 
 from __future__ import annotations
 
-from datetime import date
+from typing import TYPE_CHECKING
 
-from rematch_pipeline.domain import CapacityOffer, Demand, Household, Policy
+import numpy as np
+
+from rematch_pipeline.domain import Policy
+
+if TYPE_CHECKING:
+    from rematch_pipeline.matching.data import HouseholdArrays, OfferArrays
 
 COMMUNITY_VALUE = {"none": 0.0, "small": 0.5, "large": 1.0}
 # Cultural offer grows with settlement size; a household weighting culture prefers larger places.
 CULTURE_VALUE = {"big_city": 1.0, "mid_city": 0.75, "small_town": 0.5, "rural": 0.25}
 ALL_MEDICAL = 5.0
+HOUSING_SCALE = 10.0  # ten or more suitable units count as a fully comfortable housing market
+EDUCATION_SCALE = 4.0  # four seats per child needing one count as ample
 
 # Terms that express the household's own preferences (the preference rank uses only these).
 HOUSEHOLD_TERMS = ("work", "education", "community", "healthcare", "housing", "culture", "settlement", "ties")
+MUNICIPALITY_TERMS = ("municipality_interest",)
+ALL_TERMS = HOUSEHOLD_TERMS + MUNICIPALITY_TERMS
 
 
-def working_adults(household: Household, round_date: date, policy: Policy) -> list[str]:
-    lo, hi = policy.working_ages
-    return [m.occupation for m in household.members if lo <= round_date.year - m.birth_year <= hi]
+def term_arrays(hh: HouseholdArrays, of: OfferArrays, h: np.ndarray, o: np.ndarray,
+                policy: Policy) -> dict[str, np.ndarray]:
+    """Each household term is its own 0-5 weight times how well the offer serves that aspect (0..1).
 
-
-def score_terms(
-    household: Household, demand: Demand, offer: CapacityOffer, round_date: date, policy: Policy
-) -> dict[str, float]:
-    """Each term is the household's 0-5 weight times how well the offer serves that aspect (0..1)."""
-    w = household.weights
-    occupations = [o for o in working_adults(household, round_date, policy) if o not in ("none", "other")]
-    fitting = sum(1 for o in occupations if o in offer.job_sectors_shortage)
-    work_fit = fitting / len(occupations) if occupations else 0.0
-    child_need = demand.kita_u3 + demand.kita_ue3 + demand.school_primary + demand.school_secondary
-    if child_need:
-        seats = offer.kita_u3 + offer.kita_ue3 + offer.school_primary + offer.school_secondary
-        education_fit = min(1.0, seats / (4.0 * child_need))
-    else:
-        education_fit = 0.0
-    housing_fit = min(1.0, offer.units_with_at_least(demand.rooms_needed) / 10.0)
+    `h` and `o` are index arrays that broadcast together: (H,1) with (1,O) gives full matrices, two
+    equal-length vectors give the terms of chosen pairs. One implementation serves both.
+    """
+    w = hh.weights  # (H, 6) in WEIGHT_ASPECTS order: work, education, community, healthcare, housing, culture
+    fitting = _fitting(hh, of, h, o)
+    workers = hh.workers[h]
+    work_fit = np.divide(fitting, workers, out=np.zeros(np.broadcast(h, o).shape), where=workers > 0)
+    child_need = hh.child_need[h]
+    education_fit = np.divide(of.education_seats[o], EDUCATION_SCALE * child_need,
+                              out=np.zeros(np.broadcast(h, o).shape), where=child_need > 0)
+    housing_units = of.units_ge_total[o, hh.rooms[h] - 1]
+    ties_ags, ags = hh.ties_ags[h], of.ags[o]
+    ties = np.where((ties_ags > 0) & (ties_ags == ags), policy.ties_same_municipality_bonus,
+                    np.where((ties_ags > 0) & (ties_ags // 1000 == ags // 1000), policy.ties_same_kreis_bonus, 0.0))
     terms = {
-        "work": w.get("work", 0) * work_fit,
-        "education": w.get("education", 0) * education_fit,
-        "community": w.get("community", 0) * COMMUNITY_VALUE.get(offer.ukrainian_community, 0.0),
-        "healthcare": w.get("healthcare", 0) * len(offer.medical_services) / ALL_MEDICAL,
-        "housing": w.get("housing", 0) * housing_fit,
-        "culture": w.get("culture", 0) * CULTURE_VALUE.get(offer.settlement_type, 0.0),
-        "settlement": policy.settlement_bonus if household.pref_settlement == offer.settlement_type else 0.0,
-        "ties": 0.0,
+        "work": w[h, 0] * work_fit,
+        "education": w[h, 1] * np.minimum(1.0, education_fit),
+        "community": w[h, 2] * of.community[o],
+        "healthcare": w[h, 3] * of.n_medical[o] / ALL_MEDICAL,
+        "housing": w[h, 4] * np.minimum(1.0, housing_units / HOUSING_SCALE),
+        "culture": w[h, 5] * of.culture[o],
+        "settlement": np.where(hh.pref_settlement[h] == of.settlement[o], policy.settlement_bonus, 0.0),
+        "ties": ties,
         "municipality_interest": policy.municipality_interest_weight * fitting,
     }
-    if household.ties_ags:
-        if household.ties_ags == offer.ags:
-            terms["ties"] = policy.ties_same_municipality_bonus
-        elif household.ties_ags[:5] == offer.kreis:
-            terms["ties"] = policy.ties_same_kreis_bonus
-    return {k: round(v, 6) for k, v in terms.items()}
+    shape = np.broadcast(h, o).shape
+    return {k: np.round(np.broadcast_to(v, shape).astype(np.float64), 6) for k, v in terms.items()}
 
 
-def household_score(terms: dict[str, float]) -> float:
-    return sum(terms[t] for t in HOUSEHOLD_TERMS)
+def _fitting(hh: HouseholdArrays, of: OfferArrays, h: np.ndarray, o: np.ndarray) -> np.ndarray:
+    """Working adults whose occupation is a shortage sector of the offer."""
+    if h.ndim == 2 and h.shape[1] == 1 and o.ndim == 2 and o.shape[0] == 1:
+        # Full matrix: one matrix product instead of an (H, O, sectors) temporary.
+        return np.asarray(hh.occupations[h[:, 0]] @ of.shortage[o[0]].T, dtype=np.float64)
+    return np.asarray((hh.occupations[h] * of.shortage[o]).sum(axis=-1), dtype=np.float64)
+
+
+def score_matrices(hh: HouseholdArrays, of: OfferArrays, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
+    """(total score, household-only score) for every (household, offer) pair, summed term by term."""
+    h = np.arange(len(hh.persons))[:, None]
+    o = np.arange(len(of.ags))[None, :]
+    terms = term_arrays(hh, of, h, o, policy)
+    own = sum(terms[t] for t in HOUSEHOLD_TERMS)
+    total = own + sum(terms[t] for t in MUNICIPALITY_TERMS)
+    return np.asarray(total), np.asarray(own)

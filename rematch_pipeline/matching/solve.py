@@ -1,4 +1,4 @@
-"""Solve the model lexicographically with HiGHS: maximal persons placed first, then the best quality among those."""
+"""Solve lexicographically with HiGHS: persons placed first (with a bound over ALL eligible pairs), then quality."""
 
 from __future__ import annotations
 
@@ -6,105 +6,165 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import pyomo.environ as pyo
-from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
-from pyomo.contrib.solver.solvers.highs import Highs
+import numpy as np
 
 from rematch_pipeline.domain import Policy
+from rematch_pipeline.matching.backends import HighsDirect, PhaseResult, PyomoHighs, SolveError
+from rematch_pipeline.matching.build import LinearModel, build_model
+from rematch_pipeline.matching.data import MatchingData
 
 log = logging.getLogger(__name__)
 
-# Terminations whose incumbent we accept; anything else is reported in words and yields no assignments.
-ACCEPTED_TERMINATIONS = {
-    TerminationCondition.convergenceCriteriaSatisfied: "optimal",
-    TerminationCondition.maxTimeLimit: "time_limit",
-    TerminationCondition.iterationLimit: "iteration_limit",
-}
-
-
-class SolveError(RuntimeError):
-    """The solver ended without a usable solution; the message says why in words."""
-
-
-@dataclass
-class PhaseResult:
-    phase: str
-    termination: str
-    objective: float | None
-    bound: float | None
-    seconds: float
+INTEGRAL = 1e-6
+# The persons LP is massively degenerate (integer costs, many identical households) and simplex stalls on it.
+# A tiny non-negative perturbation by match quality breaks the ties; since it only adds, the perturbed LP value
+# stays a valid upper bound on persons placed.
+PERTURBATION = 1e-3
+MAX_PRICING_ROUNDS = 20
+PRICED_PER_HOUSEHOLD = 5  # columns added per household and pricing round (the most attractive first)
 
 
 @dataclass
 class SolveResult:
-    status: str  # optimal, time_limit, iteration_limit
+    status: str  # optimal, time_limit, ...
+    interface: str  # pyomo or highspy
     persons_placed: int
-    persons_bound: float
+    lp_bound_persons: float  # LP relaxation bound over the full eligible pair set (priced)
+    persons_proven_maximal: bool
     quality: float
-    quality_bound: float | None
-    chosen_pairs: list[int]
+    quality_bound: float
+    chosen: np.ndarray  # indexes into data.pair_h / data.pair_o
+    model: LinearModel
+    duals: np.ndarray  # row duals of the persons LP (for the planning report)
     phases: list[PhaseResult] = field(default_factory=list)
+    pricing_rounds: int = 0
+    priced_pairs: int = 0
+    build_s: float = 0.0
 
     @property
-    def gap_persons(self) -> float:
-        return 0.0 if self.persons_bound <= 0 else max(0.0, (self.persons_bound - self.persons_placed)
-                                                        / self.persons_bound)
+    def gap_to_lp(self) -> float:
+        b = self.lp_bound_persons
+        return 0.0 if b <= 0 else max(0.0, (b - self.persons_placed) / b)
 
 
-def _run(solver: Highs, model: pyo.ConcreteModel, policy: Policy, phase: str, abs_gap: float | None,
-         rel_gap: float | None, time_left: float) -> PhaseResult:
-    t0 = time.perf_counter()
-    res = solver.solve(
-        model,
-        time_limit=max(1.0, time_left),
-        rel_gap=rel_gap,
-        abs_gap=abs_gap,
-        threads=policy.threads,
-        load_solutions=False,
-        raise_exception_on_nonoptimal_result=False,
-        solver_options={
-            # HiGHS stalls on assignment models while detecting symmetry; a fixed seed keeps rounds reproducible.
-            "mip_detect_symmetry": False,
-            "random_seed": policy.random_seed,
-            "output_flag": False,
-        },
-    )
-    seconds = time.perf_counter() - t0
-    term = res.termination_condition
-    if term not in ACCEPTED_TERMINATIONS or res.solution_status not in (
-        SolutionStatus.optimal, SolutionStatus.feasible
-    ):
-        words = {
-            TerminationCondition.provenInfeasible: "the model is infeasible",
-            TerminationCondition.infeasibleOrUnbounded: "the model is infeasible or unbounded",
-        }.get(term, f"the solver stopped with {term.name} and no usable solution")
-        raise SolveError(f"{phase}: {words} after {seconds:.1f} s")
-    res.solution_loader.load_vars()
-    log.info("solve phase %s: %s objective=%s bound=%s in %.2f s", phase, term.name,
-             res.incumbent_objective, res.objective_bound, seconds)
-    return PhaseResult(phase, ACCEPTED_TERMINATIONS[term], res.incumbent_objective, res.objective_bound, seconds)
+def reduced_costs(data: MatchingData, model: LinearModel, duals: np.ndarray) -> np.ndarray:
+    """(H, O) reduced cost of every pair for the (perturbed) persons LP: c_j - a_j·y, a_j built like the model's."""
+    n_hh, n_off = data.codes.shape
+    scale = PERTURBATION / max(1.0, float(model.quality.max(initial=0.0)))
+    rc = data.hh.persons[:, None].astype(np.float64) + scale * data.score
+    block, y = model.block_duals(duals, "household_at_most_once")
+    u = np.zeros(n_hh)
+    u[[k[0] for k in block.keys]] = y
+    rc -= u[:, None]
+    block, y = model.block_duals(duals, "capacity_per_dimension")
+    pi = np.zeros((n_off, data.hh.demand.shape[1]))
+    for (o, d), val in zip(block.keys, y, strict=True):
+        pi[o, d] = val
+    rc -= data.hh.demand.astype(np.float64) @ pi.T
+    block, y = model.block_duals(duals, "units_by_room_class")
+    rho = np.zeros((n_off, 4))
+    for (o, k), val in zip(block.keys, y, strict=True):
+        rho[o, k - 1] = val
+    cum = np.cumsum(rho, axis=1)  # a household needing r rooms sits in the rows of classes 1..r
+    rc -= cum[:, data.hh.rooms - 1].T
+    return rc
 
 
-def solve_model(model: pyo.ConcreteModel, policy: Policy) -> SolveResult:
+def lp_objective(model: LinearModel) -> np.ndarray:
+    return model.persons + PERTURBATION * model.quality / max(1.0, float(model.quality.max(initial=0.0)))
+
+
+def solve_lp(model: LinearModel, policy: Policy, time_left: float) -> tuple[PhaseResult, np.ndarray]:
+    lp = HighsDirect(model, policy, integer=False)
+    if model.n_cols > policy.pyomo_max_pairs:
+        lp.h.setOptionValue("solver", "ipm")  # interior point beats simplex on large degenerate assignment LPs
+    res = lp.solve("lp_persons", lp_objective(model), time_left)
+    return res, lp.row_duals()
+
+
+def price_out(data: MatchingData, policy: Policy, deadline: float) -> tuple[LinearModel, PhaseResult, np.ndarray, int,
+                                                                          int]:
+    """LP over the candidate pairs, adding pruned pairs with positive reduced cost until none is left.
+
+    When no eligible pair prices out, the candidate LP is optimal for the full pair set: its value is a valid
+    upper bound on the persons any assignment could place.
+    """
+    added = 0
+    for rounds in range(1, MAX_PRICING_ROUNDS + 1):
+        model = build_model(data)
+        res, duals = solve_lp(model, policy, deadline - time.perf_counter())
+        rc = reduced_costs(data, model, duals)
+        candidate = np.zeros(data.codes.shape, dtype=bool)
+        candidate[data.pair_h, data.pair_o] = True
+        attractive = data.eligible & ~candidate & (rc > INTEGRAL)
+        if not attractive.any():
+            return model, res, duals, rounds, added
+        # Add each household's most attractive priced pairs and re-solve.
+        masked = np.where(attractive, rc, -np.inf)
+        k = min(PRICED_PER_HOUSEHOLD, masked.shape[1])
+        top = np.argpartition(-masked, k - 1, axis=1)[:, :k]
+        rows = np.repeat(np.arange(masked.shape[0]), k)
+        cols = top.ravel()
+        keep = attractive[rows, cols]
+        added += int(keep.sum())
+        data.set_pairs(np.concatenate([data.pair_h, rows[keep]]), np.concatenate([data.pair_o, cols[keep]]))
+    raise SolveError(f"pricing did not converge in {MAX_PRICING_ROUNDS} rounds")
+
+
+def _fixed_bounds(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fix the columns the LP already decided (0 or 1); leave the fractional ones free."""
+    lower = np.where(x >= 1 - INTEGRAL, 1.0, 0.0)
+    upper = np.where(x <= INTEGRAL, 0.0, 1.0)
+    return lower, upper
+
+
+def solve_model(data: MatchingData, policy: Policy) -> SolveResult:
     deadline = time.perf_counter() + policy.time_limit_s
-    solver = Highs()
-    # Phase 1: persons placed is integral, so an absolute gap below 1 proves the maximum.
-    p1 = _run(solver, model, policy, "max_persons", abs_gap=0.5, rel_gap=0.0,
-              time_left=deadline - time.perf_counter())
-    placed = round(pyo.value(model.persons_placed))
-    model.keep_persons = pyo.Constraint(expr=model.persons_placed >= placed)
-    model.max_persons.deactivate()
-    model.max_quality.activate()
-    p2 = _run(solver, model, policy, "max_quality", abs_gap=None, rel_gap=policy.mip_rel_gap,
-              time_left=deadline - time.perf_counter())
-    chosen = [p for p in model.P if pyo.value(model.x[p]) > 0.5]
-    status = p1.termination if p1.termination != "optimal" else p2.termination
+    t0 = time.perf_counter()
+    pruned = data.n_pairs < data.n_eligible
+    if pruned:
+        model, lp, duals, rounds, added = price_out(data, policy, deadline)
+    else:
+        model = build_model(data)
+        lp, duals = solve_lp(model, policy, deadline - time.perf_counter())
+        rounds, added = 0, 0
+    lp_bound = lp.objective
+    build_s = time.perf_counter() - t0 - lp.seconds
+    phases = [lp]
+    small = model.n_cols <= policy.pyomo_max_pairs
+    interface = "pyomo" if small else "highspy"
+    # Phase 1: maximal persons. Small models: the exact MIP through Pyomo. Large ones: the LP is nearly integral,
+    # so fix what it decided, solve the small remainder, and fall back to the full MIP if that is not provably best.
+    if small:
+        backend: HighsDirect | PyomoHighs = PyomoHighs(model, policy)
+        p1 = backend.solve("max_persons", model.persons, deadline - time.perf_counter(), abs_gap=0.5)
+        phases.append(p1)
+    else:
+        # Time budget: a quarter of what is left for the fixed remainder, then the full MIP from its incumbent.
+        fixed = HighsDirect(model, policy, integer=True, fixed=_fixed_bounds(lp.x))
+        p1 = fixed.solve("max_persons_fixed", model.persons, (deadline - time.perf_counter()) / 4, abs_gap=0.5)
+        phases.append(p1)
+        backend = HighsDirect(model, policy, integer=True)
+        if round(p1.objective) < np.floor(lp_bound + INTEGRAL):
+            p1 = backend.solve("max_persons", model.persons, (deadline - time.perf_counter()) / 2, abs_gap=0.5,
+                               start=p1.x)
+            phases.append(p1)
+    placed = int(round(p1.objective))
+    proven = placed >= np.floor(lp_bound + INTEGRAL) or (not pruned and p1.termination == "optimal")
+    # Phase 2: the best quality among placements of that size.
+    backend.add_min_persons(placed)
+    p2 = backend.solve("max_quality", model.quality, deadline - time.perf_counter(), rel_gap=policy.mip_rel_gap,
+                       start=np.round(p1.x))
+    phases.append(p2)
+    chosen = np.nonzero(p2.x > 0.5)[0]
+    status = "optimal" if all(p.termination == "optimal" for p in phases) else next(
+        p.termination for p in phases if p.termination != "optimal")
+    log.info("solved: %d persons (LP bound %.3f, %s), quality %.3f (bound %.3f) via %s", placed, lp_bound,
+             "proven maximal" if proven else "not proven maximal", p2.objective, p2.bound, interface)
     return SolveResult(
-        status=status,
-        persons_placed=round(pyo.value(model.persons_placed)),
-        persons_bound=float(p1.bound if p1.bound is not None else placed),
-        quality=float(pyo.value(model.quality)),
-        quality_bound=p2.bound,
-        chosen_pairs=chosen,
-        phases=[p1, p2],
+        status=status, interface=interface, persons_placed=int(round(float(model.persons[chosen].sum()))),
+        lp_bound_persons=lp_bound, persons_proven_maximal=bool(proven), quality=p2.objective,
+        quality_bound=p2.bound if np.isfinite(p2.bound) else float("nan"), chosen=chosen, model=model,
+        duals=duals, phases=phases,
+        pricing_rounds=rounds, priced_pairs=added, build_s=build_s,
     )

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import pyomo.environ as pyo
+import numpy as np
 
+from rematch_pipeline.matching.constraints import RowBlock
 from rematch_pipeline.matching.data import MatchingData
 
 
-def add_household_at_most_once(model: pyo.ConcreteModel, data: MatchingData) -> None:
-    pairs = data.pairs_of_household()
-    rows = [h for h, ps in enumerate(pairs) if len(ps) > 1]
-    model.household_at_most_once = pyo.Constraint(
-        rows, rule=lambda m, h: sum(m.x[p] for p in pairs[h]) <= 1
+def household_at_most_once(data: MatchingData) -> RowBlock:
+    households, local = np.unique(data.pair_h, return_inverse=True)
+    return RowBlock(
+        family="household_at_most_once",
+        keys=[(int(h),) for h in households],
+        upper=np.ones(len(households)),
+        rows=local.astype(np.int64),
+        cols=np.arange(data.n_pairs, dtype=np.int64),
+        vals=np.ones(data.n_pairs),
     )

@@ -1,30 +1,35 @@
-"""Housing units by room class: households needing >= k rooms fit in the units with >= k rooms (Hall's condition)."""
+"""Housing units by room class: households needing >= k rooms fit in the units with >= k rooms (Hall's condition
+on nested classes reduces to one cumulative row per offer and class k). Each household takes exactly one unit."""
 
 from __future__ import annotations
 
-import pyomo.environ as pyo
+import numpy as np
 
 from rematch_pipeline.domain import ROOM_CLASSES
+from rematch_pipeline.matching.constraints import RowBlock
+from rematch_pipeline.matching.constraints.capacity import _block
 from rematch_pipeline.matching.data import MatchingData
 
 
-def room_rows(data: MatchingData) -> list[tuple[int, int]]:
-    by_offer = data.pairs_of_offer()
-    rows = []
-    for o, ps in enumerate(by_offer):
-        for k in ROOM_CLASSES:
-            n = sum(1 for p in ps if data.demands[data.pair_household[p]].rooms_needed >= k)
-            if n > data.remaining[o][f"units_ge_{k}"]:
-                rows.append((o, k))
-    return rows
-
-
-def add_units_by_room_class(model: pyo.ConcreteModel, data: MatchingData) -> None:
-    by_offer = data.pairs_of_offer()
-    model.room_rows = pyo.Set(initialize=room_rows(data), dimen=2, ordered=True)
-
-    def rule(m: pyo.ConcreteModel, o: int, k: int) -> object:
-        expr = sum(m.x[p] for p in by_offer[o] if data.demands[data.pair_household[p]].rooms_needed >= k)
-        return expr <= max(0, data.remaining[o][f"units_ge_{k}"])
-
-    model.units_by_room_class = pyo.Constraint(model.room_rows, rule=rule)
+def units_by_room_class(data: MatchingData) -> RowBlock:
+    keys: list[tuple[int, ...]] = []
+    uppers, rows, cols, vals = [], [], [], []
+    n_off = len(data.offers)
+    pairs = np.arange(data.n_pairs)
+    rooms = data.hh.rooms[data.pair_h]
+    for ki, k in enumerate(ROOM_CLASSES):
+        member = rooms >= k
+        need = np.bincount(data.pair_o[member], minlength=n_off)
+        left = np.maximum(0, data.of.units_ge_left[:, ki])
+        binding = np.nonzero(need > left)[0]
+        if len(binding) == 0:
+            continue
+        local = np.full(n_off, -1)
+        local[binding] = np.arange(len(binding)) + len(keys)
+        take = member & (local[data.pair_o] >= 0)
+        keys.extend((int(o), k) for o in binding)
+        uppers.append(left[binding].astype(np.float64))
+        rows.append(local[data.pair_o[take]])
+        cols.append(pairs[take])
+        vals.append(np.ones(int(take.sum())))
+    return _block("units_by_room_class", keys, uppers, rows, cols, vals)

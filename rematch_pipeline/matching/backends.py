@@ -1,0 +1,185 @@
+"""Solver adapters for one linear model: HiGHS through Pyomo (the reference formulation) or directly via highspy."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+from pyomo.contrib.solver.solvers.highs import Highs as PyomoHighsSolver
+
+from rematch_pipeline.domain import Policy
+from rematch_pipeline.matching.build import LinearModel
+
+# Terminations whose incumbent we accept; anything else is reported in words and yields no assignments.
+PYOMO_ACCEPTED = {
+    TerminationCondition.convergenceCriteriaSatisfied: "optimal",
+    TerminationCondition.maxTimeLimit: "time_limit",
+    TerminationCondition.iterationLimit: "iteration_limit",
+}
+HIGHS_ACCEPTED = {
+    highspy.HighsModelStatus.kOptimal: "optimal",
+    highspy.HighsModelStatus.kTimeLimit: "time_limit",
+    highspy.HighsModelStatus.kIterationLimit: "iteration_limit",
+    highspy.HighsModelStatus.kSolutionLimit: "solution_limit",
+    highspy.HighsModelStatus.kInterrupt: "interrupted",
+}
+HIGHS_WORDS = {
+    highspy.HighsModelStatus.kInfeasible: "the model is infeasible",
+    highspy.HighsModelStatus.kUnboundedOrInfeasible: "the model is infeasible or unbounded",
+    highspy.HighsModelStatus.kUnbounded: "the model is unbounded",
+}
+
+
+class SolveError(RuntimeError):
+    """The solver ended without a usable solution; the message says why in words."""
+
+
+@dataclass
+class PhaseResult:
+    phase: str
+    termination: str
+    objective: float
+    bound: float
+    seconds: float
+    x: np.ndarray
+
+    def summary(self) -> dict[str, object]:
+        return {"phase": self.phase, "termination": self.termination, "objective": round(self.objective, 6),
+                "bound": round(self.bound, 6) if np.isfinite(self.bound) else None, "seconds": round(self.seconds, 3)}
+
+
+def _options(policy: Policy) -> dict[str, bool | int | float | str]:
+    return {
+        # HiGHS stalls on assignment models while detecting symmetry; a fixed seed keeps rounds reproducible.
+        "mip_detect_symmetry": False,
+        "random_seed": policy.random_seed,
+        "threads": policy.threads,
+        "output_flag": False,
+    }
+
+
+class HighsDirect:
+    """The model passed to HiGHS as arrays: fast to build at national scale, and gives LP duals for pricing."""
+
+    def __init__(self, model: LinearModel, policy: Policy, integer: bool = True,
+                 fixed: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        self.model, self.policy = model, policy
+        self.h = highspy.Highs()
+        for k, v in _options(policy).items():
+            self.h.setOptionValue(k, v)
+        lp = highspy.HighsLp()
+        n = model.n_cols
+        lp.num_col_, lp.num_row_ = n, model.n_rows
+        lp.col_cost_ = np.zeros(n)
+        lower, upper = np.zeros(n), np.ones(n)
+        if fixed is not None:
+            lower, upper = fixed
+        lp.col_lower_, lp.col_upper_ = lower, upper
+        lp.row_lower_ = np.full(model.n_rows, -highspy.kHighsInf)
+        lp.row_upper_ = model.upper.astype(np.float64)
+        csr = model.matrix
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+        lp.a_matrix_.start_ = csr.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = csr.indices.astype(np.int32)
+        lp.a_matrix_.value_ = csr.data.astype(np.float64)
+        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, model.n_rows
+        lp.sense_ = highspy.ObjSense.kMaximize
+        if integer:
+            lp.integrality_ = [highspy.HighsVarType.kInteger] * n
+        self.h.passModel(lp)
+        self.integer = integer
+
+    def add_min_persons(self, persons: float) -> None:
+        idx = np.arange(self.model.n_cols, dtype=np.int32)
+        self.h.addRow(float(persons), highspy.kHighsInf, len(idx), idx, self.model.persons)
+
+    def solve(self, phase: str, objective: np.ndarray, time_limit: float, rel_gap: float = 0.0,
+              abs_gap: float = 1e-6, start: np.ndarray | None = None) -> PhaseResult:
+        self.h.changeColsCost(len(objective), np.arange(len(objective), dtype=np.int32), objective.astype(np.float64))
+        self.h.setOptionValue("time_limit", max(1.0, float(time_limit)))
+        if self.integer:
+            self.h.setOptionValue("mip_rel_gap", float(rel_gap))
+            self.h.setOptionValue("mip_abs_gap", float(abs_gap))
+        if start is not None:
+            sol = highspy.HighsSolution()
+            sol.col_value = list(start.astype(np.float64))
+            sol.value_valid = True
+            self.h.setSolution(sol)
+        t0 = time.perf_counter()
+        self.h.run()
+        seconds = time.perf_counter() - t0
+        status = self.h.getModelStatus()
+        info = self.h.getInfo()
+        has_solution = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
+        if status not in HIGHS_ACCEPTED or not has_solution:
+            words = HIGHS_WORDS.get(status, f"the solver stopped with {self.h.modelStatusToString(status)}"
+                                            " and no usable solution")
+            raise SolveError(f"{phase}: {words} after {seconds:.1f} s")
+        x = np.asarray(self.h.getSolution().col_value)
+        obj = float(info.objective_function_value)
+        bound = float(info.mip_dual_bound) if self.integer else obj
+        if not np.isfinite(bound):
+            bound = float("inf")  # HiGHS reports an infinite dual bound when it proved none in time
+        return PhaseResult(phase, HIGHS_ACCEPTED[status], obj, bound, seconds, x)
+
+    def row_duals(self) -> np.ndarray:
+        return np.asarray(self.h.getSolution().row_dual)[: self.model.n_rows]
+
+
+class PyomoHighs:
+    """The same model as a Pyomo ConcreteModel solved by HiGHS through Pyomo's solver interface."""
+
+    def __init__(self, model: LinearModel, policy: Policy) -> None:
+        self.model, self.policy = model, policy
+        m = pyo.ConcreteModel(name="rematch_round")
+        m.P = pyo.RangeSet(0, model.n_cols - 1)
+        m.x = pyo.Var(m.P, within=pyo.Binary)
+        csr = model.matrix
+        m.R = pyo.RangeSet(0, model.n_rows - 1)
+
+        def row(mm: pyo.ConcreteModel, r: int) -> object:
+            lo, hi = csr.indptr[r], csr.indptr[r + 1]
+            return sum(float(v) * mm.x[int(j)] for j, v in zip(csr.indices[lo:hi], csr.data[lo:hi], strict=True)
+                       ) <= float(model.upper[r])
+
+        m.rows = pyo.Constraint(m.R, rule=row)
+        m.persons_placed = pyo.Expression(expr=sum(float(model.persons[j]) * m.x[j] for j in m.P))
+        m.quality = pyo.Expression(expr=sum(float(model.quality[j]) * m.x[j] for j in m.P))
+        m.max_persons = pyo.Objective(expr=m.persons_placed, sense=pyo.maximize)
+        m.max_quality = pyo.Objective(expr=m.quality, sense=pyo.maximize)
+        m.max_quality.deactivate()
+        self.m = m
+        self.solver = PyomoHighsSolver()
+
+    def add_min_persons(self, persons: float) -> None:
+        self.m.keep_persons = pyo.Constraint(expr=self.m.persons_placed >= persons)
+        self.m.max_persons.deactivate()
+        self.m.max_quality.activate()
+
+    def solve(self, phase: str, objective: np.ndarray, time_limit: float, rel_gap: float = 0.0,
+              abs_gap: float = 1e-6, start: np.ndarray | None = None) -> PhaseResult:
+        del objective  # the Pyomo model carries both objectives; add_min_persons switches them
+        t0 = time.perf_counter()
+        res = self.solver.solve(
+            self.m, time_limit=max(1.0, float(time_limit)), rel_gap=rel_gap, abs_gap=abs_gap,
+            threads=self.policy.threads, load_solutions=False, raise_exception_on_nonoptimal_result=False,
+            solver_options={k: v for k, v in _options(self.policy).items() if k != "threads"},
+        )
+        seconds = time.perf_counter() - t0
+        term = res.termination_condition
+        if term not in PYOMO_ACCEPTED or res.solution_status not in (SolutionStatus.optimal,
+                                                                     SolutionStatus.feasible):
+            words = {
+                TerminationCondition.provenInfeasible: "the model is infeasible",
+                TerminationCondition.infeasibleOrUnbounded: "the model is infeasible or unbounded",
+            }.get(term, f"the solver stopped with {term.name} and no usable solution")
+            raise SolveError(f"{phase}: {words} after {seconds:.1f} s")
+        res.solution_loader.load_vars()
+        x = np.array([pyo.value(self.m.x[j]) for j in self.m.P])
+        obj = float(res.incumbent_objective)
+        bound = float(res.objective_bound) if res.objective_bound is not None else obj
+        return PhaseResult(phase, PYOMO_ACCEPTED[term], obj, bound, seconds, x)

@@ -1,0 +1,39 @@
+"""Planning report from the LP duals: which extra capacity, where, would let most additional persons be placed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rematch_pipeline.domain import CAPACITY_DIMENSIONS
+from rematch_pipeline.matching.build import LinearModel
+from rematch_pipeline.matching.data import MatchingData
+from rematch_pipeline.matching.extract import DIMENSION_WORDS
+
+MIN_VALUE = 1e-6
+
+
+def planning_report(data: MatchingData, model: LinearModel, duals: np.ndarray, top: int = 3) -> list[dict[str, Any]]:
+    """Per municipality, the capacities whose shadow price (persons placed per extra unit, LP) is highest.
+
+    A dual value of 0.8 on Kita U3 means: one more Kita U3 place there would let about 0.8 more persons be
+    placed (as long as the LP basis stays the same). Only binding capacities have a positive value.
+    """
+    entries: dict[int, list[tuple[float, str, int]]] = {}
+    block, y = model.block_duals(duals, "capacity_per_dimension")
+    for (o, d), val in zip(block.keys, y, strict=True):
+        if abs(val) > MIN_VALUE:
+            name = CAPACITY_DIMENSIONS[d]
+            entries.setdefault(o, []).append((abs(float(val)), f"+1 {DIMENSION_WORDS[name]}", d))
+    block, y = model.block_duals(duals, "units_by_room_class")
+    for (o, k), val in zip(block.keys, y, strict=True):
+        if abs(val) > MIN_VALUE:
+            entries.setdefault(o, []).append((abs(float(val)), f"+1 unit with {k}{'+' if k == 4 else ''} rooms", -k))
+    report = []
+    for o, items in sorted(entries.items(), key=lambda kv: -max(v for v, _, _ in kv[1])):
+        offer = data.offers[o]
+        best = sorted(items, key=lambda t: (-t[0], t[2]))[:top]
+        extra = [{"capacity": label, "persons_per_unit": round(v, 4)} for v, label, _ in best]
+        report.append({"ags": offer.ags, "municipality": offer.municipality_name, "extra_capacity": extra})
+    return report
