@@ -81,8 +81,9 @@ def run_round(settings: Settings, policy: Policy, round_date: date, actor: str =
     }
     result = match(households, offers, round_date, policy, round_id)
     status = "failed" if result.status == "infeasible" else "solved"
-    stats = {k: v for k, v in result.stats.items()}
+    stats = dict(result.stats)
     stats["message"] = result.message
+    stats["planning"] = result.planning
     with engine.begin() as conn:  # every write of the round in one transaction
         values = dict(round_date=round_date, status=status, policy=dataclasses.asdict(policy), solver_stats=stats,
                       input_checksums=checksums, solved_at=store.now())
@@ -161,12 +162,15 @@ def export_round(settings: Settings, round_id: str, out_dir: Path) -> tuple[Path
         "status": r.status,
         "solver_status": stats.get("status"),
         "objective": {"persons_placed": stats.get("persons_placed"), "quality": stats.get("quality")},
-        "bound": {"persons": stats.get("persons_bound"), "quality": stats.get("quality_bound")},
-        "gap": stats.get("gap"),
+        "bound": {"persons": stats.get("lp_bound_persons"), "quality": stats.get("quality_bound")},
+        "gap": {"persons_to_lp": stats.get("gap_to_lp"), "quality": stats.get("quality_gap")},
+        "persons_proven_maximal": stats.get("persons_proven_maximal"),
+        "comparison_with_baselines": stats.get("comparison"),
+        "planning_report": stats.get("planning"),
         "wall_time_s": round(float(stats.get("data_s", 0) or 0) + float(stats.get("build_s", 0) or 0)
                              + float(stats.get("solve_s", 0) or 0), 3),
         "input_checksums": r.input_checksums,
-        "solver_stats": stats,
+        "solver_stats": {k: v for k, v in stats.items() if k not in ("comparison", "planning")},
         "policy": r.policy,
     }
     json_path = out_dir / "round.json"

@@ -261,7 +261,7 @@ def test_planning_report_names_the_binding_capacity() -> None:
     hs = [household("A", (adult(), toddler)), household("B", (adult(), toddler))]
     result = run(hs, [offer("05111000", kita_u3=1)])
     assert result.planning and result.planning[0]["ags"] == "05111000"
-    assert result.planning[0]["extra_capacity"][0]["capacity"] == "+1 Kita U3 places"
+    assert result.planning[0]["extra_capacity"][0]["capacity"] == "+1 Kita U3 place"
 
 
 def test_baselines_are_reported_beside_the_round_and_ours_violates_no_hard_need() -> None:

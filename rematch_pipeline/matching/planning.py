@@ -9,9 +9,14 @@ import numpy as np
 from rematch_pipeline.domain import CAPACITY_DIMENSIONS
 from rematch_pipeline.matching.build import LinearModel
 from rematch_pipeline.matching.data import MatchingData
-from rematch_pipeline.matching.extract import DIMENSION_WORDS
 
-MIN_VALUE = 1e-6
+MIN_VALUE = 0.01  # smaller shadow prices are noise from the LP's tie-breaking perturbation
+ONE_MORE = {
+    "places_persons": "place for a person", "units_wheelchair": "wheelchair-accessible unit",
+    "units_pets_allowed": "pet-allowed unit", "kita_u3": "Kita U3 place", "kita_ue3": "Kita Ü3 place",
+    "school_primary": "primary-school place", "school_secondary": "secondary-school place",
+    "language_course_seats": "language-course seat",
+}
 
 
 def planning_report(data: MatchingData, model: LinearModel, duals: np.ndarray, top: int = 3) -> list[dict[str, Any]]:
@@ -25,11 +30,11 @@ def planning_report(data: MatchingData, model: LinearModel, duals: np.ndarray, t
     for (o, d), val in zip(block.keys, y, strict=True):
         if abs(val) > MIN_VALUE:
             name = CAPACITY_DIMENSIONS[d]
-            entries.setdefault(o, []).append((abs(float(val)), f"+1 {DIMENSION_WORDS[name]}", d))
+            entries.setdefault(o, []).append((abs(float(val)), f"+1 {ONE_MORE[name]}", d))
     block, y = model.block_duals(duals, "units_by_room_class")
     for (o, k), val in zip(block.keys, y, strict=True):
         if abs(val) > MIN_VALUE:
-            entries.setdefault(o, []).append((abs(float(val)), f"+1 unit with {k}{'+' if k == 4 else ''} rooms", -k))
+            entries.setdefault(o, []).append((abs(float(val)), f"+1 unit with {k}+ rooms", -k))
     report = []
     for o, items in sorted(entries.items(), key=lambda kv: -max(v for v, _, _ in kv[1])):
         offer = data.offers[o]
