@@ -33,6 +33,7 @@ from rematch_pipeline.domain import (
     Policy,
     demand_of,
 )
+from rematch_pipeline.forms import CAPACITY_INSTRUCTIONS as _INSTRUCTIONS
 from rematch_pipeline.ingest.readers import (
     CAPACITY_FIELDS,
     HOUSEHOLD_FIELDS,
@@ -684,25 +685,6 @@ def _capacity_workbook(offers: Sequence[dict[str, object]]) -> Workbook:
     return wb
 
 
-_INSTRUCTIONS = (
-    "Re:Match – Kapazitätsmeldung der Kommune",
-    "Bitte tragen Sie im Blatt „capacity“ eine Zeile pro Angebot ein. Spaltennamen und Reihenfolge nicht ändern.",
-    "offer_id: eindeutige Kennung des Angebots; eine erneute Meldung mit derselben Kennung ersetzt die frühere.",
-    "ags: Amtlicher Gemeindeschlüssel, genau 8 Ziffern, als Text (führende Null behalten, z. B. 01002000).",
-    "state: Länderkürzel (SH HH NI HB NW HE RP BW BY SL BE BB MV SN ST TH), passend zu den ersten beiden AGS-Ziffern.",
-    "settlement_type: big_city, mid_city, small_town oder rural.",
-    "valid_from / valid_until: Zeitraum, in dem das Angebot gilt (Datum, TT.MM.JJJJ).",
-    "places_persons: Zahl der Personen, die aufgenommen werden können (mindestens 8).",
-    "units_1_room … units_4plus_rooms: freie Wohneinheiten nach Zimmerzahl; units_wheelchair und "
-    "units_pets_allowed zählen zu diesen Einheiten.",
-    "kita_u3 / kita_ue3: Kitaplätze für 0–2 bzw. 3–5 Jahre; school_primary / school_secondary: Schulplätze für "
-    "6–9 bzw. 10–17 Jahre.",
-    "language_course_seats: Plätze in Integrationskursen für Erwachsene (18–64 Jahre) unter Sprachniveau B1.",
-    "medical_services (dialysis oncology psychotherapy paediatric_specialist diabetes_care) und "
-    "job_sectors_shortage (Berufsfelder mit Bedarf): mehrere Werte durch Leerzeichen trennen.",
-    "ukrainian_community: none, small oder large.",
-    "contact_name / contact_email: Ansprechperson, an die das Vermittlungspaket geschickt wird.",
-)
 
 
 def _save_reproducibly(wb: Workbook, path: Path) -> None:

@@ -306,8 +306,17 @@ def _rules(conn: Connection, raw_file_id: int) -> dict[tuple[str, int], set[str]
     return out
 
 
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # One working directory (archive, GX project, Data Docs) for the whole catalogue: creating a GX project costs
+    # seconds. Each case still gets its own database, so no case sees another's rows.
+    return tmp_path_factory.mktemp("catalogue_home")
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_bad_input_catalogue(case: Case, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_input_catalogue(case: Case, db_url: str, shared_home: Path, tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(home=shared_home, database_url=db_url)
     policy = load_policy()
     inbox = tmp_path / "in"
     inbox.mkdir()
