@@ -76,8 +76,8 @@ def match(
         priced_pairs=result.priced_pairs,
         pricing_rounds=result.pricing_rounds,
         persons_placed=result.persons_placed,
-        lp_bound_persons=round(result.lp_bound_persons, 6),
-        gap_to_lp=round(result.gap_to_lp, 8),
+        lp_bound_persons=round(result.lp_bound_persons, 6) if math.isfinite(result.lp_bound_persons) else None,
+        gap_to_lp=round(result.gap_to_lp, 8) if math.isfinite(result.gap_to_lp) else None,
         persons_proven_maximal=result.persons_proven_maximal,
         quality=round(result.quality, 6),
         # None when the solver stopped before it proved any bound on quality.
@@ -97,5 +97,5 @@ def match(
     stats["baselines_s"] = round(time.perf_counter() - t1, 3)
     message = (f"{result.persons_placed} of {stats['persons_in_pool']} persons placed "
                f"({len(assignments)} households), solver {result.status}")
-    return MatchResult(result.status, message, assignments, unmatched, stats, data,
-                       planning_report(data, result.model, result.duals))
+    planning = planning_report(data, result.model, result.duals) if len(result.duals) else []
+    return MatchResult(result.status, message, assignments, unmatched, stats, data, planning)

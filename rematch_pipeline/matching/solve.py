@@ -10,6 +10,7 @@ import numpy as np
 
 from rematch_pipeline.domain import Policy
 from rematch_pipeline.matching.backends import HighsDirect, PhaseResult, PyomoHighs, SolveError
+from rematch_pipeline.matching.baselines import greedy_by_score
 from rematch_pipeline.matching.build import LinearModel, build_model
 from rematch_pipeline.matching.data import MatchingData
 
@@ -21,6 +22,7 @@ INTEGRAL = 1e-6
 # stays a valid upper bound on persons placed.
 PERTURBATION = 1e-3
 MAX_PRICING_ROUNDS = 20
+LP_SHARE = 0.5  # share of the time limit the LP bound (with pricing) may take
 PRICED_PER_HOUSEHOLD = 5  # columns added per household and pricing round (the most attractive first)
 
 
@@ -44,6 +46,8 @@ class SolveResult:
     @property
     def gap_to_lp(self) -> float:
         b = self.lp_bound_persons
+        if not np.isfinite(b):
+            return float("nan")
         return 0.0 if b <= 0 else max(0.0, (b - self.persons_placed) / b)
 
 
@@ -89,10 +93,12 @@ def price_out(data: MatchingData, policy: Policy, deadline: float) -> tuple[Line
     When no eligible pair prices out, the candidate LP is optimal for the full pair set: its value is a valid
     upper bound on the persons any assignment could place.
     """
-    added = 0
+    added, lp_seconds = 0, 0.0
     for rounds in range(1, MAX_PRICING_ROUNDS + 1):
         model = build_model(data)
         res, duals = solve_lp(model, policy, deadline - time.perf_counter())
+        lp_seconds += res.seconds
+        res.seconds = lp_seconds  # the LP phase reports the time of every pricing round
         rc = reduced_costs(data, model, duals)
         candidate = np.zeros(data.codes.shape, dtype=bool)
         candidate[data.pair_h, data.pair_o] = True
@@ -118,53 +124,91 @@ def _fixed_bounds(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lower, upper
 
 
+def _add_pairs(data: MatchingData, h: np.ndarray, o: np.ndarray) -> None:
+    n_off = max(1, len(data.offers))
+    codes = np.unique(np.concatenate([data.pair_h * n_off + data.pair_o, h * n_off + o]))
+    data.set_pairs(codes // n_off, codes % n_off)
+
+
+def _start_vector(data: MatchingData, h: np.ndarray, o: np.ndarray) -> np.ndarray:
+    """The greedy allocation as a 0/1 vector over the model's columns (a feasible incumbent from the start)."""
+    n_off = max(1, len(data.offers))
+    x = np.isin(data.pair_h * n_off + data.pair_o, h * n_off + o)
+    return x.astype(np.float64)
+
+
 def solve_model(data: MatchingData, policy: Policy) -> SolveResult:
     deadline = time.perf_counter() + policy.time_limit_s
     t0 = time.perf_counter()
+    # A greedy allocation is always at hand: it seeds the MIPs and is what remains if time runs out.
+    greedy_h, greedy_o = greedy_by_score(data)
+    _add_pairs(data, greedy_h, greedy_o)
     pruned = data.n_pairs < data.n_eligible
-    if pruned:
-        model, lp, duals, rounds, added = price_out(data, policy, deadline)
-    else:
-        model = build_model(data)
-        lp, duals = solve_lp(model, policy, deadline - time.perf_counter())
-        rounds, added = 0, 0
-    lp_bound = lp.objective
-    build_s = time.perf_counter() - t0 - lp.seconds
-    phases = [lp]
+    lp_budget = deadline - policy.time_limit_s * (1 - LP_SHARE)
+    lp: PhaseResult | None
+    try:
+        if pruned:
+            model, lp, duals, rounds, added = price_out(data, policy, lp_budget)
+        else:
+            model = build_model(data)
+            lp, duals = solve_lp(model, policy, lp_budget - time.perf_counter())
+            rounds, added = 0, 0
+    except SolveError as exc:
+        # No LP bound in time: keep going from the greedy incumbent; the round reports that no bound was proven.
+        log.warning("persons LP gave no result in time (%s); continuing without a bound", exc)
+        model, lp, duals, rounds, added = build_model(data), None, np.zeros(0), 0, 0
+    lp_bound = lp.objective if lp is not None else float("nan")
+    build_s = time.perf_counter() - t0 - (lp.seconds if lp is not None else 0.0)
+    phases = [lp] if lp is not None else []
+    start = _start_vector(data, greedy_h, greedy_o)
     small = model.n_cols <= policy.pyomo_max_pairs
     interface = "pyomo" if small else "highspy"
-    # Phase 1: maximal persons. Small models: the exact MIP through Pyomo. Large ones: the LP is nearly integral,
-    # so fix what it decided, solve the small remainder, and fall back to the full MIP if that is not provably best.
+    # Phase 1: maximal persons. Small models: the exact MIP through Pyomo. Large ones: fix what the LP decided,
+    # solve the remainder, and run the full MIP from that incumbent only if it is not provably best.
     if small:
         backend: HighsDirect | PyomoHighs = PyomoHighs(model, policy)
         p1 = backend.solve("max_persons", model.persons, deadline - time.perf_counter(), abs_gap=0.5)
         phases.append(p1)
     else:
-        # Time budget: a quarter of what is left for the fixed remainder, then the full MIP from its incumbent.
-        fixed = HighsDirect(model, policy, integer=True, fixed=_fixed_bounds(lp.x))
-        p1 = fixed.solve("max_persons_fixed", model.persons, (deadline - time.perf_counter()) / 4, abs_gap=0.5)
-        phases.append(p1)
         backend = HighsDirect(model, policy, integer=True)
-        if round(p1.objective) < np.floor(lp_bound + INTEGRAL):
-            p1 = backend.solve("max_persons", model.persons, (deadline - time.perf_counter()) / 2, abs_gap=0.5,
-                               start=p1.x)
-            phases.append(p1)
+        p1 = PhaseResult("greedy_start", "heuristic", float(model.persons @ start), float("inf"), 0.0, start)
+        if lp is not None:
+            fixed = HighsDirect(model, policy, integer=True, fixed=_fixed_bounds(lp.x))
+            try:
+                remainder = fixed.solve("max_persons_fixed", model.persons, (deadline - time.perf_counter()) / 4,
+                                        abs_gap=0.5)
+                phases.append(remainder)
+                p1 = remainder if remainder.objective > p1.objective else p1
+            except SolveError as exc:
+                log.warning("fixed remainder gave no solution (%s)", exc)
+        if not np.isfinite(lp_bound) or round(p1.objective) < np.floor(lp_bound + INTEGRAL):
+            try:
+                p1 = backend.solve("max_persons", model.persons, (deadline - time.perf_counter()) / 2,
+                                   abs_gap=0.5, start=p1.x)
+                phases.append(p1)
+            except SolveError as exc:
+                log.warning("full persons MIP gave no solution (%s); keeping the incumbent", exc)
     placed = int(round(p1.objective))
-    proven = placed >= np.floor(lp_bound + INTEGRAL) or (not pruned and p1.termination == "optimal")
+    proven = bool(placed >= np.floor(lp_bound + INTEGRAL)) if np.isfinite(lp_bound) else False
+    proven = proven or (not pruned and p1.termination == "optimal")
     # Phase 2: the best quality among placements of that size.
     backend.add_min_persons(placed)
-    p2 = backend.solve("max_quality", model.quality, deadline - time.perf_counter(), rel_gap=policy.mip_rel_gap,
-                       start=np.round(p1.x))
+    try:
+        p2 = backend.solve("max_quality", model.quality, deadline - time.perf_counter(),
+                           rel_gap=policy.mip_rel_gap, start=np.round(p1.x))
+    except SolveError as exc:
+        log.warning("quality phase gave no solution (%s); keeping the persons-maximal incumbent", exc)
+        p2 = PhaseResult("max_quality", "time_limit", float(model.quality @ np.round(p1.x)), float("inf"), 0.0,
+                         np.round(p1.x))
     phases.append(p2)
     chosen = np.nonzero(p2.x > 0.5)[0]
     status = "optimal" if all(p.termination == "optimal" for p in phases) else next(
         p.termination for p in phases if p.termination != "optimal")
-    log.info("solved: %d persons (LP bound %.3f, %s), quality %.3f (bound %.3f) via %s", placed, lp_bound,
-             "proven maximal" if proven else "not proven maximal", p2.objective, p2.bound, interface)
+    log.info("solved: %d persons (LP bound %.3f, %s), quality %.3f via %s", placed, lp_bound,
+             "proven maximal" if proven else "not proven maximal", p2.objective, interface)
     return SolveResult(
         status=status, interface=interface, persons_placed=int(round(float(model.persons[chosen].sum()))),
-        lp_bound_persons=lp_bound, persons_proven_maximal=bool(proven), quality=p2.objective,
+        lp_bound_persons=lp_bound, persons_proven_maximal=proven, quality=p2.objective,
         quality_bound=p2.bound if np.isfinite(p2.bound) else float("nan"), chosen=chosen, model=model,
-        duals=duals, phases=phases,
-        pricing_rounds=rounds, priced_pairs=added, build_s=build_s,
+        duals=duals, phases=phases, pricing_rounds=rounds, priced_pairs=added, build_s=build_s,
     )
