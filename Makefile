@@ -32,7 +32,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 airflow: install
-	$(BIN)/airflow standalone
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow standalone
 
 lint: install
 	$(BIN)/ruff check rematch_pipeline dags tests
