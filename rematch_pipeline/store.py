@@ -131,6 +131,20 @@ def _member_key(m: Mapping[str, Any]) -> tuple[Any, ...]:
                                 "qualification"))
 
 
+def bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows in the open transaction; PostgreSQL takes them by COPY (several times faster than INSERT)."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f'COPY "{table.name}" ({", ".join(chr(34) + c + chr(34) for c in columns)}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([row[c] for c in columns])
+
+
 def apply_households(conn: Connection, rows: list[dict[str, Any]], members: dict[str, list[dict[str, Any]]] | None,
                      actor: str = "ingest") -> dict[str, str]:
     """Store validated households in bulk; returns case_id -> inserted, replaced, unchanged, kept_newer or unknown.
@@ -175,8 +189,7 @@ def apply_households(conn: Connection, rows: list[dict[str, Any]], members: dict
                 "raw_file_id": row["raw_file_id"], "previous_raw_file_id": old.raw_file_id,
                 "submission_time": row["submission_time"], "previous_submission_time": old.submission_time,
                 "members_replaced": members is not None})
-    if inserts:
-        conn.execute(insert(t.households), inserts)
+    bulk_insert(conn, t.households, inserts)
     if replaces:
         # Status (pool/accepted) belongs to the programme, not to the interview: kept on replacement.
         fields = [k for k in replaces[0] if k != "case_id"]
@@ -187,9 +200,7 @@ def apply_households(conn: Connection, rows: list[dict[str, Any]], members: dict
             for chunk in _chunks([r["case_id"] for r in replaces]):
                 conn.execute(delete(t.members).where(t.members.c.case_id.in_(chunk)))
     if members is not None:
-        new_rows = [m for r in (*inserts, *replaces) for m in members.get(r["case_id"], [])]
-        if new_rows:
-            conn.execute(insert(t.members), new_rows)
+        bulk_insert(conn, t.members, [m for r in (*inserts, *replaces) for m in members.get(r["case_id"], [])])
     return outcomes
 
 
@@ -214,8 +225,7 @@ def apply_offers(conn: Connection, rows: list[dict[str, Any]], actor: str = "ing
             outcomes[row["offer_id"]] = "replaced"
             audit(conn, actor, "offer_replaced", row["offer_id"], {"raw_file_id": row["raw_file_id"],
                                                                    "previous_raw_file_id": old.raw_file_id})
-    if inserts:
-        conn.execute(insert(t.capacity_offers), inserts)
+    bulk_insert(conn, t.capacity_offers, inserts)
     if replaces:
         fields = [k for k in replaces[0] if k != "offer_id"]
         stmt = (update(t.capacity_offers).where(t.capacity_offers.c.offer_id == bindparam("b_offer_id"))
