@@ -7,7 +7,7 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from rematch_pipeline.domain import Policy
+from rematch_pipeline.domain import ROOM_CLASSES, Policy
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
 
@@ -76,4 +76,17 @@ def load_policy(path: str | Path | None = None, overrides: dict[str, object] | N
         if isinstance(value, list):
             value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
         values[name] = value
-    return Policy(**values)  # type: ignore[arg-type]
+    policy = Policy(**values)  # type: ignore[arg-type]
+    validate_policy(policy, path)
+    return policy
+
+
+def validate_policy(policy: Policy, source: object = "policy") -> None:
+    """Refuse a policy the model cannot honour, with a message naming the setting."""
+    rooms = [k for _, k in policy.rooms_by_persons]
+    if any(k not in ROOM_CLASSES for k in rooms):
+        raise ValueError(f"{source}: rooms_by_persons may only name room classes {list(ROOM_CLASSES)}, got {rooms}")
+    if min((m for m, _ in policy.rooms_by_persons), default=2) != 1:
+        raise ValueError(f"{source}: rooms_by_persons must start at households of 1 person")
+    if not 0 <= policy.mip_rel_gap < 1 or policy.time_limit_s <= 0 or policy.candidates_per_household < 1:
+        raise ValueError(f"{source}: mip_rel_gap must be in [0, 1), time_limit_s > 0, candidates_per_household >= 1")

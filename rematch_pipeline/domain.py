@@ -176,11 +176,8 @@ class Demand:
 
 
 def rooms_needed(persons: int, policy: Policy) -> int:
-    rooms = 1
-    for min_persons, k in policy.rooms_by_persons:
-        if persons >= min_persons:
-            rooms = k
-    return rooms
+    """The largest room class whose minimum household size is reached (the table's order does not matter)."""
+    return max((k for min_persons, k in policy.rooms_by_persons if persons >= min_persons), default=1)
 
 
 def _count_ages(ages: list[int], bounds: tuple[int, int]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import date
 
@@ -233,8 +234,6 @@ def _scenario(n: int) -> tuple[list[Household], list[CapacityOffer]]:
 
 
 def test_pyomo_and_direct_highs_interfaces_agree() -> None:
-    import dataclasses
-
     hs, os_ = _scenario(24)
     via_pyomo = match(hs, os_, ROUND_DATE, POLICY, "R")
     direct = match(hs, os_, ROUND_DATE, dataclasses.replace(POLICY, pyomo_max_pairs=0), "R")
@@ -245,8 +244,6 @@ def test_pyomo_and_direct_highs_interfaces_agree() -> None:
 
 
 def test_pruned_pairs_are_priced_back_in_when_they_can_place_more_persons() -> None:
-    import dataclasses
-
     # Everyone prefers München (ties); with one candidate each, only pricing finds room elsewhere.
     hs = [household(f"H{i}", ties_ags="09162000") for i in range(6)]
     os_ = [offer("09162000", places=2, units=(2, 0, 0, 0)), offer("05111000", places=8)]
@@ -271,3 +268,84 @@ def test_baselines_are_reported_beside_the_round_and_ours_violates_no_hard_need(
     assert comparison["rematch"]["hard_need_violations"] == 0
     assert comparison["rematch"]["capacity_violations"] == 0
     assert comparison["rematch"]["persons_placed"] >= comparison["greedy_by_score"]["persons_placed"]
+
+
+# --- rules found in review: bounds, fallbacks, ranks, nested rooms, policy table, malformed ties ---------------
+
+def test_lp_bound_never_exceeds_the_pool_and_a_full_placement_is_proven() -> None:
+    from rematch_pipeline.domain import WEIGHT_ASPECTS
+
+    hs = [household(f"H{i:04d}", weights=dict.fromkeys(WEIGHT_ASPECTS, 5)) for i in range(1200)]
+    os_ = [offer(f"05{j:03d}000", places=100, units=(100, 0, 0, 0), ukrainian_community="large") for j in range(30)]
+    result = match(hs, os_, ROUND_DATE, dataclasses.replace(POLICY, candidates_per_household=5), "R")
+    assert result.persons_placed == 1200
+    assert result.stats["lp_bound_persons"] <= result.stats["persons_in_pool"]
+    assert result.stats["persons_proven_maximal"]
+
+
+def test_an_lp_that_stops_early_proves_no_bound(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from rematch_pipeline.matching import solve
+    from rematch_pipeline.matching.backends import SolveError
+
+    def stopped(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise SolveError("lp_persons: stopped (time_limit) before optimality; no bound")
+
+    monkeypatch.setattr(solve, "solve_lp", stopped)
+    hs, os_ = _scenario(24)
+    result = match(hs, os_, ROUND_DATE, dataclasses.replace(POLICY, candidates_per_household=1), "R")
+    assert result.stats["lp_bound_persons"] is None
+    assert result.stats["persons_proven_maximal"] is False
+    assert len(result.assignments) + len(result.unmatched) == 24
+
+
+def test_a_failed_persons_solve_keeps_the_greedy_allocation(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from rematch_pipeline.matching import backends
+    from rematch_pipeline.matching.backends import SolveError
+
+    def no_solution(self, phase, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise SolveError(f"{phase}: the solver stopped with maxTimeLimit and no usable solution")
+
+    monkeypatch.setattr(backends.PyomoHighs, "solve", no_solution)
+    hs, os_ = _scenario(24)
+    result = run(hs, os_)
+    greedy = result.stats["comparison"]["greedy_by_score"]["persons_placed"]
+    assert result.persons_placed >= greedy > 0
+    assert len(result.assignments) + len(result.unmatched) == 24
+    assert not result.stats["persons_proven_maximal"]
+
+
+def test_preference_rank_counts_municipalities_and_ties_share_the_best_rank() -> None:
+    hs = [household(f"H{i}") for i in range(3)]  # all weights 0: indifferent between three equal offers
+    result = run(hs, [offer("05111000"), offer("05112000"), offer("05113000")])
+    assert {a.preference_rank for a in result.assignments} == {1}
+    two_offers_same_town = [offer("05111000", places=1, units=(1, 0, 0, 0)),
+                            dataclasses.replace(offer("05111000", places=1, units=(1, 0, 0, 0)), offer_id="OF-2")]
+    result = run([household("A", ties_ags="05111000"), household("B", ties_ags="05111000")], two_offers_same_town)
+    assert [a.preference_rank for a in result.assignments] == [1, 1]
+
+
+def test_a_filled_smaller_room_class_leaves_no_unit_for_a_larger_need() -> None:
+    # Units: one 1-room and one 3-room; two earlier accepted singles hold both. A 3-person household needs 2 rooms.
+    used = {"OF-05111000": Consumption(dimensions={"places_persons": 2}, rooms_needed=(1, 1))}
+    hs = [household("A", (adult(), adult("spouse"), child()))]
+    result = run(hs, [offer("05111000", places=10, units=(1, 0, 1, 0))], consumed=used)
+    assert result.assignments == []
+    assert "rooms" in result.unmatched[0].reason and result.unmatched[0].reason.startswith("no eligible")
+
+
+def test_room_table_order_does_not_matter_and_unknown_classes_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from rematch_pipeline.config import load_policy as load
+    from rematch_pipeline.domain import rooms_needed
+
+    shuffled = load(overrides={"rooms_by_persons": [[6, 4], [1, 1], [4, 3], [3, 2]]})
+    assert [rooms_needed(n, shuffled) for n in range(1, 9)] == [rooms_needed(n, POLICY) for n in range(1, 9)]
+    with pytest.raises(ValueError, match="room classes"):
+        load(overrides={"rooms_by_persons": [[1, 1], [8, 5]]})
+
+
+def test_malformed_ties_ags_gives_no_bonus_and_no_crash() -> None:
+    for bad in ("0916200²", " 09162000", "9162000"):
+        result = run([household("A", ties_ags=bad)], [offer("09162000")])
+        assert result.assignments[0].score_terms["ties"] == 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,6 +25,7 @@ from rematch_pipeline.domain import (
 from rematch_pipeline.matching.eligibility import ELIGIBLE, exclusion_codes, medical_mask
 from rematch_pipeline.matching.scoring import COMMUNITY_VALUE, CULTURE_VALUE, score_matrices
 
+AGS_RE = re.compile(r"[0-9]{8}", re.ASCII)
 SECTORS = tuple(o for o in OCCUPATIONS if o not in ("none", "other"))
 N_DIMS = len(CAPACITY_DIMENSIONS)
 
@@ -102,11 +104,16 @@ class MatchingData:
         self.pair_h, self.pair_o = pair_h[order].astype(np.int64), pair_o[order].astype(np.int64)
 
     def preference_rank(self, h: np.ndarray, o: np.ndarray) -> np.ndarray:
-        """Rank (1 = best) of offer o among household h's eligible offers by its own score; ties by offer order."""
-        own = self.own_score[h]  # (n, O)
+        """Rank (1 = best) of the municipality of offer o among household h's eligible municipalities, by the
+        household's own score; a municipality counts once (its best offer) and ties share the better rank."""
+        if len(h) == 0:
+            return np.zeros(0, dtype=np.int64)
+        own = np.where(self.eligible[h], self.own_score[h], -np.inf)  # (n, O)
+        # Offers are sorted by AGS, so each municipality is a contiguous block of columns.
+        starts = np.flatnonzero(np.r_[True, self.of.ags[1:] != self.of.ags[:-1]])
+        best_per_municipality = np.maximum.reduceat(own, starts, axis=1)  # (n, municipalities)
         mine = self.own_score[h, o][:, None]
-        better = (own > mine + 1e-9) | ((np.abs(own - mine) <= 1e-9) & (np.arange(own.shape[1])[None, :] < o[:, None]))
-        return np.asarray((better & self.eligible[h]).sum(axis=1) + 1)
+        return np.asarray((best_per_municipality > mine + 1e-9).sum(axis=1) + 1)
 
 
 def remaining_capacity(offer: CapacityOffer, consumed: Consumption | None) -> tuple[list[int], list[int]]:
@@ -115,6 +122,11 @@ def remaining_capacity(offer: CapacityOffer, consumed: Consumption | None) -> tu
     # Hall's condition on nested room classes: households already needing >= k rooms hold units >= k.
     rooms = [offer.units_with_at_least(k) - sum(1 for r in consumed.rooms_needed if r >= k) for k in ROOM_CLASSES]
     return dims, rooms
+
+
+def _ags_code(ags: str | None) -> int:
+    """An 8-digit AGS as an integer; anything else (validation bypassed) means no tie, never a crash."""
+    return int(ags) if ags and AGS_RE.fullmatch(ags) else 0
 
 
 def _household_arrays(households: list[Household], demands: list[Demand], round_date: date,
@@ -141,8 +153,7 @@ def _household_arrays(households: list[Household], demands: list[Demand], round_
         workers=occupations.sum(axis=1),
         child_need=np.array([d.kita_u3 + d.kita_ue3 + d.school_primary + d.school_secondary for d in demands],
                             dtype=np.int64),
-        ties_ags=np.array([int(h.ties_ags) if h.ties_ags and h.ties_ags.isdigit() else 0 for h in households],
-                          dtype=np.int64),
+        ties_ags=np.array([_ags_code(h.ties_ags) for h in households], dtype=np.int64),
         pref_settlement=np.array([settlement_code.get(h.pref_settlement, -1) for h in households], dtype=np.int64),
     )
 
@@ -220,8 +231,8 @@ def top_candidates(data: MatchingData, k: int) -> tuple[np.ndarray, np.ndarray]:
         rows_all, cols_all = np.nonzero(eligible)
         return rows_all.astype(np.int64), cols_all.astype(np.int64)
     masked = np.where(eligible, data.score, -np.inf)
-    # Stable tie-break by offer index: subtract a tiny offer-dependent epsilon before partitioning.
-    top = np.argpartition(-(masked - 1e-9 * np.arange(n_off)[None, :]), k - 1, axis=1)[:, :k]
+    # A stable sort breaks ties by offer order, whatever the number of offers.
+    top = np.argsort(-masked, axis=1, kind="stable")[:, :k]
     rows = np.repeat(np.arange(eligible.shape[0]), k)
     cols = top.ravel()
     keep = eligible[rows, cols]

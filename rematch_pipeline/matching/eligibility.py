@@ -41,7 +41,8 @@ def exclusion_codes(
 ) -> np.ndarray:
     """(H, O) int8 matrix: 0 where the pair is eligible, else the first exclusion code that applies."""
     codes = np.zeros(declined.shape, dtype=np.int8)
-    units_for_need = units_ge_left.T[rooms - 1]  # (H, O): units big enough for each household
+    # A household needing r rooms also uses up a unit of every class k <= r (Hall's condition on nested classes).
+    units_for_need = np.minimum.accumulate(units_ge_left, axis=1).T[rooms - 1]  # (H, O)
     checks = (
         (NOT_VALID, ~valid[None, :]),
         (DECLINED, declined),

@@ -65,8 +65,10 @@ def match(
     try:
         result = solve_model(data, policy)
     except SolveError as exc:
+        # Every pool household still gets a row: unmatched, with the solver's failure as the round's message.
         stats.update(status="infeasible", message=str(exc))
-        return MatchResult("infeasible", str(exc), [], [], stats, data)
+        assignments, unmatched = extract(data, data.pair_h[:0], round_id)
+        return MatchResult("infeasible", str(exc), assignments, unmatched, stats, data)
     assignments, unmatched = extract(data, result.chosen, round_id)
     solve_s = sum(p.seconds for p in result.phases)
     stats.update(

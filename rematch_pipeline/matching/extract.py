@@ -58,7 +58,8 @@ def _capacity_reason(data: MatchingData, hi: int, used: np.ndarray, used_rooms: 
         if dem[d]:
             short[DIMENSION_WORDS[name]] += int((left[:, d] < dem[d]).sum())
     r = int(data.hh.rooms[hi])
-    rooms_left = data.of.units_ge_left[offers, r - 1] - used_rooms[offers, r - 1]
+    # Free units for an r-room need: the tightest of the classes 1..r (nested classes, Hall's condition).
+    rooms_left = np.minimum.accumulate(data.of.units_ge_left[offers] - used_rooms[offers], axis=1)[:, r - 1]
     short[f"units with {r}+ rooms"] += int((rooms_left < 1).sum())
     short = Counter({k: v for k, v in short.items() if v})
     if not short:

@@ -18,9 +18,9 @@ log = logging.getLogger(__name__)
 
 INTEGRAL = 1e-6
 # The persons LP is massively degenerate (integer costs, many identical households) and simplex stalls on it.
-# A tiny non-negative perturbation by match quality breaks the ties; since it only adds, the perturbed LP value
-# stays a valid upper bound on persons placed.
-PERTURBATION = 1e-3
+# A tiny non-negative perturbation by match quality breaks the ties. It adds at most PERTURBATION_TOTAL to any
+# solution's value, so the perturbed LP value stays a valid upper bound on persons, less than one person loose.
+PERTURBATION_TOTAL = 0.5
 MAX_PRICING_ROUNDS = 20
 LP_SHARE = 0.5  # share of the time limit the LP bound (with pricing) may take
 PRICED_PER_HOUSEHOLD = 5  # columns added per household and pricing round (the most attractive first)
@@ -54,8 +54,7 @@ class SolveResult:
 def reduced_costs(data: MatchingData, model: LinearModel, duals: np.ndarray) -> np.ndarray:
     """(H, O) reduced cost of every pair for the (perturbed) persons LP: c_j - a_j·y, a_j built like the model's."""
     n_hh, n_off = data.codes.shape
-    scale = PERTURBATION / max(1.0, float(model.quality.max(initial=0.0)))
-    rc = data.hh.persons[:, None].astype(np.float64) + scale * data.score
+    rc = data.hh.persons[:, None].astype(np.float64) + perturbation_scale(model) * data.score
     block, y = model.block_duals(duals, "household_at_most_once")
     u = np.zeros(n_hh)
     u[[k[0] for k in block.keys]] = y
@@ -74,8 +73,13 @@ def reduced_costs(data: MatchingData, model: LinearModel, duals: np.ndarray) -> 
     return rc
 
 
+def perturbation_scale(model: LinearModel) -> float:
+    households = max(1, model.blocks[0].n_rows)  # at most one pair per household is chosen
+    return PERTURBATION_TOTAL / (households * max(1.0, float(model.quality.max(initial=0.0))))
+
+
 def lp_objective(model: LinearModel) -> np.ndarray:
-    return model.persons + PERTURBATION * model.quality / max(1.0, float(model.quality.max(initial=0.0)))
+    return model.persons + perturbation_scale(model) * model.quality
 
 
 def solve_lp(model: LinearModel, policy: Policy, time_left: float) -> tuple[PhaseResult, np.ndarray]:
@@ -83,6 +87,9 @@ def solve_lp(model: LinearModel, policy: Policy, time_left: float) -> tuple[Phas
     if model.n_cols > policy.pyomo_max_pairs:
         lp.h.setOptionValue("solver", "ipm")  # interior point beats simplex on large degenerate assignment LPs
     res = lp.solve("lp_persons", lp_objective(model), time_left)
+    if res.termination != "optimal":
+        # Only an optimal LP value is an upper bound, and only its duals prove anything when pricing.
+        raise SolveError(f"lp_persons: stopped ({res.termination}) before optimality; no bound")
     return res, lp.row_duals()
 
 
@@ -157,7 +164,8 @@ def solve_model(data: MatchingData, policy: Policy) -> SolveResult:
         # No LP bound in time: keep going from the greedy incumbent; the round reports that no bound was proven.
         log.warning("persons LP gave no result in time (%s); continuing without a bound", exc)
         model, lp, duals, rounds, added = build_model(data), None, np.zeros(0), 0, 0
-    lp_bound = lp.objective if lp is not None else float("nan")
+    eligible_persons = float(data.hh.persons[data.eligible.any(axis=1)].sum()) if data.offers else 0.0
+    lp_bound = min(lp.objective, eligible_persons) if lp is not None else float("nan")
     build_s = time.perf_counter() - t0 - (lp.seconds if lp is not None else 0.0)
     phases = [lp] if lp is not None else []
     start = _start_vector(data, greedy_h, greedy_o)
@@ -165,13 +173,22 @@ def solve_model(data: MatchingData, policy: Policy) -> SolveResult:
     interface = "pyomo" if small else "highspy"
     # Phase 1: maximal persons. Small models: the exact MIP through Pyomo. Large ones: fix what the LP decided,
     # solve the remainder, and run the full MIP from that incumbent only if it is not provably best.
+    greedy = PhaseResult("greedy_start", "heuristic", float(model.persons @ start), float("inf"), 0.0, start)
+    full_optimal = False  # only an optimal solve of the full persons model proves the maximum by itself
     if small:
         backend: HighsDirect | PyomoHighs = PyomoHighs(model, policy)
-        p1 = backend.solve("max_persons", model.persons, deadline - time.perf_counter(), abs_gap=0.5)
-        phases.append(p1)
+        try:
+            p1 = backend.solve("max_persons", model.persons, deadline - time.perf_counter(), abs_gap=0.5)
+            phases.append(p1)
+            full_optimal = p1.termination == "optimal"
+        except SolveError as exc:
+            log.warning("persons MIP gave no solution (%s); keeping the greedy incumbent", exc)
+            p1 = greedy
+        if p1.objective < greedy.objective:  # a timed-out solve never places fewer than greedy
+            p1 = greedy
     else:
         backend = HighsDirect(model, policy, integer=True)
-        p1 = PhaseResult("greedy_start", "heuristic", float(model.persons @ start), float("inf"), 0.0, start)
+        p1 = greedy
         if lp is not None:
             fixed = HighsDirect(model, policy, integer=True, fixed=_fixed_bounds(lp.x))
             try:
@@ -183,14 +200,18 @@ def solve_model(data: MatchingData, policy: Policy) -> SolveResult:
                 log.warning("fixed remainder gave no solution (%s)", exc)
         if not np.isfinite(lp_bound) or round(p1.objective) < np.floor(lp_bound + INTEGRAL):
             try:
-                p1 = backend.solve("max_persons", model.persons, (deadline - time.perf_counter()) / 2,
-                                   abs_gap=0.5, start=p1.x)
-                phases.append(p1)
+                full = backend.solve("max_persons", model.persons, (deadline - time.perf_counter()) / 2,
+                                     abs_gap=0.5, start=p1.x)
+                phases.append(full)
+                full_optimal = full.termination == "optimal"
+                p1 = full if full.objective >= p1.objective else p1
             except SolveError as exc:
                 log.warning("full persons MIP gave no solution (%s); keeping the incumbent", exc)
+    if p1 is greedy:
+        phases.append(greedy)  # the round's status then says the persons phase fell back to the heuristic
     placed = int(round(p1.objective))
     proven = bool(placed >= np.floor(lp_bound + INTEGRAL)) if np.isfinite(lp_bound) else False
-    proven = proven or (not pruned and p1.termination == "optimal")
+    proven = proven or (not pruned and full_optimal)
     # Phase 2: the best quality among placements of that size.
     backend.add_min_persons(placed)
     try:
