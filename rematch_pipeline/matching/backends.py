@@ -48,7 +48,8 @@ class PhaseResult:
     x: np.ndarray
 
     def summary(self) -> dict[str, object]:
-        return {"phase": self.phase, "termination": self.termination, "objective": round(self.objective, 6),
+        objective = round(self.objective, 6) if np.isfinite(self.objective) else None
+        return {"phase": self.phase, "termination": self.termination, "objective": objective,
                 "bound": round(self.bound, 6) if np.isfinite(self.bound) else None, "seconds": round(self.seconds, 3)}
 
 

@@ -147,6 +147,7 @@ def _start_vector(data: MatchingData, h: np.ndarray, o: np.ndarray) -> np.ndarra
 def solve_model(data: MatchingData, policy: Policy) -> SolveResult:
     deadline = time.perf_counter() + policy.time_limit_s
     t0 = time.perf_counter()
+    lp_attempt = 0.0
     # A greedy allocation is always at hand: it seeds the MIPs and is what remains if time runs out.
     greedy_h, greedy_o = greedy_by_score(data)
     _add_pairs(data, greedy_h, greedy_o)
@@ -163,11 +164,15 @@ def solve_model(data: MatchingData, policy: Policy) -> SolveResult:
     except SolveError as exc:
         # No LP bound in time: keep going from the greedy incumbent; the round reports that no bound was proven.
         log.warning("persons LP gave no result in time (%s); continuing without a bound", exc)
+        lp_attempt = time.perf_counter() - t0
         model, lp, duals, rounds, added = build_model(data), None, np.zeros(0), 0, 0
     eligible_persons = float(data.hh.persons[data.eligible.any(axis=1)].sum()) if data.offers else 0.0
     lp_bound = min(lp.objective, eligible_persons) if lp is not None else float("nan")
-    build_s = time.perf_counter() - t0 - (lp.seconds if lp is not None else 0.0)
-    phases = [lp] if lp is not None else []
+    if lp is not None:
+        build_s, phases = time.perf_counter() - t0 - lp.seconds, [lp]
+    else:
+        build_s = time.perf_counter() - t0 - lp_attempt
+        phases = [PhaseResult("lp_persons", "no_bound", float("nan"), float("inf"), lp_attempt, np.zeros(0))]
     start = _start_vector(data, greedy_h, greedy_o)
     small = model.n_cols <= policy.pyomo_max_pairs
     interface = "pyomo" if small else "highspy"
