@@ -19,6 +19,7 @@ from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
 from rematch_pipeline.domain import Household, Policy
+from rematch_pipeline.forms import safe_text
 from rematch_pipeline.matching.engine import match
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,8 @@ def export_round(settings: Settings, round_id: str, out_dir: Path) -> tuple[Path
         w = csv.DictWriter(fh, fieldnames=["round_id", "case_id", "ags", "persons", "score", "preference_rank",
                                            "unmatched_reason"])
         w.writeheader()
-        w.writerows(rows)
+        # Every text cell is neutralised: a value starting with = + - @ must never run as a spreadsheet formula.
+        w.writerows({k: safe_text(v) for k, v in row.items()} for row in rows)
     stats = dict(r.solver_stats or {})
     doc = {
         "round_id": round_id,
