@@ -161,11 +161,19 @@ def _feasible(group: list[Household], o: CapacityOffer, day: date) -> bool:
     return _rooms_fit([x.rooms_needed for x in dem], _units(o))
 
 
-def brute_force_max_persons(hs: list[Household], os_: list[CapacityOffer]) -> int:
+def brute_force_max_persons(hs: list[Household], os_: list[CapacityOffer],
+                            declined: dict[str, set[str]] | None = None,
+                            earlier: dict[str, list[Household]] | None = None) -> int:
+    """Try every assignment; earlier accepted households sit in their offer's group as fixed occupants."""
+    declined, earlier = declined or {}, earlier or {}
     best = 0
     for choice in itertools.product(range(len(os_) + 1), repeat=len(hs)):  # index len(os_) = unmatched
+        if any(c < len(os_) and os_[c].ags in declined.get(h.case_id, set())
+               for h, c in zip(hs, choice, strict=True)):
+            continue
         groups = [[h for h, c in zip(hs, choice, strict=True) if c == o] for o in range(len(os_))]
-        if all(_feasible(g, o, ROUND_DATE) for g, o in zip(groups, os_, strict=True)):
+        if all(_feasible(g + earlier.get(o.offer_id, []), o, ROUND_DATE) if g else True
+               for g, o in zip(groups, os_, strict=True)):
             best = max(best, sum(h.persons for h, c in zip(hs, choice, strict=True) if c < len(os_)))
     return best
 
@@ -209,6 +217,35 @@ def test_random_rounds_respect_every_rule_and_place_the_maximum(hs: list[Househo
     # And the greedy baseline never beats it.
     assert result.data is None or evaluate(result.data, *greedy_by_score(result.data))["persons_placed"] \
         <= result.persons_placed
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hs=st.lists(household_st, min_size=1, max_size=4, unique_by=lambda h: h.case_id),
+       os_=st.lists(offer_st, min_size=1, max_size=2, unique_by=lambda o: o.ags),
+       declines=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 1)), max_size=3),
+       occupant=st.lists(st.sampled_from([None, (adult(),), (adult(), child())]), min_size=2, max_size=2))
+def test_random_rounds_with_declines_and_earlier_acceptances_respect_every_rule(
+        hs: list[Household], os_: list[CapacityOffer], declines: list[tuple[int, int]],
+        occupant: list[tuple | None]) -> None:
+    declined: dict[str, set[str]] = {}
+    for hi, oi in declines:
+        if hi < len(hs) and oi < len(os_):
+            declined.setdefault(hs[hi].case_id, set()).add(os_[oi].ags)
+    # Earlier accepted households: what they consume is passed to the engine, and sits in the brute force's groups.
+    earlier = {o.offer_id: [household(f"old-{o.ags}", members)] for o, members in zip(os_, occupant, strict=False)
+               if members is not None}
+    consumed = {}
+    for oid, olds in earlier.items():
+        dem = [demand_of(h, ROUND_DATE, POLICY) for h in olds]
+        consumed[oid] = Consumption(dimensions={d: sum(x.of(d) for x in dem) for d in CAPACITY_DIMENSIONS},
+                                    rooms_needed=tuple(x.rooms_needed for x in dem))
+    result = run(hs, os_, declined=declined, consumed=consumed)
+    for a in result.assignments:
+        assert a.ags not in declined.get(a.case_id, set())
+    for o in os_:
+        group = [h for h in hs if placed(result).get(h.case_id) == o.ags]
+        assert not group or _feasible(group + earlier.get(o.offer_id, []), o, ROUND_DATE)
+    assert result.persons_placed == brute_force_max_persons(hs, os_, declined, earlier)
 
 
 def test_build_data_orders_inputs_canonically() -> None:
