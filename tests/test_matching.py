@@ -281,11 +281,21 @@ def test_pyomo_and_direct_highs_interfaces_agree() -> None:
 
 
 def test_pruned_pairs_are_priced_back_in_when_they_can_place_more_persons() -> None:
+    import time
+
+    from rematch_pipeline.matching.solve import price_out
+
     # Everyone prefers München (ties); with one candidate each, only pricing finds room elsewhere.
     hs = [household(f"H{i}", ties_ags="09162000") for i in range(6)]
     os_ = [offer("09162000", places=2, units=(2, 0, 0, 0)), offer("05111000", places=8)]
-    pruned = match(hs, os_, ROUND_DATE, dataclasses.replace(POLICY, candidates_per_household=1), "R")
-    assert pruned.stats["priced_pairs"] > 0
+    policy = dataclasses.replace(POLICY, candidates_per_household=1)
+    data = build_data(hs, os_, ROUND_DATE, policy)
+    assert data.n_pairs == 6
+    bound = price_out(data, policy, time.perf_counter() + 30)
+    assert bound.added > 0 and bound.rounds > 1
+    assert float(bound.model.persons @ bound.lp.x) >= 6 - 1e-6
+    assert bound.persons >= 6 - 1e-6
+    pruned = match(hs, os_, ROUND_DATE, policy, "R")
     assert pruned.persons_placed == 6
     assert pruned.stats["persons_proven_maximal"]
 
@@ -320,19 +330,48 @@ def test_lp_bound_never_exceeds_the_pool_and_a_full_placement_is_proven() -> Non
     assert result.stats["persons_proven_maximal"]
 
 
-def test_an_lp_that_stops_early_proves_no_bound(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_an_lp_that_stops_early_still_gives_a_valid_lagrangian_bound(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from rematch_pipeline.matching import solve
     from rematch_pipeline.matching.backends import SolveError
 
     def stopped(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise SolveError("lp_persons: stopped (time_limit) before optimality; no bound")
 
-    monkeypatch.setattr(solve, "solve_lp", stopped)
     hs, os_ = _scenario(24)
+    optimum = run(hs, os_)
+    assert optimum.stats["persons_proven_maximal"]
+    monkeypatch.setattr(solve, "solve_lp", stopped)
     result = match(hs, os_, ROUND_DATE, dataclasses.replace(POLICY, candidates_per_household=1), "R")
-    assert result.stats["lp_bound_persons"] is None
-    assert result.stats["persons_proven_maximal"] is False
+    assert result.stats["phases"][0]["phase"] == "lagrangian_bound"
+    assert result.stats["lp_bound_persons"] >= optimum.persons_placed
+    assert result.stats["persons_proven_maximal"] == (result.persons_placed >= int(result.stats["lp_bound_persons"]))
     assert len(result.assignments) + len(result.unmatched) == 24
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hs=st.lists(household_st, min_size=1, max_size=5, unique_by=lambda h: h.case_id),
+       os_=st.lists(offer_st, min_size=1, max_size=2, unique_by=lambda o: o.ags),
+       seed=st.integers(0, 2**16), scale=st.sampled_from([0.0, 0.3, 1.0, 4.0]))
+def test_lagrangian_bound_from_any_nonnegative_prices_is_never_below_the_optimum(
+        hs: list[Household], os_: list[CapacityOffer], seed: int, scale: float) -> None:
+    import numpy as np
+
+    from rematch_pipeline.matching.bound import Prices, lagrangian_bound
+
+    data = build_data(hs, os_, ROUND_DATE, POLICY)
+    rng = np.random.default_rng(seed)
+    prices = Prices(scale * rng.random((len(os_), len(CAPACITY_DIMENSIONS))), scale * rng.random((len(os_), 4)))
+    bound, _ = lagrangian_bound(data, prices)
+    assert bound >= brute_force_max_persons(hs, os_) - 1e-9
+
+
+def test_lp_prices_give_a_bound_over_pairs_the_model_never_saw() -> None:
+    # One candidate per household: the LP sees a sixth of the pairs, the bound still covers all of them.
+    hs, os_ = _scenario(24)
+    optimum = run(hs, os_)
+    pruned = match(hs, os_, ROUND_DATE, dataclasses.replace(POLICY, candidates_per_household=1), "R")
+    assert pruned.stats["lp_bound_persons"] >= optimum.persons_placed
+    assert pruned.stats["lp_bound_persons"] <= optimum.stats["lp_bound_persons"] + 1.0
 
 
 def test_a_failed_persons_solve_keeps_the_greedy_allocation(monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,111 @@
+"""A bound on persons placed that holds for EVERY eligible pair, from any non-negative capacity prices (Lagrange)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from rematch_pipeline.matching.build import LinearModel
+from rematch_pipeline.matching.data import MatchingData
+
+CHUNK = 4096  # households per slice of the (households x offers) value matrix, to bound memory at 50,000 x 400
+
+
+@dataclass
+class Prices:
+    """Non-negative prices on capacity (offer x dimension) and on units by room class (offer x class)."""
+
+    capacity: np.ndarray  # (O, N_DIMS)
+    rooms: np.ndarray  # (O, 4)
+
+    @classmethod
+    def zero(cls, data: MatchingData) -> Prices:
+        n_off = len(data.offers)
+        return cls(np.zeros((n_off, data.hh.demand.shape[1])), np.zeros((n_off, data.of.units_ge_left.shape[1])))
+
+    @classmethod
+    def from_duals(cls, data: MatchingData, model: LinearModel, duals: np.ndarray) -> Prices:
+        prices = cls.zero(data)
+        block, y = model.block_duals(duals, "capacity_per_dimension")
+        for (o, d), val in zip(block.keys, y, strict=True):
+            prices.capacity[o, d] = val
+        block, y = model.block_duals(duals, "units_by_room_class")
+        for (o, k), val in zip(block.keys, y, strict=True):
+            prices.rooms[o, k - 1] = val
+        return prices.clipped()
+
+    def clipped(self) -> Prices:
+        return Prices(np.maximum(self.capacity, 0.0), np.maximum(self.rooms, 0.0))
+
+
+def household_values(data: MatchingData, prices: Prices, lo: int, hi: int, eligible_only: bool = True) -> np.ndarray:
+    """(hi-lo, O): persons of the household minus the priced capacity it would use there (-inf if not eligible)."""
+    hh = data.hh
+    value = hh.persons[lo:hi, None].astype(np.float64) - hh.demand[lo:hi].astype(np.float64) @ prices.capacity.T
+    room_price = np.cumsum(prices.rooms, axis=1)  # a household needing r rooms uses a unit of classes 1..r
+    value -= room_price[:, hh.rooms[lo:hi] - 1].T
+    return np.where(data.eligible[lo:hi], value, -np.inf) if eligible_only else value
+
+
+def lagrangian_bound(data: MatchingData, prices: Prices) -> tuple[float, np.ndarray]:
+    """Weak duality with the capacity rows relaxed: every household independently takes its best priced offer.
+
+    For prices >= 0 the value is an upper bound on the persons any feasible assignment over all eligible pairs
+    places (it equals the LP bound at optimal LP prices). Also returns each household's best offer (-1: none),
+    which gives `improve_bound` its subgradient.
+    """
+    n_hh = len(data.households)
+    best = np.full(n_hh, -1, dtype=np.int64)
+    total = 0.0
+    for lo in range(0, n_hh, CHUNK):
+        hi = min(n_hh, lo + CHUNK)
+        value = household_values(data, prices, lo, hi)
+        if value.shape[1] == 0:
+            continue
+        arg = value.argmax(axis=1)
+        top = value[np.arange(hi - lo), arg]
+        take = top > 0
+        best[lo:hi][take] = arg[take]
+        total += float(top[take].sum())
+    cap = np.maximum(data.of.remaining, 0).astype(np.float64)
+    units = np.maximum(data.of.units_ge_left, 0).astype(np.float64)
+    total += float((prices.capacity * cap).sum() + (prices.rooms * units).sum())
+    return total, best
+
+
+def improve_bound(data: MatchingData, prices: Prices, target: float, deadline: float,
+                  max_iterations: int = 500) -> tuple[float, Prices]:
+    """Projected subgradient steps (Polyak step towards `target`, a known feasible value) on the prices.
+
+    Used when the LP gives no prices in time; every iterate is a valid bound, so stopping early is safe.
+    """
+    n_off = len(data.offers)
+    cap = np.maximum(data.of.remaining, 0).astype(np.float64)
+    units = np.maximum(data.of.units_ge_left, 0).astype(np.float64)
+    best_bound, best_prices = lagrangian_bound(data, prices)[0], prices
+    step_scale, stale = 2.0, 0
+    for _ in range(max_iterations):
+        if time.perf_counter() > deadline:
+            break
+        bound, choice = lagrangian_bound(data, prices)
+        if bound < best_bound - 1e-9:
+            best_bound, best_prices, stale = bound, prices, 0
+        else:
+            stale += 1
+            if stale >= 10:
+                step_scale, stale = step_scale / 2, 0
+        chosen = choice >= 0
+        h, o = np.nonzero(chosen)[0], choice[chosen]
+        used = np.zeros((n_off, cap.shape[1]))
+        np.add.at(used, o, data.hh.demand[h])
+        used_rooms = np.zeros((n_off, units.shape[1]))
+        np.add.at(used_rooms, o, data.hh.rooms[h, None] >= np.arange(1, units.shape[1] + 1)[None, :])
+        g_cap, g_rooms = cap - used, units - used_rooms  # the bound decreases along -g
+        norm = float((g_cap ** 2).sum() + (g_rooms ** 2).sum())
+        if norm == 0 or bound - target < 1e-6:
+            break
+        step = step_scale * (bound - target) / norm
+        prices = Prices(prices.capacity - step * g_cap, prices.rooms - step * g_rooms).clipped()
+    return best_bound, best_prices
