@@ -71,14 +71,19 @@ def load_policy(path: str | Path | None = None, overrides: dict[str, object] | N
     unknown = sorted(set(flat) - set(known))
     if unknown:
         raise ValueError(f"policy file {path}: unknown setting(s) {', '.join(unknown)}")
+    policy = policy_from_dict(flat)
+    validate_policy(policy, path)
+    return policy
+
+
+def policy_from_dict(flat: dict[str, object]) -> Policy:
+    """A Policy from flat settings as read from TOML or stored as JSON with a round (lists become tuples)."""
     values: dict[str, object] = {}
     for name, value in flat.items():
         if isinstance(value, list):
             value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
         values[name] = value
-    policy = Policy(**values)  # type: ignore[arg-type]
-    validate_policy(policy, path)
-    return policy
+    return Policy(**values)  # type: ignore[arg-type]
 
 
 def validate_policy(policy: Policy, source: object = "policy") -> None:

@@ -8,19 +8,20 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, text, update
 
-from rematch_pipeline import store
+from rematch_pipeline import offers, store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
-from rematch_pipeline.domain import Household, Policy
+from rematch_pipeline.domain import Policy
 from rematch_pipeline.forms import safe_text
 from rematch_pipeline.matching.engine import match
+from rematch_pipeline.snapshot import RoundInputs, inputs_from_json, pack, unpack
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +30,6 @@ SOLVED_STATES = ("solved", "offered", "closed")
 
 def round_id_for(round_date: date) -> str:
     return f"R-{round_date.isoformat()}"
-
-
-def _checksum(obj: Any) -> str:
-    return hashlib.sha256(store.canonical_json(obj).encode()).hexdigest()
-
-
-def _household_snapshot(h: Household) -> dict[str, Any]:
-    # Checksums cover what the solver saw, without contact data or free text.
-    d = dataclasses.asdict(h)
-    for personal in ("contact_phone", "contact_email", "notes", "interview_location"):
-        d.pop(personal, None)
-    return d
 
 
 @dataclass
@@ -56,6 +45,7 @@ class RoundSummary:
     fill: list[dict[str, Any]]  # per municipality: ags, name, persons placed, places, share
     stats: dict[str, Any]
     already_existed: bool = False
+    offers: dict[str, Any] = dataclasses.field(default_factory=dict)  # offered, accepted, declined, expired, pending
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -63,43 +53,126 @@ class RoundSummary:
         return d
 
 
-def run_round(settings: Settings, policy: Policy, round_date: date, actor: str = "cli") -> RoundSummary:
-    """Solve the round for `round_date` once; a rerun returns the stored round unchanged (idempotent)."""
+class RoundBusy(RuntimeError):
+    """Another run holds this round right now; this attempt stops without writing anything."""
+
+
+def _lock_round(conn: Connection, round_id: str) -> None:
+    """Serialise work on one round: a second concurrent attempt stops with a clear message (PostgreSQL), or
+    waits for the first and then finds its result (SQLite, which has one writer at a time anyway)."""
+    if conn.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(round_id.encode()).digest()[:8], "big", signed=True)
+        if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar():
+            raise RoundBusy(f"round {round_id} is being worked on by another run right now; this attempt stopped "
+                            "without changing anything. Check the other run; rerun this one after it ended.")
+    else:
+        # Take SQLite's write lock at the start of the transaction, not at its first insert.
+        conn.execute(update(t.rounds).where(t.rounds.c.round_id == round_id).values(status=t.rounds.c.status))
+
+
+def plan_round(settings: Settings, policy: Policy, round_date: date, actor: str = "cli") -> str:
+    """Record the round for `round_date` as planned with its policy (idempotent); returns the round id."""
     migrate(settings.database_url)
-    engine = get_engine(settings.database_url)
     round_id = round_id_for(round_date)
-    with engine.connect() as conn:
-        row = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
-    if row is not None and row.status in SOLVED_STATES:
-        return summarize(settings, round_id, already_existed=True)
-    with engine.connect() as conn:
-        households = store.load_households(conn, pool_only=True)
-        offers = store.load_offers(conn, valid_on=round_date)
-    checksums = {
-        "households": _checksum([_household_snapshot(h) for h in households]),
-        "capacity_offers": _checksum([dataclasses.asdict(o) for o in offers]),
-        "policy": _checksum(dataclasses.asdict(policy)),
-    }
-    result = match(households, offers, round_date, policy, round_id)
+    with get_engine(settings.database_url).begin() as conn:
+        _lock_round(conn, round_id)
+        if conn.execute(select(t.rounds.c.status).where(t.rounds.c.round_id == round_id)).first() is None:
+            conn.execute(insert(t.rounds).values(round_id=round_id, round_date=round_date, status="planned",
+                                                 policy=dataclasses.asdict(policy), created_at=store.now()))
+            store.audit(conn, actor, "round_planned", round_id, {"round_date": round_date.isoformat()})
+    return round_id
+
+
+def load_round_inputs(conn: Connection, round_id: str, round_date: date, policy: Policy) -> RoundInputs:
+    """The pool and capacity at round time: consenting households waiting without an open offer, declined
+    municipalities excluded, offers valid on the date minus what accepted and pending offers take."""
+    open_offers = offers.households_with_open_offers(conn)
+    households = [h for h in store.load_households(conn, pool_only=True) if h.case_id not in open_offers]
+    return RoundInputs(round_id=round_id, round_date=round_date, policy=policy, households=households,
+                       offers=store.load_offers(conn, valid_on=round_date), declined=offers.declined_pairs(conn),
+                       consumed=offers.consumed_capacity(conn))
+
+
+def run_round(settings: Settings, policy: Policy, round_date: date, actor: str = "cli") -> RoundSummary:
+    """Plan and solve the round for `round_date` once; a rerun returns the stored round unchanged (idempotent).
+
+    Everything the solve writes (expired offers, snapshot, assignments, state, audit) is one transaction.
+    """
+    round_id = plan_round(settings, policy, round_date, actor)
+    with get_engine(settings.database_url).begin() as conn:
+        _lock_round(conn, round_id)
+        row = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).one()
+        solved_before = row.status in SOLVED_STATES
+        if not solved_before:
+            _solve(conn, row, policy, actor)
+    return summarize(settings, round_id, already_existed=solved_before)
+
+
+def _solve(conn: Connection, row: Any, policy: Policy, actor: str) -> None:
+    round_id, round_date = row.round_id, row.round_date
+    offers.expire_offers(conn, round_date, actor)  # unanswered offers of earlier rounds return to the pool
+    inputs = load_round_inputs(conn, round_id, round_date, policy)
+    blob, digest = pack(inputs)
+    checksums = {**inputs.checksums(), "snapshot": digest}
+    result = match(inputs.households, inputs.offers, round_date, policy, round_id, inputs.declined,
+                   inputs.consumed)
     status = "failed" if result.status == "infeasible" else "solved"
     stats = dict(result.stats)
     stats["message"] = result.message
     stats["planning"] = result.planning
-    with engine.begin() as conn:  # every write of the round in one transaction
-        values = dict(round_date=round_date, status=status, policy=dataclasses.asdict(policy), solver_stats=stats,
-                      input_checksums=checksums, solved_at=store.now())
-        if row is None:
-            conn.execute(insert(t.rounds).values(round_id=round_id, created_at=store.now(), **values))
-        else:  # a failed round may be retried; its earlier partial rows are replaced
-            conn.execute(t.assignments.delete().where(t.assignments.c.round_id == round_id))
-            conn.execute(t.unmatched.delete().where(t.unmatched.c.round_id == round_id))
-            conn.execute(update(t.rounds).where(t.rounds.c.round_id == round_id).values(**values))
-        store.save_assignments(conn, result.assignments, result.unmatched)
-        store.audit(conn, actor, "round_solved" if status == "solved" else "round_failed", round_id,
-                    {"status": result.status, "persons_placed": result.persons_placed,
-                     "households": len(households), "input_checksums": checksums})
+    # A failed round may be retried; its earlier rows are replaced.
+    for table in (t.assignments, t.unmatched, t.round_inputs):
+        conn.execute(table.delete().where(table.c.round_id == round_id))
+    conn.execute(insert(t.round_inputs).values(round_id=round_id, snapshot=blob, sha256=digest))
+    conn.execute(update(t.rounds).where(t.rounds.c.round_id == round_id).values(
+        status=status, policy=dataclasses.asdict(policy), solver_stats=stats, input_checksums=checksums,
+        solved_at=store.now()))
+    store.save_assignments(conn, result.assignments, result.unmatched)
+    store.audit(conn, actor, "round_solved" if status == "solved" else "round_failed", round_id,
+                {"status": result.status, "persons_placed": result.persons_placed,
+                 "households": len(inputs.households), "input_checksums": checksums})
     log.info("round %s %s: %s", round_id, status, result.message)
-    return summarize(settings, round_id)
+
+
+def offer_round(settings: Settings, round_id: str, actor: str = "cli") -> int:
+    """Make the offers of a solved round (idempotent: an offered or closed round is left as it is)."""
+    with get_engine(settings.database_url).begin() as conn:
+        _lock_round(conn, round_id)
+        status = conn.execute(select(t.rounds.c.status).where(t.rounds.c.round_id == round_id)).scalar()
+        if status is None:
+            raise LookupError(f"round {round_id} does not exist")
+        if status in ("offered", "closed"):
+            return 0
+        if status != "solved":
+            raise RuntimeError(f"round {round_id} is {status}; only a solved round can make offers")
+        made = offers.make_offers(conn, round_id, actor)
+    log.info("round %s: %d offers made", round_id, made)
+    return made
+
+
+def settle_offers(settings: Settings, today: date, actor: str = "cli") -> int:
+    """Expire unanswered offers whose deadline passed before `today`; rounds with nothing pending close."""
+    migrate(settings.database_url)
+    with get_engine(settings.database_url).begin() as conn:
+        return offers.expire_offers(conn, today, actor)
+
+
+def decide(settings: Settings, case_id: str, round_id: str, decision: str, reason: str | None = None,
+           decided_at: datetime | None = None, actor: str = "cli") -> None:
+    """Record one household's answer entered by hand; a decision that cannot apply is quarantined and raised."""
+    migrate(settings.database_url)
+    when = decided_at or store.now()
+    with get_engine(settings.database_url).begin() as conn:
+        outcome = offers.record_decision(conn, case_id, round_id, decision, when, reason, actor, source="cli")
+        if outcome != "inserted":
+            field, rule, message = offers.DECISION_REJECTS[outcome]
+            conn.execute(insert(t.quarantine).values(
+                raw_file_id=None, table_name="decisions", field=field, rule=rule, message=message,
+                record={"case_id": case_id, "round_id": round_id, "decision": decision,
+                        "decided_at": when.isoformat(), "source": "cli"}, created_at=store.now()))
+            store.audit(conn, actor, "decision_rejected", round_id, {"case_id": case_id, "rule": rule})
+    if outcome != "inserted":
+        raise offers.DecisionError(outcome)
 
 
 def summarize(settings: Settings, round_id: str, already_existed: bool = False) -> RoundSummary:
@@ -110,24 +183,77 @@ def summarize(settings: Settings, round_id: str, already_existed: bool = False) 
             raise LookupError(f"round {round_id} does not exist; run `rematch round run --date YYYY-MM-DD` first")
         assignments = store.load_assignments(conn, round_id)
         unmatched = store.load_unmatched(conn, round_id)
-        offers = {o.offer_id: o for o in store.load_offers(conn)}
+        capacity = {o.offer_id: o for o in store.load_offers(conn)}
+        counts = offers.offer_counts(conn, round_id)
+        accepted: dict[str, int] = {}
+        for oid, persons in conn.execute(
+                select(t.match_offers.c.offer_id, t.match_offers.c.persons)
+                .where(t.match_offers.c.round_id == round_id, t.match_offers.c.status == offers.ACCEPTED)):
+            accepted[oid] = accepted.get(oid, 0) + persons
     stats = dict(r.solver_stats or {})
     # Every offer valid in the round, also those that received nobody.
-    placed_by_offer = {oid: 0 for oid, o in offers.items() if o.is_valid_on(r.round_date)}
+    placed_by_offer = {oid: 0 for oid, o in capacity.items() if o.is_valid_on(r.round_date)}
     for a in assignments:
         placed_by_offer[a.offer_id] = placed_by_offer.get(a.offer_id, 0) + a.persons
     fill = []
-    for oid, persons in sorted(placed_by_offer.items(), key=lambda kv: (offers[kv[0]].ags, kv[0])):
-        o = offers[oid]
+    for oid, persons in sorted(placed_by_offer.items(), key=lambda kv: (capacity[kv[0]].ags, kv[0])):
+        o = capacity[oid]
         fill.append({"ags": o.ags, "municipality": o.municipality_name, "persons_placed": persons,
-                     "places_persons": o.places_persons, "fill": round(persons / o.places_persons, 4)})
+                     "persons_accepted": accepted.get(oid, 0), "places_persons": o.places_persons,
+                     "fill": round(persons / o.places_persons, 4) if o.places_persons else 0.0})
     return RoundSummary(
         round_id=round_id, round_date=r.round_date, status=r.status, message=str(stats.get("message", "")),
         households=len(assignments) + len(unmatched),
         persons_in_pool=sum(a.persons for a in assignments) + sum(u.persons for u in unmatched),
         households_placed=len(assignments), persons_placed=sum(a.persons for a in assignments),
-        fill=fill, stats=stats, already_existed=already_existed,
+        fill=fill, stats=stats, already_existed=already_existed, offers=counts,
     )
+
+
+def latest_round_id(settings: Settings) -> str:
+    migrate(settings.database_url)
+    with get_engine(settings.database_url).connect() as conn:
+        rid = conn.execute(select(t.rounds.c.round_id).order_by(t.rounds.c.round_date.desc()).limit(1)).scalar()
+    if rid is None:
+        raise LookupError("there is no round yet; run `rematch round run --date YYYY-MM-DD` first")
+    return str(rid)
+
+
+@dataclass
+class ReplayReport:
+    round_id: str
+    identical: bool
+    stored_assignments: int
+    replayed_assignments: int
+    differences: list[dict[str, str]]  # case_id, stored AGS, replayed AGS (empty string: unmatched)
+    solver_status: str
+    note: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def replay_round(settings: Settings, round_id: str) -> ReplayReport:
+    """Re-solve a round from its stored snapshot and compare with the stored assignments."""
+    with get_engine(settings.database_url).connect() as conn:
+        snap = conn.execute(select(t.round_inputs).where(t.round_inputs.c.round_id == round_id)).first()
+        if snap is None:
+            raise LookupError(f"round {round_id} has no stored input snapshot (not solved, or solved before "
+                              "snapshots were kept)")
+        stored = {a.case_id: a.ags for a in store.load_assignments(conn, round_id)}
+        stats = conn.execute(select(t.rounds.c.solver_stats).where(t.rounds.c.round_id == round_id)).scalar() or {}
+    if snap.purged_cases:
+        raise LookupError(f"round {round_id} cannot be replayed: {snap.purged_cases} household(s) in its snapshot "
+                          "were erased or purged (retention), so its inputs no longer exist")
+    inputs = inputs_from_json(unpack(snap.snapshot))
+    result = match(inputs.households, inputs.offers, inputs.round_date, inputs.policy, round_id, inputs.declined,
+                   inputs.consumed)
+    replayed = {a.case_id: a.ags for a in result.assignments}
+    differences = [{"case_id": c, "stored": stored.get(c, ""), "replayed": replayed.get(c, "")}
+                   for c in sorted(set(stored) | set(replayed)) if stored.get(c) != replayed.get(c)]
+    note = "" if stats.get("status") == "optimal" else (
+        "the stored solve stopped at its time limit; a replay on a machine of different speed may stop elsewhere")
+    return ReplayReport(round_id, not differences, len(stored), len(replayed), differences, result.status, note)
 
 
 def export_round(settings: Settings, round_id: str, out_dir: Path) -> tuple[Path, Path]:

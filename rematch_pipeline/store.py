@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.domain import (
@@ -34,7 +34,7 @@ def _yes(value: Any) -> bool:
     return str(value).strip().lower() == "yes"
 
 
-def _text(value: Any) -> str | None:
+def text_or_none(value: Any) -> str | None:
     if value is None:
         return None
     s = str(value).strip()
@@ -60,21 +60,21 @@ def household_row(rec: Mapping[str, Any], raw_file_id: int, salt: str) -> dict[s
     row: dict[str, Any] = {
         "case_id": str(rec["case_id"]).strip(),
         "raw_file_id": raw_file_id,
-        "submission_time": _text(rec.get("_submission_time")),
+        "submission_time": text_or_none(rec.get("_submission_time")),
         "interview_date": date.fromisoformat(str(rec["interview_date"])[:10]),
-        "interview_location": _text(rec.get("interview_location")),
+        "interview_location": text_or_none(rec.get("interview_location")),
         "consent_matching": _yes(rec.get("consent_matching")),
         "consent_health_share": _yes(rec.get("consent_health_share")),
-        "contact_phone": _text(rec.get("contact_phone")),
-        "contact_email": _text(rec.get("contact_email")),
+        "contact_phone": text_or_none(rec.get("contact_phone")),
+        "contact_email": text_or_none(rec.get("contact_email")),
         "languages": _tokens(rec.get("languages")),
         "german_level": str(rec["german_level"]),
         "wheelchair_access": _yes(rec.get("wheelchair_access")),
         "medical_needs": _tokens(rec.get("medical_needs")) or "none",
         "pets": str(rec.get("pets") or "none"),
         "pref_settlement": str(rec.get("pref_settlement") or "any"),
-        "ties_ags": _text(rec.get("ties_ags")),
-        "notes": _text(rec.get("notes")),
+        "ties_ags": text_or_none(rec.get("ties_ags")),
+        "notes": text_or_none(rec.get("notes")),
         "updated_at": now(),
     }
     for aspect in WEIGHT_ASPECTS:
@@ -117,7 +117,7 @@ def upsert_household(conn: Connection, row: dict[str, Any], members: list[dict[s
 
 
 # Columns that say what a household is; a re-export with all of them equal is "unchanged", not a replacement.
-_BOOKKEEPING = frozenset({"raw_file_id", "updated_at", "status"})
+_BOOKKEEPING = frozenset({"raw_file_id", "updated_at", "status", "closed_at", "purged_at"})
 _CHUNK = 500  # ids per IN (...) query: far below SQLite's and PostgreSQL's parameter limits
 
 
@@ -234,44 +234,6 @@ def apply_offers(conn: Connection, rows: list[dict[str, Any]], actor: str = "ing
     return outcomes
 
 
-def decision_row(rec: Mapping[str, Any], raw_file_id: int) -> dict[str, Any]:
-    return {"raw_file_id": raw_file_id, "case_id": str(rec["case_id"]).strip(),
-            "round_id": str(rec["round_id"]).strip(), "decision": str(rec["decision"]),
-            "decided_at": str(rec["decided_at"]).strip(), "reason": _text(rec.get("reason")), "created_at": now()}
-
-
-def apply_decisions(conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
-    """Store validated decisions; returns (case_id, round_id) -> inserted, already_recorded or not_offered.
-
-    A decision must answer a match the household was offered in that round (contract §3), and only the first
-    decision for a case and round counts: a later one is not stored.
-    """
-    keys = [(r["case_id"], r["round_id"]) for r in rows]
-    recorded: set[tuple[str, str]] = set()
-    offered: set[tuple[str, str]] = set()
-    for chunk in _chunks(keys):
-        recorded.update(tuple(r) for r in conn.execute(
-            select(t.decisions.c.case_id, t.decisions.c.round_id)
-            .where(tuple_(t.decisions.c.case_id, t.decisions.c.round_id).in_(chunk))))
-        offered.update(tuple(r) for r in conn.execute(
-            select(t.assignments.c.case_id, t.assignments.c.round_id)
-            .where(tuple_(t.assignments.c.case_id, t.assignments.c.round_id).in_(chunk))))
-    outcomes: dict[tuple[str, str], str] = {}
-    inserts = []
-    for row, key in zip(rows, keys, strict=True):
-        if key in recorded:
-            outcomes[key] = "already_recorded"
-        elif key not in offered:
-            outcomes[key] = "not_offered"
-        else:
-            inserts.append(row)
-            recorded.add(key)
-            outcomes[key] = "inserted"
-    if inserts:
-        conn.execute(insert(t.decisions), inserts)
-    return outcomes
-
-
 def household_from_row(row: Any, members: list[Member]) -> Household:
     return Household(
         case_id=row.case_id,
@@ -327,8 +289,8 @@ def offer_row(rec: Mapping[str, Any], raw_file_id: int) -> dict[str, Any]:
         "medical_services": _tokens(rec.get("medical_services")),
         "job_sectors_shortage": _tokens(rec.get("job_sectors_shortage")),
         "ukrainian_community": str(rec.get("ukrainian_community") or "none"),
-        "contact_name": _text(rec.get("contact_name")),
-        "contact_email": _text(rec.get("contact_email")),
+        "contact_name": text_or_none(rec.get("contact_name")),
+        "contact_email": text_or_none(rec.get("contact_email")),
         "updated_at": now(),
     }
     for f in CAPACITY_INT_FIELDS:

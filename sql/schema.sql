@@ -34,6 +34,8 @@ CREATE TABLE rounds (
 	input_checksums JSON,
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
 	solved_at TIMESTAMP WITH TIME ZONE,
+	offered_at TIMESTAMP WITH TIME ZONE,
+	closed_at TIMESTAMP WITH TIME ZONE,
 	PRIMARY KEY (round_id),
 	UNIQUE (round_date)
 );
@@ -71,7 +73,8 @@ CREATE TABLE capacity_offers (
 
 CREATE TABLE decisions (
 	id SERIAL NOT NULL,
-	raw_file_id INTEGER NOT NULL,
+	raw_file_id INTEGER,
+	source VARCHAR(16) DEFAULT 'file' NOT NULL,
 	case_id VARCHAR(64) NOT NULL,
 	round_id VARCHAR(32) NOT NULL,
 	decision VARCHAR(16) NOT NULL,
@@ -110,6 +113,8 @@ CREATE TABLE households (
 	notes TEXT,
 	status VARCHAR(16) DEFAULT 'pool' NOT NULL,
 	updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	closed_at TIMESTAMP WITH TIME ZONE,
+	purged_at TIMESTAMP WITH TIME ZONE,
 	PRIMARY KEY (case_id),
 	UNIQUE (pseudonym),
 	FOREIGN KEY(raw_file_id) REFERENCES raw_files (id)
@@ -130,7 +135,7 @@ CREATE TABLE packets (
 
 CREATE TABLE quarantine (
 	id SERIAL NOT NULL,
-	raw_file_id INTEGER NOT NULL,
+	raw_file_id INTEGER,
 	table_name VARCHAR(64) NOT NULL,
 	sheet VARCHAR(128),
 	source_row INTEGER,
@@ -144,6 +149,15 @@ CREATE TABLE quarantine (
 	PRIMARY KEY (id),
 	FOREIGN KEY(raw_file_id) REFERENCES raw_files (id),
 	FOREIGN KEY(resolved_by_raw_file_id) REFERENCES raw_files (id)
+);
+
+CREATE TABLE round_inputs (
+	round_id VARCHAR(32) NOT NULL,
+	snapshot BYTEA NOT NULL,
+	sha256 VARCHAR(64) NOT NULL,
+	purged_cases INTEGER DEFAULT '0' NOT NULL,
+	PRIMARY KEY (round_id),
+	FOREIGN KEY(round_id) REFERENCES rounds (round_id)
 );
 
 CREATE TABLE validation_runs (
@@ -169,6 +183,22 @@ CREATE TABLE assignments (
 	score FLOAT NOT NULL,
 	score_terms JSON NOT NULL,
 	preference_rank INTEGER NOT NULL,
+	PRIMARY KEY (round_id, case_id),
+	FOREIGN KEY(round_id) REFERENCES rounds (round_id),
+	FOREIGN KEY(case_id) REFERENCES households (case_id)
+);
+
+CREATE TABLE match_offers (
+	round_id VARCHAR(32) NOT NULL,
+	case_id VARCHAR(64) NOT NULL,
+	ags VARCHAR(8) NOT NULL,
+	offer_id VARCHAR(64) NOT NULL,
+	persons INTEGER NOT NULL,
+	demand JSON NOT NULL,
+	respond_by DATE NOT NULL,
+	status VARCHAR(16) NOT NULL,
+	offered_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	resolved_at TIMESTAMP WITH TIME ZONE,
 	PRIMARY KEY (round_id, case_id),
 	FOREIGN KEY(round_id) REFERENCES rounds (round_id),
 	FOREIGN KEY(case_id) REFERENCES households (case_id)

@@ -45,12 +45,16 @@ class Case:
     check: Callable[[Connection, IngestReport], None] | None = None
 
 
-def _offered_round(conn: Connection) -> None:
+def _offered_round(conn: Connection, respond_by: date = date(2026, 11, 30)) -> None:
     conn.execute(insert(t.rounds).values(round_id="R-2026-11-23", round_date=date(2026, 11, 23), status="offered",
                                          policy={}, created_at=TODAY))
     conn.execute(insert(t.assignments), [
         {"round_id": "R-2026-11-23", "case_id": c, "ags": "09162000", "offer_id": "OF-1", "persons": 1, "score": 1.0,
          "score_terms": {}, "preference_rank": 1} for c in ("RM-A", "RM-B")])
+    conn.execute(insert(t.match_offers), [
+        {"round_id": "R-2026-11-23", "case_id": c, "ags": "09162000", "offer_id": "OF-1", "persons": 1,
+         "demand": {"places_persons": 1, "rooms_needed": 1}, "respond_by": respond_by, "status": "pending",
+         "offered_at": TODAY} for c in ("RM-A", "RM-B")])
 
 
 def _notes_kept(conn: Connection, _: IngestReport) -> None:
@@ -261,6 +265,10 @@ CASES = [
          ("stranger.csv", x.decisions_csv([x.decision("RM-Z")])),
          before=[("hh.xlsx", kobo(A, B))], setup=_offered_round,
          quarantined={("decisions", 2): {"decision_without_offer"}}),
+    Case("decision_after_the_response_deadline",
+         ("late.csv", x.decisions_csv([x.decision("RM-A", decided_at="2026-11-22T09:00")])),
+         before=[("hh.xlsx", kobo(A, B))], setup=lambda conn: _offered_round(conn, respond_by=date(2026, 11, 21)),
+         quarantined={("decisions", 2): {"decision_after_deadline"}}),
     Case("decision_timestamp_not_real",
          ("stamp.csv", x.decisions_csv([x.decision("RM-A", decided_at="2026-11-31T10:00")])),
          quarantined={("decisions", 2): {"decided_at_real_timestamp"}}),

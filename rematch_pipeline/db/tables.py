@@ -11,6 +11,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -49,7 +50,7 @@ validation_runs = Table(
 quarantine = Table(
     "quarantine", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("raw_file_id", Integer, ForeignKey("raw_files.id"), nullable=False),
+    Column("raw_file_id", Integer, ForeignKey("raw_files.id")),  # none for a decision entered on the command line
     Column("table_name", String(64), nullable=False),
     Column("sheet", String(128)),
     Column("source_row", Integer),
@@ -91,6 +92,8 @@ households = Table(
     Column("notes", Text),
     Column("status", String(16), nullable=False, server_default="pool"),  # pool, accepted, withdrawn
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True)),  # the case ended (accepted or withdrawn): retention starts
+    Column("purged_at", DateTime(timezone=True)),  # contact data, free text and health details removed
 )
 
 members = Table(
@@ -138,7 +141,8 @@ capacity_offers = Table(
 decisions = Table(
     "decisions", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("raw_file_id", Integer, ForeignKey("raw_files.id"), nullable=False),
+    Column("raw_file_id", Integer, ForeignKey("raw_files.id")),  # none for a decision entered on the command line
+    Column("source", String(16), nullable=False, server_default="file"),  # file, cli
     Column("case_id", String(64), nullable=False),
     Column("round_id", String(32), nullable=False),
     Column("decision", String(16), nullable=False),  # accept, decline
@@ -158,6 +162,32 @@ rounds = Table(
     Column("input_checksums", JSON),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("solved_at", DateTime(timezone=True)),
+    Column("offered_at", DateTime(timezone=True)),
+    Column("closed_at", DateTime(timezone=True)),
+)
+
+# What the solver saw (households without contact data, offers, exclusions, consumed capacity, policy): replay input.
+round_inputs = Table(
+    "round_inputs", metadata,
+    Column("round_id", String(32), ForeignKey("rounds.round_id"), primary_key=True),
+    Column("snapshot", LargeBinary, nullable=False),  # gzip-compressed canonical JSON
+    Column("sha256", String(64), nullable=False),
+    Column("purged_cases", Integer, nullable=False, server_default="0"),
+)
+
+# One offer per matched household and round: the household answers it by `respond_by`.
+match_offers = Table(
+    "match_offers", metadata,
+    Column("round_id", String(32), ForeignKey("rounds.round_id"), primary_key=True),
+    Column("case_id", String(64), ForeignKey("households.case_id"), primary_key=True),
+    Column("ags", String(8), nullable=False),
+    Column("offer_id", String(64), nullable=False),
+    Column("persons", Integer, nullable=False),
+    Column("demand", JSON, nullable=False),  # capacity this household takes per dimension, and rooms needed
+    Column("respond_by", Date, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, accepted, declined, expired
+    Column("offered_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
 )
 
 assignments = Table(

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import insert, select
 
-from rematch_pipeline import store
+from rematch_pipeline import offers, store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
@@ -101,11 +101,7 @@ _APPLY_RULES = {
     "unknown": ("case_id", "household_unknown_without_members",
                 "This household is not known yet and the file has no member rows (a KoboToolbox CSV export can only "
                 "update known households); send the XLSX export with its members sheet or the ODK Central ZIP."),
-    "already_recorded": ("decision", "decision_already_recorded",
-                         "A decision for this case_id and round_id is already stored; only the first decision counts. "
-                         "Ask the coordination team if the household changed its mind."),
-    "not_offered": ("case_id", "decision_without_offer",
-                    "No match was offered to this case_id in this round_id; check both ids."),
+    **offers.DECISION_REJECTS,
 }
 _MEMBER_REJECT = ("case_id", "member_of_unapplied_household",
                   "This person's household row was not applied (see the quarantine entry of the household row); "
@@ -267,13 +263,16 @@ def _apply(conn: Any, batch: Any, results: dict[str, Any], raw_id: int, policy: 
     elif batch.kind == "decisions":
         df = batch.tables["decisions"]
         valid = _valid_records(df, results["decisions"].invalid_rows)
-        rows = [store.decision_row(rec, raw_id) for _, rec in valid]
-        outcomes_d = store.apply_decisions(conn, rows)
-        for (idx, _), row in zip(valid, rows, strict=True):
-            outcome = outcomes_d[(row["case_id"], row["round_id"])]
+        outcomes_d = []
+        for idx, rec in valid:
+            outcome = offers.record_decision(
+                conn, str(rec["case_id"]).strip(), str(rec["round_id"]).strip(), str(rec["decision"]).strip(),
+                str(rec["decided_at"]), store.text_or_none(rec.get("reason")), actor="ingest",
+                raw_file_id=raw_id)
             if outcome in _APPLY_RULES:
                 rejects.append(_Reject("decisions", idx, *_APPLY_RULES[outcome]))
-        _tally(report, "decisions", outcomes_d.values())
+            outcomes_d.append(outcome)
+        _tally(report, "decisions", outcomes_d)
     return rejects
 
 
