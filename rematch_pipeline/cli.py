@@ -1,4 +1,4 @@
-"""The `rematch` command line: demo, scenarios, ingest, rounds, packets, quarantine, benchmark."""
+"""The `rematch` command line: demo, scenarios, ingest, rounds, offers and decisions, packets, audit, retention."""
 
 from __future__ import annotations
 
@@ -53,7 +53,11 @@ def _summary_text(s: Any) -> str:
              f"  persons in pool: {s.persons_in_pool}, placed: {s.persons_placed}"]
     for f in s.fill:
         lines.append(f"  {f['ags']} {f['municipality']:<24} {f['persons_placed']:>5} / {f['places_persons']:<5}"
-                     f" ({f['fill']:.0%})")
+                     f" ({f['fill']:.0%})" + (f", {f['persons_accepted']} accepted" if s.offers.get("offered") else ""))
+    if s.offers.get("offered"):
+        o = s.offers
+        lines.insert(2, f"  offers: {o['offered']} made, {o['accepted']} accepted, {o['declined']} declined, "
+                        f"{o['expired']} expired, {o['pending']} pending")
     return "\n".join(lines)
 
 
@@ -66,10 +70,77 @@ def cmd_round_run(args: argparse.Namespace) -> int:
 
 
 def cmd_round_status(args: argparse.Namespace) -> int:
-    from rematch_pipeline.rounds import summarize
+    from rematch_pipeline.rounds import latest_round_id, summarize
 
-    summary = summarize(load_settings(), args.round_id)
+    settings = load_settings()
+    summary = summarize(settings, args.round_id or latest_round_id(settings))
     _print(summary.to_json(), args.json, _summary_text(summary))
+    return 0
+
+
+def cmd_round_offer(args: argparse.Namespace) -> int:
+    from rematch_pipeline.rounds import offer_round
+
+    made = offer_round(load_settings(), args.round_id)
+    print(f"{made} offers made" if made else f"round {args.round_id} had its offers already; nothing changed")
+    return 0
+
+
+def cmd_round_settle(args: argparse.Namespace) -> int:
+    from rematch_pipeline.rounds import settle_offers
+
+    expired = settle_offers(load_settings(), args.today or date.today())
+    print(f"{expired} unanswered offers expired; those households are back in the pool")
+    return 0
+
+
+def cmd_round_replay(args: argparse.Namespace) -> int:
+    from rematch_pipeline.rounds import replay_round
+
+    report = replay_round(load_settings(), args.round_id)
+    text = (f"round {report.round_id}: replay {'IDENTICAL' if report.identical else 'DIFFERENT'} "
+            f"({report.stored_assignments} stored, {report.replayed_assignments} replayed assignments)"
+            + "".join(f"\n  {d['case_id']}: stored {d['stored'] or '-'}, replayed {d['replayed'] or '-'}"
+                      for d in report.differences) + (f"\n  note: {report.note}" if report.note else ""))
+    _print(report.to_json(), args.json, text)
+    return 0 if report.identical else 1
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    from rematch_pipeline.offers import DecisionError
+    from rematch_pipeline.rounds import decide
+
+    try:
+        decide(load_settings(), args.case_id, args.round_id, args.decision, reason=args.reason)
+    except DecisionError as exc:
+        print(f"error: not applied ({exc.rule}): {exc} The attempt is kept in the quarantine.", file=sys.stderr)
+        return 2
+    print(f"{args.decision} recorded for {args.case_id} in {args.round_id}")
+    return 0
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    from rematch_pipeline.audit import export_audit
+
+    print(export_audit(load_settings(), args.round, Path(args.out)))
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from rematch_pipeline.retention import purge
+
+    report = purge(load_settings(), args.before)
+    _print(report.to_json(), args.json, f"{report.households} closed households purged (contact data, free text, "
+                                        f"health details); {report.archived_files} archived exports deleted")
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    from rematch_pipeline.retention import erase
+
+    report = erase(load_settings(), args.case_id)
+    _print(report.to_json(), args.json, f"household {report.pseudonyms[0]} erased: it left the pool and its contact "
+                                        "data, free text and health details are gone")
     return 0
 
 
@@ -181,10 +252,42 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--policy", help="policy file (default: REMATCH_POLICY_FILE or the shipped policy.toml)")
     rr.add_argument("--json", action="store_true")
     rr.set_defaults(func=cmd_round_run)
-    rs = r.add_parser("status", help="state and fill of a round")
-    rs.add_argument("round_id")
+    rs = r.add_parser("status", help="state, offer counts and fill per municipality of a round")
+    rs.add_argument("round_id", nargs="?", help="default: the latest round")
     rs.add_argument("--json", action="store_true")
     rs.set_defaults(func=cmd_round_status)
+    ro = r.add_parser("offer", help="make the offers of a solved round (idempotent)")
+    ro.add_argument("round_id")
+    ro.set_defaults(func=cmd_round_offer)
+    rx = r.add_parser("settle", help="expire offers not answered by their deadline")
+    rx.add_argument("--today", type=_date, help="default: today")
+    rx.set_defaults(func=cmd_round_settle)
+    rp = r.add_parser("replay", help="re-solve a round from its stored snapshot and compare the assignments")
+    rp.add_argument("round_id")
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(func=cmd_round_replay)
+
+    dc = sub.add_parser("decide", help="record a household's answer to its offer")
+    dc.add_argument("case_id")
+    dc.add_argument("round_id")
+    dc.add_argument("decision", choices=["accept", "decline"])
+    dc.add_argument("--reason", help="the household's reason, if it gave one (free text, purged with the case)")
+    dc.set_defaults(func=cmd_decide)
+
+    au = sub.add_parser("audit", help="audit trail").add_subparsers(dest="sub", required=True)
+    ae = au.add_parser("export", help="write a round's audit files (CSV and JSON)")
+    ae.add_argument("--round", required=True)
+    ae.add_argument("--out", required=True)
+    ae.set_defaults(func=cmd_audit_export)
+
+    pu = sub.add_parser("purge", help="remove personal details of households whose case closed before a date")
+    pu.add_argument("--before", type=_date, required=True)
+    pu.add_argument("--json", action="store_true")
+    pu.set_defaults(func=cmd_purge)
+    er = sub.add_parser("erase", help="erase one household's personal details on request")
+    er.add_argument("case_id")
+    er.add_argument("--json", action="store_true")
+    er.set_defaults(func=cmd_erase)
     re_ = r.add_parser("export", help="write assignments.csv and round.json")
     re_.add_argument("round_id")
     re_.add_argument("--out", required=True)
@@ -240,6 +343,13 @@ def main(argv: list[str] | None = None) -> int:
     except (LookupError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:
+        from rematch_pipeline.rounds import RoundBusy
+
+        if not isinstance(exc, RoundBusy):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ ROUND_ASSET = "rematch_solved_round"
 INGEST_SUFFIXES = (".xlsx", ".csv", ".zip", ".txt")
 # Every 15 minutes unless REMATCH_INGEST_SCHEDULE (a cron expression) says otherwise; read when the DAG is parsed.
 INGEST_SCHEDULE = os.environ.get("REMATCH_INGEST_SCHEDULE", "*/15 * * * *")
+# One matching round a week (Monday 06:00 UTC) unless REMATCH_ROUND_SCHEDULE says otherwise.
+ROUND_SCHEDULE = os.environ.get("REMATCH_ROUND_SCHEDULE", "0 6 * * 1")
 
 
 def inbox_url() -> str:
@@ -96,6 +98,27 @@ def rows_added(reports: list[dict[str, Any]], kind: str) -> int:
     return sum(int(r.get("rows_added") or 0) for r in reports if r and r.get("kind") == kind)
 
 
+def round_day(round_date: str | None, logical_date: str | None) -> str:
+    """The round's date: the `round_date` param if given, else the run's logical date (a weekly cron run)."""
+    if round_date:
+        return date.fromisoformat(round_date).isoformat()
+    return (date.fromisoformat(logical_date[:10]) if logical_date else date.today()).isoformat()
+
+
+def settle_offers(day: str) -> int:
+    from rematch_pipeline.config import load_settings
+    from rematch_pipeline.rounds import settle_offers as settle
+
+    return settle(load_settings(), date.fromisoformat(day), actor="airflow")
+
+
+def make_offers(round_id: str) -> int:
+    from rematch_pipeline.config import load_settings
+    from rematch_pipeline.rounds import offer_round
+
+    return offer_round(load_settings(), round_id, actor="airflow")
+
+
 def solve_round(round_date: str | None, policy_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     from rematch_pipeline.config import load_policy, load_settings
     from rematch_pipeline.rounds import run_round
@@ -127,7 +150,7 @@ def latest_round_id() -> str:
     settings = load_settings()
     migrate(settings.database_url)
     with get_engine(settings.database_url).connect() as conn:
-        rid = conn.execute(select(t.rounds.c.round_id).where(t.rounds.c.status.in_(("solved", "offered")))
+        rid = conn.execute(select(t.rounds.c.round_id).where(t.rounds.c.status.in_(("solved", "offered", "closed")))
                            .order_by(t.rounds.c.round_date.desc()).limit(1)).scalar()
     if rid is None:
         raise LookupError("no solved round yet: run the matching DAG first")

@@ -36,11 +36,18 @@ def test_dags_are_chained_by_assets(dagbag: DagBag) -> None:
     round_out = {o.name for t in dagbag.dags["rematch_round"].tasks for o in t.outlets}
     assert ingest_out == {"rematch://households", "rematch://capacities"}
     assert "rematch_solved_round" in round_out
-    condition = dagbag.dags["rematch_round"].timetable.asset_condition
-    # Either asset starts the round: an AssetAny of exactly the two ingest assets.
-    assert type(condition).__name__ == "AssetAny"
-    assert {a.name for a in condition.objects} == {"rematch://households", "rematch://capacities"}
     assert "rematch_solved_round" in repr(dagbag.dags["rematch_packets"].timetable.asset_condition)
+
+
+def test_round_dag_runs_weekly_one_at_a_time_with_date_and_policy_params(dagbag: DagBag) -> None:
+    dag = dagbag.dags["rematch_round"]
+    assert dag.timetable.expression == "0 6 * * 1"  # weekly, Monday 06:00 UTC, unless REMATCH_ROUND_SCHEDULE
+    assert dag.max_active_runs == 1
+    assert {"round_date", "policy_overrides"} <= set(dag.params)
+    # settle -> solve -> offer -> export, in that order.
+    order = ["settle", "solve", "offer", "export"]
+    for before, after in zip(order, order[1:], strict=False):
+        assert dag.get_task(after).upstream_task_ids == {before}
 
 
 def test_ingest_dag_runs_every_15_minutes_and_maps_one_task_per_file(dagbag: DagBag) -> None:

@@ -59,12 +59,15 @@ def test_full_round_runs_through_the_real_dags(settings: Settings, airflow_env: 
         consenting = conn.execute(select(func.count()).select_from(t.households)
                                   .where(t.households.c.consent_matching.is_(True))).scalar()
         rnd = conn.execute(select(t.rounds)).one()
-        assert rnd.round_id == "R-2026-11-23" and rnd.status == "solved"
+        assert rnd.round_id == "R-2026-11-23" and rnd.status == "offered"
         placed = conn.execute(select(t.assignments.c.ags, t.assignments.c.case_id)).all()
+        offered = conn.execute(select(t.match_offers.c.case_id, t.match_offers.c.status)).all()
         unmatched = conn.execute(select(func.count()).select_from(t.unmatched)).scalar()
         packets = conn.execute(select(t.packets.c.ags, t.packets.c.pdf_path)).all()
         n_validations = conn.execute(select(func.count()).select_from(t.validation_runs)).scalar()
     assert placed and len(placed) + unmatched == consenting  # only consenting households enter
+    # Every matched household got one pending offer.
+    assert sorted(offered) == sorted((a.case_id, "pending") for a in placed)
     # One packet per receiving municipality, and its files exist.
     assert sorted(p.ags for p in packets) == sorted({a.ags for a in placed})
     assert all(Path(p.pdf_path).is_file() for p in packets)
@@ -79,4 +82,5 @@ def test_full_round_runs_through_the_real_dags(settings: Settings, airflow_env: 
         assert conn.execute(select(func.count()).select_from(t.raw_files)).scalar() == 2
         assert conn.execute(select(func.count()).select_from(t.rounds)).scalar() == 1
         assert conn.execute(select(func.count()).select_from(t.assignments)).scalar() == len(placed)
+        assert conn.execute(select(func.count()).select_from(t.match_offers)).scalar() == len(placed)
         assert conn.execute(select(func.count()).select_from(t.packets)).scalar() == len(packets)

@@ -1,0 +1,107 @@
+"""`rematch audit export`: everything an auditor needs about one round, as CSV and JSON, readable without us."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from rematch_pipeline.config import Settings
+from rematch_pipeline.db import tables as t
+from rematch_pipeline.db.engine import get_engine
+from rematch_pipeline.forms import safe_text
+
+README = """Audit export of matching round {round_id}
+
+round.json          the round: date, state (planned, solved, offered, closed or failed), when each state was
+                    reached, the policy used, the solver's statistics and the sha256 of every input snapshot.
+events.csv/.json    the audit trail of the round, in order: planned, solved, every offer made, every decision
+                    recorded or rejected, offers expired, packets rendered, the round closed; plus every input
+                    file received up to the solve (file_ingested / file_rejected with its sha256).
+input_files.csv     every file received before the round was solved: name, sha256, status, detected format.
+validation_runs.csv every validation of those files: table, rows evaluated, rows invalid, path of the report.
+assignments.csv     the solver's result: household (case_id), municipality (AGS), persons, score, preference rank.
+unmatched.csv       households of the pool left unmatched, with the reason in words.
+offers.csv          one offer per matched household: deadline, status (pending, accepted, declined, expired).
+decisions.csv       the households' answers: accept or decline, when, and whether entered from a file or by hand.
+                    Free-text reasons are not exported (personal data); reason_given says whether one exists.
+
+Times are UTC (ISO 8601). Case ids are the programme's ids; no contact data or health details are exported.
+"""
+
+
+def _write_csv(path: Path, fields: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(fields))
+        w.writeheader()
+        # A cell starting with = + - @ must never run as a spreadsheet formula in the auditor's program.
+        w.writerows({k: safe_text("" if row.get(k) is None else row.get(k)) for k in fields} for row in rows)
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def export_audit(settings: Settings, round_id: str, out_dir: Path) -> Path:
+    """Write the round's audit files into out_dir/round_id; returns that directory."""
+    engine = get_engine(settings.database_url)
+    with engine.connect() as conn:
+        r = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
+        if r is None:
+            raise LookupError(f"round {round_id} does not exist")
+        cutoff = r.solved_at or r.created_at
+        ev = t.audit_events
+        events = conn.execute(select(ev).where(or_(
+            ev.c.subject == round_id, ev.c.subject.like(f"{round_id}/%"),
+            (ev.c.event.in_(("file_ingested", "file_rejected")) & (ev.c.at <= cutoff)),
+        )).order_by(ev.c.at, ev.c.id)).all()
+        files = conn.execute(select(t.raw_files).where(t.raw_files.c.received_at <= cutoff)
+                             .order_by(t.raw_files.c.id)).all()
+        runs = conn.execute(select(t.validation_runs).where(t.validation_runs.c.created_at <= cutoff)
+                            .order_by(t.validation_runs.c.id)).all()
+        assignments = conn.execute(select(t.assignments).where(t.assignments.c.round_id == round_id)
+                                   .order_by(t.assignments.c.case_id)).all()
+        unmatched = conn.execute(select(t.unmatched).where(t.unmatched.c.round_id == round_id)
+                                 .order_by(t.unmatched.c.case_id)).all()
+        offer_rows = conn.execute(select(t.match_offers).where(t.match_offers.c.round_id == round_id)
+                                  .order_by(t.match_offers.c.case_id)).all()
+        decisions = conn.execute(select(t.decisions).where(t.decisions.c.round_id == round_id)
+                                 .order_by(t.decisions.c.case_id)).all()
+    out = out_dir / round_id
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "README.txt").write_text(README.format(round_id=round_id), encoding="utf-8")
+    stats = dict(r.solver_stats or {})
+    doc = {"round_id": r.round_id, "round_date": _iso(r.round_date), "state": r.status,
+           "created_at": _iso(r.created_at), "solved_at": _iso(r.solved_at), "offered_at": _iso(r.offered_at),
+           "closed_at": _iso(r.closed_at), "policy": r.policy, "input_checksums": r.input_checksums,
+           "solver_stats": stats}
+    (out / "round.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    event_rows = [{"id": e.id, "at": _iso(e.at), "actor": e.actor, "event": e.event, "subject": e.subject,
+                   "details": json.dumps(e.details or {}, sort_keys=True, default=str)} for e in events]
+    _write_csv(out / "events.csv", ["id", "at", "actor", "event", "subject", "details"], event_rows)
+    (out / "events.json").write_text(json.dumps(
+        [{**row, "details": e.details or {}} for row, e in zip(event_rows, events, strict=True)],
+        indent=2, default=str) + "\n", encoding="utf-8")
+    _write_csv(out / "input_files.csv", ["id", "received_at", "original_name", "sha256", "size_bytes", "status",
+                                         "kind", "format"],
+               [{**f._mapping, "received_at": _iso(f.received_at)} for f in files])
+    _write_csv(out / "validation_runs.csv", ["id", "raw_file_id", "table_name", "success", "evaluated_rows",
+                                             "invalid_rows", "report_path", "created_at"],
+               [{**v._mapping, "created_at": _iso(v.created_at)} for v in runs])
+    _write_csv(out / "assignments.csv", ["case_id", "ags", "offer_id", "persons", "score", "preference_rank",
+                                         "score_terms"],
+               [{**a._mapping, "score": f"{a.score:.6f}", "score_terms": json.dumps(a.score_terms, sort_keys=True)}
+                for a in assignments])
+    _write_csv(out / "unmatched.csv", ["case_id", "persons", "reason"], [dict(u._mapping) for u in unmatched])
+    _write_csv(out / "offers.csv", ["case_id", "ags", "offer_id", "persons", "respond_by", "status", "offered_at",
+                                    "resolved_at"],
+               [{**o._mapping, "respond_by": _iso(o.respond_by), "offered_at": _iso(o.offered_at),
+                 "resolved_at": _iso(o.resolved_at)} for o in offer_rows])
+    _write_csv(out / "decisions.csv", ["case_id", "decision", "decided_at", "source", "reason_given", "recorded_at"],
+               [{"case_id": d.case_id, "decision": d.decision, "decided_at": d.decided_at, "source": d.source,
+                 "reason_given": "yes" if d.reason else "no", "recorded_at": _iso(d.created_at)} for d in decisions])
+    return out

@@ -1,0 +1,311 @@
+"""Rounds as a lifecycle: offers, answers, expiry, re-matching, crashes and reruns, concurrency, audit, retention."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from rematch_pipeline import store
+from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.db import tables as t
+from rematch_pipeline.db.engine import get_engine
+from rematch_pipeline.ingest.service import ingest_file
+from rematch_pipeline.offers import DecisionError
+from rematch_pipeline.rounds import (
+    RoundBusy,
+    decide,
+    offer_round,
+    replay_round,
+    run_round,
+    settle_offers,
+    summarize,
+)
+from tests import exports as x
+
+R1, R2, R3 = date(2026, 11, 23), date(2026, 12, 7), date(2026, 12, 21)
+CASES = [f"H{i}" for i in range(1, 7)]
+SECRET_PHONE, SECRET_MAIL, SECRET_NOTE = "+48 611 222 333", "olena@example.org", "Sister lives in Lviv; trauma."
+OLD_OFFERS = [
+    x.offer("OF-1", ags="09162000", municipality_name="München", state="BY"),
+    x.offer("OF-2", ags="05315000", municipality_name="Köln", state="NW"),
+]
+
+
+def _units(o: dict[str, Any], units: str) -> dict[str, Any]:
+    # Only housing binds (every household here is one person needing one room); places stay at the minimum of 8.
+    return {**o, "places_persons": "8", "units_1_room": units, "units_2_rooms": "0", "units_3_rooms": "0",
+            "units_4plus_rooms": "0", "language_course_seats": "20"}
+
+
+def _ingest(settings: Settings, tmp: Path, name: str, data: bytes, today: date) -> Any:
+    path = tmp / name
+    path.write_bytes(data)
+    report = ingest_file(path, settings, load_policy(), today=today)
+    assert report.status == "ingested", report.message
+    return report
+
+
+def _seed(settings: Settings, tmp: Path) -> None:
+    households = [x.household(c, contact_phone=SECRET_PHONE, contact_email=SECRET_MAIL, notes=SECRET_NOTE,
+                              medical_needs="dialysis" if c == "H6" else "none") for c in CASES]
+    members = {f"uuid-{c}": x.family("head") for c in CASES}
+    _ingest(settings, tmp, "households.xlsx", x.kobo_xlsx(households, members), R1)
+    _ingest(settings, tmp, "capacity.csv", x.capacity_csv([_units(o, "2") for o in OLD_OFFERS]), R1)
+
+
+def _offers(settings: Settings, round_id: str) -> dict[str, Any]:
+    with get_engine(settings.database_url).connect() as conn:
+        return {r.case_id: r for r in conn.execute(select(t.match_offers).where(t.match_offers.c.round_id == round_id))}
+
+
+def _pool(settings: Settings, round_id: str) -> set[str]:
+    with get_engine(settings.database_url).connect() as conn:
+        a = set(conn.execute(select(t.assignments.c.case_id).where(t.assignments.c.round_id == round_id)).scalars())
+        u = set(conn.execute(select(t.unmatched.c.case_id).where(t.unmatched.c.round_id == round_id)).scalars())
+    return a | u
+
+
+def _count(settings: Settings, table: Any) -> int:
+    with get_engine(settings.database_url).connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
+
+
+def test_three_rounds_respect_declines_consumed_capacity_expiry_and_new_capacity(settings: Settings,
+                                                                                 tmp_path: Path) -> None:
+    policy = load_policy()
+    _seed(settings, tmp_path)
+
+    # Round 1: four single rooms for six single persons.
+    r1 = run_round(settings, policy, R1)
+    assert r1.status == "solved" and r1.persons_placed == 4
+    assert offer_round(settings, r1.round_id) == 4
+    o1 = _offers(settings, r1.round_id)
+    assert {o.respond_by for o in o1.values()} == {date(2026, 11, 30)}  # offer_response_days = 7
+    acc_file, dec_file, acc_cli, silent = sorted(o1)
+    _ingest(settings, tmp_path, "decisions.csv", x.decisions_csv([
+        x.decision(acc_file, r1.round_id, decided_at="2026-11-25T10:00"),
+        x.decision(dec_file, r1.round_id, decision="decline", decided_at="2026-11-25T11:00", reason="too far")]),
+        date(2026, 11, 25))
+    decide(settings, acc_cli, r1.round_id, "accept", decided_at=datetime(2026, 11, 26, 9, tzinfo=UTC))
+    # A second answer, an unknown case and a late answer are refused, quarantined, and change nothing.
+    for case, when, rule in ((acc_cli, datetime(2026, 11, 27, tzinfo=UTC), "decision_already_recorded"),
+                             ("H-UNKNOWN", datetime(2026, 11, 27, tzinfo=UTC), "decision_without_offer"),
+                             (silent, datetime(2026, 12, 1, tzinfo=UTC), "decision_after_deadline")):
+        with pytest.raises(DecisionError) as err:
+            decide(settings, case, r1.round_id, "decline", decided_at=when)
+        assert err.value.rule == rule
+    with get_engine(settings.database_url).connect() as conn:
+        rules = conn.execute(select(t.quarantine.c.rule).where(t.quarantine.c.table_name == "decisions")).scalars()
+        assert sorted(rules) == ["decision_after_deadline", "decision_already_recorded", "decision_without_offer"]
+    assert summarize(settings, r1.round_id).offers == {
+        "offered": 4, "accepted": 2, "declined": 1, "expired": 0, "pending": 1, "persons_accepted": 2}
+
+    # Round 2: the silent offer expired (its household is back), the decline is never offered that city again,
+    # and the two accepted places stay taken: two places are left for four households.
+    r2 = run_round(settings, policy, R2)
+    s1 = summarize(settings, r1.round_id)
+    assert s1.status == "closed" and s1.offers["expired"] == 1 and s1.offers["pending"] == 0
+    assert _pool(settings, r2.round_id) == set(CASES) - {acc_file, acc_cli}
+    assert r2.persons_placed == 2
+    offer_round(settings, r2.round_id)
+    o2 = _offers(settings, r2.round_id)
+    assert dec_file not in o2 or o2[dec_file].ags != o1[dec_file].ags
+    for offer_id, rooms in (("OF-1", 2), ("OF-2", 2)):
+        taken = sum(1 for o in o1.values() if o.offer_id == offer_id and o.status == "accepted")
+        taken += sum(1 for o in o2.values() if o.offer_id == offer_id)
+        assert taken <= rooms
+
+    # Round 3: a new municipality offers five rooms; everyone still waiting is placed.
+    _ingest(settings, tmp_path, "capacity_new.csv", x.capacity_csv([_units(x.offer(
+        "OF-3", ags="14713000", municipality_name="Leipzig", state="SN"), "5")]), R3)
+    r3 = run_round(settings, policy, R3)
+    assert summarize(settings, r2.round_id).status == "closed"  # its offers expired unanswered
+    assert _pool(settings, r3.round_id) == set(CASES) - {acc_file, acc_cli}
+    assert r3.persons_placed == 4
+    offer_round(settings, r3.round_id)
+    o3 = _offers(settings, r3.round_id)
+    assert dec_file not in o3 or o3[dec_file].ags != o1[dec_file].ags
+    assert any(o.offer_id == "OF-3" for o in o3.values())
+
+    # Rerunning any step changes nothing.
+    before = (_count(settings, t.match_offers), _count(settings, t.assignments), _count(settings, t.audit_events))
+    assert run_round(settings, policy, R1).already_existed and run_round(settings, policy, R3).already_existed
+    assert offer_round(settings, r3.round_id) == 0 and settle_offers(settings, R3) == 0
+    assert (_count(settings, t.match_offers), _count(settings, t.assignments),
+            _count(settings, t.audit_events)) == before
+
+
+def test_round_replays_identically_from_its_snapshot(settings: Settings, tmp_path: Path) -> None:
+    _seed(settings, tmp_path)
+    r1 = run_round(settings, load_policy(), R1)
+    report = replay_round(settings, r1.round_id)
+    assert report.identical and report.replayed_assignments == 4 and not report.differences
+    # The snapshot says what the solver saw, and carries no contact data or free text.
+    with get_engine(settings.database_url).connect() as conn:
+        blob = conn.execute(select(t.round_inputs.c.snapshot)).scalar_one()
+    from rematch_pipeline.snapshot import unpack
+
+    text = json.dumps(unpack(blob))
+    assert SECRET_PHONE not in text and SECRET_MAIL not in text and SECRET_NOTE not in text
+
+
+def _crash_on(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, when: Any = None) -> None:
+    real = getattr(module, name)
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        if when is None or when(*args, **kwargs):
+            real(*args, **kwargs)  # the write happens, then the process "dies" before the commit
+            raise SystemExit("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, boom)
+
+
+@pytest.mark.parametrize("boundary", ["solve_after_assignments", "solve_at_audit", "offers_after_first_event",
+                                      "decision_at_audit"])
+def test_killed_task_reruns_to_the_same_round_without_duplicates(settings: Settings, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 boundary: str) -> None:
+    _seed(settings, tmp_path)
+    policy = load_policy()
+    with monkeypatch.context() as m:
+        if boundary == "solve_after_assignments":
+            _crash_on(m, store, "save_assignments")
+        elif boundary == "solve_at_audit":
+            _crash_on(m, store, "audit", when=lambda conn, actor, event, *a, **k: event == "round_solved")
+        elif boundary == "offers_after_first_event":
+            run_round(settings, policy, R1)
+            _crash_on(m, store, "audit", when=lambda conn, actor, event, *a, **k: event == "offer_made")
+        else:
+            run_round(settings, policy, R1)
+            offer_round(settings, "R-2026-11-23")
+            _crash_on(m, store, "audit", when=lambda conn, actor, event, *a, **k: event == "decision_recorded")
+        with pytest.raises(SystemExit):
+            r = run_round(settings, policy, R1)
+            offer_round(settings, r.round_id)
+            decide(settings, sorted(_offers(settings, r.round_id))[0], r.round_id, "accept",
+                   decided_at=datetime(2026, 11, 24, tzinfo=UTC))
+    # Nothing of the killed transaction is left: rerun everything from the start.
+    r = run_round(settings, policy, R1)
+    offer_round(settings, r.round_id)
+    first = sorted(_offers(settings, r.round_id))[0]
+    decide(settings, first, r.round_id, "accept", decided_at=datetime(2026, 11, 24, tzinfo=UTC))
+    assert r.status in ("solved", "offered") and r.persons_placed == 4
+    assert _count(settings, t.assignments) == 4 and _count(settings, t.match_offers) == 4
+    assert _count(settings, t.decisions) == 1 and _count(settings, t.round_inputs) == 1
+    with get_engine(settings.database_url).connect() as conn:
+        solved = conn.execute(select(func.count()).select_from(t.audit_events)
+                              .where(t.audit_events.c.event == "round_solved")).scalar()
+        made = conn.execute(select(func.count()).select_from(t.audit_events)
+                            .where(t.audit_events.c.event == "offer_made")).scalar()
+    assert (solved, made) == (1, 4)
+
+
+def test_concurrent_attempts_at_one_round_one_proceeds_the_other_stops(settings: Settings, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("the advisory lock is PostgreSQL's; SQLite has a single writer and serialises the attempts")
+    _seed(settings, tmp_path)
+    from rematch_pipeline import rounds
+
+    started, release = threading.Event(), threading.Event()
+    real_match = rounds.match
+
+    def slow_match(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        release.wait(30)
+        return real_match(*args, **kwargs)
+
+    monkeypatch.setattr(rounds, "match", slow_match)
+    results: dict[str, Any] = {}
+
+    def first() -> None:
+        results["first"] = run_round(settings, load_policy(), R1)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert started.wait(30)
+    with pytest.raises(RoundBusy, match="another run"):
+        run_round(settings, load_policy(), R1)
+    release.set()
+    thread.join(60)
+    assert results["first"].status == "solved"
+    assert _count(settings, t.assignments) == 4 and _count(settings, t.rounds) == 1
+
+
+def test_audit_export_lets_an_auditor_reconstruct_the_round_without_the_software(settings: Settings,
+                                                                                 tmp_path: Path) -> None:
+    import csv
+
+    from rematch_pipeline.audit import export_audit
+
+    _seed(settings, tmp_path)
+    r1 = run_round(settings, load_policy(), R1)
+    offer_round(settings, r1.round_id)
+    case = sorted(_offers(settings, r1.round_id))[0]
+    decide(settings, case, r1.round_id, "decline", reason=SECRET_NOTE, decided_at=datetime(2026, 11, 24, tzinfo=UTC))
+    out = export_audit(settings, r1.round_id, tmp_path / "audit")
+    events = json.loads((out / "events.json").read_text())
+    kinds = [e["event"] for e in events]
+    assert kinds.count("file_ingested") == 2 and kinds.count("offer_made") == 4
+    assert kinds.index("round_planned") < kinds.index("round_solved") < kinds.index("offer_made") \
+        < kinds.index("decision_recorded")
+    with open(out / "decisions.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows == [{**rows[0], "case_id": case, "decision": "decline", "source": "cli", "reason_given": "yes"}]
+    doc = json.loads((out / "round.json").read_text())
+    assert doc["state"] == "offered" and len(doc["input_checksums"]["snapshot"]) == 64
+    everything = "".join(p.read_text(encoding="utf-8") for p in out.iterdir())
+    assert SECRET_NOTE not in everything and SECRET_PHONE not in everything and SECRET_MAIL not in everything
+
+
+def test_purge_removes_contact_free_text_and_health_of_closed_cases_only(settings: Settings,
+                                                                          tmp_path: Path) -> None:
+    from rematch_pipeline.retention import erase, purge
+
+    _seed(settings, tmp_path)
+    r1 = run_round(settings, load_policy(), R1)
+    offer_round(settings, r1.round_id)
+    accepted = sorted(_offers(settings, r1.round_id))[0]
+    decide(settings, accepted, r1.round_id, "accept", reason=SECRET_NOTE, decided_at=datetime(2026, 11, 24, tzinfo=UTC))
+    report = purge(settings, date(2099, 1, 1))
+    assert report.households == 1
+    with get_engine(settings.database_url).connect() as conn:
+        rows = {r.case_id: r for r in conn.execute(select(t.households))}
+        reason = conn.execute(select(t.decisions.c.reason)).scalar()
+    gone = rows[accepted]
+    assert (gone.contact_phone, gone.contact_email, gone.notes, gone.interview_location, reason) == (None,) * 5
+    assert gone.purged_at is not None and gone.status == "accepted"
+    kept = rows["H2" if accepted != "H2" else "H3"]
+    assert kept.contact_email == SECRET_MAIL and kept.purged_at is None  # an open case keeps its data
+    # The pseudonymous aggregate stays: the assignment, and the audit trail of the decision.
+    assert _count(settings, t.assignments) == 4
+    # Erasure on request: H6 (with a health need) leaves the pool and loses contact and health details.
+    erase(settings, "H6")
+    with get_engine(settings.database_url).connect() as conn:
+        h6 = conn.execute(select(t.households).where(t.households.c.case_id == "H6")).one()
+    assert (h6.status, h6.medical_needs, h6.contact_phone) == ("withdrawn", "", None)
+    with pytest.raises(LookupError, match="erased or purged"):
+        replay_round(settings, r1.round_id)
+
+
+def test_logs_of_a_full_round_carry_no_contact_data_or_health_details(settings: Settings, tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    _seed(settings, tmp_path)
+    r1 = run_round(settings, load_policy(), R1)
+    offer_round(settings, r1.round_id)
+    for case in sorted(_offers(settings, r1.round_id)):
+        decide(settings, case, r1.round_id, "accept", decided_at=datetime(2026, 11, 24, tzinfo=UTC))
+    run_round(settings, load_policy(), R2)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "round R-2026-11-23" in logged  # the capture works
+    for secret in (SECRET_PHONE, SECRET_MAIL, SECRET_NOTE, "dialysis", "Warszawa"):
+        assert secret not in logged
