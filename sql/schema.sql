@@ -86,6 +86,24 @@ CREATE TABLE decisions (
 	FOREIGN KEY(raw_file_id) REFERENCES raw_files (id)
 );
 
+CREATE TABLE deliveries (
+	id SERIAL NOT NULL,
+	document VARCHAR(16) NOT NULL,
+	round_id VARCHAR(32) NOT NULL,
+	recipient VARCHAR(64) NOT NULL,
+	version INTEGER NOT NULL,
+	sha256 VARCHAR(64) NOT NULL,
+	channel VARCHAR(16) NOT NULL,
+	status VARCHAR(16) NOT NULL,
+	message_id VARCHAR(255),
+	attempts INTEGER DEFAULT '1' NOT NULL,
+	claimed_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	delivered_at TIMESTAMP WITH TIME ZONE,
+	PRIMARY KEY (id),
+	CONSTRAINT uq_deliveries_once UNIQUE (document, round_id, recipient, sha256, channel),
+	FOREIGN KEY(round_id) REFERENCES rounds (round_id)
+);
+
 CREATE TABLE households (
 	case_id VARCHAR(64) NOT NULL,
 	pseudonym VARCHAR(32) NOT NULL,
@@ -128,6 +146,7 @@ CREATE TABLE packets (
 	pdf_path TEXT NOT NULL,
 	sha256 VARCHAR(64) NOT NULL,
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	final BOOLEAN DEFAULT false NOT NULL,
 	PRIMARY KEY (round_id, ags, version),
 	CONSTRAINT uq_packets_content UNIQUE (round_id, ags, sha256),
 	FOREIGN KEY(round_id) REFERENCES rounds (round_id)
@@ -184,6 +203,21 @@ CREATE TABLE assignments (
 	score_terms JSON NOT NULL,
 	preference_rank INTEGER NOT NULL,
 	PRIMARY KEY (round_id, case_id),
+	FOREIGN KEY(round_id) REFERENCES rounds (round_id),
+	FOREIGN KEY(case_id) REFERENCES households (case_id)
+);
+
+CREATE TABLE letters (
+	round_id VARCHAR(32) NOT NULL,
+	case_id VARCHAR(64) NOT NULL,
+	version INTEGER NOT NULL,
+	language VARCHAR(8) NOT NULL,
+	html_path TEXT NOT NULL,
+	pdf_path TEXT NOT NULL,
+	sha256 VARCHAR(64) NOT NULL,
+	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+	PRIMARY KEY (round_id, case_id, version),
+	CONSTRAINT uq_letters_content UNIQUE (round_id, case_id, sha256),
 	FOREIGN KEY(round_id) REFERENCES rounds (round_id),
 	FOREIGN KEY(case_id) REFERENCES households (case_id)
 );

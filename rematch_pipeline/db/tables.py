@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -219,7 +220,40 @@ packets = Table(
     Column("pdf_path", Text, nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Final once every household in it has answered or let its offer expire; earlier versions are provisional.
+    Column("final", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("round_id", "ags", "sha256", name="uq_packets_content"),
+)
+
+letters = Table(
+    "letters", metadata,
+    Column("round_id", String(32), ForeignKey("rounds.round_id"), primary_key=True),
+    Column("case_id", String(64), ForeignKey("households.case_id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("language", String(8), nullable=False),
+    Column("html_path", Text, nullable=False),
+    Column("pdf_path", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("round_id", "case_id", "sha256", name="uq_letters_content"),
+)
+
+# The delivery ledger: one row per document version and channel, so a retry never sends the same content twice.
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("document", String(16), nullable=False),  # packet, letter
+    Column("round_id", String(32), ForeignKey("rounds.round_id"), nullable=False),
+    Column("recipient", String(64), nullable=False),  # AGS of a packet, case_id of a letter
+    Column("version", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("channel", String(16), nullable=False),  # outbox, smtp
+    Column("status", String(16), nullable=False),  # sending, delivered
+    Column("message_id", String(255)),
+    Column("attempts", Integer, nullable=False, server_default="1"),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    UniqueConstraint("document", "round_id", "recipient", "sha256", "channel", name="uq_deliveries_once"),
 )
 
 audit_events = Table(
