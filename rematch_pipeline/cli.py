@@ -161,6 +161,24 @@ def cmd_packets_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_packets_deliver(args: argparse.Namespace) -> int:
+    from rematch_pipeline.packets.delivery import deliver_round
+
+    results = deliver_round(load_settings(), load_policy(), args.round_id)
+    _print(results, args.json, "\n".join(
+        f"{r['document']} {r['recipient']} v{r['version']} via {r['channel']}: "
+        + ("delivered" if r["delivered"] else "already delivered") for r in results) or "nothing rendered to deliver")
+    return 0
+
+
+def cmd_round_report(args: argparse.Namespace) -> int:
+    from rematch_pipeline.reports.round_report import write_round_report
+
+    settings = load_settings()
+    print(write_round_report(settings, args.round_id, Path(args.out) if args.out else None))
+    return 0
+
+
 def cmd_quarantine_list(args: argparse.Namespace) -> int:
     from rematch_pipeline.quarantine import list_quarantine
 
@@ -297,6 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr = pk.add_parser("render", help="render the packets of a round (idempotent)")
     pr.add_argument("round_id")
     pr.set_defaults(func=cmd_packets_render)
+    pd = pk.add_parser("deliver", help="deliver the latest packets and letters of a round, once per version")
+    pd.add_argument("round_id")
+    pd.add_argument("--json", action="store_true")
+    pd.set_defaults(func=cmd_packets_deliver)
+    rep = r.add_parser("report", help="write the round report (HTML) with the round and audit exports beside it")
+    rep.add_argument("round_id")
+    rep.add_argument("--out", help="directory (default: $REMATCH_HOME/exports/ROUND_ID)")
+    rep.set_defaults(func=cmd_round_report)
 
     q = sub.add_parser("quarantine", help="rejected rows").add_subparsers(dest="sub", required=True)
     ql = q.add_parser("list", help="list quarantined rows with their reasons")

@@ -108,6 +108,10 @@ class PacketInput:
     coordination_contact: str
     response_deadline: date
     policy: Policy
+    # Households that declined or let their offer expire: counted on the cover, their details withdrawn.
+    withdrawn: int = 0
+    # Every household of the packet has answered: the municipality can plan with it as it stands.
+    final: bool = False
 
 
 @dataclass(frozen=True)
@@ -278,6 +282,8 @@ def packet_context(packet: PacketInput) -> dict[str, Any]:
         "n_households": len(households),
         "n_accepted": sum(1 for h in households if h["accepted"]),
         "n_pending": sum(1 for h in households if not h["accepted"]),
+        "n_withdrawn": packet.withdrawn,
+        "final": packet.final,
         "response_deadline": packet.response_deadline,
         "arrival_from": packet.response_deadline,
         "arrival_until": packet.response_deadline + timedelta(days=ARRIVAL_WINDOW_DAYS),

@@ -19,6 +19,7 @@ from rematch_pipeline.domain import Policy, pseudonym
 log = logging.getLogger(__name__)
 
 DEFAULT_CONTACT = "Re:Match Koordinationsteam"
+WITHDRAWN = ("declined", "expired")
 
 
 def round_packet_inputs(settings: Settings, policy: Policy, round_id: str, ags: str | None = None) -> list[Any]:
@@ -31,20 +32,29 @@ def round_packet_inputs(settings: Settings, policy: Policy, round_id: str, ags: 
         if rnd is None:
             raise LookupError(f"round {round_id} does not exist")
         assignments = [a for a in store.load_assignments(conn, round_id) if ags is None or a.ags == ags]
+        # The answer to this round's offer decides what the municipality sees; before offers go out all are pending.
+        answers = {r.case_id: r.status for r in conn.execute(
+            select(t.match_offers.c.case_id, t.match_offers.c.status).where(t.match_offers.c.round_id == round_id))}
         households = {h.case_id: h for h in store.load_households(conn, [a.case_id for a in assignments])}
-        accepted = {r.case_id for r in conn.execute(
-            select(t.households.c.case_id).where(t.households.c.status == "accepted"))}
         offers = {o.offer_id: o for o in store.load_offers(conn)}
     by_offer: dict[str, list[Any]] = {}
+    withdrawn: dict[str, int] = {}
     for a in assignments:
-        by_offer.setdefault(a.offer_id, []).append(PacketHousehold(
+        answer = answers.get(a.case_id, "pending")
+        by_offer.setdefault(a.offer_id, [])
+        if answer in WITHDRAWN:
+            withdrawn[a.offer_id] = withdrawn.get(a.offer_id, 0) + 1  # they are not coming: their details go
+            continue
+        by_offer[a.offer_id].append(PacketHousehold(
             household=households[a.case_id], assignment=a, pseudonym=pseudonym(a.case_id, policy.pseudonym_salt),
-            accepted=a.case_id in accepted))
+            accepted=answer == "accepted"))
     contact = os.environ.get("REMATCH_COORDINATION_CONTACT", DEFAULT_CONTACT)
+    offered = bool(answers)
     return [
         PacketInput(round_id=round_id, round_date=rnd.round_date, offer=offers[oid],
                     households=tuple(sorted(items, key=lambda ph: ph.pseudonym)), coordination_contact=contact,
-                    response_deadline=rnd.round_date + timedelta(days=policy.offer_response_days), policy=policy)
+                    response_deadline=rnd.round_date + timedelta(days=policy.offer_response_days), policy=policy,
+                    withdrawn=withdrawn.get(oid, 0), final=offered and all(ph.accepted for ph in items))
         for oid, items in sorted(by_offer.items(), key=lambda kv: (offers[kv[0]].ags, kv[0]))
     ]
 
@@ -62,7 +72,7 @@ def render_one(settings: Settings, packet: Any, actor: str = "cli") -> dict[str,
         latest = conn.execute(select(func.max(t.packets.c.version)).where(
             t.packets.c.round_id == round_id, t.packets.c.ags == ags)).scalar()
     if same is not None:
-        return {"ags": ags, "version": same.version, "new": False, "html_path": same.html_path,
+        return {"ags": ags, "version": same.version, "new": False, "final": same.final, "html_path": same.html_path,
                 "pdf_path": same.pdf_path}
     version = (latest or 0) + 1
     if latest:
@@ -74,12 +84,12 @@ def render_one(settings: Settings, packet: Any, actor: str = "cli") -> dict[str,
     with engine.begin() as conn:
         conn.execute(insert(t.packets).values(round_id=round_id, ags=ags, version=version,
                                               html_path=str(files.html_path), pdf_path=str(files.pdf_path),
-                                              sha256=digest, created_at=store.now()))
+                                              sha256=digest, created_at=store.now(), final=packet.final))
         store.audit(conn, actor, "packet_rendered", f"{round_id}/{ags}",
-                    {"version": version, "html_sha256": files.html_sha256, "pdf_sha256": files.pdf_sha256,
-                     "households": len(packet.households)})
+                    {"version": version, "final": packet.final, "html_sha256": files.html_sha256,
+                     "pdf_sha256": files.pdf_sha256, "households": len(packet.households)})
     log.info("packet %s/%s v%d rendered", round_id, ags, version)
-    return {"ags": ags, "version": version, "new": True, "html_path": str(files.html_path),
+    return {"ags": ags, "version": version, "new": True, "final": packet.final, "html_path": str(files.html_path),
             "pdf_path": str(files.pdf_path)}
 
 

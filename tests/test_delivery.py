@@ -1,0 +1,184 @@
+"""Delivery: packets reach the outbox or, with an SMTP connection, the municipality's inbox — once per version."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.db import tables as t
+from rematch_pipeline.db.engine import get_engine
+from rematch_pipeline.ingest.service import ingest_file
+from rematch_pipeline.packets.delivery import deliver_round
+from rematch_pipeline.packets.service import render_round_packets
+from rematch_pipeline.rounds import decide, offer_round, run_round
+from rematch_pipeline.scenario import generate_scenario
+
+ROUND_DATE = date(2026, 11, 23)
+
+
+class Inbox:
+    """A local SMTP server (aiosmtpd) that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.recipients: list[list[str]] = []
+        self.fail_next = False
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's hook name)
+        if self.fail_next:
+            self.fail_next = False
+            return "451 try again later"
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))  # type: ignore[arg-type]
+        self.recipients.append(list(envelope.rcpt_tos))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("AIRFLOW_CONN_REMATCH_SMTP", f"smtp://127.0.0.1:{port}?disable_ssl=true&disable_tls=true"
+                                                    "&retry_limit=0&from_email=matching%40example.org")
+    try:
+        yield inbox
+    finally:
+        controller.stop()
+
+
+def _solved_round(settings: Settings, tmp_path: Path) -> str:
+    policy = load_policy()
+    files = generate_scenario(tmp_path / "scenario", households=16, municipalities=4, seed=3, round_date=ROUND_DATE)
+    for f in (files.capacity_xlsx, files.households_xlsx):
+        assert ingest_file(f, settings, policy, today=ROUND_DATE).status == "ingested"
+    summary = run_round(settings, policy, ROUND_DATE)
+    offer_round(settings, summary.round_id)
+    render_round_packets(settings, policy, summary.round_id)
+    return summary.round_id
+
+
+def _ledger(settings: Settings) -> list[Any]:
+    with get_engine(settings.database_url).connect() as conn:
+        return conn.execute(select(t.deliveries).order_by(t.deliveries.c.id)).all()
+
+
+def _packets(settings: Settings, round_id: str) -> dict[str, Any]:
+    with get_engine(settings.database_url).connect() as conn:
+        rows = conn.execute(select(t.packets).where(t.packets.c.round_id == round_id)
+                            .order_by(t.packets.c.version)).all()
+    return {r.ags: r for r in rows}  # the latest version of each
+
+
+def test_packets_are_emailed_to_the_offer_contact_exactly_once_across_retries(
+        settings: Settings, tmp_path: Path, smtp: Inbox) -> None:
+    round_id = _solved_round(settings, tmp_path)
+    packets = _packets(settings, round_id)
+    first = deliver_round(settings, load_policy(), round_id, kinds=("packet",))
+    assert sorted(r["recipient"] for r in first if r["delivered"]) == sorted(packets)
+    assert {r["channel"] for r in first} == {"smtp"}
+    assert len(smtp.messages) == len(packets)
+    # Each message goes to that municipality's contact and carries its PDF and HTML, nothing of another one.
+    for msg, rcpt in zip(smtp.messages, smtp.recipients, strict=True):
+        ags = msg["Subject"].split("AGS ")[1].split()[0]
+        assert rcpt == [msg["To"]] and msg["To"].startswith("integration.")
+        names = sorted(part.get_filename() for part in msg.iter_attachments())
+        assert names == [f"packet_{ags}_{round_id}.html", f"packet_{ags}_{round_id}.pdf"]
+        assert msg["Message-ID"].startswith(f"<rematch.packet.{round_id}.{ags}.v1.")
+    # A retry (the task ran again) sends nothing and adds no ledger row.
+    again = deliver_round(settings, load_policy(), round_id, kinds=("packet",))
+    assert not any(r["delivered"] for r in again) and {r["attempt"] for r in again} == {"done"}
+    assert len(smtp.messages) == len(packets)
+    assert len(_ledger(settings)) == len(packets)
+    with get_engine(settings.database_url).connect() as conn:
+        events = conn.execute(select(func.count()).select_from(t.audit_events)
+                              .where(t.audit_events.c.event == "packet_delivered")).scalar()
+    assert events == len(packets)
+
+
+def test_a_changed_packet_is_delivered_as_a_new_version(settings: Settings, tmp_path: Path, smtp: Inbox) -> None:
+    round_id = _solved_round(settings, tmp_path)
+    deliver_round(settings, load_policy(), round_id, kinds=("packet",))
+    sent = len(smtp.messages)
+    with get_engine(settings.database_url).connect() as conn:
+        case_id, ags = conn.execute(select(t.match_offers.c.case_id, t.match_offers.c.ags)
+                                    .order_by(t.match_offers.c.case_id).limit(1)).one()
+    decide(settings, case_id, round_id, "accept")
+    rendered = render_round_packets(settings, load_policy(), round_id)
+    assert [r["ags"] for r in rendered if r["new"]] == [ags]  # only that municipality's packet changed
+    deliver_round(settings, load_policy(), round_id, kinds=("packet",))
+    assert len(smtp.messages) == sent + 1
+    assert f"AGS {ags} (Version 2)" in smtp.messages[-1]["Subject"]
+    # Both versions stay on record, and version 1's files were kept under their versioned names.
+    versions = sorted((r.recipient, r.version) for r in _ledger(settings) if r.recipient == ags)
+    assert versions == [(ags, 1), (ags, 2)]
+    assert (settings.outbox / ags / round_id / f"packet_{ags}_{round_id}_v1.pdf").is_file()
+
+
+def test_an_interrupted_delivery_is_retried_and_then_recorded_once(
+        settings: Settings, tmp_path: Path, smtp: Inbox) -> None:
+    round_id = _solved_round(settings, tmp_path)
+    smtp.fail_next = True  # the server refuses the first message: the run fails after claiming it
+    with pytest.raises(Exception):  # noqa: B017 (the SMTP library's error type is not ours to pin)
+        deliver_round(settings, load_policy(), round_id, kinds=("packet",))
+    claimed = _ledger(settings)
+    assert [r.status for r in claimed] == ["sending"]
+    deliver_round(settings, load_policy(), round_id, kinds=("packet",))
+    ledger = _ledger(settings)
+    assert all(r.status == "delivered" for r in ledger)
+    assert ledger[0].attempts == 2
+    assert len(smtp.messages) == len(ledger) == len(_packets(settings, round_id))
+
+
+def test_without_smtp_the_outbox_is_the_delivery_and_it_is_recorded(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_REMATCH_SMTP", raising=False)
+    monkeypatch.delenv("REMATCH_SMTP_CONN_ID", raising=False)
+    round_id = _solved_round(settings, tmp_path)
+    results = deliver_round(settings, load_policy(), round_id, kinds=("packet",))
+    assert results and {r["channel"] for r in results} == {"outbox"} and all(r["delivered"] for r in results)
+    assert not any(r["delivered"] for r in deliver_round(settings, load_policy(), round_id, kinds=("packet",)))
+
+
+def test_delivery_refuses_a_packet_whose_file_is_missing(settings: Settings, tmp_path: Path) -> None:
+    round_id = _solved_round(settings, tmp_path)
+    row = next(iter(_packets(settings, round_id).values()))
+    Path(row.pdf_path).unlink()
+    with pytest.raises(FileNotFoundError, match="render the round again"):
+        deliver_round(settings, load_policy(), round_id, kinds=("packet",))
+
+
+def test_declined_households_leave_the_packet_and_it_is_final_once_all_answered(
+        settings: Settings, tmp_path: Path) -> None:
+    from rematch_pipeline.packets.service import round_packet_inputs
+
+    round_id = _solved_round(settings, tmp_path)
+    with get_engine(settings.database_url).connect() as conn:
+        ags, = conn.execute(select(t.match_offers.c.ags).group_by(t.match_offers.c.ags)
+                            .having(func.count() >= 2).order_by(t.match_offers.c.ags).limit(1)).one()
+        cases = list(conn.execute(select(t.match_offers.c.case_id).where(t.match_offers.c.ags == ags)
+                                  .order_by(t.match_offers.c.case_id)).scalars())
+    [before] = round_packet_inputs(settings, load_policy(), round_id, ags=ags)
+    assert not before.final and len(before.households) == len(cases)
+    decide(settings, cases[0], round_id, "decline")
+    for case_id in cases[1:]:
+        decide(settings, case_id, round_id, "accept")
+    [after] = round_packet_inputs(settings, load_policy(), round_id, ags=ags)
+    assert after.final and after.withdrawn == 1
+    assert sorted(ph.household.case_id for ph in after.households) == cases[1:]
+    rendered = {r["ags"]: r for r in render_round_packets(settings, load_policy(), round_id)}
+    assert rendered[ags]["new"] and rendered[ags]["final"]
+    assert _packets(settings, round_id)[ags].final

@@ -1,0 +1,119 @@
+"""The round report shows charts and tables of the stored round, links the Data Docs and the audit export."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import select
+
+from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.db import tables as t
+from rematch_pipeline.db.engine import get_engine
+from rematch_pipeline.ingest.service import ingest_file
+from rematch_pipeline.reports.round_report import reason_category, write_round_report
+from rematch_pipeline.rounds import offer_round, run_round
+from tests import exports as x
+from tests.html_tree import Node, parse
+
+ROUND_DATE = date(2026, 11, 23)
+EVIL_NAME = '<script>alert(1)</script>=HYPERLINK("http://x")'
+
+
+def _round(settings: Settings, tmp_path: Path) -> str:
+    policy = load_policy()
+    offers = [x.offer("OF-1", ags="09162000", municipality_name=EVIL_NAME, state="BY", places_persons="8",
+                      units_1_room="3", units_2_rooms="0", units_3_rooms="0", units_4plus_rooms="0",
+                      medical_services=""),
+              x.offer("OF-2", ags="05315000", municipality_name="Köln", state="NW", medical_services="")]
+    households = [x.household(f"H{i}", medical_needs="dialysis" if i == 5 else "none") for i in range(1, 7)]
+    members = {f"uuid-H{i}": x.family("head") for i in range(1, 7)}
+    for name, data in (("cap.csv", x.capacity_csv(offers)), ("hh.xlsx", x.kobo_xlsx(households, members))):
+        path = tmp_path / name
+        path.write_bytes(data)
+        assert ingest_file(path, settings, policy, today=ROUND_DATE).status == "ingested"
+    summary = run_round(settings, policy, ROUND_DATE)
+    offer_round(settings, summary.round_id)
+    return summary.round_id
+
+
+def _section(doc: Node, ident: str) -> Node:
+    return doc.by_id(ident)
+
+
+def test_report_has_a_chart_and_a_table_for_every_view(settings: Settings, tmp_path: Path) -> None:
+    round_id = _round(settings, tmp_path)
+    path = write_round_report(settings, round_id)
+    doc = parse(path.read_text(encoding="utf-8"))
+    assert [h.text() for h in doc.iter("h1")] == [f"Round report {round_id}"]
+    for ident in ("baselines", "ranks", "fill", "unmatched"):
+        section = _section(doc, ident)
+        charts = section.iter("svg")
+        assert charts and all(c.attrs.get("role") == "img" and c.attrs.get("aria-label") for c in charts), ident
+        assert section.iter("table"), f"{ident}: the chart's numbers are also given as a table"
+    # Ours and both baselines side by side; ours never breaks a hard need or a capacity.
+    rows = {r.iter("th")[0].text(): [c.text() for c in r.iter("td")] for r in _section(doc, "baselines").iter("tr")
+            if r.iter("td")}
+    assert set(rows) == {"Re:Match (ours)", "greedy by score", "state quota (Königstein key)"}
+    assert rows["Re:Match (ours)"][4:6] == ["0", "0"]
+
+
+def test_fill_heatmap_counts_what_the_round_assigned_per_dimension(settings: Settings, tmp_path: Path) -> None:
+    round_id = _round(settings, tmp_path)
+    doc = parse(write_round_report(settings, round_id).read_text(encoding="utf-8"))
+    with get_engine(settings.database_url).connect() as conn:
+        placed = dict(conn.execute(select(t.assignments.c.ags, t.assignments.c.persons)).all())
+        per_ags: dict[str, int] = {}
+        for ags, persons in conn.execute(select(t.assignments.c.ags, t.assignments.c.persons)):
+            per_ags[ags] = per_ags.get(ags, 0) + persons
+    assert placed
+    heat = [tbl for tbl in _section(doc, "fill").iter("table") if tbl.has_class("heatmap")][0]
+    seen = {}
+    for row in heat.iter("tbody")[0].iter("tr"):
+        ags = row.iter("th")[0].text().rsplit("(", 1)[1].rstrip(")")
+        cells = {c.attrs["data-dimension"]: c.text() for c in row.iter("td")}
+        used, cap = (int(v) for v in cells["places_persons"].split(" / "))
+        assert used <= cap
+        seen[ags] = used
+        # One-room units bind in München: at most three households of one person each.
+        if ags == "09162000":
+            assert int(cells["rooms_1"].split(" / ")[0]) <= 3
+    assert seen == {"09162000": per_ags.get("09162000", 0), "05315000": per_ags.get("05315000", 0)}
+
+
+def test_unmatched_reasons_are_grouped_in_words(settings: Settings, tmp_path: Path) -> None:
+    round_id = _round(settings, tmp_path)
+    doc = parse(write_round_report(settings, round_id).read_text(encoding="utf-8"))
+    reasons = [r.iter("th")[0].text() for r in _section(doc, "unmatched").iter("tr") if r.iter("td")]
+    # H5 needs dialysis, which neither municipality offers.
+    assert any(r.startswith("no eligible municipality — ") for r in reasons)
+    assert reason_category("capacity exhausted at all 3 eligible municipalities: Kita U3 places (3), "
+                           "places for persons (2)") == "capacity exhausted — Kita U3 places"
+
+
+def test_report_links_data_docs_and_audit_files_that_exist(settings: Settings, tmp_path: Path) -> None:
+    round_id = _round(settings, tmp_path)
+    path = write_round_report(settings, round_id)
+    doc = parse(path.read_text(encoding="utf-8"))
+    links = [a.attrs["href"] for a in _section(doc, "validation").iter("a")]
+    assert len(links) >= 3  # the index and one report per validated table
+    for href in links:
+        assert href and not href.startswith(("/", "http")), "links are relative, so the folder can be handed over"
+        assert (path.parent / href).is_file(), href
+    audit = [a.attrs["href"] for a in _section(doc, "audit").iter("a")]
+    assert all((path.parent / href).exists() for href in audit if href)
+    assert (path.parent / f"audit/{round_id}/events.csv").is_file()
+
+
+def test_municipality_names_never_become_markup_in_the_report(settings: Settings, tmp_path: Path) -> None:
+    round_id = _round(settings, tmp_path)
+    html = write_round_report(settings, round_id).read_text(encoding="utf-8")
+    doc = parse(html)
+    assert not doc.iter("script")
+    assert any(EVIL_NAME in th.text() for th in doc.iter("th"))
+
+
+def test_same_round_gives_the_same_report(settings: Settings, tmp_path: Path) -> None:
+    round_id = _round(settings, tmp_path)
+    first = write_round_report(settings, round_id).read_bytes()
+    assert write_round_report(settings, round_id).read_bytes() == first
