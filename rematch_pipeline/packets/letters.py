@@ -1,0 +1,442 @@
+"""Offer letter per household in its own language (gettext catalogues managed with Babel), as HTML and PDF."""
+
+from __future__ import annotations
+
+import gettext
+import hashlib
+import io
+import logging
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from babel import Locale
+from babel.dates import format_date
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import func, insert, select, update
+
+from rematch_pipeline import store
+from rematch_pipeline.config import Settings
+from rematch_pipeline.db import tables as t
+from rematch_pipeline.db.engine import get_engine, migrate
+from rematch_pipeline.domain import (
+    LANGUAGES,
+    MEDICAL_SERVICES,
+    OCCUPATIONS,
+    Assignment,
+    CapacityOffer,
+    Household,
+    Policy,
+    ages_on,
+    demand_of,
+    pseudonym,
+)
+from rematch_pipeline.packets.render import _AGS_RE, _ROUND_ID_RE, _write_atomic, render_packet_pdf
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_DIR = Path(__file__).with_name("templates")
+TEMPLATE_NAME = "offer_letter.html.j2"
+LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
+DOMAIN = "messages"
+DEFAULT_LANGUAGE = "uk"
+DEFAULT_CONTACT = "Re:Match Koordinationsteam"
+LETTER_STATUSES = ("pending", "accepted")  # expired and declined offers get no letter
+
+_LANGUAGE_RE = re.compile(r"[a-z]{2,3}(?:_[A-Z][A-Za-z]{1,3})?")
+_PSEUDONYM_RE = re.compile(r"[A-Za-z0-9]{1,32}")
+
+
+def N_(message: str) -> str:
+    """Mark a message for extraction only; it is translated when a letter is rendered in its language."""
+    return message
+
+
+# Labels are English msgids; each letter translates them through its language's catalogue.
+STATE_NAMES = {
+    "SH": N_("Schleswig-Holstein"), "HH": N_("Hamburg"), "NI": N_("Lower Saxony"), "HB": N_("Bremen"),
+    "NW": N_("North Rhine-Westphalia"), "HE": N_("Hesse"), "RP": N_("Rhineland-Palatinate"),
+    "BW": N_("Baden-Württemberg"), "BY": N_("Bavaria"), "SL": N_("Saarland"), "BE": N_("Berlin"),
+    "BB": N_("Brandenburg"), "MV": N_("Mecklenburg-Western Pomerania"), "SN": N_("Saxony"),
+    "ST": N_("Saxony-Anhalt"), "TH": N_("Thuringia"),
+}
+# The German name goes next to a translated one: it is the name the household will see on signs and forms.
+STATE_NAMES_DE = {
+    "SH": "Schleswig-Holstein", "HH": "Hamburg", "NI": "Niedersachsen", "HB": "Bremen", "NW": "Nordrhein-Westfalen",
+    "HE": "Hessen", "RP": "Rheinland-Pfalz", "BW": "Baden-Württemberg", "BY": "Bayern", "SL": "Saarland",
+    "BE": "Berlin", "BB": "Brandenburg", "MV": "Mecklenburg-Vorpommern", "SN": "Sachsen", "ST": "Sachsen-Anhalt",
+    "TH": "Thüringen",
+}
+SETTLEMENT_TYPES = {
+    "big_city": N_("big city"), "mid_city": N_("medium-sized town"), "small_town": N_("small town"),
+    "rural": N_("rural area"),
+}
+COMMUNITY_SIZES = {"none": N_("none reported"), "small": N_("small"), "large": N_("large")}
+MEDICAL_SERVICE_NAMES = {
+    "dialysis": N_("dialysis"), "oncology": N_("cancer care (oncology)"), "psychotherapy": N_("psychotherapy"),
+    "paediatric_specialist": N_("paediatric specialist care"), "diabetes_care": N_("diabetes care"),
+}
+OCCUPATION_SECTORS = {
+    "health_care": N_("health care and nursing"), "education": N_("education and childcare"),
+    "it": N_("information technology"), "engineering": N_("engineering"), "construction": N_("construction"),
+    "hospitality": N_("hotels and restaurants"), "manufacturing": N_("manufacturing"), "logistics": N_("logistics"),
+    "agriculture": N_("agriculture"), "retail": N_("retail"), "public_admin": N_("public administration"),
+}
+PET_NAMES = {"cat": N_("cat"), "dog": N_("dog"), "other": N_("pet")}
+# The solver's score terms (matching/scoring.py); an unknown term is shown by its key, never dropped.
+SCORE_TERMS = {
+    "work": N_("Work: local demand for your occupations"),
+    "education": N_("Education: childcare and school places"),
+    "community": N_("Ukrainian community"),
+    "healthcare": N_("Medical services"),
+    "housing": N_("Housing"),
+    "culture": N_("Culture and city life"),
+    "settlement": N_("The type of place you prefer"),
+    "ties": N_("Relatives or friends nearby"),
+    "ties_same_municipality": N_("Relatives or friends in this municipality"),
+    "ties_same_kreis": N_("Relatives or friends in this district"),
+    "municipality_interest": N_("The municipality's interest in households like yours"),
+    "fairness": N_("Balance between municipalities"),
+    "preference": N_("Your own preferences"),
+}
+_SHOWN_POINTS = 0.005  # terms that round to 0.00 points explain nothing and are left out
+
+
+@dataclass(frozen=True)
+class LetterInput:
+    round_id: str
+    round_date: date
+    household: Household
+    assignment: Assignment
+    offer: CapacityOffer
+    respond_by: date
+    language: str
+    coordination_contact: str
+    policy: Policy
+    eligible_count: int | None = None  # municipalities the household was eligible for, when known
+
+
+@dataclass(frozen=True)
+class LetterFiles:
+    html_path: Path
+    pdf_path: Path
+    html_sha256: str
+    pdf_sha256: str
+
+
+# ---------------------------------------------------------------- languages and catalogues
+
+
+def available_languages(locale_dir: Path = LOCALE_DIR) -> tuple[str, ...]:
+    """Languages with a catalogue (`<lang>/LC_MESSAGES/messages.po`): adding a catalogue adds a language."""
+    if not locale_dir.is_dir():
+        return ()
+    return tuple(sorted(
+        p.name for p in locale_dir.iterdir()
+        if _LANGUAGE_RE.fullmatch(p.name) and (p / "LC_MESSAGES" / f"{DOMAIN}.po").is_file()
+    ))
+
+
+def letter_language(household: Household, available: Iterable[str] | None = None) -> str:
+    """The letter's language: the first language the household speaks that has a catalogue, else Ukrainian.
+
+    Languages are tried in the data contract's order (uk ru en de pl other), so Ukrainian wins whenever the
+    household speaks it; a household speaking only languages without a catalogue (today ru, pl, other) gets the
+    default, Ukrainian. A catalogue added later (say ru) is picked up without code changes.
+    """
+    have = set(available_languages() if available is None else available)
+    spoken = [code for code in LANGUAGES if code in household.languages]
+    spoken += sorted(set(household.languages) - set(LANGUAGES))
+    return next((code for code in spoken if code in have), DEFAULT_LANGUAGE)
+
+
+@lru_cache(maxsize=32)
+def _translations(language: str, locale_dir: Path = LOCALE_DIR) -> gettext.GNUTranslations:
+    # Compiled in memory from the .po file: no compiled .mo files are kept in the repository.
+    po_path = locale_dir / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    if not _LANGUAGE_RE.fullmatch(language) or not po_path.is_file():
+        raise ValueError(f"no catalogue for language {language!r}")
+    with po_path.open("rb") as fh:
+        catalog = read_po(fh, locale=language, domain=DOMAIN)
+    buf = io.BytesIO()
+    write_mo(buf, catalog)  # fuzzy entries are left out, as gettext would
+    buf.seek(0)
+    return gettext.GNUTranslations(buf)
+
+
+def translations(language: str) -> gettext.GNUTranslations:
+    """The language's messages, compiled once per process from its .po catalogue."""
+    return _translations(language)
+
+
+@lru_cache(maxsize=32)
+def _environment(language: str) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=select_autoescape(
+            enabled_extensions=("html", "htm", "xml", "j2", "css"), default_for_string=True, default=True
+        ),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    # Newstyle gettext escapes every %(name)s argument under autoescape: free text cannot become markup.
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+# ---------------------------------------------------------------- the letter's view
+
+
+def validate_letter(letter: LetterInput) -> None:
+    """Refuse a letter whose parts do not belong together, or that would give an unsafe file name."""
+    a, hh, offer = letter.assignment, letter.household, letter.offer
+    if not _ROUND_ID_RE.fullmatch(letter.round_id) or ".." in letter.round_id:
+        raise ValueError(f"round id {letter.round_id!r} is not usable in a file name")
+    if not _AGS_RE.fullmatch(offer.ags):
+        raise ValueError(f"offer {offer.offer_id}: AGS must be exactly 8 digits")
+    if a.round_id != letter.round_id:
+        raise ValueError("assignment belongs to another round")
+    if a.case_id != hh.case_id:
+        raise ValueError("assignment does not belong to this household")
+    if a.ags != offer.ags or (a.offer_id and a.offer_id != offer.offer_id):
+        raise ValueError("assignment names another municipality or offer")
+    if letter.language not in available_languages():
+        raise ValueError(f"no catalogue for language {letter.language!r}")
+
+
+def _needs_met(letter: LetterInput, tr: gettext.GNUTranslations) -> list[dict[str, str]]:
+    """What the municipality offers that matches this household's own needs, one row per need."""
+    _, ngettext = tr.gettext, tr.ngettext
+    hh, offer, policy = letter.household, letter.offer, letter.policy
+    demand = demand_of(hh, letter.round_date, policy)
+    rows: list[dict[str, str]] = []
+
+    def row(key: str, label: str, detail: str) -> None:
+        rows.append({"key": key, "label": label, "detail": detail})
+
+    persons = ngettext("%(num)d person", "%(num)d persons", demand.persons) % {"num": demand.persons}
+    rooms = ngettext("%(num)d room", "%(num)d rooms", demand.rooms_needed) % {"num": demand.rooms_needed}
+    row("housing", _("Housing"),
+        _("A flat for your household (%(persons)s) with at least %(rooms)s.") % {"persons": persons, "rooms": rooms})
+    for key, label, ages in (
+        ("kita_u3", _("Childcare (Kita), ages %(lo)d–%(hi)d"), policy.kita_u3_ages),
+        ("kita_ue3", _("Childcare (Kita), ages %(lo)d–%(hi)d"), policy.kita_ue3_ages),
+        ("school_primary", _("Primary school, ages %(lo)d–%(hi)d"), policy.primary_ages),
+        ("school_secondary", _("Secondary school, ages %(lo)d–%(hi)d"), policy.secondary_ages),
+    ):
+        n = int(getattr(demand, key))
+        if n:
+            row(key, label % {"lo": ages[0], "hi": ages[1]},
+                ngettext("%(num)d place for your child", "%(num)d places for your children", n) % {"num": n})
+    if demand.language_course_seats:
+        n = demand.language_course_seats
+        row("language_course_seats", _("German course"),
+            ngettext("%(num)d seat in an integration course", "%(num)d seats in an integration course", n)
+            % {"num": n})
+    if hh.needs_accessible_unit:
+        row("units_wheelchair", _("Accessible flat"), _("A wheelchair-accessible flat for your household."))
+    if hh.needs_pet_unit:
+        row("units_pets_allowed", _("Pets"),
+            _("A flat where pets are allowed (%(pet)s).") % {"pet": _(PET_NAMES.get(hh.pets, PET_NAMES["other"]))})
+    medical = [_(MEDICAL_SERVICE_NAMES[s]) for s in MEDICAL_SERVICES
+               if s in hh.hard_medical_needs and s in offer.medical_services]
+    if medical:
+        row("medical_services", _("Medical care"),
+            _("Available locally: %(services)s.") % {"services": ", ".join(medical)})
+    lo, hi = policy.working_ages
+    occupations = {m.occupation for m, age in zip(hh.members, ages_on(hh, letter.round_date), strict=True)
+                   if lo <= age <= hi}
+    sectors = [_(OCCUPATION_SECTORS[o]) for o in OCCUPATIONS
+               if o in OCCUPATION_SECTORS and o in occupations and o in offer.job_sectors_shortage]
+    if sectors:
+        row("job_sectors_shortage", _("Work"),
+            _("Workers in your occupations are needed here: %(sectors)s.") % {"sectors": ", ".join(sectors)})
+    if offer.ukrainian_community in ("small", "large"):
+        row("ukrainian_community", _("Ukrainian community"),
+            _("A large Ukrainian community lives here.") if offer.ukrainian_community == "large"
+            else _("A small Ukrainian community lives here."))
+    if hh.ties_ags and hh.ties_ags == offer.ags:
+        row("ties", _("Relatives or friends"), _("Your relatives or friends live in this municipality."))
+    elif hh.ties_ags and hh.ties_ags[:5] == offer.kreis:
+        row("ties", _("Relatives or friends"), _("Your relatives or friends live in the same district (Kreis)."))
+    if hh.pref_settlement == offer.settlement_type:
+        row("settlement", _("Type of place"),
+            _("The type of place you wished for: %(type)s.") % {"type": _(SETTLEMENT_TYPES[offer.settlement_type])})
+    return rows
+
+
+def _score_terms(assignment: Assignment, tr: gettext.GNUTranslations, locale: Locale) -> list[dict[str, str]]:
+    shown = [(k, float(v)) for k, v in assignment.score_terms.items() if abs(float(v)) >= _SHOWN_POINTS]
+    shown.sort(key=lambda kv: (-kv[1], kv[0]))  # largest contribution first; ties by key for stable output
+    return [{"key": k, "label": tr.gettext(SCORE_TERMS[k]) if k in SCORE_TERMS else k, "points": _points(v, locale)}
+            for k, v in shown]
+
+
+def _points(value: float, locale: Locale) -> str:
+    return format_decimal(round(value, 2), format="#,##0.00", locale=locale)
+
+
+def letter_context(letter: LetterInput) -> dict[str, Any]:
+    """The template's view of one letter: the offer, the needs it meets, the explanation and the deadline."""
+    validate_letter(letter)
+    tr = translations(letter.language)
+    locale = Locale.parse(letter.language)
+    offer, a = letter.offer, letter.assignment
+    state = STATE_NAMES.get(offer.state)
+    rank = a.preference_rank if a.preference_rank >= 1 else None
+    return {
+        "lang": letter.language.replace("_", "-"),
+        "dir": "rtl" if locale.character_order == "right-to-left" else "ltr",
+        "round_id": letter.round_id,
+        "round_date": format_date(letter.round_date, format="long", locale=locale),
+        "case_id": letter.household.case_id,
+        "offer": {
+            "name": offer.municipality_name,
+            "ags": offer.ags,
+            "state": tr.gettext(state) if state else offer.state,
+            "state_de": STATE_NAMES_DE.get(offer.state, ""),
+            "settlement": tr.gettext(SETTLEMENT_TYPES[offer.settlement_type])
+            if offer.settlement_type in SETTLEMENT_TYPES else offer.settlement_type,
+            "community": tr.gettext(COMMUNITY_SIZES.get(offer.ukrainian_community, COMMUNITY_SIZES["none"])),
+        },
+        "needs": _needs_met(letter, tr),
+        "terms": _score_terms(a, tr, locale),
+        "total_points": _points(float(a.score), locale),
+        "rank": rank,
+        "eligible_count": letter.eligible_count if rank and letter.eligible_count else None,
+        "respond_by_iso": letter.respond_by.isoformat(),
+        "respond_by": format_date(letter.respond_by, format="long", locale=locale),
+        "coordination_contact": letter.coordination_contact,
+    }
+
+
+def render_letter_html(letter: LetterInput) -> str:
+    """The letter as one self-contained HTML document in its language (inline CSS, no external resources)."""
+    return _environment(letter.language).get_template(TEMPLATE_NAME).render(**letter_context(letter))
+
+
+def render_letter_pdf(html: str) -> bytes:
+    """Print a letter's HTML to a tagged PDF; same HTML, same bytes (the packets' deterministic printer)."""
+    return render_packet_pdf(html)
+
+
+def letter_stem(pseudonym_: str, round_id: str, language: str) -> str:
+    if not _PSEUDONYM_RE.fullmatch(pseudonym_):
+        raise ValueError("pseudonym is not usable in a file name")
+    if not _ROUND_ID_RE.fullmatch(round_id) or ".." in round_id:
+        raise ValueError(f"round id {round_id!r} is not usable in a file name")
+    if not _LANGUAGE_RE.fullmatch(language):
+        raise ValueError(f"language {language!r} is not usable in a file name")
+    return f"offer_{pseudonym_}_{round_id}_{language}"
+
+
+def letter_dir(out_root: Path, round_id: str) -> Path:
+    return Path(out_root) / "letters" / round_id
+
+
+def write_letter(letter: LetterInput, out_root: Path) -> LetterFiles:
+    """Write out_root/letters/<round_id>/offer_<pseudonym>_<round_id>_<lang>.html and .pdf, atomically."""
+    html = render_letter_html(letter)  # validates the round id and language before any path is built
+    html_bytes = html.encode("utf-8")
+    pdf_bytes = render_letter_pdf(html)
+    stem = letter_stem(pseudonym(letter.household.case_id, letter.policy.pseudonym_salt), letter.round_id,
+                       letter.language)
+    out_dir = letter_dir(out_root, letter.round_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path, pdf_path = out_dir / f"{stem}.html", out_dir / f"{stem}.pdf"
+    _write_atomic(html_path, html_bytes)
+    _write_atomic(pdf_path, pdf_bytes)
+    return LetterFiles(html_path=html_path, pdf_path=pdf_path, html_sha256=hashlib.sha256(html_bytes).hexdigest(),
+                       pdf_sha256=hashlib.sha256(pdf_bytes).hexdigest())
+
+
+# ---------------------------------------------------------------- letters service: a round's letters in the outbox
+
+
+def round_letter_inputs(settings: Settings, policy: Policy, round_id: str,
+                        case_ids: Iterable[str] | None = None) -> list[LetterInput]:
+    """One LetterInput per pending or accepted offer of the round, in case id order."""
+    engine = get_engine(settings.database_url)
+    with engine.connect() as conn:
+        rnd = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
+        if rnd is None:
+            raise LookupError(f"round {round_id} does not exist")
+        q = (select(t.match_offers).where(t.match_offers.c.round_id == round_id,
+                                          t.match_offers.c.status.in_(LETTER_STATUSES))
+             .order_by(t.match_offers.c.case_id))
+        if case_ids is not None:
+            q = q.where(t.match_offers.c.case_id.in_(list(case_ids)))
+        made = conn.execute(q).all()
+        assignments = {a.case_id: a for a in store.load_assignments(conn, round_id)}
+        households = {h.case_id: h for h in store.load_households(conn, [m.case_id for m in made])}
+        offers = {o.offer_id: o for o in store.load_offers(conn)}
+    contact = os.environ.get("REMATCH_COORDINATION_CONTACT", DEFAULT_CONTACT)
+    return [
+        LetterInput(round_id=round_id, round_date=rnd.round_date, household=households[m.case_id],
+                    assignment=assignments[m.case_id], offer=offers[m.offer_id], respond_by=m.respond_by,
+                    language=letter_language(households[m.case_id]), coordination_contact=contact, policy=policy)
+        for m in made
+    ]
+
+
+def _versioned(path: Path, version: int) -> Path:
+    return path.with_name(f"{path.stem}_v{version}{path.suffix}")
+
+
+def render_letter_record(settings: Settings, letter: LetterInput, actor: str = "cli") -> dict[str, Any]:
+    """Write one letter unless the ledger already holds the same content; a changed letter becomes a new version."""
+    engine = get_engine(settings.database_url)
+    round_id, case_id = letter.round_id, letter.household.case_id
+    alias = pseudonym(case_id, letter.policy.pseudonym_salt)
+    digest = hashlib.sha256(render_letter_html(letter).encode("utf-8")).hexdigest()
+    mine = (t.letters.c.round_id == round_id, t.letters.c.case_id == case_id)
+    with engine.connect() as conn:
+        same = conn.execute(select(t.letters).where(*mine, t.letters.c.sha256 == digest)).first()
+        latest = conn.execute(select(func.max(t.letters.c.version)).where(*mine)).scalar()
+        prior = None if not latest else conn.execute(
+            select(t.letters).where(*mine, t.letters.c.version == latest)).first()
+    result = {"case_id": case_id, "pseudonym": alias, "language": letter.language}
+    if same is not None:
+        return {**result, "language": same.language, "version": same.version, "new": False,
+                "html_path": same.html_path, "pdf_path": same.pdf_path}
+    version = (latest or 0) + 1
+    kept: dict[str, str] = {}
+    if prior is not None:
+        # Never overwrite silently: the earlier version's files are kept under a versioned name. A target that
+        # already exists is from an interrupted earlier attempt, so the file at the plain name is not that version.
+        for column in ("html_path", "pdf_path"):
+            old = Path(getattr(prior, column))
+            target = _versioned(old, prior.version)
+            if old.exists() and not target.exists():
+                old.rename(target)
+            kept[column] = str(target)
+    files = write_letter(letter, settings.outbox)
+    with engine.begin() as conn:
+        if prior is not None:
+            conn.execute(update(t.letters).where(*mine, t.letters.c.version == prior.version).values(**kept))
+        conn.execute(insert(t.letters).values(round_id=round_id, case_id=case_id, version=version,
+                                              language=letter.language, html_path=str(files.html_path),
+                                              pdf_path=str(files.pdf_path), sha256=digest, created_at=store.now()))
+        store.audit(conn, actor, "letter_rendered", f"{round_id}/{alias}",
+                    {"version": version, "language": letter.language, "html_sha256": files.html_sha256,
+                     "pdf_sha256": files.pdf_sha256})
+    log.info("letter %s/%s v%d (%s) rendered", round_id, alias, version, letter.language)
+    return {**result, "version": version, "new": True, "html_path": str(files.html_path),
+            "pdf_path": str(files.pdf_path)}
+
+
+def render_round_letters(settings: Settings, policy: Policy, round_id: str, actor: str = "cli") -> list[dict[str, Any]]:
+    """Render every pending or accepted household's offer letter of the round; rerunning writes nothing new."""
+    migrate(settings.database_url)
+    return [render_letter_record(settings, letter, actor) for letter in round_letter_inputs(settings, policy, round_id)]

@@ -1,0 +1,498 @@
+"""Tests of the households' offer letters: catalogues, language choice, structure, PDF text, escaping, versions."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import shutil
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.pofile import read_po
+from pypdf import PdfReader
+from sqlalchemy import insert, select, update
+
+from rematch_pipeline import store
+from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.db import tables as t
+from rematch_pipeline.db.engine import get_engine, migrate
+from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Member, Policy, pseudonym
+from rematch_pipeline.packets.letters import (
+    LOCALE_DIR,
+    LetterInput,
+    available_languages,
+    letter_language,
+    render_letter_html,
+    render_letter_pdf,
+    render_round_letters,
+    write_letter,
+)
+from rematch_pipeline.rounds import decide, offer_round, run_round
+from tests import exports as x
+from tests.html_tree import Node, parse
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "rematch_pipeline"
+LANGS = ("uk", "de", "en")
+ROUND, ROUND_DATE, RESPOND_BY = "R-2026-11-23", date(2026, 11, 23), date(2026, 11, 30)
+POLICY = Policy()
+EXPECTED = {  # what each catalogue must make of the same letter
+    "uk": {"deadline": "30 листопада 2026 р.", "settlement": "велике місто", "state": "Баварія (Bayern)",
+           "work": "Робота: місцевий попит на ваші професії", "title": "Пропозиція житла: München",
+           "persons": "7 осіб", "rooms": "4 кімнати"},
+    "de": {"deadline": "30. November 2026", "settlement": "Großstadt", "state": "Bayern",
+           "work": "Arbeit: Bedarf an Arbeitskräften in Ihren Berufen",
+           "title": "Angebot einer Unterkunft in München", "persons": "7 Personen", "rooms": "4 Zimmern"},
+    "en": {"deadline": "November 30, 2026", "settlement": "big city", "state": "Bavaria (Bayern)",
+           "work": "Work: local demand for your occupations", "title": "Offer of accommodation in München",
+           "persons": "7 persons", "rooms": "4 rooms"},
+}
+
+# ---------------------------------------------------------------- builders
+
+
+def make_offer(**overrides: Any) -> CapacityOffer:
+    values: dict[str, Any] = dict(
+        offer_id="OF-0001", ags="09162000", municipality_name="München", state="BY", settlement_type="big_city",
+        valid_from=date(2026, 1, 1), valid_until=date(2026, 12, 31), places_persons=40, units_1_room=2,
+        units_2_rooms=2, units_3_rooms=2, units_4plus_rooms=2, units_wheelchair=1, units_pets_allowed=1,
+        kita_u3=2, kita_ue3=2, school_primary=2, school_secondary=2, language_course_seats=10,
+        medical_services=frozenset({"dialysis", "oncology"}), job_sectors_shortage=frozenset({"it", "retail"}),
+        ukrainian_community="large", contact_name="Frau Huber", contact_email="huber@muenchen.example",
+    )
+    values.update(overrides)
+    return CapacityOffer(**values)
+
+
+def member(relation: str, birth_year: int, occupation: str = "none", mobility_impaired: bool = False) -> Member:
+    return Member(relation, "female", birth_year, mobility_impaired, occupation, "vocational")
+
+
+def make_household(case_id: str = "RM-2026-00301", **overrides: Any) -> Household:
+    values: dict[str, Any] = dict(
+        case_id=case_id, interview_date=date(2026, 11, 1), consent_matching=True, consent_health_share=False,
+        languages=("uk", "ru"), german_level="a1", wheelchair_access=False, medical_needs=("dialysis",), pets="dog",
+        pref_settlement="big_city", ties_ags="09162000",
+        weights={"work": 5, "education": 4, "community": 3, "healthcare": 2, "housing": 1, "culture": 0},
+        members=(
+            member("head", 1985, "it"), member("spouse", 1984, "construction", mobility_impaired=True),
+            member("child", 2025), member("child", 2022), member("child", 2019), member("child", 2013),
+            member("parent", 1950, "retail"),  # 76: past working age, so retail is not her sector here
+        ),
+        contact_phone="+48 600 123 456", contact_email="family@mail.example", notes="Sister in Lviv; trauma.",
+    )
+    values.update(overrides)
+    return Household(**values)
+
+
+def make_letter(language: str = "uk", household: Household | None = None, offer: CapacityOffer | None = None,
+                terms: dict[str, float] | None = None, **overrides: Any) -> LetterInput:
+    hh = household or make_household()
+    of = offer or make_offer()
+    score_terms = terms if terms is not None else {
+        "work": 2.5, "settlement": 2.0, "ties": 4.0, "community": 1.5, "culture": 0.0, "municipality_interest": 0.25,
+    }
+    assignment = Assignment(round_id=ROUND, case_id=hh.case_id, ags=of.ags, persons=hh.persons,
+                            score=round(sum(score_terms.values()), 6), score_terms=score_terms, preference_rank=2,
+                            offer_id=of.offer_id)
+    values: dict[str, Any] = dict(
+        round_id=ROUND, round_date=ROUND_DATE, household=hh, assignment=assignment, offer=of, respond_by=RESPOND_BY,
+        language=language, coordination_contact="Re:Match Koordinationsteam, team@rematch.example", policy=POLICY,
+        eligible_count=5,
+    )
+    values.update(overrides)
+    return LetterInput(**values)
+
+
+def pdf_text(pdf: bytes) -> list[str]:
+    return [page.extract_text() or "" for page in PdfReader(io.BytesIO(pdf)).pages]
+
+
+def headings(doc: Node) -> list[Node]:
+    return [n for n in doc.iter() if n.tag in {"h1", "h2", "h3", "h4", "h5", "h6"}]
+
+
+def rows_by(doc: Node, table_class: str, attr: str) -> dict[str, tuple[str, str]]:
+    table = next(n for n in doc.iter("table") if n.has_class(table_class))
+    body = table.iter("tbody")[0]
+    return {str(r.attrs[attr]): (r.iter("th")[0].flat_text(), r.iter("td")[0].flat_text()) for r in body.iter("tr")}
+
+
+@pytest.fixture(scope="module")
+def letters_html() -> dict[str, str]:
+    return {lang: render_letter_html(make_letter(lang)) for lang in LANGS}
+
+
+# ---------------------------------------------------------------- catalogues
+
+
+def _catalog(path: Path, locale: str | None = None) -> Any:
+    with path.open("rb") as fh:
+        return read_po(fh, locale=locale)
+
+
+def _msgids(catalog: Any) -> set[Any]:
+    return {m.id for m in catalog if m.id}
+
+
+def test_catalogues_for_uk_de_en_translate_every_message() -> None:
+    template = _catalog(LOCALE_DIR / "messages.pot")
+    assert len(_msgids(template)) > 50
+    for lang in LANGS:
+        catalog = _catalog(LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po", lang)
+        assert _msgids(catalog) == _msgids(template), f"{lang}: catalogue not updated from messages.pot"
+        assert not catalog.obsolete, f"{lang}: obsolete messages left in the catalogue"
+        for m in catalog:
+            if not m.id:
+                continue
+            assert not m.fuzzy, f"{lang}: fuzzy translation of {m.id!r}"
+            forms = m.string if isinstance(m.string, tuple) else (m.string,)
+            if isinstance(m.id, tuple):
+                assert len(forms) == catalog.num_plurals, f"{lang}: plural forms missing for {m.id[0]!r}"
+            assert all(f.strip() for f in forms), f"{lang}: no translation of {m.id!r}"
+        problems = [(m.id, errors) for m, errors in catalog.check()]
+        assert not problems, f"{lang}: placeholders differ from the msgid: {problems}"
+
+
+def test_message_template_is_up_to_date_with_template_and_code() -> None:
+    with (REPO / "babel.cfg").open(encoding="utf-8") as fh:
+        method_map, options_map = parse_mapping_cfg(fh)
+    extracted = {message for _file, _line, message, _comments, _context in
+                 extract_from_dir(str(PACKAGE), method_map, options_map) if message}
+    assert extracted, "babel.cfg extracts nothing"
+    assert extracted == _msgids(_catalog(LOCALE_DIR / "messages.pot")), \
+        "messages.pot is stale: run pybabel extract and update (see babel.cfg)"
+
+
+def test_translations_carry_no_markup() -> None:
+    # Template messages are trusted markup under newstyle gettext, so a catalogue must not smuggle any in.
+    for lang in LANGS:
+        for m in _catalog(LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po", lang):
+            if m.id:
+                for form in m.string if isinstance(m.string, tuple) else (m.string,):
+                    assert not set(form) & set("<>&"), f"{lang}: markup character in {form!r}"
+
+
+# ---------------------------------------------------------------- language choice
+
+
+@pytest.mark.parametrize(("spoken", "expected"), [
+    (("uk", "ru"), "uk"), (("de", "en", "uk"), "uk"), (("ru", "en"), "en"), (("de",), "de"), (("de", "en"), "en"),
+    (("ru",), "uk"), (("pl",), "uk"), (("other",), "uk"), (("pl", "ru", "other"), "uk"),
+])
+def test_letter_language_prefers_ukrainian_and_falls_back_to_it(spoken: tuple[str, ...], expected: str) -> None:
+    assert set(available_languages()) >= set(LANGS)
+    assert letter_language(make_household(languages=spoken)) == expected
+
+
+def test_adding_a_catalogue_adds_a_language(tmp_path: Path) -> None:
+    for lang in ("uk", "ru"):
+        (tmp_path / lang / "LC_MESSAGES").mkdir(parents=True)
+        shutil.copy(LOCALE_DIR / "uk" / "LC_MESSAGES" / "messages.po", tmp_path / lang / "LC_MESSAGES")
+    (tmp_path / "pl" / "LC_MESSAGES").mkdir(parents=True)  # no catalogue in it: not a language
+    assert available_languages(tmp_path) == ("ru", "uk")
+    assert letter_language(make_household(languages=("ru", "pl")), available_languages(tmp_path)) == "ru"
+    assert letter_language(make_household(languages=("ru", "pl"))) == "uk"
+
+
+def test_letter_in_a_language_without_catalogue_is_refused() -> None:
+    for lang in ("pl", "../uk", ""):
+        with pytest.raises(ValueError, match="no catalogue"):
+            render_letter_html(make_letter(lang))
+
+
+# ---------------------------------------------------------------- structure and content
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_letter_html_is_structured_and_accessible_in_each_language(lang: str, letters_html: dict[str, str]) -> None:
+    doc = parse(letters_html[lang])
+    expected = EXPECTED[lang]
+    assert doc.iter("html")[0].attrs.get("lang") == lang
+    assert len(doc.iter("h1")) == 1 and doc.iter("h1")[0].flat_text() == expected["title"]
+    levels = [int(h.tag[1]) for h in headings(doc)]
+    assert levels[0] == 1 and all(b <= a + 1 for a, b in zip(levels, levels[1:], strict=False)), levels
+    assert len(doc.iter("main")) == 1
+    for th in doc.iter("th"):
+        assert th.attrs.get("scope") in {"col", "row"}, th.flat_text()
+    for table in doc.iter("table"):
+        assert table.iter("caption") and table.iter("thead")
+    times = doc.iter("time")
+    assert times and all(tm.attrs.get("datetime") == RESPOND_BY.isoformat() for tm in times)
+    assert {tm.flat_text() for tm in times} == {expected["deadline"]}
+    assert doc.by_id("respond-by").flat_text() == expected["deadline"]
+    municipality = doc.by_id("municipality")
+    assert [n.flat_text() for n in municipality.iter("dd") if n.has_class("municipality-name")] == ["München"]
+    facts = municipality.flat_text()
+    assert "09162000" in facts and expected["settlement"] in facts and expected["state"] in facts
+    case_ids = [n.flat_text() for n in doc.iter("strong") if n.has_class("case-id")]
+    assert case_ids == ["RM-2026-00301"] and ROUND in doc.by_id("answer").flat_text()
+    assert "team@rematch.example" in doc.by_id("answer").flat_text()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_explanation_lists_score_terms_largest_first(lang: str, letters_html: dict[str, str]) -> None:
+    doc = parse(letters_html[lang])
+    terms = rows_by(doc, "terms", "data-term")
+    # culture contributed 0.00 and is left out; the rest in descending order.
+    assert list(terms) == ["ties", "work", "settlement", "community", "municipality_interest"]
+    assert terms["work"][0] == EXPECTED[lang]["work"]
+    assert terms["work"][1] == ("2.50" if lang == "en" else "2,50")
+    total = next(n for n in doc.iter("table") if n.has_class("terms")).iter("tfoot")[0].flat_text()
+    assert total.endswith("10.25" if lang == "en" else "10,25")
+    rank = next(n for n in doc.iter("p") if n.has_class("rank")).flat_text()
+    assert "2" in rank and "5" in rank
+
+
+def test_translated_letters_contain_no_english_labels(letters_html: dict[str, str]) -> None:
+    english = {n.flat_text() for n in parse(letters_html["en"]).iter() if n.tag in {"th", "dt", "h1", "h2", "li"}}
+    for lang in ("uk", "de"):
+        labels = {n.flat_text() for n in parse(letters_html[lang]).iter() if n.tag in {"th", "dt", "h1", "h2", "li"}}
+        assert not labels & english, f"{lang}: untranslated {sorted(labels & english)}"
+
+
+def test_needs_met_follow_the_household_and_the_offer(letters_html: dict[str, str]) -> None:
+    needs = rows_by(parse(letters_html["en"]), "needs", "data-need")
+    assert list(needs) == [
+        "housing", "kita_u3", "kita_ue3", "school_primary", "school_secondary", "language_course_seats",
+        "units_wheelchair", "units_pets_allowed", "medical_services", "job_sectors_shortage", "ukrainian_community",
+        "ties", "settlement",
+    ]
+    assert needs["housing"][1] == "A flat for your household (7 persons) with at least 4 rooms."
+    assert needs["kita_u3"] == ("Childcare (Kita), ages 0–2", "1 place for your child")
+    assert needs["language_course_seats"][1] == "2 seats in an integration course"  # the parent is 76
+    assert needs["units_pets_allowed"][1] == "A flat where pets are allowed (dog)."
+    # Only the household's own need, not everything the municipality offers; only working-age adults' sectors.
+    assert needs["medical_services"][1] == "Available locally: dialysis."
+    assert needs["job_sectors_shortage"][1] == "Workers in your occupations are needed here: information technology."
+    plain = render_letter_html(make_letter(
+        "en", household=make_household(members=(member("head", 1990, "logistics"),), pets="none", medical_needs=(
+            "none",), german_level="b1", ties_ags=None, pref_settlement="rural"),
+        offer=make_offer(ukrainian_community="none")))
+    assert list(rows_by(parse(plain), "needs", "data-need")) == ["housing"]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_plural_forms_follow_the_language(lang: str, letters_html: dict[str, str]) -> None:
+    housing = rows_by(parse(letters_html[lang]), "needs", "data-need")["housing"][1]
+    assert EXPECTED[lang]["persons"] in housing and EXPECTED[lang]["rooms"] in housing
+    single = render_letter_html(make_letter(lang, household=make_household(members=(member("head", 1990),))))
+    one = {"uk": ("1 особа", "1 кімната"), "de": ("1 Person", "1 Zimmer"), "en": ("1 person", "1 room")}[lang]
+    text = rows_by(parse(single), "needs", "data-need")["housing"][1]
+    assert one[0] in text and one[1] in text
+
+
+def test_rank_sentence_without_eligible_count() -> None:
+    doc = parse(render_letter_html(make_letter("en", eligible_count=None)))
+    rank = next(n for n in doc.iter("p") if n.has_class("rank")).flat_text()
+    assert rank == ("By your own preferences, this municipality ranks 2 among the municipalities that could take "
+                    "your household (1 = best).")
+    with_count = parse(render_letter_html(make_letter("en")))
+    assert "ranks 2 of the 5 municipalities" in next(n for n in with_count.iter("p") if n.has_class("rank")).flat_text()
+
+
+def test_unknown_score_term_is_shown_by_its_key_not_dropped() -> None:
+    doc = parse(render_letter_html(make_letter("de", terms={"housing": 0.5, "novel_term": 1.0, "ties": -0.5})))
+    terms = rows_by(doc, "terms", "data-term")
+    assert list(terms) == ["novel_term", "housing", "ties"]
+    assert terms["novel_term"][0] == "novel_term"
+
+
+def test_letter_leaves_out_contact_data_and_interview_notes(letters_html: dict[str, str]) -> None:
+    hh = make_household()
+    for lang, html in letters_html.items():
+        text = parse(html).flat_text()
+        for secret in (hh.contact_phone, hh.contact_email, hh.notes, "Frau Huber", "huber@muenchen.example"):
+            assert secret not in html and secret not in text, (lang, secret)
+        assert "oncology" not in text  # offered, but not a need the household declared
+
+
+def test_mismatched_parts_are_refused() -> None:
+    letter = make_letter("en")
+    for bad in (replace(letter, assignment=replace(letter.assignment, case_id="RM-OTHER")),
+                replace(letter, assignment=replace(letter.assignment, round_id="R-OTHER")),
+                replace(letter, assignment=replace(letter.assignment, ags="05315000")),
+                replace(letter, round_id="../escape"),
+                replace(letter, offer=replace(letter.offer, ags="9162000"))):
+        with pytest.raises(ValueError):
+            render_letter_html(bad)
+
+
+# ---------------------------------------------------------------- PDF
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_pdf_text_shows_deadline_and_municipality(lang: str, letters_html: dict[str, str]) -> None:
+    pdf = render_letter_pdf(letters_html[lang])
+    text = re.sub(r"\s+", " ", " ".join(pdf_text(pdf)))  # line wraps and the narrow no-break space of uk dates
+    assert EXPECTED[lang]["title"] in text
+    assert EXPECTED[lang]["deadline"] in text
+    assert "München" in text and "RM-2026-00301" in text
+    reader = PdfReader(io.BytesIO(pdf))
+    assert reader.root_object["/Lang"] == lang
+    assert reader.metadata is not None and "München" in (reader.metadata.title or "")
+
+
+# ---------------------------------------------------------------- injection
+
+
+def test_free_text_never_becomes_markup_in_letters() -> None:
+    name = '<script>alert("x")</script>{{ 7*7 }} %(rank)d =HYPERLINK("http://evil.example","klick")'
+    contact = '<img src=x onerror="alert(1)">=HYPERLINK("http://evil.example") {% if 1 %}yes{% endif %}'
+    case_id = '=1+1<b>RM-{{ 7*7 }}</b>'
+    notes = '<script>steal()</script>=cmd|" /C calc"!A0 {{ 7*7 }}'
+    hh = make_household(case_id, notes=notes)
+    offer = make_offer(municipality_name=name, contact_name="<script>x()</script>")
+    html = render_letter_html(make_letter("uk", household=hh, offer=offer, coordination_contact=contact))
+    doc = parse(html)
+    assert not {n.tag for n in doc.iter()} & {"script", "img", "b"}
+    assert "<script" not in html and "<img" not in html
+    text = doc.flat_text()
+    assert "49" not in text and "yes" not in text.replace(contact, "")  # nothing was evaluated as a template
+    assert [n.flat_text() for n in doc.iter("dd") if n.has_class("municipality-name")] == [name]
+    assert doc.iter("h1")[0].flat_text() == f"Пропозиція житла: {name}"
+    assert [n.flat_text() for n in doc.iter("strong") if n.has_class("case-id")] == [case_id]
+    assert next(n for n in doc.iter("p") if n.has_class("contact")).flat_text() == f"Координаційна команда: {contact}"
+    assert "steal()" not in html  # interview notes are not part of the letter at all
+    pages = "\n".join(pdf_text(render_letter_pdf(html)))
+    assert '<script>alert("x")</script>' in pages and "{{ 7*7 }}" in pages
+
+
+# ---------------------------------------------------------------- files and determinism
+
+
+def test_letter_file_names_use_only_pseudonym_round_and_language(tmp_path: Path) -> None:
+    letter = make_letter("de")
+    files = write_letter(letter, tmp_path)
+    stem = f"letters/{ROUND}/offer_{pseudonym(letter.household.case_id, POLICY.pseudonym_salt)}_{ROUND}_de"
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        f"{stem}.html", f"{stem}.pdf",
+    ]
+    assert files.html_path.relative_to(tmp_path).as_posix() == f"{stem}.html"
+    assert files.pdf_path.read_bytes().startswith(b"%PDF-")
+    for bad_round in ("../escape", "R/1", "", "..", "R 1"):
+        with pytest.raises(ValueError):
+            write_letter(replace(letter, round_id=bad_round, assignment=replace(letter.assignment, round_id=bad_round)),
+                         tmp_path)
+
+
+def test_same_input_gives_identical_html_and_pdf(tmp_path: Path) -> None:
+    first = write_letter(make_letter("uk"), tmp_path / "a")
+    second = write_letter(make_letter("uk"), tmp_path / "b")
+    assert first.html_path.read_bytes() == second.html_path.read_bytes()
+    assert first.pdf_path.read_bytes() == second.pdf_path.read_bytes()
+    assert (first.html_sha256, first.pdf_sha256) == (second.html_sha256, second.pdf_sha256)
+    pdf = first.pdf_path.read_bytes()
+    assert b"/CreationDate" not in pdf and b"/ModDate" not in pdf
+
+
+# ---------------------------------------------------------------- the round's letters in the outbox
+
+CASES = {"RM-L-1": "uk ru", "RM-L-2": "de en", "RM-L-3": "pl", "RM-L-4": "ru"}
+SECRET_PHONE, SECRET_MAIL, SECRET_NOTE = "+48 611 222 333", "olena@example.org", "Sister lives in Lviv; trauma."
+
+
+def _seed_offered_round(settings: Settings) -> str:
+    # Stored through the store directly: ingest and validation are tested elsewhere and cost seconds here.
+    migrate(settings.database_url)
+    policy = load_policy()
+    with get_engine(settings.database_url).begin() as conn:
+        raw = conn.execute(insert(t.raw_files).values(
+            sha256="0" * 64, original_name="seed", archived_path="x", size_bytes=0, status="ingested",
+            received_at=store.now()).returning(t.raw_files.c.id)).scalar_one()
+        for case_id, langs in CASES.items():
+            rec = {**x.household(case_id, languages=langs, contact_phone=SECRET_PHONE, contact_email=SECRET_MAIL,
+                                 notes=SECRET_NOTE), "_submission_time": "2026-11-02T10:15:00"}
+            members = [store.member_row({**m, "case_id": case_id, "member_no": i})
+                       for i, m in enumerate(x.family("head"), start=1)]
+            store.upsert_household(conn, store.household_row(rec, raw, policy.pseudonym_salt), members)
+        offer = x.offer("OF-1", places_persons="8", units_1_room="4", valid_from="2026-10-01",
+                        valid_until="2027-03-31")
+        store.upsert_offer(conn, store.offer_row(offer, raw))
+    summary = run_round(settings, policy, ROUND_DATE)
+    assert offer_round(settings, summary.round_id) == len(CASES)
+    return summary.round_id
+
+
+def _letter_rows(settings: Settings) -> list[Any]:
+    with get_engine(settings.database_url).connect() as conn:
+        return list(conn.execute(select(t.letters).order_by(t.letters.c.case_id, t.letters.c.version)))
+
+
+def _audit(settings: Settings) -> list[Any]:
+    with get_engine(settings.database_url).connect() as conn:
+        return list(conn.execute(select(t.audit_events).where(t.audit_events.c.event == "letter_rendered")))
+
+
+def _outbox_files(settings: Settings) -> dict[str, bytes]:
+    root = settings.outbox / "letters"
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_rerendering_round_letters_is_idempotent_and_a_changed_letter_is_a_new_version(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    policy = load_policy()
+    round_id = _seed_offered_round(settings)
+    decide(settings, "RM-L-4", round_id, "decline", decided_at=datetime(2026, 11, 24, 9, tzinfo=UTC))
+
+    first = render_round_letters(settings, policy, round_id)
+    assert {r["case_id"]: r["language"] for r in first} == {"RM-L-1": "uk", "RM-L-2": "en", "RM-L-3": "uk"}
+    assert all(r["new"] and r["version"] == 1 for r in first)  # the declined household gets no letter
+    files = _outbox_files(settings)
+    assert sorted(files) == sorted(
+        f"{round_id}/offer_{pseudonym(c, policy.pseudonym_salt)}_{round_id}_{lang}.{ext}"
+        for c, lang in (("RM-L-1", "uk"), ("RM-L-2", "en"), ("RM-L-3", "uk")) for ext in ("html", "pdf"))
+
+    again = render_round_letters(settings, policy, round_id)
+    assert not any(r["new"] for r in again) and [r["version"] for r in again] == [1, 1, 1]
+    assert len(_letter_rows(settings)) == 3 and len(_audit(settings)) == 3
+    assert _outbox_files(settings) == files
+
+    # A changed letter (the coordination team's contact) becomes version 2; version 1 stays, renamed.
+    monkeypatch.setenv("REMATCH_COORDINATION_CONTACT", "Neues Team, neu@rematch.example")
+    changed = render_round_letters(settings, policy, round_id)
+    assert all(r["new"] and r["version"] == 2 for r in changed)
+    now = _outbox_files(settings)
+    for name, data in files.items():
+        stem, ext = name.rsplit(".", 1)
+        assert now[f"{stem}_v1.{ext}"] == data  # the old version is kept byte for byte
+        assert now[name] != data
+    rows = _letter_rows(settings)
+    assert [(r.case_id, r.version) for r in rows] == [(c, v) for c in ("RM-L-1", "RM-L-2", "RM-L-3") for v in (1, 2)]
+    for r in rows:
+        assert Path(r.html_path).is_file() and Path(r.pdf_path).is_file()
+        assert (r.version == 1) == r.html_path.endswith("_v1.html")
+    assert len(render_round_letters(settings, policy, round_id)) == 3 and len(_letter_rows(settings)) == 6
+
+    events = _audit(settings)
+    assert len(events) == 6
+    for e in events:
+        assert e.subject.split("/")[1].startswith("H") and set(e.details) == {
+            "version", "language", "html_sha256", "pdf_sha256"}
+    logged = " ".join(str(e.details) + e.subject for e in events) + caplog.text
+    for secret in (*CASES, SECRET_PHONE, SECRET_MAIL, SECRET_NOTE):
+        assert secret not in logged, secret
+
+
+def test_household_language_change_writes_a_new_letter_and_keeps_the_old(settings: Settings, tmp_path: Path) -> None:
+    policy = load_policy()
+    round_id = _seed_offered_round(settings)
+    render_round_letters(settings, policy, round_id)
+    with get_engine(settings.database_url).begin() as conn:
+        conn.execute(update(t.households).where(t.households.c.case_id == "RM-L-1").values(languages="de"))
+    result = {r["case_id"]: r for r in render_round_letters(settings, policy, round_id)}
+    assert [c for c, r in result.items() if r["new"]] == ["RM-L-1"]
+    assert result["RM-L-1"]["version"] == 2 and result["RM-L-1"]["language"] == "de"
+    alias = pseudonym("RM-L-1", policy.pseudonym_salt)
+    names = set(_outbox_files(settings))
+    assert {f"{round_id}/offer_{alias}_{round_id}_uk_v1.html", f"{round_id}/offer_{alias}_{round_id}_de.pdf"} <= names
+    assert f"{round_id}/offer_{alias}_{round_id}_uk.html" not in names
+    html = Path(result["RM-L-1"]["html_path"]).read_text(encoding="utf-8")
+    assert parse(html).iter("html")[0].attrs.get("lang") == "de"
