@@ -5,8 +5,8 @@ Every 15 minutes (`REMATCH_INGEST_SCHEDULE`) scans the inbox — `$REMATCH_HOME/
 `REMATCH_INBOX_URL` such as `s3://bucket/inbox` — and ingests each file not seen before in its own mapped task:
 archives it byte-for-byte with its sha256, detects its format by content, validates it with Great Expectations (Data
 Docs under `$REMATCH_HOME/data_docs`), quarantines bad rows with a reason and stores the good ones.
-Updates the assets `rematch://households` and `rematch://capacities` only when valid rows of that kind were added;
-either one starts the matching round.
+Updates the assets `rematch://households`, `rematch://capacities` and `rematch://decisions` only when valid rows of
+that kind were added; decisions refresh the open rounds' packets, letters and report (packets DAG).
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, dag, task
 
-from rematch_pipeline.orchestration import CAPACITIES_ASSET, DEFAULT_ARGS, HOUSEHOLDS_ASSET, INGEST_SCHEDULE, TAGS
+from rematch_pipeline.orchestration import (
+    CAPACITIES_ASSET,
+    DECISIONS_ASSET,
+    DEFAULT_ARGS,
+    HOUSEHOLDS_ASSET,
+    INGEST_SCHEDULE,
+    TAGS,
+)
 
 
 @dag(
@@ -56,6 +63,7 @@ def rematch_ingest() -> None:
     reports = ingest.expand(path=scan_inbox())
     publisher("households", HOUSEHOLDS_ASSET)(reports)
     publisher("capacity", CAPACITIES_ASSET)(reports)
+    publisher("decisions", DECISIONS_ASSET)(reports)
 
 
 rematch_ingest()

@@ -1,9 +1,17 @@
 """
-### Re:Match — packets
+### Re:Match — packets, letters, delivery, report
 
-Renders the pre-arrival packet (German, HTML and PDF) for every receiving municipality of the round that
-triggered it, one mapped task per municipality, into `$REMATCH_HOME/outbox/<AGS>/<round>/`. A delivery ledger
-with the content hash makes reruns produce no duplicate packet; a changed packet becomes a new version.
+Runs when a round is solved (`rematch_solved_round`) and whenever decisions arrive (`rematch://decisions`), or by
+hand with the param `round_id`.
+
+1. **targets**: the triggering round, or every round whose offers are still open; one entry per receiving
+   municipality.
+2. **packet** (mapped, one task per municipality): renders the German pre-arrival packet (HTML + PDF) into
+   `outbox/<AGS>/<round>/` and delivers it — by e-mail to the offer's contact when the `rematch_smtp` connection
+   is configured. A ledger with the content hash delivers each version once across retries; a packet that changed
+   (an acceptance, a decline) becomes a new version.
+3. **letters** (mapped per round): each household's offer letter in its language, rendered and delivered likewise.
+4. **report**: the round report (HTML with charts) and the audit export in `exports/<round>/`.
 """
 
 from __future__ import annotations
@@ -11,11 +19,11 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
-from rematch_pipeline.orchestration import DEFAULT_ARGS, ROUND_ASSET, TAGS
+from rematch_pipeline.orchestration import DECISIONS_ASSET, DEFAULT_ARGS, ROUND_ASSET, TAGS
 
 
 @dag(
-    schedule=[Asset(ROUND_ASSET)],
+    schedule=(Asset(ROUND_ASSET) | Asset(DECISIONS_ASSET)),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -23,34 +31,49 @@ from rematch_pipeline.orchestration import DEFAULT_ARGS, ROUND_ASSET, TAGS
     tags=[*TAGS, "packets"],
     doc_md=__doc__,
     params={"round_id": Param(None, type=["null", "string"],
-                              description="Round id (default: the triggering or the latest round)")},
+                              description="Round id (default: the triggering round, else every open round)")},
 )
 def rematch_packets() -> None:
     @task
-    def pick_round(params: dict | None = None, triggering_asset_events=None) -> str:  # noqa: ANN001
-        from rematch_pipeline.orchestration import latest_round_id
+    def pick_rounds(params: dict | None = None, triggering_asset_events=None) -> list[str]:  # noqa: ANN001
+        from rematch_pipeline.orchestration import latest_round_id, open_round_ids
 
         if (params or {}).get("round_id"):
-            return str(params["round_id"])
-        for events in (triggering_asset_events or {}).values():
-            for event in events:
-                if event.extra.get("round_id"):
-                    return str(event.extra["round_id"])
-        return latest_round_id()
+            return [str(params["round_id"])]
+        named = sorted({str(event.extra["round_id"]) for events in (triggering_asset_events or {}).values()
+                        for event in events if event.extra.get("round_id")})
+        return named or open_round_ids() or [latest_round_id()]
 
     @task
-    def municipalities(round_id: str) -> list[dict]:
-        from rematch_pipeline.orchestration import packet_municipalities
+    def targets(round_ids: list[str]) -> list[dict]:
+        from rematch_pipeline.orchestration import packet_targets
 
-        return [{"round_id": round_id, "ags": ags} for ags in packet_municipalities(round_id)]
+        return packet_targets(round_ids)
 
     @task
-    def render(target: dict) -> list[dict]:
-        from rematch_pipeline.orchestration import render_municipality_packet
+    def packet(target: dict) -> dict:
+        from rematch_pipeline.orchestration import deliver_municipality_packet, render_municipality_packet
 
-        return render_municipality_packet(target["round_id"], target["ags"])
+        rendered = render_municipality_packet(target["round_id"], target["ags"])
+        delivered = deliver_municipality_packet(target["round_id"], target["ags"])
+        return {**target, "rendered": rendered, "delivered": delivered}
 
-    render.expand(target=municipalities(pick_round()))
+    @task
+    def letters(round_id: str) -> dict:
+        from rematch_pipeline.orchestration import letters_for_round
+
+        return letters_for_round(round_id)
+
+    @task
+    def report(round_ids: list[str]) -> list[str]:
+        from rematch_pipeline.orchestration import export_round_files
+
+        return [path for rid in round_ids for path in export_round_files(rid)]
+
+    rounds = pick_rounds()
+    packets = packet.expand(target=targets(rounds))
+    sent = letters.expand(round_id=rounds)
+    [packets, sent] >> report(rounds)
 
 
 rematch_packets()

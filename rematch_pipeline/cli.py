@@ -153,11 +153,16 @@ def cmd_round_export(args: argparse.Namespace) -> int:
 
 
 def cmd_packets_render(args: argparse.Namespace) -> int:
+    from rematch_pipeline.packets.letters import render_round_letters
     from rematch_pipeline.packets.service import render_round_packets
 
-    results = render_round_packets(load_settings(), load_policy(), args.round_id)
-    for r in results:
-        print(f"{r['ags']} v{r['version']} {'new' if r['new'] else 'unchanged'}: {r['pdf_path']}")
+    settings, policy = load_settings(), load_policy()
+    for r in render_round_packets(settings, policy, args.round_id):
+        print(f"packet {r['ags']} v{r['version']} {'new' if r['new'] else 'unchanged'}"
+              f"{' (final)' if r.get('final') else ''}: {r['pdf_path']}")
+    for r in render_round_letters(settings, policy, args.round_id):
+        print(f"letter {r['pseudonym']} [{r['language']}] v{r['version']} {'new' if r['new'] else 'unchanged'}: "
+              f"{r['pdf_path']}")
     return 0
 
 
@@ -311,8 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     re_.add_argument("--out", required=True)
     re_.set_defaults(func=cmd_round_export)
 
-    pk = sub.add_parser("packets", help="municipality packets").add_subparsers(dest="sub", required=True)
-    pr = pk.add_parser("render", help="render the packets of a round (idempotent)")
+    pk = sub.add_parser("packets", help="municipality packets and household letters").add_subparsers(
+        dest="sub", required=True)
+    pr = pk.add_parser("render", help="render the packets and offer letters of a round (idempotent)")
     pr.add_argument("round_id")
     pr.set_defaults(func=cmd_packets_render)
     pd = pk.add_parser("deliver", help="deliver the latest packets and letters of a round, once per version")

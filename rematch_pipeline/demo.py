@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import shutil
 from datetime import date
+from pathlib import Path
 
 from rematch_pipeline.config import Settings, load_policy
 from rematch_pipeline.ingest.service import ingest_file
+from rematch_pipeline.packets.delivery import deliver_round
+from rematch_pipeline.packets.letters import render_round_letters
 from rematch_pipeline.packets.service import render_round_packets
-from rematch_pipeline.rounds import export_round, run_round
+from rematch_pipeline.reports.round_report import write_round_report
+from rematch_pipeline.rounds import offer_round, run_round
 from rematch_pipeline.scenario import generate_scenario
 
 
@@ -30,12 +34,20 @@ def run_demo(settings: Settings, households: int, municipalities: int, seed: int
     summary = run_round(settings, policy, round_date, actor="demo")
     print(f"3. round {summary.round_id}: {summary.message}"
           + (" (already solved earlier; unchanged)" if summary.already_existed else ""))
+    offered = offer_round(settings, summary.round_id, actor="demo")
+    print(f"4. offers: {offered} new (deadline in {policy.offer_response_days} days)")
     packets = render_round_packets(settings, policy, summary.round_id, actor="demo")
-    export_dir = settings.exports / summary.round_id
-    csv_path, json_path = export_round(settings, summary.round_id, export_dir)
+    letters = render_round_letters(settings, policy, summary.round_id, actor="demo")
+    delivered = deliver_round(settings, policy, summary.round_id, actor="demo")
+    print(f"5. packets and letters: {len(packets)} packets, {len(letters)} letters; "
+          f"{sum(1 for d in delivered if d['delivered'])} newly delivered "
+          f"({', '.join(sorted({d['channel'] for d in delivered})) or 'nothing new'})")
+    report = write_round_report(settings, summary.round_id)
+    csv_path, json_path = report.parent / "assignments.csv", report.parent / "round.json"
 
     print("\n=== Re:Match demo summary ===")
-    print(f"round:               {summary.round_id} ({summary.status})")
+    state = "offered" if offered or summary.status == "offered" else summary.status
+    print(f"round:               {summary.round_id} ({state})")
     print(f"households:          {summary.households_placed} of {summary.households} placed")
     print(f"persons placed:      {summary.persons_placed} of {summary.persons_in_pool}")
     print("fill per municipality:")
@@ -49,5 +61,7 @@ def run_demo(settings: Settings, households: int, municipalities: int, seed: int
     for r in reports:
         for table, path in sorted(r.reports.items()):
             print(f"  {table}: {path}")
+    print("offer letters:       " + (str(Path(letters[0]["pdf_path"]).parent) if letters else "none"))
+    print(f"round report:        {report}")
     print(f"round export:        {csv_path}\n                     {json_path}")
     return 0

@@ -16,6 +16,7 @@ TAGS = ["rematch"]
 # Updated by the ingest DAG only when valid rows of that kind were added; either starts the matching round.
 HOUSEHOLDS_ASSET = "rematch://households"
 CAPACITIES_ASSET = "rematch://capacities"
+DECISIONS_ASSET = "rematch://decisions"
 ROUND_ASSET = "rematch_solved_round"
 INGEST_SUFFIXES = (".xlsx", ".csv", ".zip", ".txt")
 # Every 15 minutes unless REMATCH_INGEST_SCHEDULE (a cron expression) says otherwise; read when the DAG is parsed.
@@ -133,11 +134,28 @@ def solve_round(round_date: str | None, policy_overrides: dict[str, Any] | None 
 
 
 def export_round_files(round_id: str) -> list[str]:
+    """assignments.csv, round.json, the audit export and the round report, in exports/<round>/."""
     from rematch_pipeline.config import load_settings
-    from rematch_pipeline.rounds import export_round
+    from rematch_pipeline.reports.round_report import write_round_report
 
     settings = load_settings()
-    return [str(p) for p in export_round(settings, round_id, settings.exports / round_id)]
+    report = write_round_report(settings, round_id)
+    return [str(report.parent / "assignments.csv"), str(report.parent / "round.json"), str(report)]
+
+
+def open_round_ids() -> list[str]:
+    """Rounds whose offers still wait for answers: their packets, letters and report follow each decision."""
+    from sqlalchemy import select
+
+    from rematch_pipeline.config import load_settings
+    from rematch_pipeline.db import tables as t
+    from rematch_pipeline.db.engine import get_engine, migrate
+
+    settings = load_settings()
+    migrate(settings.database_url)
+    with get_engine(settings.database_url).connect() as conn:
+        return [str(r) for r in conn.execute(select(t.rounds.c.round_id).where(t.rounds.c.status == "offered")
+                                             .order_by(t.rounds.c.round_date)).scalars()]
 
 
 def latest_round_id() -> str:
@@ -157,6 +175,11 @@ def latest_round_id() -> str:
     return str(rid)
 
 
+def packet_targets(round_ids: list[str]) -> list[dict[str, str]]:
+    """One (round, municipality) per packet to render: the unit the packets DAG maps over."""
+    return [{"round_id": rid, "ags": ags} for rid in round_ids for ags in packet_municipalities(rid)]
+
+
 def packet_municipalities(round_id: str) -> list[str]:
     from rematch_pipeline.config import load_policy, load_settings
     from rematch_pipeline.packets.service import round_packet_inputs
@@ -173,3 +196,23 @@ def render_municipality_packet(round_id: str, ags: str) -> list[dict[str, Any]]:
     migrate(settings.database_url)
     return [render_one(settings, p, actor="airflow")
             for p in round_packet_inputs(settings, load_policy(), round_id, ags=ags)]
+
+
+def deliver_municipality_packet(round_id: str, ags: str) -> list[dict[str, Any]]:
+    from rematch_pipeline.config import load_policy, load_settings
+    from rematch_pipeline.packets.delivery import deliver_round
+
+    return deliver_round(load_settings(), load_policy(), round_id, actor="airflow", kinds=("packet",), ags=ags)
+
+
+def letters_for_round(round_id: str) -> dict[str, Any]:
+    """Render every household's offer letter of the round in its language, then deliver the new versions."""
+    from rematch_pipeline.config import load_policy, load_settings
+    from rematch_pipeline.packets.delivery import deliver_round
+    from rematch_pipeline.packets.letters import render_round_letters
+
+    settings, policy = load_settings(), load_policy()
+    rendered = render_round_letters(settings, policy, round_id, actor="airflow")
+    delivered = deliver_round(settings, policy, round_id, actor="airflow", kinds=("letter",))
+    return {"round_id": round_id, "letters": len(rendered), "new": sum(1 for r in rendered if r.get("new")),
+            "delivered": sum(1 for d in delivered if d["delivered"])}

@@ -6,6 +6,7 @@ import gzip
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -29,6 +30,7 @@ class PurgeReport:
     decision_reasons: int = 0
     snapshots: int = 0
     archived_files: int = 0
+    letter_files: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "pseudonyms"} | {"pseudonyms": self.pseudonyms}
@@ -46,6 +48,14 @@ def _scrub(conn: Connection, case_ids: list[str], settings: Settings, report: Pu
         report.decision_reasons += conn.execute(
             update(t.decisions).where(t.decisions.c.case_id.in_(chunk), t.decisions.c.reason.is_not(None))
             .values(reason=None)).rowcount or 0
+    # Offer letters list the household's own needs: every version's files go, the ledger row (hashes) stays.
+    for chunk in (case_ids[i:i + 500] for i in range(0, len(case_ids), 500)):
+        for letter in conn.execute(select(t.letters.c.html_path, t.letters.c.pdf_path)
+                                   .where(t.letters.c.case_id.in_(chunk))):
+            for path in (Path(letter.html_path), Path(letter.pdf_path)):
+                if path.is_file():
+                    path.unlink()
+                    report.letter_files += 1
     # Quarantined rows keep the raw record (to be corrected); the record of a closed case goes.
     for q in conn.execute(select(t.quarantine.c.id, t.quarantine.c.record).where(t.quarantine.c.record.is_not(None))):
         if isinstance(q.record, dict) and str(q.record.get("case_id", "")).strip() in ids:

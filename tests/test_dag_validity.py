@@ -34,9 +34,18 @@ def test_every_dag_has_owner_tags_retries_and_doc(dagbag: DagBag) -> None:
 def test_dags_are_chained_by_assets(dagbag: DagBag) -> None:
     ingest_out = {o.name for t in dagbag.dags["rematch_ingest"].tasks for o in t.outlets}
     round_out = {o.name for t in dagbag.dags["rematch_round"].tasks for o in t.outlets}
-    assert ingest_out == {"rematch://households", "rematch://capacities"}
+    assert ingest_out == {"rematch://households", "rematch://capacities", "rematch://decisions"}
     assert "rematch_solved_round" in round_out
-    assert "rematch_solved_round" in repr(dagbag.dags["rematch_packets"].timetable.asset_condition)
+    # Packets follow a solved round, and every batch of decisions (a packet changes when a household answers).
+    condition = repr(dagbag.dags["rematch_packets"].timetable.asset_condition)
+    assert "rematch_solved_round" in condition and "rematch://decisions" in condition
+
+
+def test_packets_dag_maps_one_task_per_municipality_and_reports_after_delivery(dagbag: DagBag) -> None:
+    dag = dagbag.dags["rematch_packets"]
+    assert type(dag.get_task("packet")).__name__.endswith("MappedOperator")
+    assert type(dag.get_task("letters")).__name__.endswith("MappedOperator")
+    assert {"packet", "letters"} <= dag.get_task("report").upstream_task_ids
 
 
 def test_round_dag_runs_weekly_one_at_a_time_with_date_and_policy_params(dagbag: DagBag) -> None:
@@ -56,7 +65,7 @@ def test_ingest_dag_runs_every_15_minutes_and_maps_one_task_per_file(dagbag: Dag
     ingest = dag.get_task("ingest")
     assert type(ingest).__name__.endswith("MappedOperator")
     publishers = {t.task_id: t for t in dag.tasks if t.task_id.startswith("publish_")}
-    assert set(publishers) == {"publish_households", "publish_capacities"}
+    assert set(publishers) == {"publish_households", "publish_capacities", "publish_decisions"}
     assert all(t.upstream_task_ids == {"ingest"} for t in publishers.values())
 
 

@@ -73,6 +73,15 @@ def test_full_round_runs_through_the_real_dags(settings: Settings, airflow_env: 
     assert all(Path(p.pdf_path).is_file() for p in packets)
     assert (settings.exports / rnd.round_id / "assignments.csv").is_file()
     assert n_validations == 3 and list(settings.data_docs.rglob("*.html"))
+    # Each offered household has its letter, every packet and letter went out once, the report is written.
+    with engine.connect() as conn:
+        letters = conn.execute(select(t.letters.c.case_id, t.letters.c.pdf_path)).all()
+        deliveries = conn.execute(select(t.deliveries.c.document, t.deliveries.c.status)).all()
+    assert sorted(c for c, _ in letters) == sorted(a.case_id for a in placed)
+    assert all(Path(p).is_file() for _, p in letters)
+    assert sorted(deliveries) == sorted([("packet", "delivered")] * len(packets)
+                                        + [("letter", "delivered")] * len(letters))
+    assert (settings.exports / rnd.round_id / "round_report.html").is_file()
 
     # Rerunning every DAG changes nothing: no second ingest, round, assignment or packet.
     _airflow(airflow_env, "dags", "test", "rematch_ingest")
@@ -84,3 +93,5 @@ def test_full_round_runs_through_the_real_dags(settings: Settings, airflow_env: 
         assert conn.execute(select(func.count()).select_from(t.assignments)).scalar() == len(placed)
         assert conn.execute(select(func.count()).select_from(t.match_offers)).scalar() == len(placed)
         assert conn.execute(select(func.count()).select_from(t.packets)).scalar() == len(packets)
+        assert conn.execute(select(func.count()).select_from(t.letters)).scalar() == len(letters)
+        assert conn.execute(select(func.count()).select_from(t.deliveries)).scalar() == len(deliveries)

@@ -275,8 +275,14 @@ def test_purge_removes_contact_free_text_and_health_of_closed_cases_only(setting
     offer_round(settings, r1.round_id)
     accepted = sorted(_offers(settings, r1.round_id))[0]
     decide(settings, accepted, r1.round_id, "accept", reason=SECRET_NOTE, decided_at=datetime(2026, 11, 24, tzinfo=UTC))
+    from rematch_pipeline.packets.letters import render_round_letters
+
+    letters = {r["case_id"]: r for r in render_round_letters(settings, load_policy(), r1.round_id)}
     report = purge(settings, date(2099, 1, 1))
     assert report.households == 1
+    # The accepted household's offer letter (its own needs) is gone; the others' letters stay.
+    assert report.letter_files == 2 and not Path(letters[accepted]["pdf_path"]).exists()
+    assert all(Path(r["pdf_path"]).is_file() for c, r in letters.items() if c != accepted)
     with get_engine(settings.database_url).connect() as conn:
         rows = {r.case_id: r for r in conn.execute(select(t.households))}
         reason = conn.execute(select(t.decisions.c.reason)).scalar()
