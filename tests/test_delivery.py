@@ -182,3 +182,23 @@ def test_declined_households_leave_the_packet_and_it_is_final_once_all_answered(
     rendered = {r["ags"]: r for r in render_round_packets(settings, load_policy(), round_id)}
     assert rendered[ags]["new"] and rendered[ags]["final"]
     assert _packets(settings, round_id)[ags].final
+
+
+def test_parallel_rendering_writes_the_same_packets_once(settings: Settings, tmp_path: Path) -> None:
+    import hashlib
+
+    from rematch_pipeline.packets.render import render_packet_html, render_packet_pdf
+    from rematch_pipeline.packets.service import round_packet_inputs
+
+    round_id = _solved_round(settings, tmp_path)  # rendered once, sequentially
+    with get_engine(settings.database_url).connect() as conn:
+        conn.execute(t.packets.delete())
+        conn.commit()
+    first = render_round_packets(settings, load_policy(), round_id, workers=2)
+    assert first and all(r["new"] and r["version"] == 1 for r in first)
+    for packet in round_packet_inputs(settings, load_policy(), round_id):
+        [row] = [r for r in first if r["ags"] == packet.offer.ags]
+        expected = render_packet_pdf(render_packet_html(packet))
+        assert hashlib.sha256(Path(row["pdf_path"]).read_bytes()).digest() == hashlib.sha256(expected).digest()
+    again = render_round_packets(settings, load_policy(), round_id, workers=2)
+    assert not any(r["new"] for r in again) and len(_packets(settings, round_id)) == len(first)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
+from itertools import repeat
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from rematch_pipeline import store
 from rematch_pipeline.config import Settings
@@ -59,29 +61,36 @@ def round_packet_inputs(settings: Settings, policy: Policy, round_id: str, ags: 
     ]
 
 
-def render_one(settings: Settings, packet: Any, actor: str = "cli") -> dict[str, Any]:
-    """Write one packet unless the ledger already holds the same content; a changed packet becomes a new version."""
-    from rematch_pipeline.packets.render import render_packet_html, write_packet
+def _ledger(settings: Settings, packet: Any) -> tuple[str, Any, int | None]:
+    """The packet's content hash, the ledger row holding that content (if any), and the latest version number."""
+    from rematch_pipeline.packets.render import render_packet_html
 
-    engine = get_engine(settings.database_url)
     ags, round_id = packet.offer.ags, packet.round_id
     digest = hashlib.sha256(render_packet_html(packet).encode("utf-8")).hexdigest()
-    with engine.connect() as conn:
+    with get_engine(settings.database_url).connect() as conn:
         same = conn.execute(select(t.packets).where(t.packets.c.round_id == round_id, t.packets.c.ags == ags,
                                                     t.packets.c.sha256 == digest)).first()
         latest = conn.execute(select(func.max(t.packets.c.version)).where(
             t.packets.c.round_id == round_id, t.packets.c.ags == ags)).scalar()
-    if same is not None:
-        return {"ags": ags, "version": same.version, "new": False, "final": same.final, "html_path": same.html_path,
-                "pdf_path": same.pdf_path}
-    version = (latest or 0) + 1
-    if latest:
-        # Never overwrite silently: the earlier version's files are kept under a versioned name.
-        out_dir = settings.outbox / ags / round_id
-        for f in out_dir.glob(f"packet_{ags}_{round_id}.*"):
-            f.rename(f.with_name(f"{f.stem}_v{latest}{f.suffix}"))
-    files = write_packet(packet, settings.outbox)
-    with engine.begin() as conn:
+    return digest, same, latest
+
+
+def _shelve(settings: Settings, packet: Any, latest: int) -> None:
+    """Never overwrite silently: the earlier version's files move to a versioned name, and its row follows them."""
+    ags, round_id = packet.offer.ags, packet.round_id
+    out_dir = settings.outbox / ags / round_id
+    for f in out_dir.glob(f"packet_{ags}_{round_id}.*"):
+        f.rename(f.with_name(f"{f.stem}_v{latest}{f.suffix}"))
+    stem = f"packet_{ags}_{round_id}_v{latest}"
+    with get_engine(settings.database_url).begin() as conn:
+        conn.execute(update(t.packets).where(t.packets.c.round_id == round_id, t.packets.c.ags == ags,
+                                             t.packets.c.version == latest)
+                     .values(html_path=str(out_dir / f"{stem}.html"), pdf_path=str(out_dir / f"{stem}.pdf")))
+
+
+def _record(settings: Settings, packet: Any, digest: str, version: int, files: Any, actor: str) -> dict[str, Any]:
+    ags, round_id = packet.offer.ags, packet.round_id
+    with get_engine(settings.database_url).begin() as conn:
         conn.execute(insert(t.packets).values(round_id=round_id, ags=ags, version=version,
                                               html_path=str(files.html_path), pdf_path=str(files.pdf_path),
                                               sha256=digest, created_at=store.now(), final=packet.final))
@@ -93,6 +102,43 @@ def render_one(settings: Settings, packet: Any, actor: str = "cli") -> dict[str,
             "pdf_path": str(files.pdf_path)}
 
 
-def render_round_packets(settings: Settings, policy: Policy, round_id: str, actor: str = "cli") -> list[dict[str, Any]]:
+def _unchanged(same: Any) -> dict[str, Any]:
+    return {"ags": same.ags, "version": same.version, "new": False, "final": same.final,
+            "html_path": same.html_path, "pdf_path": same.pdf_path}
+
+
+def render_one(settings: Settings, packet: Any, actor: str = "cli") -> dict[str, Any]:
+    """Write one packet unless the ledger already holds the same content; a changed packet becomes a new version."""
+    from rematch_pipeline.packets.render import write_packet
+
+    digest, same, latest = _ledger(settings, packet)
+    if same is not None:
+        return _unchanged(same)
+    if latest:
+        _shelve(settings, packet, latest)
+    return _record(settings, packet, digest, (latest or 0) + 1, write_packet(packet, settings.outbox), actor)
+
+
+def render_round_packets(settings: Settings, policy: Policy, round_id: str, actor: str = "cli",
+                         workers: int = 1) -> list[dict[str, Any]]:
+    """Render every packet of a round; with workers > 1 the PDFs are laid out in parallel processes.
+
+    Layout is CPU-bound pure Python (WeasyPrint), so threads would not help. Workers only produce files; the
+    ledger is read and written here, in one process, so the database never sees concurrent writers.
+    """
+    from rematch_pipeline.packets.render import write_packet
+
     migrate(settings.database_url)
-    return [render_one(settings, p, actor) for p in round_packet_inputs(settings, policy, round_id)]
+    packets = round_packet_inputs(settings, policy, round_id)
+    if workers <= 1:
+        return [render_one(settings, p, actor) for p in packets]
+    plans = [(p, *_ledger(settings, p)) for p in packets]
+    todo = [(p, digest, latest) for p, digest, same, latest in plans if same is None]
+    for p, _, latest in todo:
+        if latest:
+            _shelve(settings, p, latest)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        files = list(pool.map(write_packet, [p for p, _, _ in todo], repeat(settings.outbox), chunksize=1))
+    written = {p.offer.offer_id: _record(settings, p, digest, (latest or 0) + 1, f, actor)
+               for (p, digest, latest), f in zip(todo, files, strict=True)}
+    return [written[p.offer.offer_id] if same is None else _unchanged(same) for p, _, same, _ in plans]
