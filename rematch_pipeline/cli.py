@@ -234,6 +234,15 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
     return 0 if result["status"] == "ingested" else 1
 
 
+def cmd_bench_packets(args: argparse.Namespace) -> int:
+    from rematch_pipeline.packets.bench import bench_packets
+
+    result = bench_packets(households=args.households, municipalities=args.municipalities, seed=args.seed,
+                           workers=args.workers)
+    _print(result, args.json, "\n".join(f"{k:>22}: {v}" for k, v in result.items()))
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from rematch_pipeline.db.engine import migrate
 
@@ -354,6 +363,13 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--database-url", help="an empty database to store into (default: a new SQLite file)")
     bi.add_argument("--json", action="store_true")
     bi.set_defaults(func=cmd_bench_ingest)
+    bp = b.add_parser("packets", help="solve a generated round and time rendering every packet (HTML + PDF)")
+    bp.add_argument("--households", type=int, default=2000)
+    bp.add_argument("--municipalities", type=int, default=80)
+    bp.add_argument("--seed", type=int, default=1)
+    bp.add_argument("--workers", type=int, help="render processes (default: one per CPU)")
+    bp.add_argument("--json", action="store_true")
+    bp.set_defaults(func=cmd_bench_packets)
 
     fo = sub.add_parser("forms", help="the forms we hand out").add_subparsers(dest="sub", required=True)
     fe = fo.add_parser("export", help="write the household XLSForm and the capacity XLSX template")
