@@ -6,6 +6,8 @@ from pathlib import Path
 
 import yaml
 
+from rematch_pipeline.config import Settings
+
 REPO = Path(__file__).resolve().parent.parent
 SERVICES = {"postgres", "redis", "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
             "airflow-triggerer", "airflow-worker"}
@@ -37,7 +39,8 @@ def test_secrets_come_from_an_uncommitted_env_file() -> None:
     assert "change-me" not in text
     assert ".env" in (REPO / ".gitignore").read_text().split()
     example = (REPO / ".env.example").read_text()
-    for key in ("POSTGRES_PASSWORD", "AIRFLOW__API_AUTH__JWT_SECRET", "REMATCH_DB", "AIRFLOW_DB"):
+    for key in ("POSTGRES_PASSWORD", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "REMATCH_DB",
+                "AIRFLOW_DB", "AIRFLOW_ADMIN_PASSWORD"):
         assert f"{key}=" in example
 
 
@@ -45,3 +48,31 @@ def test_long_running_services_have_health_checks() -> None:
     for name, svc in _compose()["services"].items():
         if name != "airflow-init":
             assert "healthcheck" in svc, name
+
+
+def test_async_metadata_connection_uses_the_installed_psycopg_driver() -> None:
+    # Left unset, Airflow derives an asyncpg URL, and asyncpg is not in the lock: every service would crash at start.
+    for name, svc in _compose()["services"].items():
+        if name.startswith("airflow-"):
+            env = svc["environment"]
+            assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"].startswith("postgresql+psycopg_async://"), name
+            assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"].endswith("/${AIRFLOW_DB}"), name
+
+
+def test_every_directory_a_task_writes_is_a_volume_all_workers_share() -> None:
+    # A task may run on any worker, and the next task on another: what one writes, all must see.
+    home = Path("/opt/rematch")
+    s = Settings(home=home, database_url="")
+    shared = {s.inbox, s.archive, s.outbox, s.exports, s.data_docs, s.gx_root, Path("/opt/airflow/logs")}
+    for name, svc in _compose()["services"].items():
+        if name.startswith("airflow-"):
+            mounted = {Path(v.split(":")[1]) for v in svc["volumes"]}
+            assert shared <= mounted, (name, shared - mounted)
+
+
+def test_health_check_tools_are_installed_in_the_image() -> None:
+    dockerfile = (REPO / "Dockerfile").read_text()
+    for name, svc in _compose()["services"].items():
+        test = " ".join(svc.get("healthcheck", {}).get("test", []))
+        if name.startswith("airflow-") and "curl" in test:
+            assert " curl" in dockerfile.split("apt-get install", 1)[1].split("&& rm", 1)[0], name
