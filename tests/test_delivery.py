@@ -202,3 +202,29 @@ def test_parallel_rendering_writes_the_same_packets_once(settings: Settings, tmp
         assert hashlib.sha256(Path(row["pdf_path"]).read_bytes()).digest() == hashlib.sha256(expected).digest()
     again = render_round_packets(settings, load_policy(), round_id, workers=2)
     assert not any(r["new"] for r in again) and len(_packets(settings, round_id)) == len(first)
+
+
+def test_every_packet_of_a_round_holds_only_its_own_households(settings: Settings, tmp_path: Path) -> None:
+    from pypdf import PdfReader
+
+    from rematch_pipeline.domain import pseudonym
+    from tests.html_tree import parse
+
+    round_id = _solved_round(settings, tmp_path)
+    salt = load_policy().pseudonym_salt
+    with get_engine(settings.database_url).connect() as conn:
+        assigned = conn.execute(select(t.assignments.c.ags, t.assignments.c.case_id)).all()
+    own: dict[str, set[str]] = {}
+    for ags, case_id in assigned:
+        own.setdefault(ags, set()).add(pseudonym(case_id, salt))
+    everyone = set().union(*own.values())
+    packets = _packets(settings, round_id)
+    assert set(packets) == set(own) and len(own) > 1
+    for ags, row in packets.items():
+        doc = parse(Path(row.html_path).read_text(encoding="utf-8"))
+        sections = {s.attrs["id"] for s in doc.iter("section") if "household" in (s.attrs.get("class") or "")}
+        assert sections == {f"hh-{p}" for p in own[ags]}, ags
+        pdf = "".join(page.extract_text() for page in PdfReader(row.pdf_path).pages)
+        html = Path(row.html_path).read_text(encoding="utf-8")
+        for other in everyone - own[ags]:
+            assert other not in html and other not in pdf, f"{other} of another municipality is in {ags}'s packet"
