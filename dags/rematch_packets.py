@@ -10,7 +10,8 @@ hand with the param `round_id`.
    `outbox/<AGS>/<round>/` and delivers it — by e-mail to the offer's contact when the `rematch_smtp` connection
    is configured. A ledger with the content hash delivers each version once across retries; a packet that changed
    (an acceptance, a decline) becomes a new version.
-3. **letters** (mapped per round): each household's offer letter in its language, rendered and delivered likewise.
+3. **letters** (mapped, one task per municipality): the offer letter of each household offered a place there, in
+   its language, rendered and delivered likewise.
 4. **report**: the round report (HTML with charts) and the audit export in `exports/<round>/`.
 """
 
@@ -59,10 +60,10 @@ def rematch_packets() -> None:
         return {**target, "rendered": rendered, "delivered": delivered}
 
     @task
-    def letters(round_id: str) -> dict:
-        from rematch_pipeline.orchestration import letters_for_round
+    def letters(target: dict) -> dict:
+        from rematch_pipeline.orchestration import letters_for_municipality
 
-        return letters_for_round(round_id)
+        return letters_for_municipality(target["round_id"], target["ags"])
 
     @task
     def report(round_ids: list[str]) -> list[str]:
@@ -71,9 +72,8 @@ def rematch_packets() -> None:
         return [path for rid in round_ids for path in export_round_files(rid)]
 
     rounds = pick_rounds()
-    packets = packet.expand(target=targets(rounds))
-    sent = letters.expand(round_id=rounds)
-    [packets, sent] >> report(rounds)
+    municipalities = targets(rounds)
+    [packet.expand(target=municipalities), letters.expand(target=municipalities)] >> report(rounds)
 
 
 rematch_packets()

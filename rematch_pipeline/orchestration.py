@@ -205,14 +205,17 @@ def deliver_municipality_packet(round_id: str, ags: str) -> list[dict[str, Any]]
     return deliver_round(load_settings(), load_policy(), round_id, actor="airflow", kinds=("packet",), ags=ags)
 
 
-def letters_for_round(round_id: str) -> dict[str, Any]:
-    """Render every household's offer letter of the round in its language, then deliver the new versions."""
+def letters_for_municipality(round_id: str, ags: str) -> dict[str, Any]:
+    """The offer letters of the households offered a place there, each in its language: rendered, then delivered.
+
+    Mapped with the packets, so the letters of a national round spread over the workers like the packets do.
+    """
     from rematch_pipeline.config import load_policy, load_settings
     from rematch_pipeline.packets.delivery import deliver_round
     from rematch_pipeline.packets.letters import render_round_letters
 
     settings, policy = load_settings(), load_policy()
-    rendered = render_round_letters(settings, policy, round_id, actor="airflow")
-    delivered = deliver_round(settings, policy, round_id, actor="airflow", kinds=("letter",))
-    return {"round_id": round_id, "letters": len(rendered), "new": sum(1 for r in rendered if r.get("new")),
-            "delivered": sum(1 for d in delivered if d["delivered"])}
+    rendered = render_round_letters(settings, policy, round_id, actor="airflow", ags=ags)
+    delivered = deliver_round(settings, policy, round_id, actor="airflow", kinds=("letter",), ags=ags)
+    return {"round_id": round_id, "ags": ags, "letters": len(rendered),
+            "new": sum(1 for r in rendered if r.get("new")), "delivered": sum(1 for d in delivered if d["delivered"])}

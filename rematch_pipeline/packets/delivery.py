@@ -99,14 +99,18 @@ def round_documents(settings: Settings, policy: Policy, round_id: str, kinds: tu
                 if ags is None or r.ags == ags:
                     docs.append(Document("packet", round_id, r.ags, r.ags, r.version, r.sha256, Path(r.html_path),
                                          Path(r.pdf_path), emails.get(offer_of.get(r.ags, ""), "") or ""))
-        if "letter" in kinds and ags is None:
+        if "letter" in kinds:
             latest = (select(t.letters.c.case_id, func.max(t.letters.c.version).label("version"))
                       .where(t.letters.c.round_id == round_id).group_by(t.letters.c.case_id).subquery())
-            rows = conn.execute(
-                select(t.letters, t.households.c.contact_email, t.households.c.purged_at)
-                .join(latest, and_(t.letters.c.case_id == latest.c.case_id, t.letters.c.version == latest.c.version))
-                .join(t.households, t.households.c.case_id == t.letters.c.case_id)
-                .where(t.letters.c.round_id == round_id).order_by(t.letters.c.case_id)).all()
+            q = (select(t.letters, t.households.c.contact_email, t.households.c.purged_at)
+                 .join(latest, and_(t.letters.c.case_id == latest.c.case_id, t.letters.c.version == latest.c.version))
+                 .join(t.households, t.households.c.case_id == t.letters.c.case_id)
+                 .where(t.letters.c.round_id == round_id).order_by(t.letters.c.case_id))
+            if ags is not None:  # the letters to the households offered a place in that municipality
+                q = q.join(t.match_offers, and_(t.match_offers.c.round_id == t.letters.c.round_id,
+                                                t.match_offers.c.case_id == t.letters.c.case_id)
+                           ).where(t.match_offers.c.ags == ags)
+            rows = conn.execute(q).all()
             for r in rows:
                 if r.purged_at is not None:
                     continue  # erased on request: nothing goes out any more

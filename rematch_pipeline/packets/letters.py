@@ -436,7 +436,15 @@ def render_letter_record(settings: Settings, letter: LetterInput, actor: str = "
             "pdf_path": str(files.pdf_path)}
 
 
-def render_round_letters(settings: Settings, policy: Policy, round_id: str, actor: str = "cli") -> list[dict[str, Any]]:
-    """Render every pending or accepted household's offer letter of the round; rerunning writes nothing new."""
+def render_round_letters(settings: Settings, policy: Policy, round_id: str, actor: str = "cli",
+                         ags: str | None = None) -> list[dict[str, Any]]:
+    """Render every pending or accepted household's offer letter of the round (or of one municipality's offers);
+    rerunning writes nothing new."""
     migrate(settings.database_url)
-    return [render_letter_record(settings, letter, actor) for letter in round_letter_inputs(settings, policy, round_id)]
+    case_ids = None
+    if ags is not None:
+        with get_engine(settings.database_url).connect() as conn:
+            case_ids = list(conn.execute(select(t.match_offers.c.case_id).where(
+                t.match_offers.c.round_id == round_id, t.match_offers.c.ags == ags)).scalars())
+    return [render_letter_record(settings, letter, actor)
+            for letter in round_letter_inputs(settings, policy, round_id, case_ids)]
