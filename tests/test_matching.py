@@ -425,3 +425,29 @@ def test_malformed_ties_ags_gives_no_bonus_and_no_crash() -> None:
     for bad in ("0916200²", " 09162000", "9162000"):
         result = run([household("A", ties_ags=bad)], [offer("09162000")])
         assert result.assignments[0].score_terms["ties"] == 0.0
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hs=st.lists(household_st, min_size=1, max_size=5, unique_by=lambda h: h.case_id),
+       os_=st.lists(offer_st, min_size=1, max_size=2, unique_by=lambda o: o.ags))
+def test_neighbourhood_search_without_an_lp_respects_every_rule_and_never_loses_to_greedy(
+        hs: list[Household], os_: list[CapacityOffer]) -> None:
+    from unittest import mock
+
+    from rematch_pipeline.matching import solve
+
+    # National-scale path on a small round: no LP (too many pairs), arrays to HiGHS, neighbourhood search.
+    policy = dataclasses.replace(POLICY, pyomo_max_pairs=0, time_limit_s=5.0)
+    with mock.patch.object(solve, "LP_MAX_PAIRS", -1):
+        result = match(hs, os_, ROUND_DATE, policy, "R")
+    if result.stats.get("phases"):  # a round with no eligible pair is decided without a solve
+        assert result.stats["phases"][0]["phase"] == "lagrangian_bound"
+        assert "max_persons_lns" in [p["phase"] for p in result.stats["phases"]]
+    assert len({a.case_id for a in result.assignments}) == len(result.assignments)
+    for o in os_:
+        group = [h for h in hs if placed(result).get(h.case_id) == o.ags]
+        assert _feasible(group, o, ROUND_DATE)
+    greedy = result.stats.get("comparison", {}).get("greedy_by_score", {}).get("persons_placed", 0)
+    assert greedy <= result.persons_placed <= brute_force_max_persons(hs, os_)
+    # With at most four offers every neighbourhood is the whole round: the search finds the maximum.
+    assert result.persons_placed == brute_force_max_persons(hs, os_)
