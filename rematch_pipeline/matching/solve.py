@@ -169,43 +169,73 @@ LNS_ROUND_S = 5.0  # cap per neighbourhood MIP; they solve to optimality in abou
 # A fixed number of neighbourhoods, not a time budget, so the same input gives the same assignments on any machine
 # fast enough to finish them (10,000 x 400: about 25 s here; hundreds of small ones beat a few large ones).
 LNS_MAX_ROUNDS = 100
+LNS_QUALITY_ROUNDS = 40  # about 15 s at 10,000 x 400
+LNS_MOVERS = 150  # quality neighbourhoods: households placed elsewhere that may move in, the largest gains first
 
 
-def lns_persons(data: MatchingData, model: LinearModel, policy: Policy, incumbent: PhaseResult,
-                deadline: float, bound: float = float("inf")) -> PhaseResult:
-    """Large neighbourhood search for more persons when the LP is out of reach (national scale).
+def _draw_neighbourhood(data: MatchingData, model: LinearModel, x: np.ndarray, objective: str,
+                        rng: np.random.Generator) -> np.ndarray | None:
+    """The columns to free: every eligible pair of the households placed in, or wanting, a few drawn municipalities.
 
-    Each round draws a few municipalities — weighted by the persons still unplaced who could go there — and frees
-    every household placed in them or unplaced but eligible for them, with all its eligible pairs; everything else
-    stays as it is, so each neighbourhood MIP starts feasible and is small. A better solution replaces the
-    incumbent.
+    Persons: municipalities are drawn by the persons still unplaced who could go there. Quality: by how much
+    households would gain there over where they are now. None when nobody could gain anything.
+    """
+    n_off = max(1, len(data.offers))
+    current = np.zeros(data.hh.persons.shape[0])
+    placed = np.zeros(data.hh.persons.shape[0], dtype=bool)
+    chosen_cols = x > 0.5
+    placed[data.pair_h[chosen_cols]] = True
+    if objective == "persons":
+        gain = np.where(placed[data.pair_h], 0.0, model.persons)
+    else:
+        current[data.pair_h[chosen_cols]] = model.quality[chosen_cols]
+        gain = np.maximum(model.quality - current[data.pair_h], 0.0) * placed[data.pair_h] \
+            + np.where(placed[data.pair_h], 0.0, model.persons)
+    wanted = np.bincount(data.pair_o, weights=gain, minlength=n_off)
+    if not wanted.any():
+        return None
+    weights = wanted / wanted.sum()
+    chosen = np.zeros(n_off, dtype=bool)
+    chosen[rng.choice(n_off, size=min(LNS_OFFERS, int((weights > 0).sum())), replace=False, p=weights)] = True
+    in_chosen = chosen[data.pair_o]
+    movable = np.zeros_like(placed)
+    movable[data.pair_h[in_chosen & chosen_cols]] = True
+    wanting = in_chosen & (gain > 0)
+    if objective != "persons" and wanting.sum() > LNS_MOVERS:
+        # Quality: only the households that would gain most there, or the neighbourhood grows too large to solve.
+        wanting[np.nonzero(wanting)[0][np.argsort(-gain[wanting], kind="stable")[LNS_MOVERS:]]] = False
+    movable[data.pair_h[wanting]] = True
+    # A movable household may go anywhere it is eligible, so one placed in a chosen municipality can make room
+    # there by moving to spare capacity elsewhere (the capacity left outside is what the fixed part leaves).
+    free: np.ndarray = movable[data.pair_h]
+    return free
+
+
+def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy, incumbent: PhaseResult,
+                         deadline: float, objective: str = "persons",
+                         bound: float = float("inf")) -> PhaseResult:
+    """Large neighbourhood search for when the LP is out of reach (national scale).
+
+    Each round frees a few municipalities' households (`_draw_neighbourhood`) and solves that part as its own small
+    MIP; everything else stays as it is, so each neighbourhood starts feasible. A better solution replaces the
+    incumbent. For quality, the neighbourhood must keep at least the persons it held, so persons never drop.
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(policy.random_seed)
+    c = model.persons if objective == "persons" else model.quality
+    phase = "max_persons_lns" if objective == "persons" else "max_quality_lns"
     x = np.round(incumbent.x)
-    best = float(model.persons @ x)
-    n_off = max(1, len(data.offers))
+    best = float(c @ x)
+    start = best
+    max_rounds = LNS_MAX_ROUNDS if objective == "persons" else LNS_QUALITY_ROUNDS
     rounds, stalled, termination = 0, 0, "time_limit"
-    while rounds < LNS_MAX_ROUNDS and time.perf_counter() < deadline - 1.0 and stalled < LNS_STALL:
+    while rounds < max_rounds and time.perf_counter() < deadline - 1.0 and stalled < LNS_STALL:
         if best >= np.floor(bound + INTEGRAL):
             termination = "optimal"  # the bound is reached: nothing left to find
             break
-        placed = np.zeros(data.hh.persons.shape[0], dtype=bool)
-        placed[data.pair_h[x > 0.5]] = True
-        open_cols = ~placed[data.pair_h]
-        wanted = np.bincount(data.pair_o[open_cols], weights=model.persons[open_cols], minlength=n_off)
-        if not wanted.any():
-            break  # nobody left who could be placed anywhere
-        weights = wanted / wanted.sum()
-        k = min(LNS_OFFERS, int((weights > 0).sum()))
-        chosen = np.zeros(n_off, dtype=bool)
-        chosen[rng.choice(n_off, size=k, replace=False, p=weights)] = True
-        in_chosen = chosen[data.pair_o]
-        movable = np.zeros_like(placed)
-        movable[data.pair_h[in_chosen & ((x > 0.5) | open_cols)]] = True
-        # A movable household may go anywhere it is eligible, so one placed in a chosen offer can make room there
-        # by moving to spare capacity elsewhere (the capacity left outside is what the fixed part leaves).
-        free = movable[data.pair_h]
+        free = _draw_neighbourhood(data, model, x, objective, rng)
+        if free is None:
+            break  # nobody could gain anything anywhere
         # The neighbourhood as its own small model: only the freed columns, against the capacity the fixed part
         # leaves (never negative: the incumbent is feasible). Passing the whole model with fixed bounds costs more
         # than solving the neighbourhood.
@@ -214,25 +244,30 @@ def lns_persons(data: MatchingData, model: LinearModel, policy: Policy, incumben
         sub_model = LinearModel(matrix=model.matrix[:, cols].tocsr(), upper=model.upper - model.matrix @ rest,
                                 blocks=model.blocks, offsets=model.offsets, persons=model.persons[cols],
                                 quality=model.quality[cols])
+        sub = HighsDirect(sub_model, policy, integer=True)
+        if objective != "persons":
+            sub.add_min_persons(float(sub_model.persons @ x[cols]))
         try:
-            res = HighsDirect(sub_model, policy, integer=True).solve(
-                "max_persons_lns", sub_model.persons, min(LNS_ROUND_S, deadline - time.perf_counter()),
-                abs_gap=0.5, start=x[cols])
+            # Persons: optimal within half a person is optimal (fast); quality to the policy's gap.
+            res = sub.solve(phase, c[cols], min(LNS_ROUND_S, deadline - time.perf_counter()),
+                            rel_gap=0.0 if objective == "persons" else policy.mip_rel_gap,
+                            abs_gap=0.5 if objective == "persons" else 1e-6, start=x[cols])
         except SolveError as exc:
             log.warning("a neighbourhood gave no solution (%s)", exc)
             break
         rounds += 1
         candidate = rest.copy()
         candidate[cols] = np.round(res.x)
-        value = float(model.persons @ candidate)
-        stalled = 0 if value > best + INTEGRAL else stalled + 1
-        if value > best + INTEGRAL:
+        value = float(c @ candidate)
+        improved = value > best + INTEGRAL and model.persons @ candidate >= model.persons @ x - INTEGRAL
+        stalled = 0 if improved else stalled + 1
+        if improved:
             x, best = candidate, value
         if free.all() and res.termination == "optimal":
             termination = "optimal"  # the neighbourhood was the whole model, solved to optimality
             break
-    log.info("neighbourhood search: %d rounds, %.0f persons (from %.0f)", rounds, best, incumbent.objective)
-    return PhaseResult("max_persons_lns", termination, best, float("inf"), time.perf_counter() - t0, x)
+    log.info("neighbourhood search (%s): %d rounds, %.1f (from %.1f)", objective, rounds, best, start)
+    return PhaseResult(phase, termination, best, float("inf"), time.perf_counter() - t0, x)
 
 
 def _add_pairs(data: MatchingData, h: np.ndarray, o: np.ndarray) -> None:
@@ -358,7 +393,7 @@ def solve_model(data: MatchingData, policy: Policy) -> SolveResult:
         elif time.perf_counter() < persons_deadline:
             # No LP solution to guide a neighbourhood: small neighbourhoods around the greedy incumbent (a full
             # MIP of this size did not improve on greedy in its time at 10,000 x 400).
-            lns = lns_persons(data, model, policy, p1, persons_deadline, lp_bound)
+            lns = neighbourhood_search(data, model, policy, p1, persons_deadline, "persons", lp_bound)
             phases.append(lns)
             full_optimal = lns.termination == "optimal"
             p1 = lns if lns.objective > p1.objective else p1
@@ -378,6 +413,9 @@ def solve_model(data: MatchingData, policy: Policy) -> SolveResult:
         except SolveError as exc:
             log.warning("quality phase gave no solution (%s); keeping the persons-maximal incumbent", exc)
             p2 = incumbent
+    elif lp is None:
+        # No LP at this size, so no quality LP either: neighbourhoods improve quality with persons kept.
+        p2 = neighbourhood_search(data, model, policy, incumbent, deadline, "quality")
     else:
         p2 = quality_by_rins(model, policy, placed, incumbent, deadline)
     phases.append(p2)
