@@ -142,11 +142,16 @@ def _body(doc: Document) -> str:
             f"<p>Ihr Re:Match Koordinationsteam</p>")
 
 
+def _ledger_key(doc: Document, channel: str) -> tuple[Any, ...]:
+    """The ledger row of one document version on one channel (the table's unique key)."""
+    return (t.deliveries.c.document == doc.kind, t.deliveries.c.round_id == doc.round_id,
+            t.deliveries.c.recipient == doc.recipient, t.deliveries.c.sha256 == doc.sha256,
+            t.deliveries.c.channel == channel)
+
+
 def _claim(conn: Any, doc: Document, channel: str) -> str:
     """Reserve the delivery in the ledger: 'new', 'retry' after an interrupted attempt, or 'done'."""
-    key = (t.deliveries.c.document == doc.kind, t.deliveries.c.round_id == doc.round_id,
-           t.deliveries.c.recipient == doc.recipient, t.deliveries.c.sha256 == doc.sha256,
-           t.deliveries.c.channel == channel)
+    key = _ledger_key(doc, channel)
     row = conn.execute(select(t.deliveries).where(*key)).first()
     if row is None:
         conn.execute(insert(t.deliveries).values(document=doc.kind, round_id=doc.round_id, recipient=doc.recipient,
@@ -189,11 +194,8 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
             mailer.send(to=doc.address, subject=_subject(doc), html=_body(doc), files=[doc.pdf_path, doc.html_path],
                         message_id=mid)
         with engine.begin() as conn:
-            conn.execute(update(t.deliveries).where(
-                t.deliveries.c.document == doc.kind, t.deliveries.c.round_id == doc.round_id,
-                t.deliveries.c.recipient == doc.recipient, t.deliveries.c.sha256 == doc.sha256,
-                t.deliveries.c.channel == channel).values(status="delivered", delivered_at=store.now(),
-                                                           message_id=mid if channel == "smtp" else None))
+            conn.execute(update(t.deliveries).where(*_ledger_key(doc, channel)).values(
+                status="delivered", delivered_at=store.now(), message_id=mid if channel == "smtp" else None))
             store.audit(conn, actor, f"{doc.kind}_delivered", f"{doc.round_id}/{doc.label}",
                         {"version": doc.version, "channel": channel, "sha256": doc.sha256})
         log.info("%s %s/%s v%d delivered (%s)", doc.kind, doc.round_id, doc.label, doc.version, channel)

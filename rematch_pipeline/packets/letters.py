@@ -20,7 +20,7 @@ from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 from sqlalchemy import func, insert, select, update
 
 from rematch_pipeline import store
@@ -39,7 +39,13 @@ from rematch_pipeline.domain import (
     demand_of,
     pseudonym,
 )
-from rematch_pipeline.packets.render import _AGS_RE, _ROUND_ID_RE, _write_atomic, render_packet_pdf
+from rematch_pipeline.packets.render import (
+    _AGS_RE,
+    _ROUND_ID_RE,
+    document_environment,
+    render_packet_pdf,
+    write_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -179,17 +185,7 @@ def translations(language: str) -> gettext.GNUTranslations:
 
 @lru_cache(maxsize=32)
 def _environment(language: str) -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(str(TEMPLATE_DIR)),
-        autoescape=select_autoescape(
-            enabled_extensions=("html", "htm", "xml", "j2", "css"), default_for_string=True, default=True
-        ),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        extensions=["jinja2.ext.i18n"],
-    )
+    env = document_environment(TEMPLATE_DIR, extensions=("jinja2.ext.i18n",))
     # Newstyle gettext escapes every %(name)s argument under autoescape: free text cannot become markup.
     env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
     return env
@@ -355,8 +351,8 @@ def write_letter(letter: LetterInput, out_root: Path) -> LetterFiles:
     out_dir = letter_dir(out_root, letter.round_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, pdf_path = out_dir / f"{stem}.html", out_dir / f"{stem}.pdf"
-    _write_atomic(html_path, html_bytes)
-    _write_atomic(pdf_path, pdf_bytes)
+    write_atomic(html_path, html_bytes)
+    write_atomic(pdf_path, pdf_bytes)
     return LetterFiles(html_path=html_path, pdf_path=pdf_path, html_sha256=hashlib.sha256(html_bytes).hexdigest(),
                        pdf_sha256=hashlib.sha256(pdf_bytes).hexdigest())
 

@@ -131,9 +131,10 @@ def _de_num(x: float, digits: int = 2) -> str:
     return s.replace("-", "\u2212").replace(".", ",")  # typographic minus, decimal comma
 
 
-def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(str(TEMPLATE_DIR)),
+def document_environment(template_dir: Path = TEMPLATE_DIR, extensions: tuple[str, ...] = ()) -> Environment:
+    """The Jinja2 setup every document we render shares: autoescape everywhere, undefined names are errors."""
+    return Environment(
+        loader=FileSystemLoader(str(template_dir)),
         autoescape=select_autoescape(
             enabled_extensions=("html", "htm", "xml", "j2", "css"), default_for_string=True, default=True
         ),
@@ -141,7 +142,12 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=list(extensions),
     )
+
+
+def _environment() -> Environment:
+    env = document_environment()
     env.filters["de_date"] = _de_date
     env.filters["de_num"] = _de_num
     env.filters["yes_no"] = lambda v: "ja" if v else "nein"
@@ -335,7 +341,8 @@ def packet_stem(ags: str, round_id: str) -> str:
     return f"packet_{ags}_{round_id}"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace the file in one step, so a reader or a crash never sees half a document."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -356,8 +363,8 @@ def write_packet(packet: PacketInput, out_root: Path) -> PacketFiles:
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path = out_dir / f"{packet_stem(ags, round_id)}.html"
     pdf_path = out_dir / f"{packet_stem(ags, round_id)}.pdf"
-    _write_atomic(html_path, html_bytes)
-    _write_atomic(pdf_path, pdf_bytes)
+    write_atomic(html_path, html_bytes)
+    write_atomic(pdf_path, pdf_bytes)
     return PacketFiles(
         html_path=html_path,
         pdf_path=pdf_path,

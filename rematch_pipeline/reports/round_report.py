@@ -8,7 +8,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import select
 
 from rematch_pipeline import store
@@ -16,6 +15,7 @@ from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
 from rematch_pipeline.domain import CAPACITY_DIMENSIONS, ROOM_CLASSES, demand_of
+from rematch_pipeline.packets.render import document_environment, write_atomic
 from rematch_pipeline.reports.charts import Series, hbar_chart, heat_color
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
@@ -29,9 +29,7 @@ DIMENSION_LABELS = {
 }
 SHADOW_PRICES_SHOWN = 25
 
-_ENV = Environment(loader=FileSystemLoader(str(TEMPLATE_DIR)), undefined=StrictUndefined,
-                   autoescape=select_autoescape(default_for_string=True, default=True),
-                   trim_blocks=True, lstrip_blocks=True)
+_ENV = document_environment(TEMPLATE_DIR)
 
 
 def reason_category(reason: str) -> str:
@@ -189,7 +187,5 @@ def write_round_report(settings: Settings, round_id: str, out_dir: Path | None =
     export_audit(settings, round_id, out / "audit")
     html = _ENV.get_template("round_report.html.j2").render(**report_context(settings, round_id, out))
     path = out / "round_report.html"
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, html.encode("utf-8"))
     return path
