@@ -21,7 +21,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from jinja2 import Environment
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select
 
 from rematch_pipeline import store
 from rematch_pipeline.config import Settings
@@ -46,6 +46,7 @@ from rematch_pipeline.packets.render import (
     render_packet_pdf,
     write_atomic,
 )
+from rematch_pipeline.packets.versions import keep_prior, look_up, shelve
 
 log = logging.getLogger(__name__)
 
@@ -386,41 +387,26 @@ def round_letter_inputs(settings: Settings, policy: Policy, round_id: str,
     ]
 
 
-def _versioned(path: Path, version: int) -> Path:
-    return path.with_name(f"{path.stem}_v{version}{path.suffix}")
-
-
 def render_letter_record(settings: Settings, letter: LetterInput, actor: str = "cli") -> dict[str, Any]:
     """Write one letter unless the ledger already holds the same content; a changed letter becomes a new version."""
     engine = get_engine(settings.database_url)
     round_id, case_id = letter.round_id, letter.household.case_id
+    key = {"round_id": round_id, "case_id": case_id}
     alias = pseudonym(case_id, letter.policy.pseudonym_salt)
     digest = hashlib.sha256(render_letter_html(letter).encode("utf-8")).hexdigest()
-    mine = (t.letters.c.round_id == round_id, t.letters.c.case_id == case_id)
     with engine.connect() as conn:
-        same = conn.execute(select(t.letters).where(*mine, t.letters.c.sha256 == digest)).first()
-        latest = conn.execute(select(func.max(t.letters.c.version)).where(*mine)).scalar()
-        prior = None if not latest else conn.execute(
-            select(t.letters).where(*mine, t.letters.c.version == latest)).first()
+        ledger = look_up(conn, t.letters, key, digest)
     result = {"case_id": case_id, "pseudonym": alias, "language": letter.language}
+    same = ledger.same
     if same is not None:
         return {**result, "language": same.language, "version": same.version, "new": False,
                 "html_path": same.html_path, "pdf_path": same.pdf_path}
-    version = (latest or 0) + 1
-    kept: dict[str, str] = {}
-    if prior is not None:
-        # Never overwrite silently: the earlier version's files are kept under a versioned name. A target that
-        # already exists is from an interrupted earlier attempt, so the file at the plain name is not that version.
-        for column in ("html_path", "pdf_path"):
-            old = Path(getattr(prior, column))
-            target = _versioned(old, prior.version)
-            if old.exists() and not target.exists():
-                old.rename(target)
-            kept[column] = str(target)
+    version = ledger.next_version
+    kept = shelve(ledger.prior) if ledger.prior is not None else {}
     files = write_letter(letter, settings.outbox)
     with engine.begin() as conn:
-        if prior is not None:
-            conn.execute(update(t.letters).where(*mine, t.letters.c.version == prior.version).values(**kept))
+        if ledger.prior is not None:
+            keep_prior(conn, t.letters, key, ledger.prior, kept)
         conn.execute(insert(t.letters).values(round_id=round_id, case_id=case_id, version=version,
                                               language=letter.language, html_path=str(files.html_path),
                                               pdf_path=str(files.pdf_path), sha256=digest, created_at=store.now()))

@@ -10,13 +10,14 @@ from datetime import timedelta
 from itertools import repeat
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select
 
 from rematch_pipeline import store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
 from rematch_pipeline.domain import Policy, pseudonym
+from rematch_pipeline.packets.versions import Ledger, keep_prior, look_up, shelve
 
 log = logging.getLogger(__name__)
 
@@ -61,36 +62,25 @@ def round_packet_inputs(settings: Settings, policy: Policy, round_id: str, ags: 
     ]
 
 
-def _ledger(settings: Settings, packet: Any) -> tuple[str, Any, int | None]:
-    """The packet's content hash, the ledger row holding that content (if any), and the latest version number."""
+def _key(packet: Any) -> dict[str, str]:
+    return {"round_id": packet.round_id, "ags": packet.offer.ags}
+
+
+def _ledger(settings: Settings, packet: Any) -> tuple[str, Ledger]:
+    """The packet's content hash and what the ledger holds for it (the same content, the latest version)."""
     from rematch_pipeline.packets.render import render_packet_html
 
-    ags, round_id = packet.offer.ags, packet.round_id
     digest = hashlib.sha256(render_packet_html(packet).encode("utf-8")).hexdigest()
     with get_engine(settings.database_url).connect() as conn:
-        same = conn.execute(select(t.packets).where(t.packets.c.round_id == round_id, t.packets.c.ags == ags,
-                                                    t.packets.c.sha256 == digest)).first()
-        latest = conn.execute(select(func.max(t.packets.c.version)).where(
-            t.packets.c.round_id == round_id, t.packets.c.ags == ags)).scalar()
-    return digest, same, latest
+        return digest, look_up(conn, t.packets, _key(packet), digest)
 
 
-def _shelve(settings: Settings, packet: Any, latest: int) -> None:
-    """Never overwrite silently: the earlier version's files move to a versioned name, and its row follows them."""
-    ags, round_id = packet.offer.ags, packet.round_id
-    out_dir = settings.outbox / ags / round_id
-    for f in out_dir.glob(f"packet_{ags}_{round_id}.*"):
-        f.rename(f.with_name(f"{f.stem}_v{latest}{f.suffix}"))
-    stem = f"packet_{ags}_{round_id}_v{latest}"
+def _record(settings: Settings, packet: Any, digest: str, ledger: Ledger, kept: dict[str, str], files: Any,
+            actor: str) -> dict[str, Any]:
+    ags, round_id, version = packet.offer.ags, packet.round_id, ledger.next_version
     with get_engine(settings.database_url).begin() as conn:
-        conn.execute(update(t.packets).where(t.packets.c.round_id == round_id, t.packets.c.ags == ags,
-                                             t.packets.c.version == latest)
-                     .values(html_path=str(out_dir / f"{stem}.html"), pdf_path=str(out_dir / f"{stem}.pdf")))
-
-
-def _record(settings: Settings, packet: Any, digest: str, version: int, files: Any, actor: str) -> dict[str, Any]:
-    ags, round_id = packet.offer.ags, packet.round_id
-    with get_engine(settings.database_url).begin() as conn:
+        if ledger.prior is not None:
+            keep_prior(conn, t.packets, _key(packet), ledger.prior, kept)
         conn.execute(insert(t.packets).values(round_id=round_id, ags=ags, version=version,
                                               html_path=str(files.html_path), pdf_path=str(files.pdf_path),
                                               sha256=digest, created_at=store.now(), final=packet.final))
@@ -111,12 +101,11 @@ def render_one(settings: Settings, packet: Any, actor: str = "cli") -> dict[str,
     """Write one packet unless the ledger already holds the same content; a changed packet becomes a new version."""
     from rematch_pipeline.packets.render import write_packet
 
-    digest, same, latest = _ledger(settings, packet)
-    if same is not None:
-        return _unchanged(same)
-    if latest:
-        _shelve(settings, packet, latest)
-    return _record(settings, packet, digest, (latest or 0) + 1, write_packet(packet, settings.outbox), actor)
+    digest, ledger = _ledger(settings, packet)
+    if ledger.same is not None:
+        return _unchanged(ledger.same)
+    kept = shelve(ledger.prior) if ledger.prior is not None else {}
+    return _record(settings, packet, digest, ledger, kept, write_packet(packet, settings.outbox), actor)
 
 
 def render_round_packets(settings: Settings, policy: Policy, round_id: str, actor: str = "cli",
@@ -133,12 +122,11 @@ def render_round_packets(settings: Settings, policy: Policy, round_id: str, acto
     if workers <= 1:
         return [render_one(settings, p, actor) for p in packets]
     plans = [(p, *_ledger(settings, p)) for p in packets]
-    todo = [(p, digest, latest) for p, digest, same, latest in plans if same is None]
-    for p, _, latest in todo:
-        if latest:
-            _shelve(settings, p, latest)
+    todo = [(p, digest, ledger, shelve(ledger.prior) if ledger.prior is not None else {})
+            for p, digest, ledger in plans if ledger.same is None]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        files = list(pool.map(write_packet, [p for p, _, _ in todo], repeat(settings.outbox), chunksize=1))
-    written = {p.offer.offer_id: _record(settings, p, digest, (latest or 0) + 1, f, actor)
-               for (p, digest, latest), f in zip(todo, files, strict=True)}
-    return [written[p.offer.offer_id] if same is None else _unchanged(same) for p, _, same, _ in plans]
+        files = list(pool.map(write_packet, [p for p, *_ in todo], repeat(settings.outbox), chunksize=1))
+    written = {p.offer.offer_id: _record(settings, p, digest, ledger, kept, f, actor)
+               for (p, digest, ledger, kept), f in zip(todo, files, strict=True)}
+    return [written[p.offer.offer_id] if ledger.same is None else _unchanged(ledger.same)
+            for p, _, ledger in plans]
