@@ -435,10 +435,14 @@ def test_neighbourhood_search_without_an_lp_respects_every_rule_and_never_loses_
     from unittest import mock
 
     from rematch_pipeline.matching import solve
+    from rematch_pipeline.matching.backends import SolveError
 
-    # National-scale path on a small round: no LP (too many pairs), arrays to HiGHS, neighbourhood search.
+    def stopped(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise SolveError("lp_persons: stopped (time_limit) before optimality; no bound")
+
+    # National-scale path on a small round with no LP in time: arrays to HiGHS, neighbourhood search.
     policy = dataclasses.replace(POLICY, pyomo_max_pairs=0, time_limit_s=5.0)
-    with mock.patch.object(solve, "LP_MAX_PAIRS", -1):
+    with mock.patch.object(solve, "solve_lp", stopped):
         result = match(hs, os_, ROUND_DATE, policy, "R")
     if result.stats.get("phases"):  # a round with no eligible pair is decided without a solve
         assert result.stats["phases"][0]["phase"] == "lagrangian_bound"
@@ -451,3 +455,88 @@ def test_neighbourhood_search_without_an_lp_respects_every_rule_and_never_loses_
     assert greedy <= result.persons_placed <= brute_force_max_persons(hs, os_)
     # With at most four offers every neighbourhood is the whole round: the search finds the maximum.
     assert result.persons_placed == brute_force_max_persons(hs, os_)
+
+
+# --- national scale: the persons problem over household types ------------------------------------------------
+
+LARGE = dataclasses.replace(POLICY, pyomo_max_pairs=0, time_limit_s=10.0)  # every round takes the national path
+
+
+def _same_twice(hs: list[Household]) -> list[Household]:
+    """Each household and an identical twin (same members, needs and so eligibility): types of two."""
+    return [*hs, *(dataclasses.replace(h, case_id=f"{h.case_id}-twin") for h in hs)]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hs=st.lists(household_st, min_size=1, max_size=3, unique_by=lambda h: h.case_id),
+       os_=st.lists(offer_st, min_size=1, max_size=2, unique_by=lambda o: o.ags),
+       declines=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 1)), max_size=2))
+def test_household_types_place_the_brute_force_maximum_and_respect_every_rule(
+        hs: list[Household], os_: list[CapacityOffer], declines: list[tuple[int, int]]) -> None:
+    hs = _same_twice(hs)
+    declined: dict[str, set[str]] = {}
+    for hi, oi in declines:
+        if hi < len(hs) and oi < len(os_):
+            declined.setdefault(hs[hi].case_id, set()).add(os_[oi].ags)
+    result = match(hs, os_, ROUND_DATE, LARGE, "R", declined=declined)
+    if result.stats.get("phases"):
+        assert "max_persons_types" in {p["phase"] for p in result.stats["phases"]}
+    assert len({a.case_id for a in result.assignments}) == len(result.assignments)  # never split
+    for a in result.assignments:
+        assert a.ags not in declined.get(a.case_id, set())
+    for o in os_:
+        assert _feasible([h for h in hs if placed(result).get(h.case_id) == o.ags], o, ROUND_DATE)
+    best = brute_force_max_persons(hs, os_, declined)
+    assert result.persons_placed == best
+    assert result.stats["lp_bound_persons"] >= best - 1e-6  # the type LP bounds every eligible pair
+
+
+def test_households_with_equal_needs_and_eligibility_form_one_type() -> None:
+    import numpy as np
+
+    from rematch_pipeline.matching.types import household_types
+
+    hs = [household("A"), household("B"), household("C", (adult(), child())), household("D", pets="cat")]
+    data = build_data(hs, [offer("05111000"), offer("05112000", units_pets_allowed=0)], ROUND_DATE, POLICY)
+    types = household_types(data)
+    assert types.n_types == 3  # A and B alike; C needs more; D may not go where pets are not allowed
+    assert sorted(np.concatenate(types.members).tolist()) == list(range(4))  # a partition of the households
+    assert sorted(types.data.weight.tolist()) == [1.0, 1.0, 2.0]
+    for t, members in enumerate(types.members):
+        assert (types.of_household[members] == t).all()
+        assert (data.eligible[members] == types.data.eligible[t]).all()
+
+
+def test_type_neighbourhoods_never_lose_persons_and_keep_every_capacity(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from rematch_pipeline.matching import solve
+
+    monkeypatch.setattr(solve, "TYPE_MIP_MAX_COLUMNS", -1)  # straight to the neighbourhood search
+    hs, os_ = _scenario(60)
+    exact = run(hs, os_)
+    result = match(hs, os_, ROUND_DATE, LARGE, "R")
+    assert result.stats["phases"][1]["phase"] == "max_persons_types"
+    greedy = result.stats["comparison"]["greedy_by_score"]["persons_placed"]
+    assert greedy <= result.persons_placed <= exact.persons_placed
+    assert result.stats["comparison"]["rematch"]["capacity_violations"] == 0
+    assert result.stats["comparison"]["rematch"]["hard_need_violations"] == 0
+    assert result.stats["lp_bound_persons"] >= exact.persons_placed - 1e-6
+
+
+def test_rounding_the_type_lp_stays_within_every_capacity() -> None:
+    import numpy as np
+
+    from rematch_pipeline.matching.solve import price_out
+    from rematch_pipeline.matching.types import household_types, round_lp, starting_pairs
+
+    hs, os_ = _scenario(60)
+    data = build_data(hs, os_, ROUND_DATE, POLICY)
+    types = household_types(data)
+    types.data.set_pairs(*starting_pairs(types, *greedy_by_score(data)))
+    import time
+    bound = price_out(types.data, POLICY, time.perf_counter() + 30)
+    types.data.set_pairs(bound.pair_h, bound.pair_o)
+    alloc = round_lp(types.data, bound.lp.x)
+    assert (alloc.left >= 0).all() and (alloc.units >= 0).all()
+    assert (alloc.placed <= types.data.weight).all()
+    assert (alloc.counts[~types.data.eligible] == 0).all()
+    assert alloc.persons <= bound.persons + 1e-6 and np.isclose(alloc.counts.sum(), alloc.placed.sum())

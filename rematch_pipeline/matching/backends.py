@@ -76,7 +76,7 @@ class HighsDirect:
         n = model.n_cols
         lp.num_col_, lp.num_row_ = n, model.n_rows
         lp.col_cost_ = np.zeros(n)
-        lower, upper = np.zeros(n), np.ones(n)
+        lower, upper = np.zeros(n), np.ones(n) if model.col_upper is None else model.col_upper
         if fixed is not None:
             lower, upper = fixed
         lp.col_lower_, lp.col_upper_ = lower, upper

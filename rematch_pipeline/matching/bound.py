@@ -68,7 +68,7 @@ def lagrangian_bound(data: MatchingData, prices: Prices) -> tuple[float, np.ndar
         top = value[np.arange(hi - lo), arg]
         take = top > 0
         best[lo:hi][take] = arg[take]
-        total += float(top[take].sum())
+        total += float((top * data.weight[lo:hi])[take].sum())
     cap = np.maximum(data.of.remaining, 0).astype(np.float64)
     units = np.maximum(data.of.units_ge_left, 0).astype(np.float64)
     total += float((prices.capacity * cap).sum() + (prices.rooms * units).sum())
@@ -99,9 +99,10 @@ def improve_bound(data: MatchingData, prices: Prices, target: float, deadline: f
         chosen = choice >= 0
         h, o = np.nonzero(chosen)[0], choice[chosen]
         used = np.zeros((n_off, cap.shape[1]))
-        np.add.at(used, o, data.hh.demand[h])
+        copies = data.weight[h, None]
+        np.add.at(used, o, data.hh.demand[h] * copies)
         used_rooms = np.zeros((n_off, units.shape[1]))
-        np.add.at(used_rooms, o, data.hh.rooms[h, None] >= np.arange(1, units.shape[1] + 1)[None, :])
+        np.add.at(used_rooms, o, (data.hh.rooms[h, None] >= np.arange(1, units.shape[1] + 1)[None, :]) * copies)
         g_cap, g_rooms = cap - used, units - used_rooms  # the bound decreases along -g
         norm = float((g_cap ** 2).sum() + (g_rooms ** 2).sum())
         if norm == 0 or bound - target < 1e-6:

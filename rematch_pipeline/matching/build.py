@@ -18,7 +18,7 @@ FAMILIES = (household_at_most_once, capacity_per_dimension, units_by_room_class)
 
 @dataclass
 class LinearModel:
-    """max c·x  s.t.  A x <= upper, x binary; persons first, then quality (lexicographic)."""
+    """max c·x  s.t.  A x <= upper, x binary (integer up to `col_upper`); persons first, then quality."""
 
     matrix: sp.csr_matrix  # (rows, pairs)
     upper: np.ndarray
@@ -26,6 +26,7 @@ class LinearModel:
     offsets: list[int]  # first row of each block
     persons: np.ndarray  # objective 1: persons placed per pair
     quality: np.ndarray  # objective 2: match score per pair
+    col_upper: np.ndarray | None = None  # households a column may take: 1 (binary), or a household type's size
 
     @property
     def n_cols(self) -> int:
@@ -57,4 +58,5 @@ def build_model(data: MatchingData) -> LinearModel:
         offsets=[int(o) for o in offsets],
         persons=data.hh.persons[data.pair_h].astype(np.float64),
         quality=data.score[data.pair_h, data.pair_o].astype(np.float64),
+        col_upper=None if data.copies is None else data.weight[data.pair_h].astype(np.float64),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 
 import numpy as np
@@ -85,6 +85,12 @@ class MatchingData:
     own_score: np.ndarray  # (H, O) the household's own score (preference rank)
     pair_h: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # candidate pairs
     pair_o: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    copies: np.ndarray | None = None  # households each row stands for (see `types`); None: one each
+
+    @property
+    def weight(self) -> np.ndarray:
+        """(H,) households each row stands for: 1, or the size of its household type."""
+        return np.ones(len(self.households)) if self.copies is None else self.copies
 
     @property
     def n_pairs(self) -> int:
@@ -102,6 +108,14 @@ class MatchingData:
         # Canonical order (household, offer) keeps models, and so results, deterministic.
         order = np.lexsort((pair_o, pair_h))
         self.pair_h, self.pair_o = pair_h[order].astype(np.int64), pair_o[order].astype(np.int64)
+
+    def rows(self, idx: np.ndarray, copies: np.ndarray) -> MatchingData:
+        """The same round restricted to the households `idx`, each standing for `copies` households; no pairs."""
+        ha = HouseholdArrays(**{f.name: getattr(self.hh, f.name)[idx] for f in fields(HouseholdArrays)})
+        return replace(self, households=[self.households[i] for i in idx], pseudonyms=[self.pseudonyms[i] for i in idx],
+                       demands=[self.demands[i] for i in idx], hh=ha, codes=self.codes[idx], score=self.score[idx],
+                       own_score=self.own_score[idx], pair_h=np.zeros(0, dtype=np.int64),
+                       pair_o=np.zeros(0, dtype=np.int64), copies=np.asarray(copies, dtype=np.float64))
 
     def preference_rank(self, h: np.ndarray, o: np.ndarray) -> np.ndarray:
         """Rank (1 = best) of the municipality of offer o among household h's eligible municipalities, by the

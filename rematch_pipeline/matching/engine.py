@@ -99,5 +99,5 @@ def match(
     stats["baselines_s"] = round(time.perf_counter() - t1, 3)
     message = (f"{result.persons_placed} of {stats['persons_in_pool']} persons placed "
                f"({len(assignments)} households), solver {result.status}")
-    planning = planning_report(data, result.model, result.duals) if len(result.duals) else []
+    planning = planning_report(data, result.lp_model, result.duals) if len(result.duals) else []
     return MatchResult(result.status, message, assignments, unmatched, stats, data, planning)

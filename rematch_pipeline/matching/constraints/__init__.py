@@ -22,14 +22,16 @@ class RowBlock:
     def n_rows(self) -> int:
         return len(self.keys)
 
-    def add_per_offer(self, pair_o: np.ndarray, weights: np.ndarray, left: np.ndarray, tag: int) -> None:
+    def add_per_offer(self, pair_o: np.ndarray, weights: np.ndarray, left: np.ndarray, tag: int,
+                      copies: np.ndarray) -> None:
         """Append one row per offer that can bind: sum of `weights` over its pairs <= `left` (keys (offer, tag)).
 
-        Rows that cannot bind (the candidate pairs together fit) are left out; their dual would be zero anyway.
+        Rows that cannot bind (the candidate pairs together fit, each taken as often as it has `copies`) are left
+        out; their dual would be zero anyway.
         """
         n_off = len(left)
         left = np.maximum(0, left)
-        need = np.bincount(pair_o, weights=weights, minlength=n_off)
+        need = np.bincount(pair_o, weights=weights * copies, minlength=n_off)
         binding = np.nonzero(need > left)[0]
         if len(binding) == 0:
             return

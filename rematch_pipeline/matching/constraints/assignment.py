@@ -1,4 +1,5 @@
-"""Assignment: a household goes to at most one offer, whole (one binary per pair, so it is never split)."""
+"""Assignment: a household goes to at most one offer, whole (one binary per pair, so it is never split); a household
+type (`types`) places at most as many households as it has."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def household_at_most_once(data: MatchingData) -> RowBlock:
     return RowBlock(
         family="household_at_most_once",
         keys=[(int(h),) for h in households],
-        upper=np.ones(len(households)),
+        upper=data.weight[households].astype(np.float64),  # a household type takes up to its size
         rows=local.astype(np.int64),
         cols=np.arange(data.n_pairs, dtype=np.int64),
         vals=np.ones(data.n_pairs),

@@ -11,5 +11,6 @@ from rematch_pipeline.matching.data import MatchingData
 def capacity_per_dimension(data: MatchingData) -> RowBlock:
     block = RowBlock("capacity_per_dimension")
     for d in range(len(CAPACITY_DIMENSIONS)):
-        block.add_per_offer(data.pair_o, data.hh.demand[data.pair_h, d], data.of.remaining[:, d], tag=d)
+        block.add_per_offer(data.pair_o, data.hh.demand[data.pair_h, d], data.of.remaining[:, d], tag=d,
+                            copies=data.weight[data.pair_h])
     return block
