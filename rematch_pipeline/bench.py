@@ -17,8 +17,8 @@ from rematch_pipeline.scenario_load import load_scenario
 BENCH_DATE = date(2026, 11, 23)
 
 
-def bench_match(households: int, municipalities: int, seed: int) -> dict[str, Any]:
-    policy = load_policy()
+def bench_match(households: int, municipalities: int, seed: int, time_limit_s: float | None = None) -> dict[str, Any]:
+    policy = load_policy(overrides=None if time_limit_s is None else {"time_limit_s": time_limit_s})
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         files = generate_scenario(Path(tmp), households=households, municipalities=municipalities, seed=seed,
@@ -32,7 +32,8 @@ def bench_match(households: int, municipalities: int, seed: int) -> dict[str, An
     comparison = s.get("comparison", {})
     greedy_persons = comparison.get("greedy_by_score", {}).get("persons_placed")
     return {
-        "households": len(hh), "municipalities": len(offers), "eligible_pairs": s.get("eligible_pairs"),
+        "households": len(hh), "municipalities": len(offers), "time_limit_s": policy.time_limit_s,
+        "eligible_pairs": s.get("eligible_pairs"),
         "candidate_pairs": s.get("candidate_pairs"), "priced_pairs": s.get("priced_pairs"),
         "persons_in_pool": s.get("persons_in_pool"), "interface": s.get("interface"),
         "generate_and_read_s": round(gen_s, 3), "data_s": s.get("data_s"), "build_s": s.get("build_s"),

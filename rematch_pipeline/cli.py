@@ -213,7 +213,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from rematch_pipeline.bench import bench_match
 
-    result = bench_match(households=args.households, municipalities=args.municipalities, seed=args.seed)
+    result = bench_match(households=args.households, municipalities=args.municipalities, seed=args.seed,
+                         time_limit_s=args.time_limit)
     _print(result, args.json, "\n".join(f"{k:>22}: {v}" for k, v in result.items()))
     return 0
 
@@ -355,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--households", type=int, default=2000)
     bm.add_argument("--municipalities", type=int, default=60)
     bm.add_argument("--seed", type=int, default=1)
+    bm.add_argument("--time-limit", type=float, default=None,
+                    help="the round's time limit in seconds (default: time_limit_s of the policy)")
     bm.add_argument("--json", action="store_true")
     bm.set_defaults(func=cmd_bench)
     bi = b.add_parser("ingest", help="generate a Kobo XLSX export and time parse, validate and store")

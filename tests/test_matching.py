@@ -520,6 +520,8 @@ def test_type_neighbourhoods_never_lose_persons_and_keep_every_capacity(monkeypa
     assert result.stats["comparison"]["rematch"]["capacity_violations"] == 0
     assert result.stats["comparison"]["rematch"]["hard_need_violations"] == 0
     assert result.stats["lp_bound_persons"] >= exact.persons_placed - 1e-6
+    again = match(hs, os_, ROUND_DATE, LARGE, "R")  # a fixed number of seeded neighbourhoods: the same round
+    assert [(a.case_id, a.offer_id) for a in again.assignments] == [(a.case_id, a.offer_id) for a in result.assignments]
 
 
 def test_rounding_the_type_lp_stays_within_every_capacity() -> None:

@@ -63,7 +63,7 @@ def match(
                      solve_s=0.0, persons_proven_maximal=True)
         return MatchResult("empty", f"empty round: {why}", assignments, unmatched, stats, data)
     try:
-        result = solve_model(data, policy)
+        result = solve_model(data, policy, started=t0)  # the time limit is the round's, data included
     except SolveError as exc:
         # Every pool household still gets a row: unmatched, with the solver's failure as the round's message.
         stats.update(status="infeasible", message=str(exc))

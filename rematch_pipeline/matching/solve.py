@@ -35,6 +35,7 @@ MAX_PRICING_ROUNDS = 20
 PERSONS_SHARE = 0.6  # without an LP: share of the time left for the persons search; quality gets the rest
 TYPE_MIP_MAX_COLUMNS = 15_000  # type models up to this size go to branch and bound first (10,000 x 400: 33,000)
 TYPE_MIP_SHARE = 0.25  # of the time limit, for that branch and bound; neighbourhoods take over if it stops short
+WRAP_UP = 0.05  # of the time limit, for extract and baselines (10,000 x 400: about 2 s)
 QUALITY_RESERVE = 0.2  # share of the time limit kept for the quality phase after the persons search over types
 PRICING_MIN_GAIN = 0.5  # persons the full pair set could add over the candidate LP before pricing is worth a round
 SUBGRADIENT_SHARE = 0.1  # share of the time limit for the Lagrangian bound when no LP finished in time
@@ -335,8 +336,10 @@ def persons_by_types(data: MatchingData, policy: Policy, greedy_h: np.ndarray, g
     return bound, phase, h, o
 
 
-def solve_model(data: MatchingData, policy: Policy) -> SolveResult:
-    deadline = time.perf_counter() + policy.time_limit_s
+def solve_model(data: MatchingData, policy: Policy, started: float | None = None) -> SolveResult:
+    """`started`: when the round began (perf_counter); the time limit covers the whole round from there, with
+    WRAP_UP of it left for extracting assignments and computing the baselines after the solve."""
+    deadline = (time.perf_counter() if started is None else started) + policy.time_limit_s * (1 - WRAP_UP)
     t0 = time.perf_counter()
     # A greedy allocation is always at hand: it seeds the MIPs and is what remains if time runs out.
     greedy_h, greedy_o = greedy_by_score(data)

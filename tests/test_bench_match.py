@@ -1,0 +1,25 @@
+"""`rematch bench match`: one generated round, timed, with the gap to the bound over all pairs and the baselines."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rematch_pipeline.cli import main
+
+
+def test_bench_match_reports_the_gap_to_the_full_pair_bound_and_both_baselines(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "match", "--households", "300", "--municipalities", "12", "--seed", "2",
+                 "--time-limit", "20", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["time_limit_s"] == 20.0 and result["municipalities"] == 12
+    for key in ("build_s", "solve_s", "wall_s", "peak_rss_mb", "objective"):
+        assert result[key] is not None
+    placed, bound = result["persons_placed"], result["lp_bound_persons"]
+    assert 0 < placed <= bound + 1e-6
+    assert result["gap_to_lp"] == pytest.approx(max(0.0, (bound - placed) / bound), abs=1e-6)
+    assert set(result["comparison"]) == {"rematch", "state_quota", "greedy_by_score"}
+    assert result["comparison"]["rematch"]["hard_need_violations"] == 0
+    assert placed >= result["comparison"]["greedy_by_score"]["persons_placed"]
