@@ -274,9 +274,7 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
 
 
 def _add_pairs(data: MatchingData, h: np.ndarray, o: np.ndarray) -> None:
-    n_off = max(1, len(data.offers))
-    codes = np.unique(np.concatenate([data.pair_h * n_off + data.pair_o, h * n_off + o]))
-    data.set_pairs(codes // n_off, codes % n_off)
+    data.set_pairs(*dedupe(np.concatenate([data.pair_h, h]), np.concatenate([data.pair_o, o]), len(data.offers)))
 
 
 def _start_vector(data: MatchingData, h: np.ndarray, o: np.ndarray) -> np.ndarray:
@@ -303,10 +301,7 @@ def persons_by_types(data: MatchingData, policy: Policy, greedy_h: np.ndarray, g
     alloc = round_lp(tdata, bound.lp.x)
     greedy = float(data.hh.persons[greedy_h].sum())
     if alloc.persons < greedy:  # the rounding is only a start: never begin below the greedy allocation
-        alloc = TypeAllocation(tdata)
-        t, o, n = types.counts(greedy_h, greedy_o)
-        for ti, oi, ni in zip(t, o, n, strict=True):
-            alloc.add(int(ti), int(oi), float(ni))
+        alloc = TypeAllocation.of_counts(tdata, *types.counts(greedy_h, greedy_o))
     termination, rounds = "time_limit", 0
     if bound.model.n_cols <= TYPE_MIP_MAX_COLUMNS:
         # Small enough for HiGHS's branch and bound (2,000 x 60: 6,100 columns, optimal in 3 s from the rounding).
@@ -318,9 +313,7 @@ def persons_by_types(data: MatchingData, policy: Policy, greedy_h: np.ndarray, g
                             start=alloc.counts[tdata.pair_h, tdata.pair_o])
             x = np.round(res.x)
             if bound.model.persons @ x > alloc.persons + 0.5:
-                alloc = TypeAllocation(tdata)
-                for j in np.nonzero(x)[0]:
-                    alloc.add(int(tdata.pair_h[j]), int(tdata.pair_o[j]), float(x[j]))
+                alloc = TypeAllocation.of_counts(tdata, tdata.pair_h, tdata.pair_o, x)
             termination = res.termination
         except SolveError as exc:
             log.warning("the persons MIP over household types gave no solution (%s)", exc)

@@ -119,6 +119,15 @@ class TypeAllocation:
         self.demand = tdata.hh.demand.astype(np.float64)
         self.uses = (tdata.hh.rooms[:, None] >= np.arange(1, self.units.shape[1] + 1)[None, :]).astype(np.float64)
 
+    @classmethod
+    def of_counts(cls, tdata: MatchingData, t: np.ndarray, o: np.ndarray, n: np.ndarray) -> TypeAllocation:
+        """n[i] households of type t[i] at offer o[i]."""
+        alloc = cls(tdata)
+        for ti, oi, ni in zip(t, o, n, strict=True):
+            if ni > 0:
+                alloc.add(int(ti), int(oi), float(ni))
+        return alloc
+
     @property
     def persons(self) -> float:
         return float(self.placed @ self.data.hh.persons)
@@ -150,10 +159,8 @@ def round_lp(tdata: MatchingData, lp_x: np.ndarray) -> TypeAllocation:
     Rounding down keeps every capacity row (all coefficients are non-negative); each further household is added
     only where it fits. 10,000 x 400: 21,273 persons from the integer part, 24,861 in all (greedy alone 24,700).
     """
-    alloc = TypeAllocation(tdata)
     whole = np.floor(lp_x + 1e-6)
-    for j in np.nonzero(whole)[0]:
-        alloc.add(int(tdata.pair_h[j]), int(tdata.pair_o[j]), float(whole[j]))
+    alloc = TypeAllocation.of_counts(tdata, tdata.pair_h, tdata.pair_o, whole)
     frac = lp_x - whole
     for j in np.argsort(-frac, kind="stable"):
         if frac[j] < 1e-6:
