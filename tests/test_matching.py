@@ -542,3 +542,45 @@ def test_rounding_the_type_lp_stays_within_every_capacity() -> None:
     assert (alloc.placed <= types.data.weight).all()
     assert (alloc.counts[~types.data.eligible] == 0).all()
     assert alloc.persons <= bound.persons + 1e-6 and np.isclose(alloc.counts.sum(), alloc.placed.sum())
+
+
+# --- quality: exchange within capacity classes ----------------------------------------------------------------
+
+def test_exchange_gives_a_place_to_the_household_of_the_same_class_that_values_it_more() -> None:
+    import numpy as np
+
+    from rematch_pipeline.matching.exchange import capacity_classes, exchange_within_classes
+
+    # A and B need the same capacity; A holds the one place, but B has ties there. C (a family) is another class.
+    hs = [household("A"), household("B", ties_ags="05111000"), household("C", (adult(), child()))]
+    data = build_data(hs, [offer("05111000", places=3)], ROUND_DATE, POLICY)
+    classes = capacity_classes(data)
+    assert classes[0] == classes[1] != classes[2]
+    a, b, c = (data.households.index(next(h for h in data.households if h.case_id == x)) for x in "ABC")
+    h, o = exchange_within_classes(data, classes, np.array([a, c]), np.array([0, 0]))
+    assert sorted(h.tolist()) == sorted([b, c]) and o.tolist() == [0, 0]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hs=st.lists(household_st, min_size=1, max_size=6, unique_by=lambda h: h.case_id),
+       os_=st.lists(offer_st, min_size=1, max_size=3, unique_by=lambda o: o.ags),
+       declines=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 2)), max_size=3))
+def test_exchange_keeps_every_capacity_and_the_persons_and_never_lowers_the_score(
+        hs: list[Household], os_: list[CapacityOffer], declines: list[tuple[int, int]]) -> None:
+    from rematch_pipeline.matching.exchange import capacity_classes, exchange_within_classes
+
+    hs = _same_twice(hs)  # twins: classes with more than one member
+    declined: dict[str, set[str]] = {}
+    for hi, oi in declines:
+        if hi < len(hs) and oi < len(os_):
+            declined.setdefault(hs[hi].case_id, set()).add(os_[oi].ags)
+    data = build_data(hs, os_, ROUND_DATE, POLICY, declined)
+    h0, o0 = greedy_by_score(data)
+    h, o = exchange_within_classes(data, capacity_classes(data), h0, o0)
+    assert len(set(h.tolist())) == len(h) == len(h0)  # nobody twice, every place still taken
+    assert data.eligible[h, o].all()  # hard needs, validity and declines
+    assert data.hh.persons[h].sum() == data.hh.persons[h0].sum()
+    assert data.score[h, o].sum() >= data.score[h0, o0].sum() - 1e-9
+    for oi, o_ in enumerate(data.offers):
+        group = [data.households[i] for i in h[o == oi]]
+        assert _feasible(group, o_, ROUND_DATE)

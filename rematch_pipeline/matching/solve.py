@@ -14,6 +14,7 @@ from rematch_pipeline.matching.baselines import greedy_by_score
 from rematch_pipeline.matching.bound import CHUNK, Prices, household_values, improve_bound, lagrangian_bound
 from rematch_pipeline.matching.build import LinearModel, build_model
 from rematch_pipeline.matching.data import MatchingData
+from rematch_pipeline.matching.exchange import capacity_classes, exchange_within_classes
 from rematch_pipeline.matching.types import (
     TypeAllocation,
     dedupe,
@@ -221,12 +222,15 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
 
     Each round frees a few municipalities' households (`_draw_neighbourhood`) and solves that part as its own small
     MIP; everything else stays as it is, so each neighbourhood starts feasible. A better solution replaces the
-    incumbent. For quality, the neighbourhood must keep at least the persons it held, so persons never drop.
+    incumbent. For quality, the neighbourhood must keep at least the persons it held, so persons never drop, and
+    each gain is followed by an exchange within capacity classes (`exchange`): the neighbourhood changes what a
+    municipality holds, the exchange who of a class holds it.
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(policy.random_seed)
     c = model.persons if objective == "persons" else model.quality
     phase = "max_persons_lns" if objective == "persons" else "max_quality_lns"
+    classes = capacity_classes(data)
     x = np.round(incumbent.x)
     best = float(c @ x)
     start = best
@@ -265,7 +269,8 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
         improved = value > best + INTEGRAL and model.persons @ candidate >= model.persons @ x - INTEGRAL
         stalled = 0 if improved else stalled + 1
         if improved:
-            x, best = candidate, value
+            x = candidate if objective == "persons" else exchange(data, candidate, classes)
+            best = float(c @ x)
         if free.all() and res.termination == "optimal":
             termination = "optimal"  # the neighbourhood was the whole model, solved to optimality
             break
@@ -282,6 +287,16 @@ def _start_vector(data: MatchingData, h: np.ndarray, o: np.ndarray) -> np.ndarra
     n_off = max(1, len(data.offers))
     x = np.isin(data.pair_h * n_off + data.pair_o, h * n_off + o)
     return x.astype(np.float64)
+
+
+def exchange(data: MatchingData, x: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """`x` with each capacity class's places given to the class's best-scoring households (`exchange`); the model's
+    columns only, so the result is a vector over the same columns. Persons and capacity stay as they are."""
+    candidate = np.zeros(data.codes.shape, dtype=bool)
+    candidate[data.pair_h, data.pair_o] = True
+    chosen = x > 0.5
+    return _start_vector(data, *exchange_within_classes(data, classes, data.pair_h[chosen], data.pair_o[chosen],
+                                                        allowed=candidate))
 
 
 def persons_by_types(data: MatchingData, policy: Policy, greedy_h: np.ndarray, greedy_o: np.ndarray,
@@ -355,6 +370,8 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
             persons_deadline = deadline - QUALITY_RESERVE * policy.time_limit_s
             bound, types_phase, start_h, start_o = persons_by_types(data, policy, greedy_h, greedy_o, lp_budget,
                                                                     persons_deadline)
+            # Before the model is built, so any eligible pair may take a place (2,000 x 60: quality 26,817 -> 27,638).
+            start_h, start_o = exchange_within_classes(data, capacity_classes(data), start_h, start_o)
             _add_pairs(data, start_h, start_o)
             persons_done = True
         lp_model, duals, rounds, added = bound.model, bound.duals, bound.rounds, bound.added
@@ -406,14 +423,15 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     placed = int(round(p1.objective))
     proven = bool(placed >= np.floor(lp_bound + INTEGRAL)) if np.isfinite(lp_bound) else False
     proven = proven or (not pruned and full_optimal)
-    # Phase 2: the best quality among placements of that size.
-    incumbent = PhaseResult("max_quality", "time_limit", float(model.quality @ np.round(p1.x)), float("inf"), 0.0,
-                            np.round(p1.x))
+    # Phase 2: the best quality among placements of that size, starting from the persons-maximal placement with
+    # each capacity class's places given to its best households (pilot: 1,704 -> 1,895 in 2 ms).
+    x1 = exchange(data, np.round(p1.x), capacity_classes(data))
+    incumbent = PhaseResult("max_quality", "time_limit", float(model.quality @ x1), float("inf"), 0.0, x1)
     if small:
         backend.add_min_persons(placed)
         try:
             p2 = backend.solve("max_quality", model.quality, deadline - time.perf_counter(),
-                               rel_gap=policy.mip_rel_gap, start=np.round(p1.x))
+                               rel_gap=policy.mip_rel_gap, start=x1)
         except SolveError as exc:
             log.warning("quality phase gave no solution (%s); keeping the persons-maximal incumbent", exc)
             p2 = incumbent
