@@ -564,12 +564,35 @@ def test_exchange_gives_a_place_to_the_household_of_the_same_class_that_values_i
     assert sorted(h.tolist()) == sorted([b, c]) and o.tolist() == [0, 0]
 
 
+def test_an_unplaced_household_takes_one_place_only_when_places_are_exchanged_in_parts() -> None:
+    from unittest import mock
+
+    import numpy as np
+
+    from rematch_pipeline.matching import exchange
+    from rematch_pipeline.matching.exchange import capacity_classes, exchange_within_classes
+
+    # C has family in the Kreis of both municipalities, so it is the best household for either place.
+    hs = [household("A"), household("B"), household("C", ties_ags="05111000")]
+    os_ = [offer("05111000", places=1), offer("05111004", places=1)]
+    data = build_data(hs, os_, ROUND_DATE, POLICY)
+    a, b, c = (next(i for i, h in enumerate(data.households) if h.case_id == x) for x in "ABC")
+    assert data.score[c].min() > data.score[a].max()
+    with mock.patch.object(exchange, "MAX_PLACES", 1):  # one assignment problem per place
+        h, o = exchange_within_classes(data, capacity_classes(data), np.array([a, b]), np.array([0, 1]))
+    assert sorted(o.tolist()) == [0, 1] and len(set(h.tolist())) == 2 and c in h.tolist()
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hs=st.lists(household_st, min_size=1, max_size=6, unique_by=lambda h: h.case_id),
        os_=st.lists(offer_st, min_size=1, max_size=3, unique_by=lambda o: o.ags),
-       declines=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 2)), max_size=3))
+       declines=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 2)), max_size=3),
+       max_places=st.sampled_from([1, 2, 400]))
 def test_exchange_keeps_every_capacity_and_the_persons_and_never_lowers_the_score(
-        hs: list[Household], os_: list[CapacityOffer], declines: list[tuple[int, int]]) -> None:
+        hs: list[Household], os_: list[CapacityOffer], declines: list[tuple[int, int]], max_places: int) -> None:
+    from unittest import mock
+
+    from rematch_pipeline.matching import exchange
     from rematch_pipeline.matching.exchange import capacity_classes, exchange_within_classes
 
     hs = _same_twice(hs)  # twins: classes with more than one member
@@ -579,7 +602,8 @@ def test_exchange_keeps_every_capacity_and_the_persons_and_never_lowers_the_scor
             declined.setdefault(hs[hi].case_id, set()).add(os_[oi].ags)
     data = build_data(hs, os_, ROUND_DATE, POLICY, declined)
     h0, o0 = greedy_by_score(data)
-    h, o = exchange_within_classes(data, capacity_classes(data), h0, o0)
+    with mock.patch.object(exchange, "MAX_PLACES", max_places):  # places split into parts of this many
+        h, o = exchange_within_classes(data, capacity_classes(data), h0, o0)
     assert len(set(h.tolist())) == len(h) == len(h0)  # nobody twice, every place still taken
     assert data.eligible[h, o].all()  # hard needs, validity and declines
     assert data.hh.persons[h].sum() == data.hh.persons[h0].sum()

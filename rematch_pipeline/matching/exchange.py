@@ -7,7 +7,11 @@ from scipy.optimize import linear_sum_assignment
 
 from rematch_pipeline.matching.data import MatchingData
 
-FORBIDDEN = -1e12  # an ineligible (household, place) edge: never chosen, as the current assignment is a full matching
+FORBIDDEN = -1e12  # an ineligible (household, place) edge: never chosen, as the holders alone fill every place
+# Places per assignment problem. Its cost grows with the cube of the places, and a class holds up to 12,000 places
+# at 50,000 x 400 (one problem of that size took minutes); the places are split by municipality into parts this
+# large, so an exchange between two parts waits for a later call.
+MAX_PLACES = 400
 
 
 def capacity_classes(data: MatchingData) -> np.ndarray:
@@ -24,27 +28,36 @@ def capacity_classes(data: MatchingData) -> np.ndarray:
 
 
 def exchange_within_classes(data: MatchingData, classes: np.ndarray, h: np.ndarray, o: np.ndarray,
-                            allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The best households for the places (h, o) hold: per class, an assignment problem on match score.
+                            allowed: np.ndarray | None = None,
+                            only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Better households for the places (h, o) hold: per class, an assignment problem on match score.
 
     Every place stays filled by a household of the class that held it, eligible there (and `allowed` there, if
     given: (H, O) bool), so capacity and persons are unchanged and the score never drops. Unplaced households of
-    the class compete for the places too.
+    the class compete for the places too: per part of MAX_PLACES places, as many as there are places, those with
+    the best score there first. `only`: the classes to look at (default: every class holding a place).
     """
     ok = data.eligible if allowed is None else data.eligible & allowed
-    out_h, out_o = [], []
-    for c in np.unique(classes[h]):
-        held = classes[h] == c
+    out_h, out_o = h.copy(), o.copy()
+    placed = np.zeros(len(classes), dtype=bool)
+    placed[h] = True
+    for c in np.unique(classes[h]) if only is None else np.intersect1d(only, classes[h]):
+        held = np.nonzero(classes[h] == c)[0]
+        held = held[np.argsort(o[held], kind="stable")]  # parts by municipality
         members = np.nonzero(classes == c)[0]
-        places = o[held]
-        weights = np.where(ok[members][:, places], data.score[members][:, places], FORBIDDEN)
-        rows, cols = linear_sum_assignment(weights, maximize=True)
-        if (weights[rows, cols] <= FORBIDDEN).any():  # only if (h, o) itself broke `allowed`: keep it as it was
-            out_h.append(h[held])
-            out_o.append(places)
-            continue
-        out_h.append(members[rows])
-        out_o.append(places[cols])
-    if not out_h:
-        return h.copy(), o.copy()
-    return np.concatenate(out_h).astype(np.int64), np.concatenate(out_o).astype(np.int64)
+        for lo in range(0, len(held), MAX_PLACES):
+            part = held[lo:lo + MAX_PLACES]
+            places = out_o[part]
+            waiting = members[~placed[members]]
+            if len(waiting) > len(part):
+                best = np.where(ok[waiting][:, places], data.score[waiting][:, places], -np.inf).max(axis=1)
+                waiting = waiting[np.argsort(-best, kind="stable")[:len(part)]]
+            cand = np.concatenate([out_h[part], waiting])
+            weights = np.where(ok[cand][:, places], data.score[cand][:, places], FORBIDDEN)
+            rows, cols = linear_sum_assignment(weights, maximize=True)
+            if (weights[rows, cols] <= FORBIDDEN).any():
+                continue  # only if a holder itself broke `allowed` there: this part stays as it was
+            placed[out_h[part]] = False
+            out_h[part[cols]] = cand[rows]
+            placed[cand[rows]] = True
+    return out_h.astype(np.int64), out_o.astype(np.int64)

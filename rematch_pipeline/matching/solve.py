@@ -56,8 +56,10 @@ class SolveResult:
     chosen: np.ndarray  # indexes into data.pair_h / data.pair_o
     model: LinearModel
     duals: np.ndarray  # row duals of the persons LP (for the planning report)
-    lp_model: LinearModel  # the model those duals belong to (over household types in large rounds)
+    lp_model: LinearModel  # the model those duals belong to (over household types, unless no LP finished)
     phases: list[PhaseResult] = field(default_factory=list)
+    # The greedy-by-score allocation every phase started from (household, offer); the round's baseline reuses it.
+    greedy: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     pricing_rounds: int = 0
     priced_pairs: int = 0
     build_s: float = 0.0
@@ -269,7 +271,8 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
         improved = value > best + INTEGRAL and model.persons @ candidate >= model.persons @ x - INTEGRAL
         stalled = 0 if improved else stalled + 1
         if improved:
-            x = candidate if objective == "persons" else exchange(data, candidate, classes)
+            moved = np.unique(data.pair_h[candidate != x])  # only their classes can have changed
+            x = candidate if objective == "persons" else exchange(data, candidate, classes, classes[moved])
             best = float(c @ x)
         if free.all() and res.termination == "optimal":
             termination = "optimal"  # the neighbourhood was the whole model, solved to optimality
@@ -289,19 +292,19 @@ def _start_vector(data: MatchingData, h: np.ndarray, o: np.ndarray) -> np.ndarra
     return x.astype(np.float64)
 
 
-def exchange(data: MatchingData, x: np.ndarray, classes: np.ndarray) -> np.ndarray:
+def exchange(data: MatchingData, x: np.ndarray, classes: np.ndarray, only: np.ndarray | None = None) -> np.ndarray:
     """`x` with each capacity class's places given to the class's best-scoring households (`exchange`); the model's
     columns only, so the result is a vector over the same columns. Persons and capacity stay as they are."""
     candidate = np.zeros(data.codes.shape, dtype=bool)
     candidate[data.pair_h, data.pair_o] = True
     chosen = x > 0.5
     return _start_vector(data, *exchange_within_classes(data, classes, data.pair_h[chosen], data.pair_o[chosen],
-                                                        allowed=candidate))
+                                                        allowed=candidate, only=only))
 
 
 def persons_by_types(data: MatchingData, policy: Policy, greedy_h: np.ndarray, greedy_o: np.ndarray,
                      lp_deadline: float, deadline: float) -> tuple[Bound, PhaseResult, np.ndarray, np.ndarray]:
-    """Large rounds: maximal persons over household types (`types`), then who of each type goes where.
+    """Maximal persons over household types (`types`), then who of each type goes where.
 
     The type LP with pricing bounds persons over every eligible pair; its rounding, improved a few municipalities
     at a time, places them (HiGHS's own branch and bound spent 60 s on the root of the full type MIP at 10,000 x
@@ -450,6 +453,6 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
         status=status, interface=interface, persons_placed=int(round(float(model.persons[chosen].sum()))),
         lp_bound_persons=lp_bound, persons_proven_maximal=proven, quality=p2.objective,
         quality_bound=p2.bound if np.isfinite(p2.bound) else float("nan"), chosen=chosen, model=model,
-        duals=duals, lp_model=lp_model or model, phases=phases, pricing_rounds=rounds, priced_pairs=added,
-        build_s=build_s,
+        duals=duals, lp_model=lp_model or model, phases=phases, greedy=(greedy_h, greedy_o), pricing_rounds=rounds,
+        priced_pairs=added, build_s=build_s,
     )
