@@ -34,8 +34,8 @@ def exchange_within_classes(data: MatchingData, classes: np.ndarray, h: np.ndarr
 
     Every place stays filled by a household of the class that held it, eligible there (and `allowed` there, if
     given: (H, O) bool), so capacity and persons are unchanged and the score never drops. Unplaced households of
-    the class compete for the places too: per part of MAX_PLACES places, as many as there are places, those with
-    the best score there first. `only`: the classes to look at (default: every class holding a place).
+    the class compete for the places too: per part, up to MAX_PLACES of them, those with the best score there
+    first. `only`: the classes to look at (default: every class holding a place).
     """
     ok = data.eligible if allowed is None else data.eligible & allowed
     out_h, out_o = h.copy(), o.copy()
@@ -49,9 +49,9 @@ def exchange_within_classes(data: MatchingData, classes: np.ndarray, h: np.ndarr
             part = held[lo:lo + MAX_PLACES]
             places = out_o[part]
             waiting = members[~placed[members]]
-            if len(waiting) > len(part):
+            if len(waiting) > MAX_PLACES:
                 best = np.where(ok[waiting][:, places], data.score[waiting][:, places], -np.inf).max(axis=1)
-                waiting = waiting[np.argsort(-best, kind="stable")[:len(part)]]
+                waiting = waiting[np.argsort(-best, kind="stable")[:MAX_PLACES]]
             cand = np.concatenate([out_h[part], waiting])
             weights = np.where(ok[cand][:, places], data.score[cand][:, places], FORBIDDEN)
             rows, cols = linear_sum_assignment(weights, maximize=True)
