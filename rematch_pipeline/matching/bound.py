@@ -102,7 +102,7 @@ def improve_bound(data: MatchingData, prices: Prices, target: float, deadline: f
         copies = data.weight[h, None]
         np.add.at(used, o, data.hh.demand[h] * copies)
         used_rooms = np.zeros((n_off, units.shape[1]))
-        np.add.at(used_rooms, o, (data.hh.rooms[h, None] >= np.arange(1, units.shape[1] + 1)[None, :]) * copies)
+        np.add.at(used_rooms, o, data.hh.units_taken(h) * copies)
         g_cap, g_rooms = cap - used, units - used_rooms  # the bound decreases along -g
         norm = float((g_cap ** 2).sum() + (g_rooms ** 2).sum())
         if norm == 0 or bound - target < 1e-6:

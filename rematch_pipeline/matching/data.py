@@ -53,6 +53,10 @@ class HouseholdArrays:
     ties_ags: np.ndarray  # (H,) int AGS, 0 if none
     pref_settlement: np.ndarray  # (H,) settlement code, -1 for "any"
 
+    def units_taken(self, h: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """(n, len(ROOM_CLASSES)) 1 where household h takes from the units with >= k rooms (rooms needed >= k)."""
+        return (self.rooms[h, None] >= np.asarray(ROOM_CLASSES)[None, :]).astype(np.float64)
+
 
 @dataclass
 class OfferArrays:

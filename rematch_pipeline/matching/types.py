@@ -117,7 +117,7 @@ class TypeAllocation:
         self.left = np.maximum(tdata.of.remaining, 0).astype(np.float64)
         self.units = np.maximum(tdata.of.units_ge_left, 0).astype(np.float64)
         self.demand = tdata.hh.demand.astype(np.float64)
-        self.uses = (tdata.hh.rooms[:, None] >= np.arange(1, self.units.shape[1] + 1)[None, :]).astype(np.float64)
+        self.uses = tdata.hh.units_taken()
 
     @classmethod
     def of_counts(cls, tdata: MatchingData, t: np.ndarray, o: np.ndarray, n: np.ndarray) -> TypeAllocation:

@@ -10,8 +10,8 @@ from rematch_pipeline.matching.data import MatchingData
 
 def units_by_room_class(data: MatchingData) -> RowBlock:
     block = RowBlock("units_by_room_class")
-    rooms = data.hh.rooms[data.pair_h]
+    taken = data.hh.units_taken(data.pair_h)
     for ki, k in enumerate(ROOM_CLASSES):
-        block.add_per_offer(data.pair_o, (rooms >= k).astype(float), data.of.units_ge_left[:, ki], tag=k,
+        block.add_per_offer(data.pair_o, taken[:, ki], data.of.units_ge_left[:, ki], tag=k,
                             copies=data.weight[data.pair_h])
     return block
