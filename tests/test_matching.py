@@ -611,3 +611,15 @@ def test_exchange_keeps_every_capacity_and_the_persons_and_never_lowers_the_scor
     for oi, o_ in enumerate(data.offers):
         group = [data.households[i] for i in h[o == oi]]
         assert _feasible(group, o_, ROUND_DATE)
+
+
+def test_a_small_round_solved_exactly_is_optimal_however_the_search_over_types_ended(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from rematch_pipeline.matching import solve
+
+    monkeypatch.setattr(solve, "TYPE_MIP_MAX_COLUMNS", -1)  # no branch and bound over types
+    monkeypatch.setattr(solve, "improve_by_neighbourhoods", lambda *a, **k: ("time_limit", 0))  # and no search
+    hs, os_ = _scenario(24)
+    result = run(hs, os_)
+    phases = {p["phase"]: p["termination"] for p in result.stats["phases"]}
+    assert phases["max_persons_types"] == "time_limit" and phases["max_persons"] == "optimal"
+    assert result.status == "optimal" and result.stats["persons_proven_maximal"]

@@ -445,8 +445,11 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
         p2 = neighbourhood_search(data, model, policy, incumbent, deadline, "quality")
     phases.append(p2)
     chosen = np.nonzero(p2.x > 0.5)[0]
-    status = "optimal" if all(p.termination == "optimal" for p in phases) else next(
-        p.termination for p in phases if p.termination != "optimal")
+    # In small rounds the allocation over types is only the start of the exact persons MIP: once that is optimal,
+    # how the search over types ended does not decide the round's status.
+    deciding = [p for p in phases if not (small and full_optimal and p.phase == "max_persons_types")]
+    status = "optimal" if all(p.termination == "optimal" for p in deciding) else next(
+        p.termination for p in deciding if p.termination != "optimal")
     log.info("solved: %d persons (LP bound %.3f, %s), quality %.3f via %s", placed, lp_bound,
              "proven maximal" if proven else "not proven maximal", p2.objective, interface)
     return SolveResult(
