@@ -218,8 +218,8 @@ def _draw_neighbourhood(data: MatchingData, model: LinearModel, x: np.ndarray, o
 
 
 def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy, incumbent: PhaseResult,
-                         deadline: float, objective: str = "persons",
-                         bound: float = float("inf")) -> PhaseResult:
+                         deadline: float, objective: str = "persons", bound: float = float("inf"),
+                         classes: np.ndarray | None = None) -> PhaseResult:
     """Large neighbourhood search for when the LP is out of reach (national scale).
 
     Each round frees a few municipalities' households (`_draw_neighbourhood`) and solves that part as its own small
@@ -232,7 +232,7 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
     rng = np.random.default_rng(policy.random_seed)
     c = model.persons if objective == "persons" else model.quality
     phase = "max_persons_lns" if objective == "persons" else "max_quality_lns"
-    classes = capacity_classes(data)
+    classes = capacity_classes(data) if classes is None else classes
     x = np.round(incumbent.x)
     best = float(c @ x)
     start = best
@@ -286,7 +286,7 @@ def _add_pairs(data: MatchingData, h: np.ndarray, o: np.ndarray) -> None:
 
 
 def _start_vector(data: MatchingData, h: np.ndarray, o: np.ndarray) -> np.ndarray:
-    """The greedy allocation as a 0/1 vector over the model's columns (a feasible incumbent from the start)."""
+    """Household pairs (h, o) as a 0/1 vector over the model's columns."""
     n_off = max(1, len(data.offers))
     x = np.isin(data.pair_h * n_off + data.pair_o, h * n_off + o)
     return x.astype(np.float64)
@@ -363,6 +363,7 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     lp_model: LinearModel | None = None
     duals, rounds, added = np.zeros(0), 0, 0
     phases: list[PhaseResult] = []
+    classes = capacity_classes(data)  # for the exchange (`exchange`)
     full_optimal = False  # only an optimal solve of the full persons model proves the maximum by itself
     persons_done = False  # persons maximised over household types (the type LP solved in time)
     try:
@@ -373,7 +374,7 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
         bound, types_phase, start_h, start_o = persons_by_types(data, policy, greedy_h, greedy_o, lp_budget,
                                                                 persons_deadline)
         # Before the model is built, so any eligible pair may take a place (2,000 x 60: quality 26,817 -> 27,638).
-        start_h, start_o = exchange_within_classes(data, capacity_classes(data), start_h, start_o)
+        start_h, start_o = exchange_within_classes(data, classes, start_h, start_o)
         _add_pairs(data, start_h, start_o)
         persons_done = True
         lp_model, duals, rounds, added = bound.model, bound.duals, bound.rounds, bound.added
@@ -428,8 +429,9 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     proven = bool(placed >= np.floor(lp_bound + INTEGRAL)) if np.isfinite(lp_bound) else False
     proven = proven or (not pruned and full_optimal)
     # Phase 2: the best quality among placements of that size, starting from the persons-maximal placement with
-    # each capacity class's places given to its best households (pilot: 1,704 -> 1,895 in 2 ms).
-    x1 = exchange(data, np.round(p1.x), capacity_classes(data))
+    # each capacity class's places given to its best households (pilot: 1,704 -> 1,895 in 2 ms); the allocation
+    # over types had that exchange before the model was built.
+    x1 = np.round(p1.x) if p1 is found and persons_done else exchange(data, np.round(p1.x), classes)
     incumbent = PhaseResult("max_quality", "time_limit", float(model.quality @ x1), float("inf"), 0.0, x1)
     if small:
         backend.add_min_persons(placed)
@@ -442,7 +444,7 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     else:
         # Neighbourhoods improve quality with persons kept (2,000 x 60: 26,817 -> 29,012 in 50 s, where HiGHS's
         # branch and bound and RINS around the quality LP found nothing better than the start in that time).
-        p2 = neighbourhood_search(data, model, policy, incumbent, deadline, "quality")
+        p2 = neighbourhood_search(data, model, policy, incumbent, deadline, "quality", classes=classes)
     phases.append(p2)
     chosen = np.nonzero(p2.x > 0.5)[0]
     # In small rounds the allocation over types is only the start of the exact persons MIP: once that is optimal,
