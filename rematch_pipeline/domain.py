@@ -146,6 +146,9 @@ class Policy:
     ties_same_municipality_bonus: float = 4.0
     ties_same_kreis_bonus: float = 2.0
     municipality_interest_weight: float = 1.0
+    # Balanced fill (optional, 0 = off): points per person placed within their offer's proportional share of the
+    # round (`matching.fair_share`). Like the terms above it only decides between placements of equal size.
+    balanced_fill_weight: float = 0.0
     offer_response_days: int = 7
     pseudonym_salt: str = "rematch"
     # Solver settings.

@@ -13,6 +13,7 @@ from pyomo.contrib.solver.solvers.highs import Highs as PyomoHighsSolver
 
 from rematch_pipeline.domain import Policy
 from rematch_pipeline.matching.build import LinearModel
+from rematch_pipeline.matching.fair_share import FairShare
 
 # Terminations whose incumbent we accept; anything else is reported in words and yields no assignments.
 PYOMO_ACCEPTED = {
@@ -93,10 +94,27 @@ class HighsDirect:
             lp.integrality_ = [highspy.HighsVarType.kInteger] * n
         self.h.passModel(lp)
         self.integer = integer
+        self.fair: tuple[FairShare, np.ndarray, np.ndarray | None] | None = None
 
     def add_min_persons(self, persons: float) -> None:
         idx = np.arange(self.model.n_cols, dtype=np.int32)
         self.h.addRow(float(persons), highspy.kHighsInf, len(idx), idx, self.model.persons)
+
+    def add_fair_share(self, fair: FairShare, pair_o: np.ndarray, fixed: np.ndarray | None = None) -> None:
+        """The balanced-fill term: one continuous column per offer with a share, worth `fair.weight` a person.
+
+        `pair_o`: the offer of each model column; `fixed`: persons per offer placed outside the model (a
+        neighbourhood's fixed part), which count towards the shares too.
+        """
+        offers = fair.offers
+        k = len(offers)
+        self.h.addCols(k, np.full(k, fair.weight), np.zeros(k), fair.share[offers], 0, np.zeros(0, dtype=np.int32),
+                       np.zeros(0, dtype=np.int32), np.zeros(0))
+        rows = fair.rows(pair_o, self.model.persons)
+        upper = np.zeros(k) if fixed is None else fixed[offers].astype(np.float64)
+        self.h.addRows(k, np.full(k, -highspy.kHighsInf), upper, rows.nnz, rows.indptr[:-1].astype(np.int32),
+                       rows.indices.astype(np.int32), rows.data.astype(np.float64))
+        self.fair = (fair, pair_o, fixed)
 
     def solve(self, phase: str, objective: np.ndarray, time_limit: float, rel_gap: float = 0.0,
               abs_gap: float = 1e-6, start: np.ndarray | None = None) -> PhaseResult:
@@ -106,6 +124,9 @@ class HighsDirect:
             self.h.setOptionValue("mip_rel_gap", float(rel_gap))
             self.h.setOptionValue("mip_abs_gap", float(abs_gap))
         if start is not None:
+            if self.fair is not None:
+                fair, pair_o, fixed = self.fair
+                start = np.concatenate([start, fair.start(pair_o, self.model.persons, start, fixed)])
             sol = highspy.HighsSolution()
             sol.col_value = list(start.astype(np.float64))
             sol.value_valid = True
@@ -120,7 +141,7 @@ class HighsDirect:
             words = HIGHS_WORDS.get(status, f"the solver stopped with {self.h.modelStatusToString(status)}"
                                             " and no usable solution")
             raise SolveError(f"{phase}: {words} after {seconds:.1f} s")
-        x = np.asarray(self.h.getSolution().col_value)
+        x = np.asarray(self.h.getSolution().col_value)[: self.model.n_cols]  # the pairs, not the share columns
         obj = float(info.objective_function_value)
         bound = float(info.mip_dual_bound) if self.integer else obj
         if not np.isfinite(bound):
@@ -154,6 +175,7 @@ class PyomoHighs:
         m.max_quality = pyo.Objective(expr=m.quality, sense=pyo.maximize)
         m.max_quality.deactivate()
         self.m = m
+        self.fair: tuple[FairShare, np.ndarray] | None = None
         self.solver = PyomoHighsSolver()
         self.solver.set_instance(m)  # persistent from here on, so the first solve can take a start too
 
@@ -171,6 +193,10 @@ class PyomoHighs:
         values = np.zeros(highs.getNumCol())
         for j in self.m.P:
             values[var_map[id(self.m.x[j])]] = float(start[j])
+        if self.fair is not None:
+            fair, pair_o = self.fair
+            for o, v in zip(self.m.F, fair.start(pair_o, self.model.persons, start), strict=True):
+                values[var_map[id(self.m.within_share[o])]] = float(v)
         sol = highspy.HighsSolution()
         sol.col_value = list(values)
         sol.value_valid = True
@@ -180,6 +206,19 @@ class PyomoHighs:
         self.m.keep_persons = pyo.Constraint(expr=self.m.persons_placed >= persons)
         self.m.max_persons.deactivate()
         self.m.max_quality.activate()
+
+    def add_fair_share(self, fair: FairShare, pair_o: np.ndarray) -> None:
+        """The balanced-fill term (`FairShare`): persons within each offer's share, `fair.weight` points each."""
+        m, persons = self.m, self.model.persons
+        m.F = pyo.Set(initialize=[int(o) for o in fair.offers])
+        m.within_share = pyo.Var(m.F, bounds=lambda mm, o: (0.0, float(fair.share[o])))
+        cols = {int(o): np.nonzero(pair_o == o)[0] for o in fair.offers}
+        m.within_share_rows = pyo.Constraint(
+            m.F, rule=lambda mm, o: mm.within_share[o] <= sum(float(persons[j]) * mm.x[int(j)] for j in cols[o]))
+        m.max_quality.deactivate()
+        m.max_quality_balanced = pyo.Objective(
+            expr=m.quality + fair.weight * sum(m.within_share[o] for o in m.F), sense=pyo.maximize)
+        self.fair = (fair, pair_o)
 
     def solve(self, phase: str, objective: np.ndarray, time_limit: float, rel_gap: float = 0.0,
               abs_gap: float = 1e-6, start: np.ndarray | None = None) -> PhaseResult:

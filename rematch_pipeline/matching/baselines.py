@@ -10,6 +10,7 @@ import numpy as np
 from rematch_pipeline.domain import CAPACITY_DIMENSIONS, LAND_BY_AGS_PREFIX, ROOM_CLASSES
 from rematch_pipeline.matching.data import MatchingData
 from rematch_pipeline.matching.eligibility import ELIGIBLE
+from rematch_pipeline.matching.fair_share import proportional_share
 
 # Königsteiner Schlüssel shares of the Länder (per cent, rounded; normalised before use).
 KOENIGSTEIN_SHARES = {
@@ -100,6 +101,8 @@ def evaluate(data: MatchingData, h: np.ndarray, o: np.ndarray) -> dict[str, Any]
     over = (used > np.maximum(data.of.remaining, 0)).sum() + (used_rooms > np.maximum(data.of.units_ge_left, 0)).sum()
     places = np.maximum(data.of.remaining[:, PLACES], 1)
     fill = used[:, PLACES] / places
+    # Balance: persons placed beyond their offer's proportional share of this allocation's persons (by places left).
+    beyond = np.maximum(used[:, PLACES] - proportional_share(data, float(used[:, PLACES].sum())), 0.0)
     return {
         "households_placed": int(len(h)),
         "persons_placed": int(data.hh.persons[h].sum()) if len(h) else 0,
@@ -112,4 +115,5 @@ def evaluate(data: MatchingData, h: np.ndarray, o: np.ndarray) -> dict[str, Any]
         "fill_min": round(float(fill.min()), 4) if len(fill) else None,
         "fill_mean": round(float(fill.mean()), 4) if len(fill) else None,
         "fill_max": round(float(fill.max()), 4) if len(fill) else None,
+        "persons_beyond_share": round(float(beyond.sum()), 3),
     }

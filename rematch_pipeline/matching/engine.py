@@ -90,6 +90,10 @@ def match(
         solve_s=round(solve_s, 3),
         phases=[p.summary() for p in result.phases],
     )
+    if result.fair is not None:
+        # `quality` then includes these points; the match scores alone are quality minus points.
+        stats["balanced_fill"] = {"weight": result.fair.weight, "points": round(result.balanced_fill_points, 6),
+                                  "persons_within_share": round(result.balanced_fill_points / result.fair.weight, 3)}
     t1 = time.perf_counter()
     stats["comparison"] = {
         "rematch": evaluate(data, data.pair_h[result.chosen], data.pair_o[result.chosen]),

@@ -15,6 +15,7 @@ from rematch_pipeline.matching.bound import CHUNK, Prices, household_values, imp
 from rematch_pipeline.matching.build import LinearModel, build_model
 from rematch_pipeline.matching.data import MatchingData
 from rematch_pipeline.matching.exchange import capacity_classes, exchange_within_classes
+from rematch_pipeline.matching.fair_share import FairShare, persons_by_offer
 from rematch_pipeline.matching.types import (
     TypeAllocation,
     dedupe,
@@ -63,6 +64,9 @@ class SolveResult:
     pricing_rounds: int = 0
     priced_pairs: int = 0
     build_s: float = 0.0
+    # Balanced fill (when its weight is > 0): the shares, and the points `quality` includes for it.
+    fair: FairShare | None = None
+    balanced_fill_points: float = 0.0
 
     @property
     def gap_to_lp(self) -> float:
@@ -179,11 +183,12 @@ LNS_MOVERS = 150  # quality neighbourhoods: households placed elsewhere that may
 
 
 def _draw_neighbourhood(data: MatchingData, model: LinearModel, x: np.ndarray, objective: str,
-                        rng: np.random.Generator) -> np.ndarray | None:
+                        rng: np.random.Generator, fair: FairShare | None = None) -> np.ndarray | None:
     """The columns to free: every eligible pair of the households placed in, or wanting, a few drawn municipalities.
 
     Persons: municipalities are drawn by the persons still unplaced who could go there. Quality: by how much
-    households would gain there over where they are now. None when nobody could gain anything.
+    households would gain there over where they are now (with balanced fill: also households leaving an offer
+    beyond its share for one below it). None when nobody could gain anything.
     """
     n_off = max(1, len(data.offers))
     current = np.zeros(data.hh.persons.shape[0])
@@ -194,8 +199,15 @@ def _draw_neighbourhood(data: MatchingData, model: LinearModel, x: np.ndarray, o
         gain = np.where(placed[data.pair_h], 0.0, model.persons)
     else:
         current[data.pair_h[chosen_cols]] = model.quality[chosen_cols]
-        gain = np.maximum(model.quality - current[data.pair_h], 0.0) * placed[data.pair_h] \
-            + np.where(placed[data.pair_h], 0.0, model.persons)
+        own = model.quality - current[data.pair_h]
+        if fair is not None:
+            at = persons_by_offer(n_off, data.pair_o, model.persons, x)
+            now = np.full(placed.shape[0], -1)
+            now[data.pair_h[chosen_cols]] = data.pair_o[chosen_cols]
+            beyond = placed & (at > fair.share + INTEGRAL)[now]  # index -1 only where not placed
+            own = own + fair.weight * np.minimum(model.persons, np.maximum(fair.share - at, 0.0)[data.pair_o]) \
+                * beyond[data.pair_h]
+        gain = np.maximum(own, 0.0) * placed[data.pair_h] + np.where(placed[data.pair_h], 0.0, model.persons)
     wanted = np.bincount(data.pair_o, weights=gain, minlength=n_off)
     if not wanted.any():
         return None
@@ -219,22 +231,29 @@ def _draw_neighbourhood(data: MatchingData, model: LinearModel, x: np.ndarray, o
 
 def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy, incumbent: PhaseResult,
                          deadline: float, objective: str = "persons", bound: float = float("inf"),
-                         classes: np.ndarray | None = None) -> PhaseResult:
+                         classes: np.ndarray | None = None, fair: FairShare | None = None) -> PhaseResult:
     """Large neighbourhood search for when the LP is out of reach (national scale).
 
     Each round frees a few municipalities' households (`_draw_neighbourhood`) and solves that part as its own small
     MIP; everything else stays as it is, so each neighbourhood starts feasible. A better solution replaces the
     incumbent. For quality, the neighbourhood must keep at least the persons it held, so persons never drop, and
     each gain is followed by an exchange within capacity classes (`exchange`): the neighbourhood changes what a
-    municipality holds, the exchange who of a class holds it.
+    municipality holds, the exchange who of a class holds it. `fair`: the balanced-fill term, added to quality;
+    each neighbourhood carries it for its offers, with the persons the fixed part holds there counted in.
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng(policy.random_seed)
     c = model.persons if objective == "persons" else model.quality
+    fair = None if objective == "persons" else fair
+    n_off = len(data.offers)
+
+    def value(v: np.ndarray) -> float:
+        return float(c @ v) + (0.0 if fair is None else fair.points(data.pair_o, model.persons, v))
+
     phase = "max_persons_lns" if objective == "persons" else "max_quality_lns"
     classes = capacity_classes(data) if classes is None else classes
     x = np.round(incumbent.x)
-    best = float(c @ x)
+    best = value(x)
     start = best
     max_rounds = LNS_MAX_ROUNDS if objective == "persons" else LNS_QUALITY_ROUNDS
     rounds, stalled, termination = 0, 0, "time_limit"
@@ -242,7 +261,7 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
         if best >= np.floor(bound + INTEGRAL):
             termination = "optimal"  # the bound is reached: nothing left to find
             break
-        free = _draw_neighbourhood(data, model, x, objective, rng)
+        free = _draw_neighbourhood(data, model, x, objective, rng, fair)
         if free is None:
             break  # nobody could gain anything anywhere
         # The neighbourhood as its own small model: only the freed columns, against the capacity the fixed part
@@ -256,6 +275,8 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
         sub = HighsDirect(sub_model, policy, integer=True)
         if objective != "persons":
             sub.add_min_persons(float(sub_model.persons @ x[cols]))
+        if fair is not None:
+            sub.add_fair_share(fair, data.pair_o[cols], fixed=persons_by_offer(n_off, data.pair_o, model.persons, rest))
         try:
             # Persons: optimal within half a person is optimal (fast); quality to the policy's gap.
             res = sub.solve(phase, c[cols], min(LNS_ROUND_S, deadline - time.perf_counter()),
@@ -267,13 +288,13 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
         rounds += 1
         candidate = rest.copy()
         candidate[cols] = np.round(res.x)
-        value = float(c @ candidate)
-        improved = value > best + INTEGRAL and model.persons @ candidate >= model.persons @ x - INTEGRAL
+        improved = value(candidate) > best + INTEGRAL and model.persons @ candidate >= model.persons @ x - INTEGRAL
         stalled = 0 if improved else stalled + 1
         if improved:
             moved = np.unique(data.pair_h[candidate != x])  # only their classes can have changed
+            # The exchange keeps the persons at every offer, so the balanced-fill points with them.
             x = candidate if objective == "persons" else exchange(data, candidate, classes, classes[moved])
-            best = float(c @ x)
+            best = value(x)
         if free.all() and res.termination == "optimal":
             termination = "optimal"  # the neighbourhood was the whole model, solved to optimality
             break
@@ -432,9 +453,17 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     # each capacity class's places given to its best households (pilot: 1,704 -> 1,895 in 2 ms); the allocation
     # over types had that exchange before the model was built.
     x1 = np.round(p1.x) if p1 is found and persons_done else exchange(data, np.round(p1.x), classes)
-    incumbent = PhaseResult("max_quality", "time_limit", float(model.quality @ x1), float("inf"), 0.0, x1)
+    fair = FairShare.of(data, placed, policy.balanced_fill_weight) if policy.balanced_fill_weight > 0 else None
+
+    def points(v: np.ndarray) -> float:
+        return 0.0 if fair is None else fair.points(data.pair_o, model.persons, v)
+
+    incumbent = PhaseResult("max_quality", "time_limit", float(model.quality @ x1) + points(x1), float("inf"), 0.0,
+                            x1)
     if small:
         backend.add_min_persons(placed)
+        if fair is not None:
+            backend.add_fair_share(fair, data.pair_o)
         try:
             p2 = backend.solve("max_quality", model.quality, deadline - time.perf_counter(),
                                rel_gap=policy.mip_rel_gap, start=x1)
@@ -444,7 +473,7 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     else:
         # Neighbourhoods improve quality with persons kept (2,000 x 60: 26,817 -> 29,012 in 50 s, where HiGHS's
         # branch and bound and RINS around the quality LP found nothing better than the start in that time).
-        p2 = neighbourhood_search(data, model, policy, incumbent, deadline, "quality", classes=classes)
+        p2 = neighbourhood_search(data, model, policy, incumbent, deadline, "quality", classes=classes, fair=fair)
     phases.append(p2)
     chosen = np.nonzero(p2.x > 0.5)[0]
     # In small rounds the allocation over types is only the start of the exact persons MIP: once that is optimal,
@@ -459,5 +488,5 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
         lp_bound_persons=lp_bound, persons_proven_maximal=proven, quality=p2.objective,
         quality_bound=p2.bound if np.isfinite(p2.bound) else float("nan"), chosen=chosen, model=model,
         duals=duals, lp_model=lp_model or model, phases=phases, greedy=(greedy_h, greedy_o), pricing_rounds=rounds,
-        priced_pairs=added, build_s=build_s,
+        priced_pairs=added, build_s=build_s, fair=fair, balanced_fill_points=points(p2.x),
     )

@@ -140,6 +140,9 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
             ("gap to the LP bound", stats.get("gap_to_lp")),
             ("persons proven maximal", stats.get("persons_proven_maximal")),
             ("match quality", stats.get("quality")), ("quality gap", stats.get("quality_gap")),
+            # Only in rounds whose policy weighs balanced fill; match quality includes these points then.
+            *([("balanced-fill points in match quality", (stats.get("balanced_fill") or {}).get("points"))]
+              if stats.get("balanced_fill") else []),
             ("eligible pairs", stats.get("eligible_pairs")),
             ("candidate pairs in the model", stats.get("candidate_pairs")),
         ],
