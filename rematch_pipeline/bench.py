@@ -17,8 +17,11 @@ from rematch_pipeline.scenario_load import load_scenario
 BENCH_DATE = date(2026, 11, 23)
 
 
-def bench_match(households: int, municipalities: int, seed: int, time_limit_s: float | None = None) -> dict[str, Any]:
-    policy = load_policy(overrides=None if time_limit_s is None else {"time_limit_s": time_limit_s})
+def bench_match(households: int, municipalities: int, seed: int, time_limit_s: float | None = None,
+                balanced_fill_weight: float | None = None) -> dict[str, Any]:
+    settings = (("time_limit_s", time_limit_s), ("balanced_fill_weight", balanced_fill_weight))
+    overrides: dict[str, object] = {k: v for k, v in settings if v is not None}
+    policy = load_policy(overrides=overrides)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         files = generate_scenario(Path(tmp), households=households, municipalities=municipalities, seed=seed,
@@ -43,5 +46,5 @@ def bench_match(households: int, municipalities: int, seed: int, time_limit_s: f
         "persons_placed": result.persons_placed, "lp_bound_persons": s.get("lp_bound_persons"),
         "gap_to_lp": s.get("gap_to_lp"), "persons_proven_maximal": s.get("persons_proven_maximal"),
         "persons_placed_vs_greedy": round(result.persons_placed / greedy_persons, 4) if greedy_persons else None,
-        "phases": s.get("phases"), "comparison": comparison,
+        "balanced_fill": s.get("balanced_fill"), "phases": s.get("phases"), "comparison": comparison,
     }

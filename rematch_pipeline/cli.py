@@ -214,7 +214,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from rematch_pipeline.bench import bench_match
 
     result = bench_match(households=args.households, municipalities=args.municipalities, seed=args.seed,
-                         time_limit_s=args.time_limit)
+                         time_limit_s=args.time_limit, balanced_fill_weight=args.balanced_fill_weight)
     _print(result, args.json, "\n".join(f"{k:>22}: {v}" for k, v in result.items()))
     return 0
 
@@ -358,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--seed", type=int, default=1)
     bm.add_argument("--time-limit", type=float, default=None,
                     help="the round's time limit in seconds (default: time_limit_s of the policy)")
+    bm.add_argument("--balanced-fill-weight", type=float, default=None,
+                    help="points per person within their municipality's share (default: the policy's)")
     bm.add_argument("--json", action="store_true")
     bm.set_defaults(func=cmd_bench)
     bi = b.add_parser("ingest", help="generate a Kobo XLSX export and time parse, validate and store")

@@ -23,3 +23,14 @@ def test_bench_match_reports_the_gap_to_the_full_pair_bound_and_both_baselines(
     assert set(result["comparison"]) == {"rematch", "state_quota", "greedy_by_score"}
     assert result["comparison"]["rematch"]["hard_need_violations"] == 0
     assert placed >= result["comparison"]["greedy_by_score"]["persons_placed"]
+
+
+def test_bench_match_runs_with_the_balanced_fill_weight_it_is_given(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "match", "--households", "60", "--municipalities", "4", "--seed", "3",
+                 "--time-limit", "10", "--balanced-fill-weight", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["balanced_fill"]["weight"] == 2.0
+    assert result["balanced_fill"]["points"] == pytest.approx(2.0 * result["balanced_fill"]["persons_within_share"],
+                                                              abs=1e-2)
+    assert result["comparison"]["rematch"]["persons_beyond_share"] == pytest.approx(
+        result["persons_placed"] - result["balanced_fill"]["persons_within_share"], abs=1e-2)
