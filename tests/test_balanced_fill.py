@@ -98,8 +98,8 @@ def test_a_neighbourhood_counts_the_persons_its_fixed_part_holds_towards_the_sha
         res = sub.solve("max_quality", model.quality, 10.0, start=np.zeros(model.n_cols))
         assert len(res.x) == model.n_cols  # the share columns are the solver's, not the round's
         chosen[name] = data.offers[int(data.pair_o[np.argmax(res.x)])].ags
-        # Free: 4 + 5 at A. Fixed: 5 for the person A already holds, plus 5 at B (4 + 5 at A would be 9).
-        assert res.objective == pytest.approx(9.0 if name == "free" else 10.0)
+        # Free: 4 + 5 at A. Fixed: A's share is taken, so 5 at B against 4 at A (no constant for the fixed part).
+        assert res.objective == pytest.approx(9.0 if name == "free" else 5.0)
     assert chosen == {"free": "05111000", "A holds its share": "09162000"}
 
 

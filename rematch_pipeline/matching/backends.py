@@ -94,27 +94,26 @@ class HighsDirect:
             lp.integrality_ = [highspy.HighsVarType.kInteger] * n
         self.h.passModel(lp)
         self.integer = integer
-        self.fair: tuple[FairShare, np.ndarray, np.ndarray | None] | None = None
+        self.fair: tuple[FairShare, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def add_min_persons(self, persons: float) -> None:
         idx = np.arange(self.model.n_cols, dtype=np.int32)
         self.h.addRow(float(persons), highspy.kHighsInf, len(idx), idx, self.model.persons)
 
     def add_fair_share(self, fair: FairShare, pair_o: np.ndarray, fixed: np.ndarray | None = None) -> None:
-        """The balanced-fill term: one continuous column per offer with a share, worth `fair.weight` a person.
+        """The balanced-fill term: a continuous column per offer with room in its share, `fair.weight` a person.
 
         `pair_o`: the offer of each model column; `fixed`: persons per offer placed outside the model (a
-        neighbourhood's fixed part), which count towards the shares too.
+        neighbourhood's fixed part), which take their part of the shares first.
         """
-        offers = fair.offers
+        offers, room = fair.room(pair_o, fixed)
         k = len(offers)
-        self.h.addCols(k, np.full(k, fair.weight), np.zeros(k), fair.share[offers], 0, np.zeros(0, dtype=np.int32),
+        self.h.addCols(k, np.full(k, fair.weight), np.zeros(k), room, 0, np.zeros(0, dtype=np.int32),
                        np.zeros(0, dtype=np.int32), np.zeros(0))
-        rows = fair.rows(pair_o, self.model.persons)
-        upper = np.zeros(k) if fixed is None else fixed[offers].astype(np.float64)
-        self.h.addRows(k, np.full(k, -highspy.kHighsInf), upper, rows.nnz, rows.indptr[:-1].astype(np.int32),
+        rows = fair.rows(pair_o, self.model.persons, offers)
+        self.h.addRows(k, np.full(k, -highspy.kHighsInf), np.zeros(k), rows.nnz, rows.indptr[:-1].astype(np.int32),
                        rows.indices.astype(np.int32), rows.data.astype(np.float64))
-        self.fair = (fair, pair_o, fixed)
+        self.fair = (fair, pair_o, offers, room)
 
     def solve(self, phase: str, objective: np.ndarray, time_limit: float, rel_gap: float = 0.0,
               abs_gap: float = 1e-6, start: np.ndarray | None = None) -> PhaseResult:
@@ -125,8 +124,8 @@ class HighsDirect:
             self.h.setOptionValue("mip_abs_gap", float(abs_gap))
         if start is not None:
             if self.fair is not None:
-                fair, pair_o, fixed = self.fair
-                start = np.concatenate([start, fair.start(pair_o, self.model.persons, start, fixed)])
+                fair, pair_o, offers, room = self.fair
+                start = np.concatenate([start, fair.start(pair_o, self.model.persons, start, offers, room)])
             sol = highspy.HighsSolution()
             sol.col_value = list(start.astype(np.float64))
             sol.value_valid = True
@@ -175,7 +174,7 @@ class PyomoHighs:
         m.max_quality = pyo.Objective(expr=m.quality, sense=pyo.maximize)
         m.max_quality.deactivate()
         self.m = m
-        self.fair: tuple[FairShare, np.ndarray] | None = None
+        self.fair: tuple[FairShare, np.ndarray, np.ndarray, np.ndarray] | None = None
         self.solver = PyomoHighsSolver()
         self.solver.set_instance(m)  # persistent from here on, so the first solve can take a start too
 
@@ -194,8 +193,8 @@ class PyomoHighs:
         for j in self.m.P:
             values[var_map[id(self.m.x[j])]] = float(start[j])
         if self.fair is not None:
-            fair, pair_o = self.fair
-            for o, v in zip(self.m.F, fair.start(pair_o, self.model.persons, start), strict=True):
+            fair, pair_o, offers, room = self.fair
+            for o, v in zip(self.m.F, fair.start(pair_o, self.model.persons, start, offers, room), strict=True):
                 values[var_map[id(self.m.within_share[o])]] = float(v)
         sol = highspy.HighsSolution()
         sol.col_value = list(values)
@@ -210,15 +209,17 @@ class PyomoHighs:
     def add_fair_share(self, fair: FairShare, pair_o: np.ndarray) -> None:
         """The balanced-fill term (`FairShare`): persons within each offer's share, `fair.weight` points each."""
         m, persons = self.m, self.model.persons
-        m.F = pyo.Set(initialize=[int(o) for o in fair.offers])
-        m.within_share = pyo.Var(m.F, bounds=lambda mm, o: (0.0, float(fair.share[o])))
-        cols = {int(o): np.nonzero(pair_o == o)[0] for o in fair.offers}
+        offers, room = fair.room(pair_o)
+        m.F = pyo.Set(initialize=[int(o) for o in offers])
+        bounds = {int(o): float(r) for o, r in zip(offers, room, strict=True)}
+        m.within_share = pyo.Var(m.F, bounds=lambda mm, o: (0.0, bounds[o]))
+        cols = {int(o): np.nonzero(pair_o == o)[0] for o in offers}
         m.within_share_rows = pyo.Constraint(
             m.F, rule=lambda mm, o: mm.within_share[o] <= sum(float(persons[j]) * mm.x[int(j)] for j in cols[o]))
         m.max_quality.deactivate()
         m.max_quality_balanced = pyo.Objective(
             expr=m.quality + fair.weight * sum(m.within_share[o] for o in m.F), sense=pyo.maximize)
-        self.fair = (fair, pair_o)
+        self.fair = (fair, pair_o, offers, room)
 
     def solve(self, phase: str, objective: np.ndarray, time_limit: float, rel_gap: float = 0.0,
               abs_gap: float = 1e-6, start: np.ndarray | None = None) -> PhaseResult:

@@ -35,7 +35,7 @@ class FairShare:
     Persons placed are fixed by then, so the persons within shares plus the persons beyond them is a constant:
     maximising the points minimises the persons placed beyond their offer's share, which is half the L1 distance
     between the round's placement and a perfectly proportional one. Linear with one bounded column per offer
-    (`rows`), and local to each offer, so a neighbourhood of a few municipalities carries it as well.
+    (`room`, `rows`), and local to each offer, so a neighbourhood of a few municipalities carries it as well.
     """
 
     weight: float
@@ -45,11 +45,6 @@ class FairShare:
     def of(cls, data: MatchingData, persons_placed: float, weight: float) -> FairShare:
         return cls(weight, proportional_share(data, persons_placed))
 
-    @property
-    def offers(self) -> np.ndarray:
-        """The offers with a share: only they get a column (a share of 0 earns nothing)."""
-        return np.nonzero(self.share > 0)[0]
-
     def within(self, placed: np.ndarray) -> np.ndarray:
         """Per offer: persons placed there within its share."""
         return np.minimum(placed, self.share)
@@ -57,18 +52,27 @@ class FairShare:
     def points(self, pair_o: np.ndarray, persons: np.ndarray, x: np.ndarray) -> float:
         return self.weight * float(self.within(persons_by_offer(len(self.share), pair_o, persons, x)).sum())
 
-    def start(self, pair_o: np.ndarray, persons: np.ndarray, x: np.ndarray, fixed: np.ndarray | None = None
-              ) -> np.ndarray:
-        """The values of the share columns (`offers` order) that go with placement x (plus persons `fixed`)."""
-        placed = persons_by_offer(len(self.share), pair_o, persons, x)
-        if fixed is not None:
-            placed = placed + fixed
-        return self.within(placed)[self.offers]
+    def room(self, pair_o: np.ndarray, fixed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(offers, persons): the offers the columns `pair_o` reach whose share the persons `fixed` there (a
+        neighbourhood's fixed part) leave room in, and that room. Only these get a share column: the points of the
+        rest cannot change, and leaving them out keeps the model's objective free of constants, which would
+        otherwise loosen its relative gap.
+        """
+        left = self.share - (0.0 if fixed is None else fixed)
+        reached = np.zeros(len(self.share), dtype=bool)
+        reached[pair_o] = True
+        offers = np.nonzero(reached & (left > 0))[0]
+        return offers, left[offers]
 
-    def rows(self, pair_o: np.ndarray, persons: np.ndarray) -> sp.csr_matrix:
-        """(offers, pairs + offers): within_m - persons placed at m <= persons already there (`fixed`, or 0)."""
-        offers = self.offers
-        row_of = np.full(len(self.share), -1)
+    def start(self, pair_o: np.ndarray, persons: np.ndarray, x: np.ndarray, offers: np.ndarray, room: np.ndarray
+              ) -> np.ndarray:
+        """The share columns' values (`room` order) that go with placement x of the model's columns."""
+        return np.minimum(persons_by_offer(len(self.share), pair_o, persons, x)[offers], room)
+
+    @staticmethod
+    def rows(pair_o: np.ndarray, persons: np.ndarray, offers: np.ndarray) -> sp.csr_matrix:
+        """(offers, pairs + offers): within_m - persons the model's columns place at m <= 0."""
+        row_of = np.full(int(max(pair_o.max(initial=-1), offers.max(initial=-1))) + 1, -1)
         row_of[offers] = np.arange(len(offers))
         n, k = len(pair_o), len(offers)
         mine = np.nonzero(row_of[pair_o] >= 0)[0]
