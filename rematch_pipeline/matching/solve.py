@@ -180,10 +180,13 @@ LNS_MAX_ROUNDS = 100
 LNS_QUALITY_ROUNDS = 400  # or until the deadline
 LNS_QUALITY_OFFERS = 2  # 2,000 x 60 in 50 s: 2 -> 29,012, 4 -> 28,760
 LNS_MOVERS = 150  # quality neighbourhoods: households placed elsewhere that may move in, the largest gains first
+LNS_QUALITY_ROUND_S = 2.0  # cap per quality neighbourhood: one cut off spends it without gaining anything
+LNS_MIN_MOVERS = 20  # fewer when neighbourhoods stop at their time cap (balanced fill: 2,000 x 60 at weight 10)
 
 
 def _draw_neighbourhood(data: MatchingData, model: LinearModel, x: np.ndarray, objective: str,
-                        rng: np.random.Generator, fair: FairShare | None = None) -> np.ndarray | None:
+                        rng: np.random.Generator, fair: FairShare | None = None, movers: int = LNS_MOVERS
+                        ) -> np.ndarray | None:
     """The columns to free: every eligible pair of the households placed in, or wanting, a few drawn municipalities.
 
     Persons: municipalities are drawn by the persons still unplaced who could go there. Quality: by how much
@@ -219,9 +222,9 @@ def _draw_neighbourhood(data: MatchingData, model: LinearModel, x: np.ndarray, o
     movable = np.zeros_like(placed)
     movable[data.pair_h[in_chosen & chosen_cols]] = True
     wanting = in_chosen & (gain > 0)
-    if objective != "persons" and wanting.sum() > LNS_MOVERS:
+    if objective != "persons" and wanting.sum() > movers:
         # Quality: only the households that would gain most there, or the neighbourhood grows too large to solve.
-        wanting[np.nonzero(wanting)[0][np.argsort(-gain[wanting], kind="stable")[LNS_MOVERS:]]] = False
+        wanting[np.nonzero(wanting)[0][np.argsort(-gain[wanting], kind="stable")[movers:]]] = False
     movable[data.pair_h[wanting]] = True
     # A movable household may go anywhere it is eligible, so one placed in a chosen municipality can make room
     # there by moving to spare capacity elsewhere (the capacity left outside is what the fixed part leaves).
@@ -256,12 +259,12 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
     best = value(x)
     start = best
     max_rounds = LNS_MAX_ROUNDS if objective == "persons" else LNS_QUALITY_ROUNDS
-    rounds, stalled, termination = 0, 0, "time_limit"
+    rounds, stalled, termination, movers = 0, 0, "time_limit", LNS_MOVERS
     while rounds < max_rounds and time.perf_counter() < deadline - 1.0 and stalled < LNS_STALL:
         if best >= np.floor(bound + INTEGRAL):
             termination = "optimal"  # the bound is reached: nothing left to find
             break
-        free = _draw_neighbourhood(data, model, x, objective, rng, fair)
+        free = _draw_neighbourhood(data, model, x, objective, rng, fair, movers)
         if free is None:
             break  # nobody could gain anything anywhere
         # The neighbourhood as its own small model: only the freed columns, against the capacity the fixed part
@@ -279,13 +282,17 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
             sub.add_fair_share(fair, data.pair_o[cols], fixed=persons_by_offer(n_off, data.pair_o, model.persons, rest))
         try:
             # Persons: optimal within half a person is optimal (fast); quality to the policy's gap.
-            res = sub.solve(phase, c[cols], min(LNS_ROUND_S, deadline - time.perf_counter()),
+            cap = LNS_ROUND_S if objective == "persons" else LNS_QUALITY_ROUND_S
+            res = sub.solve(phase, c[cols], min(cap, deadline - time.perf_counter()),
                             rel_gap=0.0 if objective == "persons" else policy.mip_rel_gap,
                             abs_gap=0.5 if objective == "persons" else 1e-6, start=x[cols])
         except SolveError as exc:
             log.warning("a neighbourhood gave no solution (%s)", exc)
             break
         rounds += 1
+        # A neighbourhood cut off by its time cap was too large to solve: halve the next ones, and let them grow
+        # back slowly while they solve (with a heavy balanced-fill weight, 150 movers stall HiGHS at the root).
+        movers = max(LNS_MIN_MOVERS, movers // 2) if res.termination != "optimal" else min(LNS_MOVERS, movers + 10)
         candidate = rest.copy()
         candidate[cols] = np.round(res.x)
         improved = value(candidate) > best + INTEGRAL and model.persons @ candidate >= model.persons @ x - INTEGRAL
