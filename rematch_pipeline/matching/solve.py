@@ -153,9 +153,7 @@ def price_out(data: MatchingData, policy: Policy, deadline: float) -> Bound:
         if persons - float(model.persons @ res.x) < PRICING_MIN_GAIN:
             break  # the bound already covers every pair: priced columns could add less than half a person
         rc = reduced_costs(data, model, duals)
-        candidate = np.zeros(data.codes.shape, dtype=bool)
-        candidate[data.pair_h, data.pair_o] = True
-        attractive = data.eligible & ~candidate & (rc > INTEGRAL)
+        attractive = data.eligible & ~model_pairs(data) & (rc > INTEGRAL)
         if not attractive.any() or time.perf_counter() >= deadline:
             break
         # Add each household's most attractive priced pairs and re-solve.
@@ -255,6 +253,7 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
 
     phase = "max_persons_lns" if objective == "persons" else "max_quality_lns"
     classes = capacity_classes(data) if classes is None else classes
+    in_model = model_pairs(data) if objective != "persons" else None  # the model's columns do not change here
     x = np.round(incumbent.x)
     best = value(x)
     start = best
@@ -300,7 +299,7 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
         if improved:
             moved = np.unique(data.pair_h[candidate != x])  # only their classes can have changed
             # The exchange keeps the persons at every offer, so the balanced-fill points with them.
-            x = candidate if objective == "persons" else exchange(data, candidate, classes, classes[moved])
+            x = candidate if objective == "persons" else exchange(data, candidate, classes, classes[moved], in_model)
             best = value(x)
         if free.all() and res.termination == "optimal":
             termination = "optimal"  # the neighbourhood was the whole model, solved to optimality
@@ -320,14 +319,22 @@ def _start_vector(data: MatchingData, h: np.ndarray, o: np.ndarray) -> np.ndarra
     return x.astype(np.float64)
 
 
-def exchange(data: MatchingData, x: np.ndarray, classes: np.ndarray, only: np.ndarray | None = None) -> np.ndarray:
-    """`x` with each capacity class's places given to the class's best-scoring households (`exchange`); the model's
-    columns only, so the result is a vector over the same columns. Persons and capacity stay as they are."""
+def model_pairs(data: MatchingData) -> np.ndarray:
+    """(H, O) True for the pairs the model has a column for."""
     candidate = np.zeros(data.codes.shape, dtype=bool)
     candidate[data.pair_h, data.pair_o] = True
+    return candidate
+
+
+def exchange(data: MatchingData, x: np.ndarray, classes: np.ndarray, only: np.ndarray | None = None,
+             in_model: np.ndarray | None = None) -> np.ndarray:
+    """`x` with each capacity class's places given to the class's best-scoring households (`exchange`); the model's
+    columns only (`in_model`, from `model_pairs`), so the result is a vector over the same columns. Persons and
+    capacity stay as they are."""
     chosen = x > 0.5
-    return _start_vector(data, *exchange_within_classes(data, classes, data.pair_h[chosen], data.pair_o[chosen],
-                                                        allowed=candidate, only=only))
+    return _start_vector(data, *exchange_within_classes(
+        data, classes, data.pair_h[chosen], data.pair_o[chosen],
+        allowed=model_pairs(data) if in_model is None else in_model, only=only))
 
 
 def persons_by_types(data: MatchingData, policy: Policy, greedy_h: np.ndarray, greedy_o: np.ndarray,
