@@ -56,6 +56,10 @@ def test_report_has_a_chart_and_a_table_for_every_view(settings: Settings, tmp_p
             if r.iter("td")}
     assert set(rows) == {"Re:Match (ours)", "greedy by score", "state quota (Königstein key)"}
     assert rows["Re:Match (ours)"][4:6] == ["0", "0"]
+    # Balance across municipalities for every method: persons placed beyond their offer's proportional share.
+    header = [c.text() for c in _section(doc, "baselines").iter("th") if c.attrs.get("scope") == "col"]
+    assert header[-1] == "persons beyond share"
+    assert all(float(cells[-1]) >= 0 for cells in rows.values())
 
 
 def test_fill_heatmap_counts_what_the_round_assigned_per_dimension(settings: Settings, tmp_path: Path) -> None:
