@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, fields
@@ -95,5 +96,5 @@ def validate_policy(policy: Policy, source: object = "policy") -> None:
         raise ValueError(f"{source}: rooms_by_persons must start at households of 1 person")
     if not 0 <= policy.mip_rel_gap < 1 or policy.time_limit_s <= 0 or policy.candidates_per_household < 1:
         raise ValueError(f"{source}: mip_rel_gap must be in [0, 1), time_limit_s > 0, candidates_per_household >= 1")
-    if policy.balanced_fill_weight < 0:
+    if not math.isfinite(policy.balanced_fill_weight) or policy.balanced_fill_weight < 0:
         raise ValueError(f"{source}: balanced_fill_weight must be >= 0 (0 switches balanced fill off)")

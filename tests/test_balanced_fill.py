@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections import Counter
 
 import numpy as np
@@ -13,7 +14,6 @@ from hypothesis import strategies as st
 from rematch_pipeline.config import load_policy
 from rematch_pipeline.domain import CapacityOffer, Household, Policy
 from rematch_pipeline.matching.backends import HighsDirect
-from rematch_pipeline.matching.baselines import evaluate
 from rematch_pipeline.matching.build import build_model
 from rematch_pipeline.matching.data import build_data
 from rematch_pipeline.matching.engine import match
@@ -50,7 +50,8 @@ def test_balanced_fill_spreads_persons_by_places_left_only_when_it_outweighs_pre
     assert Counter(placed(strong).values()) == {"05111000": 2, "09162000": 2}
     assert strong.persons_placed == 4
     assert strong.stats["quality"] == pytest.approx(8 + 4 * 5.0)
-    assert strong.stats["balanced_fill"] == {"weight": 5.0, "points": 20.0, "persons_within_share": 4.0}
+    assert strong.stats["balanced_fill"] == {"weight": 5.0, "points": 20.0, "persons_within_share": 4.0,
+                                             "shares_of_persons": 4.0}
     assert strong.stats["comparison"]["rematch"]["persons_beyond_share"] == 0.0
 
 
@@ -103,6 +104,39 @@ def test_a_neighbourhood_counts_the_persons_its_fixed_part_holds_towards_the_sha
     assert chosen == {"free": "05111000", "A holds its share": "09162000"}
 
 
+def test_a_share_the_fixed_part_fills_in_part_leaves_only_the_rest_to_earn() -> None:
+    # A's share is 1.5 and the fixed part holds 1 there: a single at A earns 4 (ties) + 5 * 0.5, at B 5 * 1.
+    data = build_data([household("S", ties_ags="05111000")], [offer("05111000"), offer("09162000")], ROUND_DATE,
+                      POLICY)
+    model = build_model(data)
+    fair = FairShare(5.0, np.array([1.5, 1.0]))
+    offers, room = fair.room(data.pair_o, np.array([1.0, 0.0]))
+    assert offers.tolist() == [0, 1] and room.tolist() == [0.5, 1.0]
+    sub = HighsDirect(model, POLICY, integer=True)
+    sub.add_fair_share(fair, data.pair_o, fixed=np.array([1.0, 0.0]))
+    res = sub.solve("max_quality", model.quality, 10.0, start=(data.pair_o == 0).astype(np.float64))
+    assert data.offers[int(data.pair_o[np.argmax(res.x)])].ags == "05111000"
+    assert res.objective == pytest.approx(4.0 + 2.5)
+
+
+def test_no_places_left_anywhere_adds_no_share_column_and_earns_nothing() -> None:
+    expired = ROUND_DATE.replace(day=1)
+    os_ = [offer("05111000", valid_until=expired), offer("09162000", valid_until=expired)]
+    data = build_data([household("A")], os_, ROUND_DATE, POLICY)
+    fair = FairShare.of(data, 3.0, 5.0)
+    assert fair.share.tolist() == [0.0, 0.0]
+    offers, room = fair.room(np.array([0, 1]))
+    assert len(offers) == len(room) == 0
+    assert fair.points(np.array([0, 1]), np.array([1.0, 1.0]), np.array([1.0, 0.0])) == 0.0
+    # A model over those pairs (built by hand: the offers are not eligible) takes the term with no column.
+    data.set_pairs(np.array([0, 0]), np.array([0, 1]))
+    model = build_model(data)
+    sub = HighsDirect(model, POLICY, integer=True)
+    sub.add_fair_share(fair, data.pair_o)
+    assert sub.h.getNumCol() == model.n_cols
+    assert len(sub.solve("max_quality", model.quality, 10.0, start=np.zeros(model.n_cols)).x) == model.n_cols
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hs=st.lists(household_st, min_size=1, max_size=5, unique_by=lambda h: h.case_id),
        os_=st.lists(offer_st, min_size=1, max_size=3, unique_by=lambda o: o.ags),
@@ -125,11 +159,44 @@ def test_rounds_with_balanced_fill_respect_every_rule_and_place_the_maximum(
         within = sum(min(at[j], s) for j, s in enumerate(share))
         assert result.stats["balanced_fill"]["points"] == pytest.approx(weight * within, abs=1e-5)
         assert ours["persons_beyond_share"] == pytest.approx(ours["persons_placed"] - within, abs=1e-3)
-        assert evaluate(result.data, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))[
-            "persons_beyond_share"] == 0.0
 
 
-def test_a_negative_balanced_fill_weight_is_refused_by_name() -> None:
+def _best_by_brute_force(data, weight: float) -> float:  # type: ignore[no-untyped-def]
+    """Among the placements of the most persons, the best match score plus balanced-fill points, by trying all."""
+    n_off = len(data.offers)
+    results = []
+    for choice in itertools.product(range(n_off + 1), repeat=len(data.households)):
+        groups = [[h for h, c in zip(data.households, choice, strict=True) if c == o] for o in range(n_off)]
+        if not all(_feasible(g, o, ROUND_DATE) for g, o in zip(groups, data.offers, strict=True)):
+            continue
+        if any(c < n_off and not data.eligible[i, c] for i, c in enumerate(choice)):
+            continue
+        persons = sum(int(data.hh.persons[i]) for i, c in enumerate(choice) if c < n_off)
+        at = np.bincount([c for c in choice if c < n_off], weights=[data.hh.persons[i] for i, c in enumerate(choice)
+                                                                   if c < n_off], minlength=n_off)
+        results.append((persons, choice, at))
+    most = max(p for p, _, _ in results)
+    share = proportional_share(data, float(most))
+    return max(sum(float(data.score[i, c]) for i, c in enumerate(choice) if c < n_off)
+               + weight * float(np.minimum(at, share).sum()) for p, choice, at in results if p == most)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hs=st.lists(household_st, min_size=1, max_size=4, unique_by=lambda h: h.case_id),
+       os_=st.lists(offer_st, min_size=2, max_size=3, unique_by=lambda o: o.ags),
+       weight=st.sampled_from([0.5, 5.0, 100.0]))
+def test_a_small_round_with_balanced_fill_is_within_its_gap_of_the_best_by_brute_force(
+        hs: list[Household], os_: list[CapacityOffer], weight: float) -> None:
+    result = _run(hs, os_, weight)
+    if result.data is None or not result.assignments:
+        return
+    best = _best_by_brute_force(result.data, weight)
+    assert result.stats["quality"] <= best + 1e-6
+    assert result.stats["quality"] >= best * (1 - POLICY.mip_rel_gap) - 1e-6
+
+
+@pytest.mark.parametrize("weight", [-1.0, float("nan"), float("inf")])
+def test_a_negative_or_not_finite_balanced_fill_weight_is_refused_by_name(weight: float) -> None:
     with pytest.raises(ValueError, match="balanced_fill_weight"):
-        load_policy(overrides={"balanced_fill_weight": -1.0})
+        load_policy(overrides={"balanced_fill_weight": weight})
     assert load_policy().balanced_fill_weight == 0.0  # off unless a coordination team switches it on

@@ -204,21 +204,31 @@ class PyomoHighs:
     def add_min_persons(self, persons: float) -> None:
         self.m.keep_persons = pyo.Constraint(expr=self.m.persons_placed >= persons)
         self.m.max_persons.deactivate()
-        self.m.max_quality.activate()
+        self._quality_objective().activate()
+
+    def _quality_objective(self) -> pyo.Objective:
+        return getattr(self.m, "max_quality_balanced", None) or self.m.max_quality
 
     def add_fair_share(self, fair: FairShare, pair_o: np.ndarray) -> None:
         """The balanced-fill term (`FairShare`): persons within each offer's share, `fair.weight` points each."""
-        m, persons = self.m, self.model.persons
+        m = self.m
         offers, room = fair.room(pair_o)
-        m.F = pyo.Set(initialize=[int(o) for o in offers])
-        bounds = {int(o): float(r) for o, r in zip(offers, room, strict=True)}
-        m.within_share = pyo.Var(m.F, bounds=lambda mm, o: (0.0, bounds[o]))
-        cols = {int(o): np.nonzero(pair_o == o)[0] for o in offers}
-        m.within_share_rows = pyo.Constraint(
-            m.F, rule=lambda mm, o: mm.within_share[o] <= sum(float(persons[j]) * mm.x[int(j)] for j in cols[o]))
+        m.F = pyo.RangeSet(0, len(offers) - 1)  # the rows of `FairShare.rows`, one per offer with room
+        m.within_share = pyo.Var(m.F, bounds=lambda mm, i: (0.0, float(room[i])))
+        rows, n = fair.rows(pair_o, self.model.persons, offers), self.model.n_cols
+
+        def row(mm: pyo.ConcreteModel, i: int) -> object:
+            lo, hi = rows.indptr[i], rows.indptr[i + 1]
+            return mm.within_share[i] + sum(float(v) * mm.x[int(j)] for j, v in
+                                            zip(rows.indices[lo:hi], rows.data[lo:hi], strict=True) if j < n) <= 0
+
+        m.within_share_rows = pyo.Constraint(m.F, rule=row)
+        active = m.max_quality.active
         m.max_quality.deactivate()
         m.max_quality_balanced = pyo.Objective(
-            expr=m.quality + fair.weight * sum(m.within_share[o] for o in m.F), sense=pyo.maximize)
+            expr=m.quality + fair.weight * sum(m.within_share[i] for i in m.F), sense=pyo.maximize)
+        if not active:  # before `add_min_persons`: the persons objective stays the one solved
+            m.max_quality_balanced.deactivate()
         self.fair = (fair, pair_o, offers, room)
 
     def solve(self, phase: str, objective: np.ndarray, time_limit: float, rel_gap: float = 0.0,

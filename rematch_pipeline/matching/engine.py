@@ -91,9 +91,13 @@ def match(
         phases=[p.summary() for p in result.phases],
     )
     if result.fair is not None:
-        # `quality` then includes these points; the match scores alone are quality minus points.
+        # `quality` then includes these points; the match scores alone are quality minus points. The shares are
+        # of the persons the persons phase placed; the quality phase keeps at least that many (more only when the
+        # persons phase was cut off), so `persons_beyond_share` of the comparison, taken over the final
+        # placement, is persons placed minus persons within share whenever the two totals agree.
         stats["balanced_fill"] = {"weight": result.fair.weight, "points": round(result.balanced_fill_points, 6),
-                                  "persons_within_share": round(result.balanced_fill_points / result.fair.weight, 3)}
+                                  "persons_within_share": round(result.balanced_fill_points / result.fair.weight, 3),
+                                  "shares_of_persons": round(float(result.fair.share.sum()), 3)}
     t1 = time.perf_counter()
     stats["comparison"] = {
         "rematch": evaluate(data, data.pair_h[result.chosen], data.pair_o[result.chosen]),

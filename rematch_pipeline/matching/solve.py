@@ -203,9 +203,8 @@ def _draw_neighbourhood(data: MatchingData, model: LinearModel, x: np.ndarray, o
         own = model.quality - current[data.pair_h]
         if fair is not None:
             at = persons_by_offer(n_off, data.pair_o, model.persons, x)
-            now = np.full(placed.shape[0], -1)
-            now[data.pair_h[chosen_cols]] = data.pair_o[chosen_cols]
-            beyond = placed & (at > fair.share + INTEGRAL)[now]  # index -1 only where not placed
+            beyond = np.zeros_like(placed)  # placed at an offer holding more than its share
+            beyond[data.pair_h[chosen_cols]] = (at > fair.share + INTEGRAL)[data.pair_o[chosen_cols]]
             own = own + fair.weight * np.minimum(model.persons, np.maximum(fair.share - at, 0.0)[data.pair_o]) \
                 * beyond[data.pair_h]
         gain = np.maximum(own, 0.0) * placed[data.pair_h] + np.where(placed[data.pair_h], 0.0, model.persons)
@@ -282,16 +281,20 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
         try:
             # Persons: optimal within half a person is optimal (fast); quality to the policy's gap.
             cap = LNS_ROUND_S if objective == "persons" else LNS_QUALITY_ROUND_S
-            res = sub.solve(phase, c[cols], min(cap, deadline - time.perf_counter()),
+            limit = min(cap, deadline - time.perf_counter())
+            res = sub.solve(phase, c[cols], limit,
                             rel_gap=0.0 if objective == "persons" else policy.mip_rel_gap,
                             abs_gap=0.5 if objective == "persons" else 1e-6, start=x[cols])
         except SolveError as exc:
             log.warning("a neighbourhood gave no solution (%s)", exc)
             break
         rounds += 1
-        # A neighbourhood cut off by its time cap was too large to solve: halve the next ones, and let them grow
-        # back slowly while they solve (with a heavy balanced-fill weight, 150 movers stall HiGHS at the root).
-        movers = max(LNS_MIN_MOVERS, movers // 2) if res.termination != "optimal" else min(LNS_MOVERS, movers + 10)
+        if objective != "persons" and res.termination == "optimal":
+            movers = min(LNS_MOVERS, movers + 10)
+        elif objective != "persons" and limit >= cap:
+            # Cut off by its own cap (not by the round's deadline), it was too large to solve: halve the next ones,
+            # which grow back while they solve (with a heavy balanced-fill weight, 150 movers stall HiGHS at root).
+            movers = max(LNS_MIN_MOVERS, movers // 2)
         candidate = rest.copy()
         candidate[cols] = np.round(res.x)
         improved = value(candidate) > best + INTEGRAL and model.persons @ candidate >= model.persons @ x - INTEGRAL
