@@ -385,6 +385,94 @@ def persons_by_types(data: MatchingData, policy: Policy, greedy_h: np.ndarray, g
     return bound, phase, h, o
 
 
+@dataclass
+class PersonsStart:
+    """Where the household model starts: the allocation over types (exchanged) and its bound, or greedy and a
+    Lagrangian bound when no type LP finished in time."""
+
+    h: np.ndarray
+    o: np.ndarray
+    lp_bound: float
+    phases: list[PhaseResult]
+    over_types: bool  # persons maximised over household types (the type LP solved in time)
+    bound: Bound | None = None
+
+
+def _start_over_types(data: MatchingData, policy: Policy, greedy: tuple[np.ndarray, np.ndarray],
+                      classes: np.ndarray, deadline: float) -> PersonsStart:
+    """Every round: persons over household types, bounded by the type LP over every eligible pair, then exchanged
+    within capacity classes. Small rounds take it as the start of the exact solve (pilot: 311 persons from
+    rounding, 325 after five neighbourhoods, in 0.15 s; HiGHS alone needs about 1 s to find 325 from greedy's 298).
+    """
+    eligible_persons = float(data.hh.persons[data.eligible.any(axis=1)].sum()) if data.offers else 0.0
+    try:
+        bound, types_phase, h, o = persons_by_types(
+            data, policy, *greedy, lp_deadline=deadline - policy.time_limit_s * (1 - LP_SHARE),
+            deadline=deadline - QUALITY_RESERVE * policy.time_limit_s)
+    except SolveError as exc:
+        # No LP in time: bound persons by subgradient steps on the capacity prices instead (weaker, still valid).
+        log.warning("persons LP gave no result in time (%s); bounding by Lagrangian relaxation", exc)
+        t1 = time.perf_counter()
+        target = float(data.hh.persons[greedy[0]].sum())
+        persons, _ = improve_bound(data, Prices.zero(data), target, t1 + SUBGRADIENT_SHARE * policy.time_limit_s)
+        lp_bound = min(persons, eligible_persons)
+        return PersonsStart(*greedy, lp_bound, [PhaseResult("lagrangian_bound", "time_limit", float("nan"), lp_bound,
+                                                            time.perf_counter() - t1, np.zeros(0))], False)
+    # Before the model is built, so any eligible pair may take a place (2,000 x 60: quality 26,817 -> 27,638).
+    h, o = exchange_within_classes(data, classes, h, o)
+    return PersonsStart(h, o, min(bound.persons, eligible_persons), [bound.lp, types_phase], True, bound)
+
+
+def _max_persons(data: MatchingData, model: LinearModel, policy: Policy, found: PhaseResult, small: bool,
+                 lp_bound: float, deadline: float) -> tuple[PhaseResult, list[PhaseResult], PyomoHighs | None]:
+    """Phase 1: maximal persons, from `found` (the start). Small models: the exact MIP through Pyomo (it stops at
+    once when the start reaches the bound). Large ones keep an allocation over types; without the type LP,
+    neighbourhoods improve the greedy start. Returns the result, the phases it ran, and the Pyomo model to go on."""
+    if small:
+        backend = PyomoHighs(model, policy)
+        try:
+            p1 = backend.solve("max_persons", model.persons, deadline - time.perf_counter(), abs_gap=0.5,
+                               start=found.x)
+        except SolveError as exc:
+            log.warning("persons MIP gave no solution (%s); keeping the allocation found before it", exc)
+            return found, [], backend
+        # A timed-out solve never places fewer than its start.
+        return (p1 if p1.objective >= found.objective else found), [p1], backend
+    if found.phase == "max_persons_types":
+        return found, [], None
+    persons_deadline = time.perf_counter() + (deadline - time.perf_counter()) * PERSONS_SHARE
+    if time.perf_counter() >= persons_deadline:
+        return found, [], None
+    # No LP solution to guide a neighbourhood: small neighbourhoods around the greedy incumbent (a full MIP of this
+    # size did not improve on greedy in its time at 10,000 x 400).
+    lns = neighbourhood_search(data, model, policy, found, persons_deadline, "persons", lp_bound)
+    return (lns if lns.objective > found.objective else found), [lns], None
+
+
+def _max_quality(data: MatchingData, model: LinearModel, policy: Policy, x1: np.ndarray, placed: int,
+                 backend: PyomoHighs | None, classes: np.ndarray, deadline: float
+                 ) -> tuple[PhaseResult, FairShare | None]:
+    """Phase 2: the best quality (plus balanced-fill points when weighted) among placements of `placed` persons,
+    from the persons-maximal placement `x1` with each capacity class's places given to its best households."""
+    fair = FairShare.of(data, placed, policy.balanced_fill_weight) if policy.balanced_fill_weight > 0 else None
+    points = 0.0 if fair is None else fair.points(data.pair_o, model.persons, x1)
+    incumbent = PhaseResult("max_quality", "time_limit", float(model.quality @ x1) + points, float("inf"), 0.0, x1)
+    if backend is None:
+        # Neighbourhoods improve quality with persons kept (2,000 x 60: 26,817 -> 29,012 in 50 s, where HiGHS's
+        # branch and bound and RINS around the quality LP found nothing better than the start in that time).
+        return neighbourhood_search(data, model, policy, incumbent, deadline, "quality", classes=classes,
+                                    fair=fair), fair
+    backend.add_min_persons(placed)
+    if fair is not None:
+        backend.add_fair_share(fair, data.pair_o)
+    try:
+        return backend.solve("max_quality", model.quality, deadline - time.perf_counter(),
+                             rel_gap=policy.mip_rel_gap, start=x1), fair
+    except SolveError as exc:
+        log.warning("quality phase gave no solution (%s); keeping the persons-maximal incumbent", exc)
+        return incumbent, fair
+
+
 def solve_model(data: MatchingData, policy: Policy, started: float | None = None) -> SolveResult:
     """`started`: when the round began (perf_counter); the time limit covers the whole round from there, with
     WRAP_UP of it left for extracting assignments and computing the baselines after the solve."""
@@ -395,102 +483,29 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     _add_pairs(data, greedy_h, greedy_o)
     small = data.n_pairs <= policy.pyomo_max_pairs
     pruned = data.n_pairs < data.n_eligible
-    lp_budget = deadline - policy.time_limit_s * (1 - LP_SHARE)
-    eligible_persons = float(data.hh.persons[data.eligible.any(axis=1)].sum()) if data.offers else 0.0
-    start_h, start_o = greedy_h, greedy_o
-    lp_model: LinearModel | None = None
-    duals, rounds, added = np.zeros(0), 0, 0
-    phases: list[PhaseResult] = []
     classes = capacity_classes(data)  # for the exchange (`exchange`)
-    full_optimal = False  # only an optimal solve of the full persons model proves the maximum by itself
-    persons_done = False  # persons maximised over household types (the type LP solved in time)
-    try:
-        # Every round: persons over household types, bounded by the type LP over every eligible pair. Small rounds
-        # take it as the start of the exact solve below (pilot: 311 persons from rounding, 325 after five
-        # neighbourhoods, in 0.15 s; HiGHS alone needs about 1 s to find 325 from greedy's 298).
-        persons_deadline = deadline - QUALITY_RESERVE * policy.time_limit_s
-        bound, types_phase, start_h, start_o = persons_by_types(data, policy, greedy_h, greedy_o, lp_budget,
-                                                                persons_deadline)
-        # Before the model is built, so any eligible pair may take a place (2,000 x 60: quality 26,817 -> 27,638).
-        start_h, start_o = exchange_within_classes(data, classes, start_h, start_o)
-        _add_pairs(data, start_h, start_o)
-        persons_done = True
-        lp_model, duals, rounds, added = bound.model, bound.duals, bound.rounds, bound.added
-        lp_bound = min(bound.persons, eligible_persons)
-        phases += [bound.lp, types_phase]
-    except SolveError as exc:
-        # No LP in time: bound persons by subgradient steps on the capacity prices instead (weaker, still valid).
-        log.warning("persons LP gave no result in time (%s); bounding by Lagrangian relaxation", exc)
-        t1 = time.perf_counter()
-        target = float(data.hh.persons[greedy_h].sum())
-        persons, _ = improve_bound(data, Prices.zero(data), target, t1 + SUBGRADIENT_SHARE * policy.time_limit_s)
-        lp_bound = min(persons, eligible_persons)
-        phases = [PhaseResult("lagrangian_bound", "time_limit", float("nan"), lp_bound, time.perf_counter() - t1,
-                              np.zeros(0))]
+    begin = _start_over_types(data, policy, (greedy_h, greedy_o), classes, deadline)
+    _add_pairs(data, begin.h, begin.o)
+    phases = list(begin.phases)
     model = build_model(data)
     build_s = time.perf_counter() - t0 - sum(p.seconds for p in phases)  # everything but the solver so far
-    start = _start_vector(data, start_h, start_o)
-    interface = "pyomo" if small else "highspy"
-    found = PhaseResult("max_persons_types" if persons_done else "greedy_start",
-                        phases[-1].termination if persons_done else "heuristic", float(model.persons @ start),
+    start = _start_vector(data, begin.h, begin.o)
+    found = PhaseResult("max_persons_types" if begin.over_types else "greedy_start",
+                        phases[-1].termination if begin.over_types else "heuristic", float(model.persons @ start),
                         float("inf"), 0.0, start)
-    # Phase 1: maximal persons. Small models: the exact MIP through Pyomo, from the allocation over types (it
-    # stops at once when that reaches the bound). Large ones keep the allocation over types; without the type
-    # LP, neighbourhoods improve the greedy incumbent.
-    if small:
-        backend: HighsDirect | PyomoHighs = PyomoHighs(model, policy)
-        try:
-            p1 = backend.solve("max_persons", model.persons, deadline - time.perf_counter(), abs_gap=0.5,
-                               start=start)
-            phases.append(p1)
-            full_optimal = p1.termination == "optimal"
-        except SolveError as exc:
-            log.warning("persons MIP gave no solution (%s); keeping the allocation found before it", exc)
-            p1 = found
-        if p1.objective < found.objective:  # a timed-out solve never places fewer than its start
-            p1 = found
-    elif persons_done:
-        p1 = found
-    else:
-        p1 = found
-        persons_deadline = time.perf_counter() + (deadline - time.perf_counter()) * PERSONS_SHARE
-        if time.perf_counter() < persons_deadline:
-            # No LP solution to guide a neighbourhood: small neighbourhoods around the greedy incumbent (a full
-            # MIP of this size did not improve on greedy in its time at 10,000 x 400).
-            lns = neighbourhood_search(data, model, policy, p1, persons_deadline, "persons", lp_bound)
-            phases.append(lns)
-            full_optimal = lns.termination == "optimal"
-            p1 = lns if lns.objective > p1.objective else p1
-    if p1 is found and not persons_done:
+    p1, ran, backend = _max_persons(data, model, policy, found, small, begin.lp_bound, deadline)
+    phases += ran
+    # Only an optimal solve of the full persons model proves the maximum by itself.
+    full_optimal = any(p.termination == "optimal" and p.phase in ("max_persons", "max_persons_lns") for p in ran)
+    if p1 is found and not begin.over_types:
         phases.append(found)  # the round's status then says the persons phase fell back to the heuristic
     placed = int(round(p1.objective))
+    lp_bound = begin.lp_bound
     proven = bool(placed >= np.floor(lp_bound + INTEGRAL)) if np.isfinite(lp_bound) else False
     proven = proven or (not pruned and full_optimal)
-    # Phase 2: the best quality among placements of that size, starting from the persons-maximal placement with
-    # each capacity class's places given to its best households (pilot: 1,704 -> 1,895 in 2 ms); the allocation
-    # over types had that exchange before the model was built.
-    x1 = np.round(p1.x) if p1 is found and persons_done else exchange(data, np.round(p1.x), classes)
-    fair = FairShare.of(data, placed, policy.balanced_fill_weight) if policy.balanced_fill_weight > 0 else None
-
-    def points(v: np.ndarray) -> float:
-        return 0.0 if fair is None else fair.points(data.pair_o, model.persons, v)
-
-    incumbent = PhaseResult("max_quality", "time_limit", float(model.quality @ x1) + points(x1), float("inf"), 0.0,
-                            x1)
-    if small:
-        backend.add_min_persons(placed)
-        if fair is not None:
-            backend.add_fair_share(fair, data.pair_o)
-        try:
-            p2 = backend.solve("max_quality", model.quality, deadline - time.perf_counter(),
-                               rel_gap=policy.mip_rel_gap, start=x1)
-        except SolveError as exc:
-            log.warning("quality phase gave no solution (%s); keeping the persons-maximal incumbent", exc)
-            p2 = incumbent
-    else:
-        # Neighbourhoods improve quality with persons kept (2,000 x 60: 26,817 -> 29,012 in 50 s, where HiGHS's
-        # branch and bound and RINS around the quality LP found nothing better than the start in that time).
-        p2 = neighbourhood_search(data, model, policy, incumbent, deadline, "quality", classes=classes, fair=fair)
+    # The allocation over types had its exchange before the model was built (pilot: 1,704 -> 1,895 in 2 ms).
+    x1 = np.round(p1.x) if p1 is found and begin.over_types else exchange(data, np.round(p1.x), classes)
+    p2, fair = _max_quality(data, model, policy, x1, placed, backend, classes, deadline)
     phases.append(p2)
     chosen = np.nonzero(p2.x > 0.5)[0]
     # In small rounds the allocation over types is only the start of the exact persons MIP: once that is optimal,
@@ -498,12 +513,16 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     deciding = [p for p in phases if not (small and full_optimal and p.phase == "max_persons_types")]
     status = "optimal" if all(p.termination == "optimal" for p in deciding) else next(
         p.termination for p in deciding if p.termination != "optimal")
+    interface = "pyomo" if small else "highspy"
     log.info("solved: %d persons (LP bound %.3f, %s), quality %.3f via %s", placed, lp_bound,
              "proven maximal" if proven else "not proven maximal", p2.objective, interface)
+    bound = begin.bound
     return SolveResult(
         status=status, interface=interface, persons_placed=int(round(float(model.persons[chosen].sum()))),
         lp_bound_persons=lp_bound, persons_proven_maximal=proven, quality=p2.objective,
         quality_bound=p2.bound if np.isfinite(p2.bound) else float("nan"), chosen=chosen, model=model,
-        duals=duals, lp_model=lp_model or model, phases=phases, greedy=(greedy_h, greedy_o), pricing_rounds=rounds,
-        priced_pairs=added, build_s=build_s, fair=fair, balanced_fill_points=points(p2.x),
+        duals=np.zeros(0) if bound is None else bound.duals, lp_model=model if bound is None else bound.model,
+        phases=phases, greedy=(greedy_h, greedy_o), pricing_rounds=0 if bound is None else bound.rounds,
+        priced_pairs=0 if bound is None else bound.added, build_s=build_s, fair=fair,
+        balanced_fill_points=0.0 if fair is None else fair.points(data.pair_o, model.persons, p2.x),
     )
