@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from rematch_pipeline.config import load_policy
 from rematch_pipeline.domain import CapacityOffer, Household, Policy
-from rematch_pipeline.matching.backends import HighsDirect
+from rematch_pipeline.matching.backends import HighsDirect, PyomoHighs
 from rematch_pipeline.matching.build import build_model
 from rematch_pipeline.matching.data import build_data
 from rematch_pipeline.matching.engine import match
@@ -200,3 +200,22 @@ def test_a_negative_or_not_finite_balanced_fill_weight_is_refused_by_name(weight
     with pytest.raises(ValueError, match="balanced_fill_weight"):
         load_policy(overrides={"balanced_fill_weight": weight})
     assert load_policy().balanced_fill_weight == 0.0  # off unless a coordination team switches it on
+
+
+@pytest.mark.parametrize("order", ["persons row first", "share term first"])
+def test_the_pyomo_quality_objective_with_balanced_fill_does_not_depend_on_call_order(order: str) -> None:
+    # Two singles tied to A (+4 each), two offers of 2 places: shares of 1 each, weight 5 splits them (4 + 10).
+    data = build_data(_singles_tied_to_first(2), [offer("05111000", places=2), offer("09162000", places=2)],
+                      ROUND_DATE, POLICY)
+    model = build_model(data)
+    backend = PyomoHighs(model, POLICY)
+    fair = FairShare.of(data, 2.0, 5.0)
+    if order == "persons row first":
+        backend.add_min_persons(2)
+        backend.add_fair_share(fair, data.pair_o)
+    else:
+        backend.add_fair_share(fair, data.pair_o)
+        backend.add_min_persons(2)
+    res = backend.solve("max_quality", model.quality, 10.0, start=(data.pair_o == 0).astype(np.float64))
+    assert res.objective == pytest.approx(4.0 + 10.0)
+    assert sorted(data.offers[int(o)].ags for o in data.pair_o[res.x > 0.5]) == ["05111000", "09162000"]

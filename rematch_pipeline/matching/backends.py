@@ -207,7 +207,8 @@ class PyomoHighs:
         self._quality_objective().activate()
 
     def _quality_objective(self) -> pyo.Objective:
-        return getattr(self.m, "max_quality_balanced", None) or self.m.max_quality
+        balanced = getattr(self.m, "max_quality_balanced", None)  # a Pyomo objective has no truth value
+        return self.m.max_quality if balanced is None else balanced
 
     def add_fair_share(self, fair: FairShare, pair_o: np.ndarray) -> None:
         """The balanced-fill term (`FairShare`): persons within each offer's share, `fair.weight` points each."""
