@@ -191,8 +191,9 @@ def test_a_small_round_with_balanced_fill_is_within_its_gap_of_the_best_by_brute
     if result.data is None or not result.assignments:
         return
     best = _best_by_brute_force(result.data, weight)
-    assert result.stats["quality"] <= best + 1e-6
-    assert result.stats["quality"] >= best * (1 - POLICY.mip_rel_gap) - 1e-6
+    # HiGHS holds the continuous share columns to its feasibility tolerance (1e-7), worth up to 1e-5 at weight 100.
+    assert result.stats["quality"] <= best + 1e-4
+    assert result.stats["quality"] >= best * (1 - POLICY.mip_rel_gap) - 1e-4
 
 
 @pytest.mark.parametrize("weight", [-1.0, float("nan"), float("inf")])
