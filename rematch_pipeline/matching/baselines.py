@@ -97,7 +97,7 @@ def evaluate(data: MatchingData, h: np.ndarray, o: np.ndarray) -> dict[str, Any]
     used = np.zeros_like(data.of.remaining)
     np.add.at(used, o, data.hh.demand[h])
     used_rooms = np.zeros_like(data.of.units_ge_left)
-    np.add.at(used_rooms, o, (data.hh.rooms[h][:, None] >= np.array(ROOM_CLASSES)[None, :]).astype(np.int64))
+    np.add.at(used_rooms, o, data.hh.units_taken(h).astype(np.int64))
     over = (used > np.maximum(data.of.remaining, 0)).sum() + (used_rooms > np.maximum(data.of.units_ge_left, 0)).sum()
     places = np.maximum(data.of.remaining[:, PLACES], 1)
     fill = used[:, PLACES] / places

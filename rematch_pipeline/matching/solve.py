@@ -248,7 +248,7 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
     n_off = len(data.offers)
 
     def value(v: np.ndarray) -> float:
-        return float(c @ v) + (0.0 if fair is None else fair.points(data.pair_o, model.persons, v))
+        return float(c @ v) + balanced_fill_points(data, model, fair, v)
 
     phase = "max_persons_lns" if objective == "persons" else "max_quality_lns"
     classes = capacity_classes(data) if classes is None else classes
@@ -320,6 +320,11 @@ def _start_vector(data: MatchingData, h: np.ndarray, o: np.ndarray) -> np.ndarra
     n_off = max(1, len(data.offers))
     x = np.isin(data.pair_h * n_off + data.pair_o, h * n_off + o)
     return x.astype(np.float64)
+
+
+def balanced_fill_points(data: MatchingData, model: LinearModel, fair: FairShare | None, x: np.ndarray) -> float:
+    """The balanced-fill points of placement x over the model's columns (0 when the term is off)."""
+    return 0.0 if fair is None else fair.points(data.pair_o, model.persons, x)
 
 
 def model_pairs(data: MatchingData) -> np.ndarray:
@@ -455,8 +460,8 @@ def _max_quality(data: MatchingData, model: LinearModel, policy: Policy, x1: np.
     """Phase 2: the best quality (plus balanced-fill points when weighted) among placements of `placed` persons,
     from the persons-maximal placement `x1` with each capacity class's places given to its best households."""
     fair = FairShare.of(data, placed, policy.balanced_fill_weight) if policy.balanced_fill_weight > 0 else None
-    points = 0.0 if fair is None else fair.points(data.pair_o, model.persons, x1)
-    incumbent = PhaseResult("max_quality", "time_limit", float(model.quality @ x1) + points, float("inf"), 0.0, x1)
+    incumbent = PhaseResult("max_quality", "time_limit", float(model.quality @ x1)
+                            + balanced_fill_points(data, model, fair, x1), float("inf"), 0.0, x1)
     if backend is None:
         # Neighbourhoods improve quality with persons kept (2,000 x 60: 26,817 -> 29,012 in 50 s, where HiGHS's
         # branch and bound and RINS around the quality LP found nothing better than the start in that time).
@@ -495,8 +500,8 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
                         float("inf"), 0.0, start)
     p1, ran, backend = _max_persons(data, model, policy, found, small, begin.lp_bound, deadline)
     phases += ran
-    # Only an optimal solve of the full persons model proves the maximum by itself.
-    full_optimal = any(p.termination == "optimal" and p.phase in ("max_persons", "max_persons_lns") for p in ran)
+    # Only an optimal solve of the full persons model (what `ran` holds) proves the maximum by itself.
+    full_optimal = any(p.termination == "optimal" for p in ran)
     if p1 is found and not begin.over_types:
         phases.append(found)  # the round's status then says the persons phase fell back to the heuristic
     placed = int(round(p1.objective))
@@ -524,5 +529,5 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
         duals=np.zeros(0) if bound is None else bound.duals, lp_model=model if bound is None else bound.model,
         phases=phases, greedy=(greedy_h, greedy_o), pricing_rounds=0 if bound is None else bound.rounds,
         priced_pairs=0 if bound is None else bound.added, build_s=build_s, fair=fair,
-        balanced_fill_points=0.0 if fair is None else fair.points(data.pair_o, model.persons, p2.x),
+        balanced_fill_points=balanced_fill_points(data, model, fair, p2.x),
     )
