@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import gzip
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, and_, select, update
 
 from rematch_pipeline import offers, store
 from rematch_pipeline.config import Settings
@@ -31,6 +32,7 @@ class PurgeReport:
     snapshots: int = 0
     archived_files: int = 0
     letter_files: int = 0
+    packet_files: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "pseudonyms"} | {"pseudonyms": self.pseudonyms}
@@ -48,14 +50,16 @@ def _scrub(conn: Connection, case_ids: list[str], settings: Settings, report: Pu
         report.decision_reasons += conn.execute(
             update(t.decisions).where(t.decisions.c.case_id.in_(chunk), t.decisions.c.reason.is_not(None))
             .values(reason=None)).rowcount or 0
-    # Offer letters list the household's own needs: every version's files go, the ledger row (hashes) stays.
+    # Offer letters list the household's own needs, and a municipality's packet its contact and consented health
+    # details: every version's files go, the ledger rows (hashes) stay. A packet also lists the municipality's other
+    # households; re-rendering the round writes it again from what is kept (`packets.service`).
+    packet_of = and_(t.packets.c.round_id == t.assignments.c.round_id, t.packets.c.ags == t.assignments.c.ags)
     for chunk in (case_ids[i:i + 500] for i in range(0, len(case_ids), 500)):
-        for letter in conn.execute(select(t.letters.c.html_path, t.letters.c.pdf_path)
-                                   .where(t.letters.c.case_id.in_(chunk))):
-            for path in (Path(letter.html_path), Path(letter.pdf_path)):
-                if path.is_file():
-                    path.unlink()
-                    report.letter_files += 1
+        report.letter_files += _unlink(conn.execute(select(t.letters.c.html_path, t.letters.c.pdf_path)
+                                                    .where(t.letters.c.case_id.in_(chunk))))
+        report.packet_files += _unlink(conn.execute(
+            select(t.packets.c.html_path, t.packets.c.pdf_path).distinct().join(t.assignments, packet_of)
+            .where(t.assignments.c.case_id.in_(chunk))))
     # Quarantined rows keep the raw record (to be corrected); the record of a closed case goes.
     for q in conn.execute(select(t.quarantine.c.id, t.quarantine.c.record).where(t.quarantine.c.record.is_not(None))):
         if isinstance(q.record, dict) and str(q.record.get("case_id", "")).strip() in ids:
@@ -91,6 +95,17 @@ def _scrub(conn: Connection, case_ids: list[str], settings: Settings, report: Pu
         path.unlink(missing_ok=True)
         conn.execute(update(t.raw_files).where(t.raw_files.c.id == f.id).values(status="purged"))
         report.archived_files += 1
+
+
+def _unlink(rows: Iterable[Any]) -> int:
+    """Delete the html and pdf file of each row; returns how many were there."""
+    gone = 0
+    for row in rows:
+        for path in (Path(row.html_path), Path(row.pdf_path)):
+            if path.is_file():
+                path.unlink()
+                gone += 1
+    return gone
 
 
 def _all_cases_purged(conn: Connection, raw_file_id: int) -> bool:

@@ -283,6 +283,12 @@ def test_purge_removes_contact_free_text_and_health_of_closed_cases_only(setting
     # The accepted household's offer letter (its own needs) is gone; the others' letters stay.
     assert report.letter_files == 2 and not Path(letters[accepted]["pdf_path"]).exists()
     assert all(Path(r["pdf_path"]).is_file() for c, r in letters.items() if c != accepted)
+    # Re-rendering writes no letter for the purged household, and puts back a lost file of an unchanged letter.
+    lost = next(c for c in letters if c != accepted)
+    Path(letters[lost]["html_path"]).unlink()
+    again = {r["case_id"]: r for r in render_round_letters(settings, load_policy(), r1.round_id)}
+    assert set(again) == set(letters) - {accepted} and not any(r["new"] for r in again.values())
+    assert Path(letters[lost]["html_path"]).is_file() and not Path(letters[accepted]["pdf_path"]).exists()
     with get_engine(settings.database_url).connect() as conn:
         rows = {r.case_id: r for r in conn.execute(select(t.households))}
         reason = conn.execute(select(t.decisions.c.reason)).scalar()
@@ -300,6 +306,51 @@ def test_purge_removes_contact_free_text_and_health_of_closed_cases_only(setting
     assert (h6.status, h6.medical_needs, h6.contact_phone) == ("withdrawn", "", None)
     with pytest.raises(LookupError, match="erased or purged"):
         replay_round(settings, r1.round_id)
+
+
+def test_erasure_deletes_every_packet_version_that_listed_the_household_and_a_rerender_restores_it(
+        settings: Settings, tmp_path: Path) -> None:
+    import hashlib
+
+    from rematch_pipeline.packets.delivery import deliver_round
+    from rematch_pipeline.packets.service import render_round_packets
+    from rematch_pipeline.retention import erase
+
+    _seed(settings, tmp_path)
+    policy = load_policy()
+    r1 = run_round(settings, policy, R1)
+    offer_round(settings, r1.round_id)
+    made = _offers(settings, r1.round_id)
+    first = {r["ags"]: r for r in render_round_packets(settings, policy, r1.round_id)}
+    gone = sorted(made)[0]
+    ags = made[gone].ags
+    other = next(a for a in first if a != ags)
+    decide(settings, gone, r1.round_id, "decline", decided_at=datetime(2026, 11, 24, tzinfo=UTC))
+    second = {r["ags"]: r for r in render_round_packets(settings, policy, r1.round_id)}
+    assert second[ags]["version"] == 2 and second[other]["version"] == 1
+    deliver_round(settings, policy, r1.round_id, kinds=("packet",))
+    shelved = list(settings.outbox.rglob(f"*{ags}*_v1.*"))
+    assert len(shelved) == 2  # version 1 (which listed the household) kept under its versioned name
+    report = erase(settings, gone)
+    # Both versions of its municipality's packet go; the other municipality's packet stays.
+    assert report.packet_files == 4
+    assert not Path(second[ags]["pdf_path"]).exists() and not any(f.exists() for f in shelved)
+    assert Path(second[other]["pdf_path"]).is_file()
+    # Delivered before the files went: a rerun of delivery has nothing to do, and does not fail.
+    assert [d["delivered"] for d in deliver_round(settings, policy, r1.round_id, kinds=("packet",))] == [False] * 2
+    # Version 2 no longer listed the household: re-rendering gives the same content, so its files come back as
+    # version 2 (not a new version, nor a pointer to missing files); version 1 stays deleted.
+    third = {r["ags"]: r for r in render_round_packets(settings, policy, r1.round_id)}
+    assert (third[ags]["version"], third[ags]["new"]) == (2, False)
+    html = Path(third[ags]["html_path"])
+    with get_engine(settings.database_url).connect() as conn:
+        digest = conn.execute(select(t.packets.c.sha256).where(t.packets.c.round_id == r1.round_id,
+                                                               t.packets.c.ags == ags, t.packets.c.version == 2)
+                              ).scalar()
+        restored = conn.execute(select(func.count()).select_from(t.audit_events)
+                                .where(t.audit_events.c.event == "packet_restored")).scalar()
+    assert hashlib.sha256(html.read_bytes()).hexdigest() == digest and Path(third[ags]["pdf_path"]).is_file()
+    assert restored == 1 and not any(f.exists() for f in shelved)
 
 
 def test_logs_of_a_full_round_carry_no_contact_data_or_health_details(settings: Settings, tmp_path: Path,

@@ -149,6 +149,11 @@ def _ledger_key(doc: Document, channel: str) -> tuple[Any, ...]:
             t.deliveries.c.channel == channel)
 
 
+def _delivered(engine: Any, doc: Document, channel: str) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(select(t.deliveries.c.status).where(*_ledger_key(doc, channel))).scalar() == "delivered"
+
+
 def _claim(conn: Any, doc: Document, channel: str) -> str:
     """Reserve the delivery in the ledger: 'new', 'retry' after an interrupted attempt, or 'done'."""
     key = _ledger_key(doc, channel)
@@ -175,7 +180,8 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
     results = []
     for doc in docs:
         channel = "smtp" if mailer is not None and doc.address else "outbox"
-        if not doc.pdf_path.is_file() or not doc.html_path.is_file():
+        if (not doc.pdf_path.is_file() or not doc.html_path.is_file()) and not _delivered(engine, doc, channel):
+            # (Delivered before retention deleted the files: nothing left to do, the rerun skips it below.)
             raise FileNotFoundError(f"{doc.kind} {doc.round_id}/{doc.label} v{doc.version}: rendered file missing; "
                                     f"render the round again before delivering")
         try:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ from rematch_pipeline.packets.render import (
     render_packet_pdf,
     write_atomic,
 )
-from rematch_pipeline.packets.versions import keep_prior, look_up, shelve
+from rematch_pipeline.packets.versions import files_missing, keep_prior, look_up, restore, shelve
 
 log = logging.getLogger(__name__)
 
@@ -363,14 +363,17 @@ def write_letter(letter: LetterInput, out_root: Path) -> LetterFiles:
 
 def round_letter_inputs(settings: Settings, policy: Policy, round_id: str,
                         case_ids: Iterable[str] | None = None) -> list[LetterInput]:
-    """One LetterInput per pending or accepted offer of the round, in case id order."""
+    """One LetterInput per pending or accepted offer of the round, in case id order; none for a purged household
+    (its case is closed, and retention deleted its letters)."""
     engine = get_engine(settings.database_url)
     with engine.connect() as conn:
         rnd = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
         if rnd is None:
             raise LookupError(f"round {round_id} does not exist")
         q = (select(t.match_offers).where(t.match_offers.c.round_id == round_id,
-                                          t.match_offers.c.status.in_(LETTER_STATUSES))
+                                          t.match_offers.c.status.in_(LETTER_STATUSES),
+                                          t.match_offers.c.case_id.in_(select(t.households.c.case_id).where(
+                                              t.households.c.purged_at.is_(None))))
              .order_by(t.match_offers.c.case_id))
         if case_ids is not None:
             q = q.where(t.match_offers.c.case_id.in_(list(case_ids)))
@@ -399,6 +402,10 @@ def render_letter_record(settings: Settings, letter: LetterInput, actor: str = "
     result = {"case_id": case_id, "pseudonym": alias, "language": letter.language}
     same = ledger.same
     if same is not None:
+        if files_missing(same):  # the outbox lost them: the same content is that version's bytes again
+            hashes = restore(same, partial(write_letter, letter), settings.outbox)
+            with engine.begin() as conn:
+                store.audit(conn, actor, "letter_restored", f"{round_id}/{alias}", {"version": same.version, **hashes})
         return {**result, "language": same.language, "version": same.version, "new": False,
                 "html_path": same.html_path, "pdf_path": same.pdf_path}
     version = ledger.next_version

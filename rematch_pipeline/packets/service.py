@@ -7,6 +7,7 @@ import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
+from functools import partial
 from itertools import repeat
 from typing import Any
 
@@ -17,7 +18,7 @@ from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
 from rematch_pipeline.domain import Policy, pseudonym
-from rematch_pipeline.packets.versions import Ledger, keep_prior, look_up, shelve
+from rematch_pipeline.packets.versions import Ledger, files_missing, keep_prior, look_up, restore, shelve
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,17 @@ def _record(settings: Settings, packet: Any, digest: str, ledger: Ledger, kept: 
             "pdf_path": str(files.pdf_path)}
 
 
-def _unchanged(same: Any) -> dict[str, Any]:
+def _unchanged(settings: Settings, packet: Any, same: Any, actor: str) -> dict[str, Any]:
+    """The version already recorded with this content; its files written again if they are gone (retention deletes
+    every packet that listed a purged household: one whose content did not change on re-render comes back)."""
+    if files_missing(same):
+        from rematch_pipeline.packets.render import write_packet
+
+        hashes = restore(same, partial(write_packet, packet), settings.outbox)
+        with get_engine(settings.database_url).begin() as conn:
+            store.audit(conn, actor, "packet_restored", f"{packet.round_id}/{same.ags}",
+                        {"version": same.version, **hashes})
+        log.info("packet %s/%s v%d restored", packet.round_id, same.ags, same.version)
     return {"ags": same.ags, "version": same.version, "new": False, "final": same.final,
             "html_path": same.html_path, "pdf_path": same.pdf_path}
 
@@ -103,7 +114,7 @@ def render_one(settings: Settings, packet: Any, actor: str = "cli") -> dict[str,
 
     digest, ledger = _ledger(settings, packet)
     if ledger.same is not None:
-        return _unchanged(ledger.same)
+        return _unchanged(settings, packet, ledger.same, actor)
     kept = shelve(ledger.prior) if ledger.prior is not None else {}
     return _record(settings, packet, digest, ledger, kept, write_packet(packet, settings.outbox), actor)
 
@@ -128,5 +139,5 @@ def render_round_packets(settings: Settings, policy: Policy, round_id: str, acto
         files = list(pool.map(write_packet, [p for p, *_ in todo], repeat(settings.outbox), chunksize=1))
     written = {p.offer.offer_id: _record(settings, p, digest, ledger, kept, f, actor)
                for (p, digest, ledger, kept), f in zip(todo, files, strict=True)}
-    return [written[p.offer.offer_id] if ledger.same is None else _unchanged(ledger.same)
+    return [written[p.offer.offer_id] if ledger.same is None else _unchanged(settings, p, ledger.same, actor)
             for p, _, ledger in plans]

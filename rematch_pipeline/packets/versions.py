@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Table, func, select, update
 
@@ -32,6 +34,37 @@ def look_up(conn: Connection, table: Table, key: Mapping[str, str], digest: str)
     latest = conn.execute(select(func.max(table.c.version)).where(*mine)).scalar()
     prior = None if not latest else conn.execute(select(table).where(*mine, table.c.version == latest)).first()
     return Ledger(same, prior)
+
+
+class Files(Protocol):
+    """What writing a packet or a letter returns."""
+
+    @property
+    def html_path(self) -> Path: ...
+    @property
+    def pdf_path(self) -> Path: ...
+    @property
+    def html_sha256(self) -> str: ...
+    @property
+    def pdf_sha256(self) -> str: ...
+
+
+def files_missing(row: Any) -> bool:
+    """Whether a recorded version's files are gone (retention deleted them, or the outbox lost them)."""
+    return not (Path(row.html_path).is_file() and Path(row.pdf_path).is_file())
+
+
+def restore(row: Any, write: Callable[[Path], Files], outbox: Path) -> dict[str, str]:
+    """Write a recorded version's files again, at the paths its row holds: the content hashes to the row's sha256,
+    and the printer is deterministic, so they are that version's bytes. Written aside first, so restoring an older
+    version never touches the files of the latest one at the plain names. Returns the hashes for the audit trail."""
+    outbox.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=outbox, prefix=".restore-") as tmp:
+        files = write(Path(tmp))
+        for written, recorded in ((files.html_path, row.html_path), (files.pdf_path, row.pdf_path)):
+            Path(recorded).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(written, recorded)
+    return {"html_sha256": files.html_sha256, "pdf_sha256": files.pdf_sha256}
 
 
 def versioned(path: Path, version: int) -> Path:
