@@ -623,3 +623,22 @@ def test_a_small_round_solved_exactly_is_optimal_however_the_search_over_types_e
     phases = {p["phase"]: p["termination"] for p in result.stats["phases"]}
     assert phases["max_persons_types"] == "time_limit" and phases["max_persons"] == "optimal"
     assert result.status == "optimal" and result.stats["persons_proven_maximal"]
+
+
+def test_a_kept_neighbourhood_keeps_each_household_it_holds_placed() -> None:
+    import numpy as np
+
+    from rematch_pipeline.matching.backends import HighsDirect
+    from rematch_pipeline.matching.build import build_model
+
+    # One place: B values it more (ties), so quality alone gives it to B; kept placed, A holds on to it.
+    hs = [household("A"), household("B", ties_ags="05111000")]
+    data = build_data(hs, [offer("05111000", places=1)], ROUND_DATE, POLICY)
+    model = build_model(data)
+    a = next(i for i, h in enumerate(data.households) if h.case_id == "A")
+    for keep, holder in ((False, "B"), (True, "A")):
+        direct = HighsDirect(model, POLICY)
+        if keep:
+            direct.keep_placed(model.household_rows(np.nonzero(data.pair_h == a)[0]))
+        res = direct.solve("max_quality", model.quality, 5.0)
+        assert [data.households[h].case_id for h in data.pair_h[res.x > 0.5]] == [holder]

@@ -100,6 +100,11 @@ class HighsDirect:
         idx = np.arange(self.model.n_cols, dtype=np.int32)
         self.h.addRow(float(persons), highspy.kHighsInf, len(idx), idx, self.model.persons)
 
+    def keep_placed(self, rows: np.ndarray) -> None:
+        """The households of these assignment rows stay placed (each at one of its columns)."""
+        for row in np.unique(rows):
+            self.h.changeRowBounds(int(row), 1.0, 1.0)
+
     def add_fair_share(self, fair: FairShare, pair_o: np.ndarray, fixed: np.ndarray | None = None) -> None:
         """The balanced-fill term: a continuous column per offer with room in its share, `fair.weight` a person.
 

@@ -36,6 +36,13 @@ class LinearModel:
     def n_rows(self) -> int:
         return int(self.matrix.shape[0])
 
+    def household_rows(self, cols: np.ndarray) -> np.ndarray:
+        """The assignment row (its household's) of each of these columns; that family has one entry per column."""
+        for block, off in zip(self.blocks, self.offsets, strict=True):
+            if block.family == "household_at_most_once":
+                return (off + block.rows[cols]).astype(np.int32)
+        raise KeyError("household_at_most_once")
+
     def block_duals(self, duals: np.ndarray, family: str) -> tuple[RowBlock, np.ndarray]:
         for block, off in zip(self.blocks, self.offsets, strict=True):
             if block.family == family:
