@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -16,6 +17,7 @@ from rematch_pipeline import offers, store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
+from rematch_pipeline.packets.versions import RESTORE_PREFIX, versioned
 from rematch_pipeline.snapshot import canonical, unpack
 
 log = logging.getLogger(__name__)
@@ -54,12 +56,12 @@ def _scrub(conn: Connection, case_ids: list[str], settings: Settings, report: Pu
     # details: every version's files go, the ledger rows (hashes) stay. A packet also lists the municipality's other
     # households; re-rendering the round writes it again from what is kept (`packets.service`).
     packet_of = and_(t.packets.c.round_id == t.assignments.c.round_id, t.packets.c.ags == t.assignments.c.ags)
+    letters = select(t.letters.c.html_path, t.letters.c.pdf_path, t.letters.c.version)
+    packets = select(t.packets.c.html_path, t.packets.c.pdf_path, t.packets.c.version).distinct()
     for chunk in (case_ids[i:i + 500] for i in range(0, len(case_ids), 500)):
-        report.letter_files += _unlink(conn.execute(select(t.letters.c.html_path, t.letters.c.pdf_path)
-                                                    .where(t.letters.c.case_id.in_(chunk))))
+        report.letter_files += _unlink(conn.execute(letters.where(t.letters.c.case_id.in_(chunk))))
         report.packet_files += _unlink(conn.execute(
-            select(t.packets.c.html_path, t.packets.c.pdf_path).distinct().join(t.assignments, packet_of)
-            .where(t.assignments.c.case_id.in_(chunk))))
+            packets.join(t.assignments, packet_of).where(t.assignments.c.case_id.in_(chunk))))
     # Quarantined rows keep the raw record (to be corrected); the record of a closed case goes.
     for q in conn.execute(select(t.quarantine.c.id, t.quarantine.c.record).where(t.quarantine.c.record.is_not(None))):
         if isinstance(q.record, dict) and str(q.record.get("case_id", "")).strip() in ids:
@@ -98,13 +100,15 @@ def _scrub(conn: Connection, case_ids: list[str], settings: Settings, report: Pu
 
 
 def _unlink(rows: Iterable[Any]) -> int:
-    """Delete the html and pdf file of each row; returns how many were there."""
+    """Delete the html and pdf file of each version, also at its shelved name (a render that failed after shelving
+    left them there, its row unchanged); returns how many were there."""
     gone = 0
     for row in rows:
-        for path in (Path(row.html_path), Path(row.pdf_path)):
-            if path.is_file():
-                path.unlink()
-                gone += 1
+        for recorded in (Path(row.html_path), Path(row.pdf_path)):
+            for path in {recorded, versioned(recorded, row.version)}:
+                if path.is_file():
+                    path.unlink()
+                    gone += 1
     return gone
 
 
@@ -130,6 +134,8 @@ def purge(settings: Settings, before: date, actor: str = "cli") -> PurgeReport:
         report.households, report.pseudonyms = len(rows), [r.pseudonym for r in rows]
         if case_ids:
             _scrub(conn, case_ids, settings, report)
+        for stale in settings.outbox.glob(f"{RESTORE_PREFIX}*"):  # a restore killed half-way left its copies there
+            shutil.rmtree(stale, ignore_errors=True)
         store.audit(conn, actor, "data_purged", f"before {before.isoformat()}", report.to_json())
     log.info("purge before %s: %d households", before, report.households)
     return report

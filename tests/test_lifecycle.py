@@ -336,8 +336,10 @@ def test_erasure_deletes_every_packet_version_that_listed_the_household_and_a_re
     assert report.packet_files == 4
     assert not Path(second[ags]["pdf_path"]).exists() and not any(f.exists() for f in shelved)
     assert Path(second[other]["pdf_path"]).is_file()
-    # Delivered before the files went: a rerun of delivery has nothing to do, and does not fail.
-    assert [d["delivered"] for d in deliver_round(settings, policy, r1.round_id, kinds=("packet",))] == [False] * 2
+    # Delivered before the files went: a rerun of delivery sends nothing again, fails on nothing, says what is gone.
+    rerun = {d["recipient"]: d for d in deliver_round(settings, policy, r1.round_id, kinds=("packet",))}
+    assert not any(d["delivered"] for d in rerun.values())
+    assert rerun[ags].get("files") == "missing" and "files" not in rerun[other]
     # Version 2 no longer listed the household: re-rendering gives the same content, so its files come back as
     # version 2 (not a new version, nor a pointer to missing files); version 1 stays deleted.
     third = {r["ags"]: r for r in render_round_packets(settings, policy, r1.round_id)}

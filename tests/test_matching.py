@@ -631,14 +631,16 @@ def test_a_kept_neighbourhood_keeps_each_household_it_holds_placed() -> None:
     from rematch_pipeline.matching.backends import HighsDirect
     from rematch_pipeline.matching.build import build_model
 
-    # One place: B values it more (ties), so quality alone gives it to B; kept placed, A holds on to it.
-    hs = [household("A"), household("B", ties_ags="05111000")]
-    data = build_data(hs, [offer("05111000", places=1)], ROUND_DATE, POLICY)
+    # Two municipalities with one place each, A and C hold them; B values the first more than anyone (ties), so
+    # quality alone places B there. Kept placed, A and C keep the two places between them.
+    hs = [household("A"), household("B", ties_ags="05111000"), household("C")]
+    data = build_data(hs, [offer("05111000", places=1), offer("09162000", places=1)], ROUND_DATE, POLICY)
     model = build_model(data)
-    a = next(i for i, h in enumerate(data.households) if h.case_id == "A")
-    for keep, holder in ((False, "B"), (True, "A")):
+    held = [i for i, h in enumerate(data.households) if h.case_id in "AC"]
+    for keep in (False, True):
         direct = HighsDirect(model, POLICY)
         if keep:
-            direct.keep_placed(model.household_rows(np.nonzero(data.pair_h == a)[0]))
+            direct.keep_placed(model.household_rows(np.nonzero(np.isin(data.pair_h, held))[0]))
         res = direct.solve("max_quality", model.quality, 5.0)
-        assert [data.households[h].case_id for h in data.pair_h[res.x > 0.5]] == [holder]
+        got = {data.households[h].case_id for h in data.pair_h[res.x > 0.5]}
+        assert got == {"A", "C"} if keep else "B" in got

@@ -103,7 +103,7 @@ class HighsDirect:
     def keep_placed(self, rows: np.ndarray) -> None:
         """The households of these assignment rows stay placed (each at one of its columns)."""
         for row in np.unique(rows):
-            self.h.changeRowBounds(int(row), 1.0, 1.0)
+            self.h.changeRowBounds(int(row), 1.0, float(self.model.upper[row]))
 
     def add_fair_share(self, fair: FairShare, pair_o: np.ndarray, fixed: np.ndarray | None = None) -> None:
         """The balanced-fill term: a continuous column per offer with room in its share, `fair.weight` a person.

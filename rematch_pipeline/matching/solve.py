@@ -175,7 +175,7 @@ LNS_ROUND_S = 5.0  # cap per neighbourhood MIP; they solve to optimality in abou
 # A fixed number of neighbourhoods, not a time budget, so the same input gives the same assignments on any machine
 # fast enough to finish them (10,000 x 400: about 25 s here; hundreds of small ones beat a few large ones).
 LNS_MAX_ROUNDS = 100
-LNS_QUALITY_ROUNDS = 1000  # or until the deadline (2,000 x 60 reached 400 in 54 s of 60)
+LNS_QUALITY_ROUNDS = 1000  # a safety cap: quality rounds are bound by the deadline (2,000 x 60: 400 took 54 s)
 LNS_QUALITY_OFFERS = 2  # 2,000 x 60 in 50 s: 2 -> 29,012, 4 -> 28,760
 LNS_MOVERS = 150  # quality neighbourhoods: households placed elsewhere that may move in, the largest gains first
 LNS_QUALITY_ROUND_S = 2.0  # cap per quality neighbourhood: one cut off spends it without gaining anything
@@ -279,7 +279,7 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
         # the knapsack lets a household give its place to one of another size, so the two alternate. Against the
         # knapsack alone: 2,000 x 60 +0.4 % at 10 s, +1.2 % at 20 s, -0.3 % at 60 s; 10,000 x 400 +0.14 %;
         # kept only: -1 % at 60 s; choosing the kind by recent gain per second: worse than alternating.
-        # A neighbourhood that is the whole model is never restricted: its optimum ends the search.
+        # A neighbourhood that is the whole model keeps only the persons row: its optimum ends the search.
         kept = objective != "persons" and rounds % 2 == 0 and not free.all()
         if kept:
             sub.keep_placed(model.household_rows(cols[x[cols] > 0.5]))

@@ -180,8 +180,15 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
     results = []
     for doc in docs:
         channel = "smtp" if mailer is not None and doc.address else "outbox"
-        if (not doc.pdf_path.is_file() or not doc.html_path.is_file()) and not _delivered(engine, doc, channel):
-            # (Delivered before retention deleted the files: nothing left to do, the rerun skips it below.)
+        if not doc.pdf_path.is_file() or not doc.html_path.is_file():
+            if _delivered(engine, doc, channel):
+                # Delivered before retention deleted the files: not delivered twice, but nobody should miss it.
+                log.warning("%s %s/%s v%d was delivered, but its files are gone (retention); render the round "
+                            "again to restore them", doc.kind, doc.round_id, doc.label, doc.version)
+                results.append({"document": doc.kind, "round_id": doc.round_id, "recipient": doc.label,
+                                "version": doc.version, "channel": channel, "delivered": False,
+                                "attempt": "done", "files": "missing"})
+                continue
             raise FileNotFoundError(f"{doc.kind} {doc.round_id}/{doc.label} v{doc.version}: rendered file missing; "
                                     f"render the round again before delivering")
         try:

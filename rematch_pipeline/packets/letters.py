@@ -363,8 +363,8 @@ def write_letter(letter: LetterInput, out_root: Path) -> LetterFiles:
 
 def round_letter_inputs(settings: Settings, policy: Policy, round_id: str,
                         case_ids: Iterable[str] | None = None) -> list[LetterInput]:
-    """One LetterInput per pending or accepted offer of the round, in case id order; none for a purged household
-    (its case is closed, and retention deleted its letters)."""
+    """One LetterInput per pending or accepted offer of the round, in case id order; none for a household whose
+    details were purged or erased (retention deleted its letters)."""
     engine = get_engine(settings.database_url)
     with engine.connect() as conn:
         rnd = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
@@ -402,10 +402,9 @@ def render_letter_record(settings: Settings, letter: LetterInput, actor: str = "
     result = {"case_id": case_id, "pseudonym": alias, "language": letter.language}
     same = ledger.same
     if same is not None:
-        if files_missing(same):  # the outbox lost them: the same content is that version's bytes again
-            hashes = restore(same, partial(write_letter, letter), settings.outbox)
-            with engine.begin() as conn:
-                store.audit(conn, actor, "letter_restored", f"{round_id}/{alias}", {"version": same.version, **hashes})
+        if files_missing(same):  # deleted or lost: the same content gives that version's files again
+            restore(same, partial(write_letter, letter), settings.outbox, engine, actor, "letter_restored",
+                    f"{round_id}/{alias}")
         return {**result, "language": same.language, "version": same.version, "new": False,
                 "html_path": same.html_path, "pdf_path": same.pdf_path}
     version = ledger.next_version

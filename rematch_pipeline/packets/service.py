@@ -99,11 +99,8 @@ def _unchanged(settings: Settings, packet: Any, same: Any, actor: str) -> dict[s
     if files_missing(same):
         from rematch_pipeline.packets.render import write_packet
 
-        hashes = restore(same, partial(write_packet, packet), settings.outbox)
-        with get_engine(settings.database_url).begin() as conn:
-            store.audit(conn, actor, "packet_restored", f"{packet.round_id}/{same.ags}",
-                        {"version": same.version, **hashes})
-        log.info("packet %s/%s v%d restored", packet.round_id, same.ags, same.version)
+        restore(same, partial(write_packet, packet), settings.outbox, get_engine(settings.database_url), actor,
+                "packet_restored", f"{packet.round_id}/{same.ags}")
     return {"ags": same.ags, "version": same.version, "new": False, "final": same.final,
             "html_path": same.html_path, "pdf_path": same.pdf_path}
 

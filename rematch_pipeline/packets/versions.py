@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -9,7 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Table, func, select, update
+from sqlalchemy import Connection, Engine, Table, func, select, update
+
+from rematch_pipeline import store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,17 +59,28 @@ def files_missing(row: Any) -> bool:
     return not (Path(row.html_path).is_file() and Path(row.pdf_path).is_file())
 
 
-def restore(row: Any, write: Callable[[Path], Files], outbox: Path) -> dict[str, str]:
-    """Write a recorded version's files again, at the paths its row holds: the content hashes to the row's sha256,
-    and the printer is deterministic, so they are that version's bytes. Written aside first, so restoring an older
-    version never touches the files of the latest one at the plain names. Returns the hashes for the audit trail."""
+RESTORE_PREFIX = ".restore-"
+
+
+def restore(row: Any, write: Callable[[Path], Files], outbox: Path, engine: Engine, actor: str, event: str,
+            subject: str) -> None:
+    """Write a recorded version's files again, at the paths its row holds, and record `event` in the audit trail.
+
+    Only when the new HTML hashes to the row's sha256 (the printer is deterministic, so the PDF is that version's
+    too). Written aside first, so restoring an older version never touches the latest one's files at the plain names.
+    """
     outbox.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=outbox, prefix=".restore-") as tmp:
+    with tempfile.TemporaryDirectory(dir=outbox, prefix=RESTORE_PREFIX) as tmp:
         files = write(Path(tmp))
+        if files.html_sha256 != row.sha256:
+            raise RuntimeError(f"{subject} v{row.version}: the content to restore is not the recorded one")
         for written, recorded in ((files.html_path, row.html_path), (files.pdf_path, row.pdf_path)):
             Path(recorded).parent.mkdir(parents=True, exist_ok=True)
             os.replace(written, recorded)
-    return {"html_sha256": files.html_sha256, "pdf_sha256": files.pdf_sha256}
+    with engine.begin() as conn:
+        store.audit(conn, actor, event, subject, {"version": row.version, "html_sha256": files.html_sha256,
+                                                  "pdf_sha256": files.pdf_sha256})
+    log.info("%s v%d restored", subject, row.version)
 
 
 def versioned(path: Path, version: int) -> Path:
