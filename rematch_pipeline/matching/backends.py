@@ -13,7 +13,7 @@ from pyomo.contrib.solver.solvers.highs import Highs as PyomoHighsSolver
 
 from rematch_pipeline.domain import Policy
 from rematch_pipeline.matching.build import LinearModel
-from rematch_pipeline.matching.fair_share import FairShare
+from rematch_pipeline.matching.fair_share import FairShare, ShareColumns
 
 # Terminations whose incumbent we accept; anything else is reported in words and yields no assignments.
 PYOMO_ACCEPTED = {
@@ -94,7 +94,7 @@ class HighsDirect:
             lp.integrality_ = [highspy.HighsVarType.kInteger] * n
         self.h.passModel(lp)
         self.integer = integer
-        self.fair: tuple[FairShare, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.share: ShareColumns | None = None
 
     def add_min_persons(self, persons: float) -> None:
         idx = np.arange(self.model.n_cols, dtype=np.int32)
@@ -111,14 +111,14 @@ class HighsDirect:
         `pair_o`: the offer of each model column; `fixed`: persons per offer placed outside the model (a
         neighbourhood's fixed part), which take their part of the shares first.
         """
-        offers, room = fair.room(pair_o, fixed)
-        k = len(offers)
-        self.h.addCols(k, np.full(k, fair.weight), np.zeros(k), room, 0, np.zeros(0, dtype=np.int32),
+        share = fair.columns(pair_o, self.model.persons, fixed)
+        k = len(share.offers)
+        self.h.addCols(k, np.full(k, fair.weight), np.zeros(k), share.room, 0, np.zeros(0, dtype=np.int32),
                        np.zeros(0, dtype=np.int32), np.zeros(0))
-        rows = fair.rows(pair_o, self.model.persons, offers)
+        rows = share.rows
         self.h.addRows(k, np.full(k, -highspy.kHighsInf), np.zeros(k), rows.nnz, rows.indptr[:-1].astype(np.int32),
                        rows.indices.astype(np.int32), rows.data.astype(np.float64))
-        self.fair = (fair, pair_o, offers, room)
+        self.share = share
 
     def solve(self, phase: str, objective: np.ndarray, time_limit: float, rel_gap: float = 0.0,
               abs_gap: float = 1e-6, start: np.ndarray | None = None) -> PhaseResult:
@@ -128,9 +128,8 @@ class HighsDirect:
             self.h.setOptionValue("mip_rel_gap", float(rel_gap))
             self.h.setOptionValue("mip_abs_gap", float(abs_gap))
         if start is not None:
-            if self.fair is not None:
-                fair, pair_o, offers, room = self.fair
-                start = np.concatenate([start, fair.start(pair_o, self.model.persons, start, offers, room)])
+            if self.share is not None:
+                start = np.concatenate([start, self.share.start(start)])
             sol = highspy.HighsSolution()
             sol.col_value = list(start.astype(np.float64))
             sol.value_valid = True
@@ -179,7 +178,7 @@ class PyomoHighs:
         m.max_quality = pyo.Objective(expr=m.quality, sense=pyo.maximize)
         m.max_quality.deactivate()
         self.m = m
-        self.fair: tuple[FairShare, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.share: ShareColumns | None = None
         self.solver = PyomoHighsSolver()
         self.solver.set_instance(m)  # persistent from here on, so the first solve can take a start too
 
@@ -197,9 +196,8 @@ class PyomoHighs:
         values = np.zeros(highs.getNumCol())
         for j in self.m.P:
             values[var_map[id(self.m.x[j])]] = float(start[j])
-        if self.fair is not None:
-            fair, pair_o, offers, room = self.fair
-            for o, v in zip(self.m.F, fair.start(pair_o, self.model.persons, start, offers, room), strict=True):
+        if self.share is not None:
+            for o, v in zip(self.m.F, self.share.start(start), strict=True):
                 values[var_map[id(self.m.within_share[o])]] = float(v)
         sol = highspy.HighsSolution()
         sol.col_value = list(values)
@@ -218,10 +216,10 @@ class PyomoHighs:
     def add_fair_share(self, fair: FairShare, pair_o: np.ndarray) -> None:
         """The balanced-fill term (`FairShare`): persons within each offer's share, `fair.weight` points each."""
         m = self.m
-        offers, room = fair.room(pair_o)
-        m.F = pyo.RangeSet(0, len(offers) - 1)  # the rows of `FairShare.rows`, one per offer with room
-        m.within_share = pyo.Var(m.F, bounds=lambda mm, i: (0.0, float(room[i])))
-        rows, n = fair.rows(pair_o, self.model.persons, offers), self.model.n_cols
+        share = fair.columns(pair_o, self.model.persons)
+        m.F = pyo.RangeSet(0, len(share.offers) - 1)  # the rows of `ShareColumns.rows`, one per offer with room
+        m.within_share = pyo.Var(m.F, bounds=lambda mm, i: (0.0, float(share.room[i])))
+        rows, n = share.rows, self.model.n_cols
 
         def row(mm: pyo.ConcreteModel, i: int) -> object:
             lo, hi = rows.indptr[i], rows.indptr[i + 1]
@@ -235,7 +233,7 @@ class PyomoHighs:
             expr=m.quality + fair.weight * sum(m.within_share[i] for i in m.F), sense=pyo.maximize)
         if not active:  # before `add_min_persons`: the persons objective stays the one solved
             m.max_quality_balanced.deactivate()
-        self.fair = (fair, pair_o, offers, room)
+        self.share = share
 
     def solve(self, phase: str, objective: np.ndarray, time_limit: float, rel_gap: float = 0.0,
               abs_gap: float = 1e-6, start: np.ndarray | None = None) -> PhaseResult:

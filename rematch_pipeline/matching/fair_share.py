@@ -64,10 +64,10 @@ class FairShare:
         offers = np.nonzero(reached & (left > 0))[0]
         return offers, left[offers]
 
-    def start(self, pair_o: np.ndarray, persons: np.ndarray, x: np.ndarray, offers: np.ndarray, room: np.ndarray
-              ) -> np.ndarray:
-        """The share columns' values (`room` order) that go with placement x of the model's columns."""
-        return np.minimum(persons_by_offer(len(self.share), pair_o, persons, x)[offers], room)
+    def columns(self, pair_o: np.ndarray, persons: np.ndarray, fixed: np.ndarray | None = None) -> ShareColumns:
+        """The share columns of a model whose columns go to offers `pair_o` and place `persons` each."""
+        offers, room = self.room(pair_o, fixed)
+        return ShareColumns(self, pair_o, persons, offers, room)
 
     @staticmethod
     def rows(pair_o: np.ndarray, persons: np.ndarray, offers: np.ndarray) -> sp.csr_matrix:
@@ -80,3 +80,22 @@ class FairShare:
         cols = np.concatenate([mine, n + np.arange(k)])
         vals = np.concatenate([-persons[mine].astype(np.float64), np.ones(k)])
         return sp.csr_matrix((vals, (rows, cols)), shape=(k, n + k))
+
+
+@dataclass(frozen=True)
+class ShareColumns:
+    """A model's share columns, one per offer with room (`FairShare.room`), as both solver interfaces add them."""
+
+    fair: FairShare
+    pair_o: np.ndarray  # the offer of each model column
+    persons: np.ndarray  # the persons each model column places
+    offers: np.ndarray
+    room: np.ndarray
+
+    @property
+    def rows(self) -> sp.csr_matrix:
+        return FairShare.rows(self.pair_o, self.persons, self.offers)
+
+    def start(self, x: np.ndarray) -> np.ndarray:
+        """The share columns' values (`room` order) that go with placement x of the model's columns."""
+        return np.minimum(persons_by_offer(len(self.fair.share), self.pair_o, self.persons, x)[self.offers], self.room)
