@@ -176,7 +176,7 @@ LNS_ROUND_S = 5.0  # cap per neighbourhood MIP; they solve to optimality in abou
 # fast enough to finish them (10,000 x 400: about 25 s here; hundreds of small ones beat a few large ones).
 LNS_MAX_ROUNDS = 100
 LNS_QUALITY_ROUNDS = 1000  # a safety cap: quality rounds are bound by the deadline (2,000 x 60: 400 took 54 s)
-LNS_QUALITY_OFFERS = 2  # 2,000 x 60 in 50 s: 2 -> 29,012, 4 -> 28,760
+LNS_QUALITY_OFFERS = 2  # with the persons row (2,000 x 60 in 50 s, before kept ones: 4 -> 28,760 from 29,012)
 # Neighbourhoods that keep their households placed solve faster, so they take more municipalities (against 2 at
 # 2,000 x 60 in 30 s, seeds 1-6: +0.7, -0.6, +0.3, +0.4, +1.2, -0.3 %; 10,000 x 400: +0.57 % and 2 persons more).
 LNS_KEPT_OFFERS = 4
@@ -192,7 +192,8 @@ def _draw_neighbourhood(data: MatchingData, model: LinearModel, x: np.ndarray, o
 
     Persons: municipalities are drawn by the persons still unplaced who could go there. Quality: by how much
     households would gain there over where they are now (with balanced fill: also households leaving an offer
-    beyond its share for one below it). None when nobody could gain anything.
+    beyond its share for one below it). `size`: how many municipalities, if not the objective's default. None when
+    nobody could gain anything.
     """
     n_off = max(1, len(data.offers))
     current = np.zeros(data.hh.persons.shape[0])
@@ -216,7 +217,8 @@ def _draw_neighbourhood(data: MatchingData, model: LinearModel, x: np.ndarray, o
         return None
     weights = wanted / wanted.sum()
     chosen = np.zeros(n_off, dtype=bool)
-    size = size or (LNS_OFFERS if objective == "persons" else LNS_QUALITY_OFFERS)
+    if size is None:
+        size = LNS_OFFERS if objective == "persons" else LNS_QUALITY_OFFERS
     chosen[rng.choice(n_off, size=min(size, int((weights > 0).sum())), replace=False, p=weights)] = True
     in_chosen = chosen[data.pair_o]
     movable = np.zeros_like(placed)
@@ -265,6 +267,12 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
         if best >= np.floor(bound + INTEGRAL):
             termination = "optimal"  # the bound is reached: nothing left to find
             break
+        # Every other neighbourhood keeps each household it holds placed, anywhere, instead of only their persons:
+        # assignment rows solve faster than a persons knapsack (2,000 x 60: median 0.07 s against 0.23 s), but only
+        # the knapsack lets a household give its place to one of another size, so the two alternate, the kept ones
+        # over LNS_KEPT_OFFERS municipalities. Against the knapsack alone (two municipalities each): 2,000 x 60
+        # +0.4 % at 10 s, +1.2 % at 20 s, -0.3 % at 60 s; 10,000 x 400 +0.14 %; kept only: -1 % at 60 s; choosing
+        # the kind by recent gain per second: worse than alternating. Both kinds share `movers` (not tuned apart).
         kept = objective != "persons" and rounds % 2 == 0
         free = _draw_neighbourhood(data, model, x, objective, rng, fair, movers, LNS_KEPT_OFFERS if kept else None)
         if free is None:
@@ -278,11 +286,6 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
                                 blocks=model.blocks, offsets=model.offsets, persons=model.persons[cols],
                                 quality=model.quality[cols])
         sub = HighsDirect(sub_model, policy, integer=True)
-        # Every other neighbourhood keeps each household it holds placed, anywhere, instead of only their persons:
-        # assignment rows solve faster than a persons knapsack (2,000 x 60: median 0.07 s against 0.23 s), but only
-        # the knapsack lets a household give its place to one of another size, so the two alternate. Against the
-        # knapsack alone: 2,000 x 60 +0.4 % at 10 s, +1.2 % at 20 s, -0.3 % at 60 s; 10,000 x 400 +0.14 %;
-        # kept only: -1 % at 60 s; choosing the kind by recent gain per second: worse than alternating.
         # A neighbourhood that is the whole model keeps only the persons row: its optimum ends the search.
         kept = kept and not free.all()
         if kept:
