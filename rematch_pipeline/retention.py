@@ -62,6 +62,8 @@ def _scrub(conn: Connection, case_ids: list[str], settings: Settings, report: Pu
         report.letter_files += _unlink(conn.execute(letters.where(t.letters.c.case_id.in_(chunk))))
         report.packet_files += _unlink(conn.execute(
             packets.join(t.assignments, packet_of).where(t.assignments.c.case_id.in_(chunk))))
+    for stale in settings.outbox.glob(f"{RESTORE_PREFIX}*"):  # a restore killed half-way left its copies there
+        shutil.rmtree(stale, ignore_errors=True)
     # Quarantined rows keep the raw record (to be corrected); the record of a closed case goes.
     for q in conn.execute(select(t.quarantine.c.id, t.quarantine.c.record).where(t.quarantine.c.record.is_not(None))):
         if isinstance(q.record, dict) and str(q.record.get("case_id", "")).strip() in ids:
@@ -134,8 +136,6 @@ def purge(settings: Settings, before: date, actor: str = "cli") -> PurgeReport:
         report.households, report.pseudonyms = len(rows), [r.pseudonym for r in rows]
         if case_ids:
             _scrub(conn, case_ids, settings, report)
-        for stale in settings.outbox.glob(f"{RESTORE_PREFIX}*"):  # a restore killed half-way left its copies there
-            shutil.rmtree(stale, ignore_errors=True)
         store.audit(conn, actor, "data_purged", f"before {before.isoformat()}", report.to_json())
     log.info("purge before %s: %d households", before, report.households)
     return report

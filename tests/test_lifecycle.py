@@ -331,7 +331,11 @@ def test_erasure_deletes_every_packet_version_that_listed_the_household_and_a_re
     deliver_round(settings, policy, r1.round_id, kinds=("packet",))
     shelved = list(settings.outbox.rglob(f"*{ags}*_v1.*"))
     assert len(shelved) == 2  # version 1 (which listed the household) kept under its versioned name
+    stale = settings.outbox / ".restore-killed"  # what a restore killed half-way leaves
+    stale.mkdir()
+    (stale / "packet.html").write_text("details", encoding="utf-8")
     report = erase(settings, gone)
+    assert not stale.exists()
     # Both versions of its municipality's packet go; the other municipality's packet stays.
     assert report.packet_files == 4
     assert not Path(second[ags]["pdf_path"]).exists() and not any(f.exists() for f in shelved)

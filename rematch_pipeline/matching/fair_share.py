@@ -35,7 +35,8 @@ class FairShare:
     Persons placed are fixed by then, so the persons within shares plus the persons beyond them is a constant:
     maximising the points minimises the persons placed beyond their offer's share, which is half the L1 distance
     between the round's placement and a perfectly proportional one. Linear with one bounded column per offer
-    (`room`, `rows`), and local to each offer, so a neighbourhood of a few municipalities carries it as well.
+    (`room`, `ShareColumns.rows`), and local to each offer, so a neighbourhood of a few municipalities carries it
+    as well.
     """
 
     weight: float
@@ -69,18 +70,6 @@ class FairShare:
         offers, room = self.room(pair_o, fixed)
         return ShareColumns(self, pair_o, persons, offers, room)
 
-    @staticmethod
-    def rows(pair_o: np.ndarray, persons: np.ndarray, offers: np.ndarray) -> sp.csr_matrix:
-        """(offers, pairs + offers): within_m - persons the model's columns place at m <= 0."""
-        row_of = np.full(int(max(pair_o.max(initial=-1), offers.max(initial=-1))) + 1, -1)
-        row_of[offers] = np.arange(len(offers))
-        n, k = len(pair_o), len(offers)
-        mine = np.nonzero(row_of[pair_o] >= 0)[0]
-        rows = np.concatenate([row_of[pair_o[mine]], np.arange(k)])
-        cols = np.concatenate([mine, n + np.arange(k)])
-        vals = np.concatenate([-persons[mine].astype(np.float64), np.ones(k)])
-        return sp.csr_matrix((vals, (rows, cols)), shape=(k, n + k))
-
 
 @dataclass(frozen=True)
 class ShareColumns:
@@ -94,7 +83,16 @@ class ShareColumns:
 
     @property
     def rows(self) -> sp.csr_matrix:
-        return FairShare.rows(self.pair_o, self.persons, self.offers)
+        """(offers, pairs + offers): within_m - persons the model's columns place at m <= 0."""
+        pair_o, persons, offers = self.pair_o, self.persons, self.offers
+        row_of = np.full(int(max(pair_o.max(initial=-1), offers.max(initial=-1))) + 1, -1)
+        row_of[offers] = np.arange(len(offers))
+        n, k = len(pair_o), len(offers)
+        mine = np.nonzero(row_of[pair_o] >= 0)[0]
+        rows = np.concatenate([row_of[pair_o[mine]], np.arange(k)])
+        cols = np.concatenate([mine, n + np.arange(k)])
+        vals = np.concatenate([-persons[mine].astype(np.float64), np.ones(k)])
+        return sp.csr_matrix((vals, (rows, cols)), shape=(k, n + k))
 
     def start(self, x: np.ndarray) -> np.ndarray:
         """The share columns' values (`room` order) that go with placement x of the model's columns."""
