@@ -55,6 +55,8 @@ class PhaseResult:
 
 
 def _options(policy: Policy) -> dict[str, bool | int | float | str]:
+    # HiGHS's heuristics stay at their defaults: without RENS the pilot's quality MIPs took 17 % less time, but one
+    # at 600 x 25 went from 13.5 s to the 60-s limit.
     return {
         # HiGHS stalls on assignment models while detecting symmetry; a fixed seed keeps rounds reproducible.
         "mip_detect_symmetry": False,

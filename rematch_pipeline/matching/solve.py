@@ -182,6 +182,8 @@ LNS_QUALITY_OFFERS = 2  # with the persons row (2,000 x 60 in 50 s, before kept 
 LNS_KEPT_OFFERS = 4
 LNS_MOVERS = 150  # quality neighbourhoods: households placed elsewhere that may move in, the largest gains first
 LNS_QUALITY_ROUND_S = 2.0  # cap per quality neighbourhood: one cut off spends it without gaining anything
+# Not done: two neighbourhoods at once on two threads (highspy releases the GIL, and two LPs did run side by side);
+# each MIP then took about twice as long, and 13 of 49 gains were lost to the other's (2,000 x 60: no gain).
 LNS_MIN_MOVERS = 20  # fewer when neighbourhoods stop at their time cap (balanced fill: 2,000 x 60 at weight 10)
 
 
