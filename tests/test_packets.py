@@ -142,8 +142,16 @@ def test_health_details_only_with_consent(mixed_packet: PacketInput, mixed_html:
     # The withheld household's condition appears nowhere, neither in the HTML nor in the PDF.
     assert "Onkologie" not in doc.flat_text() and "oncology" not in mixed_html
     assert not any("Onkologie" in page for page in pdf_text(mixed_pdf))
-    # The accessible-unit need itself is a housing requirement and is always stated.
-    assert "Barrierefreie Wohnung erforderlich ja" in withheld
+    # Both need an accessible unit (a mobility-impaired member). That need is a disability detail too, so the
+    # packet states it only with consent: in the household's section, its summary row and the column's total.
+    assert "Barrierefreie Wohnung erforderlich ja" in shared
+    assert "Barrierefreie Wohnung erforderlich keine Angabe" in withheld
+    summary = next(n for n in doc.iter("table") if n.has_class("summary-table"))
+    body = summary.iter("tbody")[0]
+    rows = {r.iter("th")[0].flat_text(): [c.flat_text() for c in r.iter("td")] for r in body.iter("tr")}
+    assert rows[by_case[HEALTH_YES.case_id].pseudonym][8] == "ja"
+    assert rows[by_case[HEALTH_NO.case_id].pseudonym][8] == "keine Angabe"
+    assert [c.flat_text() for c in summary.iter("tfoot")[0].iter("td")][8] == "1"
 
 
 def test_contact_data_only_after_acceptance(mixed_packet: PacketInput, mixed_html: str, mixed_pdf: bytes) -> None:

@@ -59,7 +59,7 @@ OCCUPATION_DE = {
     "engineering": "Ingenieurwesen", "construction": "Bau", "hospitality": "Gastgewerbe",
     "manufacturing": "Produktion/Industrie", "logistics": "Logistik", "agriculture": "Landwirtschaft",
     "retail": "Einzelhandel", "public_admin": "Öffentliche Verwaltung", "other": "sonstiger Beruf",
-    "none": "keine Berufsangabe",
+    "none": "ohne Beruf",
 }
 QUALIFICATION_DE = {
     "none": "ohne Berufsabschluss", "vocational": "Berufsausbildung", "bachelor": "Bachelor",
@@ -252,7 +252,9 @@ def _household_view(ph: PacketHousehold, packet: PacketInput) -> dict[str, Any]:
         "adults": [m for m in members if m["adult"]],
         "languages": [LANGUAGE_DE[code] for code in LANGUAGES if code in hh.languages],
         "german_level": GERMAN_LEVEL_DE.get(hh.german_level, hh.german_level),
-        "accessible_unit": hh.needs_accessible_unit,
+        # It follows from a wheelchair user or a mobility-impaired member: a disability detail (contract §1), so it
+        # is shown only with consent, like the rest; the solver still placed the household where such units exist.
+        "accessible_unit": hh.needs_accessible_unit if hh.consent_health_share else None,
         "pets": PETS_DE.get(hh.pets, hh.pets),
         "ties": _ties(hh, packet.offer),
         "pref_settlement": SETTLEMENT_DE.get(hh.pref_settlement, hh.pref_settlement),
@@ -275,6 +277,8 @@ def packet_context(packet: PacketInput) -> dict[str, Any]:
         "language_course_seats", "units_wheelchair", "units_pets_allowed",
     )
     totals = {k: sum(getattr(h["demand"], k) for h in households) for k in total_keys}
+    # Only the needs shown above: a total over withheld ones could name the household in a small packet.
+    totals["units_wheelchair"] = sum(h["demand"].units_wheelchair for h in households if h["accessible_unit"])
     offer = packet.offer
     return {
         "round_id": packet.round_id,
