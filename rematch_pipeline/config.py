@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -49,6 +51,27 @@ class Settings:
     def ensure_dirs(self) -> None:
         for p in (self.home, self.inbox, self.archive, self.outbox, self.data_docs, self.exports):
             p.mkdir(parents=True, exist_ok=True)
+
+
+log = logging.getLogger(__name__)
+
+DEFAULT_COORDINATION_CONTACT = "Re:Match Koordinationsteam"
+_REACHABLE = re.compile(r"@|\d[\d ()/.-]{5,}\d")  # an e-mail address or a phone number
+
+
+def coordination_contact(env: dict[str, str] | None = None) -> str:
+    """The coordination team as packets and letters print it (REMATCH_COORDINATION_CONTACT).
+
+    Letters tell households to give their answer to the team, so the value should carry an e-mail address or a
+    phone number besides the name; without either a warning says so at every render (households can then only
+    answer through their interviewer).
+    """
+    env = dict(os.environ) if env is None else env
+    value = env.get("REMATCH_COORDINATION_CONTACT", "").strip() or DEFAULT_COORDINATION_CONTACT
+    if not _REACHABLE.search(value):
+        log.warning("REMATCH_COORDINATION_CONTACT (%r) gives no e-mail address or phone number: the offer letters "
+                    "cannot tell households how to reach the coordination team", value)
+    return value
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import date
 from pathlib import Path
@@ -18,6 +19,9 @@ from rematch_pipeline.scenario import generate_scenario
 
 def run_demo(settings: Settings, households: int, municipalities: int, seed: int, round_date: date) -> int:
     settings.ensure_dirs()
+    # The letters tell households to answer the coordination team: the demo's is fictitious but reachable in form.
+    os.environ.setdefault("REMATCH_COORDINATION_CONTACT",
+                          "Re:Match Koordinationsteam (Demo), koordination@rematch.example")
     policy = load_policy()
     scenario_dir = settings.home / "scenario" / f"seed-{seed}"
     files = generate_scenario(scenario_dir, households=households, municipalities=municipalities, seed=seed,

@@ -19,7 +19,7 @@ from pypdf import PdfReader
 from sqlalchemy import insert, select, update
 
 from rematch_pipeline import store
-from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.config import DEFAULT_COORDINATION_CONTACT, Settings, coordination_contact, load_policy
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
 from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Member, Policy, pseudonym
@@ -496,3 +496,18 @@ def test_household_language_change_writes_a_new_letter_and_keeps_the_old(setting
     assert f"{round_id}/offer_{alias}_{round_id}_uk.html" not in names
     html = Path(result["RM-L-1"]["html_path"]).read_text(encoding="utf-8")
     assert parse(html).iter("html")[0].attrs.get("lang") == "de"
+
+
+@pytest.mark.parametrize(("value", "warned"), [
+    ("Re:Match Koordinationsteam", True),
+    ("", True),  # unset: the default, a name only
+    ("Re:Match Koordinationsteam, team@rematch.example", False),
+    ("Re:Match Koordinationsteam, +49 30 1234 5678", False),
+])
+def test_a_coordination_contact_households_cannot_reach_is_warned_about(
+        value: str, warned: bool, caplog: pytest.LogCaptureFixture) -> None:
+    # Letters tell households to answer the coordination team: a name alone gives them no way to.
+    with caplog.at_level(logging.WARNING, logger="rematch_pipeline.config"):
+        contact = coordination_contact({"REMATCH_COORDINATION_CONTACT": value} if value else {})
+    assert contact == (value or DEFAULT_COORDINATION_CONTACT)
+    assert ("no e-mail address or phone number" in caplog.text) is warned

@@ -6,7 +6,6 @@ import gettext
 import hashlib
 import io
 import logging
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from jinja2 import Environment
 from sqlalchemy import insert, select
 
 from rematch_pipeline import store
-from rematch_pipeline.config import Settings
+from rematch_pipeline.config import Settings, coordination_contact
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
 from rematch_pipeline.domain import (
@@ -55,7 +54,6 @@ TEMPLATE_NAME = "offer_letter.html.j2"
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 DOMAIN = "messages"
 DEFAULT_LANGUAGE = "uk"
-DEFAULT_CONTACT = "Re:Match Koordinationsteam"
 LETTER_STATUSES = ("pending", "accepted")  # expired and declined offers get no letter
 
 _LANGUAGE_RE = re.compile(r"[a-z]{2,3}(?:_[A-Z][A-Za-z]{1,3})?")
@@ -381,7 +379,7 @@ def round_letter_inputs(settings: Settings, policy: Policy, round_id: str,
         assignments = {a.case_id: a for a in store.load_assignments(conn, round_id)}
         households = {h.case_id: h for h in store.load_households(conn, [m.case_id for m in made])}
         offers = {o.offer_id: o for o in store.load_offers(conn)}
-    contact = os.environ.get("REMATCH_COORDINATION_CONTACT", DEFAULT_CONTACT)
+    contact = coordination_contact()
     return [
         LetterInput(round_id=round_id, round_date=rnd.round_date, household=households[m.case_id],
                     assignment=assignments[m.case_id], offer=offers[m.offer_id], respond_by=m.respond_by,

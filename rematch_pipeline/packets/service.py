@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from functools import partial
@@ -14,7 +13,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from rematch_pipeline import store
-from rematch_pipeline.config import Settings
+from rematch_pipeline.config import Settings, coordination_contact
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
 from rematch_pipeline.domain import Policy, pseudonym
@@ -22,7 +21,6 @@ from rematch_pipeline.packets.versions import Ledger, files_missing, keep_prior,
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONTACT = "Re:Match Koordinationsteam"
 WITHDRAWN = ("declined", "expired")
 
 
@@ -52,7 +50,7 @@ def round_packet_inputs(settings: Settings, policy: Policy, round_id: str, ags: 
         by_offer[a.offer_id].append(PacketHousehold(
             household=households[a.case_id], assignment=a, pseudonym=pseudonym(a.case_id, policy.pseudonym_salt),
             accepted=answer == "accepted"))
-    contact = os.environ.get("REMATCH_COORDINATION_CONTACT", DEFAULT_CONTACT)
+    contact = coordination_contact()
     offered = bool(answers)
     return [
         PacketInput(round_id=round_id, round_date=rnd.round_date, offer=offers[oid],
