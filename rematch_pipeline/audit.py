@@ -14,17 +14,23 @@ from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine
 from rematch_pipeline.forms import safe_text
+from rematch_pipeline.rounds import export_round
 
 README = """Audit export of matching round {round_id}
 
-round.json          the round: date, state (planned, solved, offered, closed or failed), when each state was
+assignments.csv     the round export of the data contract (section 4): one row per household of the pool, with
+                    its municipality (AGS) or the reason it was left unmatched.
+round.json          the same export's summary: the solver's status, objective, bound, gap, wall time and the
+                    input checksums.
+round_lifecycle.json the round: date, state (planned, solved, offered, closed or failed), when each state was
                     reached, the policy used, the solver's statistics and the sha256 of every input snapshot.
 events.csv/.json    the audit trail of the round, in order: planned, solved, every offer made, every decision
                     recorded or rejected, offers expired, packets rendered, the round closed; plus every input
                     file received up to the solve (file_ingested / file_rejected with its sha256).
 input_files.csv     every file received before the round was solved: name, sha256, status, detected format.
 validation_runs.csv every validation of those files: table, rows evaluated, rows invalid, path of the report.
-assignments.csv     the solver's result: household (case_id), municipality (AGS), persons, score, preference rank.
+assignment_details.csv the solver's result per matched household: municipality (AGS), offer, persons, score,
+                    preference rank and the score by term.
 unmatched.csv       households of the pool left unmatched, with the reason in words.
 offers.csv          one offer per matched household: deadline, status (pending, accepted, declined, expired).
 decisions.csv       the households' answers: accept or decline, when, and whether entered from a file or by hand.
@@ -79,7 +85,10 @@ def export_audit(settings: Settings, round_id: str, out_dir: Path) -> Path:
            "created_at": _iso(r.created_at), "solved_at": _iso(r.solved_at), "offered_at": _iso(r.offered_at),
            "closed_at": _iso(r.closed_at), "policy": r.policy, "input_checksums": r.input_checksums,
            "solver_stats": stats}
-    (out / "round.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    # Named apart from the contract's round.json and assignments.csv (written below by `export_round`), which an
+    # auditor may be handed with the same names and expect in the contract's layout.
+    (out / "round_lifecycle.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n",
+                                              encoding="utf-8")
     event_rows = [{"id": e.id, "at": _iso(e.at), "actor": e.actor, "event": e.event, "subject": e.subject,
                    "details": json.dumps(e.details or {}, sort_keys=True, default=str)} for e in events]
     _write_csv(out / "events.csv", ["id", "at", "actor", "event", "subject", "details"], event_rows)
@@ -92,8 +101,8 @@ def export_audit(settings: Settings, round_id: str, out_dir: Path) -> Path:
     _write_csv(out / "validation_runs.csv", ["id", "raw_file_id", "table_name", "success", "evaluated_rows",
                                              "invalid_rows", "report_path", "created_at"],
                [{**v._mapping, "created_at": _iso(v.created_at)} for v in runs])
-    _write_csv(out / "assignments.csv", ["case_id", "ags", "offer_id", "persons", "score", "preference_rank",
-                                         "score_terms"],
+    _write_csv(out / "assignment_details.csv", ["case_id", "ags", "offer_id", "persons", "score", "preference_rank",
+                                                "score_terms"],
                [{**a._mapping, "score": f"{a.score:.6f}", "score_terms": json.dumps(a.score_terms, sort_keys=True)}
                 for a in assignments])
     _write_csv(out / "unmatched.csv", ["case_id", "persons", "reason"], [dict(u._mapping) for u in unmatched])
@@ -104,4 +113,5 @@ def export_audit(settings: Settings, round_id: str, out_dir: Path) -> Path:
     _write_csv(out / "decisions.csv", ["case_id", "decision", "decided_at", "source", "reason_given", "recorded_at"],
                [{"case_id": d.case_id, "decision": d.decision, "decided_at": d.decided_at, "source": d.source,
                  "reason_given": "yes" if d.reason else "no", "recorded_at": _iso(d.created_at)} for d in decisions])
+    export_round(settings, round_id, out)
     return out

@@ -260,8 +260,16 @@ def test_audit_export_lets_an_auditor_reconstruct_the_round_without_the_software
     with open(out / "decisions.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert rows == [{**rows[0], "case_id": case, "decision": "decline", "source": "cli", "reason_given": "yes"}]
-    doc = json.loads((out / "round.json").read_text())
+    doc = json.loads((out / "round_lifecycle.json").read_text())
     assert doc["state"] == "offered" and len(doc["input_checksums"]["snapshot"]) == 64
+    # The files named as in the data contract's round export have the contract's layout, here too.
+    with open(out / "assignments.csv", newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        contract_rows = list(reader)
+    assert reader.fieldnames == ["round_id", "case_id", "ags", "persons", "score", "preference_rank",
+                                 "unmatched_reason"]
+    assert len(contract_rows) == r1.households and {r["round_id"] for r in contract_rows} == {r1.round_id}
+    assert json.loads((out / "round.json").read_text())["status"] == "offered"
     everything = "".join(p.read_text(encoding="utf-8") for p in out.iterdir())
     assert SECRET_NOTE not in everything and SECRET_PHONE not in everything and SECRET_MAIL not in everything
 
