@@ -614,7 +614,7 @@ def validate_batch(
             # Members of a household that is invalid (by its own row or by another member) are held back with it.
             _add_errors(out["members"], [
                 RowError(_label(i), "case_id", "member_of_invalid_household",
-                         "this person's household is invalid (see the household row and its other members); "
+                         f"this person's household {c} is invalid (see its household row and its other members); "
                          "the whole household waits until it is fixed.")
                 for i, c in m_cases.items()
                 if c in bad_households or (c in bad_members and _label(i) not in own_invalid)

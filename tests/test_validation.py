@@ -172,6 +172,8 @@ def test_members_of_an_invalid_household_are_invalid(settings: Settings) -> None
     assert result["households"].invalid_rows == {0}
     assert result["members"].invalid_rows == {0, 1}
     assert {e.rule for e in result["members"].row_errors} == {"member_of_invalid_household"}
+    # The reason names the household, so whoever fixes the file finds the row that holds them back.
+    assert all("household A is invalid" in e.message for e in result["members"].row_errors)
 
 
 def test_wheelchair_units_cannot_exceed_units(settings: Settings) -> None:
