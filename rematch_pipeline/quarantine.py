@@ -20,17 +20,21 @@ _FAMILY = {"households": ("households", "members"), "capacity_offers": ("capacit
            "decisions": ("decisions",)}
 
 
+COMMAND_LINE = "(rematch decide)"  # the "file" of a decision refused at the command line
+
+
 def list_quarantine(settings: Settings, include_resolved: bool = False) -> list[dict[str, Any]]:
     migrate(settings.database_url)
     q = (select(t.quarantine.c.id, t.raw_files.c.original_name.label("file"), t.raw_files.c.sha256,
                 t.quarantine.c.table_name, t.quarantine.c.sheet, t.quarantine.c.source_row, t.quarantine.c.field,
                 t.quarantine.c.rule, t.quarantine.c.message, t.quarantine.c.created_at, t.quarantine.c.resolved_at)
-         .join(t.raw_files, t.raw_files.c.id == t.quarantine.c.raw_file_id)
+         # Outer: a decision refused at the command line (`rematch decide`) has no file but is kept here too.
+         .outerjoin(t.raw_files, t.raw_files.c.id == t.quarantine.c.raw_file_id)
          .order_by(t.quarantine.c.id))
     if not include_resolved:
         q = q.where(t.quarantine.c.resolved_at.is_(None))
     with get_engine(settings.database_url).connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(q)]
+        return [{**r._mapping, "file": r.file or COMMAND_LINE} for r in conn.execute(q)]
 
 
 def _key(table: str, record: Any) -> tuple[str, ...] | None:
@@ -48,6 +52,12 @@ def _applied_from(conn: Connection, table: str, key: tuple[str, ...], raw_file_i
     return conn.execute(q).scalar() == raw_file_id
 
 
+def _fixed_by(conn: Connection, row: Any, raw_file_id: int, clean: bool) -> bool:
+    """Whether the file `raw_file_id` fixed this quarantine row; `clean`: that file's ingest quarantined nothing."""
+    key = _key(row.table_name, row.record)
+    return clean if key is None else _applied_from(conn, row.table_name, key, raw_file_id)
+
+
 def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: Path,
              actor: str = "cli") -> dict[str, Any]:
     """Ingest a corrected file through the normal path; mark the quarantine row resolved when the fix was applied.
@@ -55,7 +65,9 @@ def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: 
     A row naming a household, offer or decision is resolved when the corrected file's version of it is stored now;
     every other open row of the same household (its members too), offer or decision is resolved with it. A
     whole-file row (unrecognised, refused, held), or a row without a usable key, is resolved when the corrected file
-    was ingested with no row quarantined.
+    was ingested with no row quarantined. The other open rows of the same original file are resolved as far as the
+    corrected file fixes them (a held batch resubmitted whole clears every row). A corrected file ingested before
+    counts with what it stored then.
     """
     from rematch_pipeline.ingest.service import ingest_file
 
@@ -70,22 +82,24 @@ def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: 
     report = ingest_file(Path(corrected), settings, policy, actor=actor)
     key = _key(row.table_name, row.record)
     resolved_ids: list[int] = []
+    fixing = report.raw_file_id if report.status in ("ingested", "duplicate") else None
     with engine.begin() as conn:
-        if report.status != "ingested" or report.raw_file_id is None:
-            ok = False
-        elif key is None:
-            ok = report.quarantined == 0
-        else:
-            ok = _applied_from(conn, row.table_name, key, report.raw_file_id)
+        clean = fixing is not None and conn.execute(
+            select(t.quarantine.c.id).where(t.quarantine.c.raw_file_id == fixing).limit(1)).first() is None
+        ok = fixing is not None and _fixed_by(conn, row, fixing, clean)
         if ok:
+            assert fixing is not None
             resolved_ids = [quarantine_id]
-            if key is not None:
-                family = _FAMILY[_ENTITY[row.table_name][0]]
-                others = conn.execute(select(t.quarantine.c.id, t.quarantine.c.table_name, t.quarantine.c.record)
-                                      .where(t.quarantine.c.resolved_at.is_(None),
-                                             t.quarantine.c.table_name.in_(family),
-                                             t.quarantine.c.id != quarantine_id)).all()
-                resolved_ids += [o.id for o in others if _key(o.table_name, o.record) == key]
+            family = _FAMILY[_ENTITY[row.table_name][0]] if key is not None else ()
+            others = conn.execute(select(t.quarantine.c.id, t.quarantine.c.table_name, t.quarantine.c.record,
+                                         t.quarantine.c.raw_file_id)
+                                  .where(t.quarantine.c.resolved_at.is_(None), t.quarantine.c.id != quarantine_id)
+                                  ).all()
+            resolved_ids += [
+                o.id for o in others
+                if (o.table_name in family and _key(o.table_name, o.record) == key)  # the same record
+                or (row.raw_file_id is not None and o.raw_file_id == row.raw_file_id
+                    and _fixed_by(conn, o, fixing, clean))]  # the same file, fixed too
             conn.execute(update(t.quarantine).where(t.quarantine.c.id.in_(resolved_ids))
                          .values(resolved_at=store.now(), resolved_by_raw_file_id=report.raw_file_id))
             store.audit(conn, actor, "quarantine_resolved", str(quarantine_id),
@@ -99,7 +113,8 @@ def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: 
                    + (f" (with {len(resolved_ids) - 1} more row(s) of the same record)" if len(resolved_ids) > 1
                       else ""))
     elif report.status == "duplicate":
-        message = f"{report.file} was ingested before; correct the file and resubmit it (row {quarantine_id} stays)"
+        message = (f"{report.file} was ingested before and did not fix row {quarantine_id}; correct the file and "
+                   "resubmit it (the row stays)")
     else:
         message = (f"{report.file} did not fix quarantine row {quarantine_id} ({report.status}: the corrected "
                    f"record was not stored; see `rematch quarantine list`)")

@@ -116,6 +116,52 @@ def test_quarantine_resubmit_of_a_refused_file(settings: Settings, tmp_path: Pat
         resubmit(settings, load_policy(), 999, fixed)
 
 
+def test_a_corrected_file_for_a_held_batch_resolves_every_row_of_it_that_it_fixes(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("REMATCH_MAX_INVALID_SHARE", "0.5")
+    held = tmp_path / "held.csv"
+    held.write_bytes(x.capacity_csv([x.offer("OF-1", ags="x"), x.offer("OF-2", state="HH"), x.offer("OF-3")]))
+    assert ingest_file(held, settings, load_policy()).status == "held"
+    rows = list_quarantine(settings)
+    assert len(rows) == 3 and "batch_held" in {r["rule"] for r in rows}
+    # The same bytes again are not "already ingested, nothing changed": the sender learns the file was held.
+    capsys.readouterr()
+    assert main(["ingest", str(held), "--json"]) == 1
+    again = json.loads(capsys.readouterr().out)[0]
+    assert (again["status"], again["duplicate"]) == ("held", True)
+    assert "same file as held.csv, held on" in again["message"]
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_bytes(x.capacity_csv([x.offer("OF-1"), x.offer("OF-2"), x.offer("OF-3")]))
+    result = resubmit(settings, load_policy(), rows[0]["id"], fixed)
+    assert result["resolved"] is True and sorted(result["resolved_ids"]) == [r["id"] for r in rows]
+    assert list_quarantine(settings) == []
+    with get_engine(settings.database_url).connect() as conn:
+        assert sorted(conn.execute(select(t.capacity_offers.c.offer_id)).scalars()) == ["OF-1", "OF-2", "OF-3"]
+
+
+def test_resubmitting_a_corrected_file_ingested_before_resolves_the_row(settings: Settings, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(x.capacity_csv([x.offer("OF-1", places_persons="3"), x.offer("OF-2")]))
+    ingest_file(bad, settings, load_policy())
+    (row,) = list_quarantine(settings)
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_bytes(x.capacity_csv([x.offer("OF-1")]))
+    assert ingest_file(fixed, settings, load_policy()).status == "ingested"  # dropped in the inbox first
+    result = resubmit(settings, load_policy(), row["id"], fixed)
+    assert result["resolved"] is True and result["ingest"]["status"] == "duplicate"
+    assert list_quarantine(settings) == []
+
+
+def test_a_decision_refused_at_the_command_line_is_listed_in_the_quarantine(
+        settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["decide", "RM-NOBODY", "R-2026-11-23", "accept"]) == 2
+    capsys.readouterr()
+    assert main(["quarantine", "list", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["file"], row["table_name"], row["resolved_at"]) == ("(rematch decide)", "decisions", None)
+
+
 def test_inbox_scan_lists_only_files_not_ingested_before(settings: Settings) -> None:
     (settings.inbox / "a.xlsx").write_bytes(x.kobo_xlsx([A], {"uuid-RM-A": x.family("head")}))
     (settings.inbox / "b.csv").write_bytes(x.capacity_csv([x.offer()]))

@@ -109,10 +109,18 @@ _MEMBER_REJECT = ("case_id", "member_of_unapplied_household",
 
 
 def _duplicate_report(path_name: str, digest: str, seen: Any, runs: list[Any], settings: Settings) -> IngestReport:
+    """The same bytes again: nothing changes. If they were refused or held the first time, the report says so with
+    that status (nothing of the file was ever applied), so the sender is not told all is well."""
     index = settings.data_docs / "index.html"
-    return IngestReport(path_name, digest, "duplicate",
-                        f"{path_name} was already ingested as {seen.original_name} on "
-                        f"{seen.received_at:%Y-%m-%d %H:%M} (sha256 {digest[:12]}…); nothing changed",
+    when = f"{seen.received_at:%Y-%m-%d %H:%M} (sha256 {digest[:12]}…)"
+    if seen.status != "ingested":
+        status, message = seen.status, (
+            f"{path_name} is the same file as {seen.original_name}, {seen.status} on {when}: none of its rows were "
+            "applied; `rematch quarantine list` says why. Correct the file and send the corrected one")
+    else:
+        status, message = "duplicate", f"{path_name} was already ingested as {seen.original_name} on {when}; " \
+            "nothing changed"
+    return IngestReport(path_name, digest, status, message,
                         kind=seen.kind, format=seen.format, duplicate=True, raw_file_id=seen.id,
                         reports={r.table_name: r.report_path for r in runs if r.report_path},
                         data_docs=str(index) if index.exists() else None)
