@@ -89,7 +89,13 @@ def cmd_round_offer(args: argparse.Namespace) -> int:
 def cmd_round_settle(args: argparse.Namespace) -> int:
     from rematch_pipeline.rounds import settle_offers
 
-    expired = settle_offers(load_settings(), args.today or date.today())
+    today = args.today or date.today()
+    if today > date.today() and not args.allow_future:
+        # Expiry cannot be undone: a mistyped date would send every household with an open offer back to the pool.
+        print(f"--today {today} is after today ({date.today()}): offers whose deadline has not passed would expire "
+              "for good; give --allow-future if that is meant")
+        return 2
+    expired = settle_offers(load_settings(), today)
     print(f"{expired} unanswered offers expired; those households are back in the pool")
     return 0
 
@@ -294,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     ro.set_defaults(func=cmd_round_offer)
     rx = r.add_parser("settle", help="expire offers not answered by their deadline")
     rx.add_argument("--today", type=_date, help="default: today")
+    rx.add_argument("--allow-future", action="store_true", help="accept a --today after today's date")
     rx.set_defaults(func=cmd_round_settle)
     rp = r.add_parser("replay", help="re-solve a round from its stored snapshot and compare the assignments")
     rp.add_argument("round_id")

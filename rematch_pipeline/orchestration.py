@@ -18,7 +18,9 @@ HOUSEHOLDS_ASSET = "rematch://households"
 CAPACITIES_ASSET = "rematch://capacities"
 DECISIONS_ASSET = "rematch://decisions"
 ROUND_ASSET = "rematch_solved_round"
-INGEST_SUFFIXES = (".xlsx", ".csv", ".zip", ".txt")
+# Spreadsheet and text files, those we cannot read included: the ingest says why (an old .xls: "save it as .xlsx",
+# a workbook with macros: refused) instead of the file lying unnoticed in the inbox. Other files stay where they are.
+INGEST_SUFFIXES = (".xlsx", ".csv", ".zip", ".txt", ".xls", ".xlsm", ".ods", ".tsv")
 # Every 15 minutes unless REMATCH_INGEST_SCHEDULE (a cron expression) says otherwise; read when the DAG is parsed.
 INGEST_SCHEDULE = os.environ.get("REMATCH_INGEST_SCHEDULE", "*/15 * * * *")
 # One matching round a week (Monday 06:00 UTC) unless REMATCH_ROUND_SCHEDULE says otherwise.

@@ -166,10 +166,14 @@ def test_inbox_scan_lists_only_files_not_ingested_before(settings: Settings) -> 
     (settings.inbox / "a.xlsx").write_bytes(x.kobo_xlsx([A], {"uuid-RM-A": x.family("head")}))
     (settings.inbox / "b.csv").write_bytes(x.capacity_csv([x.offer()]))
     (settings.inbox / "photo.jpg").write_bytes(b"\xff\xd8")
+    (settings.inbox / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 504)
     found = orchestration.scan_inbox()
-    assert [Path(u.removeprefix("file://")).name for u in found] == ["a.xlsx", "b.csv"]
+    assert [Path(u.removeprefix("file://")).name for u in found] == ["a.xlsx", "b.csv", "old.xls"]
     first = orchestration.ingest_path(found[0])
     assert (first["kind"], first["rows_added"]) == ("households", 1)
+    # A file we cannot read is not left unnoticed: the sender learns what to do with it.
+    old = orchestration.ingest_path(found[2])
+    assert old["status"] == "unrecognised" and "save it as .xlsx" in old["message"]
     assert [Path(u.removeprefix("file://")).name for u in orchestration.scan_inbox()] == ["b.csv"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from rematch_pipeline import store
+from rematch_pipeline.cli import main
 from rematch_pipeline.config import Settings, load_policy
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine
@@ -380,3 +381,13 @@ def test_logs_of_a_full_round_carry_no_contact_data_or_health_details(settings: 
     assert "round R-2026-11-23" in logged  # the capture works
     for secret in (SECRET_PHONE, SECRET_MAIL, SECRET_NOTE, "dialysis", "Warszawa"):
         assert secret not in logged
+
+
+def test_settling_as_of_a_date_after_today_needs_allow_future(settings: Settings,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    # Expired offers cannot come back, so a mistyped future date must not expire offers still running.
+    future = (date.today() + timedelta(days=9)).isoformat()
+    assert main(["round", "settle", "--today", future]) == 2
+    assert "after today" in capsys.readouterr().out
+    assert main(["round", "settle", "--today", future, "--allow-future"]) == 0
+    assert main(["round", "settle", "--today", date.today().isoformat()]) == 0
