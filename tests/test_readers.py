@@ -215,16 +215,17 @@ def test_capacity_csv_with_commas_and_iso_dates_in_windows_1252(tmp_path: Path) 
     assert any("Windows-1252" in n for n in batch.notes)
 
 
-def test_capacity_header_below_a_title_row_is_found_and_numeric_ags_is_noted(tmp_path: Path) -> None:
+def test_capacity_header_below_a_title_row_is_found_and_numeric_ags_is_repaired(tmp_path: Path) -> None:
     row = ["OF-1", 1002000, "Kiel", "SH", "big_city", datetime(2026, 10, 1), "2026-12-31T00:00:00", 40.0]
     path = write_xlsx(tmp_path / "template.xlsx", {"Tabelle1": [["Kapazitätsmeldung Kiel"], [], list(CAPACITY_FIELDS),
                                                                 row]})
     batch = read_file(path)
     offer = batch.tables["capacity_offers"].iloc[0]
-    assert offer["ags"] == "1002000"  # as written; the validator rejects it
+    assert offer["ags"] == "01002000"  # Excel dropped the zero of a number; Kiel is in SH, so it comes back
     assert offer["valid_from"] == "2026-10-01" and offer["valid_until"] == "2026-12-31"
     assert offer["places_persons"] == "40" and offer["source_row"] == 4
     assert any("ags stored as a number" in n for n in batch.notes)
+    assert any("given 8 digits again" in n for n in batch.notes)
 
 
 def test_unrecognised_file_names_file_and_expectation(tmp_path: Path) -> None:

@@ -358,7 +358,7 @@ def _read_xlsx(path: Path, zf: zipfile.ZipFile, label: str) -> Batch:
         return _households_batch(main, members, "kobo_xlsx", _kobo_link)
     if capacity:
         notes: list[str] = []
-        frames = [_capacity_frame(t, notes, repair_ags=False) for t in capacity]
+        frames = [_capacity_frame(t, notes, repair_ags=True) for t in capacity]
         return Batch("capacity", {"capacity_offers": pd.concat(frames, ignore_index=True)}, notes, "capacity_xlsx")
     names = ", ".join(repr(s.name) for s in sheets)
     raise UnrecognisedFileError(f"{label}: no sheet ({names}) has the expected header row; expected {_EXPECTED}")
