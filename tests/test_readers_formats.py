@@ -65,6 +65,14 @@ def test_odk_central_zip_links_members_by_parent_key(tmp_path: Path) -> None:
     assert not any("unknown column" in n for n in batch.notes)
 
 
+def test_odk_zip_without_the_members_csv_says_which_file_is_missing(tmp_path: Path) -> None:
+    full = zipfile.ZipFile(io.BytesIO(x.odk_zip([A], {"uuid-RM-A": x.family("head")})))
+    only_main = x.zip_bytes({"rematch_household.csv": full.read("rematch_household.csv")})
+    batch = read_file(write(tmp_path, "odk.zip", only_main))
+    assert batch.tables["members"].empty
+    assert any("'<form id>-members.csv'" in n for n in batch.notes)
+
+
 def test_odk_zip_without_household_csv_is_unrecognised(tmp_path: Path) -> None:
     path = write(tmp_path, "odk.zip", x.zip_bytes({"form.csv": b"KEY\nuuid:1\n"}))
     with pytest.raises(UnrecognisedFileError, match="without a main CSV"):

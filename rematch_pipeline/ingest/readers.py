@@ -408,8 +408,11 @@ def _households_batch(main: _Table, members: _Table | None, fmt: str, link: _Lin
         if fmt == "kobo_csv":
             notes.append(KOBO_CSV_NOTE)
         else:
-            notes.append("no members sheet found (a sheet with 'relation' and 'birth_year'); "
-                         "households have no members")
+            where = ("no members file found in the ZIP (ODK Central exports the repeat group as "
+                     "'<form id>-members.csv' beside the main CSV; export with repeat groups)"
+                     if fmt == "odk_central_zip"
+                     else "no members sheet found (a sheet with 'relation' and 'birth_year')")
+            notes.append(f"{where}; households have no members")
             frames["members"] = _frame({}, MEMBER_COLUMNS, ("member_no", "source_row"))
         return Batch("households", frames, notes, fmt)
     m_lay = _layout(members.header, MEMBER_FIELDS, {}, members.sep)
