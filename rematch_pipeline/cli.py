@@ -63,8 +63,10 @@ def _summary_text(s: Any) -> str:
 
 
 def cmd_round_run(args: argparse.Namespace) -> int:
-    from rematch_pipeline.rounds import run_round
+    from rematch_pipeline.rounds import refuse_future, run_round
 
+    if args.date and not args.allow_future:
+        refuse_future(args.date, "--date", "give --allow-future if that is meant")
     summary = run_round(load_settings(), load_policy(args.policy), args.date or date.today())
     _print(summary.to_json(), args.json, _summary_text(summary))
     return 0 if summary.status != "failed" else 2
@@ -88,15 +90,11 @@ def cmd_round_offer(args: argparse.Namespace) -> int:
 
 
 def cmd_round_settle(args: argparse.Namespace) -> int:
-    from rematch_pipeline.rounds import settle_offers
+    from rematch_pipeline.rounds import refuse_future, settle_offers
 
-    today = args.today or date.today()
-    if today > date.today() and not args.allow_future:
-        # Expiry cannot be undone: a mistyped date would send every household with an open offer back to the pool.
-        print(f"--today {today} is after today ({date.today()}): offers whose deadline has not passed would expire "
-              "for good; give --allow-future if that is meant")
-        return 2
-    expired = settle_offers(load_settings(), today)
+    if args.today and not args.allow_future:
+        refuse_future(args.today, "--today", "give --allow-future if that is meant")
+    expired = settle_offers(load_settings(), args.today or date.today())
     print(f"{expired} unanswered offers expired; those households are back in the pool")
     return 0
 
@@ -289,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("round", help="matching rounds").add_subparsers(dest="sub", required=True)
     rr = r.add_parser("run", help="solve the round of a date (idempotent)")
     rr.add_argument("--date", type=_date)
+    rr.add_argument("--allow-future", action="store_true",
+                    help="accept a --date after today's date (it settles the offers as of that day)")
     rr.add_argument("--policy", help="policy file (default: REMATCH_POLICY_FILE or the shipped policy.toml)")
     rr.add_argument("--json", action="store_true")
     rr.set_defaults(func=cmd_round_run)

@@ -20,8 +20,12 @@ from rematch_pipeline.scenario import generate_scenario
 def run_demo(settings: Settings, households: int, municipalities: int, seed: int, round_date: date) -> int:
     settings.ensure_dirs()
     # The letters tell households to answer the coordination team: the demo's is fictitious but reachable in form.
-    os.environ.setdefault("REMATCH_COORDINATION_CONTACT",
-                          "Re:Match Koordinationsteam (Demo), koordination@rematch.example")
+    if not os.environ.get("REMATCH_COORDINATION_CONTACT"):
+        os.environ["REMATCH_COORDINATION_CONTACT"] = "Re:Match Koordinationsteam (Demo), koordination@rematch.example"
+        try:
+            return run_demo(settings, households, municipalities, seed, round_date)
+        finally:
+            del os.environ["REMATCH_COORDINATION_CONTACT"]
     policy = load_policy()
     scenario_dir = settings.home / "scenario" / f"seed-{seed}"
     files = generate_scenario(scenario_dir, households=households, municipalities=municipalities, seed=seed,

@@ -91,9 +91,9 @@ def ingest_path(url: str) -> dict[str, Any]:
                 shutil.copyfileobj(src, dst)
             report = ingest_file(local, settings, policy, actor="airflow", name=source.name)
     added = sum(c.get("inserted", 0) + c.get("replaced", 0) for c in report.counts.values())
-    return {"file": report.file, "status": report.status, "kind": report.kind, "format": report.format,
-            "accepted": report.accepted, "quarantined": report.quarantined, "rows_added": added,
-            "message": report.message, "reports": report.reports, "data_docs": report.data_docs}
+    return {"file": report.file, "status": report.status, "duplicate": report.duplicate, "kind": report.kind,
+            "format": report.format, "accepted": report.accepted, "quarantined": report.quarantined,
+            "rows_added": added, "message": report.message, "reports": report.reports, "data_docs": report.data_docs}
 
 
 def rows_added(reports: list[dict[str, Any]], kind: str) -> int:
@@ -102,9 +102,16 @@ def rows_added(reports: list[dict[str, Any]], kind: str) -> int:
 
 
 def round_day(round_date: str | None, logical_date: str | None) -> str:
-    """The round's date: the `round_date` param if given, else the run's logical date (a weekly cron run)."""
+    """The round's date: the `round_date` param if given, else the run's logical date (a weekly cron run).
+
+    A `round_date` param after today is refused (`rounds.refuse_future`): the run would expire offers still running.
+    """
+    from rematch_pipeline.rounds import refuse_future
+
     if round_date:
-        return date.fromisoformat(round_date).isoformat()
+        day = date.fromisoformat(round_date)
+        refuse_future(day, "round_date", "trigger the run without it, or on that day")
+        return day.isoformat()
     return (date.fromisoformat(logical_date[:10]) if logical_date else date.today()).isoformat()
 
 

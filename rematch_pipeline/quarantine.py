@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +53,61 @@ def _applied_from(conn: Connection, table: str, key: tuple[str, ...], raw_file_i
     return conn.execute(q).scalar() == raw_file_id
 
 
-def _fixed_by(conn: Connection, row: Any, raw_file_id: int, clean: bool) -> bool:
-    """Whether the file `raw_file_id` fixed this quarantine row; `clean`: that file's ingest quarantined nothing."""
-    key = _key(row.table_name, row.record)
-    return clean if key is None else _applied_from(conn, row.table_name, key, raw_file_id)
+@dataclass
+class _Fix:
+    """The corrected file a resubmission stored (or had stored before), and what it takes to count as a fix."""
+
+    raw: Any  # its raw_files row
+    clean: bool  # its ingest quarantined nothing
+    settings: Settings
+    originals: dict[int, bool] = field(default_factory=dict)  # per original file: every record of it stored since
+
+    def fixed(self, conn: Connection, row: Any) -> bool:
+        """Whether this file fixed the quarantine row: it came after the row, and stored the row's record (a row
+        with a key) or, for a whole-file row, went in clean with every record of the original file stored since."""
+        later = (self.raw.id > row.raw_file_id if row.raw_file_id is not None
+                 else self.raw.received_at > row.created_at)
+        if not later:
+            return False  # an older file cannot correct a newer one
+        key = _key(row.table_name, row.record)
+        if key is not None:
+            return _applied_from(conn, row.table_name, key, self.raw.id)
+        if row.raw_file_id not in self.originals:
+            self.originals[row.raw_file_id] = _all_stored_since(conn, self.settings, row.raw_file_id)
+        return self.clean and self.originals[row.raw_file_id]
+
+
+def _all_stored_since(conn: Connection, settings: Settings, raw_file_id: int | None) -> bool:
+    """Whether every record the original file holds is stored from a newer file: a held batch's valid rows have no
+    quarantine row of their own, so a corrected file that leaves them out must not clear the batch. True for a file
+    that cannot be read (refused, unrecognised): it holds no record to lose."""
+    from rematch_pipeline.ingest.readers import UnrecognisedFileError, read_file
+    from rematch_pipeline.ingest.safety import RefusedFileError
+
+    raw = conn.execute(select(t.raw_files).where(t.raw_files.c.id == raw_file_id)).first()
+    if raw is None:
+        return True
+    try:
+        batch = read_file(settings.home / raw.archived_path, name=raw.original_name)
+    except (UnrecognisedFileError, RefusedFileError):
+        return True
+    # Invalid rows have quarantine rows of their own, resolved on their own; only the rows held with them count here.
+    own = {(q.table_name, _key(q.table_name, q.record)) for q in conn.execute(
+        select(t.quarantine.c.table_name, t.quarantine.c.record).where(t.quarantine.c.raw_file_id == raw.id))}
+    for table, frame in batch.tables.items():
+        if table not in _ENTITY or table == "members":  # members are stored with their household
+            continue
+        family, fields = _ENTITY[table]
+        tbl = t.metadata.tables[family]
+        for record in frame.astype(object).where(frame.notna(), None).to_dict("records"):
+            key = _key(table, record)
+            if key is None or (table, key) in own:
+                continue
+            stored = conn.execute(select(tbl.c.raw_file_id).where(
+                *(tbl.c[f] == v for f, v in zip(fields, key, strict=True)))).scalar()
+            if stored is None or stored <= raw.id:
+                return False
+    return True
 
 
 def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: Path,
@@ -65,9 +117,10 @@ def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: 
     A row naming a household, offer or decision is resolved when the corrected file's version of it is stored now;
     every other open row of the same household (its members too), offer or decision is resolved with it. A
     whole-file row (unrecognised, refused, held), or a row without a usable key, is resolved when the corrected file
-    was ingested with no row quarantined. The other open rows of the same original file are resolved as far as the
-    corrected file fixes them (a held batch resubmitted whole clears every row). A corrected file ingested before
-    counts with what it stored then.
+    was ingested with no row quarantined and every record of the original file is stored since (`_Fix`). The other
+    open rows of the same original file are resolved as far as the corrected file fixes them (a held batch sent
+    again whole clears every row). A corrected file ingested before counts with what it stored then, if it came
+    after the row.
     """
     from rematch_pipeline.ingest.service import ingest_file
 
@@ -82,13 +135,15 @@ def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: 
     report = ingest_file(Path(corrected), settings, policy, actor=actor)
     key = _key(row.table_name, row.record)
     resolved_ids: list[int] = []
-    fixing = report.raw_file_id if report.status in ("ingested", "duplicate") else None
     with engine.begin() as conn:
-        clean = fixing is not None and conn.execute(
-            select(t.quarantine.c.id).where(t.quarantine.c.raw_file_id == fixing).limit(1)).first() is None
-        ok = fixing is not None and _fixed_by(conn, row, fixing, clean)
-        if ok:
-            assert fixing is not None
+        fix = None
+        if report.status in ("ingested", "duplicate") and report.raw_file_id is not None:
+            raw = conn.execute(select(t.raw_files).where(t.raw_files.c.id == report.raw_file_id)).one()
+            clean = conn.execute(select(t.quarantine.c.id).where(t.quarantine.c.raw_file_id == raw.id)
+                                 .limit(1)).first() is None
+            fix = _Fix(raw, clean, settings)
+        ok = fix is not None and fix.fixed(conn, row)
+        if fix is not None and ok:
             resolved_ids = [quarantine_id]
             family = _FAMILY[_ENTITY[row.table_name][0]] if key is not None else ()
             others = conn.execute(select(t.quarantine.c.id, t.quarantine.c.table_name, t.quarantine.c.record,
@@ -99,7 +154,7 @@ def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: 
                 o.id for o in others
                 if (o.table_name in family and _key(o.table_name, o.record) == key)  # the same record
                 or (row.raw_file_id is not None and o.raw_file_id == row.raw_file_id
-                    and _fixed_by(conn, o, fixing, clean))]  # the same file, fixed too
+                    and fix.fixed(conn, o))]  # the same file, fixed too
             conn.execute(update(t.quarantine).where(t.quarantine.c.id.in_(resolved_ids))
                          .values(resolved_at=store.now(), resolved_by_raw_file_id=report.raw_file_id))
             store.audit(conn, actor, "quarantine_resolved", str(quarantine_id),
@@ -110,8 +165,8 @@ def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: 
                         {"raw_file_id": report.raw_file_id, "file": report.file, "status": report.status})
     if ok:
         message = (f"quarantine row {quarantine_id} resolved by {report.file}"
-                   + (f" (with {len(resolved_ids) - 1} more row(s) of the same record)" if len(resolved_ids) > 1
-                      else ""))
+                   + (f" (with {len(resolved_ids) - 1} more row(s) of the same record or file)"
+                      if len(resolved_ids) > 1 else ""))
     elif report.status == "duplicate":
         message = (f"{report.file} was ingested before and did not fix row {quarantine_id}; correct the file and "
                    "resubmit it (the row stays)")

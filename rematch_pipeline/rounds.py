@@ -150,6 +150,14 @@ def offer_round(settings: Settings, round_id: str, actor: str = "cli") -> int:
     return made
 
 
+def refuse_future(day: date, what: str, how_to_allow: str) -> None:
+    """Settling as of a day after today expires offers whose deadline has not passed yet, and expiry cannot be
+    undone: a mistyped date would send every household with an open offer back to the pool. Refused, in words."""
+    if day > date.today():
+        raise ValueError(f"{what} {day} is after today ({date.today()}): offers whose deadline has not passed would "
+                         f"expire for good; {how_to_allow}")
+
+
 def settle_offers(settings: Settings, today: date, actor: str = "cli") -> int:
     """Expire unanswered offers whose deadline passed before `today`; rounds with nothing pending close."""
     migrate(settings.database_url)

@@ -140,6 +140,37 @@ def test_a_corrected_file_for_a_held_batch_resolves_every_row_of_it_that_it_fixe
         assert sorted(conn.execute(select(t.capacity_offers.c.offer_id)).scalars()) == ["OF-1", "OF-2", "OF-3"]
 
 
+def test_a_held_batch_stays_quarantined_until_its_valid_rows_are_stored_too(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REMATCH_MAX_INVALID_SHARE", "0.5")
+    held = tmp_path / "held.csv"
+    held.write_bytes(x.capacity_csv([x.offer("OF-1", ags="x"), x.offer("OF-2", state="HH"), x.offer("OF-3")]))
+    ingest_file(held, settings, load_policy())
+    rows = {r["rule"]: r for r in list_quarantine(settings)}
+    # Only the two bad offers, corrected: OF-3 was held with them and is still not stored, so the batch stays.
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_bytes(x.capacity_csv([x.offer("OF-1"), x.offer("OF-2")]))
+    first = resubmit(settings, load_policy(), next(r["id"] for r in rows.values() if r["rule"] != "batch_held"), fixed)
+    assert first["resolved"] is True
+    assert [r["rule"] for r in list_quarantine(settings)] == ["batch_held"]
+    rest = tmp_path / "rest.csv"
+    rest.write_bytes(x.capacity_csv([x.offer("OF-3")]))
+    assert resubmit(settings, load_policy(), rows["batch_held"]["id"], rest)["resolved"] is True
+    assert list_quarantine(settings) == []
+
+
+def test_an_older_file_does_not_resolve_a_newer_files_row(settings: Settings, tmp_path: Path) -> None:
+    older = tmp_path / "older.csv"
+    older.write_bytes(x.capacity_csv([x.offer("OF-1")]))
+    ingest_file(older, settings, load_policy())
+    newer = tmp_path / "newer.csv"
+    newer.write_bytes(x.capacity_csv([x.offer("OF-1", places_persons="3")]))
+    ingest_file(newer, settings, load_policy())
+    (row,) = list_quarantine(settings)
+    assert resubmit(settings, load_policy(), row["id"], older)["resolved"] is False
+    assert len(list_quarantine(settings)) == 1
+
+
 def test_resubmitting_a_corrected_file_ingested_before_resolves_the_row(settings: Settings, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_bytes(x.capacity_csv([x.offer("OF-1", places_persons="3"), x.offer("OF-2")]))

@@ -383,11 +383,21 @@ def test_logs_of_a_full_round_carry_no_contact_data_or_health_details(settings: 
         assert secret not in logged
 
 
-def test_settling_as_of_a_date_after_today_needs_allow_future(settings: Settings,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_date_after_today_expires_nothing_unless_allowed(settings: Settings, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
     # Expired offers cannot come back, so a mistyped future date must not expire offers still running.
-    future = (date.today() + timedelta(days=9)).isoformat()
-    assert main(["round", "settle", "--today", future]) == 2
-    assert "after today" in capsys.readouterr().out
+    from rematch_pipeline.orchestration import round_day
+
+    _seed(settings, tmp_path)
+    r1 = run_round(settings, load_policy(), R1)
+    offer_round(settings, r1.round_id)
+    future = (max(o.respond_by for o in _offers(settings, r1.round_id).values()) + timedelta(days=1))
+    future = max(future, date.today() + timedelta(days=1)).isoformat()
+    for argv in (["round", "settle", "--today", future], ["round", "run", "--date", future]):
+        assert main(argv) == 2
+        assert "after today" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="after today"):
+        round_day(future, None)
+    assert {o.status for o in _offers(settings, r1.round_id).values()} == {"pending"}
     assert main(["round", "settle", "--today", future, "--allow-future"]) == 0
-    assert main(["round", "settle", "--today", date.today().isoformat()]) == 0
+    assert {o.status for o in _offers(settings, r1.round_id).values()} == {"expired"}
