@@ -152,9 +152,9 @@ def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: 
                                   ).all()
             resolved_ids += [
                 o.id for o in others
-                if (o.table_name in family and _key(o.table_name, o.record) == key)  # the same record
-                or (row.raw_file_id is not None and o.raw_file_id == row.raw_file_id
-                    and fix.fixed(conn, o))]  # the same file, fixed too
+                if ((o.table_name in family and _key(o.table_name, o.record) == key)  # the same record
+                    or (row.raw_file_id is not None and o.raw_file_id == row.raw_file_id))  # the same file
+                and fix.fixed(conn, o)]  # each only if this file fixed it (a newer bad version stays)
             conn.execute(update(t.quarantine).where(t.quarantine.c.id.in_(resolved_ids))
                          .values(resolved_at=store.now(), resolved_by_raw_file_id=report.raw_file_id))
             store.audit(conn, actor, "quarantine_resolved", str(quarantine_id),

@@ -169,6 +169,16 @@ def test_an_older_file_does_not_resolve_a_newer_files_row(settings: Settings, tm
     (row,) = list_quarantine(settings)
     assert resubmit(settings, load_policy(), row["id"], older)["resolved"] is False
     assert len(list_quarantine(settings)) == 1
+    # A correction resolves the rows of that offer it came after, not a bad version sent after it.
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_bytes(x.capacity_csv([x.offer("OF-1", places_persons="14")]))
+    ingest_file(fixed, settings, load_policy())
+    newest = tmp_path / "newest.csv"
+    newest.write_bytes(x.capacity_csv([x.offer("OF-1", places_persons="2")]))
+    ingest_file(newest, settings, load_policy())
+    result = resubmit(settings, load_policy(), row["id"], fixed)
+    assert result["resolved"] is True and result["resolved_ids"] == [row["id"]]
+    assert [r["file"] for r in list_quarantine(settings)] == ["newest.csv"]
 
 
 def test_resubmitting_a_corrected_file_ingested_before_resolves_the_row(settings: Settings, tmp_path: Path) -> None:
