@@ -45,12 +45,17 @@ def _key(table: str, record: Any) -> tuple[str, ...] | None:
     return values if all(values) else None
 
 
-def _applied_from(conn: Connection, table: str, key: tuple[str, ...], raw_file_id: int) -> bool:
-    """Whether the corrected file's version of the thing is the one stored now."""
+def _stored_from(conn: Connection, table: str, key: tuple[str, ...]) -> int | None:
+    """The file the stored version of the thing came from (None: not stored)."""
     family, fields = _ENTITY[table]
     tbl = t.metadata.tables[family]
     q = select(tbl.c.raw_file_id).where(*(tbl.c[f] == v for f, v in zip(fields, key, strict=True)))
-    return conn.execute(q).scalar() == raw_file_id
+    return conn.execute(q).scalar()
+
+
+def _applied_from(conn: Connection, table: str, key: tuple[str, ...], raw_file_id: int) -> bool:
+    """Whether the corrected file's version of the thing is the one stored now."""
+    return _stored_from(conn, table, key) == raw_file_id
 
 
 @dataclass
@@ -97,14 +102,11 @@ def _all_stored_since(conn: Connection, settings: Settings, raw_file_id: int | N
     for table, frame in batch.tables.items():
         if table not in _ENTITY or table == "members":  # members are stored with their household
             continue
-        family, fields = _ENTITY[table]
-        tbl = t.metadata.tables[family]
         for record in frame.astype(object).where(frame.notna(), None).to_dict("records"):
             key = _key(table, record)
             if key is None or (table, key) in own:
                 continue
-            stored = conn.execute(select(tbl.c.raw_file_id).where(
-                *(tbl.c[f] == v for f, v in zip(fields, key, strict=True)))).scalar()
+            stored = _stored_from(conn, table, key)
             if stored is None or stored <= raw.id:
                 return False
     return True
@@ -143,7 +145,7 @@ def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: 
                                  .limit(1)).first() is None
             fix = _Fix(raw, clean, settings)
         ok = fix is not None and fix.fixed(conn, row)
-        if fix is not None and ok:
+        if ok and fix is not None:  # (`fix` is known to be set once `ok`; said again for the type checker)
             resolved_ids = [quarantine_id]
             family = _FAMILY[_ENTITY[row.table_name][0]] if key is not None else ()
             others = conn.execute(select(t.quarantine.c.id, t.quarantine.c.table_name, t.quarantine.c.record,

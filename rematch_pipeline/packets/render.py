@@ -274,7 +274,7 @@ def packet_context(packet: PacketInput) -> dict[str, Any]:
     households = [_household_view(ph, packet) for ph in ordered]
     total_keys = (
         "persons", "rooms_needed", "kita_u3", "kita_ue3", "school_primary", "school_secondary",
-        "language_course_seats", "units_wheelchair", "units_pets_allowed",
+        "language_course_seats", "units_pets_allowed",
     )
     totals = {k: sum(getattr(h["demand"], k) for h in households) for k in total_keys}
     # Only the needs shown above: a total over withheld ones could name the household in a small packet.
