@@ -5,16 +5,14 @@ from __future__ import annotations
 import resource
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 from rematch_pipeline.config import load_policy
 from rematch_pipeline.matching.engine import match
+from rematch_pipeline.scenario import DEFAULT_ROUND_DATE as BENCH_DATE
 from rematch_pipeline.scenario import generate_scenario
 from rematch_pipeline.scenario_load import load_scenario
-
-BENCH_DATE = date(2026, 11, 23)
 
 
 def bench_match(households: int, municipalities: int, seed: int, time_limit_s: float | None = None,

@@ -11,7 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from rematch_pipeline.config import load_policy, load_settings
+from rematch_pipeline.config import Settings, load_policy, load_settings
 
 
 def _date(value: str) -> date:
@@ -25,7 +25,7 @@ def _print(obj: Any, as_json: bool, text: str) -> None:
     print(json.dumps(obj, indent=2, default=str, ensure_ascii=False) if as_json else text)
 
 
-def cmd_scenario_generate(args: argparse.Namespace) -> int:
+def cmd_scenario_generate(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.scenario import generate_scenario
 
     files = generate_scenario(Path(args.out), households=args.households, municipalities=args.municipalities,
@@ -34,10 +34,10 @@ def cmd_scenario_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ingest(args: argparse.Namespace) -> int:
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.ingest.service import ingest_file
 
-    settings, policy = load_settings(), load_policy()
+    policy = load_policy()
     reports = [ingest_file(Path(f), settings, policy) for f in args.files]
     _print([r.to_json() for r in reports], args.json, "\n".join(
         f"{r.status:12} {r.message}" + "".join(f"\n  validation report ({t}): {p}" for t, p in r.reports.items())
@@ -62,47 +62,43 @@ def _summary_text(s: Any) -> str:
     return "\n".join(lines)
 
 
-def cmd_round_run(args: argparse.Namespace) -> int:
-    from rematch_pipeline.rounds import refuse_future, run_round
+def cmd_round_run(args: argparse.Namespace, settings: Settings) -> int:
+    from rematch_pipeline.rounds import run_round
 
-    if args.date and not args.allow_future:
-        refuse_future(args.date, "--date", "give --allow-future if that is meant")
-    summary = run_round(load_settings(), load_policy(args.policy), args.date or date.today())
+    summary = run_round(settings, load_policy(args.policy), args.date or settings.clock.today(),
+                        allow_future=args.allow_future)
     _print(summary.to_json(), args.json, _summary_text(summary))
     return 0 if summary.status != "failed" else 2
 
 
-def cmd_round_status(args: argparse.Namespace) -> int:
+def cmd_round_status(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.rounds import latest_round_id, summarize
 
-    settings = load_settings()
     summary = summarize(settings, args.round_id or latest_round_id(settings))
     _print(summary.to_json(), args.json, _summary_text(summary))
     return 0
 
 
-def cmd_round_offer(args: argparse.Namespace) -> int:
+def cmd_round_offer(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.rounds import offer_round
 
-    made = offer_round(load_settings(), args.round_id)
+    made = offer_round(settings, args.round_id)
     print(f"{made} offers made" if made else f"round {args.round_id} had its offers already; nothing changed")
     return 0
 
 
-def cmd_round_settle(args: argparse.Namespace) -> int:
-    from rematch_pipeline.rounds import refuse_future, settle_offers
+def cmd_round_settle(args: argparse.Namespace, settings: Settings) -> int:
+    from rematch_pipeline.rounds import settle_offers
 
-    if args.today and not args.allow_future:
-        refuse_future(args.today, "--today", "give --allow-future if that is meant")
-    expired = settle_offers(load_settings(), args.today or date.today())
+    expired = settle_offers(settings, args.today or settings.clock.today(), allow_future=args.allow_future)
     print(f"{expired} unanswered offers expired; those households are back in the pool")
     return 0
 
 
-def cmd_round_replay(args: argparse.Namespace) -> int:
+def cmd_round_replay(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.rounds import replay_round
 
-    report = replay_round(load_settings(), args.round_id)
+    report = replay_round(settings, args.round_id)
     text = (f"round {report.round_id}: replay {'IDENTICAL' if report.identical else 'DIFFERENT'} "
             f"({report.stored_assignments} stored, {report.replayed_assignments} replayed assignments)"
             + "".join(f"\n  {d['case_id']}: stored {d['stored'] or '-'}, replayed {d['replayed'] or '-'}"
@@ -111,12 +107,12 @@ def cmd_round_replay(args: argparse.Namespace) -> int:
     return 0 if report.identical else 1
 
 
-def cmd_decide(args: argparse.Namespace) -> int:
+def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.offers import DecisionError
     from rematch_pipeline.rounds import decide
 
     try:
-        decide(load_settings(), args.case_id, args.round_id, args.decision, reason=args.reason)
+        decide(settings, args.case_id, args.round_id, args.decision, reason=args.reason)
     except DecisionError as exc:
         print(f"error: not applied ({exc.rule}): {exc} The attempt is kept in the quarantine.", file=sys.stderr)
         return 2
@@ -124,44 +120,44 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_audit_export(args: argparse.Namespace) -> int:
+def cmd_audit_export(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.audit import export_audit
 
-    print(export_audit(load_settings(), args.round, Path(args.out)))
+    print(export_audit(settings, args.round, Path(args.out)))
     return 0
 
 
-def cmd_purge(args: argparse.Namespace) -> int:
+def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.retention import purge
 
-    report = purge(load_settings(), args.before)
+    report = purge(settings, args.before)
     _print(report.to_json(), args.json, f"{report.households} closed households purged (contact data, free text, "
                                         f"health details); {report.archived_files} archived exports deleted")
     return 0
 
 
-def cmd_erase(args: argparse.Namespace) -> int:
+def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.retention import erase
 
-    report = erase(load_settings(), args.case_id)
+    report = erase(settings, args.case_id)
     _print(report.to_json(), args.json, f"household {report.pseudonyms[0]} erased: it left the pool and its contact "
                                         "data, free text and health details are gone")
     return 0
 
 
-def cmd_round_export(args: argparse.Namespace) -> int:
+def cmd_round_export(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.rounds import export_round
 
-    csv_path, json_path = export_round(load_settings(), args.round_id, Path(args.out))
+    csv_path, json_path = export_round(settings, args.round_id, Path(args.out))
     print(f"{csv_path}\n{json_path}")
     return 0
 
 
-def cmd_packets_render(args: argparse.Namespace) -> int:
+def cmd_packets_render(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.packets.letters import render_round_letters
     from rematch_pipeline.packets.service import render_round_packets
 
-    settings, policy = load_settings(), load_policy()
+    policy = load_policy()
     for r in render_round_packets(settings, policy, args.round_id):
         print(f"packet {r['ags']} v{r['version']} {'new' if r['new'] else 'unchanged'}"
               f"{' (final)' if r.get('final') else ''}: {r['pdf_path']}")
@@ -171,28 +167,27 @@ def cmd_packets_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_packets_deliver(args: argparse.Namespace) -> int:
+def cmd_packets_deliver(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.packets.delivery import deliver_round
 
-    results = deliver_round(load_settings(), load_policy(), args.round_id)
+    results = deliver_round(settings, load_policy(), args.round_id)
     _print(results, args.json, "\n".join(
         f"{r['document']} {r['recipient']} v{r['version']} via {r['channel']}: "
         + ("delivered" if r["delivered"] else "already delivered") for r in results) or "nothing rendered to deliver")
     return 0
 
 
-def cmd_round_report(args: argparse.Namespace) -> int:
+def cmd_round_report(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.reports.round_report import write_round_report
 
-    settings = load_settings()
     print(write_round_report(settings, args.round_id, Path(args.out) if args.out else None))
     return 0
 
 
-def cmd_quarantine_list(args: argparse.Namespace) -> int:
+def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.quarantine import list_quarantine
 
-    rows = list_quarantine(load_settings(), include_resolved=args.all)
+    rows = list_quarantine(settings, include_resolved=args.all)
     _print(rows, args.json, "\n".join(
         f"#{r['id']} {r['file']}:{r['sheet'] or ''}:{r['source_row'] or ''} [{r['table_name']}] {r['field'] or ''} "
         f"{r['rule']}: {r['message']}" + (" (resolved)" if r["resolved_at"] else "") for r in rows)
@@ -200,22 +195,22 @@ def cmd_quarantine_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_quarantine_resubmit(args: argparse.Namespace) -> int:
+def cmd_quarantine_resubmit(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.quarantine import resubmit
 
-    result = resubmit(load_settings(), load_policy(), args.id, Path(args.file))
+    result = resubmit(settings, load_policy(), args.id, Path(args.file))
     _print(result, args.json, result["message"] + f"\n  ingest: {result['ingest']['message']}")
     return 0 if result["resolved"] else 1
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.demo import run_demo
 
-    return run_demo(load_settings(), households=args.households, municipalities=args.municipalities,
-                    seed=args.seed, round_date=args.date or date.today())
+    return run_demo(settings, households=args.households, municipalities=args.municipalities,
+                    seed=args.seed, round_date=args.date or settings.clock.today())
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.bench import bench_match
 
     result = bench_match(households=args.households, municipalities=args.municipalities, seed=args.seed,
@@ -224,7 +219,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_forms_export(args: argparse.Namespace) -> int:
+def cmd_forms_export(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.forms import export_forms
 
     form, template = export_forms(Path(args.dir))
@@ -232,7 +227,7 @@ def cmd_forms_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench_ingest(args: argparse.Namespace) -> int:
+def cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.ingest.bench import bench_ingest
 
     result = bench_ingest(households=args.households, seed=args.seed, database_url=args.database_url)
@@ -240,7 +235,7 @@ def cmd_bench_ingest(args: argparse.Namespace) -> int:
     return 0 if result["status"] == "ingested" else 1
 
 
-def cmd_bench_packets(args: argparse.Namespace) -> int:
+def cmd_bench_packets(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.packets.bench import bench_packets
 
     result = bench_packets(households=args.households, municipalities=args.municipalities, seed=args.seed,
@@ -249,10 +244,9 @@ def cmd_bench_packets(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_db_upgrade(args: argparse.Namespace) -> int:
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.db.engine import migrate
 
-    settings = load_settings()
     migrate(settings.database_url)
     print("database schema is up to date")
     return 0
@@ -395,12 +389,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
+    """Run one command with `settings` (default: from the environment, on the system clock)."""
+    from rematch_pipeline.rounds import FutureDateError
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args))
+        return int(args.func(args, settings or load_settings()))
+    except FutureDateError as exc:
+        hint = "; give --allow-future if that is meant" if hasattr(args, "allow_future") else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
+        return 2
     except (LookupError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

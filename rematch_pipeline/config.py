@@ -7,9 +7,10 @@ import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from rematch_pipeline.clock import Clock, SystemClock
 from rematch_pipeline.domain import ROOM_CLASSES, Policy
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
@@ -19,6 +20,8 @@ DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
 class Settings:
     home: Path
     database_url: str
+    # Every "now" and "today" of the application is read from here (tests and replays set it by hand).
+    clock: Clock = field(default_factory=SystemClock, compare=False)
 
     @property
     def inbox(self) -> Path:
@@ -74,11 +77,11 @@ def coordination_contact(env: dict[str, str] | None = None) -> str:
     return value
 
 
-def load_settings(env: dict[str, str] | None = None) -> Settings:
+def load_settings(env: dict[str, str] | None = None, clock: Clock | None = None) -> Settings:
     env = dict(os.environ) if env is None else env
     home = Path(env.get("REMATCH_HOME", "./var")).resolve()
     url = env.get("REMATCH_DATABASE_URL") or f"sqlite:///{home / 'rematch.sqlite'}"
-    return Settings(home=home, database_url=url)
+    return Settings(home=home, database_url=url, clock=clock or SystemClock())
 
 
 def load_policy(path: str | Path | None = None, overrides: dict[str, object] | None = None) -> Policy:

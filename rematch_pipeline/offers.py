@@ -39,14 +39,13 @@ class DecisionError(ValueError):
         super().__init__(message)
 
 
-def make_offers(conn: Connection, round_id: str, actor: str) -> int:
-    """One pending offer per assignment of a solved round, due `offer_response_days` after the round date."""
+def make_offers(conn: Connection, round_id: str, actor: str, at: datetime) -> int:
+    """One pending offer per assignment of a solved round, made `at`, due `offer_response_days` after the round date."""
     r = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).one()
     policy = policy_from_dict(dict(r.policy))
     respond_by = r.round_date + timedelta(days=policy.offer_response_days)
     assignments = store.load_assignments(conn, round_id)
     households = {h.case_id: h for h in store.load_households(conn, [a.case_id for a in assignments])}
-    at = store.now()
     rows = []
     for a in assignments:
         d = demand_of(households[a.case_id], r.round_date, policy)
@@ -58,37 +57,36 @@ def make_offers(conn: Connection, round_id: str, actor: str) -> int:
     conn.execute(update(t.rounds).where(t.rounds.c.round_id == round_id).values(status="offered", offered_at=at))
     for row in rows:
         store.audit(conn, actor, "offer_made", round_id, {"case_id": row["case_id"], "ags": row["ags"],
-                                                          "respond_by": respond_by.isoformat()})
-    close_if_answered(conn, round_id, actor)
+                                                          "respond_by": respond_by.isoformat()}, at=at)
+    close_if_answered(conn, round_id, actor, at)
     return len(rows)
 
 
-def expire_offers(conn: Connection, today: date, actor: str) -> int:
-    """Pending offers whose deadline passed before `today` expire: the household is back in the pool."""
+def expire_offers(conn: Connection, today: date, actor: str, at: datetime) -> int:
+    """Pending offers whose deadline passed before `today` expire (recorded `at`): the household is back in the
+    pool."""
     due = conn.execute(select(t.match_offers.c.round_id, t.match_offers.c.case_id)
                        .where(t.match_offers.c.status == PENDING, t.match_offers.c.respond_by < today)
                        .order_by(t.match_offers.c.round_id, t.match_offers.c.case_id)).all()
-    at = store.now()
     for round_id, case_id in due:
         conn.execute(update(t.match_offers).where(t.match_offers.c.round_id == round_id,
                                                   t.match_offers.c.case_id == case_id)
                      .values(status=EXPIRED, resolved_at=at))
-        store.audit(conn, actor, "offer_expired", round_id, {"case_id": case_id})
+        store.audit(conn, actor, "offer_expired", round_id, {"case_id": case_id}, at=at)
     for round_id in sorted({r for r, _ in due}):
-        close_if_answered(conn, round_id, actor)
+        close_if_answered(conn, round_id, actor, at)
     return len(due)
 
 
-def close_if_answered(conn: Connection, round_id: str, actor: str) -> bool:
+def close_if_answered(conn: Connection, round_id: str, actor: str, at: datetime) -> bool:
     """An offered round whose every offer is accepted, declined or expired is closed."""
     status = conn.execute(select(t.rounds.c.status).where(t.rounds.c.round_id == round_id)).scalar()
     pending = conn.execute(select(func.count()).select_from(t.match_offers).where(
         t.match_offers.c.round_id == round_id, t.match_offers.c.status == PENDING)).scalar()
     if status != "offered" or pending:
         return False
-    conn.execute(update(t.rounds).where(t.rounds.c.round_id == round_id).values(status="closed",
-                                                                                  closed_at=store.now()))
-    store.audit(conn, actor, "round_closed", round_id, {})
+    conn.execute(update(t.rounds).where(t.rounds.c.round_id == round_id).values(status="closed", closed_at=at))
+    store.audit(conn, actor, "round_closed", round_id, {}, at=at)
     return True
 
 
@@ -104,8 +102,10 @@ def parse_decided_at(value: str | datetime) -> datetime:
 
 
 def record_decision(conn: Connection, case_id: str, round_id: str, decision: str, decided_at: str | datetime,
-                    reason: str | None, actor: str, source: str = "file", raw_file_id: int | None = None) -> str:
-    """Apply one answer to an offer; returns "inserted" or the reason it was not applied (DECISION_REJECTS).
+                    reason: str | None, actor: str, at: datetime, source: str = "file",
+                    raw_file_id: int | None = None) -> str:
+    """Apply one answer, given `decided_at` and recorded `at`, to an offer; returns "inserted" or the reason it was
+    not applied (DECISION_REJECTS).
 
     Accept: the household leaves the pool and the offer keeps its capacity. Decline: the household goes back to
     the pool and that municipality is never offered to it again.
@@ -127,9 +127,8 @@ def record_decision(conn: Connection, case_id: str, round_id: str, decision: str
         return "already_recorded"
     conn.execute(insert(t.decisions).values(
         raw_file_id=raw_file_id, source=source, case_id=case_id, round_id=round_id, decision=decision,
-        decided_at=when.isoformat(), reason=reason or None, created_at=store.now()))
+        decided_at=when.isoformat(), reason=reason or None, created_at=at))
     status = ACCEPTED if decision == "accept" else DECLINED
-    at = store.now()
     conn.execute(update(t.match_offers).where(t.match_offers.c.case_id == case_id,
                                               t.match_offers.c.round_id == round_id)
                  .values(status=status, resolved_at=at))
@@ -138,8 +137,8 @@ def record_decision(conn: Connection, case_id: str, round_id: str, decision: str
                      .values(status="accepted", closed_at=at))
     # The reason is free text: it stays in the decisions table (purged with the case), never in the audit trail.
     store.audit(conn, actor, "decision_recorded", round_id, {"case_id": case_id, "decision": decision,
-                                                              "ags": offer.ags, "source": source})
-    close_if_answered(conn, round_id, actor)
+                                                              "ags": offer.ags, "source": source}, at=at)
+    close_if_answered(conn, round_id, actor, at)
     return "inserted"
 
 

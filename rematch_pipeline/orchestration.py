@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rematch_pipeline.config import Settings
 
 # Team rules every DAG follows (checked by tests/test_dag_validity.py).
 DEFAULT_ARGS: dict[str, Any] = {
@@ -101,18 +104,20 @@ def rows_added(reports: list[dict[str, Any]], kind: str) -> int:
     return sum(int(r.get("rows_added") or 0) for r in reports if r and r.get("kind") == kind)
 
 
-def round_day(round_date: str | None, logical_date: str | None) -> str:
-    """The round's date: the `round_date` param if given, else the run's logical date (a weekly cron run).
+def round_day(round_date: str | None, logical_date: str | None, settings: Settings | None = None) -> str:
+    """The round's date: the `round_date` param if given, else the run's logical date (a weekly cron run), else today.
 
     A `round_date` param after today is refused (`rounds.refuse_future`): the run would expire offers still running.
     """
+    from rematch_pipeline.config import load_settings
     from rematch_pipeline.rounds import refuse_future
 
+    today = (settings or load_settings()).clock.today()
     if round_date:
         day = date.fromisoformat(round_date)
-        refuse_future(day, "round_date", "trigger the run without it, or on that day")
+        refuse_future(day, today, "the round_date param")
         return day.isoformat()
-    return (date.fromisoformat(logical_date[:10]) if logical_date else date.today()).isoformat()
+    return (date.fromisoformat(logical_date[:10]) if logical_date else today).isoformat()
 
 
 def settle_offers(day: str) -> int:
@@ -133,8 +138,9 @@ def solve_round(round_date: str | None, policy_overrides: dict[str, Any] | None 
     from rematch_pipeline.config import load_policy, load_settings
     from rematch_pipeline.rounds import run_round
 
-    day = date.fromisoformat(round_date) if round_date else date.today()
-    summary = run_round(load_settings(), load_policy(overrides=policy_overrides or None), day, actor="airflow")
+    settings = load_settings()
+    day = date.fromisoformat(round_date) if round_date else settings.clock.today()
+    summary = run_round(settings, load_policy(overrides=policy_overrides or None), day, actor="airflow")
     if summary.status == "failed":
         # The round is stored as failed with its reason; the task fails so the team sees it.
         raise RuntimeError(f"round {summary.round_id} failed: {summary.message}")

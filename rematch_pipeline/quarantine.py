@@ -137,6 +137,7 @@ def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: 
     report = ingest_file(Path(corrected), settings, policy, actor=actor)
     key = _key(row.table_name, row.record)
     resolved_ids: list[int] = []
+    at = settings.clock.now()
     with engine.begin() as conn:
         fix = None
         if report.status in ("ingested", "duplicate") and report.raw_file_id is not None:
@@ -158,13 +159,13 @@ def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: 
                     or (row.raw_file_id is not None and o.raw_file_id == row.raw_file_id))  # the same file
                 and fix.fixed(conn, o)]  # each only if this file fixed it (a newer bad version stays)
             conn.execute(update(t.quarantine).where(t.quarantine.c.id.in_(resolved_ids))
-                         .values(resolved_at=store.now(), resolved_by_raw_file_id=report.raw_file_id))
+                         .values(resolved_at=at, resolved_by_raw_file_id=report.raw_file_id))
             store.audit(conn, actor, "quarantine_resolved", str(quarantine_id),
                         {"resolved_ids": resolved_ids, "raw_file_id": report.raw_file_id, "file": report.file,
-                         "rule": row.rule})
+                         "rule": row.rule}, at=at)
         else:
             store.audit(conn, actor, "quarantine_resubmit_failed", str(quarantine_id),
-                        {"raw_file_id": report.raw_file_id, "file": report.file, "status": report.status})
+                        {"raw_file_id": report.raw_file_id, "file": report.file, "status": report.status}, at=at)
     if ok:
         message = (f"quarantine row {quarantine_id} resolved by {report.file}"
                    + (f" (with {len(resolved_ids) - 1} more row(s) of the same record or file)"

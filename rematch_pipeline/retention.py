@@ -40,9 +40,9 @@ class PurgeReport:
         return {k: v for k, v in self.__dict__.items() if k != "pseudonyms"} | {"pseudonyms": self.pseudonyms}
 
 
-def _scrub(conn: Connection, case_ids: list[str], settings: Settings, report: PurgeReport) -> None:
-    """Remove personal details of these households everywhere they are stored; keep pseudonymous aggregates."""
-    at = store.now()
+def _scrub(conn: Connection, case_ids: list[str], settings: Settings, report: PurgeReport, at: datetime) -> None:
+    """Remove personal details of these households everywhere they are stored (at `at`); keep pseudonymous
+    aggregates."""
     ids = set(case_ids)
     for chunk in (case_ids[i:i + 500] for i in range(0, len(case_ids), 500)):
         conn.execute(update(t.households).where(t.households.c.case_id.in_(chunk)).values(
@@ -134,9 +134,10 @@ def purge(settings: Settings, before: date, actor: str = "cli") -> PurgeReport:
             t.households.c.purged_at.is_(None)).order_by(t.households.c.case_id)).all()
         case_ids = [r.case_id for r in rows]
         report.households, report.pseudonyms = len(rows), [r.pseudonym for r in rows]
+        at = settings.clock.now()
         if case_ids:
-            _scrub(conn, case_ids, settings, report)
-        store.audit(conn, actor, "data_purged", f"before {before.isoformat()}", report.to_json())
+            _scrub(conn, case_ids, settings, report, at)
+        store.audit(conn, actor, "data_purged", f"before {before.isoformat()}", report.to_json(), at=at)
     log.info("purge before %s: %d households", before, report.households)
     return report
 
@@ -149,7 +150,7 @@ def erase(settings: Settings, case_id: str, actor: str = "cli") -> PurgeReport:
         row = conn.execute(select(t.households).where(t.households.c.case_id == case_id)).first()
         if row is None:
             raise LookupError(f"no household with case_id {case_id!r}")
-        at = store.now()
+        at = settings.clock.now()
         if row.status == "pool":
             conn.execute(update(t.households).where(t.households.c.case_id == case_id)
                          .values(status="withdrawn", closed_at=at))
@@ -159,10 +160,10 @@ def erase(settings: Settings, case_id: str, actor: str = "cli") -> PurgeReport:
             conn.execute(update(t.match_offers).where(t.match_offers.c.case_id == case_id,
                                                       t.match_offers.c.round_id == round_id)
                          .values(status=offers.EXPIRED, resolved_at=at))
-            store.audit(conn, actor, "offer_withdrawn", round_id, {"case_id": case_id})
-            offers.close_if_answered(conn, round_id, actor)
+            store.audit(conn, actor, "offer_withdrawn", round_id, {"case_id": case_id}, at=at)
+            offers.close_if_answered(conn, round_id, actor, at)
         report.households, report.pseudonyms = 1, [row.pseudonym]
-        _scrub(conn, [case_id], settings, report)
-        store.audit(conn, actor, "data_erased", row.pseudonym, report.to_json())
+        _scrub(conn, [case_id], settings, report, at)
+        store.audit(conn, actor, "data_erased", row.pseudonym, report.to_json(), at=at)
     log.info("erased household %s", row.pseudonym)
     return report

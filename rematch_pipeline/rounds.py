@@ -77,9 +77,10 @@ def plan_round(settings: Settings, policy: Policy, round_date: date, actor: str 
     with get_engine(settings.database_url).begin() as conn:
         _lock_round(conn, round_id)
         if conn.execute(select(t.rounds.c.status).where(t.rounds.c.round_id == round_id)).first() is None:
+            at = settings.clock.now()
             conn.execute(insert(t.rounds).values(round_id=round_id, round_date=round_date, status="planned",
-                                                 policy=dataclasses.asdict(policy), created_at=store.now()))
-            store.audit(conn, actor, "round_planned", round_id, {"round_date": round_date.isoformat()})
+                                                 policy=dataclasses.asdict(policy), created_at=at))
+            store.audit(conn, actor, "round_planned", round_id, {"round_date": round_date.isoformat()}, at=at)
     return round_id
 
 
@@ -93,24 +94,28 @@ def load_round_inputs(conn: Connection, round_id: str, round_date: date, policy:
                        consumed=offers.consumed_capacity(conn))
 
 
-def run_round(settings: Settings, policy: Policy, round_date: date, actor: str = "cli") -> RoundSummary:
+def run_round(settings: Settings, policy: Policy, round_date: date, actor: str = "cli", *,
+              allow_future: bool = False) -> RoundSummary:
     """Plan and solve the round for `round_date` once; a rerun returns the stored round unchanged (idempotent).
 
-    Everything the solve writes (expired offers, snapshot, assignments, state, audit) is one transaction.
+    Everything the solve writes (expired offers, snapshot, assignments, state, audit) is one transaction. A date
+    after today is refused unless `allow_future` (solving settles the offers as of that day).
     """
+    if not allow_future:
+        refuse_future(round_date, settings.clock.today(), "the round date")
     round_id = plan_round(settings, policy, round_date, actor)
     with get_engine(settings.database_url).begin() as conn:
         _lock_round(conn, round_id)
         row = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).one()
         solved_before = row.status in SOLVED_STATES
         if not solved_before:
-            _solve(conn, row, policy, actor)
+            _solve(conn, row, policy, actor, settings.clock.now())
     return summarize(settings, round_id, already_existed=solved_before)
 
 
-def _solve(conn: Connection, row: Any, policy: Policy, actor: str) -> None:
+def _solve(conn: Connection, row: Any, policy: Policy, actor: str, at: datetime) -> None:
     round_id, round_date = row.round_id, row.round_date
-    offers.expire_offers(conn, round_date, actor)  # unanswered offers of earlier rounds return to the pool
+    offers.expire_offers(conn, round_date, actor, at)  # unanswered offers of earlier rounds return to the pool
     inputs = load_round_inputs(conn, round_id, round_date, policy)
     blob, digest = pack(inputs)
     checksums = {**inputs.checksums(), "snapshot": digest}
@@ -126,11 +131,11 @@ def _solve(conn: Connection, row: Any, policy: Policy, actor: str) -> None:
     conn.execute(insert(t.round_inputs).values(round_id=round_id, snapshot=blob, sha256=digest))
     conn.execute(update(t.rounds).where(t.rounds.c.round_id == round_id).values(
         status=status, policy=dataclasses.asdict(policy), solver_stats=stats, input_checksums=checksums,
-        solved_at=store.now()))
+        solved_at=at))
     store.save_assignments(conn, result.assignments, result.unmatched)
     store.audit(conn, actor, "round_solved" if status == "solved" else "round_failed", round_id,
                 {"status": result.status, "persons_placed": result.persons_placed,
-                 "households": len(inputs.households), "input_checksums": checksums})
+                 "households": len(inputs.households), "input_checksums": checksums}, at=at)
     log.info("round %s %s: %s", round_id, status, result.message)
 
 
@@ -145,40 +150,49 @@ def offer_round(settings: Settings, round_id: str, actor: str = "cli") -> int:
             return 0
         if status != "solved":
             raise RuntimeError(f"round {round_id} is {status}; only a solved round can make offers")
-        made = offers.make_offers(conn, round_id, actor)
+        made = offers.make_offers(conn, round_id, actor, settings.clock.now())
     log.info("round %s: %d offers made", round_id, made)
     return made
 
 
-def refuse_future(day: date, what: str, how_to_allow: str) -> None:
+class FutureDateError(ValueError):
+    """A round or settlement dated after today, refused: see `refuse_future`."""
+
+
+def refuse_future(day: date, today: date, what: str) -> None:
     """Settling as of a day after today expires offers whose deadline has not passed yet, and expiry cannot be
     undone: a mistyped date would send every household with an open offer back to the pool. Refused, in words."""
-    if day > date.today():
-        raise ValueError(f"{what} {day} is after today ({date.today()}): offers whose deadline has not passed would "
-                         f"expire for good; {how_to_allow}")
+    if day > today:
+        raise FutureDateError(f"{what} {day} is after today ({today}): offers whose deadline has not passed would "
+                              "expire for good")
 
 
-def settle_offers(settings: Settings, today: date, actor: str = "cli") -> int:
-    """Expire unanswered offers whose deadline passed before `today`; rounds with nothing pending close."""
+def settle_offers(settings: Settings, today: date, actor: str = "cli", *, allow_future: bool = False) -> int:
+    """Expire unanswered offers whose deadline passed before `today`; rounds with nothing pending close. A `today`
+    after the clock's today is refused unless `allow_future`."""
+    if not allow_future:
+        refuse_future(today, settings.clock.today(), "the settlement date")
     migrate(settings.database_url)
     with get_engine(settings.database_url).begin() as conn:
-        return offers.expire_offers(conn, today, actor)
+        return offers.expire_offers(conn, today, actor, settings.clock.now())
 
 
 def decide(settings: Settings, case_id: str, round_id: str, decision: str, reason: str | None = None,
            decided_at: datetime | None = None, actor: str = "cli") -> None:
-    """Record one household's answer entered by hand; a decision that cannot apply is quarantined and raised."""
+    """Record one household's answer entered by hand (given now, unless `decided_at` says when it was given); a
+    decision that cannot apply is quarantined and raised."""
     migrate(settings.database_url)
-    when = decided_at or store.now()
+    at = settings.clock.now()
+    when = decided_at or at
     with get_engine(settings.database_url).begin() as conn:
-        outcome = offers.record_decision(conn, case_id, round_id, decision, when, reason, actor, source="cli")
+        outcome = offers.record_decision(conn, case_id, round_id, decision, when, reason, actor, at, source="cli")
         if outcome != "inserted":
             field, rule, message = offers.DECISION_REJECTS[outcome]
             conn.execute(insert(t.quarantine).values(
                 raw_file_id=None, table_name="decisions", field=field, rule=rule, message=message,
                 record={"case_id": case_id, "round_id": round_id, "decision": decision,
-                        "decided_at": when.isoformat(), "source": "cli"}, created_at=store.now()))
-            store.audit(conn, actor, "decision_rejected", round_id, {"case_id": case_id, "rule": rule})
+                        "decided_at": when.isoformat(), "source": "cli"}, created_at=at))
+            store.audit(conn, actor, "decision_rejected", round_id, {"case_id": case_id, "rule": rule}, at=at)
     if outcome != "inserted":
         raise offers.DecisionError(outcome)
 

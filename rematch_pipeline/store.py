@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
@@ -26,10 +26,6 @@ CAPACITY_INT_FIELDS = (
 )
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _yes(value: Any) -> bool:
     return str(value).strip().lower() == "yes"
 
@@ -47,16 +43,16 @@ def _tokens(value: Any) -> str:
 
 
 def audit(conn: Connection, actor: str, event: str, subject: str | None = None,
-          details: Mapping[str, Any] | None = None) -> None:
-    """Append one event to the audit trail (never updated, never deleted)."""
-    conn.execute(insert(t.audit_events).values(at=now(), actor=actor, event=event, subject=subject,
+          details: Mapping[str, Any] | None = None, *, at: datetime) -> None:
+    """Append one event, which happened `at`, to the audit trail (never updated, never deleted)."""
+    conn.execute(insert(t.audit_events).values(at=at, actor=actor, event=event, subject=subject,
                                                details=dict(details or {})))
 
 
 # --- households -------------------------------------------------------------------------------------------------
 
 def household_row(rec: Mapping[str, Any], raw_file_id: int, salt: str) -> dict[str, Any]:
-    """Typed database row from one validated canonical household record (all strings)."""
+    """Typed database row from one validated canonical household record (all strings); storing stamps it."""
     row: dict[str, Any] = {
         "case_id": str(rec["case_id"]).strip(),
         "raw_file_id": raw_file_id,
@@ -75,7 +71,6 @@ def household_row(rec: Mapping[str, Any], raw_file_id: int, salt: str) -> dict[s
         "pref_settlement": str(rec.get("pref_settlement") or "any"),
         "ties_ags": text_or_none(rec.get("ties_ags")),
         "notes": text_or_none(rec.get("notes")),
-        "updated_at": now(),
     }
     for aspect in WEIGHT_ASPECTS:
         row[f"weight_{aspect}"] = int(float(rec[f"weight_{aspect}"]))
@@ -96,8 +91,9 @@ def member_row(rec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def upsert_household(conn: Connection, row: dict[str, Any], members: list[dict[str, Any]]) -> str:
-    """Insert or replace a household; an older submission never replaces a newer one. Returns what happened."""
+def upsert_household(conn: Connection, row: dict[str, Any], members: list[dict[str, Any]], at: datetime) -> str:
+    """Insert or replace a household at `at`; an older submission never replaces a newer one. Returns what happened."""
+    row = {**row, "updated_at": at}
     existing = conn.execute(
         select(t.households.c.submission_time).where(t.households.c.case_id == row["case_id"])
     ).first()
@@ -146,7 +142,7 @@ def bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> Non
 
 
 def apply_households(conn: Connection, rows: list[dict[str, Any]], members: dict[str, list[dict[str, Any]]] | None,
-                     actor: str = "ingest") -> dict[str, str]:
+                     at: datetime, actor: str = "ingest") -> dict[str, str]:
     """Store validated households in bulk; returns case_id -> inserted, replaced, unchanged, kept_newer or unknown.
 
     A household with the same case_id replaces the stored one unless the stored submission is newer (kept_newer);
@@ -175,7 +171,7 @@ def apply_households(conn: Connection, rows: list[dict[str, Any]], members: dict
             if members is None:
                 outcomes[row["case_id"]] = "unknown"
                 continue
-            inserts.append(row)
+            inserts.append({**row, "updated_at": at})
             outcomes[row["case_id"]] = "inserted"
         elif (old.submission_time or "") > (row["submission_time"] or ""):
             outcomes[row["case_id"]] = "kept_newer"
@@ -183,12 +179,12 @@ def apply_households(conn: Connection, rows: list[dict[str, Any]], members: dict
                 members is None or stored_members.get(row["case_id"], []) == [_member_key(m) for m in new_members]):
             outcomes[row["case_id"]] = "unchanged"
         else:
-            replaces.append(row)
+            replaces.append({**row, "updated_at": at})
             outcomes[row["case_id"]] = "replaced"
             audit(conn, actor, "household_replaced", row["pseudonym"], {
                 "raw_file_id": row["raw_file_id"], "previous_raw_file_id": old.raw_file_id,
                 "submission_time": row["submission_time"], "previous_submission_time": old.submission_time,
-                "members_replaced": members is not None})
+                "members_replaced": members is not None}, at=at)
     bulk_insert(conn, t.households, inserts)
     if replaces:
         # Status (pool/accepted) belongs to the programme, not to the interview: kept on replacement.
@@ -204,7 +200,7 @@ def apply_households(conn: Connection, rows: list[dict[str, Any]], members: dict
     return outcomes
 
 
-def apply_offers(conn: Connection, rows: list[dict[str, Any]], actor: str = "ingest") -> dict[str, str]:
+def apply_offers(conn: Connection, rows: list[dict[str, Any]], at: datetime, actor: str = "ingest") -> dict[str, str]:
     """Store validated offers in bulk; the same offer_id replaces the earlier offer (contract §2), recorded."""
     cols = [c for c in t.capacity_offers.c if c.name not in _BOOKKEEPING]
     existing: dict[str, Any] = {}
@@ -216,15 +212,15 @@ def apply_offers(conn: Connection, rows: list[dict[str, Any]], actor: str = "ing
     for row in rows:
         old = existing.get(row["offer_id"])
         if old is None:
-            inserts.append(row)
+            inserts.append({**row, "updated_at": at})
             outcomes[row["offer_id"]] = "inserted"
         elif all(getattr(old, c.name) == row[c.name] for c in cols):
             outcomes[row["offer_id"]] = "unchanged"
         else:
-            replaces.append(row)
+            replaces.append({**row, "updated_at": at})
             outcomes[row["offer_id"]] = "replaced"
             audit(conn, actor, "offer_replaced", row["offer_id"], {"raw_file_id": row["raw_file_id"],
-                                                                   "previous_raw_file_id": old.raw_file_id})
+                                                                   "previous_raw_file_id": old.raw_file_id}, at=at)
     bulk_insert(conn, t.capacity_offers, inserts)
     if replaces:
         fields = [k for k in replaces[0] if k != "offer_id"]
@@ -291,15 +287,15 @@ def offer_row(rec: Mapping[str, Any], raw_file_id: int) -> dict[str, Any]:
         "ukrainian_community": str(rec.get("ukrainian_community") or "none"),
         "contact_name": text_or_none(rec.get("contact_name")),
         "contact_email": text_or_none(rec.get("contact_email")),
-        "updated_at": now(),
     }
     for f in CAPACITY_INT_FIELDS:
         row[f] = int(float(rec[f]))
     return row
 
 
-def upsert_offer(conn: Connection, row: dict[str, Any]) -> str:
-    """A resubmission with the same offer_id replaces the earlier one (contract §2)."""
+def upsert_offer(conn: Connection, row: dict[str, Any], at: datetime) -> str:
+    """A resubmission with the same offer_id replaces the earlier one (contract §2), at `at`."""
+    row = {**row, "updated_at": at}
     exists = conn.execute(select(t.capacity_offers.c.offer_id).where(
         t.capacity_offers.c.offer_id == row["offer_id"])).first()
     if exists:

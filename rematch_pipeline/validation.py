@@ -14,7 +14,7 @@ import re  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterable, Mapping  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from datetime import UTC, date, datetime  # noqa: E402
+from datetime import date  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 from urllib.parse import unquote, urlparse  # noqa: E402
@@ -403,12 +403,12 @@ def prepare_frame(
     df: pd.DataFrame,
     *,
     related: Mapping[str, pd.DataFrame] | None = None,
-    today: date | None = None,
+    today: date,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """A copy of `df` as the suite sees it: blanks as empty, missing contract columns added, derived columns added."""
+    """A copy of `df` as the suite sees it: blanks as empty, missing contract columns added, derived columns added;
+    date rules are judged on `today`."""
     suite_dict = load_suite_dict(table)
     related = related or {}
-    today = today or date.today()
     frame = df.copy()
     suite_cols = _suite_columns(suite_dict)
     missing = [c for c in suite_cols if not c.startswith("_") and c not in frame]
@@ -500,23 +500,23 @@ def validate_table(
     batch_id: str,
     settings: Settings,
     related: dict[str, pd.DataFrame] | None = None,
-    today: date | None = None,
 ) -> TableValidation:
     """Validate one canonical table against `expectations/<table>.json` and render the run as Data Docs.
 
     `related` gives the other side of the members-households link (`{"members": ...}` for households,
-    `{"households": ...}` for members); without it the cross-table rules are skipped, not failed.
+    `{"households": ...}` for members); without it the cross-table rules are skipped, not failed. Date rules are
+    judged on the day of `settings.clock`.
     """
     if not df.index.is_unique:
         raise ValueError(f"{table}: the DataFrame index must be unique, row errors are reported by index label")
     started = time.perf_counter()
-    today = today or date.today()
+    today = settings.clock.today()
     suite_dict = load_suite_dict(table)
     frame, missing = prepare_frame(table, df, related=related, today=today)
 
     settings.data_docs.mkdir(parents=True, exist_ok=True)
     project = _project(settings.gx_root.resolve(), settings.data_docs.resolve())
-    run_id = RunIdentifier(run_name=_run_name(batch_id), run_time=datetime.now(UTC))
+    run_id = RunIdentifier(run_name=_run_name(batch_id), run_time=settings.clock.now())
 
     def run(checkpoint: Checkpoint) -> Any:
         return checkpoint.run(
@@ -580,13 +580,11 @@ def validate_batch(
     *,
     batch_id: str,
     settings: Settings,
-    today: date | None = None,
 ) -> dict[str, TableValidation]:
     """Validate every given table; a household and its members pass or fail together."""
     unknown = sorted(set(tables) - set(TABLES))
     if unknown:
         raise ValueError(f"no expectation suite for table(s) {', '.join(unknown)}; expected {', '.join(TABLES)}")
-    today = today or date.today()
     others = {"households": "members", "members": "households"}
     out: dict[str, TableValidation] = {}
     for table in TABLES:
@@ -595,7 +593,7 @@ def validate_batch(
         other = others.get(table)
         related = {other: tables[other]} if other in tables else None
         out[table] = validate_table(table, tables[table], batch_id=batch_id, settings=settings,
-                                    related=related, today=today)
+                                    related=related)
 
     if "households" in out and "members" in out:
         households, members = tables["households"], tables["members"]

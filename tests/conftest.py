@@ -5,16 +5,37 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from rematch_pipeline.clock import ManualClock
 from rematch_pipeline.config import Settings
+from tests.factories import ROUND_DATE
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 PG_URL = os.environ.get("REMATCH_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+# The application's "now" in tests: the morning of the day the tests' rounds are dated. Tests move it by hand.
+TEST_NOW = datetime.combine(ROUND_DATE, datetime.min.time(), tzinfo=UTC).replace(hour=9)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--clock-shift-days", type=int, default=0,
+                     help="run with the system clock moved this many days ahead (what the clock guard does)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    days = config.getoption("--clock-shift-days")
+    if days:
+        import time_machine
+
+        # Moves what every library in this process reads (datetime, date, time), not only the application's clock.
+        traveller = time_machine.travel(datetime.now(UTC) + timedelta(days=days), tick=True)
+        traveller.start()
+        config.add_cleanup(traveller.stop)
 
 
 def _pg_schema_url(schema: str) -> str:
@@ -45,10 +66,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def clock() -> ManualClock:
+    """The clock of the `settings` fixture: at TEST_NOW until a test sets or advances it."""
+    return ManualClock(TEST_NOW)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, clock: ManualClock) -> Settings:
     home = tmp_path / "home"
     monkeypatch.setenv("REMATCH_HOME", str(home))
     monkeypatch.setenv("REMATCH_DATABASE_URL", db_url)
-    s = Settings(home=home, database_url=db_url)
+    s = Settings(home=home, database_url=db_url, clock=clock)
     s.ensure_dirs()
     return s

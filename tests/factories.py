@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from rematch_pipeline.clock import ManualClock
+from rematch_pipeline.config import Settings
 from rematch_pipeline.domain import WEIGHT_ASPECTS, CapacityOffer, Household, Member
 
 ROUND_DATE = date(2026, 11, 23)
@@ -39,3 +41,9 @@ def offer(ags: str, places: int = 10, units: tuple[int, int, int, int] = (5, 5, 
     )
     values.update(kw)
     return CapacityOffer(**values)  # type: ignore[arg-type]
+
+
+def clock_of(settings: Settings) -> ManualClock:
+    """The hand-set clock of a test's settings (the `settings` fixture starts it at the morning of ROUND_DATE)."""
+    assert isinstance(settings.clock, ManualClock), "tests run on a ManualClock, never on the system clock"
+    return settings.clock

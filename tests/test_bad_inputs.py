@@ -330,7 +330,7 @@ def test_bad_input_catalogue(case: Case, db_url: str, shared_home: Path, tmp_pat
     inbox.mkdir()
     for i, (name, data) in enumerate(case.before):
         (inbox / f"{i}_{name}").write_bytes(data)
-        assert ingest_file(inbox / f"{i}_{name}", settings, policy, today=TODAY).status == "ingested"
+        assert ingest_file(inbox / f"{i}_{name}", settings, policy).status == "ingested"
     migrate(settings.database_url)
     engine = get_engine(settings.database_url)
     if case.setup:
@@ -338,14 +338,14 @@ def test_bad_input_catalogue(case: Case, db_url: str, shared_home: Path, tmp_pat
             case.setup(conn)
     for i, (name, data) in enumerate(case.after_setup):
         (inbox / f"s{i}_{name}").write_bytes(data)
-        assert ingest_file(inbox / f"s{i}_{name}", settings, policy, today=TODAY).accepted == 1
+        assert ingest_file(inbox / f"s{i}_{name}", settings, policy).accepted == 1
     # Each case is a tiny file, so one bad row is a large share; only the held case uses a real threshold.
     monkeypatch.setenv("REMATCH_MAX_INVALID_SHARE", "1")
     for key, value in case.env.items():
         monkeypatch.setenv(key, value)
     name, data = case.file
     (inbox / name).write_bytes(data)
-    report = ingest_file(inbox / name, settings, policy, today=TODAY)
+    report = ingest_file(inbox / name, settings, policy)
     assert report.status == case.status, report.message
 
     with engine.connect() as conn:
@@ -388,8 +388,8 @@ def test_catalogue_has_at_least_thirty_named_cases() -> None:
 def test_same_file_twice_is_a_duplicate_that_changes_nothing(settings: Settings, tmp_path: Path) -> None:
     path = tmp_path / "ok.xlsx"
     path.write_bytes(kobo(A, B))
-    first = ingest_file(path, settings, load_policy(), today=TODAY)
-    again = ingest_file(path, settings, load_policy(), today=TODAY)
+    first = ingest_file(path, settings, load_policy())
+    again = ingest_file(path, settings, load_policy())
     assert (first.status, first.duplicate) == ("ingested", False)
     assert (again.status, again.duplicate, again.accepted) == ("duplicate", True, 0)
     assert "already ingested" in again.message and again.format == "kobo_xlsx"
@@ -404,7 +404,7 @@ def test_quarantine_messages_carry_no_personal_data(settings: Settings, tmp_path
                          notes="Diagnosis: secret", interview_date="2030-01-01")
     path = tmp_path / "pii.xlsx"
     path.write_bytes(kobo(secret, B))
-    report = ingest_file(path, settings, load_policy(), today=TODAY)
+    report = ingest_file(path, settings, load_policy())
     with get_engine(settings.database_url).connect() as conn:
         messages = conn.execute(select(t.quarantine.c.message)).scalars().all()
     assert messages

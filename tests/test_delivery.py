@@ -64,7 +64,7 @@ def _solved_round(settings: Settings, tmp_path: Path) -> str:
     policy = load_policy()
     files = generate_scenario(tmp_path / "scenario", households=16, municipalities=4, seed=3, round_date=ROUND_DATE)
     for f in (files.capacity_xlsx, files.households_xlsx):
-        assert ingest_file(f, settings, policy, today=ROUND_DATE).status == "ingested"
+        assert ingest_file(f, settings, policy).status == "ingested"
     summary = run_round(settings, policy, ROUND_DATE)
     offer_round(settings, summary.round_id)
     render_round_packets(settings, policy, summary.round_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -33,7 +32,7 @@ def test_ingest_json_reports_format_counts_duplicate_flag_and_data_docs(settings
     kobo.write_bytes(x.kobo_xlsx([A, x.household("RM-B", german_level="c2")], MEMBERS))
     cap = tmp_path / "cap.csv"
     cap.write_bytes(x.capacity_csv([x.offer()]))
-    assert main(["ingest", str(kobo), str(cap), str(kobo), "--json"]) == 0
+    assert main(["ingest", str(kobo), str(cap), str(kobo), "--json"], settings=settings) == 0
     first, offers, again = json.loads(capsys.readouterr().out)
     assert (first["format"], first["kind"], first["duplicate"]) == ("kobo_xlsx", "households", False)
     assert (first["rows_read"], first["accepted"], first["replaced"], first["quarantined"]) == (5, 3, 0, 2)
@@ -49,7 +48,7 @@ def test_refused_file_makes_the_cli_fail_with_the_reason(settings: Settings, tmp
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     evil = tmp_path / "evil.zip"
     evil.write_bytes(x.zip_bytes({"../a.csv": b"case_id\n"}))
-    assert main(["ingest", str(evil)]) == 1
+    assert main(["ingest", str(evil)], settings=settings) == 1
     assert "path traversal" in capsys.readouterr().out
 
 
@@ -59,7 +58,7 @@ def test_quarantine_list_json_names_file_row_rule_and_message(settings: Settings
     cap.write_bytes(x.capacity_csv([x.offer("OF-1", places_persons="3")]))
     ingest_file(cap, settings, load_policy())
     capsys.readouterr()
-    assert main(["quarantine", "list", "--json"]) == 0
+    assert main(["quarantine", "list", "--json"], settings=settings) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert (row["file"], row["sheet"], row["source_row"], row["field"], row["rule"]) == (
         "cap.csv", "cap.csv", 2, "places_persons", "places_persons_at_least_8")
@@ -70,7 +69,7 @@ def test_quarantine_resubmit_resolves_the_row_through_the_normal_ingest(settings
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.xlsx"
     bad.write_bytes(x.kobo_xlsx([x.household("RM-A", interview_date="2030-01-01"), B], MEMBERS))
-    ingest_file(bad, settings, load_policy(), today=date(2026, 11, 23))
+    ingest_file(bad, settings, load_policy())
     rows = list_quarantine(settings)
     household_row = next(r for r in rows if r["table_name"] == "households")
     assert {r["rule"] for r in rows} == {"interview_date_not_in_future", "member_of_invalid_household"}
@@ -85,7 +84,8 @@ def test_quarantine_resubmit_resolves_the_row_through_the_normal_ingest(settings
     fixed = tmp_path / "fixed.xlsx"
     fixed.write_bytes(x.kobo_xlsx([x.household("RM-A")], only_a))
     capsys.readouterr()
-    assert main(["quarantine", "resubmit", str(household_row["id"]), "--file", str(fixed), "--json"]) == 0
+    assert main(["quarantine", "resubmit", str(household_row["id"]), "--file", str(fixed), "--json"],
+                settings=settings) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["resolved"] is True and out["ingest"]["status"] == "ingested"
     # The household row, its members' rows, and the rows of the failed attempt are all resolved.
@@ -98,7 +98,7 @@ def test_quarantine_resubmit_resolves_the_row_through_the_normal_ingest(settings
     assert sorted(c for c, _ in stored) == ["RM-A", "RM-B"]
     assert resolved == [out["ingest"]["raw_file_id"]]
     assert event.subject == str(household_row["id"]) and len(event.details["resolved_ids"]) == 2 * len(rows)
-    assert main(["quarantine", "list", "--all"]) == 0 and "(resolved)" in capsys.readouterr().out
+    assert main(["quarantine", "list", "--all"], settings=settings) == 0 and "(resolved)" in capsys.readouterr().out
 
 
 def test_quarantine_resubmit_of_a_refused_file(settings: Settings, tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ def test_a_corrected_file_for_a_held_batch_resolves_every_row_of_it_that_it_fixe
     assert len(rows) == 3 and "batch_held" in {r["rule"] for r in rows}
     # The same bytes again are not "already ingested, nothing changed": the sender learns the file was held.
     capsys.readouterr()
-    assert main(["ingest", str(held), "--json"]) == 1
+    assert main(["ingest", str(held), "--json"], settings=settings) == 1
     again = json.loads(capsys.readouterr().out)[0]
     assert (again["status"], again["duplicate"]) == ("held", True)
     assert "same file as held.csv, held on" in again["message"]
@@ -196,9 +196,9 @@ def test_resubmitting_a_corrected_file_ingested_before_resolves_the_row(settings
 
 def test_a_decision_refused_at_the_command_line_is_listed_in_the_quarantine(
         settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["decide", "RM-NOBODY", "R-2026-11-23", "accept"]) == 2
+    assert main(["decide", "RM-NOBODY", "R-2026-11-23", "accept"], settings=settings) == 2
     capsys.readouterr()
-    assert main(["quarantine", "list", "--json"]) == 0
+    assert main(["quarantine", "list", "--json"], settings=settings) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert (row["file"], row["table_name"], row["resolved_at"]) == ("(rematch decide)", "decisions", None)
 

@@ -405,16 +405,17 @@ def _seed_offered_round(settings: Settings) -> str:
     with get_engine(settings.database_url).begin() as conn:
         raw = conn.execute(insert(t.raw_files).values(
             sha256="0" * 64, original_name="seed", archived_path="x", size_bytes=0, status="ingested",
-            received_at=store.now()).returning(t.raw_files.c.id)).scalar_one()
+            received_at=settings.clock.now()).returning(t.raw_files.c.id)).scalar_one()
         for case_id, langs in CASES.items():
             rec = {**x.household(case_id, languages=langs, contact_phone=SECRET_PHONE, contact_email=SECRET_MAIL,
                                  notes=SECRET_NOTE), "_submission_time": "2026-11-02T10:15:00"}
             members = [store.member_row({**m, "case_id": case_id, "member_no": i})
                        for i, m in enumerate(x.family("head"), start=1)]
-            store.upsert_household(conn, store.household_row(rec, raw, policy.pseudonym_salt), members)
+            store.upsert_household(conn, store.household_row(rec, raw, policy.pseudonym_salt), members,
+                                   settings.clock.now())
         offer = x.offer("OF-1", places_persons="8", units_1_room="4", valid_from="2026-10-01",
                         valid_until="2027-03-31")
-        store.upsert_offer(conn, store.offer_row(offer, raw))
+        store.upsert_offer(conn, store.offer_row(offer, raw), settings.clock.now())
     summary = run_round(settings, policy, ROUND_DATE)
     assert offer_round(settings, summary.round_id) == len(CASES)
     return summary.round_id

@@ -20,6 +20,7 @@ from rematch_pipeline.db.engine import get_engine
 from rematch_pipeline.ingest.service import ingest_file
 from rematch_pipeline.offers import DecisionError
 from rematch_pipeline.rounds import (
+    FutureDateError,
     RoundBusy,
     decide,
     offer_round,
@@ -29,6 +30,7 @@ from rematch_pipeline.rounds import (
     summarize,
 )
 from tests import exports as x
+from tests.factories import clock_of
 
 R1, R2, R3 = date(2026, 11, 23), date(2026, 12, 7), date(2026, 12, 21)
 CASES = [f"H{i}" for i in range(1, 7)]
@@ -48,7 +50,8 @@ def _units(o: dict[str, Any], units: str) -> dict[str, Any]:
 def _ingest(settings: Settings, tmp: Path, name: str, data: bytes, today: date) -> Any:
     path = tmp / name
     path.write_bytes(data)
-    report = ingest_file(path, settings, load_policy(), today=today)
+    clock_of(settings).set(today)
+    report = ingest_file(path, settings, load_policy())
     assert report.status == "ingested", report.message
     return report
 
@@ -110,6 +113,7 @@ def test_three_rounds_respect_declines_consumed_capacity_expiry_and_new_capacity
 
     # Round 2: the silent offer expired (its household is back), the decline is never offered that city again,
     # and the two accepted places stay taken: two places are left for four households.
+    clock_of(settings).set(R2)
     r2 = run_round(settings, policy, R2)
     s1 = summarize(settings, r1.round_id)
     assert s1.status == "closed" and s1.offers["expired"] == 1 and s1.offers["pending"] == 0
@@ -376,6 +380,7 @@ def test_logs_of_a_full_round_carry_no_contact_data_or_health_details(settings: 
     offer_round(settings, r1.round_id)
     for case in sorted(_offers(settings, r1.round_id)):
         decide(settings, case, r1.round_id, "accept", decided_at=datetime(2026, 11, 24, tzinfo=UTC))
+    clock_of(settings).set(R2)
     run_round(settings, load_policy(), R2)
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "round R-2026-11-23" in logged  # the capture works
@@ -385,19 +390,24 @@ def test_logs_of_a_full_round_carry_no_contact_data_or_health_details(settings: 
 
 def test_a_date_after_today_expires_nothing_unless_allowed(settings: Settings, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    # Expired offers cannot come back, so a mistyped future date must not expire offers still running.
+    # Expired offers cannot come back, so a mistyped future date must not expire offers still running: refused by
+    # the services themselves (CLI, DAG and any other caller alike), judged on the application's clock.
     from rematch_pipeline.orchestration import round_day
 
     _seed(settings, tmp_path)
     r1 = run_round(settings, load_policy(), R1)
     offer_round(settings, r1.round_id)
-    future = (max(o.respond_by for o in _offers(settings, r1.round_id).values()) + timedelta(days=1))
-    future = max(future, date.today() + timedelta(days=1)).isoformat()
-    for argv in (["round", "settle", "--today", future], ["round", "run", "--date", future]):
-        assert main(argv) == 2
+    future = max(o.respond_by for o in _offers(settings, r1.round_id).values()) + timedelta(days=1)
+    clock_of(settings).set(future - timedelta(days=1))  # the deadline day: nothing is overdue yet
+    with pytest.raises(FutureDateError, match="after today"):
+        settle_offers(settings, future)
+    with pytest.raises(FutureDateError, match="after today"):
+        run_round(settings, load_policy(), future)
+    with pytest.raises(FutureDateError, match="after today"):
+        round_day(future.isoformat(), None, settings)
+    for argv in (["round", "settle", "--today", future.isoformat()], ["round", "run", "--date", future.isoformat()]):
+        assert main(argv, settings=settings) == 2
         assert "after today" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="after today"):
-        round_day(future, None)
     assert {o.status for o in _offers(settings, r1.round_id).values()} == {"pending"}
-    assert main(["round", "settle", "--today", future, "--allow-future"]) == 0
+    assert main(["round", "settle", "--today", future.isoformat(), "--allow-future"], settings=settings) == 0
     assert {o.status for o in _offers(settings, r1.round_id).values()} == {"expired"}

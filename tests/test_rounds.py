@@ -24,7 +24,7 @@ def _seed(settings: Settings) -> None:
     with get_engine(settings.database_url).begin() as conn:
         raw = conn.execute(insert(t.raw_files).values(
             sha256="0" * 64, original_name="seed", archived_path="x", size_bytes=0, status="ingested",
-            received_at=store.now())).inserted_primary_key[0]
+            received_at=settings.clock.now())).inserted_primary_key[0]
         for h in (household("RM-1", (adult(), child())), household("RM-2", (adult(),)),
                   household("=RM-3", (adult(), adult("spouse"), child(), child(), child(), child()))):
             row = {"case_id": h.case_id, "interview_date": "2026-11-01", "consent_matching": "yes",
@@ -36,10 +36,12 @@ def _seed(settings: Settings) -> None:
                                          "sex": m.sex, "birth_year": m.birth_year, "mobility_impaired": "no",
                                          "occupation": m.occupation, "qualification": m.qualification})
                        for i, m in enumerate(h.members)]
-            store.upsert_household(conn, store.household_row(row, raw, policy.pseudonym_salt), members)
+            store.upsert_household(conn, store.household_row(row, raw, policy.pseudonym_salt), members,
+                                   settings.clock.now())
         o = offer("05111000", places=4)
         store.upsert_offer(conn, store.offer_row({**{k: str(v) for k, v in o.__dict__.items()},
-                                                  "medical_services": "", "job_sectors_shortage": ""}, raw))
+                                                  "medical_services": "", "job_sectors_shortage": ""}, raw),
+                          settings.clock.now())
 
 
 def test_round_is_solved_once_per_date_and_rerun_changes_nothing(settings: Settings) -> None:

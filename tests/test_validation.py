@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from rematch_pipeline import domain
+from rematch_pipeline.clock import ManualClock
 from rematch_pipeline.config import Settings
 from rematch_pipeline.validation import (
     TABLES,
@@ -68,12 +69,12 @@ def family(case_id: str, *relations: str) -> list[dict[str, str | None]]:
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    # One GX project for the module keeps the suite; each test still validates fresh frames.
-    return Settings(home=tmp_path_factory.mktemp("rematch"), database_url="sqlite://")
+    # One GX project for the module keeps the suite; each test still validates fresh frames, judged on TODAY.
+    return Settings(home=tmp_path_factory.mktemp("rematch"), database_url="sqlite://", clock=ManualClock(TODAY))
 
 
 def check(table: str, rows: list[dict], settings: Settings, **kwargs) -> TableValidation:
-    return validate_table(table, pd.DataFrame(rows), batch_id="test", settings=settings, today=TODAY, **kwargs)
+    return validate_table(table, pd.DataFrame(rows), batch_id="test", settings=settings, **kwargs)
 
 
 def rules_by_row(tv: TableValidation) -> dict[int, set[str]]:
@@ -119,7 +120,7 @@ def test_household_needs_exactly_one_head(settings: Settings) -> None:
         "households": pd.DataFrame([household("A"), household("B"), household("C")]),
         "members": pd.DataFrame(family("A", "head", "head") + family("B", "spouse", "child") + family("C", "head")),
     }
-    result = validate_batch(tables, batch_id="heads", settings=settings, today=TODAY)
+    result = validate_batch(tables, batch_id="heads", settings=settings)
     households, members = result["households"], result["members"]
     assert households.invalid_rows == {0, 1}
     assert "household_one_head" in rules_by_row(households)[0]
@@ -132,7 +133,7 @@ def test_household_needs_exactly_one_head(settings: Settings) -> None:
 def test_household_needs_at_least_one_member(settings: Settings) -> None:
     tables = {"households": pd.DataFrame([household("A"), household("B")]),
               "members": pd.DataFrame(family("A", "head"))}
-    result = validate_batch(tables, batch_id="empty", settings=settings, today=TODAY)
+    result = validate_batch(tables, batch_id="empty", settings=settings)
     # Reported once as "no members", not again as "no head".
     assert rules_by_row(result["households"]) == {1: {"household_has_members"}}
     assert result["members"].success
@@ -141,7 +142,7 @@ def test_household_needs_at_least_one_member(settings: Settings) -> None:
 def test_member_must_belong_to_a_household(settings: Settings) -> None:
     tables = {"households": pd.DataFrame([household("A")]),
               "members": pd.DataFrame(family("A", "head") + family("ZZ", "head"))}
-    members = validate_batch(tables, batch_id="orphans", settings=settings, today=TODAY)["members"]
+    members = validate_batch(tables, batch_id="orphans", settings=settings)["members"]
     assert rules_by_row(members) == {1: {"member_has_household"}}
     assert members.row_errors[0].field == "case_id"
 
@@ -155,7 +156,7 @@ def test_invalid_member_makes_its_household_and_housemates_invalid(settings: Set
     members = family("A", "head", "child") + family("B", "head", "child")
     members[1]["birth_year"] = "1850"
     tables = {"households": pd.DataFrame([household("A"), household("B")]), "members": pd.DataFrame(members)}
-    result = validate_batch(tables, batch_id="propagate", settings=settings, today=TODAY)
+    result = validate_batch(tables, batch_id="propagate", settings=settings)
     assert result["households"].invalid_rows == {0}
     assert rules_by_row(result["households"])[0] == {"household_has_invalid_members"}
     assert result["households"].row_errors[0].message.startswith("household has invalid members")
@@ -168,7 +169,7 @@ def test_invalid_member_makes_its_household_and_housemates_invalid(settings: Set
 def test_members_of_an_invalid_household_are_invalid(settings: Settings) -> None:
     tables = {"households": pd.DataFrame([household("A", pets="hamster"), household("B")]),
               "members": pd.DataFrame(family("A", "head", "child") + family("B", "head"))}
-    result = validate_batch(tables, batch_id="propagate2", settings=settings, today=TODAY)
+    result = validate_batch(tables, batch_id="propagate2", settings=settings)
     assert result["households"].invalid_rows == {0}
     assert result["members"].invalid_rows == {0, 1}
     assert {e.rule for e in result["members"].row_errors} == {"member_of_invalid_household"}
@@ -203,7 +204,7 @@ def test_numbers_parsed_by_a_reader_are_checked_as_text(settings: Settings) -> N
     df["places_persons"] = [12, 5]
     df["kita_u3"] = [1.0, 2.5]  # an integer column with an empty cell arrives as floats
     df["school_primary"] = [None, 3.0]
-    tv = validate_table("capacity_offers", df, batch_id="numbers", settings=settings, today=TODAY)
+    tv = validate_table("capacity_offers", df, batch_id="numbers", settings=settings)
     assert rules_by_row(tv) == {0: {"school_primary_required"},
                                 1: {"places_persons_at_least_8", "kita_u3_whole_number"}}
 
@@ -294,7 +295,7 @@ def test_ties_ags_is_optional_but_eight_digits(settings: Settings) -> None:
 
 def test_missing_contract_column_fails_every_row(settings: Settings) -> None:
     df = pd.DataFrame([household("A"), household("B")]).drop(columns=["pets"])
-    tv = validate_table("households", df, batch_id="missing", settings=settings, today=TODAY)
+    tv = validate_table("households", df, batch_id="missing", settings=settings)
     assert tv.statistics["missing_columns"] == ["pets"]
     assert rules_by_row(tv) == {0: {"pets_required"}, 1: {"pets_required"}}
 
@@ -306,7 +307,7 @@ def test_valid_rows_pass_and_invalid_rows_are_named(settings: Settings) -> None:
                            index=[100, 101, 200, 300, 301])
     offers = pd.DataFrame([offer("OF-1"), offer("OF-2", ags="1001000", state="SH")], index=[7, 8])
     result = validate_batch({"households": households, "members": members, "capacity_offers": offers},
-                            batch_id="mixed 2026/06", settings=settings, today=TODAY)
+                            batch_id="mixed 2026/06", settings=settings)
     assert set(result) == set(TABLES) - {"decisions"}  # only the tables given
     assert result["households"].invalid_rows == {20}
     assert result["members"].invalid_rows == {200}
@@ -320,14 +321,14 @@ def test_valid_rows_pass_and_invalid_rows_are_named(settings: Settings) -> None:
         assert tv.statistics["evaluated_expectations"] > 0
         assert tv.statistics["valid_rows"] == tv.evaluated_rows - len(tv.invalid_rows)
     ok = validate_batch({"households": households.loc[[10, 30]], "members": members.drop(index=200),
-                         "capacity_offers": offers.loc[[7]]}, batch_id="clean", settings=settings, today=TODAY)
+                         "capacity_offers": offers.loc[[7]]}, batch_id="clean", settings=settings)
     assert all(tv.success and not tv.invalid_rows and not tv.row_errors for tv in ok.values())
 
 
 def test_data_docs_html_is_written(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, database_url="sqlite://")
     tv = validate_table("capacity_offers", pd.DataFrame([offer("OF-1", ags="9162000")]), batch_id="docs-run",
-                        settings=settings, today=TODAY)
+                        settings=settings)
     assert tv.report_path is not None and tv.report_path.suffix == ".html" and tv.report_path.is_file()
     assert settings.data_docs in tv.report_path.parents
     assert "docs-run" in tv.report_path.parts

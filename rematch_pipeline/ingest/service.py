@@ -8,7 +8,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +127,11 @@ def _duplicate_report(path_name: str, digest: str, seen: Any, runs: list[Any], s
 
 
 def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cli",
-                today: date | None = None, name: str | None = None) -> IngestReport:
-    """Archive, read, validate and store one file in one transaction; `name` is its original name (default: path's)."""
+                name: str | None = None) -> IngestReport:
+    """Archive, read, validate and store one file in one transaction; `name` is its original name (default: path's).
+
+    Date rules (no interview or decision after today) are judged on the day of `settings.clock`.
+    """
     from rematch_pipeline.ingest.readers import UnrecognisedFileError, read_file
     from rematch_pipeline.ingest.safety import RefusedFileError
     from rematch_pipeline.validation import validate_batch
@@ -150,7 +153,7 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
         return _duplicate_report(name, digest, seen, list(runs), settings)
     archived = archive_file(path, settings, digest)
     raw = dict(sha256=digest, original_name=name, archived_path=str(archived.relative_to(settings.home)),
-               size_bytes=archived.stat().st_size, received_at=store.now())
+               size_bytes=archived.stat().st_size, received_at=settings.clock.now())
     started = time.perf_counter()
     try:
         batch = read_file(archived, name=name)
@@ -158,35 +161,37 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
         status, rule = (("refused", exc.rule) if isinstance(exc, RefusedFileError)
                         else ("unrecognised", "unrecognised_file"))
         message = str(exc).replace(str(archived), name)
+        at = settings.clock.now()
         with engine.begin() as conn:
             raw_id = conn.execute(insert(t.raw_files).values(kind=None, status=status, **raw)
                                   ).inserted_primary_key[0]  # type: ignore[index]
             conn.execute(insert(t.quarantine).values(raw_file_id=raw_id, table_name="file", sheet=None,
                                                      source_row=None, field=None, rule=rule,
-                                                     message=message, record=None, created_at=store.now()))
-            store.audit(conn, actor, "file_rejected", digest[:12], {"file": name, "rule": rule})
+                                                     message=message, record=None, created_at=at))
+            store.audit(conn, actor, "file_rejected", digest[:12], {"file": name, "rule": rule}, at=at)
         return IngestReport(name, digest, status, message, raw_file_id=raw_id)
     parsed = time.perf_counter()
 
-    results = validate_batch(batch.tables, batch_id=digest[:12], settings=settings, today=today)
+    results = validate_batch(batch.tables, batch_id=digest[:12], settings=settings)
     validated = time.perf_counter()
     total = sum(len(df) for df in batch.tables.values())
     invalid = sum(len(r.invalid_rows) for r in results.values())
     held = total > 0 and invalid / total > _max_invalid_share()
     report = IngestReport(name, digest, "held" if held else "ingested", "", kind=batch.kind, format=batch.format,
                           notes=list(batch.notes))
+    at = settings.clock.now()
     with engine.begin() as conn:  # the file's rows, its validation and its quarantine land together or not at all
         raw_id = conn.execute(insert(t.raw_files).values(kind=batch.kind, format=batch.format,
                                                          status=report.status, **raw)
                               ).inserted_primary_key[0]  # type: ignore[index]
         report.raw_file_id = raw_id
-        rejects: list[_Reject] = [] if held else _apply(conn, batch, results, raw_id, policy, report, actor)
+        rejects: list[_Reject] = [] if held else _apply(conn, batch, results, raw_id, policy, report, actor, at)
         for table, res in results.items():
             df = batch.tables[table]
             conn.execute(insert(t.validation_runs).values(
                 raw_file_id=raw_id, table_name=table, success=res.success, evaluated_rows=res.evaluated_rows,
                 invalid_rows=len(res.invalid_rows), report_path=str(res.report_path) if res.report_path else None,
-                statistics=res.statistics, created_at=store.now()))
+                statistics=res.statistics, created_at=at))
             q_rows = []
             errors = [(e.row_index, e.field, e.rule, e.message) for e in res.row_errors]
             errors += [(r.index, r.field, r.rule, r.message) for r in rejects if r.table == table]
@@ -194,11 +199,11 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
                 rec = _record(df, idx)
                 q_rows.append(dict(raw_file_id=raw_id, table_name=table, sheet=rec.get("source_sheet"),
                                    source_row=rec.get("source_row"), field=fld, rule=rule,
-                                   message=message, record=rec, created_at=store.now()))
+                                   message=message, record=rec, created_at=at))
             if held:
                 # The whole batch waits for review: every row is kept, none is applied.
                 q_rows.append(dict(raw_file_id=raw_id, table_name=table, sheet=None, source_row=None, field=None,
-                                   rule="batch_held", record=None, created_at=store.now(),
+                                   rule="batch_held", record=None, created_at=at,
                                    message=f"{invalid} of {total} rows invalid (more than "
                                            f"{_max_invalid_share():.0%}); batch held for review"))
             if q_rows:
@@ -211,7 +216,7 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
                 report.reports[table] = str(res.report_path)
         store.audit(conn, actor, "file_ingested", digest[:12],
                     {"file": name, "kind": batch.kind, "format": batch.format, "status": report.status,
-                     "counts": report.counts})
+                     "counts": report.counts}, at=at)
     stored = time.perf_counter()
     report.timings = {"parse_s": round(parsed - started, 3), "validate_s": round(validated - parsed, 3),
                       "store_s": round(stored - validated, 3)}
@@ -238,8 +243,8 @@ def _valid_records(df: pd.DataFrame, bad: set[Any]) -> list[tuple[Any, dict[str,
 
 
 def _apply(conn: Any, batch: Any, results: dict[str, Any], raw_id: int, policy: Policy,
-           report: IngestReport, actor: str) -> list[_Reject]:
-    """Store the valid rows; returns the valid rows storing could not apply (they go to the quarantine)."""
+           report: IngestReport, actor: str, at: datetime) -> list[_Reject]:
+    """Store the valid rows at `at`; returns the valid rows storing could not apply (they go to the quarantine)."""
     rejects: list[_Reject] = []
     if batch.kind == "households":
         hh = batch.tables["households"]
@@ -258,7 +263,7 @@ def _apply(conn: Any, batch: Any, results: dict[str, Any], raw_id: int, policy: 
             row = store.household_row(rec, raw_id, policy.pseudonym_salt)
             rows.append(row)
             index_of[row["case_id"]] = idx
-        outcomes = store.apply_households(conn, rows, members, actor="ingest")
+        outcomes = store.apply_households(conn, rows, members, at, actor="ingest")
         for case_id, outcome in outcomes.items():
             if outcome in _APPLY_RULES:
                 rejects.append(_Reject("households", index_of[case_id], *_APPLY_RULES[outcome]))
@@ -267,7 +272,7 @@ def _apply(conn: Any, batch: Any, results: dict[str, Any], raw_id: int, policy: 
     elif batch.kind == "capacity":
         df = batch.tables["capacity_offers"]
         rows = [store.offer_row(rec, raw_id) for _, rec in _valid_records(df, results["capacity_offers"].invalid_rows)]
-        _tally(report, "capacity_offers", store.apply_offers(conn, rows, actor="ingest").values())
+        _tally(report, "capacity_offers", store.apply_offers(conn, rows, at, actor="ingest").values())
     elif batch.kind == "decisions":
         df = batch.tables["decisions"]
         valid = _valid_records(df, results["decisions"].invalid_rows)
@@ -275,7 +280,7 @@ def _apply(conn: Any, batch: Any, results: dict[str, Any], raw_id: int, policy: 
         for idx, rec in valid:
             outcome = offers.record_decision(
                 conn, str(rec["case_id"]).strip(), str(rec["round_id"]).strip(), str(rec["decision"]).strip(),
-                str(rec["decided_at"]), store.text_or_none(rec.get("reason")), actor="ingest",
+                str(rec["decided_at"]), store.text_or_none(rec.get("reason")), actor="ingest", at=at,
                 raw_file_id=raw_id)
             if outcome in _APPLY_RULES:
                 rejects.append(_Reject("decisions", idx, *_APPLY_RULES[outcome]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -154,18 +155,18 @@ def _delivered(engine: Any, doc: Document, channel: str) -> bool:
         return conn.execute(select(t.deliveries.c.status).where(*_ledger_key(doc, channel))).scalar() == "delivered"
 
 
-def _claim(conn: Any, doc: Document, channel: str) -> str:
-    """Reserve the delivery in the ledger: 'new', 'retry' after an interrupted attempt, or 'done'."""
+def _claim(conn: Any, doc: Document, channel: str, at: datetime) -> str:
+    """Reserve the delivery in the ledger at `at`: 'new', 'retry' after an interrupted attempt, or 'done'."""
     key = _ledger_key(doc, channel)
     row = conn.execute(select(t.deliveries).where(*key)).first()
     if row is None:
         conn.execute(insert(t.deliveries).values(document=doc.kind, round_id=doc.round_id, recipient=doc.recipient,
                                                  version=doc.version, sha256=doc.sha256, channel=channel,
-                                                 status="sending", attempts=1, claimed_at=store.now()))
+                                                 status="sending", attempts=1, claimed_at=at))
         return "new"
     if row.status == "delivered":
         return "done"
-    conn.execute(update(t.deliveries).where(*key).values(attempts=row.attempts + 1, claimed_at=store.now()))
+    conn.execute(update(t.deliveries).where(*key).values(attempts=row.attempts + 1, claimed_at=at))
     return "retry"
 
 
@@ -193,7 +194,7 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
                                     f"render the round again before delivering")
         try:
             with engine.begin() as conn:
-                claim = _claim(conn, doc, channel)
+                claim = _claim(conn, doc, channel, settings.clock.now())
         except IntegrityError:
             claim = "busy"  # another worker claimed it this instant; it delivers
         outcome = {"document": doc.kind, "round_id": doc.round_id, "recipient": doc.label, "version": doc.version,
@@ -206,11 +207,12 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
             assert mailer is not None
             mailer.send(to=doc.address, subject=_subject(doc), html=_body(doc), files=[doc.pdf_path, doc.html_path],
                         message_id=mid)
+        at = settings.clock.now()
         with engine.begin() as conn:
             conn.execute(update(t.deliveries).where(*_ledger_key(doc, channel)).values(
-                status="delivered", delivered_at=store.now(), message_id=mid if channel == "smtp" else None))
+                status="delivered", delivered_at=at, message_id=mid if channel == "smtp" else None))
             store.audit(conn, actor, f"{doc.kind}_delivered", f"{doc.round_id}/{doc.label}",
-                        {"version": doc.version, "channel": channel, "sha256": doc.sha256})
+                        {"version": doc.version, "channel": channel, "sha256": doc.sha256}, at=at)
         log.info("%s %s/%s v%d delivered (%s)", doc.kind, doc.round_id, doc.label, doc.version, channel)
         outcome["delivered"] = True
         results.append(outcome)

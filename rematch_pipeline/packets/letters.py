@@ -401,22 +401,23 @@ def render_letter_record(settings: Settings, letter: LetterInput, actor: str = "
     same = ledger.same
     if same is not None:
         if files_missing(same):  # deleted or lost: the same content gives that version's files again
-            restore(same, partial(write_letter, letter), settings.outbox, engine, actor, "letter_restored",
+            restore(same, partial(write_letter, letter), settings, actor, "letter_restored",
                     f"{round_id}/{alias}")
         return {**result, "language": same.language, "version": same.version, "new": False,
                 "html_path": same.html_path, "pdf_path": same.pdf_path}
     version = ledger.next_version
     kept = shelve(ledger.prior) if ledger.prior is not None else {}
     files = write_letter(letter, settings.outbox)
+    at = settings.clock.now()
     with engine.begin() as conn:
         if ledger.prior is not None:
             keep_prior(conn, t.letters, key, ledger.prior, kept)
         conn.execute(insert(t.letters).values(round_id=round_id, case_id=case_id, version=version,
                                               language=letter.language, html_path=str(files.html_path),
-                                              pdf_path=str(files.pdf_path), sha256=digest, created_at=store.now()))
+                                              pdf_path=str(files.pdf_path), sha256=digest, created_at=at))
         store.audit(conn, actor, "letter_rendered", f"{round_id}/{alias}",
                     {"version": version, "language": letter.language, "html_sha256": files.html_sha256,
-                     "pdf_sha256": files.pdf_sha256})
+                     "pdf_sha256": files.pdf_sha256}, at=at)
     log.info("letter %s/%s v%d (%s) rendered", round_id, alias, version, letter.language)
     return {**result, "version": version, "new": True, "html_path": str(files.html_path),
             "pdf_path": str(files.pdf_path)}

@@ -77,15 +77,16 @@ def _ledger(settings: Settings, packet: Any) -> tuple[str, Ledger]:
 def _record(settings: Settings, packet: Any, digest: str, ledger: Ledger, kept: dict[str, str], files: Any,
             actor: str) -> dict[str, Any]:
     ags, round_id, version = packet.offer.ags, packet.round_id, ledger.next_version
+    at = settings.clock.now()
     with get_engine(settings.database_url).begin() as conn:
         if ledger.prior is not None:
             keep_prior(conn, t.packets, _key(packet), ledger.prior, kept)
         conn.execute(insert(t.packets).values(round_id=round_id, ags=ags, version=version,
                                               html_path=str(files.html_path), pdf_path=str(files.pdf_path),
-                                              sha256=digest, created_at=store.now(), final=packet.final))
+                                              sha256=digest, created_at=at, final=packet.final))
         store.audit(conn, actor, "packet_rendered", f"{round_id}/{ags}",
                     {"version": version, "final": packet.final, "html_sha256": files.html_sha256,
-                     "pdf_sha256": files.pdf_sha256, "households": len(packet.households)})
+                     "pdf_sha256": files.pdf_sha256, "households": len(packet.households)}, at=at)
     log.info("packet %s/%s v%d rendered", round_id, ags, version)
     return {"ags": ags, "version": version, "new": True, "final": packet.final, "html_path": str(files.html_path),
             "pdf_path": str(files.pdf_path)}
@@ -97,8 +98,8 @@ def _unchanged(settings: Settings, packet: Any, same: Any, actor: str) -> dict[s
     if files_missing(same):
         from rematch_pipeline.packets.render import write_packet
 
-        restore(same, partial(write_packet, packet), settings.outbox, get_engine(settings.database_url), actor,
-                "packet_restored", f"{packet.round_id}/{same.ags}")
+        restore(same, partial(write_packet, packet), settings, actor, "packet_restored",
+                f"{packet.round_id}/{same.ags}")
     return {"ags": same.ags, "version": same.version, "new": False, "final": same.final,
             "html_path": same.html_path, "pdf_path": same.pdf_path}
 

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, Table, func, select, update
+from sqlalchemy import Connection, Table, func, select, update
 
 from rematch_pipeline import store
+from rematch_pipeline.config import Settings
+from rematch_pipeline.db.engine import get_engine
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +64,14 @@ def files_missing(row: Any) -> bool:
 RESTORE_PREFIX = ".restore-"
 
 
-def restore(row: Any, write: Callable[[Path], Files], outbox: Path, engine: Engine, actor: str, event: str,
+def restore(row: Any, write: Callable[[Path], Files], settings: Settings, actor: str, event: str,
             subject: str) -> None:
     """Write a recorded version's files again, at the paths its row holds, and record `event` in the audit trail.
 
     Only when the new HTML hashes to the row's sha256 (the printer is deterministic, so the PDF is that version's
     too). Written aside first, so restoring an older version never touches the latest one's files at the plain names.
     """
+    outbox = settings.outbox
     outbox.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=outbox, prefix=RESTORE_PREFIX) as tmp:
         files = write(Path(tmp))
@@ -77,9 +80,9 @@ def restore(row: Any, write: Callable[[Path], Files], outbox: Path, engine: Engi
         for written, recorded in ((files.html_path, row.html_path), (files.pdf_path, row.pdf_path)):
             Path(recorded).parent.mkdir(parents=True, exist_ok=True)
             os.replace(written, recorded)
-    with engine.begin() as conn:
+    with get_engine(settings.database_url).begin() as conn:
         store.audit(conn, actor, event, subject, {"version": row.version, "html_sha256": files.html_sha256,
-                                                  "pdf_sha256": files.pdf_sha256})
+                                                  "pdf_sha256": files.pdf_sha256}, at=settings.clock.now())
     log.info("%s v%d restored", subject, row.version)
 
 
