@@ -20,8 +20,9 @@ DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
 class Settings:
     home: Path
     database_url: str
-    # Every "now" and "today" of the application is read from here (tests and replays set it by hand).
-    clock: Clock = field(default_factory=SystemClock, compare=False)
+    # Every "now" and "today" of the application is read from here: the system clock in production (load_settings),
+    # a clock set by hand in tests and replays. No default, so nothing can forget to choose.
+    clock: Clock = field(compare=False)
 
     @property
     def inbox(self) -> Path:

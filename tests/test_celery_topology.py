@@ -25,6 +25,7 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.engine import URL, make_url
 
+from rematch_pipeline.clock import ManualClock
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine
@@ -304,7 +305,10 @@ def _succeeded(topo: Topology, dag_id: str, run_id: str | None = None) -> bool:
 
 
 def test_ingest_round_packets_chain_succeeds_on_celery_workers(topology: Topology) -> None:
-    settings = Settings(home=Path(topology.env["REMATCH_HOME"]), database_url=topology.env["REMATCH_DATABASE_URL"])
+    # The workers run on the system clock: the round's date travels as the DAG param production uses; this
+    # process only generates the inputs and reads the results.
+    settings = Settings(home=Path(topology.env["REMATCH_HOME"]), database_url=topology.env["REMATCH_DATABASE_URL"],
+                        clock=ManualClock(ROUND_DATE))
     settings.ensure_dirs()
     generate_scenario(settings.inbox, households=HOUSEHOLDS, municipalities=MUNICIPALITIES, seed=11,
                       round_date=ROUND_DATE)

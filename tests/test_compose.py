@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from rematch_pipeline.clock import SystemClock
 from rematch_pipeline.config import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,7 +63,7 @@ def test_async_metadata_connection_uses_the_installed_psycopg_driver() -> None:
 def test_every_directory_a_task_writes_is_a_volume_all_workers_share() -> None:
     # A task may run on any worker, and the next task on another: what one writes, all must see.
     home = Path("/opt/rematch")
-    s = Settings(home=home, database_url="")
+    s = Settings(home=home, database_url="", clock=SystemClock())
     shared = {s.inbox, s.archive, s.outbox, s.exports, s.data_docs, s.gx_root, Path("/opt/airflow/logs")}
     for name, svc in _compose()["services"].items():
         if name.startswith("airflow-"):

@@ -17,6 +17,8 @@ from rematch_pipeline.ingest.service import ingest_file
 from rematch_pipeline.quarantine import list_quarantine, resubmit
 from tests import exports as x
 
+pytestmark = pytest.mark.dated  # the clock guard reruns these a year ahead (tests/test_clock.py)
+
 A, B = x.household("RM-A"), x.household("RM-B")
 MEMBERS = {"uuid-RM-A": x.family("head", "child"), "uuid-RM-B": x.family("head")}
 

@@ -32,6 +32,8 @@ from rematch_pipeline.rounds import (
 from tests import exports as x
 from tests.factories import clock_of
 
+pytestmark = pytest.mark.dated  # the clock guard reruns these a year ahead (tests/test_clock.py)
+
 R1, R2, R3 = date(2026, 11, 23), date(2026, 12, 7), date(2026, 12, 21)
 CASES = [f"H{i}" for i in range(1, 7)]
 SECRET_PHONE, SECRET_MAIL, SECRET_NOTE = "+48 611 222 333", "olena@example.org", "Sister lives in Lviv; trauma."
@@ -411,3 +413,28 @@ def test_a_date_after_today_expires_nothing_unless_allowed(settings: Settings, t
     assert {o.status for o in _offers(settings, r1.round_id).values()} == {"pending"}
     assert main(["round", "settle", "--today", future.isoformat(), "--allow-future"], settings=settings) == 0
     assert {o.status for o in _offers(settings, r1.round_id).values()} == {"expired"}
+
+
+def test_an_answer_entered_now_counts_up_to_the_deadline_day_of_the_application_clock(settings: Settings,
+                                                                                       tmp_path: Path) -> None:
+    # `rematch decide` records the answer as given now: "now" is the application's clock, so the outcome is the
+    # same on any day the test runs, and the late answer is refused exactly one day after the deadline.
+    _seed(settings, tmp_path)
+    r1 = run_round(settings, load_policy(), R1)
+    offer_round(settings, r1.round_id)
+    offers_made = _offers(settings, r1.round_id)
+    on_time, late = sorted(offers_made)[:2]
+    deadline = offers_made[on_time].respond_by
+    last_minute = datetime.combine(deadline, datetime.max.time(), tzinfo=UTC).replace(microsecond=0)
+    clock_of(settings).set(last_minute)
+    decide(settings, on_time, r1.round_id, "accept")
+    clock_of(settings).set(deadline + timedelta(days=1))
+    with pytest.raises(DecisionError) as err:
+        decide(settings, late, r1.round_id, "accept")
+    assert err.value.rule == "decision_after_deadline"
+    with get_engine(settings.database_url).connect() as conn:
+        recorded = conn.execute(select(t.decisions.c.decided_at).where(t.decisions.c.case_id == on_time)).scalar()
+        (at,) = conn.execute(select(t.audit_events.c.at).where(t.audit_events.c.event == "decision_recorded")).one()
+    assert recorded == last_minute.isoformat()  # the answer is dated, and audited, on the application's clock
+    assert last_minute <= (at if at.tzinfo else at.replace(tzinfo=UTC)) < last_minute + timedelta(seconds=1)
+    assert _offers(settings, r1.round_id)[late].status == "pending"

@@ -22,6 +22,8 @@ from rematch_pipeline.validation import (
     validate_table,
 )
 
+pytestmark = pytest.mark.dated  # the clock guard reruns these a year ahead (tests/test_clock.py)
+
 TODAY = date(2026, 6, 1)
 
 
@@ -326,7 +328,7 @@ def test_valid_rows_pass_and_invalid_rows_are_named(settings: Settings) -> None:
 
 
 def test_data_docs_html_is_written(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, database_url="sqlite://")
+    settings = Settings(home=tmp_path, database_url="sqlite://", clock=ManualClock(TODAY))
     tv = validate_table("capacity_offers", pd.DataFrame([offer("OF-1", ags="9162000")]), batch_id="docs-run",
                         settings=settings)
     assert tv.report_path is not None and tv.report_path.suffix == ".html" and tv.report_path.is_file()
@@ -372,7 +374,7 @@ def test_expectations_dir_can_be_overridden(tmp_path: Path, monkeypatch: pytest.
     (tmp_path / "members.json").write_text(json.dumps(suite), encoding="utf-8")
     monkeypatch.setenv("REMATCH_EXPECTATIONS_DIR", str(tmp_path))
     assert expectations_dir() == tmp_path
-    settings = Settings(home=tmp_path / "home", database_url="sqlite://")
+    settings = Settings(home=tmp_path / "home", database_url="sqlite://", clock=ManualClock(TODAY))
     assert check("members", [member("A", sex="unknown")], settings).success
 
 
