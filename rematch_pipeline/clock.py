@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 
 class Clock(ABC):
@@ -35,13 +36,14 @@ class SystemClock(Clock):
 class ManualClock(Clock):
     """A clock that moves only when told (`set`, `advance`), for tests, replays and simulated weeks.
 
-    Each reading moves it on by `tick` (default 1 µs), so two events read from it are never at the same instant
-    and stay in the order they happened, as on a real clock, while the readings are the same on every run.
+    Each reading of `now` moves it on by `tick` (default 1 µs), so two events read from it are never at the same
+    instant and stay in the order they happened, as on a real clock, while the readings are the same on every run.
+    Like a real clock it never goes back. `today` only looks, so asking the day does not move the time.
     """
 
     def __init__(self, at: datetime | date, tick: timedelta = timedelta(microseconds=1)) -> None:
-        if tick < timedelta(0):
-            raise ValueError("a clock cannot tick backwards")
+        if tick <= timedelta(0):
+            raise ValueError("a clock must tick forwards")
         self._at = _utc(at)
         self._tick = tick
         self._lock = threading.Lock()
@@ -52,20 +54,43 @@ class ManualClock(Clock):
             self._at = at + self._tick
         return at
 
-    def set(self, at: datetime | date) -> None:
-        """Put the clock at `at` (a date means 09:00 UTC that day: office hours in Germany)."""
+    def today(self) -> date:
         with self._lock:
-            self._at = _utc(at)
+            return self._at.date()
+
+    def set(self, at: datetime | date) -> None:
+        """Move the clock on to `at`. A date means that day: 09:00 UTC (office hours in Germany), or no change if the
+        clock is already later on that day."""
+        if not isinstance(at, datetime) and self.today() == at:
+            return
+        self._move_to(_utc(at))
 
     def advance(self, delta: timedelta) -> None:
         with self._lock:
-            self._at += delta
+            target = self._at + delta
+        self._move_to(target)
+
+    def _move_to(self, target: datetime) -> None:
+        with self._lock:
+            if target < self._at:
+                raise ValueError(f"a clock never goes back: it reads {self._at.isoformat()}, "
+                                 f"not {target.isoformat()}")
+            self._at = target
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A lock cannot be pickled: a copy (another process, a deep copy of the settings) gets its own.
+        return {"_at": self._at, "_tick": self._tick}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ManualClock({self._at.isoformat()})"
 
 
 def _utc(at: datetime | date) -> datetime:
+    """UTC for an aware datetime (an instant anywhere: 00:30 in Berlin is the day before in UTC)."""
     if not isinstance(at, datetime):
         return datetime(at.year, at.month, at.day, 9, tzinfo=UTC)
     if at.tzinfo is None:

@@ -27,6 +27,9 @@ from rematch_pipeline.domain import (
     WEIGHT_ASPECTS,
 )
 from rematch_pipeline.ingest.readers import CAPACITY_FIELDS
+from rematch_pipeline.reproducible import workbook_bytes, write_atomically
+
+_CREATOR = "Re:Match"
 
 FORM_ID = "rematch_household"
 FORM_VERSION = "2026112201"
@@ -345,6 +348,7 @@ def export_forms(out_dir: Path) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     form, template = out_dir / XLSFORM_FILE, out_dir / TEMPLATE_FILE
-    xlsform_workbook().save(form)
-    capacity_template().save(template)
+    # The same software gives the same bytes, whenever it runs.
+    write_atomically(form, workbook_bytes(xlsform_workbook(), _CREATOR))
+    write_atomically(template, workbook_bytes(capacity_template(), _CREATOR))
     return form, template

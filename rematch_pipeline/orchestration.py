@@ -30,14 +30,14 @@ INGEST_SCHEDULE = os.environ.get("REMATCH_INGEST_SCHEDULE", "*/15 * * * *")
 ROUND_SCHEDULE = os.environ.get("REMATCH_ROUND_SCHEDULE", "0 6 * * 1")
 
 
-def inbox_url() -> str:
+def inbox_url(settings: Settings | None = None) -> str:
     """REMATCH_INBOX_URL (any fsspec URL, e.g. s3://bucket/inbox), or the local `$REMATCH_HOME/inbox`."""
     from rematch_pipeline.config import load_settings
 
     url = os.environ.get("REMATCH_INBOX_URL")
     if url:
         return url
-    settings = load_settings()
+    settings = settings or load_settings()
     settings.ensure_dirs()
     return settings.inbox.resolve().as_uri()
 
@@ -52,7 +52,7 @@ def _sha256(path: Any) -> str:
     return h.hexdigest()
 
 
-def scan_inbox() -> list[str]:
+def scan_inbox(settings: Settings | None = None) -> list[str]:
     """URLs of the inbox files whose content was not ingested before (by sha256), oldest name first."""
     from airflow.sdk import ObjectStoragePath
     from sqlalchemy import select
@@ -61,16 +61,16 @@ def scan_inbox() -> list[str]:
     from rematch_pipeline.db import tables as t
     from rematch_pipeline.db.engine import get_engine, migrate
 
-    settings = load_settings()
+    settings = settings or load_settings()
     migrate(settings.database_url)
     with get_engine(settings.database_url).connect() as conn:
         known = set(conn.execute(select(t.raw_files.c.sha256)).scalars())
-    inbox = ObjectStoragePath(inbox_url())
+    inbox = ObjectStoragePath(inbox_url(settings))
     files = sorted((p for p in inbox.iterdir() if p.is_file() and p.suffix.lower() in INGEST_SUFFIXES), key=str)
     return [str(p) for p in files if _sha256(p) not in known]
 
 
-def ingest_path(url: str) -> dict[str, Any]:
+def ingest_path(url: str, settings: Settings | None = None) -> dict[str, Any]:
     """Ingest one inbox file (a local path or any fsspec URL); remote files are staged locally first."""
     import shutil
     import tempfile
@@ -81,7 +81,7 @@ def ingest_path(url: str) -> dict[str, Any]:
     from rematch_pipeline.config import load_policy, load_settings
     from rematch_pipeline.ingest.service import ingest_file
 
-    settings, policy = load_settings(), load_policy()
+    settings, policy = settings or load_settings(), load_policy()
     source = ObjectStoragePath(url)
     if source.protocol in ("file", "local"):
         report = ingest_file(Path(source.path), settings, policy, actor="airflow")
@@ -107,24 +107,37 @@ def rows_added(reports: list[dict[str, Any]], kind: str) -> int:
 def round_day(round_date: str | None, logical_date: str | None, settings: Settings | None = None) -> str:
     """The round's date: the `round_date` param if given, else the run's logical date (a weekly cron run), else today.
 
-    A `round_date` param after today is refused (`rounds.refuse_future`): the run would expire offers still running.
+    A date after today is refused (`rounds.refuse_future`): the run would expire offers still running. That is no
+    fault a retry can mend, so the task fails at once.
     """
     from rematch_pipeline.config import load_settings
-    from rematch_pipeline.rounds import refuse_future
+    from rematch_pipeline.rounds import FutureDateError, refuse_future
 
     today = (settings or load_settings()).clock.today()
-    if round_date:
-        day = date.fromisoformat(round_date)
-        refuse_future(day, today, "the round_date param")
-        return day.isoformat()
-    return (date.fromisoformat(logical_date[:10]) if logical_date else today).isoformat()
+    day = date.fromisoformat(round_date or (logical_date or today.isoformat())[:10])
+    try:
+        refuse_future(day, today, "the round_date param" if round_date else "the run's logical date")
+    except FutureDateError as exc:
+        raise _no_retry(exc) from None
+    return day.isoformat()
 
 
-def settle_offers(day: str) -> int:
+def _no_retry(exc: Exception) -> Exception:
+    """The same inputs would fail the same way again: Airflow fails the task at once instead of retrying."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    return AirflowFailException(str(exc))
+
+
+def settle_offers(day: str, settings: Settings | None = None) -> int:
     from rematch_pipeline.config import load_settings
+    from rematch_pipeline.rounds import FutureDateError
     from rematch_pipeline.rounds import settle_offers as settle
 
-    return settle(load_settings(), date.fromisoformat(day), actor="airflow")
+    try:
+        return settle(settings or load_settings(), date.fromisoformat(day), actor="airflow")
+    except FutureDateError as exc:
+        raise _no_retry(exc) from None
 
 
 def make_offers(round_id: str) -> int:
@@ -134,13 +147,17 @@ def make_offers(round_id: str) -> int:
     return offer_round(load_settings(), round_id, actor="airflow")
 
 
-def solve_round(round_date: str | None, policy_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def solve_round(round_date: str | None, policy_overrides: dict[str, Any] | None = None,
+                settings: Settings | None = None) -> dict[str, Any]:
     from rematch_pipeline.config import load_policy, load_settings
-    from rematch_pipeline.rounds import run_round
+    from rematch_pipeline.rounds import FutureDateError, run_round
 
-    settings = load_settings()
+    settings = settings or load_settings()
     day = date.fromisoformat(round_date) if round_date else settings.clock.today()
-    summary = run_round(settings, load_policy(overrides=policy_overrides or None), day, actor="airflow")
+    try:
+        summary = run_round(settings, load_policy(overrides=policy_overrides or None), day, actor="airflow")
+    except FutureDateError as exc:
+        raise _no_retry(exc) from None
     if summary.status == "failed":
         # The round is stored as failed with its reason; the task fails so the team sees it.
         raise RuntimeError(f"round {summary.round_id} failed: {summary.message}")

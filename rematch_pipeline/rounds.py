@@ -94,6 +94,12 @@ def load_round_inputs(conn: Connection, round_id: str, round_date: date, policy:
                        consumed=offers.consumed_capacity(conn))
 
 
+def _status(settings: Settings, round_id: str) -> str | None:
+    migrate(settings.database_url)
+    with get_engine(settings.database_url).connect() as conn:
+        return conn.execute(select(t.rounds.c.status).where(t.rounds.c.round_id == round_id)).scalar()
+
+
 def run_round(settings: Settings, policy: Policy, round_date: date, actor: str = "cli", *,
               allow_future: bool = False) -> RoundSummary:
     """Plan and solve the round for `round_date` once; a rerun returns the stored round unchanged (idempotent).
@@ -101,8 +107,9 @@ def run_round(settings: Settings, policy: Policy, round_date: date, actor: str =
     Everything the solve writes (expired offers, snapshot, assignments, state, audit) is one transaction. A date
     after today is refused unless `allow_future` (solving settles the offers as of that day).
     """
-    if not allow_future:
-        refuse_future(round_date, settings.clock.today(), "the round date")
+    today = settings.clock.today()
+    if not allow_future and round_date > today and _status(settings, round_id_for(round_date)) not in SOLVED_STATES:
+        refuse_future(round_date, today, "the round date")  # (a round solved before is only read back)
     round_id = plan_round(settings, policy, round_date, actor)
     with get_engine(settings.database_url).begin() as conn:
         _lock_round(conn, round_id)

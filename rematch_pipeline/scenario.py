@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import itertools
 import math
 import random
 import re
 import unicodedata
 import uuid
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -19,7 +17,6 @@ from xml.sax.saxutils import escape as xml_escape
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
-from openpyxl.writer.excel import ExcelWriter
 
 from rematch_pipeline.domain import (
     LAND_BY_AGS_PREFIX,
@@ -40,6 +37,7 @@ from rematch_pipeline.ingest.readers import (
     HOUSEHOLD_SELECT_MULTIPLE,
     MEMBER_FIELDS,
 )
+from rematch_pipeline.reproducible import FIXED_TIME, workbook_bytes, write_atomically, zip_bytes
 
 DEFAULT_ROUND_DATE = date(2026, 11, 23)
 HOUSEHOLDS_FILE = "households_kobo.xlsx"
@@ -50,9 +48,7 @@ KOBO_MEMBERS_SHEET = "members"
 CAPACITY_SHEET = "capacity"
 INSTRUCTIONS_SHEET = "instructions"
 
-# Fixed stamps so that the same seed gives the same bytes (openpyxl and zipfile would use the current time).
-_FIXED_DOC_TIME = datetime(2026, 1, 1, 0, 0, 0)
-_FIXED_ZIP_TIME = (2026, 1, 1, 0, 0, 0)
+# The creator named in the generated workbooks (their timestamps are fixed: `reproducible`).
 _CREATOR = "Re:Match scenario generator"
 
 # Kobo group paths of the form (the contract names are the last path element).
@@ -688,31 +684,11 @@ def _capacity_workbook(offers: Sequence[dict[str, object]]) -> Workbook:
 
 
 def _save_reproducibly(wb: Workbook, path: Path) -> None:
-    """Save an openpyxl workbook with fixed document timestamps."""
-    wb.properties.creator = _CREATOR
-    wb.properties.created = _FIXED_DOC_TIME
-    wb.properties.modified = _FIXED_DOC_TIME
-    raw = io.BytesIO()
-    # ExcelWriter directly (not wb.save) because save() stamps `modified` with the current time; stored, not
-    # deflated, since the entries are compressed once in _write_zip.
-    with zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as archive:
-        ExcelWriter(wb, archive).save()
-    with zipfile.ZipFile(raw) as archive:
-        _write_zip(path, {name: archive.read(name) for name in archive.namelist()})
+    write_atomically(path, workbook_bytes(wb, _CREATOR))
 
 
 def _write_zip(path: Path, entries: dict[str, bytes]) -> None:
-    """Fixed ZIP timestamps, attributes and a stable entry order, so equal content gives equal bytes."""
-    order = sorted(entries, key=lambda n: (n != "[Content_Types].xml", n))
-    tmp = path.with_name(path.name + ".part")
-    with zipfile.ZipFile(tmp, "w") as out:
-        for name in order:
-            info = zipfile.ZipInfo(name, date_time=_FIXED_ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.create_system = 0
-            info.external_attr = 0
-            out.writestr(info, entries[name], compresslevel=6)
-    tmp.replace(path)
+    write_atomically(path, zip_bytes(entries))
 
 
 # A minimal SpreadsheetML package with a shared-string table, as export tools write it. openpyxl (without lxml)
@@ -785,7 +761,7 @@ def _write_xlsx(path: Path, sheets: Sequence[tuple[str, Sequence[Sequence[object
     entries["xl/_rels/workbook.xml.rels"] = (
         f'{_XML_DECL}<Relationships xmlns="{_NS_PKG_REL}">{rels}</Relationships>').encode()
     entries["xl/styles.xml"] = _STYLES_XML.encode()
-    stamp = _FIXED_DOC_TIME.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = FIXED_TIME.strftime("%Y-%m-%dT%H:%M:%SZ")
     entries["docProps/core.xml"] = (
         f'{_XML_DECL}<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/'
         'core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:dcterms="http://purl.org/dc/terms/" '

@@ -27,6 +27,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="run with the system clock moved this many days ahead (what the clock guard does)")
 
 
+# A test that uses the application's settings, its clock or a database can meet a date rule: the clock guard
+# (tests/test_clock.py) reruns every such test with the system clock a year ahead.
+_DATED_FIXTURES = frozenset({"settings", "clock", "db_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _DATED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.dated)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     days = config.getoption("--clock-shift-days")
     if days:

@@ -11,6 +11,7 @@ from typing import Any
 from openpyxl import Workbook
 
 from rematch_pipeline.ingest.readers import CAPACITY_FIELDS, DECISION_FIELDS, HOUSEHOLD_FIELDS, MEMBER_FIELDS
+from rematch_pipeline.reproducible import FIXED_TIME, workbook_bytes
 
 GROUP = {"wheelchair_access": "grp_needs", "medical_needs": "grp_needs", "pets": "grp_needs",
          "pref_settlement": "grp_prefs"}
@@ -96,9 +97,7 @@ def xlsx_bytes(sheets: dict[str, list[list[Any]]]) -> bytes:
             for cell in ws[ws.max_row]:
                 if isinstance(cell.value, str) and cell.value.startswith("="):
                     cell.data_type = "s"  # data, not a formula
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    return workbook_bytes(wb, "tests")  # fixed timestamps: the same rows give the same file, the same sha256
 
 
 def kobo_csv(households: Sequence[dict[str, Any]], option_columns: bool = True, bom: bool = True) -> bytes:
@@ -131,10 +130,12 @@ def odk_zip(households: Sequence[dict[str, Any]], members: dict[str, list[dict[s
 
 
 def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    """Entries in the order given (a test may depend on it), with fixed timestamps."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in entries.items():
-            zf.writestr(name, data)
+            zf.writestr(zipfile.ZipInfo(name, date_time=FIXED_TIME.timetuple()[:6]), data,
+                        compress_type=zipfile.ZIP_DEFLATED)
     return buf.getvalue()
 
 

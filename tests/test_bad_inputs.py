@@ -322,14 +322,7 @@ def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("catalogue_home")
 
 
-# Cases whose outcome turns on a date (today's, or an offer's deadline): the clock guard reruns these a year ahead.
-DATED = {"interview_date_in_future", "member_born_next_year", "decisions_csv_valid",
-         "second_decision_for_the_same_case_and_round", "decision_already_recorded_in_an_earlier_file",
-         "decision_for_a_match_never_offered", "decision_after_the_response_deadline", "decision_timestamp_not_real"}
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.dated) if c.name in DATED else c for c in CASES],
-                         ids=lambda c: c.name)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_bad_input_catalogue(case: Case, db_url: str, shared_home: Path, tmp_path: Path,
                              monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(home=shared_home, database_url=db_url, clock=ManualClock(TODAY))
@@ -391,7 +384,6 @@ def test_bad_input_catalogue(case: Case, db_url: str, shared_home: Path, tmp_pat
 def test_catalogue_has_at_least_thirty_named_cases() -> None:
     names = [c.name for c in CASES]
     assert len(names) >= 30 and len(set(names)) == len(names)
-    assert DATED <= set(names)  # a renamed case would silently leave the clock guard
 
 
 def test_same_file_twice_is_a_duplicate_that_changes_nothing(settings: Settings, tmp_path: Path) -> None:

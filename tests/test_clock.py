@@ -17,21 +17,61 @@ REPO = Path(__file__).resolve().parent.parent
 SHIFT_DAYS = 366  # a year ahead, across a leap day or not
 _PROBE = "REMATCH_CLOCK_PROBE"
 
-# Calls that read the machine's time; only the clock module may make them.
-_CLOCK_READS = {("date", "today"), ("datetime", "now"), ("datetime", "utcnow"), ("datetime", "today"),
-                ("time", "time"), ("time", "time_ns"), ("time", "localtime"), ("time", "gmtime"),
-                ("pendulum", "now"), ("pendulum", "today")}
+# What reads the machine's calendar time (durations from time.monotonic or perf_counter are fine): only the clock
+# module may touch these, called or passed on (`default=datetime.now` reads the time later).
+_CLOCK_READS = {
+    "datetime.datetime.now", "datetime.datetime.utcnow", "datetime.datetime.today", "datetime.date.today",
+    "time.time", "time.time_ns", "time.localtime", "time.gmtime", "time.ctime", "time.asctime",
+    "pandas.Timestamp.now", "pandas.Timestamp.today", "pandas.Timestamp.utcnow", "pendulum.now", "pendulum.today",
+    "airflow.utils.timezone.utcnow", "airflow.sdk.timezone.utcnow",
+}
+# ... and these, given the words "now" or "today".
+_PARSES_NOW = {"pandas.Timestamp", "pandas.to_datetime", "numpy.datetime64"}
 
 
 def _clock_reads(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    alias: dict[str, str] = {}  # local name -> what it names
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            alias.update({a.asname or a.name.split(".")[0]: a.name if a.asname else a.name.split(".")[0]
+                          for a in node.names})
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            alias.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})
+
+    def dotted(node: ast.expr) -> str | None:
+        if isinstance(node, ast.Name):
+            return alias.get(node.id, node.id)
+        if isinstance(node, ast.Attribute):
+            owner = dotted(node.value)
+            return f"{owner}.{node.attr}" if owner else None
+        return None
+
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            owner = node.func.value
-            name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", None)
-            if (name, node.func.attr) in _CLOCK_READS:
-                found.append(f"{path.relative_to(REPO)}:{node.lineno} {name}.{node.func.attr}()")
-    return found
+    for node in ast.walk(tree):
+        name = dotted(node) if isinstance(node, (ast.Name, ast.Attribute)) else None
+        if name in _CLOCK_READS:
+            found.append(f"{path.relative_to(REPO)}:{node.lineno} {name}")
+        if isinstance(node, ast.Call) and dotted(node.func) in _PARSES_NOW and any(
+                isinstance(a, ast.Constant) and str(a.value).strip().lower() in ("now", "today") for a in node.args):
+            found.append(f"{path.relative_to(REPO)}:{node.lineno} {dotted(node.func)}(now)")
+    return sorted(set(found))
+
+
+def test_the_clock_check_sees_every_way_of_reading_the_time() -> None:
+    probe = REPO / "tests" / "_clock_probe_tmp.py"
+    probe.write_text("\n".join([
+        "import datetime as dtm", "import pandas as pd", "from datetime import date",
+        "from datetime import datetime as dt", "from time import time", "import time as t",
+        "a = dtm.datetime.now()", "b = dt.utcnow()", "c = date.today()", "d = time()", "e = t.time_ns()",
+        "f = pd.Timestamp.now()", "g = pd.Timestamp('today')", "h = dict(default=dt.now)", "i = t.monotonic()",
+        "j = pd.to_datetime('2026-11-23')",
+    ]) + "\n", encoding="utf-8")
+    try:
+        lines = sorted(int(r.split(":")[1].split()[0]) for r in _clock_reads(probe))
+    finally:
+        probe.unlink()
+    assert lines == [7, 8, 9, 10, 11, 12, 13, 14]  # not the durations (15) nor a parsed fixed date (16)
 
 
 def test_only_the_clock_module_reads_the_system_clock() -> None:
@@ -71,11 +111,12 @@ def test_clock_probe() -> None:
 
 def test_date_sensitive_tests_pass_with_the_system_clock_a_year_ahead(tmp_path: Path) -> None:
     # The guard: every test marked `dated` runs again with the machine's clock (datetime, date and time, for the
-    # application and every library in the process) moved SHIFT_DAYS ahead. A test that leans on the real date
-    # instead of the clock it set fails here, not a year from now. SQLite only: the date rules do not differ.
+    # application and every library in the process) moved SHIFT_DAYS ahead, in a time zone 14 hours from UTC (so a
+    # local date and the UTC date differ most of the day). A test that leans on the real date instead of the clock
+    # it set fails here, not a year from now. SQLite only: the date rules do not differ by database.
     probe = tmp_path / "probe.txt"
     env = {k: v for k, v in os.environ.items() if k != "REMATCH_TEST_DATABASE_URL"}
-    env[_PROBE] = str(probe)
+    env.update({_PROBE: str(probe), "TZ": "Pacific/Kiritimati"})
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "dated and not slow", "-p", "no:cacheprovider",
                           f"--clock-shift-days={SHIFT_DAYS}", "--basetemp", str(tmp_path / "run")],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)

@@ -22,8 +22,6 @@ from rematch_pipeline.packets.service import render_round_packets
 from rematch_pipeline.rounds import decide, offer_round, run_round
 from rematch_pipeline.scenario import generate_scenario
 
-pytestmark = pytest.mark.dated  # the clock guard reruns these a year ahead (tests/test_clock.py)
-
 ROUND_DATE = date(2026, 11, 23)
 
 

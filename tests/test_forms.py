@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,13 @@ def test_xlsform_writes_constraint_text_not_formulas() -> None:
 def test_forms_export_writes_both_files(tmp_path: Path) -> None:
     form, template = export_forms(tmp_path / "out")
     assert form.is_file() and template.is_file()
+
+
+def test_forms_export_gives_the_same_bytes_whenever_it_runs(exported: tuple[Path, Path], tmp_path: Path) -> None:
+    # No stamp of the current time in the workbooks: the same software hands out the same files.
+    import time_machine
+
+    with time_machine.travel(datetime(2031, 5, 17, 13, 7, tzinfo=UTC), tick=False):
+        assert main(["forms", "export", str(tmp_path)]) == 0
+    for path in exported:
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes()

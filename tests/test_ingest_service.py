@@ -17,8 +17,6 @@ from rematch_pipeline.ingest.service import ingest_file
 from rematch_pipeline.quarantine import list_quarantine, resubmit
 from tests import exports as x
 
-pytestmark = pytest.mark.dated  # the clock guard reruns these a year ahead (tests/test_clock.py)
-
 A, B = x.household("RM-A"), x.household("RM-B")
 MEMBERS = {"uuid-RM-A": x.family("head", "child"), "uuid-RM-B": x.family("head")}
 
@@ -210,14 +208,14 @@ def test_inbox_scan_lists_only_files_not_ingested_before(settings: Settings) -> 
     (settings.inbox / "b.csv").write_bytes(x.capacity_csv([x.offer()]))
     (settings.inbox / "photo.jpg").write_bytes(b"\xff\xd8")
     (settings.inbox / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 504)
-    found = orchestration.scan_inbox()
+    found = orchestration.scan_inbox(settings)
     assert [Path(u.removeprefix("file://")).name for u in found] == ["a.xlsx", "b.csv", "old.xls"]
-    first = orchestration.ingest_path(found[0])
+    first = orchestration.ingest_path(found[0], settings)
     assert (first["kind"], first["rows_added"]) == ("households", 1)
     # A file we cannot read is not left unnoticed: the sender learns what to do with it.
-    old = orchestration.ingest_path(found[2])
+    old = orchestration.ingest_path(found[2], settings)
     assert old["status"] == "unrecognised" and "save it as .xlsx" in old["message"]
-    assert [Path(u.removeprefix("file://")).name for u in orchestration.scan_inbox()] == ["b.csv"]
+    assert [Path(u.removeprefix("file://")).name for u in orchestration.scan_inbox(settings)] == ["b.csv"]
 
 
 def test_inbox_url_can_point_to_any_fsspec_location(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -229,11 +227,11 @@ def test_inbox_url_can_point_to_any_fsspec_location(settings: Settings, monkeypa
     attach("memory", fs=mem)
     mem.pipe("/rematch-inbox/cap.csv", x.capacity_csv([x.offer()]))
     monkeypatch.setenv("REMATCH_INBOX_URL", "memory://rematch-inbox")
-    (url,) = orchestration.scan_inbox()
+    (url,) = orchestration.scan_inbox(settings)
     assert url.startswith("memory://")
-    report = orchestration.ingest_path(url)
+    report = orchestration.ingest_path(url, settings)
     assert (report["file"], report["kind"], report["rows_added"]) == ("cap.csv", "capacity", 1)
-    assert orchestration.scan_inbox() == []
+    assert orchestration.scan_inbox(settings) == []
     with get_engine(settings.database_url).connect() as conn:
         assert conn.execute(select(t.raw_files.c.original_name)).scalars().all() == ["cap.csv"]
 

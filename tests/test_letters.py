@@ -37,8 +37,6 @@ from rematch_pipeline.rounds import decide, offer_round, run_round
 from tests import exports as x
 from tests.html_tree import Node, parse
 
-pytestmark = pytest.mark.dated  # the clock guard reruns these a year ahead (tests/test_clock.py)
-
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "rematch_pipeline"
 LANGS = ("uk", "de", "en")

@@ -32,8 +32,6 @@ from rematch_pipeline.rounds import (
 from tests import exports as x
 from tests.factories import clock_of
 
-pytestmark = pytest.mark.dated  # the clock guard reruns these a year ahead (tests/test_clock.py)
-
 R1, R2, R3 = date(2026, 11, 23), date(2026, 12, 7), date(2026, 12, 21)
 CASES = [f"H{i}" for i in range(1, 7)]
 SECRET_PHONE, SECRET_MAIL, SECRET_NOTE = "+48 611 222 333", "olena@example.org", "Sister lives in Lviv; trauma."
@@ -394,7 +392,9 @@ def test_a_date_after_today_expires_nothing_unless_allowed(settings: Settings, t
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     # Expired offers cannot come back, so a mistyped future date must not expire offers still running: refused by
     # the services themselves (CLI, DAG and any other caller alike), judged on the application's clock.
-    from rematch_pipeline.orchestration import round_day
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from rematch_pipeline import orchestration
 
     _seed(settings, tmp_path)
     r1 = run_round(settings, load_policy(), R1)
@@ -405,14 +405,20 @@ def test_a_date_after_today_expires_nothing_unless_allowed(settings: Settings, t
         settle_offers(settings, future)
     with pytest.raises(FutureDateError, match="after today"):
         run_round(settings, load_policy(), future)
-    with pytest.raises(FutureDateError, match="after today"):
-        round_day(future.isoformat(), None, settings)
+    # In Airflow the task fails at once: a retry would meet the same date.
+    with pytest.raises(AirflowFailException, match="after today"):
+        orchestration.round_day(future.isoformat(), None, settings)
+    with pytest.raises(AirflowFailException, match="after today"):
+        orchestration.settle_offers(future.isoformat(), settings)
     for argv in (["round", "settle", "--today", future.isoformat()], ["round", "run", "--date", future.isoformat()]):
         assert main(argv, settings=settings) == 2
         assert "after today" in capsys.readouterr().err
     assert {o.status for o in _offers(settings, r1.round_id).values()} == {"pending"}
     assert main(["round", "settle", "--today", future.isoformat(), "--allow-future"], settings=settings) == 0
     assert {o.status for o in _offers(settings, r1.round_id).values()} == {"expired"}
+    # A round solved ahead on purpose is read back later without the flag: nothing is settled again.
+    ahead = run_round(settings, load_policy(), future, allow_future=True)
+    assert run_round(settings, load_policy(), future).already_existed and ahead.round_id.endswith(str(future))
 
 
 def test_an_answer_entered_now_counts_up_to_the_deadline_day_of_the_application_clock(settings: Settings,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from rematch_pipeline.config import Settings, load_policy
@@ -16,8 +15,6 @@ from rematch_pipeline.reports.round_report import reason_category, write_round_r
 from rematch_pipeline.rounds import offer_round, run_round
 from tests import exports as x
 from tests.html_tree import Node, parse
-
-pytestmark = pytest.mark.dated  # the clock guard reruns these a year ahead (tests/test_clock.py)
 
 ROUND_DATE = date(2026, 11, 23)
 EVIL_NAME = '<script>alert(1)</script>=HYPERLINK("http://x")'

@@ -6,7 +6,6 @@ import csv
 import json
 from datetime import date
 
-import pytest
 from sqlalchemy import insert
 
 from rematch_pipeline import store
@@ -15,8 +14,6 @@ from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
 from rematch_pipeline.rounds import export_round, run_round
 from tests.factories import adult, child, household, offer
-
-pytestmark = pytest.mark.dated  # the clock guard reruns these a year ahead (tests/test_clock.py)
 
 ROUND_DATE = date(2026, 11, 23)
 

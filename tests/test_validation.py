@@ -22,8 +22,6 @@ from rematch_pipeline.validation import (
     validate_table,
 )
 
-pytestmark = pytest.mark.dated  # the clock guard reruns these a year ahead (tests/test_clock.py)
-
 TODAY = date(2026, 6, 1)
 
 
