@@ -4,7 +4,9 @@
 Every 15 minutes (`REMATCH_INGEST_SCHEDULE`) scans the inbox — `$REMATCH_HOME/inbox`, or any fsspec URL in
 `REMATCH_INBOX_URL` such as `s3://bucket/inbox` — and ingests each file not seen before in its own mapped task:
 archives it byte-for-byte with its sha256, detects its format by content, validates it with Great Expectations (Data
-Docs under `$REMATCH_HOME/data_docs`), quarantines bad rows with a reason and stores the good ones.
+Docs under `$REMATCH_HOME/data_docs`), quarantines bad rows with a reason and stores the good ones. A file whose
+processing fails is recorded `failed` with its reason (`rematch quarantine list`) and fails only its own task, at
+once; the inbox scan leaves it until it is resubmitted.
 Updates the assets `rematch://households`, `rematch://capacities` and `rematch://decisions` only when valid rows of
 that kind were added; decisions refresh the open rounds' packets, letters and report (packets DAG).
 """
@@ -47,7 +49,8 @@ def rematch_ingest() -> None:
         return ingest_path(path)
 
     def publisher(kind: str, asset: str):  # noqa: ANN202
-        @task(task_id=f"publish_{asset.split('://')[1]}", outlets=[Asset(asset)])
+        # all_done: a file whose ingest failed fails only its own task; what the other files added is published.
+        @task(task_id=f"publish_{asset.split('://')[1]}", outlets=[Asset(asset)], trigger_rule="all_done")
         def publish(reports: list[dict]) -> int:
             from airflow.sdk.exceptions import AirflowSkipException
 

@@ -43,7 +43,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         f"{r.status:12} {r.message}" + "".join(f"\n  validation report ({t}): {p}" for t, p in r.reports.items())
         + (f"\n  Data Docs: {r.data_docs}" if r.data_docs else "")
         for r in reports))
-    return 1 if any(r.status in ("unrecognised", "held", "refused") for r in reports) else 0
+    return 1 if any(r.status in ("unrecognised", "held", "refused", "failed") for r in reports) else 0
 
 
 def _summary_text(s: Any) -> str:

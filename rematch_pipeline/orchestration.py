@@ -93,6 +93,9 @@ def ingest_path(url: str, settings: Settings | None = None) -> dict[str, Any]:
             with source.open("rb") as src, open(local, "wb") as dst:
                 shutil.copyfileobj(src, dst)
             report = ingest_file(local, settings, policy, actor="airflow", name=source.name)
+    if report.status == "failed":
+        # Recorded with its reason; the same bytes would fail again, so the task fails at once, alone.
+        raise _no_retry(RuntimeError(report.message))
     added = sum(c.get("inserted", 0) + c.get("replaced", 0) for c in report.counts.values())
     return {"file": report.file, "status": report.status, "duplicate": report.duplicate, "kind": report.kind,
             "format": report.format, "accepted": report.accepted, "quarantined": report.quarantined,

@@ -22,6 +22,7 @@ _FAMILY = {"households": ("households", "members"), "capacity_offers": ("capacit
 
 
 COMMAND_LINE = "(rematch decide)"  # the "file" of a decision refused at the command line
+FAILED_RULE = "ingest_failed"  # the whole-file row of a file whose processing failed (ingest.service)
 
 
 def list_quarantine(settings: Settings, include_resolved: bool = False) -> list[dict[str, Any]]:
@@ -70,6 +71,8 @@ class _Fix:
     def fixed(self, conn: Connection, row: Any) -> bool:
         """Whether this file fixed the quarantine row: it came after the row, and stored the row's record (a row
         with a key) or, for a whole-file row, went in clean with every record of the original file stored since."""
+        if row.rule == FAILED_RULE and self.raw.id == row.raw_file_id:
+            return True  # the file that failed went through this time (its rows have quarantine rows of their own)
         later = (self.raw.id > row.raw_file_id if row.raw_file_id is not None
                  else self.raw.received_at > row.created_at)
         if not later:
@@ -134,7 +137,7 @@ def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: 
         raise LookupError(f"no quarantine row {quarantine_id}; see `rematch quarantine list`")
     if row.resolved_at is not None:
         raise ValueError(f"quarantine row {quarantine_id} was already resolved on {row.resolved_at:%Y-%m-%d %H:%M}")
-    report = ingest_file(Path(corrected), settings, policy, actor=actor)
+    report = ingest_file(Path(corrected), settings, policy, actor=actor, retry_failed=True)
     key = _key(row.table_name, row.record)
     resolved_ids: list[int] = []
     at = settings.clock.now()

@@ -95,3 +95,38 @@ def test_full_round_runs_through_the_real_dags(settings: Settings, airflow_env: 
         assert conn.execute(select(func.count()).select_from(t.packets)).scalar() == len(packets)
         assert conn.execute(select(func.count()).select_from(t.letters)).scalar() == len(letters)
         assert conn.execute(select(func.count()).select_from(t.deliveries)).scalar() == len(deliveries)
+
+
+def test_a_poisonous_file_fails_only_its_own_ingest_task_and_the_others_are_published(
+        settings: Settings, airflow_env: dict[str, str], tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    from tests import exports as x
+
+    generate_scenario(settings.inbox, households=12, municipalities=4, seed=3, round_date=ROUND_DATE)
+    canary = "Kanarienvogel Privat"
+    (settings.inbox / "zz_poison.csv").write_bytes(x.capacity_csv([
+        x.offer("OF-P", ags="01001000", municipality_name="Flensburg", state="SH", contact_name=canary,
+                places_persons="99999999999999999999")]))
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    run = subprocess.run([airflow, "dags", "test", "rematch_ingest"], env=airflow_env, cwd=REPO,
+                         capture_output=True, text=True, timeout=600)
+
+    meta = create_engine(airflow_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    with meta.connect() as conn:
+        states = conn.exec_driver_sql("SELECT task_id, map_index, state, try_number FROM task_instance").all()
+        published = set(conn.exec_driver_sql(
+            "SELECT a.uri FROM asset_event e JOIN asset a ON a.id = e.asset_id").scalars())
+    meta.dispose()
+    ingests = sorted((s.state, s.try_number) for s in states if s.task_id == "ingest")
+    assert ingests == [("failed", 1), ("success", 1), ("success", 1)]  # the failure in its own task, not retried
+    assert {s.task_id: s.state for s in states if s.task_id.startswith("publish_")} == {
+        "publish_households": "success", "publish_capacities": "success", "publish_decisions": "skipped"}
+    assert {uri.rstrip("/") for uri in published} == {"rematch://households", "rematch://capacities"}
+    with get_engine(settings.database_url).connect() as conn:
+        outcomes = dict(conn.execute(select(t.raw_files.c.original_name, t.raw_files.c.status)).all())
+    assert outcomes == {"households_kobo.xlsx": "ingested", "capacity.xlsx": "ingested", "zz_poison.csv": "failed"}
+    logs = "".join(p.read_text(errors="replace") for p in (Path(airflow_env["AIRFLOW_HOME"]) / "logs").rglob("*")
+                   if p.is_file())
+    assert "could not be processed" in logs + run.stdout + run.stderr
+    assert canary not in logs + run.stdout + run.stderr  # no row of the file in any log

@@ -7,30 +7,33 @@ import logging
 import os
 import shutil
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from rematch_pipeline import offers, store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
 from rematch_pipeline.domain import Policy
+from rematch_pipeline.quarantine import FAILED_RULE
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_INVALID_SHARE = 0.5
+FAILED = "failed"  # a file whose processing failed: recorded, nothing applied, tried again only on resubmission
 
 
 @dataclass
 class IngestReport:
     file: str
     sha256: str
-    status: str  # ingested, duplicate, held, unrecognised, refused
+    status: str  # ingested, duplicate, held, unrecognised, refused, failed
     message: str
     kind: str | None = None
     format: str | None = None
@@ -116,7 +119,9 @@ def _duplicate_report(path_name: str, digest: str, seen: Any, runs: list[Any], s
     if seen.status != "ingested":
         status, message = seen.status, (
             f"{path_name} is the same file as {seen.original_name}, {seen.status} on {when}: none of its rows were "
-            "applied; `rematch quarantine list` says why. Correct the file and send the corrected one")
+            "applied; `rematch quarantine list` says why. " + (
+                "Once the cause is mended, `rematch quarantine resubmit ID --file FILE` tries this file again"
+                if seen.status == FAILED else "Correct the file and send the corrected one"))
     else:
         status, message = "duplicate", f"{path_name} was already ingested as {seen.original_name} on {when}; " \
             "nothing changed"
@@ -127,15 +132,13 @@ def _duplicate_report(path_name: str, digest: str, seen: Any, runs: list[Any], s
 
 
 def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cli",
-                name: str | None = None) -> IngestReport:
+                name: str | None = None, retry_failed: bool = False) -> IngestReport:
     """Archive, read, validate and store one file in one transaction; `name` is its original name (default: path's).
 
-    Date rules (no interview or decision after today) are judged on the day of `settings.clock`.
+    Date rules (no interview or decision after today) are judged on the day of `settings.clock`. Whatever goes
+    wrong on the way ends as an outcome: a file that fails is recorded `failed` with a plain reason, nothing of it
+    applied; the same bytes again are a duplicate of that outcome unless `retry_failed` (a resubmission).
     """
-    from rematch_pipeline.ingest.readers import UnrecognisedFileError, read_file
-    from rematch_pipeline.ingest.safety import RefusedFileError
-    from rematch_pipeline.validation import validate_batch
-
     path = Path(path)
     name = name or path.name
     if not path.is_file():
@@ -149,11 +152,46 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
         runs = [] if seen is None else conn.execute(
             select(t.validation_runs.c.table_name, t.validation_runs.c.report_path)
             .where(t.validation_runs.c.raw_file_id == seen.id)).all()
-    if seen is not None:
+    if seen is not None and not (retry_failed and seen.status == FAILED):
         return _duplicate_report(name, digest, seen, list(runs), settings)
     archived = archive_file(path, settings, digest)
     raw = dict(sha256=digest, original_name=name, archived_path=str(archived.relative_to(settings.home)),
                size_bytes=archived.stat().st_size, received_at=settings.clock.now())
+    attempt = _Attempt(raw, None if seen is None else seen.id, name, digest, actor)
+    try:
+        return _ingest_archived(archived, attempt, settings, policy)
+    except Exception as exc:  # whatever the file made us fail on: recorded with its rows, never lost
+        return _record_failure(exc, attempt, settings)
+
+
+@dataclass
+class _Attempt:
+    """One try at a file: its raw_files values, the failed row it retries (if any), and how far it got."""
+
+    raw: dict[str, Any]
+    retry_of: int | None
+    name: str
+    digest: str
+    actor: str
+    batch: Any = None  # the file as read, once it was
+    stored: bool = False  # its outcome is committed
+
+
+def _store_raw(conn: Any, attempt: _Attempt, **values: Any) -> int:
+    """The file's raw_files row: new, or the failed one it retries, now with this attempt's outcome."""
+    if attempt.retry_of is not None:
+        conn.execute(update(t.raw_files).where(t.raw_files.c.id == attempt.retry_of).values(**attempt.raw, **values))
+        return attempt.retry_of
+    return int(conn.execute(insert(t.raw_files).values(**attempt.raw, **values)).inserted_primary_key[0])
+
+
+def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings, policy: Policy) -> IngestReport:
+    from rematch_pipeline.ingest.readers import UnrecognisedFileError, read_file
+    from rematch_pipeline.ingest.safety import RefusedFileError
+    from rematch_pipeline.validation import validate_batch
+
+    engine = get_engine(settings.database_url)
+    name, digest, actor = attempt.name, attempt.digest, attempt.actor
     started = time.perf_counter()
     try:
         batch = read_file(archived, name=name)
@@ -163,13 +201,13 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
         message = str(exc).replace(str(archived), name)
         at = settings.clock.now()
         with engine.begin() as conn:
-            raw_id = conn.execute(insert(t.raw_files).values(kind=None, status=status, **raw)
-                                  ).inserted_primary_key[0]  # type: ignore[index]
+            raw_id = _store_raw(conn, attempt, kind=None, status=status)
             conn.execute(insert(t.quarantine).values(raw_file_id=raw_id, table_name="file", sheet=None,
                                                      source_row=None, field=None, rule=rule,
                                                      message=message, record=None, created_at=at))
             store.audit(conn, actor, "file_rejected", digest[:12], {"file": name, "rule": rule}, at=at)
         return IngestReport(name, digest, status, message, raw_file_id=raw_id)
+    attempt.batch = batch
     parsed = time.perf_counter()
 
     results = validate_batch(batch.tables, batch_id=digest[:12], settings=settings)
@@ -181,9 +219,7 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
                           notes=list(batch.notes))
     at = settings.clock.now()
     with engine.begin() as conn:  # the file's rows, its validation and its quarantine land together or not at all
-        raw_id = conn.execute(insert(t.raw_files).values(kind=batch.kind, format=batch.format,
-                                                         status=report.status, **raw)
-                              ).inserted_primary_key[0]  # type: ignore[index]
+        raw_id = _store_raw(conn, attempt, kind=batch.kind, format=batch.format, status=report.status)
         report.raw_file_id = raw_id
         rejects: list[_Reject] = [] if held else _apply(conn, batch, results, raw_id, policy, report, actor, at)
         for table, res in results.items():
@@ -217,6 +253,7 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
         store.audit(conn, actor, "file_ingested", digest[:12],
                     {"file": name, "kind": batch.kind, "format": batch.format, "status": report.status,
                      "counts": report.counts}, at=at)
+    attempt.stored = True
     stored = time.perf_counter()
     report.timings = {"parse_s": round(parsed - started, 3), "validate_s": round(validated - parsed, 3),
                       "store_s": round(stored - validated, 3)}
@@ -234,6 +271,60 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
     for note in batch.notes:
         report.message += f"; {note}"
     log.info("ingest %s (%s): %s", digest[:12], batch.kind, report.status)
+    return report
+
+
+def _failure_reason(exc: BaseException) -> str:
+    """What went wrong, in words a sender and the data team can act on; never the exception's text, which may quote
+    the file's values (a database error names the value it refused)."""
+    # By the DB-API's classes (PEP 249), which SQLAlchemy, sqlite3 and psycopg (COPY included) all use.
+    kinds = {c.__name__ for e in (exc, getattr(exc, "orig", None)) if e is not None for c in type(e).__mro__}
+    if isinstance(exc, MemoryError):
+        why = "it needs more memory than this machine has to read it. Split it into smaller files"
+    elif isinstance(exc, UnicodeError):
+        why = "its text could not be decoded. Export it again as UTF-8"
+    elif isinstance(exc, OverflowError) or "DataError" in kinds:
+        why = ("a value in it is too long or too large for the database. Check the numbers and lengths in the file "
+               "against the data contract")
+    elif "IntegrityError" in kinds:
+        why = "the database refused a row as conflicting with one already stored. Ask the data team to look"
+    elif "OperationalError" in kinds:
+        why = ("the database could not be written just now (busy, locked, full or unreachable). Send it again when "
+               "the data team says the database is back")
+    else:
+        why = f"an error in this software stopped it ({type(exc).__name__}). The data team has been told in the log"
+    return (f"This file could not be processed: {why}. Nothing of it was applied; send it again with "
+            "`rematch quarantine resubmit ID --file FILE` (the same file is tried again).")
+
+
+def _record_failure(exc: Exception, attempt: _Attempt, settings: Settings) -> IngestReport:
+    """Record a file whose processing failed: raw_files row `failed`, one quarantine row with the reason, its rows
+    counted as held (none applied), the audit trail; the inbox scan does not pick it up again."""
+    if attempt.stored:
+        raise exc  # the outcome is committed: only the report after it failed, a fault of this software
+    name, digest = attempt.name, attempt.digest
+    # Classes and the place it happened, never the exception's text: it may quote the file's values.
+    orig = getattr(exc, "orig", None)
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = next((f for f in reversed(frames) if "rematch_pipeline" in f.filename), frames[-1] if frames else None)
+    log.error("ingest %s failed: %s%s at %s", digest[:12], type(exc).__name__,
+              f" ({type(orig).__name__})" if orig is not None else "",
+              f"{Path(where.filename).name}:{where.lineno}" if where else "?")
+    message = _failure_reason(exc)
+    batch = attempt.batch
+    report = IngestReport(name, digest, FAILED, f"{name}: {message}",
+                          kind=batch.kind if batch else None, format=batch.format if batch else None)
+    for table, df in (batch.tables.items() if batch else ()):
+        report.counts[table] = {"rows": len(df), "accepted": 0, "quarantined": 0, "held": len(df)}
+    report.rows_read = report.held = sum(c["rows"] for c in report.counts.values())
+    at = settings.clock.now()
+    with get_engine(settings.database_url).begin() as conn:
+        report.raw_file_id = _store_raw(conn, attempt, kind=report.kind, format=report.format, status=FAILED)
+        conn.execute(insert(t.quarantine).values(raw_file_id=report.raw_file_id, table_name="file", sheet=None,
+                                                 source_row=None, field=None, rule=FAILED_RULE,
+                                                 message=message, record=None, created_at=at))
+        store.audit(conn, attempt.actor, "file_failed", digest[:12],
+                    {"file": name, "error": type(exc).__name__, "rows": report.rows_read}, at=at)
     return report
 
 
