@@ -50,6 +50,24 @@ def test_medical_need_excludes_municipalities_without_the_service() -> None:
     assert result.unmatched[0].reason.startswith("no eligible municipality")
 
 
+def test_unmatched_reasons_name_health_and_disability_needs_only_with_consent() -> None:
+    # The reason goes into assignments.csv, round.json, the audit export and the round report (contract §1).
+    offers = [offer("05111000"), offer("05170008", medical_services=frozenset({"oncology"}))]
+    wheelchair = (adult(mobility_impaired=True),)
+    hs = [household("A", medical_needs=("dialysis",), consent_health_share=False),
+          household("B", wheelchair, consent_health_share=False),
+          household("C", medical_needs=("dialysis",), consent_health_share=True)]
+    reasons = {u.case_id: u.reason for u in run(hs, offers).unmatched}
+    for case in ("A", "B"):
+        assert "health or disability need not met" in reasons[case], reasons[case]
+        assert not any(w in reasons[case] for w in ("dialysis", "medical", "wheelchair", "accessible"))
+    assert "medical service not offered: dialysis" in reasons["C"]
+    # Capacity running out in the wheelchair dimension is a disability detail too.
+    (left,) = run([household(c, wheelchair, consent_health_share=False) for c in "DE"],
+                  [offer("05111000", units_wheelchair=1)]).unmatched
+    assert "units for a health or disability need" in left.reason and "wheelchair" not in left.reason, left.reason
+
+
 def test_pets_need_pet_allowed_units() -> None:
     hs = [household("A", pets="dog")]
     result = run(hs, [offer("05111000"), offer("09162000", units_pets_allowed=2)])

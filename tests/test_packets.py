@@ -169,6 +169,16 @@ def test_contact_data_only_after_acceptance(mixed_packet: PacketInput, mixed_htm
             assert secret not in pages, secret
 
 
+def test_interview_notes_reach_the_municipality_only_with_health_consent(
+        mixed_packet: PacketInput, mixed_html: str, mixed_pdf: bytes) -> None:
+    # Notes are free text that may hold health details (contract §1): after acceptance, and only with consent.
+    doc = parse(mixed_html)
+    no, yes = (next(ph for ph in mixed_packet.households if ph.household is hh) for hh in (HEALTH_NO, HEALTH_YES))
+    assert HEALTH_NO.contact_phone in section_of(doc, no).flat_text()  # accepted: the contact is there
+    assert HEALTH_NO.notes not in mixed_html and HEALTH_NO.notes not in "\n".join(pdf_text(mixed_pdf))
+    assert HEALTH_YES.notes in section_of(doc, yes).flat_text()
+
+
 def test_script_tag_in_notes_is_escaped() -> None:
     notes = '<script>alert("x")</script><img src=x onerror="alert(1)"> & <b>fett</b>'
     hostile = make_household("RM-2026-00666", notes=notes, contact_email="<i>a@b.example</i>")

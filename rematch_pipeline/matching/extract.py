@@ -8,8 +8,12 @@ import numpy as np
 
 from rematch_pipeline.domain import CAPACITY_DIMENSIONS, ROOM_CLASSES, Assignment, Unmatched
 from rematch_pipeline.matching.data import MatchingData
-from rematch_pipeline.matching.eligibility import NO_MEDICAL, REASON_WORDS, missing_services
+from rematch_pipeline.matching.eligibility import NO_ACCESSIBLE, NO_MEDICAL, REASON_WORDS, missing_services
 from rematch_pipeline.matching.scoring import term_arrays
+
+# In place of a health or disability detail of a household that did not consent to share such details.
+WITHHELD_NEED = "a health or disability need not met (which one only with the household's consent)"
+WITHHELD_UNITS = "units for a health or disability need"
 
 DIMENSION_WORDS = {
     "places_persons": "places for persons",
@@ -37,11 +41,17 @@ def _no_eligible_reason(data: MatchingData, hi: int) -> str:
     n_offers = len(data.offers)
     if n_offers == 0:
         return "no eligible municipality: no capacity offer is valid on the round date"
-    counts = Counter(int(c) for c in data.codes[hi])
+    codes = data.codes[hi]
+    consented = data.households[hi].consent_health_share
+    if not consented:
+        # Which service or that it is about accessibility are health and disability details: they leave the
+        # pipeline (exports, audit, report) only with the household's consent, so they are not even worded here.
+        codes = np.where(np.isin(codes, (NO_ACCESSIBLE, NO_MEDICAL)), NO_MEDICAL, codes)
+    counts = Counter(int(c) for c in codes)
     parts = []
     for code, n in sorted(counts.items(), key=lambda t: (-t[1], t[0])):
-        words = REASON_WORDS[code]
-        if code == NO_MEDICAL:
+        words = REASON_WORDS[code] if consented or code != NO_MEDICAL else WITHHELD_NEED
+        if code == NO_MEDICAL and consented:
             missing = {s for j in np.nonzero(data.codes[hi] == NO_MEDICAL)[0]
                        for s in missing_services(int(data.hh.need_medical[hi]), int(data.of.medical[j]))}
             words += ": " + ", ".join(sorted(missing))
@@ -54,9 +64,11 @@ def _capacity_reason(data: MatchingData, hi: int, used: np.ndarray, used_rooms: 
     dem = data.hh.demand[hi]
     left = data.of.remaining[offers] - used[offers]  # (n, dims)
     short: Counter[str] = Counter()
+    consented = data.households[hi].consent_health_share
     for d, name in enumerate(CAPACITY_DIMENSIONS):
         if dem[d]:
-            short[DIMENSION_WORDS[name]] += int((left[:, d] < dem[d]).sum())
+            words = WITHHELD_UNITS if name == "units_wheelchair" and not consented else DIMENSION_WORDS[name]
+            short[words] += int((left[:, d] < dem[d]).sum())
     r = int(data.hh.rooms[hi])
     # Free units for an r-room need: the tightest of the classes 1..r (nested classes, Hall's condition).
     rooms_left = np.minimum.accumulate(data.of.units_ge_left[offers] - used_rooms[offers], axis=1)[:, r - 1]

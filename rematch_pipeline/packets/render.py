@@ -238,8 +238,10 @@ def _household_view(ph: PacketHousehold, packet: PacketInput) -> dict[str, Any]:
         }
     contact = None
     if ph.accepted:
+        # Interview notes are free text and may hold health details: like those, only with the household's consent.
         contact = {
-            "case_id": hh.case_id, "phone": hh.contact_phone, "email": hh.contact_email, "notes": hh.notes,
+            "case_id": hh.case_id, "phone": hh.contact_phone, "email": hh.contact_email,
+            "notes": hh.notes if hh.consent_health_share else None,
         }
     return {
         "pseudonym": ph.pseudonym,
