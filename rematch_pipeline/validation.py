@@ -82,13 +82,53 @@ def expectations_dir() -> Path:
 
 
 def load_suite_dict(table: str) -> dict[str, Any]:
-    """The reviewable suite file of `table` (the JSON form of a GX ExpectationSuite)."""
+    """The reviewable suite file of `table` (the JSON form of a GX ExpectationSuite), as it is run: rules on health
+    columns judged aside (`_shield`)."""
     if table not in TABLES:
         raise ValueError(f"no expectation suite for table {table!r}; expected one of {', '.join(TABLES)}")
     path = expectations_dir() / f"{table}.json"
     stat = path.stat()
     # Parsed afresh on every call: callers may change their copy without touching the next caller's.
-    return json.loads(_read_suite_text(str(path), stat.st_mtime_ns, stat.st_size))
+    return _shield(json.loads(_read_suite_text(str(path), stat.st_mtime_ns, stat.st_size)))
+
+
+# Health and disability details (contract §1). A rule on their values is judged in Python and GX sees only whether
+# each row passes, so no value of these columns is ever written into a validation result or the Data Docs.
+HEALTH_COLUMNS = frozenset({"medical_needs", "wheelchair_access", "mobility_impaired"})
+_VALUE_RULES = frozenset({"expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex",
+                          "expect_column_values_to_be_in_set"})
+
+
+def _shield(suite_dict: dict[str, Any]) -> dict[str, Any]:
+    for i, exp in enumerate(suite_dict["expectations"]):
+        column = exp.get("kwargs", {}).get("column")
+        if column in HEALTH_COLUMNS and exp["type"] in _VALUE_RULES:
+            meta = dict(exp.get("meta") or {})
+            judged = f"_ok_{meta.get('rule') or i}"
+            suite_dict["expectations"][i] = {
+                **exp, "type": "expect_column_values_to_be_in_set", "kwargs": {"column": judged, "value_set": [True]},
+                "meta": {**meta, "field": column, "judged_aside": {"type": exp["type"], "kwargs": exp["kwargs"]}}}
+    return suite_dict
+
+
+def _judge_aside(frame: pd.DataFrame, suite_dict: Mapping[str, Any]) -> dict[str, pd.Series]:
+    """The pass/fail columns of the shielded rules, as GX would judge them (search for a regex; empty cells are
+    left to the rule that requires a value)."""
+    out: dict[str, pd.Series] = {}
+    for exp in suite_dict["expectations"]:
+        rule = (exp.get("meta") or {}).get("judged_aside")
+        if not rule:
+            continue
+        values = frame[rule["kwargs"]["column"]]
+        if rule["type"] == "expect_column_values_to_be_in_set":
+            allowed = set(rule["kwargs"]["value_set"])
+            ok = values.map(lambda v, allowed=allowed: v in allowed)
+        else:
+            ok = _str_test(values, "contains", rule["kwargs"]["regex"])
+            if rule["type"] == "expect_column_values_to_not_match_regex":
+                ok = ~ok
+        out[exp["kwargs"]["column"]] = _tristate(ok, values.notna(), frame.index)
+    return out
 
 
 @functools.lru_cache(maxsize=16)
@@ -415,7 +455,7 @@ def prepare_frame(
     for col in suite_cols:
         if not col.startswith("_"):
             frame[col] = _normalise(frame[col]) if col in df else pd.Series(None, index=frame.index, dtype=object)
-    frame = frame.assign(**_derive_generic(frame, suite_cols))
+    frame = frame.assign(**_derive_generic(frame, suite_cols), **_judge_aside(frame, suite_dict))
     if table == "households":
         _derive_households(frame, related.get("members"), today)
     elif table == "members":

@@ -382,3 +382,29 @@ def test_unknown_table_and_ambiguous_index_are_rejected(settings: Settings) -> N
     with pytest.raises(ValueError, match="index must be unique"):
         validate_table("members", pd.DataFrame([member("A"), member("B")], index=[1, 1]), batch_id="x",
                        settings=settings)
+
+
+def test_health_values_are_judged_but_never_written_into_results_or_data_docs(tmp_path: Path) -> None:
+    # Data Docs list a failing rule's values; for health and disability details (contract §1) they must not, with
+    # or without consent: the rule still quarantines the row, the docs show only that it failed.
+    settings = Settings(home=tmp_path, database_url="sqlite://", clock=ManualClock(TODAY))
+    secrets = {"medical_needs": "dialyse onkologie", "wheelchair_access": "Rollstuhl seit 2019",
+               "mobility_impaired": "gehbehindert links"}
+    households = pd.DataFrame([household("RM-1", medical_needs=secrets["medical_needs"]),
+                               household("RM-2", wheelchair_access=secrets["wheelchair_access"]),
+                               household("RM-3", medical_needs="none dialysis")])
+    members = pd.DataFrame([member("RM-1"), member("RM-2"),
+                            member("RM-3", mobility_impaired=secrets["mobility_impaired"])])
+    result = validate_batch({"households": households, "members": members}, batch_id="health", settings=settings)
+    hh, mem = result["households"], result["members"]
+    assert rules_by_row(hh)[0] >= {"medical_needs_allowed_values"}
+    assert rules_by_row(hh)[1] >= {"wheelchair_access_allowed_value"}
+    assert rules_by_row(hh)[2] >= {"medical_needs_none_excludes_others"}
+    assert [e.field for e in errors_of(hh, 0) if e.rule == "medical_needs_allowed_values"] == ["medical_needs"]
+    assert "mobility_impaired_allowed_value" in {e.rule for e in mem.row_errors}
+    written = "".join(p.read_text(encoding="utf-8", errors="replace") for p in tmp_path.rglob("*")
+                      if p.is_file() and p.suffix in (".html", ".json"))
+    written += json.dumps(hh.result) + json.dumps(mem.result)
+    for secret in (*secrets.values(), "none dialysis"):
+        assert secret not in written, secret
+    assert "medical_needs" in written  # the rule and its column are named, only the values are not
