@@ -153,7 +153,7 @@ def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: 
             resolved_ids = [quarantine_id]
             family = _FAMILY[_ENTITY[row.table_name][0]] if key is not None else ()
             others = conn.execute(select(t.quarantine.c.id, t.quarantine.c.table_name, t.quarantine.c.record,
-                                         t.quarantine.c.raw_file_id)
+                                         t.quarantine.c.raw_file_id, t.quarantine.c.rule, t.quarantine.c.created_at)
                                   .where(t.quarantine.c.resolved_at.is_(None), t.quarantine.c.id != quarantine_id)
                                   ).all()
             resolved_ids += [

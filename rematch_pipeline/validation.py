@@ -8,6 +8,7 @@ import os
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 import functools  # noqa: E402
+import html  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import re  # noqa: E402
@@ -22,7 +23,7 @@ from urllib.parse import unquote, urlparse  # noqa: E402
 import great_expectations as gx  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from great_expectations.checkpoint import Checkpoint, UpdateDataDocsAction  # noqa: E402
+from great_expectations.checkpoint import Checkpoint  # noqa: E402
 from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 from great_expectations.exceptions import DataContextError  # noqa: E402
@@ -225,7 +226,7 @@ def _stored_checkpoint(context: Any, name: str, signature: str) -> Checkpoint | 
         len(definitions) == 1
         and _suite_signature(definitions[0].suite) == signature
         and dict(checkpoint.result_format) == RESULT_FORMAT
-        and [getattr(a, "site_names", None) for a in checkpoint.actions] == [[SITE_NAME]]
+        and not checkpoint.actions  # Data Docs are built after the values are made safe (`_render_docs`)
     )
     return checkpoint if same else None
 
@@ -251,7 +252,7 @@ def _sync_checkpoint(context: Any, table: str, suite: gx.ExpectationSuite) -> Ch
         Checkpoint(
             name=f"rematch_{table}",
             validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[SITE_NAME])],
+            actions=[],
             result_format=RESULT_FORMAT,
         )
     )
@@ -528,6 +529,37 @@ def _docs_page(context: Any, key: Any, data_docs: Path) -> Path | None:
     return index if index.exists() else None
 
 
+# Where a validation result carries values of the file (Data Docs show them as they are, without escaping).
+_VALUE_KEYS = ("partial_unexpected_list", "unexpected_list", "partial_unexpected_counts", "observed_value",
+               "details")
+
+
+def _safe(value: Any) -> Any:
+    """A value of the file as text that cannot become markup in the Data Docs; numbers and None stay as they are."""
+    if isinstance(value, str):
+        return html.escape(value)
+    if isinstance(value, dict):
+        return {k: _safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_safe(v) for v in value]
+    return value
+
+
+def _render_docs(context: Any, key: Any) -> None:
+    """Make the stored result's values safe as markup, then render its Data Docs page and the index.
+
+    GX writes the unexpected values of a rule into its pages verbatim: a `<script>` in a cell of a sender's file
+    would run in an auditor's browser. The row errors come from the result in memory, which stays as it was.
+    """
+    store = context.validation_results_store
+    stored = store.get(key)
+    for res in stored.results:
+        if res.result:
+            res.result = {k: _safe(v) if k in _VALUE_KEYS else v for k, v in res.result.items()}
+    store.set(key, stored)
+    context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=[key])
+
+
 def _run_name(batch_id: str) -> str:
     # The run name becomes a folder of the Data Docs site.
     return re.sub(r"[^A-Za-z0-9._-]+", "_", batch_id).strip("._") or "batch"
@@ -571,6 +603,7 @@ def validate_table(
         # Another process re-synced the stored suite or checkpoint since this process cached it.
         checkpoint_result = run(_checkpoint(project, table, suite_dict, refresh=True))
     (key, suite_result), = checkpoint_result.run_results.items()
+    _render_docs(project.context, key)
 
     row_errors = _in_row_order(_row_errors(suite_result.results, frame.index), frame.index)
     invalid = {e.row_index for e in row_errors}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from html import escape as html_escape
 from pathlib import Path
 
 import pandas as pd
@@ -408,3 +409,33 @@ def test_health_values_are_judged_but_never_written_into_results_or_data_docs(tm
     for secret in (*secrets.values(), "none dialysis"):
         assert secret not in written, secret
     assert "medical_needs" in written  # the rule and its column are named, only the values are not
+
+
+@pytest.mark.parametrize("payload", ['<script>alert("x")</script>', '"><img src=x onerror=alert(1)>',
+                                     "</td></tr></table><svg onload=alert(1)>"])
+def test_markup_in_any_text_field_of_either_file_kind_stays_text_in_the_data_docs(tmp_path: Path,
+                                                                                   payload: str) -> None:
+    # Data Docs show the values a rule did not expect; GX writes them verbatim, so they are made safe first.
+    settings = Settings(home=tmp_path, database_url="sqlite://", clock=ManualClock(TODAY))
+    fields = {"households": household(), "members": member(), "capacity_offers": offer()}
+    tables: dict[str, list[dict[str, str | None]]] = {}
+    for table, base in fields.items():
+        for i, name in enumerate(f for f in base if f != "source_row"):
+            row = dict(base)
+            row[name] = payload
+            if table != "capacity_offers":  # every household keeps its member, and the other way round
+                row["case_id"] = payload if name == "case_id" else f"RM-2026-{i:05d}"
+            else:
+                row["offer_id"] = payload if name == "offer_id" else f"OF-{i}"
+            tables.setdefault(table, []).append(row)
+    batch = {t: pd.DataFrame(rows) for t, rows in tables.items() if t != "capacity_offers"}
+    result = validate_batch(batch, batch_id="markup-households", settings=settings)
+    result.update(validate_batch({"capacity_offers": pd.DataFrame(tables["capacity_offers"])},
+                                 batch_id="markup-capacity", settings=settings))
+    assert all(tv.row_errors for tv in result.values())  # the payload broke rules, so its values are listed
+    pages = [p.read_text(encoding="utf-8") for p in settings.data_docs.rglob("*.html")]
+    assert len(pages) >= 4
+    for page in pages:
+        assert payload not in page
+        assert "<script>alert" not in page and "<img src=x" not in page and "<svg onload" not in page
+    assert any(html_escape(payload) in page for page in pages)  # shown, as text
