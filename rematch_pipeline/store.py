@@ -201,7 +201,11 @@ def apply_households(conn: Connection, rows: list[dict[str, Any]], members: dict
 
 
 def apply_offers(conn: Connection, rows: list[dict[str, Any]], at: datetime, actor: str = "ingest") -> dict[str, str]:
-    """Store validated offers in bulk; the same offer_id replaces the earlier offer (contract §2), recorded."""
+    """Store validated offers in bulk; returns offer_id -> inserted, replaced, unchanged or other_municipality.
+
+    The same offer_id replaces the earlier offer (contract §2), recorded, but only from the municipality that
+    submitted it first: an offer_id belongs to its AGS, so another municipality's row cannot overwrite it.
+    """
     cols = [c for c in t.capacity_offers.c if c.name not in _BOOKKEEPING]
     existing: dict[str, Any] = {}
     for chunk in _chunks([r["offer_id"] for r in rows]):
@@ -214,6 +218,10 @@ def apply_offers(conn: Connection, rows: list[dict[str, Any]], at: datetime, act
         if old is None:
             inserts.append({**row, "updated_at": at})
             outcomes[row["offer_id"]] = "inserted"
+        elif old.ags != row["ags"]:
+            outcomes[row["offer_id"]] = "other_municipality"
+            audit(conn, actor, "offer_refused", row["offer_id"], {"raw_file_id": row["raw_file_id"],
+                                                                  "owner_raw_file_id": old.raw_file_id}, at=at)
         elif all(getattr(old, c.name) == row[c.name] for c in cols):
             outcomes[row["offer_id"]] = "unchanged"
         else:

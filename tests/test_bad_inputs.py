@@ -73,6 +73,14 @@ def _offer_replaced(conn: Connection, report: IngestReport) -> None:
     assert event["raw_file_id"] == report.raw_file_id and event["previous_raw_file_id"] == report.raw_file_id - 1
 
 
+def _offer_kept_by_its_owner(conn: Connection, report: IngestReport) -> None:
+    offers = t.capacity_offers.c
+    rows = conn.execute(select(offers.offer_id, offers.ags, offers.places_persons).order_by(offers.offer_id)).all()
+    assert [tuple(r) for r in rows if r.offer_id == "OF-1"] == [("OF-1", "09162000", 12)]  # München's, unchanged
+    refused = conn.execute(select(t.audit_events.c.details).where(t.audit_events.c.event == "offer_refused")).scalar()
+    assert refused["raw_file_id"] == report.raw_file_id
+
+
 def _household_replaced(conn: Connection, report: IngestReport) -> None:
     row = conn.execute(select(t.households).where(t.households.c.case_id == "RM-A")).one()
     assert row.german_level == "b2_plus" and row.raw_file_id == report.raw_file_id
@@ -246,6 +254,19 @@ CASES = [
          ("again.xlsx", x.capacity_xlsx([x.offer(places_persons="40")])),
          before=[("first.csv", x.capacity_csv([x.offer()]))], accepted={"capacity_offers": [2]}, replaced=1,
          check=_offer_replaced),
+    Case("capacity_offer_id_of_another_municipality_is_quarantined",
+         ("other.csv", x.capacity_csv([x.offer(ags="05111000", municipality_name="Düsseldorf", state="NW",
+                                               places_persons="99")])),
+         before=[("first.csv", x.capacity_csv([x.offer()]))],
+         quarantined={("capacity_offers", 2): {"offer_id_of_another_municipality"}}, check=_offer_kept_by_its_owner),
+    Case("capacity_file_with_a_foreign_and_an_own_offer_id",
+         ("mixed.csv", x.capacity_csv([x.offer(ags="05111000", municipality_name="Düsseldorf", state="NW"),
+                                       x.offer("OF-9", ags="05111000", municipality_name="Düsseldorf", state="NW")])),
+         before=[("first.csv", x.capacity_csv([x.offer()]))], accepted={"capacity_offers": [3]},
+         quarantined={("capacity_offers", 2): {"offer_id_of_another_municipality"}}),
+    Case("capacity_number_too_large_for_the_database_fails_the_file_whole",
+         ("huge.csv", x.capacity_csv([x.offer(places_persons="99999999999999999999")])),
+         status="failed", file_rule="ingest_failed"),
     Case("decisions_csv_valid", ("decisions.csv", x.decisions_csv([
         x.decision("RM-A"), x.decision("RM-B", decision="decline", reason="Wants to stay near family")])),
          before=[("hh.xlsx", kobo(A, B))], setup=_offered_round, accepted={"decisions": [2, 3]},

@@ -98,6 +98,9 @@ class _Reject:
 
 
 _APPLY_RULES = {
+    "other_municipality": ("offer_id", "offer_id_of_another_municipality",
+                           "This offer_id belongs to another municipality (AGS), which submitted it first; it was not "
+                           "applied. Use an offer_id of your own, e.g. your AGS followed by a number."),
     "kept_newer": ("_submission_time", "older_submission_than_stored",
                    "A newer submission of this household (same case_id) is already stored; this older one was not "
                    "applied. Nothing to do unless the stored one is wrong."),
@@ -362,8 +365,13 @@ def _apply(conn: Any, batch: Any, results: dict[str, Any], raw_id: int, policy: 
         _tally(report, "households", outcomes.values())
     elif batch.kind == "capacity":
         df = batch.tables["capacity_offers"]
-        rows = [store.offer_row(rec, raw_id) for _, rec in _valid_records(df, results["capacity_offers"].invalid_rows)]
-        _tally(report, "capacity_offers", store.apply_offers(conn, rows, at, actor="ingest").values())
+        valid = _valid_records(df, results["capacity_offers"].invalid_rows)
+        rows = [store.offer_row(rec, raw_id) for _, rec in valid]
+        outcomes_o = store.apply_offers(conn, rows, at, actor="ingest")
+        for (idx, _), row in zip(valid, rows, strict=True):
+            if outcomes_o[row["offer_id"]] in _APPLY_RULES:
+                rejects.append(_Reject("capacity_offers", idx, *_APPLY_RULES[outcomes_o[row["offer_id"]]]))
+        _tally(report, "capacity_offers", outcomes_o.values())
     elif batch.kind == "decisions":
         df = batch.tables["decisions"]
         valid = _valid_records(df, results["decisions"].invalid_rows)
