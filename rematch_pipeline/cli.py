@@ -55,6 +55,7 @@ def _summary_text(s: Any) -> str:
     for f in s.fill:
         lines.append(f"  {f['ags']} {f['municipality']:<24} {f['persons_placed']:>5} / {f['places_persons']:<5}"
                      f" ({f['fill']:.0%})" + (f", {f['persons_accepted']} accepted" if s.offers.get("offered") else ""))
+    lines += [f"  warning: {w}" for w in s.warnings]
     if s.offers.get("offered"):
         o = s.offers
         lines.insert(2, f"  offers: {o['offered']} made, {o['accepted']} accepted, {o['declined']} declined, "

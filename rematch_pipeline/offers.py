@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -11,7 +11,7 @@ from sqlalchemy import Connection, func, insert, select, update
 from rematch_pipeline import store
 from rematch_pipeline.config import policy_from_dict
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.domain import CAPACITY_DIMENSIONS, demand_of
+from rematch_pipeline.domain import CAPACITY_DIMENSIONS, ROOM_CLASSES, demand_of
 from rematch_pipeline.matching.data import Consumption
 
 PENDING, ACCEPTED, DECLINED, EXPIRED = "pending", "accepted", "declined", "expired"
@@ -161,6 +161,32 @@ def consumed_capacity(conn: Connection) -> dict[str, Consumption]:
             acc[k] += int(demand.get(k, 0))
         rooms.setdefault(offer_id, []).append(int(demand["rooms_needed"]))
     return {oid: Consumption(dimensions=dims[oid], rooms_needed=tuple(sorted(rooms[oid]))) for oid in dims}
+
+
+def overcommitted(conn: Connection, offer_ids: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """Capacity offers that now offer less than their accepted and pending offers hold (a resubmission cut them), in
+    words (offer_id, warning): nobody more is placed there, what is held stays held; the team and the municipality
+    should talk."""
+    from rematch_pipeline.matching.data import remaining_capacity
+    from rematch_pipeline.matching.extract import DIMENSION_WORDS
+
+    held = consumed_capacity(conn)
+    wanted = set(held) if offer_ids is None else set(offer_ids) & set(held)
+    found = []
+    for offer in store.load_offers(conn):
+        if offer.offer_id not in wanted:
+            continue
+        dims, rooms = remaining_capacity(offer, held[offer.offer_id])
+        short = [f"{DIMENSION_WORDS[d]} {-left} more than offered" for d, left in zip(CAPACITY_DIMENSIONS, dims,
+                                                                                         strict=True) if left < 0]
+        short += [f"units with {k}+ rooms {-left} more than offered" for k, left in zip(ROOM_CLASSES, rooms,
+                                                                                         strict=True) if left < 0]
+        if short:
+            found.append((offer.offer_id, (
+                f"offer {offer.offer_id} of {offer.municipality_name} ({offer.ags}) now offers less than its accepted "
+                f"and pending offers hold ({'; '.join(short)}): nobody more is placed there, the households already "
+                "offered a place keep it; agree the numbers with the municipality")))
+    return found
 
 
 def households_with_open_offers(conn: Connection) -> set[str]:

@@ -46,6 +46,7 @@ class RoundSummary:
     stats: dict[str, Any]
     already_existed: bool = False
     offers: dict[str, Any] = dataclasses.field(default_factory=dict)  # offered, accepted, declined, expired, pending
+    warnings: list[str] = dataclasses.field(default_factory=list)  # e.g. an offer cut below what its offers hold
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -214,6 +215,7 @@ def summarize(settings: Settings, round_id: str, already_existed: bool = False) 
         unmatched = store.load_unmatched(conn, round_id)
         capacity = {o.offer_id: o for o in store.load_offers(conn)}
         counts = offers.offer_counts(conn, round_id)
+        warnings = [w for _, w in offers.overcommitted(conn, {a.offer_id for a in assignments})]
         accepted: dict[str, int] = {}
         for oid, persons in conn.execute(
                 select(t.match_offers.c.offer_id, t.match_offers.c.persons)
@@ -235,7 +237,7 @@ def summarize(settings: Settings, round_id: str, already_existed: bool = False) 
         households=len(assignments) + len(unmatched),
         persons_in_pool=sum(a.persons for a in assignments) + sum(u.persons for u in unmatched),
         households_placed=len(assignments), persons_placed=sum(a.persons for a in assignments),
-        fill=fill, stats=stats, already_existed=already_existed, offers=counts,
+        fill=fill, stats=stats, already_existed=already_existed, offers=counts, warnings=warnings,
     )
 
 

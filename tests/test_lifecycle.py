@@ -444,3 +444,33 @@ def test_an_answer_entered_now_counts_up_to_the_deadline_day_of_the_application_
     assert recorded == last_minute.isoformat()  # the answer is dated, and audited, on the application's clock
     assert last_minute <= (at if at.tzinfo else at.replace(tzinfo=UTC)) < last_minute + timedelta(seconds=1)
     assert _offers(settings, r1.round_id)[late].status == "pending"
+
+
+def test_a_capacity_cut_below_what_offers_hold_is_stored_with_a_warning_and_breaks_nothing(
+        settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rematch_pipeline.packets.service import render_round_packets
+
+    policy = load_policy()
+    _seed(settings, tmp_path)  # two single rooms each at OF-1 and OF-2
+    r1 = run_round(settings, policy, R1)
+    offer_round(settings, r1.round_id)
+    held_at_1 = sum(1 for o in _offers(settings, r1.round_id).values() if o.offer_id == "OF-1")
+    assert held_at_1 == 2
+    # München resubmits with one room where two pending offers already hold one each.
+    cut = {**_units(OLD_OFFERS[0], "1"), "units_pets_allowed": "1"}
+    report = _ingest(settings, tmp_path, "cut.csv", x.capacity_csv([cut]), R1)
+    assert report.replaced == 1
+    (warning,) = [n for n in report.notes if n.startswith("warning:")]
+    assert "OF-1" in warning and "units with 1+ rooms 1 more than offered" in warning and warning in report.message
+    status = summarize(settings, r1.round_id)
+    assert status.warnings and "OF-1" in status.warnings[0]
+    assert main(["round", "status", r1.round_id], settings=settings) == 0
+    assert "warning: offer OF-1" in capsys.readouterr().out
+    assert render_round_packets(settings, policy, r1.round_id)  # the packets still render
+    mid = R1 + timedelta(days=3)  # a round while those offers still run places nobody more there
+    clock_of(settings).set(mid)
+    _ingest(settings, tmp_path, "more.xlsx", x.kobo_xlsx([x.household("H7")], {"uuid-H7": x.family("head")}), mid)
+    r2 = run_round(settings, policy, mid)
+    assert r2.status == "solved" and r2.households == 3  # the two waiting since R1, and H7
+    offer_round(settings, r2.round_id)
+    assert not any(o.offer_id == "OF-1" for o in _offers(settings, r2.round_id).values())

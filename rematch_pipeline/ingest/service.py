@@ -271,7 +271,7 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings, poli
         report.message = (f"{name}: {batch.kind} ({batch.format}), {report.rows_read} rows read, "
                           f"{report.accepted} accepted ({report.replaced} replacing earlier versions), "
                           f"{report.quarantined} quarantined")
-    for note in batch.notes:
+    for note in report.notes:
         report.message += f"; {note}"
     log.info("ingest %s (%s): %s", digest[:12], batch.kind, report.status)
     return report
@@ -372,6 +372,11 @@ def _apply(conn: Any, batch: Any, results: dict[str, Any], raw_id: int, policy: 
             if outcomes_o[row["offer_id"]] in _APPLY_RULES:
                 rejects.append(_Reject("capacity_offers", idx, *_APPLY_RULES[outcomes_o[row["offer_id"]]]))
         _tally(report, "capacity_offers", outcomes_o.values())
+        replaced = [oid for oid, outcome in outcomes_o.items() if outcome == "replaced"]
+        for offer_id, warning in offers.overcommitted(conn, replaced):
+            report.notes.append(f"warning: {warning}")
+            store.audit(conn, actor, "offer_overcommitted", offer_id, {"raw_file_id": raw_id, "warning": warning},
+                        at=at)
     elif batch.kind == "decisions":
         df = batch.tables["decisions"]
         valid = _valid_records(df, results["decisions"].invalid_rows)
