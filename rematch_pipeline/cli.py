@@ -417,6 +417,19 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except OSError as exc:  # a read-only or full REMATCH_HOME, a file that cannot be read: one line, no traceback
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot read or write{where}: {exc.strerror or type(exc).__name__}. Check that REMATCH_HOME "
+              "is writable and has free space, and that the file can be read.", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from rematch_pipeline.db.engine import is_busy
+
+        if not is_busy(exc):
+            raise
+        print("error: the database is being worked on by another run right now; nothing was changed. Run the "
+              "command again when that run has ended.", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -115,3 +115,68 @@ def test_database_errors_never_show_the_rows_they_were_given(settings: Settings)
     with pytest.raises(IntegrityError) as err, engine.begin() as conn:
         conn.execute(insert(t.raw_files).values(**row))
     assert CANARY not in str(err.value) and "parameters hidden" in str(err.value)
+
+
+def test_a_locked_database_stops_ingest_with_exit_3_and_records_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], clock: Any) -> None:
+    import sqlite3
+
+    monkeypatch.setenv("REMATCH_SQLITE_BUSY_TIMEOUT_S", "0.2")
+    db = tmp_path / "locked.sqlite"
+    settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{db}", clock=clock)
+    migrate(settings.database_url)
+    path = tmp_path / "capacity.csv"
+    path.write_bytes(x.capacity_csv([x.offer("OF-1")]))
+    other = sqlite3.connect(db)
+    other.execute("BEGIN IMMEDIATE")  # another run is writing
+    try:
+        assert main(["ingest", str(path)], settings=settings) == 3
+        err = capsys.readouterr().err
+        assert "being worked on by another run" in err and "Traceback" not in err
+    finally:
+        other.rollback()
+        other.close()
+    assert _count(settings, t.raw_files) == 0  # nothing recorded: the same command works now
+    assert main(["ingest", str(path)], settings=settings) == 0
+
+
+def test_the_same_file_ingested_twice_at_once_is_stored_once(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from rematch_pipeline import validation
+
+    path = tmp_path / "capacity.csv"
+    path.write_bytes(x.capacity_csv([x.offer("OF-1")]))
+    both_validated = threading.Barrier(2, timeout=30)
+    one_at_a_time = threading.Lock()  # GX's context is not shared across threads; Airflow runs tasks as processes
+    real = validation.validate_batch
+
+    def in_step(*args: Any, **kwargs: Any) -> Any:
+        with one_at_a_time:
+            result = real(*args, **kwargs)
+        both_validated.wait()  # neither has stored anything yet: both saw the file as new
+        return result
+
+    monkeypatch.setattr(validation, "validate_batch", in_step)
+    statuses: list[str] = []
+    runs = [threading.Thread(target=lambda: statuses.append(ingest_file(path, settings, load_policy()).status))
+            for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(60)
+    assert sorted(statuses) == ["duplicate", "ingested"]
+    assert _count(settings, t.raw_files) == 1 and _count(settings, t.capacity_offers) == 1
+
+
+def test_an_unwritable_home_is_one_plain_line_without_a_traceback(
+        settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "capacity.csv"
+    path.write_bytes(x.capacity_csv([x.offer("OF-1")]))
+    (settings.home / "archive").rmdir()
+    (settings.home / "archive").write_text("not a folder")  # as a full or read-only disk would, even for root
+    assert main(["ingest", str(path)], settings=settings) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot read or write") and "REMATCH_HOME" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1

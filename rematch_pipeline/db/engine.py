@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,12 +21,23 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+def is_busy(exc: BaseException) -> bool:
+    """Whether a database error means another run holds the database right now (SQLite locked past its busy timeout,
+    a PostgreSQL lock timeout, deadlock or serialization failure): the same command succeeds once that run ended."""
+    orig = getattr(exc, "orig", exc)
+    if type(orig).__name__ == "OperationalError" and "locked" in str(orig).lower():  # sqlite3
+        return True
+    return getattr(orig, "sqlstate", None) in ("55P03", "40P01", "40001")
+
+
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
     """The engine for `url`. Its errors never show bound parameters: they are the rows of a file, personal data."""
     if url.startswith("sqlite"):
         Path(url.split("///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True) if "///" in url else None
-        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        # How long a writer waits for another run's write to end before it gives up (then: exit 3, try again).
+        timeout = float(os.environ.get("REMATCH_SQLITE_BUSY_TIMEOUT_S", "30"))
+        engine = create_engine(url, connect_args={"timeout": timeout}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -40,10 +53,13 @@ def get_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
+_MIGRATING = threading.Lock()  # Alembic keeps its context in module globals: one upgrade at a time per process
+
+
 def migrate(url: str, revision: str = "head") -> None:
     """Bring the schema to `revision` with the versioned migrations (idempotent)."""
     engine = get_engine(url)
     cfg = alembic_config(url)
-    with engine.begin() as connection:
+    with _MIGRATING, engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)

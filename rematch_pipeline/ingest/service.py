@@ -19,7 +19,7 @@ from sqlalchemy import insert, select, update
 from rematch_pipeline import offers, store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import get_engine, migrate
+from rematch_pipeline.db.engine import get_engine, is_busy, migrate
 from rematch_pipeline.domain import Policy
 from rematch_pipeline.quarantine import FAILED_RULE
 
@@ -164,6 +164,13 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
     try:
         return _ingest_archived(archived, attempt, settings, policy)
     except Exception as exc:  # whatever the file made us fail on: recorded with its rows, never lost
+        if is_busy(exc):
+            raise  # another run holds the database: nothing was applied, the same command works once it ended
+        with engine.connect() as conn:
+            now_seen = conn.execute(select(t.raw_files).where(t.raw_files.c.sha256 == digest)).first()
+        if now_seen is not None and now_seen.id != attempt.retry_of:
+            # The same bytes were ingested by another run at the same moment: that one counts.
+            return _duplicate_report(name, digest, now_seen, [], settings)
         return _record_failure(exc, attempt, settings)
 
 
