@@ -90,7 +90,78 @@ def load_suite_dict(table: str) -> dict[str, Any]:
     path = expectations_dir() / f"{table}.json"
     stat = path.stat()
     # Parsed afresh on every call: callers may change their copy without touching the next caller's.
-    return _shield(json.loads(_read_suite_text(str(path), stat.st_mtime_ns, stat.st_size)))
+    return _with_storage_rules(table, _shield(json.loads(_read_suite_text(str(path), stat.st_mtime_ns, stat.st_size))))
+
+
+# What the database can hold, from the tables themselves, so that SQLite (which would store anything) and PostgreSQL
+# (which would refuse the whole file) give the same outcome: the row is quarantined before the store sees it.
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
+
+def _with_storage_rules(table: str, suite_dict: dict[str, Any]) -> dict[str, Any]:
+    from sqlalchemy import Integer, String
+
+    from rematch_pipeline.db import tables as t
+
+    db = t.metadata.tables.get(table)
+    if db is None:
+        return suite_dict
+    # A column held to a set of values needs no more: every value of the set fits (the values of a failing row are
+    # that rule's to report, not a second time as too long).
+    in_set = {e["kwargs"].get("column") for e in suite_dict["expectations"]
+              if e["type"] == "expect_column_values_to_be_in_set"}
+    in_set |= {e["meta"]["field"] for e in suite_dict["expectations"] if (e.get("meta") or {}).get("judged_aside")
+               and e["meta"]["judged_aside"]["type"] == "expect_column_values_to_be_in_set"}
+    # A side of a number's range that a contract rule bounds already is that rule's to report.
+    bounded: dict[str, set[str]] = {}
+    for e in suite_dict["expectations"]:
+        if e["type"] == "expect_column_values_to_be_between":
+            field = (e.get("meta") or {}).get("field") or e["kwargs"]["column"]
+            bounded.setdefault(field, set()).update(k for k in ("min_value", "max_value") if k in e["kwargs"])
+    for column in _suite_columns(suite_dict):
+        if column.startswith("_") or column not in db.c or column in in_set:
+            continue
+        kind = db.c[column].type
+        sides = {"min_value", "max_value"} - bounded.get(column, set())
+        if isinstance(kind, Integer) and not sides:
+            continue
+        if isinstance(kind, Integer):
+            message = f"{column} must be a whole number from {INT_MIN} to {INT_MAX}."
+        elif isinstance(kind, String) and kind.length:
+            message = f"{column} is longer than {kind.length} characters; shorten it."
+        else:
+            message = f"{column} holds a NUL character; remove it."
+        suite_dict["expectations"].append({
+            "type": "expect_column_values_to_be_in_set",
+            "kwargs": {"column": f"_fits_{column}", "value_set": [True]},
+            "meta": {"rule": f"{column}_fits_storage", "field": column, "message": message,
+                     "storage": {"integer": isinstance(kind, Integer),
+                                 "min": INT_MIN if "min_value" in sides else None,
+                                 "max": INT_MAX if "max_value" in sides else None,
+                                 "length": getattr(kind, "length", None) if isinstance(kind, String) else None}},
+            "severity": "critical"})
+    return suite_dict
+
+
+def _fits_storage(frame: pd.DataFrame, suite_dict: Mapping[str, Any]) -> dict[str, pd.Series]:
+    out: dict[str, pd.Series] = {}
+    for exp in suite_dict["expectations"]:
+        storage = (exp.get("meta") or {}).get("storage")
+        if storage is None:
+            continue
+        values = frame[exp["meta"]["field"]]
+        text = values.astype(object)
+        if storage["integer"]:
+            number = _to_int(values)  # a value that is no whole number is another rule's to report
+            low, high = storage["min"], storage["max"]
+            ok_number = number.between(-np.inf if low is None else low, np.inf if high is None else high)
+            out[exp["kwargs"]["column"]] = _tristate(ok_number, number.notna(), frame.index)
+            continue
+        ok = ~text.map(lambda v: isinstance(v, str) and "\x00" in v).astype(bool)
+        if storage["length"]:
+            ok &= text.map(lambda v, n=storage["length"]: not isinstance(v, str) or len(v) <= n).astype(bool)
+        out[exp["kwargs"]["column"]] = _tristate(ok, values.notna(), frame.index)
+    return out
 
 
 # Health and disability details (contract §1). A rule on their values is judged in Python and GX sees only whether
@@ -456,7 +527,8 @@ def prepare_frame(
     for col in suite_cols:
         if not col.startswith("_"):
             frame[col] = _normalise(frame[col]) if col in df else pd.Series(None, index=frame.index, dtype=object)
-    frame = frame.assign(**_derive_generic(frame, suite_cols), **_judge_aside(frame, suite_dict))
+    frame = frame.assign(**_derive_generic(frame, suite_cols), **_judge_aside(frame, suite_dict),
+                         **_fits_storage(frame, suite_dict))
     if table == "households":
         _derive_households(frame, related.get("members"), today)
     elif table == "members":

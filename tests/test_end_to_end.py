@@ -106,10 +106,13 @@ def test_a_poisonous_file_fails_only_its_own_ingest_task_and_the_others_are_publ
     generate_scenario(settings.inbox, households=12, municipalities=4, seed=3, round_date=ROUND_DATE)
     canary = "Kanarienvogel Privat"
     (settings.inbox / "zz_poison.csv").write_bytes(x.capacity_csv([
-        x.offer("OF-P", ags="01001000", municipality_name="Flensburg", state="SH", contact_name=canary,
-                places_persons="99999999999999999999")]))
+        x.offer("OF-P", ags="01001000", municipality_name="Flensburg", state="SH", contact_name=canary)]))
+    # Every file the contract allows is now stored or quarantined by rule; the database refusing this one is
+    # injected into the task processes (tests/faults/sitecustomize.py).
+    env = {**airflow_env, "REMATCH_TEST_FAIL_FILE": "zz_poison.csv", "REMATCH_TEST_FAIL_QUOTE": canary,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "tests" / "faults"), os.environ.get("PYTHONPATH")]))}
     airflow = str(Path(sys.executable).with_name("airflow"))
-    run = subprocess.run([airflow, "dags", "test", "rematch_ingest"], env=airflow_env, cwd=REPO,
+    run = subprocess.run([airflow, "dags", "test", "rematch_ingest"], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=600)
 
     meta = create_engine(airflow_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])

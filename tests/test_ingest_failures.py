@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from rematch_pipeline import orchestration
 from rematch_pipeline.cli import main
@@ -22,12 +22,19 @@ from rematch_pipeline.quarantine import list_quarantine, resubmit
 from tests import exports as x
 
 CANARY = "Kanarienvogel Privat"  # stands for personal data in a row: it must never reach a message or a log
-HUGE = "99999999999999999999"  # more than any integer column holds, on SQLite and PostgreSQL
+HUGE = "99999999999999999999"  # more than any integer column holds
 
 
-def _poison(tmp_path: Path) -> Path:
+def _poison(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A file the database refuses (every value the contract allows is checked before; the refusal is injected, and
+    quotes the value as database errors do)."""
     path = tmp_path / "poison.csv"
     path.write_bytes(x.capacity_csv([x.offer("OF-1"), x.offer("OF-2", places_persons=HUGE, contact_name=CANARY)]))
+
+    def refusing(*args: Any, **kwargs: Any) -> Any:
+        raise DataError("INSERT INTO capacity_offers ...", {"contact_name": CANARY}, Exception(f"too long: {CANARY}"))
+
+    monkeypatch.setattr(service.store, "apply_offers", refusing)
     return path
 
 
@@ -38,9 +45,9 @@ def _count(settings: Settings, table: Any) -> int:
 
 def test_a_file_the_database_refuses_is_recorded_failed_with_its_rows_and_a_plain_reason(
         settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     caplog.set_level(logging.DEBUG)
-    path = _poison(tmp_path)
+    path = _poison(tmp_path, monkeypatch)
     report = ingest_file(path, settings, load_policy())
     assert (report.status, report.rows_read, report.accepted, report.quarantined, report.held) == ("failed", 2, 0, 0, 2)
     assert report.counts == {"capacity_offers": {"rows": 2, "accepted": 0, "quarantined": 0, "held": 2}}
