@@ -24,6 +24,9 @@ DECISION_REJECTS: dict[str, tuple[str, str, str]] = {
                          "counts. Ask the coordination team if the household changed its mind."),
     "not_offered": ("case_id", "decision_without_offer",
                     "No match was offered to this case_id in this round_id; check both ids."),
+    "before_offer": ("decided_at", "decision_before_offer",
+                     "The answer is dated before the household was offered this place; check decided_at (its date, "
+                     "time and time zone) and send the decision again."),
     "after_deadline": ("decided_at", "decision_after_deadline",
                        "The answer came after the offer's response deadline (or the offer had already expired); "
                        "the household is back in the pool and can be matched again in the next round."),
@@ -121,6 +124,9 @@ def record_decision(conn: Connection, case_id: str, round_id: str, decision: str
     if offer is None:
         return "not_offered"
     when = parse_decided_at(decided_at)
+    offered_at = offer.offered_at if offer.offered_at.tzinfo else offer.offered_at.replace(tzinfo=UTC)
+    if when < offered_at:
+        return "before_offer"
     if offer.status == EXPIRED or when.date() > offer.respond_by:
         return "after_deadline"
     if offer.status != PENDING:

@@ -44,6 +44,7 @@ BATCH_DEFINITION_NAME = "whole_table"
 # The Data Docs index re-reads every listed validation result on each build; cap it so runs stay fast over time.
 DATA_DOCS_RESULTS_LIMIT = 50
 
+EARLIEST_INTERVIEW = date(2022, 1, 1)  # the interviews of this programme began after the war began in 2022
 INT_RE = r"-?\d+"
 DATE_RE = r"\d{4}-\d{2}-\d{2}"
 AGS_RE = r"\d{8}"
@@ -442,6 +443,9 @@ def _derive_households(frame: pd.DataFrame, members: pd.DataFrame | None, today:
     parsed = frame["interview_date"].map(_parse_date)
     frame["_interview_not_in_future"] = _tristate(
         parsed.map(lambda d: d is not None and d <= today), parsed.notna(), frame.index
+    )
+    frame["_interview_not_before_2022"] = _tristate(
+        parsed.map(lambda d: d is not None and d >= EARLIEST_INTERVIEW), parsed.notna(), frame.index
     )
     case_id = frame["case_id"].astype(object)
     member_cases = _case_ids(members)

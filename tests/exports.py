@@ -169,7 +169,7 @@ def capacity_xlsx(offers: Sequence[dict[str, Any]]) -> bytes:
 
 def decision(case_id: str, round_id: str = "R-2026-11-23", **overrides: Any) -> dict[str, Any]:
     row: dict[str, Any] = {"case_id": case_id, "round_id": round_id, "decision": "accept",
-                           "decided_at": "2026-11-20T14:05", "reason": None}
+                           "decided_at": "2026-11-23T14:05", "reason": None}
     row.update(overrides)
     return row
 

@@ -46,7 +46,7 @@ class Case:
     check: Callable[[Connection, IngestReport], None] | None = None
 
 
-def _offered_round(conn: Connection, respond_by: date = date(2026, 11, 30)) -> None:
+def _offered_round(conn: Connection, respond_by: date = date(2026, 11, 30), offered_at: date = TODAY) -> None:
     conn.execute(insert(t.rounds).values(round_id="R-2026-11-23", round_date=date(2026, 11, 23), status="offered",
                                          policy={}, created_at=TODAY))
     conn.execute(insert(t.assignments), [
@@ -55,7 +55,7 @@ def _offered_round(conn: Connection, respond_by: date = date(2026, 11, 30)) -> N
     conn.execute(insert(t.match_offers), [
         {"round_id": "R-2026-11-23", "case_id": c, "ags": "09162000", "offer_id": "OF-1", "persons": 1,
          "demand": {"places_persons": 1, "rooms_needed": 1}, "respond_by": respond_by, "status": "pending",
-         "offered_at": TODAY} for c in ("RM-A", "RM-B")])
+         "offered_at": offered_at} for c in ("RM-A", "RM-B")])
 
 
 def _notes_kept(conn: Connection, _: IngestReport) -> None:
@@ -129,6 +129,8 @@ CASES = [
          accepted={"households": [3, 4], "members": [2, 3, 4]}),
     Case("interview_date_in_future", ("future.xlsx", kobo(x.household("RM-A", interview_date="2026-12-24"), B)),
          accepted=HH_B_ONLY, quarantined={("households", 2): {"interview_date_not_in_future"}, **A_BAD}),
+    Case("interview_date_before_2022", ("old.xlsx", kobo(x.household("RM-A", interview_date="2021-12-31"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"interview_date_not_before_2022"}, **A_BAD}),
     Case("interview_date_not_a_calendar_date",
          ("feb30.xlsx", kobo(x.household("RM-A", interview_date="2026-02-30"), B)),
          accepted=HH_B_ONLY, quarantined={("households", 2): {"interview_date_real_date"}, **A_BAD}),
@@ -295,8 +297,17 @@ CASES = [
          quarantined={("decisions", 2): {"decision_without_offer"}}),
     Case("decision_after_the_response_deadline",
          ("late.csv", x.decisions_csv([x.decision("RM-A", decided_at="2026-11-22T09:00")])),
-         before=[("hh.xlsx", kobo(A, B))], setup=lambda conn: _offered_round(conn, respond_by=date(2026, 11, 21)),
+         before=[("hh.xlsx", kobo(A, B))],
+         setup=lambda conn: _offered_round(conn, respond_by=date(2026, 11, 21), offered_at=date(2026, 11, 14)),
          quarantined={("decisions", 2): {"decision_after_deadline"}}),
+    Case("decision_dated_before_its_offer_existed",
+         ("early.csv", x.decisions_csv([x.decision("RM-A", decided_at="2026-11-22T23:59")])),
+         before=[("hh.xlsx", kobo(A, B))], setup=_offered_round,
+         quarantined={("decisions", 2): {"decision_before_offer"}}),
+    Case("decision_before_its_offer_in_another_time_zone",  # 00:30 in Kyiv is 22:30 the day before in UTC
+         ("kyiv.csv", x.decisions_csv([x.decision("RM-A", decided_at="2026-11-23T00:30+02:00")])),
+         before=[("hh.xlsx", kobo(A, B))], setup=_offered_round,
+         quarantined={("decisions", 2): {"decision_before_offer"}}),
     Case("decision_timestamp_not_real",
          ("stamp.csv", x.decisions_csv([x.decision("RM-A", decided_at="2026-11-31T10:00")])),
          quarantined={("decisions", 2): {"decided_at_real_timestamp"}}),
