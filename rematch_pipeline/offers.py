@@ -174,7 +174,10 @@ def overcommitted(conn: Connection, offer_ids: Iterable[str] | None = None) -> l
     words (offer_id, warning): nobody more is placed there, what is held stays held; the team and the municipality
     should talk."""
     from rematch_pipeline.matching.data import remaining_capacity
-    from rematch_pipeline.matching.extract import DIMENSION_WORDS
+    from rematch_pipeline.matching.extract import DIMENSION_WORDS, WITHHELD_UNITS
+
+    # Which households hold the wheelchair units is not said, and with one household the count would say it.
+    words = {**DIMENSION_WORDS, "units_wheelchair": WITHHELD_UNITS}
 
     held = consumed_capacity(conn)
     wanted = set(held) if offer_ids is None else set(offer_ids) & set(held)
@@ -183,7 +186,7 @@ def overcommitted(conn: Connection, offer_ids: Iterable[str] | None = None) -> l
         if offer.offer_id not in wanted:
             continue
         dims, rooms = remaining_capacity(offer, held[offer.offer_id])
-        short = [f"{DIMENSION_WORDS[d]} {-left} more than offered" for d, left in zip(CAPACITY_DIMENSIONS, dims,
+        short = [f"{words[d]} {-left} more than offered" for d, left in zip(CAPACITY_DIMENSIONS, dims,
                                                                                          strict=True) if left < 0]
         short += [f"units with {k}+ rooms {-left} more than offered" for k, left in zip(ROOM_CLASSES, rooms,
                                                                                          strict=True) if left < 0]

@@ -45,9 +45,9 @@ BATCH_DEFINITION_NAME = "whole_table"
 DATA_DOCS_RESULTS_LIMIT = 50
 
 EARLIEST_INTERVIEW = date(2022, 1, 1)  # the interviews of this programme began after the war began in 2022
-INT_RE = r"-?\d+"
-DATE_RE = r"\d{4}-\d{2}-\d{2}"
-AGS_RE = r"\d{8}"
+INT_RE = r"-?[0-9]+"  # ASCII digits only: int() would read other scripts' digits too
+DATE_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+AGS_RE = r"[0-9]{8}"
 UNIT_COLUMNS = ("units_1_room", "units_2_rooms", "units_3_rooms", "units_4plus_rooms")
 
 # COMPLETE gives every failing row's index label; the pandas "query" string would only repeat that list.
@@ -99,6 +99,12 @@ def load_suite_dict(table: str) -> dict[str, Any]:
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
 
+# Columns of the tables that the pipeline fills itself, not from a file; and a file's name for a stored column.
+_NOT_FROM_FILES = frozenset({"raw_file_id", "pseudonym", "updated_at", "status", "closed_at", "purged_at", "id",
+                             "source", "created_at"})
+_FILE_NAME_OF = {"submission_time": "_submission_time"}
+
+
 def _with_storage_rules(table: str, suite_dict: dict[str, Any]) -> dict[str, Any]:
     from sqlalchemy import Integer, String
 
@@ -119,19 +125,24 @@ def _with_storage_rules(table: str, suite_dict: dict[str, Any]) -> dict[str, Any
         if e["type"] == "expect_column_values_to_be_between":
             field = (e.get("meta") or {}).get("field") or e["kwargs"]["column"]
             bounded.setdefault(field, set()).update(k for k in ("min_value", "max_value") if k in e["kwargs"])
-    for column in _suite_columns(suite_dict):
-        if column.startswith("_") or column not in db.c or column in in_set:
+    # Every column of the table a file fills, named by the suite or not (free text such as notes is stored too).
+    named = [c for c in _suite_columns(suite_dict) if not c.startswith("_") and c in db.c]
+    for stored in [*named, *(c.name for c in db.c if c.name not in named and c.name not in _NOT_FROM_FILES)]:
+        column = _FILE_NAME_OF.get(stored, stored)
+        if column in in_set:
             continue
-        kind = db.c[column].type
+        kind = db.c[stored].type
         sides = {"min_value", "max_value"} - bounded.get(column, set())
         if isinstance(kind, Integer) and not sides:
             continue
         if isinstance(kind, Integer):
             message = f"{column} must be a whole number from {INT_MIN} to {INT_MAX}."
         elif isinstance(kind, String) and kind.length:
-            message = f"{column} is longer than {kind.length} characters; shorten it."
-        else:
+            message = f"{column} is longer than {kind.length} characters or holds a NUL character; correct it."
+        elif isinstance(kind, String):
             message = f"{column} holds a NUL character; remove it."
+        else:
+            continue  # dates and yes/no: their own rules read the value
         suite_dict["expectations"].append({
             "type": "expect_column_values_to_be_in_set",
             "kwargs": {"column": f"_fits_{column}", "value_set": [True]},
@@ -150,7 +161,11 @@ def _fits_storage(frame: pd.DataFrame, suite_dict: Mapping[str, Any]) -> dict[st
         storage = (exp.get("meta") or {}).get("storage")
         if storage is None:
             continue
-        values = frame[exp["meta"]["field"]]
+        field = exp["meta"]["field"]
+        if field not in frame:  # the file has no such column: nothing of it to store, nothing to judge
+            out[exp["kwargs"]["column"]] = pd.Series(None, index=frame.index, dtype=object)
+            continue
+        values = frame[field]
         text = values.astype(object)
         if storage["integer"]:
             number = _to_int(values)  # a value that is no whole number is another rule's to report
@@ -407,8 +422,8 @@ def _parse_date(v: object) -> date | None:
         return None
 
 
-_TIMESTAMP_RE = (r"(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
-                 r"(?:Z|[+-]\d{2}:?\d{2})?)?")
+_TIMESTAMP_RE = (r"([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]+)?)?"
+                 r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?")
 
 
 def _parse_timestamp(v: object) -> date | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -122,6 +124,15 @@ NEWER_A = x.household("RM-A", german_level="b2_plus", _submission_time="2026-11-
 HH_OK = {"households": [2, 3], "members": [2, 3, 4]}
 HH_B_ONLY = {"households": [3], "members": [4]}
 A_BAD = {("members", 2): {"member_of_invalid_household"}, ("members", 3): {"member_of_invalid_household"}}
+
+def _rows_moved(xlsx: bytes, old: bytes, new: bytes) -> bytes:
+    """The workbook with one row's number changed in its sheet XML, as a crafted file would have it."""
+    with zipfile.ZipFile(io.BytesIO(xlsx)) as zf:
+        entries = {n: zf.read(n) for n in zf.namelist()}
+    sheets = [n for n in entries if n.startswith("xl/worksheets/") and old in entries[n]]
+    entries[sheets[0]] = entries[sheets[0]].replace(old, new, 1)
+    return x.zip_bytes(entries)
+
 
 CASES = [
     Case("kobo_xlsx_two_valid_households", ("ok.xlsx", kobo(A, B)), accepted=HH_OK),
@@ -269,6 +280,34 @@ CASES = [
     Case("capacity_number_too_large_for_the_database_is_quarantined",
          ("huge.csv", x.capacity_csv([x.offer(places_persons="99999999999999999999"), x.offer("OF-2")])),
          accepted={"capacity_offers": [3]}, quarantined={("capacity_offers", 2): {"places_persons_fits_storage"}}),
+    Case("capacity_numbers_in_full_width_digits_are_quarantined_not_read_as_numbers",
+         ("fw.csv", x.capacity_csv([x.offer(places_persons="５", units_1_room="-３"), x.offer("OF-2")])),
+         accepted={"capacity_offers": [3]},
+         quarantined={("capacity_offers", 2): {"places_persons_whole_number", "units_1_room_whole_number"}}),
+    Case("household_weight_in_full_width_digits_is_quarantined",
+         ("fw.xlsx", kobo(x.household("RM-A", weight_work="９"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"weight_work_whole_number"}, **A_BAD}),
+    Case("offer_id_with_a_trailing_line_break_is_quarantined_not_merged",  # a cell typed with Alt+Enter
+         ("newline.csv", x.capacity_csv([x.offer("OF-9"), x.offer("OF-9\n", places_persons="20"), x.offer("OF-10")])),
+         accepted={"capacity_offers": [2, 4]},
+         quarantined={("capacity_offers", 3): {"offer_id_no_surrounding_spaces"}}),
+    Case("nul_in_free_text_notes_is_quarantined_on_every_database",  # OOXML writes it as _x0000_
+         ("nul.xlsx", kobo(x.household("RM-A", notes="hello_x0000_world"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"notes_fits_storage"}, **A_BAD}),
+    Case("submission_time_longer_than_the_database_holds_is_quarantined",
+         ("sub.xlsx", kobo({**x.household("RM-A"), "_submission_time": "2026-11-02T10:15:00." + "0" * 30 + "+01:00"},
+                           B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"_submission_time_fits_storage"}, **A_BAD}),
+    Case("file_name_with_a_long_last_dot_segment_is_archived_and_recorded",
+         ("kapazitaet." + "Landkreis_Muenchen_Stand_Dezember_" * 6 + "csv", x.capacity_csv([x.offer()])),
+         accepted={"capacity_offers": [2]}),
+    Case("csv_name_longer_than_a_sheet_name_column_with_a_quarantined_row",
+         ("Kapazitaetsmeldung_" + "Landkreis_Muenchen_" * 8 + ".csv",
+          x.capacity_csv([x.offer(), x.offer("OF-2", state="XX")])),
+         accepted={"capacity_offers": [2]}, quarantined={("capacity_offers", 3): {"state_allowed_value"}}),
+    Case("xlsx_row_number_beyond_a_worksheet_is_refused_before_padding",  # 5 KB asking for 30 million rows
+         ("rows.xlsx", _rows_moved(x.capacity_xlsx([x.offer()]), b'<row r="2"', b'<row r="30000000"')),
+         status="refused", file_rule="xlsx_beyond_sheet_bounds"),
     Case("capacity_offer_id_longer_than_the_database_holds_is_quarantined",
          ("longid.csv", x.capacity_csv([x.offer("OF-" + "9" * 70), x.offer("OF-2")])),
          accepted={"capacity_offers": [3]}, quarantined={("capacity_offers", 2): {"offer_id_fits_storage"}}),

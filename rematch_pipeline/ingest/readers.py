@@ -320,6 +320,8 @@ def _load_sheets(path: Path, zf: zipfile.ZipFile, label: str) -> list[_Sheet]:
         return [_Sheet(title, rows) for title, rows in xlsx.read_sheets(zf)]
     except xlsx.PrefixedMarkup:
         pass
+    except RefusedFileError as exc:  # a workbook built to exhaust the reader: refused, with the reason
+        raise RefusedFileError(exc.rule, f"{label}: {exc}") from None
     except (KeyError, ValueError, IndexError) as exc:
         raise UnrecognisedFileError(f"{label}: the workbook cannot be opened ({exc}); expected {_EXPECTED}") from exc
     # A file object, not the path: openpyxl refuses names not ending in .xlsx, and the kind comes from content.

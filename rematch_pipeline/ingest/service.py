@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import time
 import traceback
@@ -66,7 +67,9 @@ def sha256_of(path: Path) -> str:
 
 def archive_file(path: Path, settings: Settings, digest: str) -> Path:
     """Keep the raw bytes under their checksum before anything parses them; never overwritten."""
-    target = settings.archive / digest[:2] / f"{digest}{''.join(path.suffixes[-1:])}"
+    # The sender's extension, when it is one (a long last dot-segment of a name would make the path too long).
+    suffix = path.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", path.suffix) else ""
+    target = settings.archive / digest[:2] / f"{digest}{suffix}"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(target.suffix + ".part")
@@ -243,7 +246,8 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings, poli
             errors += [(r.index, r.field, r.rule, r.message) for r in rejects if r.table == table]
             for idx, fld, rule, message in errors:
                 rec = _record(df, idx)
-                q_rows.append(dict(raw_file_id=raw_id, table_name=table, sheet=rec.get("source_sheet"),
+                sheet = rec.get("source_sheet")  # a CSV's sheet is its file name, which may be long
+                q_rows.append(dict(raw_file_id=raw_id, table_name=table, sheet=_clip(sheet, SHEET_CHARS),
                                    source_row=rec.get("source_row"), field=fld, rule=rule,
                                    message=message, record=rec, created_at=at))
             if held:
@@ -336,6 +340,13 @@ def _record_failure(exc: Exception, attempt: _Attempt, settings: Settings) -> In
         store.audit(conn, attempt.actor, "file_failed", digest[:12],
                     {"file": name, "error": type(exc).__name__, "rows": report.rows_read}, at=at)
     return report
+
+
+SHEET_CHARS = 128  # quarantine.sheet
+
+
+def _clip(text: Any, limit: int) -> Any:
+    return text[: limit - 1] + "…" if isinstance(text, str) and len(text) > limit else text
 
 
 def _valid_records(df: pd.DataFrame, bad: set[Any]) -> list[tuple[Any, dict[str, Any]]]:

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from posixpath import dirname, join, normpath
 
+from rematch_pipeline.ingest.safety import RefusedFileError
+
 # The package parts are plain SpreadsheetML. Regular expressions over the bytes read a 100,000-household export
 # several times faster than an XML parser with Python callbacks; prefixed markup (`<x:c>`) is left to openpyxl.
 _SHEET = re.compile(rb"<sheet\b([^>]*?)/?>")
@@ -56,11 +58,24 @@ def _text(raw: bytes) -> str:
     return text
 
 
+# A worksheet's bounds (Excel's own): a row or column named beyond them is no spreadsheet program's doing, and padding
+# up to it would take memory in proportion to the number (an 8 KB file could ask for gigabytes).
+MAX_ROWS, MAX_COLUMNS = 1_048_576, 16_384
+
+
+def _out_of_bounds(what: str, number: int) -> RefusedFileError:
+    return RefusedFileError("xlsx_beyond_sheet_bounds",
+                            f"a cell names {what} {number}, beyond what a worksheet holds; save the file again from "
+                            "the spreadsheet program or export it again")
+
+
 @lru_cache(maxsize=4096)
 def _column_index(letters: bytes) -> int:
     n = 0
     for ch in letters:
         n = n * 26 + ch - 64
+        if n > MAX_COLUMNS:
+            raise _out_of_bounds("column", n)
     return n - 1
 
 
@@ -153,6 +168,8 @@ def _rows(data: bytes, strings: list[str], dates: frozenset[int], epoch: datetim
     for rm in _ROW.finditer(data):
         num = _ROW_NUMBER.search(rm.group(1))
         row_no = int(num.group(1)) if num else len(rows) + 1
+        if row_no > MAX_ROWS:
+            raise _out_of_bounds("row", row_no)
         while len(rows) < row_no - 1:
             rows.append(())
         body = rm.group(2)
