@@ -78,6 +78,12 @@ def coordination_contact(env: dict[str, str] | None = None) -> str:
     return value
 
 
+def sqlite_busy_timeout_s(env: dict[str, str] | None = None) -> float:
+    """How long a SQLite writer waits for another run's write (REMATCH_SQLITE_BUSY_TIMEOUT_S), then stops (exit 3)."""
+    env = dict(os.environ) if env is None else env
+    return float(env.get("REMATCH_SQLITE_BUSY_TIMEOUT_S", "30"))
+
+
 def load_settings(env: dict[str, str] | None = None, clock: Clock | None = None) -> Settings:
     env = dict(os.environ) if env is None else env
     home = Path(env.get("REMATCH_HOME", "./var")).resolve()

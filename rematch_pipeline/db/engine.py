@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -36,8 +35,9 @@ def get_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         Path(url.split("///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True) if "///" in url else None
         # How long a writer waits for another run's write to end before it gives up (then: exit 3, try again).
-        timeout = float(os.environ.get("REMATCH_SQLITE_BUSY_TIMEOUT_S", "30"))
-        engine = create_engine(url, connect_args={"timeout": timeout}, hide_parameters=True)
+        from rematch_pipeline.config import sqlite_busy_timeout_s
+
+        engine = create_engine(url, connect_args={"timeout": sqlite_busy_timeout_s()}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
