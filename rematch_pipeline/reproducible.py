@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +46,12 @@ def workbook_bytes(wb: Workbook, creator: str) -> bytes:
 
 def write_atomically(path: Path, data: bytes) -> None:
     """Write `path` whole or not at all (a reader never sees half a file)."""
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    # A temporary name of its own per writer: two writers of the same file never share a partial one.
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp_name, 0o644)  # what a plain write gives; mkstemp's own is private to the owner
+        os.replace(tmp_name, path)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)

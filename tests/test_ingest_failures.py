@@ -177,6 +177,34 @@ def test_the_same_file_ingested_twice_at_once_is_stored_once(
     assert _count(settings, t.raw_files) == 1 and _count(settings, t.capacity_offers) == 1
 
 
+def test_two_runs_archiving_the_same_bytes_at_once_both_succeed(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    path = tmp_path / "capacity.csv"
+    path.write_bytes(x.capacity_csv([x.offer("OF-1")]))
+    settings.ensure_dirs()
+    both_copied = threading.Barrier(2, timeout=30)
+    real = service.shutil.copyfile
+
+    def in_step(src: Any, dst: Any) -> Any:
+        result = real(src, dst)
+        both_copied.wait()  # both have written their partial copy; neither has moved it into place yet
+        return result
+
+    monkeypatch.setattr(service.shutil, "copyfile", in_step)
+    digest = service.sha256_of(path)
+    archived: list[Path] = []
+    runs = [threading.Thread(target=lambda: archived.append(service.archive_file(path, settings, digest)))
+            for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(60)
+    assert len(archived) == 2 and archived[0] == archived[1] and archived[0].read_bytes() == path.read_bytes()
+    assert [p.name for p in archived[0].parent.iterdir()] == [archived[0].name]  # no partial file left behind
+
+
 def test_an_unwritable_home_is_one_plain_line_without_a_traceback(
         settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "capacity.csv"

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -72,9 +73,14 @@ def archive_file(path: Path, settings: Settings, digest: str) -> Path:
     target = settings.archive / digest[:2] / f"{digest}{suffix}"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(target.suffix + ".part")
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, target)
+        # A name of its own per attempt: two runs archiving the same bytes at once must not share a partial file.
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{digest[:12]}.", suffix=".part")
+        os.close(fd)
+        try:
+            shutil.copyfile(path, tmp_name)
+            os.replace(tmp_name, target)
+        finally:
+            Path(tmp_name).unlink(missing_ok=True)
     return target
 
 
