@@ -26,7 +26,7 @@ from rematch_pipeline.domain import (
     SEXES,
     WEIGHT_ASPECTS,
 )
-from rematch_pipeline.ingest.readers import CAPACITY_FIELDS
+from rematch_pipeline.ingest.readers import CAPACITY_FIELDS, TEMPLATE_INSTRUCTIONS_SHEET
 from rematch_pipeline.reproducible import workbook_bytes, write_atomically
 
 _CREATOR = "Re:Match"
@@ -36,7 +36,7 @@ FORM_VERSION = "2026112201"
 XLSFORM_FILE = "rematch_household.xlsx"
 TEMPLATE_FILE = "rematch_capacity_template.xlsx"
 CAPACITY_SHEET = "capacity"
-INSTRUCTIONS_SHEET = "instructions"
+INSTRUCTIONS_SHEET = TEMPLATE_INSTRUCTIONS_SHEET
 LANGS = ("German (de)", "Ukrainian (uk)", "English (en)")
 TEMPLATE_ROWS = 500  # rows of the capacity sheet that carry the dropdowns and checks
 # Spreadsheet programs run a cell that starts with one of these as a formula (CSV/formula injection).

@@ -93,7 +93,7 @@ def _all_stored_since(conn: Connection, settings: Settings, raw_file_id: int | N
     from rematch_pipeline.ingest.safety import RefusedFileError
 
     raw = conn.execute(select(t.raw_files).where(t.raw_files.c.id == raw_file_id)).first()
-    if raw is None:
+    if raw is None or not raw.archived_path:  # no file, or one refused before it was archived
         return True
     try:
         batch = read_file(settings.home / raw.archived_path, name=raw.original_name)

@@ -95,8 +95,8 @@ def _scrub(conn: Connection, case_ids: list[str], settings: Settings, report: Pu
             continue
         if f.kind == "decisions" and not _all_cases_purged(conn, f.id):
             continue
-        path = settings.home / f.archived_path
-        path.unlink(missing_ok=True)
+        if f.archived_path:  # a file refused before it was archived has no copy
+            (settings.home / f.archived_path).unlink(missing_ok=True)
         conn.execute(update(t.raw_files).where(t.raw_files.c.id == f.id).values(status="purged"))
         report.archived_files += 1
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
+from rematch_pipeline.canonical import parse_instant
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.domain import (
     WEIGHT_ASPECTS,
@@ -40,6 +41,14 @@ def text_or_none(value: Any) -> str | None:
 def _tokens(value: Any) -> str:
     # Space-separated select_multiple, normalised to sorted unique tokens so checksums are stable.
     return " ".join(sorted(set(str(value or "").split())))
+
+
+def submitted_later(stored: str | None, given: str | None) -> bool:
+    """Whether the stored interview was submitted after the given one: compared as points in time (a submission
+    time in another offset or written another way orders as the time it names); one without a time is the older."""
+    stored_at = parse_instant(stored) if stored else None
+    given_at = parse_instant(given) if given else None
+    return stored_at is not None and (given_at is None or stored_at > given_at)
 
 
 def audit(conn: Connection, actor: str, event: str, subject: str | None = None,
@@ -98,7 +107,7 @@ def upsert_household(conn: Connection, row: dict[str, Any], members: list[dict[s
         select(t.households.c.submission_time).where(t.households.c.case_id == row["case_id"])
     ).first()
     if existing is not None:
-        if (existing.submission_time or "") > (row["submission_time"] or ""):
+        if submitted_later(existing.submission_time, row["submission_time"]):
             return "kept_newer"
         conn.execute(delete(t.members).where(t.members.c.case_id == row["case_id"]))
         # Status (pool/accepted) belongs to the programme, not to the interview: keep it on replacement.
@@ -173,7 +182,7 @@ def apply_households(conn: Connection, rows: list[dict[str, Any]], members: dict
                 continue
             inserts.append({**row, "updated_at": at})
             outcomes[row["case_id"]] = "inserted"
-        elif (old.submission_time or "") > (row["submission_time"] or ""):
+        elif submitted_later(old.submission_time, row["submission_time"]):
             outcomes[row["case_id"]] = "kept_newer"
         elif all(getattr(old, c.name) == row[c.name] for c in cols) and (
                 members is None or stored_members.get(row["case_id"], []) == [_member_key(m) for m in new_members]):

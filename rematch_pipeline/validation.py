@@ -32,6 +32,7 @@ from great_expectations.exceptions.resource_freshness import (  # noqa: E402
     ResourceFreshnessError,
 )
 
+from rematch_pipeline.canonical import identifier_problem, parse_instant  # noqa: E402
 from rematch_pipeline.config import Settings  # noqa: E402
 from rematch_pipeline.domain import LAND_BY_AGS_PREFIX  # noqa: E402
 
@@ -427,12 +428,14 @@ _TIMESTAMP_RE = (r"([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[T ]([0-9]{2}):([0-9]{2})(?::(
 
 
 def _parse_timestamp(v: object) -> date | None:
-    """The date of an ISO timestamp when date and time are real (hour < 24 ...), else None."""
-    if not isinstance(v, str) or (m := re.fullmatch(_TIMESTAMP_RE, v)) is None:
-        return None
-    day = _parse_date(m.group(1))
-    hour, minute, second = (int(g) if g else 0 for g in m.group(2, 3, 4))
-    return day if day is not None and hour < 24 and minute < 60 and second < 60 else None
+    """The date (as written, in its own offset) of a timestamp when date and time are real, else None."""
+    when = parse_instant(v) if isinstance(v, str) else None
+    return when.date() if when is not None else None
+
+
+def _judged(s: pd.Series, test: Any, index: pd.Index) -> pd.Series:
+    """`test` of each given value; empty values are the required-rules' to report."""
+    return _tristate(s.map(lambda v: isinstance(v, str) and bool(test(v))), s.notna(), index)
 
 
 def _derive_generic(frame: pd.DataFrame, columns: Iterable[str]) -> dict[str, pd.Series]:
@@ -445,6 +448,13 @@ def _derive_generic(frame: pd.DataFrame, columns: Iterable[str]) -> dict[str, pd
         elif (m := re.fullmatch(r"_(.+)_is_calendar_date", col)) and m.group(1) in frame:
             raw = frame[m.group(1)]
             out[col] = _tristate(raw.map(_parse_date).notna(), _matches(raw, DATE_RE), frame.index)
+        elif (m := re.fullmatch(r"_(.+)_visible_only", col)) and m.group(1) in frame:
+            out[col] = _judged(frame[m.group(1)], lambda v: identifier_problem(v) != "invisible", frame.index)
+        elif (m := re.fullmatch(r"_(.+)_one_script", col)) and m.group(1) in frame:
+            # An invisible character is that rule's to report: judged here only on ids without one.
+            ids = frame[m.group(1)]
+            problem = ids.map(lambda v: identifier_problem(v) if isinstance(v, str) else "missing")
+            out[col] = _tristate(problem.ne("mixed_scripts"), problem.isin([None, "mixed_scripts"]), frame.index)
     return out
 
 
@@ -462,6 +472,9 @@ def _derive_households(frame: pd.DataFrame, members: pd.DataFrame | None, today:
     frame["_interview_not_before_2022"] = _tristate(
         parsed.map(lambda d: d is not None and d >= EARLIEST_INTERVIEW), parsed.notna(), frame.index
     )
+    submitted = _normalise(frame["_submission_time"]) if "_submission_time" in frame else pd.Series(
+        None, index=frame.index, dtype=object)
+    frame["_submission_time_is_timestamp"] = _judged(submitted, parse_instant, frame.index)
     case_id = frame["case_id"].astype(object)
     member_cases = _case_ids(members)
     if members is None or member_cases is None:  # members not given: the cross-table rules cannot be judged here
@@ -744,8 +757,10 @@ def validate_batch(
     *,
     batch_id: str,
     settings: Settings,
+    structure: Mapping[str, list[RowError]] | None = None,
 ) -> dict[str, TableValidation]:
-    """Validate every given table; a household and its members pass or fail together."""
+    """Validate every given table; a household and its members pass or fail together. `structure` holds rows the
+    reader found ambiguous (a repeated column, a shared submission key), reported with the rules' findings."""
     unknown = sorted(set(tables) - set(TABLES))
     if unknown:
         raise ValueError(f"no expectation suite for table(s) {', '.join(unknown)}; expected {', '.join(TABLES)}")
@@ -758,6 +773,8 @@ def validate_batch(
         related = {other: tables[other]} if other in tables else None
         out[table] = validate_table(table, tables[table], batch_id=batch_id, settings=settings,
                                     related=related)
+        if structure and structure.get(table):
+            _add_errors(out[table], structure[table], tables[table].index)
 
     if "households" in out and "members" in out:
         households, members = tables["households"], tables["members"]

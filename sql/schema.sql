@@ -16,7 +16,7 @@ CREATE TABLE raw_files (
 	sha256 VARCHAR(64) NOT NULL,
 	original_name TEXT NOT NULL,
 	archived_path TEXT NOT NULL,
-	size_bytes INTEGER NOT NULL,
+	size_bytes BIGINT NOT NULL,
 	kind VARCHAR(32),
 	status VARCHAR(32) NOT NULL,
 	format VARCHAR(32),

@@ -57,7 +57,7 @@ def _kobo_header(sep: str = "/", option_columns: bool = True) -> list[tuple[str,
     return cols
 
 
-def _kobo_main_rows(households: Sequence[dict[str, Any]], option_columns: bool = True) -> list[list[Any]]:
+def kobo_main_rows(households: Sequence[dict[str, Any]], option_columns: bool = True) -> list[list[Any]]:
     cols = _kobo_header(option_columns=option_columns)
     rows: list[list[Any]] = [[h for h, _, _ in cols] + list(KOBO_SYSTEM)]
     for i, h in enumerate(households, start=1):
@@ -71,9 +71,11 @@ def _kobo_main_rows(households: Sequence[dict[str, Any]], option_columns: bool =
 
 
 def kobo_xlsx(households: Sequence[dict[str, Any]], members: dict[str, list[dict[str, Any]]],
-              hxl: bool = False) -> bytes:
-    """members maps a household's _uuid to its member rows (a uuid nobody has makes orphans)."""
-    main = _kobo_main_rows(households)
+              hxl: bool = False, extra: dict[str, list[list[Any]]] | None = None,
+              main_rows: list[list[Any]] | None = None) -> bytes:
+    """members maps a household's _uuid to its member rows (a uuid nobody has makes orphans); `extra` sheets follow
+    the two of the export; `main_rows` replaces the main sheet as written (header included)."""
+    main = kobo_main_rows(households)
     if hxl:
         main.insert(1, ["#beneficiary+id"] + [None] * (len(main[0]) - 1))
     m_rows: list[list[Any]] = [list(MEMBER_FIELDS) + list(MEMBER_SYSTEM)]
@@ -84,7 +86,8 @@ def kobo_xlsx(households: Sequence[dict[str, Any]], members: dict[str, list[dict
             index += 1
             m_rows.append([p.get(f) for f in MEMBER_FIELDS] + [index, "rematch_household",
                                                                parent_index.get(uuid, 999), uuid])
-    return xlsx_bytes({"rematch_household": main, "members": m_rows})
+    return xlsx_bytes({"rematch_household": main if main_rows is None else main_rows, "members": m_rows,
+                       **(extra or {})})
 
 
 def xlsx_bytes(sheets: dict[str, list[list[Any]]]) -> bytes:
@@ -104,7 +107,7 @@ def kobo_csv(households: Sequence[dict[str, Any]], option_columns: bool = True, 
     """As KoboToolbox writes it: `;`, every field quoted, CRLF, UTF-8 (with BOM by default)."""
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter=";", quoting=csv.QUOTE_ALL, lineterminator="\r\n")
-    for row in _kobo_main_rows(households, option_columns):
+    for row in kobo_main_rows(households, option_columns):
         writer.writerow(["" if v is None else v for v in row])
     return ("\ufeff" if bom else "").encode() + buf.getvalue().encode("utf-8")
 

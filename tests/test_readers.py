@@ -162,7 +162,7 @@ def test_kobo_group_paths_and_system_columns_map_to_contract_names(tmp_path: Pat
     assert list(hh["medical_needs"]) == ["none", "dialysis"]
     assert list(hh["weight_work"]) == ["3", "5"]
     assert list(hh["_uuid"]) == ["uuid-a", "uuid-b"]
-    assert list(hh["_submission_time"]) == ["2026-11-02T10:15:00", "2026-11-04T09:00:00"]
+    assert list(hh["_submission_time"]) == ["2026-11-02T10:15:00+00:00", "2026-11-04T09:00:00+00:00"]  # UTC, as Kobo
     assert list(hh["source_sheet"]) == ["Interview Re-Match"] * 2 and list(hh["source_row"]) == [2, 3]
     assert hh["pets"].isna().all()  # missing in this export: left empty, and said so
     assert any("missing column(s)" in n and "pets" in n for n in batch.notes)

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
+from rematch_pipeline.canonical import canonical_value
 from rematch_pipeline.ingest import xlsx
 from rematch_pipeline.ingest.readers import (
     HOUSEHOLD_FIELDS,
@@ -204,7 +205,8 @@ def _export(draw: Any) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, A
 def _check_households(read: Any, households: list[dict[str, Any]]) -> None:
     for name in ("case_id", "interview_date", "languages", "medical_needs", "weight_work", "notes",
                  "interview_location", "_submission_time"):
-        assert list(read[name]) == [h[name] for h in households], name
+        # What was exported, in the one canonical form (a submission time gets its UTC offset written out).
+        assert list(read[name]) == [canonical_value(h[name], name) for h in households], name
 
 
 def _check_members(read: Any, households: list[dict[str, Any]], members: dict[str, list[dict[str, Any]]]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -28,7 +29,7 @@ raw_files = Table(
     Column("sha256", String(64), nullable=False, unique=True),
     Column("original_name", Text, nullable=False),
     Column("archived_path", Text, nullable=False),
-    Column("size_bytes", Integer, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
     Column("kind", String(32)),
     Column("status", String(32), nullable=False),  # ingested, held, unrecognised, refused
     Column("format", String(32)),  # kobo_xlsx, kobo_csv, odk_central_zip, capacity_xlsx, capacity_csv, decisions_csv

@@ -6,6 +6,7 @@ import csv
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -14,6 +15,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 from openpyxl import load_workbook
 
+from rematch_pipeline.canonical import canonical_text, canonical_value
 from rematch_pipeline.domain import (
     LAND_BY_AGS_PREFIX,
     LANGUAGES,
@@ -65,12 +67,24 @@ _EXPECTED = ("a KoboToolbox household export (XLSX with a main sheet holding 'ca
              "'decided_at', 'reason')")
 KOBO_CSV_NOTE = ("a KoboToolbox CSV export carries no member rows, so it can only update households already known "
                  "(same case_id); new households must come as the XLSX export or the ODK Central ZIP")
+TEMPLATE_INSTRUCTIONS_SHEET = "instructions"  # the capacity template's own help sheet: no data, never counted
 _HEADER_SEARCH_ROWS = 10  # a municipality may put a title above the template's header row
 _MAX_ROWS_IN_NOTE = 10
 
 
 class UnrecognisedFileError(ValueError):
     """The file is neither a household export nor a capacity submission this reader understands."""
+
+
+@dataclass(frozen=True)
+class RowIssue:
+    """A row the file's structure makes ambiguous (repeated column, shared submission key): quarantined with it."""
+
+    table: str
+    row: int  # position of the row in its table's frame (its index label)
+    field: str
+    rule: str
+    message: str
 
 
 @dataclass
@@ -80,6 +94,8 @@ class Batch:
     notes: list[str] = field(default_factory=list)
     # kobo_xlsx, kobo_csv, odk_central_zip, capacity_xlsx, capacity_csv, decisions_csv
     format: str = ""
+    issues: list[RowIssue] = field(default_factory=list)
+    unread: dict[str, int] = field(default_factory=dict)  # sheet -> its non-empty rows, when no table was found
 
 
 def read_file(path: Path, limits: Limits | None = None, name: str | None = None) -> Batch:
@@ -98,13 +114,17 @@ def read_file(path: Path, limits: Limits | None = None, name: str | None = None)
     if head.startswith(b"PK\x03\x04"):
         try:
             with zipfile.ZipFile(path) as zf:
-                check_zip(zf, label, limits)
+                check_zip(zf, label, limits, path.stat().st_size)
                 if "xl/workbook.xml" in zf.namelist():
                     check_xlsx(zf, label)
                     return _read_xlsx(path, zf, label)
                 return _read_odk_zip(zf, label)
-        except zipfile.BadZipFile as exc:
-            raise UnrecognisedFileError(f"{label}: a damaged ZIP archive ({exc}); expected {_EXPECTED}") from exc
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+            # Damaged or cut short on the way (a checksum, a compressed stream, an unknown compression method):
+            # named by kind, never by the library's words, which may quote the content.
+            raise RefusedFileError("zip_damaged", f"{label}: the archive is damaged or incomplete "
+                                                  f"({type(exc).__name__}) and cannot be read; export it again "
+                                                  f"and send the new file") from None
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         raise UnrecognisedFileError(f"{label}: an old Excel .xls workbook (or an encrypted one), please save it as "
                                     f".xlsx without a password; expected {_EXPECTED}")
@@ -134,29 +154,6 @@ def _cell_text(value: object) -> str | None:
     return text if text.strip() else None
 
 
-_GERMAN_DATE = re.compile(r"^\s*(\d{1,2})\.(\d{1,2})\.(\d{4})\s*$")
-_ISO_DATE = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?\s*$")
-
-
-def _iso_date(value: object) -> str | None:
-    """Dates as ISO strings when they can be read as dates; anything else stays as written for the validator."""
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    text = _cell_text(value)
-    if text is None:
-        return None
-    for pattern, order in ((_ISO_DATE, (1, 2, 3)), (_GERMAN_DATE, (3, 2, 1))):
-        m = pattern.match(text)
-        if m:
-            try:
-                return date(int(m.group(order[0])), int(m.group(order[1])), int(m.group(order[2]))).isoformat()
-            except ValueError:
-                return text
-    return text
-
-
 def _is_selected(value: object) -> bool:
     text = _cell_text(value)
     return text is not None and text.strip().lower() in {"1", "1.0", "true", "yes"}
@@ -175,6 +172,19 @@ class _Layout:
     options: dict[str, list[tuple[str, int]]]  # select_multiple field -> [(option, column index)]
     system: dict[str, int]  # Kobo system column (_uuid, _index, ...) -> column index
     unknown: list[str]
+    # A field or system column named more than once -> every column index carrying it (the first is in `fields`).
+    repeats: dict[str, list[int]] = field(default_factory=dict)
+
+    def note_repeat(self, name: str, first: int, idx: int) -> None:
+        if first != idx:
+            self.repeats.setdefault(name, [first]).append(idx)
+
+    def columns(self, name: str | None) -> list[int]:
+        """Every column carrying the field or system column `name` (none when the header lacks it)."""
+        if name is None:
+            return []
+        first = self.fields.get(name, self.system.get(name))
+        return self.repeats.get(name, [] if first is None else [first])
 
 
 def _layout(header: Sequence[object], known: Sequence[str], multi: dict[str, tuple[str, ...]],
@@ -188,15 +198,15 @@ def _layout(header: Sequence[object], known: Sequence[str], multi: dict[str, tup
             continue
         name = name.strip()
         if name in _ODK_SYSTEM or name.endswith(("-instanceID", "/instanceID")):
-            layout.system.setdefault(name, idx)
+            layout.note_repeat(name, layout.system.setdefault(name, idx), idx)
             continue
         parts = [p.strip() for p in name.split(sep)]
         last = parts[-1]
         lowered = last.lower()
         if last.startswith("_"):
-            layout.system.setdefault(last, idx)
+            layout.note_repeat(last, layout.system.setdefault(last, idx), idx)
         elif lowered in known_set:
-            layout.fields.setdefault(lowered, idx)
+            layout.note_repeat(lowered, layout.fields.setdefault(lowered, idx), idx)
         elif len(parts) >= 2 and parts[-2].lower() in multi and lowered in multi[parts[-2].lower()]:
             layout.options.setdefault(parts[-2].lower(), []).append((lowered, idx))
         elif lowered not in _KOBO_META and not name.lower().startswith(("meta/", "formhub/", "meta-", "formhub-")):
@@ -250,20 +260,62 @@ def _cell(row: Sequence[object], idx: int | None) -> object:
     return row[idx] if idx is not None and idx < len(row) else None
 
 
-def _column(table: _Table, idx: int | None, convert: Callable[[object], str | None] = _cell_text) -> list[str | None]:
-    """One column of the table's records, converted; a missing column is all empty."""
-    if idx is None:
-        return [None] * len(table.records)
-    return [convert(row[idx]) if idx < len(row) else None for _, row in table.records]
+def _column(table: _Table, idxs: Sequence[int]) -> list[str | None]:
+    """One column of the table's records as text; of a repeated column the value it has where the copies agree (a
+    row where they disagree is quarantined: `_repeat_issues`); a missing column is all empty."""
+    if len(idxs) <= 1:
+        idx = idxs[0] if idxs else None
+        return [None if idx is None or idx >= len(row) else _cell_text(row[idx]) for _, row in table.records]
+    return [next((v for i in idxs if (v := _cell_text(_cell(row, i))) is not None), None) for _, row in table.records]
+
+
+def _column_letter(idx: int) -> str:
+    letters = ""
+    idx += 1
+    while idx:
+        idx, rem = divmod(idx - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def _repeat_issues(table: _Table, lay: _Layout, frame_table: str) -> list[RowIssue]:
+    """Rows where a column named twice in the header holds different values: which one is meant cannot be told."""
+    issues = []
+    repeated = dict(lay.repeats)
+    for fld, options in lay.options.items():
+        by_option: dict[str, list[int]] = {}
+        for option, idx in options:
+            by_option.setdefault(option, []).append(idx)
+        repeated.update({f"{fld}/{opt}": idxs for opt, idxs in by_option.items() if len(idxs) > 1})
+    for name, idxs in repeated.items():
+        where = ", ".join(_column_letter(i) for i in idxs)
+        is_option = "/" in name
+        for pos, (_, row) in enumerate(table.records):
+            cells = [_cell(row, i) for i in idxs]
+            if is_option:
+                values: set[object] = {_is_selected(c) for c in cells}
+            else:
+                values = {canonical_value(text, name) for c in cells if (text := _cell_text(c)) is not None}
+            if len(values) > 1:
+                issues.append(RowIssue(frame_table, pos, name.split("/")[0], "repeated_column_disagrees",
+                                       f"The column {name} appears {len(idxs)} times in the header (columns {where}) "
+                                       f"with different values in this row; keep one of them and send the file "
+                                       f"again."))
+    return issues
 
 
 def _frame(columns: dict[str, list[object]], names: Sequence[str], int_columns: Sequence[str]) -> pd.DataFrame:
+    """The table as validation and the store see it: every text in its canonical form."""
     # object dtype keeps None and str exactly; pandas' own string dtype would turn None into NaN.
     n = len(next(iter(columns.values()))) if columns else 0
     data = {}
     for col in names:
         values = columns.get(col, [None] * n)
-        data[col] = pd.Series(values, dtype="int64" if col in int_columns else object)
+        if col in int_columns:
+            data[col] = pd.Series(values, dtype="int64")
+        else:
+            data[col] = pd.Series([canonical_value(v, col) if isinstance(v, str) and col != "source_sheet" else v
+                                   for v in values], dtype=object)
     return pd.DataFrame(data, columns=list(names))
 
 
@@ -285,27 +337,27 @@ def _column_notes(where: str, lay: _Layout, expected: Sequence[str]) -> list[str
 
 def _select_multiple(table: _Table, lay: _Layout, name: str) -> list[str | None]:
     """The space-separated column as written; rebuilt from the `field/option` 1/0 columns where it is empty."""
-    values = _column(table, lay.fields.get(name))
+    values = _column(table, lay.columns(name))
     options = lay.options.get(name, [])
     if not options:
         return values
     out = []
     for value, (_, row) in zip(values, table.records, strict=True):
         if value is None:
-            chosen = [opt for opt, idx in options if _is_selected(_cell(row, idx))]
+            chosen = list(dict.fromkeys(opt for opt, idx in options if _is_selected(_cell(row, idx))))
             value = " ".join(chosen) if chosen else None
         out.append(value)
     return out
 
 
-def _fields(table: _Table, lay: _Layout, names: Sequence[str], multi: dict[str, tuple[str, ...]],
-            dates: Sequence[str] = ()) -> dict[str, list[object]]:
+def _fields(table: _Table, lay: _Layout, names: Sequence[str], multi: dict[str, tuple[str, ...]]
+            ) -> dict[str, list[object]]:
     cols: dict[str, list[object]] = {}
     for name in names:
         if name in multi:
             cols[name] = list(_select_multiple(table, lay, name))
         else:
-            cols[name] = list(_column(table, lay.fields.get(name), _iso_date if name in dates else _cell_text))
+            cols[name] = list(_column(table, lay.columns(name)))
     cols["source_sheet"] = [table.sheet] * len(table.records)
     cols["source_row"] = [n for n, _ in table.records]
     return cols
@@ -341,43 +393,68 @@ def _load_sheets(path: Path, zf: zipfile.ZipFile, label: str) -> list[_Sheet]:
             wb.close()
 
 
+def _one_table(tables: list[_Table], what: str, label: str) -> _Table | None:
+    if len(tables) > 1:
+        sheets = ", ".join(f"{t.sheet!r} ({len(t.records)} rows)" for t in tables)
+        raise UnrecognisedFileError(f"{label}: more than one sheet looks like the {what} ({sheets}); which one is "
+                                    f"meant cannot be told. Keep one and send the file again")
+    return tables[0] if tables else None
+
+
 def _read_xlsx(path: Path, zf: zipfile.ZipFile, label: str) -> Batch:
     sheets = _load_sheets(path, zf, label)
-    main = members = None
+    mains: list[_Table] = []
+    member_tables: list[_Table] = []
     capacity: list[_Table] = []
+    unread: dict[str, int] = {}
     for sheet in sheets:
-        if main is None and (t := _find_table(sheet, ("case_id",), HOUSEHOLD_FIELDS, HOUSEHOLD_SELECT_MULTIPLE)):
-            main = t
-        elif members is None and (t := _find_table(sheet, ("relation", "birth_year"), MEMBER_FIELDS, {})):
-            members = t
+        if t := _find_table(sheet, ("case_id",), HOUSEHOLD_FIELDS, HOUSEHOLD_SELECT_MULTIPLE):
+            mains.append(t)
+        elif t := _find_table(sheet, ("relation", "birth_year"), MEMBER_FIELDS, {}):
+            member_tables.append(t)
         elif t := _find_table(sheet, ("offer_id", "ags"), CAPACITY_FIELDS, CAPACITY_SELECT_MULTIPLE):
             capacity.append(t)
-    if main is not None and capacity:
-        raise UnrecognisedFileError(f"{label}: holds both household interviews (sheet {main.sheet!r}) and capacity "
-                                    f"offers (sheet {capacity[0].sheet!r}); send them as separate files. "
+        elif sheet.name != TEMPLATE_INSTRUCTIONS_SHEET and (n := sum(not _is_empty(r) for r in sheet.rows)):
+            unread[sheet.name] = n
+    if mains and capacity:
+        raise UnrecognisedFileError(f"{label}: holds both household interviews (sheet {mains[0].sheet!r}) and "
+                                    f"capacity offers (sheet {capacity[0].sheet!r}); send them as separate files. "
                                     f"Expected {_EXPECTED}")
-    if main is not None:
-        return _households_batch(main, members, "kobo_xlsx", _kobo_link)
-    if capacity:
+    if mains:
+        main = _one_table(mains, "household table (a 'case_id' column)", label)
+        members = _one_table(member_tables, "members table ('relation' and 'birth_year' columns)", label)
+        assert main is not None
+        batch = _households_batch(main, members, "kobo_xlsx", _kobo_link)
+    elif capacity:
         notes: list[str] = []
-        frames = [_capacity_frame(t, notes, repair_ags=True) for t in capacity]
-        return Batch("capacity", {"capacity_offers": pd.concat(frames, ignore_index=True)}, notes, "capacity_xlsx")
-    names = ", ".join(repr(s.name) for s in sheets)
-    raise UnrecognisedFileError(f"{label}: no sheet ({names}) has the expected header row; expected {_EXPECTED}")
+        issues: list[RowIssue] = []
+        frames, offset = [], 0
+        for t in capacity:
+            frames.append(_capacity_frame(t, notes, issues, offset))
+            offset += len(t.records)
+        batch = Batch("capacity", {"capacity_offers": pd.concat(frames, ignore_index=True)}, notes, "capacity_xlsx",
+                      issues)
+    else:
+        names = ", ".join(repr(s.name) for s in sheets)
+        raise UnrecognisedFileError(f"{label}: no sheet ({names}) has the expected header row; expected {_EXPECTED}")
+    for name, n in unread.items():
+        batch.notes.append(f"sheet {name!r}: {n} rows not read; its header names no table of the data contract")
+    batch.unread = unread
+    return batch
 
 
-# How a member row finds its household: (member link column, household key column) by export format.
-_Link = Callable[[_Layout, _Layout, list[str]], tuple[int | None, int | None, Callable[[str], str]]]
+# How a member row finds its household: (member link column, household key column, key normaliser) by format.
+_Link = Callable[[_Layout, _Layout, list[str]], tuple[str | None, str | None, Callable[[str], str]]]
 
 
-def _kobo_link(main: _Layout, members: _Layout, notes: list[str]) -> tuple[int | None, int | None,
+def _kobo_link(main: _Layout, members: _Layout, notes: list[str]) -> tuple[str | None, str | None,
                                                                           Callable[[str], str]]:
     # `_index` is not stable across exports, so the submission uuid is the link; `_parent_index` only as fallback.
     if "_submission__uuid" in members.system:
-        return members.system["_submission__uuid"], main.system.get("_uuid"), str.strip
+        return "_submission__uuid", "_uuid", str.strip
     if "_parent_index" in members.system:
         notes.append("members sheet: no _submission__uuid column; members linked by _parent_index")
-        return members.system["_parent_index"], main.system.get("_index"), str.strip
+        return "_parent_index", "_index", str.strip
     notes.append("members sheet: no _submission__uuid column; members cannot be linked to households")
     return None, None, str.strip
 
@@ -387,24 +464,25 @@ def _odk_root(key: str) -> str:
     return key.strip().split("/", 1)[0]
 
 
-def _odk_link(main: _Layout, members: _Layout, notes: list[str]) -> tuple[int | None, int | None,
+def _odk_link(main: _Layout, members: _Layout, notes: list[str]) -> tuple[str | None, str | None,
                                                                          Callable[[str], str]]:
     if "PARENT_KEY" not in members.system:
         notes.append("members file: no PARENT_KEY column; members cannot be linked to households")
-    return members.system.get("PARENT_KEY"), main.system.get("KEY"), _odk_root
+    return "PARENT_KEY", "KEY", _odk_root
 
 
 def _households_batch(main: _Table, members: _Table | None, fmt: str, link: _Link) -> Batch:
     notes: list[str] = []
     lay = _layout(main.header, HOUSEHOLD_FIELDS, HOUSEHOLD_SELECT_MULTIPLE, main.sep)
     notes += _column_notes(f"sheet {main.sheet!r}", lay, HOUSEHOLD_FIELDS)
+    issues = _repeat_issues(main, lay, "households")
     cols = _fields(main, lay, HOUSEHOLD_FIELDS, HOUSEHOLD_SELECT_MULTIPLE)
     if fmt == "odk_central_zip":
-        cols["_uuid"] = list(_column(main, lay.system.get("KEY")))
-        cols["_submission_time"] = list(_column(main, lay.system.get("SubmissionDate")))
+        cols["_uuid"] = list(_column(main, lay.columns("KEY")))
+        cols["_submission_time"] = list(_column(main, lay.columns("SubmissionDate")))
     else:
         for name in HOUSEHOLD_SYSTEM_KEPT:
-            cols[name] = list(_column(main, lay.system.get(name)))
+            cols[name] = list(_column(main, lay.columns(name)))
     frames = {"households": _frame(cols, HOUSEHOLD_COLUMNS, ("source_row",))}
     if members is None:
         if fmt == "kobo_csv":
@@ -416,56 +494,75 @@ def _households_batch(main: _Table, members: _Table | None, fmt: str, link: _Lin
                      else "no members sheet found (a sheet with 'relation' and 'birth_year')")
             notes.append(f"{where}; households have no members")
             frames["members"] = _frame({}, MEMBER_COLUMNS, ("member_no", "source_row"))
-        return Batch("households", frames, notes, fmt)
+        return Batch("households", frames, notes, fmt, issues)
     m_lay = _layout(members.header, MEMBER_FIELDS, {}, members.sep)
     notes += _column_notes(f"sheet {members.sheet!r}", m_lay, MEMBER_FIELDS)
-    link_col, key_col, normalise = link(lay, m_lay, notes)
-    lookup: dict[str, str | None] = {}
-    if key_col is not None:
-        for key, case_id in zip(_column(main, key_col), cols["case_id"], strict=True):
-            if key is not None:
-                lookup.setdefault(normalise(key), case_id if isinstance(case_id, str) else None)
-    m_cols = _fields(members, m_lay, MEMBER_FIELDS, {})
+    issues += _repeat_issues(members, m_lay, "members")
+    link_name, key_name, normalise = link(lay, m_lay, notes)
+    link_cols, key_cols = m_lay.columns(link_name), lay.columns(key_name)
+    # Each submission key -> the household rows carrying it; a key on two rows cannot tell whose members are whose.
+    holders: dict[str, list[int]] = {}
+    for pos, key in enumerate(_column(main, key_cols)):
+        if key is not None:
+            holders.setdefault(normalise(key), []).append(pos)
+    for positions in holders.values():
+        if len(positions) > 1:
+            rows = [main.records[p][0] for p in positions]
+            for pos in positions:
+                others = [r for r in rows if r != main.records[pos][0]]
+                issues.append(RowIssue("households", pos, key_name or "_uuid", "submission_key_not_unique",
+                                       _rows_note(f"This household's submission key ({key_name}) is also on another "
+                                                  f"household row of sheet {main.sheet!r}, so its members cannot be "
+                                                  f"told apart; export the submissions again", others)))
     case_ids: list[object] = []
     numbers: list[object] = []
     counters: dict[str | None, int] = {}
     orphans: list[int] = []
-    for (row_no, _), key in zip(members.records, _column(members, link_col), strict=True):
+    for pos, ((row_no, _), key) in enumerate(zip(members.records, _column(members, link_cols), strict=True)):
         k = normalise(key) if key is not None else None
-        case_id = lookup.get(k) if k is not None and key_col is not None else None
-        if case_id is None:
+        found = holders.get(k, []) if k is not None else []
+        case_id = cols["case_id"][found[0]] if found else None
+        if len(found) > 1:
+            issues.append(RowIssue("members", pos, link_name or "_submission__uuid", "household_link_ambiguous",
+                                   _rows_note(f"This person's row links by {link_name} to more than one household "
+                                              f"of sheet {main.sheet!r}, so whose member it is cannot be told",
+                                              [main.records[p][0] for p in found])))
+        elif case_id is None:
             orphans.append(row_no)
         counters[k] = counters.get(k, 0) + 1
-        case_ids.append(case_id)
+        case_ids.append(case_id if isinstance(case_id, str) else None)
         numbers.append(counters[k])
+    m_cols = _fields(members, m_lay, MEMBER_FIELDS, {})
     m_cols["case_id"] = case_ids
     m_cols["member_no"] = numbers
-    if orphans and link_col is not None:
+    if orphans and link_cols:
         notes.append(_rows_note(f"sheet {members.sheet!r}: members without a household in the main sheet "
                                 f"(case_id left empty)", orphans))
     frames["members"] = _frame(m_cols, MEMBER_COLUMNS, ("member_no", "source_row"))
-    return Batch("households", frames, notes, fmt)
+    return Batch("households", frames, notes, fmt, issues)
 
 
-def _capacity_frame(table: _Table, notes: list[str], repair_ags: bool) -> pd.DataFrame:
+def _capacity_frame(table: _Table, notes: list[str], issues: list[RowIssue], offset: int = 0) -> pd.DataFrame:
+    """The offers of one sheet; its rows are `offset` onwards in the file's frame (a workbook may have several)."""
     lay = _layout(table.header, CAPACITY_FIELDS, CAPACITY_SELECT_MULTIPLE)
     notes += _column_notes(f"sheet {table.sheet!r}", lay, CAPACITY_FIELDS)
-    cols = _fields(table, lay, CAPACITY_FIELDS, CAPACITY_SELECT_MULTIPLE, CAPACITY_DATE_FIELDS)
+    issues += [RowIssue(i.table, i.row + offset, i.field, i.rule, i.message)
+               for i in _repeat_issues(table, lay, "capacity_offers")]
+    cols = _fields(table, lay, CAPACITY_FIELDS, CAPACITY_SELECT_MULTIPLE)
     ags_idx = lay.fields.get("ags")
     numeric_ags = [n for n, row in table.records if isinstance(_cell(row, ags_idx), (int, float))]
     if numeric_ags:
         notes.append(_rows_note(f"sheet {table.sheet!r}: ags stored as a number, leading zeros may be lost",
                                 numeric_ags))
-    if repair_ags:
-        repaired = []
-        for i, (ags, state) in enumerate(zip(cols["ags"], cols["state"], strict=True)):
-            fixed = repaired_ags(ags, state)  # type: ignore[arg-type]
-            if fixed != ags:
-                cols["ags"][i] = fixed
-                repaired.append(int(cols["source_row"][i]))  # type: ignore[call-overload]
-        if repaired:
-            notes.append(_rows_note(f"{table.sheet}: 7-digit ags given 8 digits again by restoring the leading "
-                                    f"zero Excel dropped", repaired))
+    repaired = []
+    for i, (ags, state) in enumerate(zip(cols["ags"], cols["state"], strict=True)):
+        fixed = repaired_ags(ags, state)  # type: ignore[arg-type]
+        if fixed != ags:
+            cols["ags"][i] = fixed
+            repaired.append(int(cols["source_row"][i]))  # type: ignore[call-overload]
+    if repaired:
+        notes.append(_rows_note(f"{table.sheet}: 7-digit ags given 8 digits again by restoring the leading "
+                                f"zero Excel dropped", repaired))
     return _frame(cols, CAPACITY_COLUMNS, ("source_row",))
 
 
@@ -474,9 +571,10 @@ def repaired_ags(ags: str | None, state: str | None) -> str | None:
 
     Excel drops only one zero (Länder 01-09); the padded AGS must name the Land given in `state` when there is one.
     """
-    if ags is None or not re.fullmatch(r"[1-9]\d{6}", ags.strip()):
+    text = canonical_text(ags, "ags") if ags is not None else None
+    if text is None or not re.fullmatch(r"[1-9][0-9]{6}", text):
         return ags
-    padded = "0" + ags.strip()
+    padded = "0" + text
     land = LAND_BY_AGS_PREFIX.get(padded[:2])
     given = state.strip().upper() if state else None
     return padded if given is None or given == land else ags
@@ -528,15 +626,16 @@ def _read_csv(raw: bytes, label: str) -> Batch:
     sheet = _Sheet(PurePosixPath(label).name, _csv_rows(_decode(raw, label, notes), label))
     table = _find_table(sheet, ("offer_id", "ags"), CAPACITY_FIELDS, CAPACITY_SELECT_MULTIPLE)
     if table is not None:
-        return Batch("capacity", {"capacity_offers": _capacity_frame(table, notes, repair_ags=True)}, notes,
-                     "capacity_csv")
+        issues: list[RowIssue] = []
+        frame = _capacity_frame(table, notes, issues)
+        return Batch("capacity", {"capacity_offers": frame}, notes, "capacity_csv", issues)
     table = _find_table(sheet, ("case_id", "round_id", "decision"), DECISION_FIELDS, {})
     if table is not None:
         lay = _layout(table.header, DECISION_FIELDS, {})
         notes += _column_notes(sheet.name, lay, DECISION_FIELDS)
         cols = _fields(table, lay, DECISION_FIELDS, {})
         return Batch("decisions", {"decisions": _frame(cols, DECISION_COLUMNS, ("source_row",))}, notes,
-                     "decisions_csv")
+                     "decisions_csv", _repeat_issues(table, lay, "decisions"))
     table = _find_table(sheet, ("case_id",), HOUSEHOLD_FIELDS, HOUSEHOLD_SELECT_MULTIPLE)
     if table is not None:
         if _find_table(sheet, ("relation", "birth_year"), MEMBER_FIELDS, {}) is not None:

@@ -57,12 +57,17 @@ def _unsafe_name(name: str) -> bool:
     return norm.startswith("/") or bool(_DRIVE.match(norm)) or ".." in norm.split("/")
 
 
-def check_zip(zf: zipfile.ZipFile, name: str, limits: Limits) -> None:
-    """Path traversal, symbolic links, entry count, total size and compression ratio; before anything is unpacked."""
+def check_zip(zf: zipfile.ZipFile, name: str, limits: Limits, stored_bytes: int | None = None) -> None:
+    """Path traversal, symbolic links, passwords, entry count, total size and compression ratio (per entry and of
+    the whole archive, `stored_bytes` long); before anything is unpacked. The sizes are the ones the archive
+    declares: reading never goes beyond them (a longer entry fails its checksum)."""
     infos = zf.infolist()
     if len(infos) > limits.max_zip_entries:
         raise RefusedFileError("zip_too_many_entries", f"{name}: {len(infos)} entries in the archive, more than "
                                                        f"the limit of {limits.max_zip_entries}")
+    if any(info.flag_bits & 0x1 for info in infos):
+        raise RefusedFileError("zip_encrypted", f"{name}: the archive is protected by a password; export it again "
+                                                f"without a password and send the new file")
     total = 0
     for info in infos:
         if _unsafe_name(info.filename):
@@ -79,6 +84,13 @@ def check_zip(zf: zipfile.ZipFile, name: str, limits: Limits) -> None:
                                        f"{name}: the archive entry {info.filename!r} unpacks {ratio:.0f} times "
                                        f"larger than it is stored (limit {limits.max_zip_ratio:.0f}, "
                                        f"REMATCH_MAX_ZIP_RATIO); refused as a possible ZIP bomb")
+    # Many small entries each under the per-entry floor can still make a bomb: the whole archive is held to the
+    # same ratio.
+    if stored_bytes and total > _RATIO_FLOOR_BYTES and total / stored_bytes > limits.max_zip_ratio:
+        raise RefusedFileError("zip_compression_ratio",
+                               f"{name}: the archive unpacks {total / stored_bytes:.0f} times larger than it is "
+                               f"stored (limit {limits.max_zip_ratio:.0f}, REMATCH_MAX_ZIP_RATIO); refused as a "
+                               f"possible ZIP bomb")
     if total > limits.max_unzipped_bytes:
         raise RefusedFileError("zip_too_large", f"{name}: the archive unpacks to {total / 2**20:.0f} MiB, more "
                                                 f"than the limit of {limits.max_unzipped_bytes / 2**20:.0f} MiB "

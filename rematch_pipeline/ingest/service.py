@@ -23,6 +23,7 @@ from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, is_busy, migrate
 from rematch_pipeline.domain import Policy
+from rematch_pipeline.ingest.safety import Limits, RefusedFileError, check_size
 from rematch_pipeline.quarantine import FAILED_RULE
 
 log = logging.getLogger(__name__)
@@ -40,13 +41,14 @@ class IngestReport:
     kind: str | None = None
     format: str | None = None
     duplicate: bool = False
-    # Totals over every table of the file (households and their members count as rows each):
-    # rows_read == accepted + quarantined + held.
+    # Totals over every sheet of the file (households and their members count as rows each):
+    # rows_read == accepted + quarantined + held + not_read.
     rows_read: int = 0
     accepted: int = 0
     replaced: int = 0
     quarantined: int = 0
     held: int = 0
+    not_read: int = 0  # rows of sheets that hold no table of the contract (each such sheet is in the quarantine)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # table -> {rows, accepted, quarantined, ...}
     reports: dict[str, str] = field(default_factory=dict)  # table -> Data Docs page of this run
     data_docs: str | None = None  # the Data Docs site index
@@ -166,11 +168,21 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
             .where(t.validation_runs.c.raw_file_id == seen.id)).all()
     if seen is not None and not (retry_failed and seen.status == FAILED):
         return _duplicate_report(name, digest, seen, list(runs), settings)
-    archived = archive_file(path, settings, digest)
-    raw = dict(sha256=digest, original_name=name, archived_path=str(archived.relative_to(settings.home)),
-               size_bytes=archived.stat().st_size, received_at=settings.clock.now())
+    try:
+        check_size(path, name, Limits.from_env())
+        refused = None
+    except RefusedFileError as exc:  # refused before a copy is made: the archive never holds it
+        refused = exc
+    archived = None if refused else archive_file(path, settings, digest)
+    raw = dict(sha256=digest, original_name=name,
+               archived_path="" if archived is None else str(archived.relative_to(settings.home)),
+               size_bytes=path.stat().st_size if archived is None else archived.stat().st_size,
+               received_at=settings.clock.now())
     attempt = _Attempt(raw, None if seen is None else seen.id, name, digest, actor)
     try:
+        if archived is None:
+            assert refused is not None
+            return _refuse(attempt, "refused", refused.rule, str(refused), settings)
         return _ingest_archived(archived, attempt, settings, policy)
     except Exception as exc:  # whatever the file made us fail on: recorded with its rows, never lost
         if is_busy(exc):
@@ -204,10 +216,23 @@ def _store_raw(conn: Any, attempt: _Attempt, **values: Any) -> int:
     return int(conn.execute(insert(t.raw_files).values(**attempt.raw, **values)).inserted_primary_key[0])
 
 
+def _refuse(attempt: _Attempt, status: str, rule: str, message: str, settings: Settings) -> IngestReport:
+    """Record a file refused or not recognised as a whole: its raw_files row and one quarantine row saying why."""
+    at = settings.clock.now()
+    with get_engine(settings.database_url).begin() as conn:
+        raw_id = _store_raw(conn, attempt, kind=None, status=status)
+        conn.execute(insert(t.quarantine).values(raw_file_id=raw_id, table_name="file", sheet=None,
+                                                 source_row=None, field=None, rule=rule,
+                                                 message=message, record=None, created_at=at))
+        store.audit(conn, attempt.actor, "file_rejected", attempt.digest[:12], {"file": attempt.name, "rule": rule},
+                    at=at)
+    attempt.stored = True
+    return IngestReport(attempt.name, attempt.digest, status, message, raw_file_id=raw_id)
+
+
 def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings, policy: Policy) -> IngestReport:
     from rematch_pipeline.ingest.readers import UnrecognisedFileError, read_file
-    from rematch_pipeline.ingest.safety import RefusedFileError
-    from rematch_pipeline.validation import validate_batch
+    from rematch_pipeline.validation import RowError, validate_batch
 
     engine = get_engine(settings.database_url)
     name, digest, actor = attempt.name, attempt.digest, attempt.actor
@@ -217,19 +242,14 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings, poli
     except (UnrecognisedFileError, RefusedFileError) as exc:
         status, rule = (("refused", exc.rule) if isinstance(exc, RefusedFileError)
                         else ("unrecognised", "unrecognised_file"))
-        message = str(exc).replace(str(archived), name)
-        at = settings.clock.now()
-        with engine.begin() as conn:
-            raw_id = _store_raw(conn, attempt, kind=None, status=status)
-            conn.execute(insert(t.quarantine).values(raw_file_id=raw_id, table_name="file", sheet=None,
-                                                     source_row=None, field=None, rule=rule,
-                                                     message=message, record=None, created_at=at))
-            store.audit(conn, actor, "file_rejected", digest[:12], {"file": name, "rule": rule}, at=at)
-        return IngestReport(name, digest, status, message, raw_file_id=raw_id)
+        return _refuse(attempt, status, rule, str(exc).replace(str(archived), name), settings)
     attempt.batch = batch
     parsed = time.perf_counter()
 
-    results = validate_batch(batch.tables, batch_id=digest[:12], settings=settings)
+    structure: dict[str, list[RowError]] = {}
+    for issue in batch.issues:
+        structure.setdefault(issue.table, []).append(RowError(issue.row, issue.field, issue.rule, issue.message))
+    results = validate_batch(batch.tables, batch_id=digest[:12], settings=settings, structure=structure)
     validated = time.perf_counter()
     total = sum(len(df) for df in batch.tables.values())
     invalid = sum(len(r.invalid_rows) for r in results.values())
@@ -270,6 +290,14 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings, poli
                           held=len(df) - len(bad) if held else 0)
             if res.report_path:
                 report.reports[table] = str(res.report_path)
+        if batch.unread:
+            conn.execute(insert(t.quarantine), [
+                dict(raw_file_id=raw_id, table_name="file", sheet=_clip(sheet, SHEET_CHARS), source_row=None,
+                     field=None, rule="sheet_not_read", record=None, created_at=at,
+                     message=f"Sheet {_clip(sheet, SHEET_CHARS)!r} has {n} filled rows but no header row of the "
+                             f"data contract, so none of them was read; if they are interviews or offers, copy them "
+                             f"into the right sheet and send the file again.")
+                for sheet, n in batch.unread.items()])
         store.audit(conn, actor, "file_ingested", digest[:12],
                     {"file": name, "kind": batch.kind, "format": batch.format, "status": report.status,
                      "counts": report.counts}, at=at)
@@ -280,6 +308,8 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings, poli
     for key in ("rows_read", "accepted", "replaced", "quarantined", "held"):
         c = "rows" if key == "rows_read" else key
         setattr(report, key, sum(v.get(c, 0) for v in report.counts.values()))
+    report.not_read = sum(batch.unread.values())
+    report.rows_read += report.not_read
     index = settings.data_docs / "index.html"
     report.data_docs = str(index) if index.exists() else None
     if held:
@@ -287,7 +317,8 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings, poli
     else:
         report.message = (f"{name}: {batch.kind} ({batch.format}), {report.rows_read} rows read, "
                           f"{report.accepted} accepted ({report.replaced} replacing earlier versions), "
-                          f"{report.quarantined} quarantined")
+                          f"{report.quarantined} quarantined"
+                          + (f", {report.not_read} not read" if report.not_read else ""))
     for note in report.notes:
         report.message += f"; {note}"
     log.info("ingest %s (%s): %s", digest[:12], batch.kind, report.status)
