@@ -16,7 +16,9 @@ from rematch_pipeline.scenario_load import load_scenario
 
 
 def bench_match(households: int, municipalities: int, seed: int, time_limit_s: float | None = None,
-                balanced_fill_weight: float | None = None) -> dict[str, Any]:
+                balanced_fill_weight: float | None = None, repeat: int = 1) -> dict[str, Any]:
+    """One scenario solved `repeat` times: the figures of the first run, and whether every run placed every
+    household in the same offer (`hashes_agree`)."""
     settings = (("time_limit_s", time_limit_s), ("balanced_fill_weight", balanced_fill_weight))
     overrides: dict[str, object] = {k: v for k, v in settings if v is not None}
     policy = load_policy(overrides=overrides)
@@ -29,6 +31,9 @@ def bench_match(households: int, municipalities: int, seed: int, time_limit_s: f
     t1 = time.perf_counter()
     result = match(hh, offers, BENCH_DATE, policy, "BENCH")
     wall = time.perf_counter() - t1
+    hashes = [result.assignments_sha256]
+    for _ in range(repeat - 1):
+        hashes.append(match(hh, offers, BENCH_DATE, policy, "BENCH").assignments_sha256)
     s = result.stats
     comparison = s.get("comparison", {})
     greedy_persons = comparison.get("greedy_by_score", {}).get("persons_placed")
@@ -45,4 +50,5 @@ def bench_match(households: int, municipalities: int, seed: int, time_limit_s: f
         "gap_to_lp": s.get("gap_to_lp"), "persons_proven_maximal": s.get("persons_proven_maximal"),
         "persons_placed_vs_greedy": round(result.persons_placed / greedy_persons, 4) if greedy_persons else None,
         "balanced_fill": s.get("balanced_fill"), "phases": s.get("phases"), "comparison": comparison,
+        "assignments_sha256": hashes[0], "repeat": repeat, "hashes_agree": len(set(hashes)) == 1,
     }

@@ -21,6 +21,12 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from exc
 
 
+def _at_least_one(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
 def _print(obj: Any, as_json: bool, text: str) -> None:
     print(json.dumps(obj, indent=2, default=str, ensure_ascii=False) if as_json else text)
 
@@ -215,7 +221,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.bench import bench_match
 
     result = bench_match(households=args.households, municipalities=args.municipalities, seed=args.seed,
-                         time_limit_s=args.time_limit, balanced_fill_weight=args.balanced_fill_weight)
+                         time_limit_s=args.time_limit, balanced_fill_weight=args.balanced_fill_weight,
+                         repeat=args.repeat)
     _print(result, args.json, "\n".join(f"{k:>22}: {v}" for k, v in result.items()))
     return 0
 
@@ -363,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the round's time limit in seconds (default: time_limit_s of the policy)")
     bm.add_argument("--balanced-fill-weight", type=float, default=None,
                     help="points per person within their municipality's share (default: the policy's)")
+    bm.add_argument("--repeat", type=_at_least_one, default=1,
+                    help="solve the same scenario K times and report whether the assignments agreed")
     bm.add_argument("--json", action="store_true")
     bm.set_defaults(func=cmd_bench)
     bi = b.add_parser("ingest", help="generate a Kobo XLSX export and time parse, validate and store")

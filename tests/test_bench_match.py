@@ -32,3 +32,25 @@ def test_bench_match_runs_with_the_balanced_fill_weight_it_is_given(capsys: pyte
     assert result["balanced_fill"]["weight"] == 2.0
     assert result["comparison"]["rematch"]["persons_beyond_share"] == pytest.approx(
         result["persons_placed"] - result["balanced_fill"]["persons_within_share"], abs=1e-2)
+
+
+def test_bench_match_repeat_reports_whether_every_run_placed_everyone_alike(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "match", "--households", "60", "--municipalities", "4", "--seed", "3",
+                 "--time-limit", "10", "--repeat", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["repeat"] == 2 and result["hashes_agree"] is True  # a small round is solved to optimality
+    assert len(result["assignments_sha256"]) == 64
+
+
+def test_the_assignments_fingerprint_changes_when_one_household_moves() -> None:
+    from rematch_pipeline.domain import Assignment
+    from rematch_pipeline.matching.engine import MatchResult
+
+    def result(*pairs: tuple[str, str]) -> MatchResult:
+        placed = [Assignment("R", c, "09162000", 1, 1.0, {}, 1, offer_id=o) for c, o in pairs]
+        return MatchResult("optimal", "", placed, [])
+
+    same = result(("RM-A", "OF-1"), ("RM-B", "OF-2"))
+    assert same.assignments_sha256 == result(("RM-B", "OF-2"), ("RM-A", "OF-1")).assignments_sha256  # order-free
+    assert same.assignments_sha256 != result(("RM-A", "OF-2"), ("RM-B", "OF-1")).assignments_sha256

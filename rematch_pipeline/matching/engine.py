@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -34,6 +35,12 @@ class MatchResult:
     @property
     def persons_placed(self) -> int:
         return sum(a.persons for a in self.assignments)
+
+    @property
+    def assignments_sha256(self) -> str:
+        """A fingerprint of who goes where: sha256 of the sorted `case_id<TAB>offer_id` lines."""
+        lines = sorted(f"{a.case_id}\t{a.offer_id}\n" for a in self.assignments)
+        return hashlib.sha256("".join(lines).encode()).hexdigest()
 
 
 def match(
