@@ -12,9 +12,12 @@ FREE_TEXT = frozenset({"notes", "reason", "municipality_name", "contact_name", "
 # Values that name one household, offer or round: one copy per thing, so no look-alike may pass for another.
 IDENTIFIERS = frozenset({"case_id", "offer_id", "round_id"})
 
-# Invisible or unsafe in an identifier: control (Cc), format (Cf: zero-width, direction marks), line and paragraph
-# separators, private-use, surrogate and unassigned code points.
-_NOT_IN_IDS = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"})
+# Unicode's White_Space (Python's str.strip would also take the control characters U+001C-U+001F, which an id
+# must not lose unseen).
+_WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
+               "\u2028\u2029\u202f\u205f\u3000"
+# What a header cell may carry besides its name: a byte-order mark and zero-width characters pasted with it.
+_HEADER_NOISE = dict.fromkeys(map(ord, "\ufeff\u200b\u200c\u200d\u2060\u00ad"))
 
 
 def canonical_text(value: str, column: str) -> str | None:
@@ -22,7 +25,23 @@ def canonical_text(value: str, column: str) -> str | None:
     included) removed; None when nothing is left."""
     if not value.isascii():  # ASCII is its own normal form
         value = unicodedata.normalize("NFC" if column in FREE_TEXT else "NFKC", value)
-    return value.strip() or None
+    return value.strip(_WHITE_SPACE) or None
+
+
+def canonical_header(value: str) -> str:
+    """A header cell as the column name it means: NFKC (full-width letters), without a byte-order mark or
+    zero-width characters, trimmed."""
+    return unicodedata.normalize("NFKC", value.translate(_HEADER_NOISE)).strip(_WHITE_SPACE)
+
+
+def _plain(ch: str) -> bool:
+    """A letter or digit of any script, or ASCII punctuation or space: what an id is written with. Everything
+    else (controls, format and zero-width characters, combining marks, variation selectors, blank symbols such as
+    U+2800, non-ASCII punctuation such as U+2010 that looks like '-') could make one id look like another."""
+    if ch.isascii():
+        return ch.isprintable()
+    category = unicodedata.category(ch)
+    return category.startswith("L") or category == "Nd"
 
 
 def _script(ch: str) -> str | None:
@@ -36,11 +55,25 @@ def _script(ch: str) -> str | None:
 
 
 def identifier_problem(value: str) -> str | None:
-    """Why `value` cannot be an identifier ("invisible" or "mixed_scripts"), or None when it can."""
-    if any(unicodedata.category(ch) in _NOT_IN_IDS for ch in value):
+    """Why `value` cannot be an identifier ("invisible": a character that is not plain, or "mixed_scripts"), or
+    None when it can."""
+    if not all(_plain(ch) for ch in value):
         return "invisible"
     scripts = {s for ch in value if (s := _script(ch)) is not None}
     return "mixed_scripts" if len(scripts) > 1 else None
+
+
+# Cyrillic and Greek letters drawn like Latin ones (Unicode's confusables, the unambiguous part): an id written
+# in them alone is one script, yet looks like a Latin id.
+_LATIN_LOOKALIKES = str.maketrans(
+    "АВЕКМНОРСТХЅІЈУаеорсухѕіјԁһӏԛԝԜҮΑΒΕΖΗΙΚΜΝΟΡΤΥΧοκνρ",
+    "ABEKMHOPCTXSIJYaeopcyxsijdhlqwWYABEZHIKMNOPTYXokvp")
+
+
+def skeleton(value: str) -> str:
+    """What an id looks like: its look-alike letters drawn as Latin ones. Two different ids with one skeleton
+    would be read as one."""
+    return value.translate(_LATIN_LOOKALIKES)
 
 
 # --- points in time ------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from rematch_pipeline import store
+from rematch_pipeline.canonical import parse_instant
 from rematch_pipeline.config import policy_from_dict
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.domain import CAPACITY_DIMENSIONS, ROOM_CLASSES, demand_of
@@ -96,12 +97,10 @@ def close_if_answered(conn: Connection, round_id: str, actor: str, at: datetime)
 def parse_decided_at(value: str | datetime) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text = str(value).strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        parsed = datetime.combine(date.fromisoformat(text[:10]), datetime.min.time())
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    parsed = parse_instant(str(value).strip())
+    if parsed is None:
+        raise ValueError("decided_at is not a date and time that can be read")
+    return parsed
 
 
 def record_decision(conn: Connection, case_id: str, round_id: str, decision: str, decided_at: str | datetime,
@@ -127,7 +126,8 @@ def record_decision(conn: Connection, case_id: str, round_id: str, decision: str
     offered_at = offer.offered_at if offer.offered_at.tzinfo else offer.offered_at.replace(tzinfo=UTC)
     if when < offered_at:
         return "before_offer"
-    if offer.status == EXPIRED or when.date() > offer.respond_by:
+    # The deadline is a day in UTC, as every time here: 23:30 at UTC-12 on the last day is already the next day.
+    if offer.status == EXPIRED or when.astimezone(UTC).date() > offer.respond_by:
         return "after_deadline"
     if offer.status != PENDING:
         return "already_recorded"

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
-from rematch_pipeline.canonical import parse_instant
+from rematch_pipeline.canonical import parse_instant, skeleton
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.domain import (
     WEIGHT_ASPECTS,
@@ -150,9 +150,22 @@ def bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> Non
             copy.write_row([row[c] for c in columns])
 
 
+def _look_alikes(conn: Connection, column: Any, new_ids: Iterable[str]) -> set[str]:
+    """The ids of `new_ids` (none of them stored yet) drawn like another id, stored or new (`skeleton`): each would
+    be read as the other, so neither new one is stored."""
+    new = set(new_ids)
+    if not new:
+        return set()
+    drawn: dict[str, set[str]] = {}
+    for value in [*conn.execute(select(column)).scalars(), *new]:
+        drawn.setdefault(skeleton(value), set()).add(value)
+    return {v for v in new if len(drawn[skeleton(v)]) > 1}
+
+
 def apply_households(conn: Connection, rows: list[dict[str, Any]], members: dict[str, list[dict[str, Any]]] | None,
                      at: datetime, actor: str = "ingest") -> dict[str, str]:
-    """Store validated households in bulk; returns case_id -> inserted, replaced, unchanged, kept_newer or unknown.
+    """Store validated households in bulk; returns case_id -> inserted, replaced, unchanged, kept_newer, unknown or
+    case_id_looks_like_another.
 
     A household with the same case_id replaces the stored one unless the stored submission is newer (kept_newer);
     the replacement is recorded in the audit trail with both files. `members=None` (an export without member rows)
@@ -173,10 +186,13 @@ def apply_households(conn: Connection, rows: list[dict[str, Any]], members: dict
                 stored_members.setdefault(m.case_id, []).append(_member_key(dict(m._mapping)))
     outcomes: dict[str, str] = {}
     inserts, replaces = [], []
+    alike = _look_alikes(conn, t.households.c.case_id, (c for c in case_ids if c not in existing))
     for row in rows:
         old = existing.get(row["case_id"])
         new_members = (members or {}).get(row["case_id"], [])
-        if old is None:
+        if row["case_id"] in alike:
+            outcomes[row["case_id"]] = "case_id_looks_like_another"
+        elif old is None:
             if members is None:
                 outcomes[row["case_id"]] = "unknown"
                 continue
@@ -210,7 +226,8 @@ def apply_households(conn: Connection, rows: list[dict[str, Any]], members: dict
 
 
 def apply_offers(conn: Connection, rows: list[dict[str, Any]], at: datetime, actor: str = "ingest") -> dict[str, str]:
-    """Store validated offers in bulk; returns offer_id -> inserted, replaced, unchanged or other_municipality.
+    """Store validated offers in bulk; returns offer_id -> inserted, replaced, unchanged, other_municipality or
+    offer_id_looks_like_another.
 
     The same offer_id replaces the earlier offer (contract §2), recorded, but only from the municipality that
     submitted it first: an offer_id belongs to its AGS, so another municipality's row cannot overwrite it.
@@ -222,9 +239,13 @@ def apply_offers(conn: Connection, rows: list[dict[str, Any]], at: datetime, act
         existing.update({r.offer_id: r for r in conn.execute(q)})
     outcomes: dict[str, str] = {}
     inserts, replaces = [], []
+    alike = _look_alikes(conn, t.capacity_offers.c.offer_id,
+                         (r["offer_id"] for r in rows if r["offer_id"] not in existing))
     for row in rows:
         old = existing.get(row["offer_id"])
-        if old is None:
+        if row["offer_id"] in alike:
+            outcomes[row["offer_id"]] = "offer_id_looks_like_another"
+        elif old is None:
             inserts.append({**row, "updated_at": at})
             outcomes[row["offer_id"]] = "inserted"
         elif old.ags != row["ags"]:

@@ -15,7 +15,7 @@ import re  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterable, Mapping  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from datetime import date  # noqa: E402
+from datetime import UTC, date  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 from urllib.parse import unquote, urlparse  # noqa: E402
@@ -428,9 +428,9 @@ _TIMESTAMP_RE = (r"([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[T ]([0-9]{2}):([0-9]{2})(?::(
 
 
 def _parse_timestamp(v: object) -> date | None:
-    """The date (as written, in its own offset) of a timestamp when date and time are real, else None."""
+    """The day in UTC of a timestamp when date and time are real, else None (every time is judged in UTC)."""
     when = parse_instant(v) if isinstance(v, str) else None
-    return when.date() if when is not None else None
+    return when.astimezone(UTC).date() if when is not None else None
 
 
 def _judged(s: pd.Series, test: Any, index: pd.Index) -> pd.Series:
@@ -475,6 +475,9 @@ def _derive_households(frame: pd.DataFrame, members: pd.DataFrame | None, today:
     submitted = _normalise(frame["_submission_time"]) if "_submission_time" in frame else pd.Series(
         None, index=frame.index, dtype=object)
     frame["_submission_time_is_timestamp"] = _judged(submitted, parse_instant, frame.index)
+    submitted_on = submitted.map(_parse_timestamp)
+    frame["_submission_time_not_in_future"] = _tristate(
+        submitted_on.map(lambda d: d is not None and d <= today), submitted_on.notna(), frame.index)
     case_id = frame["case_id"].astype(object)
     member_cases = _case_ids(members)
     if members is None or member_cases is None:  # members not given: the cross-table rules cannot be judged here

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -188,6 +189,55 @@ def _damaged(archive: bytes) -> bytes:
 
 def _stored_submission(value: str) -> Callable[[Connection, IngestReport], None]:
     return _stored("households", "submission_time", "RM-A", value)
+
+
+def _kobo_cell(households: list[dict[str, Any]], header: str, row: int, cell: bytes) -> bytes:
+    """A Kobo XLSX of `households` (members AB_MEMBERS) whose cell in column `header`, spreadsheet row `row`, is
+    replaced by the raw cell XML `cell` (`{ref}` stands for its reference), as another program may write it."""
+    from rematch_pipeline.ingest.readers import _column_letter
+
+    names = x.kobo_main_rows(households)[0]
+    ref = f"{_column_letter(next(i for i, h in enumerate(names) if str(h).split('/')[-1] == header))}{row}"
+    archive = zipfile.ZipFile(io.BytesIO(kobo(*households)))
+    entries = {n: archive.read(n) for n in archive.namelist()}
+    sheet = "xl/worksheets/sheet1.xml"
+    entries[sheet], n = re.subn(rb'<c r="' + ref.encode() + rb'"[^>]*?(?:/>|>.*?</c>)',
+                                cell.replace(b"{ref}", ref.encode()), entries[sheet], count=1, flags=re.S)
+    assert n == 1
+    return x.zip_bytes(entries)
+
+
+def _quotes_nothing(*values: str) -> Callable[[Connection, IngestReport], None]:
+    """A check that neither the report nor any quarantine message quotes `values` (a cell's personal content)."""
+    def check(conn: Connection, report: IngestReport) -> None:
+        messages = [report.message, *conn.execute(select(t.quarantine.c.message)).scalars()]
+        assert not [m for m in messages for v in values if v in m]
+
+    return check
+
+
+def _odk_with(extra: dict[str, bytes], members_header: bytes | None = None) -> bytes:
+    """The ODK ZIP of A and B with `extra` entries; `members_header` replaces the members CSV's header line."""
+    archive = zipfile.ZipFile(io.BytesIO(x.odk_zip([A, B], AB_MEMBERS)))
+    entries = {n: archive.read(n) for n in archive.namelist()}
+    if members_header is not None:
+        rest = entries["rematch_household-members.csv"].split(b"\n", 1)[1]
+        entries["rematch_household-members.csv"] = members_header + b"\n" + rest
+    return x.zip_bytes({**entries, **extra})
+
+
+def _zip_with_a_name_twice() -> bytes:
+    buf = io.BytesIO()
+    archive = zipfile.ZipFile(io.BytesIO(x.odk_zip([A, B], AB_MEMBERS)))
+    with zipfile.ZipFile(buf, "w") as out, pytest.warns(UserWarning):  # zipfile warns of the duplicate name
+        for name in archive.namelist():
+            out.writestr(name, archive.read(name))
+        out.writestr("rematch_household-members.csv", b"members-relation,PARENT_KEY,KEY\nhead,uuid:x,uuid:x/m[1]\n")
+    return buf.getvalue()
+
+
+def _late_offer(conn: Connection) -> None:
+    _offered_round(conn, respond_by=date(2026, 11, 21), offered_at=date(2026, 11, 20))
 
 
 CASES = [
@@ -378,10 +428,10 @@ CASES = [
     # --- one canonical form (class 2) --------------------------------------------------------------------------
     Case("case_id_with_a_zero_width_space_is_quarantined",
          ("zw.xlsx", kobo(x.household("RM-A\u200b", _uuid="uuid-RM-A"), B)),
-         accepted=HH_B_ONLY, quarantined={("households", 2): {"case_id_no_invisible_characters"}, **A_BAD}),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"case_id_plain_characters"}, **A_BAD}),
     Case("case_id_with_a_direction_override_is_quarantined",
          ("bidi.xlsx", kobo(x.household("RM-\u202eA", _uuid="uuid-RM-A"), B)),
-         accepted=HH_B_ONLY, quarantined={("households", 2): {"case_id_no_invisible_characters"}, **A_BAD}),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"case_id_plain_characters"}, **A_BAD}),
     Case("case_id_with_a_cyrillic_letter_among_latin_ones_is_quarantined",  # "RM-A" with a Cyrillic A
          ("lookalike.xlsx", kobo(x.household("RM-\u0410", _uuid="uuid-RM-A"), B)),
          accepted=HH_B_ONLY, quarantined={("households", 2): {"case_id_one_script"}, **A_BAD}),
@@ -400,7 +450,7 @@ CASES = [
     Case("offer_id_with_a_soft_hyphen_is_quarantined",
          ("shy.csv", x.capacity_csv([x.offer("OF\u00ad-1"), x.offer("OF-2")])),
          accepted={"capacity_offers": [3]},
-         quarantined={("capacity_offers", 2): {"offer_id_no_invisible_characters"}}),
+         quarantined={("capacity_offers", 2): {"offer_id_plain_characters"}}),
     Case("capacity_number_with_a_no_break_space_and_a_line_break_is_that_number",
          ("nbsp.csv", x.capacity_csv([x.offer(places_persons="\u00a012\n")])),
          accepted={"capacity_offers": [2]}, check=_stored("capacity_offers", "places_persons", "OF-1", 12)),
@@ -415,7 +465,7 @@ CASES = [
     Case("decision_round_id_with_a_zero_width_joiner_is_quarantined",
          ("zwj.csv", x.decisions_csv([x.decision("RM-A", round_id="R-2026-11-23\u200d"), x.decision("RM-B")])),
          before=[("hh.xlsx", kobo(A, B))], setup=_offered_round, accepted={"decisions": [3]},
-         quarantined={("decisions", 2): {"round_id_no_invisible_characters"}}),
+         quarantined={("decisions", 2): {"round_id_plain_characters"}}),
     # --- the structure of an export (class 4) ------------------------------------------------------------------
     Case("two_sheets_that_both_look_like_the_household_table_are_refused_not_merged",
          ("two_main.xlsx", kobo(A, B, extra={"copy": x.kobo_main_rows([x.household("RM-C")])})),
@@ -491,6 +541,66 @@ CASES = [
     Case("zip_of_many_small_entries_that_unpacks_far_larger_is_refused",  # each entry under the per-entry floor
          ("many.zip", x.zip_bytes({f"part{i}.csv": b"0" * 900_000 for i in range(8)})),
          status="refused", file_rule="zip_compression_ratio"),
+    # --- found by the red team: values quoted, invisible marks, look-alikes, futures, uncounted tables ----------
+    Case("xlsx_cell_marked_as_a_date_holding_text_is_judged_by_the_rules_and_quoted_nowhere",
+         ("tdate.xlsx", _kobo_cell([A, B], "interview_date", 2, b'<c r="{ref}" t="d"><v>Olena Kovalenko</v></c>')),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"interview_date_format"}, **A_BAD},
+         check=_quotes_nothing("Olena")),
+    Case("xlsx_number_cell_holding_a_phone_number_is_judged_by_the_rules_and_quoted_nowhere",
+         ("tnum.xlsx", _kobo_cell([A, B], "weight_work", 2, b'<c r="{ref}"><v>+380 50 123 4567</v></c>')),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"weight_work_whole_number"}, **A_BAD},
+         check=_quotes_nothing("380 50")),
+    Case("xlsx_date_serial_beyond_any_calendar_is_quarantined_not_a_failed_file",
+         ("serial.xlsx", _kobo_cell([A, B], "interview_date", 2, b'<c r="{ref}" s="1"><v>1000000000000</v></c>')),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"interview_date_format"}, **A_BAD}),
+    Case("case_id_with_a_combining_grapheme_joiner_is_quarantined",
+         ("cgj.xlsx", kobo(x.household("RM-A\u034f", _uuid="uuid-RM-A"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"case_id_plain_characters"}, **A_BAD}),
+    Case("case_id_with_a_blank_braille_pattern_is_quarantined",
+         ("braille.xlsx", kobo(x.household("RM-A\u2800", _uuid="uuid-RM-A"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"case_id_plain_characters"}, **A_BAD}),
+    Case("case_id_ending_in_a_unit_separator_keeps_it_and_is_quarantined",  # str.strip would have dropped it
+         ("us.xlsx", kobo(x.household("RM-A_x001F_", _uuid="uuid-RM-A"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"case_id_plain_characters"}, **A_BAD}),
+    Case("case_id_in_cyrillic_drawn_like_a_stored_latin_one_is_not_applied",  # РМ-001 after PM-001
+         ("cyr.xlsx", kobo(x.household("\u0420\u041c-001", _uuid="uuid-RM-A"), B)),
+         before=[("latin.xlsx", kobo(x.household("PM-001", _uuid="uuid-RM-A"), B))],
+         quarantined={("households", 2): {"case_id_looks_like_another"},
+                      ("members", 2): {"member_of_unapplied_household"},
+                      ("members", 3): {"member_of_unapplied_household"}},
+         accepted={"households": [3], "members": [4]}),
+    Case("offer_id_in_greek_drawn_like_a_stored_latin_one_is_not_applied",  # ΟΡ-1 (Greek) after OP-1
+         ("greek_offer.csv", x.capacity_csv([x.offer("\u039f\u03a1-1")])),
+         before=[("latin.csv", x.capacity_csv([x.offer("OP-1")]))],
+         quarantined={("capacity_offers", 2): {"offer_id_looks_like_another"}}),
+    Case("submission_time_after_today_is_quarantined",  # it would outrank every real correction
+         ("future_sub.xlsx", kobo(x.household("RM-A", _submission_time="9999-12-31T00:00:00"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"submission_time_not_in_future"}, **A_BAD}),
+    Case("odk_zip_with_another_repeat_group_counts_its_rows_as_not_read",
+         ("repeat.zip", _odk_with({"rematch_household-documents.csv":
+                                   b"documents-doc_no,PARENT_KEY,KEY\nFX1,uuid:uuid-RM-A,k1\nFX2,uuid:uuid-RM-B,k2\n"})),
+         accepted=HH_OK, not_read=3),
+    Case("odk_members_csv_without_its_header_counts_its_rows_as_not_read",
+         ("badmembers.zip", _odk_with({}, members_header=b"members-role,members-sex,members-born,PARENT_KEY,KEY")),
+         accepted={"households": []},
+         quarantined={("households", 2): {"household_has_members"}, ("households", 3): {"household_has_members"}},
+         not_read=4),
+    Case("zip_with_two_entries_of_one_name_is_refused",
+         ("twice.zip", _zip_with_a_name_twice()), status="refused", file_rule="zip_duplicate_entries"),
+    Case("decision_deadline_is_judged_in_utc",  # 23:30 at UTC-12 is the next day; 08:00 at UTC+14 the day before
+         ("zones.csv", x.decisions_csv([x.decision("RM-A", decided_at="2026-11-21T23:30:00-12:00"),
+                                        x.decision("RM-B", decided_at="2026-11-22T08:00:00+14:00")])),
+         before=[("hh.xlsx", kobo(A, B))], setup=_late_offer, accepted={"decisions": [3]},
+         quarantined={("decisions", 2): {"decision_after_deadline"}}),
+    Case("a_sheet_named_like_the_template_help_holding_data_in_a_household_file_is_counted",
+         ("help.xlsx", kobo(A, B, extra={"instructions": [["name", "phone"], ["Olena", "+380 50"], ["Ivan", "+48"]]})),
+         accepted=HH_OK, not_read=3),
+    Case("header_names_with_a_byte_order_mark_or_in_full_width_are_read",
+         ("headers.xlsx", kobo(A, B, main_rows=[["\ufeff" + str(h) if h == "case_id" else
+                                                 (str(h).replace("german_level", "\uff47erman_level"))
+                                                 for h in x.kobo_main_rows([A, B])[0]],
+                                                *x.kobo_main_rows([A, B])[1:]])),
+         accepted=HH_OK),
     Case("decisions_csv_valid", ("decisions.csv", x.decisions_csv([
         x.decision("RM-A"), x.decision("RM-B", decision="decline", reason="Wants to stay near family")])),
          before=[("hh.xlsx", kobo(A, B))], setup=_offered_round, accepted={"decisions": [2, 3]},

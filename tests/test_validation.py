@@ -271,10 +271,11 @@ def test_required_fields_must_not_be_blank(settings: Settings) -> None:
                                 2: {"consent_matching_required"}}
 
 
-def test_case_id_must_be_unique_and_without_surrounding_spaces(settings: Settings) -> None:
-    rows = [household("A"), household("A"), household("B "), household("C")]
+def test_case_id_must_be_unique_plain_and_of_one_script(settings: Settings) -> None:
+    rows = [household("A"), household("A"), household("B\u200b"), household("C\u0421"), household("D\tE")]
     tv = check("households", rows, settings)
-    assert rules_by_row(tv) == {0: {"case_id_unique"}, 1: {"case_id_unique"}, 2: {"case_id_no_surrounding_spaces"}}
+    assert rules_by_row(tv) == {0: {"case_id_unique"}, 1: {"case_id_unique"}, 2: {"case_id_plain_characters"},
+                                3: {"case_id_one_script"}, 4: {"case_id_plain_characters"}}
 
 
 def test_offer_id_must_be_unique(settings: Settings) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 from openpyxl import load_workbook
 
-from rematch_pipeline.canonical import canonical_text, canonical_value
+from rematch_pipeline.canonical import canonical_header, canonical_text, canonical_value
 from rematch_pipeline.domain import (
     LAND_BY_AGS_PREFIX,
     LANGUAGES,
@@ -193,10 +193,9 @@ def _layout(header: Sequence[object], known: Sequence[str], multi: dict[str, tup
     layout = _Layout({}, {}, {}, [])
     known_set = set(known)
     for idx, raw in enumerate(header):
-        name = _cell_text(raw)
-        if name is None:
+        text = _cell_text(raw)
+        if text is None or not (name := canonical_header(text)):
             continue
-        name = name.strip()
         if name in _ODK_SYSTEM or name.endswith(("-instanceID", "/instanceID")):
             layout.note_repeat(name, layout.system.setdefault(name, idx), idx)
             continue
@@ -374,15 +373,17 @@ def _load_sheets(path: Path, zf: zipfile.ZipFile, label: str) -> list[_Sheet]:
         pass
     except RefusedFileError as exc:  # a workbook built to exhaust the reader: refused, with the reason
         raise RefusedFileError(exc.rule, f"{label}: {exc}") from None
-    except (KeyError, ValueError, IndexError) as exc:
-        raise UnrecognisedFileError(f"{label}: the workbook cannot be opened ({exc}); expected {_EXPECTED}") from exc
+    except (KeyError, ValueError, IndexError, OverflowError) as exc:
+        # Named by kind only: the library's words may quote a cell's content.
+        raise UnrecognisedFileError(f"{label}: the workbook cannot be opened ({type(exc).__name__}: its parts do "
+                                    f"not fit together); expected {_EXPECTED}") from None
     # A file object, not the path: openpyxl refuses names not ending in .xlsx, and the kind comes from content.
     with open(path, "rb") as fh:
         try:
             wb = load_workbook(fh, read_only=True, data_only=True)
         except Exception as exc:  # openpyxl raises many types for damaged workbooks; all mean the same to a sender
-            raise UnrecognisedFileError(f"{label}: the workbook cannot be opened ({exc}); "
-                                        f"expected {_EXPECTED}") from exc
+            raise UnrecognisedFileError(f"{label}: the workbook cannot be opened ({type(exc).__name__}); "
+                                        f"expected {_EXPECTED}") from None
         try:
             sheets = []
             for ws in wb.worksheets:
@@ -414,8 +415,10 @@ def _read_xlsx(path: Path, zf: zipfile.ZipFile, label: str) -> Batch:
             member_tables.append(t)
         elif t := _find_table(sheet, ("offer_id", "ags"), CAPACITY_FIELDS, CAPACITY_SELECT_MULTIPLE):
             capacity.append(t)
-        elif sheet.name != TEMPLATE_INSTRUCTIONS_SHEET and (n := sum(not _is_empty(r) for r in sheet.rows)):
+        elif n := sum(not _is_empty(r) for r in sheet.rows):
             unread[sheet.name] = n
+    if capacity and not mains:
+        unread.pop(TEMPLATE_INSTRUCTIONS_SHEET, None)  # the capacity template's own help: no data
     if mains and capacity:
         raise UnrecognisedFileError(f"{label}: holds both household interviews (sheet {mains[0].sheet!r}) and "
                                     f"capacity offers (sheet {capacity[0].sheet!r}); send them as separate files. "
@@ -488,7 +491,7 @@ def _households_batch(main: _Table, members: _Table | None, fmt: str, link: _Lin
         if fmt == "kobo_csv":
             notes.append(KOBO_CSV_NOTE)
         else:
-            where = ("no members file found in the ZIP (ODK Central exports the repeat group as "
+            where = ("no members file read from the ZIP (ODK Central exports the repeat group as "
                      "'<form id>-members.csv' beside the main CSV; export with repeat groups)"
                      if fmt == "odk_central_zip"
                      else "no members sheet found (a sheet with 'relation' and 'birth_year')")
@@ -669,15 +672,30 @@ def _read_odk_zip(zf: zipfile.ZipFile, label: str) -> Batch:
                                     f"({', '.join(e for e, _ in mains)}); send one form export per file")
     entry, main = mains[0]
     stem = entry[:-len(".csv")]
-    member_entry = next((e for e in csvs if e == f"{stem}-members.csv"), None) or next(
-        (e for e in csvs if e.lower().endswith("-members.csv")), None)
+    member_entries = [e for e in csvs if e.lower().endswith("-members.csv")]
+    member_entry = next((e for e in member_entries if e == f"{stem}-members.csv"), None)
+    if member_entry is None and len(member_entries) > 1:
+        raise UnrecognisedFileError(f"{label}: the archive holds more than one members CSV "
+                                    f"({', '.join(member_entries[:10])}) and none belongs to {entry} by name; "
+                                    f"send one form export per file")
+    member_entry = member_entry or next(iter(member_entries), None)
     members = None
+    unread: dict[str, int] = {}
     if member_entry is not None:
         sheet = _Sheet(PurePosixPath(member_entry).name,
                        _csv_rows(_decode(zf.read(member_entry), f"{label}:{member_entry}", notes), label, ","))
         members = _find_table(sheet, ("relation", "birth_year"), MEMBER_FIELDS, {}, sep="-")
         if members is None:
             notes.append(f"{member_entry}: no header row with 'relation' and 'birth_year'")
+            unread[sheet.name] = sum(not _is_empty(r) for r in sheet.rows)
+    # Every other table in the archive (another repeat group, a second members file) is counted, never skipped.
+    for other in csvs:
+        if other not in (entry, member_entry):
+            text = _decode(zf.read(other), f"{label}:{other}", notes)
+            unread[PurePosixPath(other).name] = sum(not _is_empty(r) for r in _csv_rows(text, label, ","))
     batch = _households_batch(main, members, "odk_central_zip", _odk_link)
     batch.notes[:0] = notes
+    for name, n in unread.items():
+        batch.notes.append(f"{name}: {n} rows not read; its header names no table of the data contract")
+    batch.unread = {k: v for k, v in unread.items() if v}
     return batch

@@ -65,6 +65,10 @@ def check_zip(zf: zipfile.ZipFile, name: str, limits: Limits, stored_bytes: int 
     if len(infos) > limits.max_zip_entries:
         raise RefusedFileError("zip_too_many_entries", f"{name}: {len(infos)} entries in the archive, more than "
                                                        f"the limit of {limits.max_zip_entries}")
+    names = [info.filename for info in infos]
+    if len(set(names)) != len(names):
+        raise RefusedFileError("zip_duplicate_entries", f"{name}: the archive holds two entries of the same name, "
+                                                        f"so which one is meant cannot be told; export it again")
     if any(info.flag_bits & 0x1 for info in infos):
         raise RefusedFileError("zip_encrypted", f"{name}: the archive is protected by a password; export it again "
                                                 f"without a password and send the new file")

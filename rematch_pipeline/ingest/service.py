@@ -115,6 +115,12 @@ _APPLY_RULES = {
     "kept_newer": ("_submission_time", "older_submission_than_stored",
                    "A newer submission of this household (same case_id) is already stored; this older one was not "
                    "applied. Nothing to do unless the stored one is wrong."),
+    **{f"{key}_looks_like_another": (key, f"{key}_looks_like_another",
+                                      f"This {key} is drawn exactly like another one already stored or in this file "
+                                      f"(letters of another alphabet that look the same, e.g. a Cyrillic Р for a "
+                                      f"Latin P), so the two would be taken for one another; it was not applied. "
+                                      f"Check which is meant and write it as that one is written.")
+       for key in ("case_id", "offer_id")},
     "unknown": ("case_id", "household_unknown_without_members",
                 "This household is not known yet and the file has no member rows (a KoboToolbox CSV export can only "
                 "update known households); send the XLSX export with its members sheet or the ODK Central ZIP."),

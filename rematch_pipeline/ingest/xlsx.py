@@ -209,7 +209,7 @@ def _row_cells(body: bytes, strings: list[str], dates: frozenset[int], epoch: da
             try:
                 value = int(plain)
             except ValueError:
-                value = float(plain)
+                value = _number(plain)
         else:
             value = _value(b"<v>" + plain + b"</v>" if plain else other, typ, style, strings, dates, epoch)
         if col == len(cells):
@@ -240,12 +240,27 @@ def _value(body: bytes | None, typ: bytes | None, style: int | None, strings: li
     if typ == b"b":
         return raw.strip() in (b"1", b"true")
     if typ == b"d":
-        return datetime.fromisoformat(_text(raw))
+        try:
+            return datetime.fromisoformat(_text(raw))
+        except ValueError:
+            return _text(raw)  # not a date after all: the rules judge the text
     if style is not None and style in dates:
-        serial = float(raw)
-        if serial < 0:
+        serial = _number(raw)
+        if not isinstance(serial, float) or serial < 0:
             return serial
         if epoch == _EPOCH_1900 and 0 < serial < 60:
             serial += 1  # Excel counts a 29 February 1900 that never was
-        return epoch + timedelta(milliseconds=round(serial * 86_400_000))
-    return int(raw) if _INT.fullmatch(raw) else float(raw)
+        try:
+            return epoch + timedelta(milliseconds=round(serial * 86_400_000))
+        except (OverflowError, ValueError):
+            return serial  # beyond any calendar: the number as written, for the rules to judge
+    return int(raw) if _INT.fullmatch(raw) else _number(raw)
+
+
+def _number(raw: bytes) -> float | str:
+    """A cell's number; a cell marked as a number that holds something else keeps its text, so its row is judged
+    by the rules (and quarantined) instead of the whole workbook failing."""
+    try:
+        return float(raw)
+    except ValueError:
+        return _text(raw)
