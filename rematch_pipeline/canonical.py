@@ -57,23 +57,29 @@ def _script(ch: str) -> str | None:
 def identifier_problem(value: str) -> str | None:
     """Why `value` cannot be an identifier ("invisible": a character that is not plain, or "mixed_scripts"), or
     None when it can."""
-    if not all(_plain(ch) for ch in value):
-        return "invisible"
+    if not all(_plain(ch) for ch in value) or not any(ch.isalnum() for ch in value):
+        return "invisible"  # or only punctuation: "..." or "?" names nothing
     scripts = {s for ch in value if (s := _script(ch)) is not None}
     return "mixed_scripts" if len(scripts) > 1 else None
 
 
-# Cyrillic and Greek letters drawn like Latin ones (Unicode's confusables, the unambiguous part): an id written
-# in them alone is one script, yet looks like a Latin id.
-_LATIN_LOOKALIKES = str.maketrans(
-    "АВЕКМНОРСТХЅІЈУаеорсухѕіјԁһӏԛԝԜҮΑΒΕΖΗΙΚΜΝΟΡΤΥΧοκνρ",
-    "ABEKMHOPCTXSIJYaeopcyxsijdhlqwWYABEZHIKMNOPTYXokvp")
+# Letters and digits drawn alike (after Unicode's confusables, the unambiguous part): Cyrillic, Greek and Cherokee
+# letters drawn like Latin ones, digits like letters (0 and O, 1 and l and I, 3 and З), another script's zero. An
+# id written in one of these scripts alone is one script, yet looks like a Latin id.
+_LOOKALIKES = str.maketrans(
+    "АВЕКМНОРСТХЅІЈУаеорсухѕіјԁһӏԛԝԜҮЗΑΒΕΖΗΙΚΜΝΟΡΤΥΧοκνρ"
+    "ᎪᏴᏟᎬᎻᏦᎫᎷᏃᏢᏒᏚᎢᏙᏔᎠᏀᏞ"
+    "01I|၀٠۰०০",
+    "ABEKMHOPCTXSIJYaeopcyxsijdhlqwWY3ABEZHIKMNOPTYXokvp"
+    "ABCEHKJMZPRSTVWDGL"
+    "OlllOOOOO")
+_SPACES = re.compile(r"\s+")
 
 
 def skeleton(value: str) -> str:
-    """What an id looks like: its look-alike letters drawn as Latin ones. Two different ids with one skeleton
-    would be read as one."""
-    return value.translate(_LATIN_LOOKALIKES)
+    """What an id looks like: look-alike letters and digits drawn as one, runs of spaces as one. Two different ids
+    with one skeleton would be read as one."""
+    return _SPACES.sub(" ", value.translate(_LOOKALIKES))
 
 
 # --- points in time ------------------------------------------------------------------------------------------------
@@ -108,9 +114,11 @@ def parse_instant(text: str) -> datetime | None:
         return None
     try:
         micro = int((fraction or "0")[:6].ljust(6, "0"))
-        return datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), micro,
+        when = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0), micro,
                         tzinfo=_offset(zone))
-    except ValueError:
+        when.astimezone(UTC)  # 9999-12-31T23:59-01:00 names no time a calendar holds
+        return when
+    except (ValueError, OverflowError):
         return None
 
 

@@ -15,7 +15,7 @@ import re  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterable, Mapping  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from datetime import UTC, date  # noqa: E402
+from datetime import UTC, date, datetime, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 from urllib.parse import unquote, urlparse  # noqa: E402
@@ -45,6 +45,7 @@ BATCH_DEFINITION_NAME = "whole_table"
 # The Data Docs index re-reads every listed validation result on each build; cap it so runs stay fast over time.
 DATA_DOCS_RESULTS_LIMIT = 50
 
+SUBMISSION_CLOCK_SLACK = timedelta(minutes=15)  # how far ahead a sending server's clock may run
 EARLIEST_INTERVIEW = date(2022, 1, 1)  # the interviews of this programme began after the war began in 2022
 INT_RE = r"-?[0-9]+"  # ASCII digits only: int() would read other scripts' digits too
 DATE_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
@@ -464,7 +465,7 @@ def _case_ids(df: pd.DataFrame | None) -> pd.Series | None:
     return _normalise(df["case_id"])
 
 
-def _derive_households(frame: pd.DataFrame, members: pd.DataFrame | None, today: date) -> None:
+def _derive_households(frame: pd.DataFrame, members: pd.DataFrame | None, today: date, now: datetime) -> None:
     parsed = frame["interview_date"].map(_parse_date)
     frame["_interview_not_in_future"] = _tristate(
         parsed.map(lambda d: d is not None and d <= today), parsed.notna(), frame.index
@@ -475,9 +476,12 @@ def _derive_households(frame: pd.DataFrame, members: pd.DataFrame | None, today:
     submitted = _normalise(frame["_submission_time"]) if "_submission_time" in frame else pd.Series(
         None, index=frame.index, dtype=object)
     frame["_submission_time_is_timestamp"] = _judged(submitted, parse_instant, frame.index)
-    submitted_on = submitted.map(_parse_timestamp)
+    # A submission is judged against the moment (with a little slack for a sender's clock): one stamped later today
+    # would outrank every correction sent before then.
+    latest = now + SUBMISSION_CLOCK_SLACK
+    submitted_at = submitted.map(lambda v: parse_instant(v) if isinstance(v, str) else None)
     frame["_submission_time_not_in_future"] = _tristate(
-        submitted_on.map(lambda d: d is not None and d <= today), submitted_on.notna(), frame.index)
+        submitted_at.map(lambda d: d is not None and d <= latest), submitted_at.notna(), frame.index)
     case_id = frame["case_id"].astype(object)
     member_cases = _case_ids(members)
     if members is None or member_cases is None:  # members not given: the cross-table rules cannot be judged here
@@ -551,6 +555,7 @@ def prepare_frame(
     *,
     related: Mapping[str, pd.DataFrame] | None = None,
     today: date,
+    now: datetime | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """A copy of `df` as the suite sees it: blanks as empty, missing contract columns added, derived columns added;
     date rules are judged on `today`."""
@@ -565,7 +570,8 @@ def prepare_frame(
     frame = frame.assign(**_derive_generic(frame, suite_cols), **_judge_aside(frame, suite_dict),
                          **_fits_storage(frame, suite_dict))
     if table == "households":
-        _derive_households(frame, related.get("members"), today)
+        _derive_households(frame, related.get("members"), today,
+                           now or datetime.combine(today, datetime.max.time(), tzinfo=UTC))
     elif table == "members":
         _derive_members(frame, related.get("households"))
     elif table == "capacity_offers":
@@ -690,8 +696,9 @@ def validate_table(
         raise ValueError(f"{table}: the DataFrame index must be unique, row errors are reported by index label")
     started = time.perf_counter()
     today = settings.clock.today()
+    now = settings.clock.now()
     suite_dict = load_suite_dict(table)
-    frame, missing = prepare_frame(table, df, related=related, today=today)
+    frame, missing = prepare_frame(table, df, related=related, today=today, now=now)
 
     settings.data_docs.mkdir(parents=True, exist_ok=True)
     project = _project(settings.gx_root.resolve(), settings.data_docs.resolve())

@@ -601,6 +601,32 @@ CASES = [
                                                  for h in x.kobo_main_rows([A, B])[0]],
                                                 *x.kobo_main_rows([A, B])[1:]])),
          accepted=HH_OK),
+    Case("submission_time_beyond_the_calendar_in_utc_is_quarantined_not_a_failed_file",  # 9999-12-31 at UTC-1
+         ("overflow.xlsx", kobo(x.household("RM-A", _submission_time="9999-12-31T23:59:59-01:00"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"submission_time_real_timestamp"}, **A_BAD}),
+    Case("submission_time_later_today_is_quarantined",  # the clock says 09:00 UTC
+         ("tonight.xlsx", kobo(x.household("RM-A", _submission_time="2026-11-23T23:59:59Z"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"submission_time_not_in_future"}, **A_BAD}),
+    Case("odk_attachments_under_media_are_not_tables",
+         ("media.zip", _odk_with({"media/roster.csv": b"case_id,name\nRM-A,X\n", "media/photo.jpg": b"\xff\xd8"})),
+         accepted=HH_OK),
+    Case("case_id_of_punctuation_only_is_quarantined",
+         ("dots.xlsx", kobo(x.household("...", _uuid="uuid-RM-A"), B)),
+         accepted=HH_B_ONLY, quarantined={("households", 2): {"case_id_plain_characters"}, **A_BAD}),
+    Case("case_id_in_cherokee_drawn_like_a_stored_latin_one_is_not_applied",  # ᏢᎷ-001 after PM-001
+         ("cherokee.xlsx", kobo(x.household("\u13e2\u13b7-001", _uuid="uuid-RM-A"), B)),
+         before=[("latin.xlsx", kobo(x.household("PM-001", _uuid="uuid-RM-A"), B))],
+         quarantined={("households", 2): {"case_id_looks_like_another"},
+                      ("members", 2): {"member_of_unapplied_household"},
+                      ("members", 3): {"member_of_unapplied_household"}},
+         accepted={"households": [3], "members": [4]}),
+    Case("case_id_with_a_letter_o_for_a_zero_is_not_applied_beside_the_stored_one",  # RM-2026-OOO42
+         ("letter_o.xlsx", kobo(x.household("RM-2026-OOO42", _uuid="uuid-RM-A"), B)),
+         before=[("first.xlsx", kobo(x.household("RM-2026-00042", _uuid="uuid-RM-A"), B))],
+         quarantined={("households", 2): {"case_id_looks_like_another"},
+                      ("members", 2): {"member_of_unapplied_household"},
+                      ("members", 3): {"member_of_unapplied_household"}},
+         accepted={"households": [3], "members": [4]}),
     Case("decisions_csv_valid", ("decisions.csv", x.decisions_csv([
         x.decision("RM-A"), x.decision("RM-B", decision="decline", reason="Wants to stay near family")])),
          before=[("hh.xlsx", kobo(A, B))], setup=_offered_round, accepted={"decisions": [2, 3]},

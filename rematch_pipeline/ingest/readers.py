@@ -653,7 +653,9 @@ def _read_csv(raw: bytes, label: str) -> Batch:
 
 def _read_odk_zip(zf: zipfile.ZipFile, label: str) -> Batch:
     notes: list[str] = []
-    csvs = [i.filename for i in zf.infolist() if not i.is_dir() and i.filename.lower().endswith(".csv")]
+    # ODK Central puts a submission's attachments under media/: files of the form, never tables of it.
+    csvs = [i.filename for i in zf.infolist() if not i.is_dir() and i.filename.lower().endswith(".csv")
+            and not i.filename.lower().startswith("media/")]
     mains = []
     for entry in csvs:
         if entry.lower().endswith("-members.csv"):
