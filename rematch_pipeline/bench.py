@@ -10,6 +10,7 @@ from typing import Any
 
 from rematch_pipeline.config import load_policy
 from rematch_pipeline.matching.engine import match
+from rematch_pipeline.matching.solve import deterministic_work
 from rematch_pipeline.scenario import DEFAULT_ROUND_DATE as BENCH_DATE
 from rematch_pipeline.scenario import generate_scenario
 from rematch_pipeline.scenario_load import load_scenario
@@ -51,4 +52,5 @@ def bench_match(households: int, municipalities: int, seed: int, time_limit_s: f
         "persons_placed_vs_greedy": round(result.persons_placed / greedy_persons, 4) if greedy_persons else None,
         "balanced_fill": s.get("balanced_fill"), "phases": s.get("phases"), "comparison": comparison,
         "assignments_sha256": hashes[0], "repeat": repeat, "hashes_agree": len(set(hashes)) == 1,
+        "deterministic_work": deterministic_work(),
     }

@@ -222,6 +222,8 @@ def summarize(settings: Settings, round_id: str, already_existed: bool = False) 
                 .where(t.match_offers.c.round_id == round_id, t.match_offers.c.status == offers.ACCEPTED)):
             accepted[oid] = accepted.get(oid, 0) + persons
     stats = dict(r.solver_stats or {})
+    if stats.get("status") == "time_limit":
+        warnings.insert(0, TIME_LIMIT_WARNING)
     # Every offer valid in the round, also those that received nobody.
     placed_by_offer = {oid: 0 for oid, o in capacity.items() if o.is_valid_on(r.round_date)}
     for a in assignments:
@@ -239,6 +241,12 @@ def summarize(settings: Settings, round_id: str, already_existed: bool = False) 
         households_placed=len(assignments), persons_placed=sum(a.persons for a in assignments),
         fill=fill, stats=stats, already_existed=already_existed, offers=counts, warnings=warnings,
     )
+
+
+# A round stops by work (the same on every machine) unless the clock, its safety net, cut it short.
+TIME_LIMIT_WARNING = ("the solve reached its time limit before its fixed work was done, so this round's assignments "
+                      "depend on the speed of the machine: a replay elsewhere may differ (raise time_limit_s or run "
+                      "it on a less busy machine)")
 
 
 def latest_round_id(settings: Settings) -> str:
@@ -282,8 +290,7 @@ def replay_round(settings: Settings, round_id: str) -> ReplayReport:
     replayed = {a.case_id: a.ags for a in result.assignments}
     differences = [{"case_id": c, "stored": stored.get(c, ""), "replayed": replayed.get(c, "")}
                    for c in sorted(set(stored) | set(replayed)) if stored.get(c) != replayed.get(c)]
-    note = "" if stats.get("status") == "optimal" else (
-        "the stored solve stopped at its time limit; a replay on a machine of different speed may stop elsewhere")
+    note = TIME_LIMIT_WARNING if stats.get("status") == "time_limit" else ""
     return ReplayReport(round_id, not differences, len(stored), len(replayed), differences, result.status, note)
 
 

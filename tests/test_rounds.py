@@ -66,3 +66,20 @@ def test_export_has_one_row_per_pool_household_and_neutralises_formulas(settings
     doc = json.loads(json_path.read_text())
     assert doc["status"] == "solved" and doc["input_checksums"]["households"]
     assert set(doc["comparison_with_baselines"]) == {"rematch", "state_quota", "greedy_by_score"}
+
+
+def test_a_round_cut_by_its_time_limit_says_a_replay_may_differ(settings: Settings) -> None:
+    from sqlalchemy import update
+
+    from rematch_pipeline.rounds import TIME_LIMIT_WARNING, replay_round, summarize
+
+    _seed(settings)
+    solved = run_round(settings, load_policy(), ROUND_DATE)
+    assert solved.stats["status"] in ("optimal", "work_limit")  # stopped by work: no warning, replays the same
+    assert TIME_LIMIT_WARNING not in summarize(settings, solved.round_id).warnings
+    replay = replay_round(settings, solved.round_id)
+    assert replay.identical and replay.note == ""
+    with get_engine(settings.database_url).begin() as conn:
+        conn.execute(update(t.rounds).values(solver_stats={**solved.stats, "status": "time_limit"}))
+    assert summarize(settings, solved.round_id).warnings[0] == TIME_LIMIT_WARNING
+    assert replay_round(settings, solved.round_id).note == TIME_LIMIT_WARNING

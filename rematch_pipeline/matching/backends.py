@@ -123,12 +123,16 @@ class HighsDirect:
         self.share = share
 
     def solve(self, phase: str, objective: np.ndarray, time_limit: float, rel_gap: float = 0.0,
-              abs_gap: float = 1e-6, start: np.ndarray | None = None) -> PhaseResult:
+              abs_gap: float = 1e-6, start: np.ndarray | None = None, max_nodes: int | None = None) -> PhaseResult:
+        """`max_nodes` bounds branch and bound by work, the same on every machine; `time_limit` is only the safety
+        net of the round's deadline."""
         self.h.changeColsCost(len(objective), np.arange(len(objective), dtype=np.int32), objective.astype(np.float64))
         self.h.setOptionValue("time_limit", max(1.0, float(time_limit)))
         if self.integer:
             self.h.setOptionValue("mip_rel_gap", float(rel_gap))
             self.h.setOptionValue("mip_abs_gap", float(abs_gap))
+            if max_nodes is not None:
+                self.h.setOptionValue("mip_max_nodes", int(max_nodes))
         if start is not None:
             if self.share is not None:
                 start = np.concatenate([start, self.share.start(start)])

@@ -17,6 +17,8 @@ from rematch_pipeline.matching.data import MatchingData
 from rematch_pipeline.matching.exchange import capacity_classes, exchange_within_classes
 from rematch_pipeline.matching.fair_share import FairShare, persons_by_offer
 from rematch_pipeline.matching.types import (
+    TYPE_LNS_NODES,
+    TYPE_LNS_ROUNDS,
     TypeAllocation,
     dedupe,
     household_types,
@@ -36,7 +38,7 @@ PERTURBATION_TOTAL = 0.5
 MAX_PRICING_ROUNDS = 20
 PERSONS_SHARE = 0.6  # without an LP: share of the time left for the persons search; quality gets the rest
 TYPE_MIP_MAX_COLUMNS = 15_000  # type models up to this size go to branch and bound first (10,000 x 400: 33,000)
-TYPE_MIP_SHARE = 0.25  # of the time limit, for that branch and bound; neighbourhoods take over if it stops short
+TYPE_MIP_NODES = 5000  # of that branch and bound (work, not time); neighbourhoods take over if it stops short
 WRAP_UP = 0.05  # of the time limit, for extract and baselines (10,000 x 400: about 2 s)
 QUALITY_RESERVE = 0.2  # share of the time limit kept for the quality phase after the persons search over types
 PRICING_MIN_GAIN = 0.5  # persons the full pair set could add over the candidate LP before pricing is worth a round
@@ -142,6 +144,7 @@ def price_out(data: MatchingData, policy: Policy, deadline: float) -> Bound:
             if best is None:
                 raise
             data.set_pairs(best.pair_h, best.pair_o)  # out of time: the last complete round stands
+            best.lp.termination = "time_limit"  # how many rounds ran depended on the machine's speed
             break
         lp_seconds += res.seconds
         res.seconds = lp_seconds  # the LP phase reports the time of every pricing round
@@ -154,7 +157,10 @@ def price_out(data: MatchingData, policy: Policy, deadline: float) -> Bound:
             break  # the bound already covers every pair: priced columns could add less than half a person
         rc = reduced_costs(data, model, duals)
         attractive = data.eligible & ~model_pairs(data) & (rc > INTEGRAL)
-        if not attractive.any() or time.perf_counter() >= deadline:
+        if not attractive.any():
+            break
+        if time.perf_counter() >= deadline:
+            best.lp.termination = "time_limit"  # the safety net: fewer pricing rounds than on a faster machine
             break
         # Add each household's most attractive priced pairs and re-solve.
         masked = np.where(attractive, rc, -np.inf)
@@ -171,20 +177,32 @@ def price_out(data: MatchingData, policy: Policy, deadline: float) -> Bound:
 
 LNS_OFFERS = 4  # municipalities drawn per neighbourhood (10,000 x 400: 4 beat 2, 3, 6, 8, 12 and 24)
 LNS_STALL = 100  # neighbourhoods in a row without a better solution: the search has run dry
-LNS_ROUND_S = 5.0  # cap per neighbourhood MIP; they solve to optimality in about 0.25 s at 10,000 x 400
+# Work per neighbourhood MIP in branch-and-bound nodes, not seconds, so every machine stops each one alike (they
+# solve to optimality in about 0.25 s at 10,000 x 400).
+LNS_NODES = 2000
 # A fixed number of neighbourhoods, not a time budget, so the same input gives the same assignments on any machine
 # fast enough to finish them (10,000 x 400: about 25 s here; hundreds of small ones beat a few large ones).
 LNS_MAX_ROUNDS = 100
-LNS_QUALITY_ROUNDS = 1000  # a safety cap: quality rounds are bound by the deadline (2,000 x 60: 400 took 54 s)
+# Quality neighbourhoods, a fixed number for the same reason (2,000 x 60: 400 took 54 s when the deadline bound them).
+LNS_QUALITY_ROUNDS = 100
 LNS_QUALITY_OFFERS = 2  # with the persons row (2,000 x 60 in 50 s, before kept ones: 4 -> 28,760 from 29,012)
 # Neighbourhoods that keep their households placed solve faster, so they take more municipalities (against 2 at
 # 2,000 x 60 in 30 s, seeds 1-6: +0.7, -0.6, +0.3, +0.4, +1.2, -0.3 %; 10,000 x 400: +0.57 % and 2 persons more).
 LNS_KEPT_OFFERS = 4
 LNS_MOVERS = 150  # quality neighbourhoods: households placed elsewhere that may move in, the largest gains first
-LNS_QUALITY_ROUND_S = 2.0  # cap per quality neighbourhood: one cut off spends it without gaining anything
+LNS_QUALITY_NODES = 500  # per quality neighbourhood: one that runs long spends its work without gaining anything
 # Not done: two neighbourhoods at once on two threads (highspy releases the GIL, and two LPs did run side by side);
 # each MIP then took about twice as long, and 13 of 49 gains were lost to the other's (2,000 x 60: no gain).
-LNS_MIN_MOVERS = 20  # fewer when neighbourhoods stop at their time cap (balanced fill: 2,000 x 60 at weight 10)
+LNS_MIN_MOVERS = 20  # fewer when neighbourhoods stop at their node limit (balanced fill: 2,000 x 60 at weight 10)
+
+
+def deterministic_work() -> dict[str, int]:
+    """The fixed work of a round's search: stopping by it (not by the clock) gives the same result everywhere."""
+    return {"pricing_rounds": MAX_PRICING_ROUNDS, "type_mip_nodes": TYPE_MIP_NODES,
+            "type_neighbourhoods": TYPE_LNS_ROUNDS, "type_neighbourhood_nodes": TYPE_LNS_NODES,
+            "persons_neighbourhoods": LNS_MAX_ROUNDS, "persons_neighbourhood_nodes": LNS_NODES,
+            "quality_neighbourhoods": LNS_QUALITY_ROUNDS, "quality_neighbourhood_nodes": LNS_QUALITY_NODES,
+            "neighbourhoods_without_gain": LNS_STALL}
 
 
 def _draw_neighbourhood(data: MatchingData, model: LinearModel, x: np.ndarray, objective: str,
@@ -264,8 +282,13 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
     best = value(x)
     start = best
     max_rounds = LNS_MAX_ROUNDS if objective == "persons" else LNS_QUALITY_ROUNDS
-    rounds, stalled, termination, movers = 0, 0, "time_limit", LNS_MOVERS
-    while rounds < max_rounds and time.perf_counter() < deadline - 1.0 and stalled < LNS_STALL:
+    # Ends after its fixed work ("work_limit"), at the bound ("optimal"), or, as a safety net only, at the round's
+    # deadline ("time_limit": then the result depends on the machine's speed).
+    rounds, stalled, termination, movers = 0, 0, "work_limit", LNS_MOVERS
+    while rounds < max_rounds and stalled < LNS_STALL:
+        if time.perf_counter() >= deadline - 1.0:
+            termination = "time_limit"
+            break
         if best >= np.floor(bound + INTEGRAL):
             termination = "optimal"  # the bound is reached: nothing left to find
             break
@@ -298,20 +321,21 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
             sub.add_fair_share(fair, data.pair_o[cols], fixed=persons_by_offer(n_off, data.pair_o, model.persons, rest))
         try:
             # Persons: optimal within half a person is optimal (fast); quality to the policy's gap.
-            cap = LNS_ROUND_S if objective == "persons" else LNS_QUALITY_ROUND_S
-            limit = min(cap, deadline - time.perf_counter())
-            res = sub.solve(phase, c[cols], limit,
+            res = sub.solve(phase, c[cols], deadline - time.perf_counter(),
                             rel_gap=0.0 if objective == "persons" else policy.mip_rel_gap,
-                            abs_gap=0.5 if objective == "persons" else 1e-6, start=x[cols])
+                            abs_gap=0.5 if objective == "persons" else 1e-6, start=x[cols],
+                            max_nodes=LNS_NODES if objective == "persons" else LNS_QUALITY_NODES)
         except SolveError as exc:
             log.warning("a neighbourhood gave no solution (%s)", exc)
             break
         rounds += 1
-        if objective != "persons" and res.termination == "optimal":
+        if res.termination == "time_limit":
+            termination = "time_limit"  # cut by the round's deadline: what it found still counts below
+        elif objective != "persons" and res.termination == "optimal":
             movers = min(LNS_MOVERS, movers + 10)
-        elif objective != "persons" and limit >= cap:
-            # Cut off by its own cap (not by the round's deadline), it was too large to solve: halve the next ones,
-            # which grow back while they solve (with a heavy balanced-fill weight, 150 movers stall HiGHS at root).
+        elif objective != "persons":
+            # Stopped at its node limit, it was too large to solve: halve the next ones, which grow back while
+            # they solve (with a heavy balanced-fill weight, 150 movers stall HiGHS at root).
             movers = max(LNS_MIN_MOVERS, movers // 2)
         candidate = rest.copy()
         candidate[cols] = np.round(res.x)
@@ -324,6 +348,8 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
             best = value(x)
         if free.all() and res.termination == "optimal":
             termination = "optimal"  # the neighbourhood was the whole model, solved to optimality
+            break
+        if termination == "time_limit":
             break
     log.info("neighbourhood search (%s): %d rounds, %.1f (from %.1f)", objective, rounds, best, start)
     return PhaseResult(phase, termination, best, float("inf"), time.perf_counter() - t0, x)
@@ -381,22 +407,23 @@ def persons_by_types(data: MatchingData, policy: Policy, greedy_h: np.ndarray, g
     greedy = float(data.hh.persons[greedy_h].sum())
     if alloc.persons < greedy:  # the rounding is only a start: never begin below the greedy allocation
         alloc = TypeAllocation.of_counts(tdata, *types.counts(greedy_h, greedy_o))
-    termination, rounds = "time_limit", 0
+    termination, rounds = "not_run", 0
     if bound.model.n_cols <= TYPE_MIP_MAX_COLUMNS:
         # Small enough for HiGHS's branch and bound (2,000 x 60: 6,100 columns, optimal in 3 s from the rounding).
         mip = HighsDirect(bound.model, policy, integer=True)
         mip.h.setOptionValue("mip_lp_solver", "ipm")  # its simplex stalls on the type LP (see solve_lp)
         try:
-            res = mip.solve("max_persons_types", bound.model.persons,
-                            min(TYPE_MIP_SHARE * policy.time_limit_s, deadline - time.perf_counter()), abs_gap=0.5,
-                            start=alloc.counts[tdata.pair_h, tdata.pair_o])
+            res = mip.solve("max_persons_types", bound.model.persons, deadline - time.perf_counter(), abs_gap=0.5,
+                            start=alloc.counts[tdata.pair_h, tdata.pair_o], max_nodes=TYPE_MIP_NODES)
             x = np.round(res.x)
             if bound.model.persons @ x > alloc.persons + 0.5:
                 alloc = TypeAllocation.of_counts(tdata, tdata.pair_h, tdata.pair_o, x)
             termination = res.termination
         except SolveError as exc:
             log.warning("the persons MIP over household types gave no solution (%s)", exc)
-    if termination != "optimal":
+    if termination == "time_limit":
+        pass  # the round's deadline is spent: the safety net holds what was found
+    elif termination != "optimal":
         values = reduced_costs(tdata, bound.model, bound.duals)
         termination, rounds = improve_by_neighbourhoods(alloc, bound.lp.x, values, policy, deadline, bound.persons)
     log.info("persons over %d household types: %.0f persons, %s, %d neighbourhoods", types.n_types, alloc.persons,
@@ -534,8 +561,12 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     # In small rounds the allocation over types is only the start of the exact persons MIP: once that is optimal,
     # how the search over types ended does not decide the round's status.
     deciding = [p for p in phases if not (small and full_optimal and p.phase == "max_persons_types")]
-    status = "optimal" if all(p.termination == "optimal" for p in deciding) else next(
-        p.termination for p in deciding if p.termination != "optimal")
+    # time_limit: the clock (the safety net) cut a phase, so another machine may find another result; work_limit:
+    # a phase stopped after its fixed work, the same everywhere.
+    terminations = {p.termination for p in deciding}
+    status = ("time_limit" if "time_limit" in terminations else "optimal" if terminations <= {"optimal"}
+              else "work_limit" if terminations <= {"optimal", "work_limit", "heuristic", "solution_limit"}
+              else next(p.termination for p in deciding if p.termination != "optimal"))
     interface = "pyomo" if small else "highspy"
     log.info("solved: %d persons (LP bound %.3f, %s), quality %.3f via %s", placed, lp_bound,
              "proven maximal" if proven else "not proven maximal", p2.objective, interface)

@@ -104,7 +104,7 @@ TYPE_LNS_MAX_OFFERS = 16
 TYPE_LNS_STALL = 50
 TYPE_LNS_ROUNDS = 400  # a fixed number, so the same input gives the same result on any machine fast enough
 TYPE_LNS_VALUE_SLACK = 1.0  # pairs priced more than this many persons below zero stay out of neighbourhoods
-TYPE_LNS_ROUND_S = 5.0  # cap per neighbourhood; two municipalities solve to optimality in about 0.05 s at 10,000 x 400
+TYPE_LNS_NODES = 2000  # work per neighbourhood; two municipalities solve to optimality in about 0.05 s at 10,000 x 400
 
 
 class TypeAllocation:
@@ -197,7 +197,9 @@ def improve_by_neighbourhoods(alloc: TypeAllocation, lp_x: np.ndarray, values: n
     promising = tdata.eligible & (values >= -TYPE_LNS_VALUE_SLACK)
     rng = np.random.default_rng(policy.random_seed)
     rounds, size, stalled = 0, TYPE_LNS_OFFERS, 0
-    while rounds < TYPE_LNS_ROUNDS and time.perf_counter() < deadline - 0.5:
+    while rounds < TYPE_LNS_ROUNDS:
+        if time.perf_counter() >= deadline - 0.5:
+            return "time_limit", rounds  # the safety net: the fixed work did not fit the round's time
         if alloc.persons >= np.floor(bound + 1e-6):
             return "optimal", rounds  # the bound is reached
         want = (alloc.unplaced * persons) @ promising
@@ -207,8 +209,7 @@ def improve_by_neighbourhoods(alloc: TypeAllocation, lp_x: np.ndarray, values: n
         chosen = np.sort(rng.choice(n_off, size=min(size, int((weights > 0).sum())), replace=False,
                                     p=weights / weights.sum()))
         rounds += 1
-        counts = _solve_neighbourhood(alloc, chosen, promising, policy,
-                                      min(TYPE_LNS_ROUND_S, deadline - time.perf_counter()))
+        counts = _solve_neighbourhood(alloc, chosen, promising, policy, deadline - time.perf_counter())
         if counts is not None:
             alloc.replace_offers(chosen, counts)
             stalled = 0
@@ -217,7 +218,7 @@ def improve_by_neighbourhoods(alloc: TypeAllocation, lp_x: np.ndarray, values: n
         if stalled >= TYPE_LNS_STALL and size < TYPE_LNS_MAX_OFFERS:
             # Small neighbourhoods have run dry: what is left to gain needs more municipalities at once.
             size, stalled = min(2 * size, TYPE_LNS_MAX_OFFERS), 0
-    return "time_limit", rounds
+    return "work_limit", rounds
 
 
 def _solve_neighbourhood(alloc: TypeAllocation, chosen: np.ndarray, promising: np.ndarray, policy: Policy,
@@ -233,7 +234,7 @@ def _solve_neighbourhood(alloc: TypeAllocation, chosen: np.ndarray, promising: n
     start = alloc.counts[sub.pair_h, sub.pair_o]
     try:
         res = HighsDirect(model, policy, integer=True).solve("max_persons_types", model.persons, time_limit,
-                                                             abs_gap=0.5, start=start)
+                                                             abs_gap=0.5, start=start, max_nodes=TYPE_LNS_NODES)
     except SolveError as exc:
         log.warning("a neighbourhood gave no solution (%s)", exc)
         return None
