@@ -139,6 +139,7 @@ NEWER_A = x.household("RM-A", german_level="b2_plus", _submission_time="2026-11-
 HH_OK = {"households": [2, 3], "members": [2, 3, 4]}
 HH_B_ONLY = {"households": [3], "members": [4]}
 A_BAD = {("members", 2): {"member_of_invalid_household"}, ("members", 3): {"member_of_invalid_household"}}
+A_UNAPPLIED = {("members", 2): {"member_of_unapplied_household"}, ("members", 3): {"member_of_unapplied_household"}}
 
 def _rows_moved(xlsx: bytes, old: bytes, new: bytes) -> bytes:
     """The workbook with one row's number changed in its sheet XML, as a crafted file would have it."""
@@ -338,9 +339,7 @@ CASES = [
     Case("older_submission_does_not_replace_a_newer_one",
          ("older.xlsx", kobo(A, B)), before=[("newer.xlsx", kobo(NEWER_A, B))],
          accepted=HH_B_ONLY, check=_older_kept,
-         quarantined={("households", 2): {"older_submission_than_stored"},
-                      ("members", 2): {"member_of_unapplied_household"},
-                      ("members", 3): {"member_of_unapplied_household"}}),
+         quarantined={("households", 2): {"older_submission_than_stored"}, **A_UNAPPLIED}),
     Case("odk_central_zip_two_valid_households", ("odk.zip", x.odk_zip([A, B], AB_MEMBERS)), accepted=HH_OK),
     Case("odk_central_zip_member_with_unknown_parent",
          ("odk_orphan.zip", x.odk_zip([A, B], {**AB_MEMBERS, "uuid-gone": x.family("head")})),
@@ -565,10 +564,7 @@ CASES = [
     Case("case_id_in_cyrillic_drawn_like_a_stored_latin_one_is_not_applied",  # РМ-001 after PM-001
          ("cyr.xlsx", kobo(x.household("\u0420\u041c-001", _uuid="uuid-RM-A"), B)),
          before=[("latin.xlsx", kobo(x.household("PM-001", _uuid="uuid-RM-A"), B))],
-         quarantined={("households", 2): {"case_id_looks_like_another"},
-                      ("members", 2): {"member_of_unapplied_household"},
-                      ("members", 3): {"member_of_unapplied_household"}},
-         accepted={"households": [3], "members": [4]}),
+         quarantined={("households", 2): {"case_id_looks_like_another"}, **A_UNAPPLIED}, accepted=HH_B_ONLY),
     Case("offer_id_in_greek_drawn_like_a_stored_latin_one_is_not_applied",  # ΟΡ-1 (Greek) after OP-1
          ("greek_offer.csv", x.capacity_csv([x.offer("\u039f\u03a1-1")])),
          before=[("latin.csv", x.capacity_csv([x.offer("OP-1")]))],
@@ -616,17 +612,11 @@ CASES = [
     Case("case_id_in_cherokee_drawn_like_a_stored_latin_one_is_not_applied",  # ᏢᎷ-001 after PM-001
          ("cherokee.xlsx", kobo(x.household("\u13e2\u13b7-001", _uuid="uuid-RM-A"), B)),
          before=[("latin.xlsx", kobo(x.household("PM-001", _uuid="uuid-RM-A"), B))],
-         quarantined={("households", 2): {"case_id_looks_like_another"},
-                      ("members", 2): {"member_of_unapplied_household"},
-                      ("members", 3): {"member_of_unapplied_household"}},
-         accepted={"households": [3], "members": [4]}),
+         quarantined={("households", 2): {"case_id_looks_like_another"}, **A_UNAPPLIED}, accepted=HH_B_ONLY),
     Case("case_id_with_a_letter_o_for_a_zero_is_not_applied_beside_the_stored_one",  # RM-2026-OOO42
          ("letter_o.xlsx", kobo(x.household("RM-2026-OOO42", _uuid="uuid-RM-A"), B)),
          before=[("first.xlsx", kobo(x.household("RM-2026-00042", _uuid="uuid-RM-A"), B))],
-         quarantined={("households", 2): {"case_id_looks_like_another"},
-                      ("members", 2): {"member_of_unapplied_household"},
-                      ("members", 3): {"member_of_unapplied_household"}},
-         accepted={"households": [3], "members": [4]}),
+         quarantined={("households", 2): {"case_id_looks_like_another"}, **A_UNAPPLIED}, accepted=HH_B_ONLY),
     Case("decisions_csv_valid", ("decisions.csv", x.decisions_csv([
         x.decision("RM-A"), x.decision("RM-B", decision="decline", reason="Wants to stay near family")])),
          before=[("hh.xlsx", kobo(A, B))], setup=_offered_round, accepted={"decisions": [2, 3]},
