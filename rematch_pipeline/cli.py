@@ -58,6 +58,13 @@ def _summary_text(s: Any) -> str:
              f"  {s.message}",
              f"  households in pool: {s.households}, placed: {s.households_placed}",
              f"  persons in pool: {s.persons_in_pool}, placed: {s.persons_placed}"]
+    st = s.stats
+    if st.get("lp_bound_persons") is not None and st.get("gap_to_lp") is not None:
+        lines.append(f"  persons bound (LP, every eligible pair): {st['lp_bound_persons']:,.2f}, gap "
+                     f"{st['gap_to_lp']:.3%}" + (", proven maximal" if st.get("persons_proven_maximal") else ""))
+    if st.get("quality_bound") is not None and st.get("quality_gap") is not None:
+        lines.append(f"  match quality: {st['quality']:,.1f}, bound {st['quality_bound']:,.1f}, gap "
+                     f"{st['quality_gap']:.2%}")
     for f in s.fill:
         lines.append(f"  {f['ags']} {f['municipality']:<24} {f['persons_placed']:>5} / {f['places_persons']:<5}"
                      f" ({f['fill']:.0%})" + (f", {f['persons_accepted']} accepted" if s.offers.get("offered") else ""))

@@ -157,8 +157,10 @@ class HighsDirect:
             bound = float("inf")  # HiGHS reports an infinite dual bound when it proved none in time
         return PhaseResult(phase, HIGHS_ACCEPTED[status], obj, bound, seconds, x)
 
-    def row_duals(self) -> np.ndarray:
-        return np.asarray(self.h.getSolution().row_dual)[: self.model.n_rows]
+    def row_duals(self, extra: bool = False) -> np.ndarray:
+        """The model's row duals; `extra`: also those of rows added since (persons row, share rows), in order."""
+        duals = np.asarray(self.h.getSolution().row_dual)
+        return duals if extra else duals[: self.model.n_rows]
 
 
 class PyomoHighs:

@@ -11,6 +11,7 @@ from rematch_pipeline.matching.build import LinearModel
 from rematch_pipeline.matching.data import MatchingData
 
 CHUNK = 4096  # households per slice of the (households x offers) value matrix, to bound memory at 50,000 x 400
+PRICED_PER_HOUSEHOLD = 5  # columns added per household and pricing round (the most attractive first)
 
 
 @dataclass
@@ -40,12 +41,24 @@ class Prices:
         return Prices(np.maximum(self.capacity, 0.0), np.maximum(self.rooms, 0.0))
 
 
+def priced_use(data: MatchingData, prices: Prices, lo: int, hi: int) -> np.ndarray:
+    """(hi-lo, O): the price of the capacity and the unit households lo..hi would use at each offer."""
+    hh = data.hh
+    use = hh.demand[lo:hi].astype(np.float64) @ prices.capacity.T
+    room_price = np.cumsum(prices.rooms, axis=1)  # a household needing r rooms uses a unit of classes 1..r
+    return use + room_price[:, hh.rooms[lo:hi] - 1].T
+
+
+def priced_capacity(data: MatchingData, prices: Prices) -> float:
+    """The price of all the capacity and units offered: the constant term of every Lagrangian bound."""
+    cap = np.maximum(data.of.remaining, 0).astype(np.float64)
+    units = np.maximum(data.of.units_ge_left, 0).astype(np.float64)
+    return float((prices.capacity * cap).sum() + (prices.rooms * units).sum())
+
+
 def household_values(data: MatchingData, prices: Prices, lo: int, hi: int, eligible_only: bool = True) -> np.ndarray:
     """(hi-lo, O): persons of the household minus the priced capacity it would use there (-inf if not eligible)."""
-    hh = data.hh
-    value = hh.persons[lo:hi, None].astype(np.float64) - hh.demand[lo:hi].astype(np.float64) @ prices.capacity.T
-    room_price = np.cumsum(prices.rooms, axis=1)  # a household needing r rooms uses a unit of classes 1..r
-    value -= room_price[:, hh.rooms[lo:hi] - 1].T
+    value = data.hh.persons[lo:hi, None].astype(np.float64) - priced_use(data, prices, lo, hi)
     return np.where(data.eligible[lo:hi], value, -np.inf) if eligible_only else value
 
 
@@ -69,17 +82,15 @@ def lagrangian_bound(data: MatchingData, prices: Prices) -> tuple[float, np.ndar
         take = top > 0
         best[lo:hi][take] = arg[take]
         total += float((top * data.weight[lo:hi])[take].sum())
-    cap = np.maximum(data.of.remaining, 0).astype(np.float64)
-    units = np.maximum(data.of.units_ge_left, 0).astype(np.float64)
-    total += float((prices.capacity * cap).sum() + (prices.rooms * units).sum())
-    return total, best
+    return total + priced_capacity(data, prices), best
 
 
 def improve_bound(data: MatchingData, prices: Prices, target: float, deadline: float,
-                  max_iterations: int = 500) -> tuple[float, Prices]:
+                  max_iterations: int) -> tuple[float, Prices, bool]:
     """Projected subgradient steps (Polyak step towards `target`, a known feasible value) on the prices.
 
-    Used when the LP gives no prices in time; every iterate is a valid bound, so stopping early is safe.
+    Used when the LP gives no prices; every iterate is a valid bound, so stopping early is safe. Returns the best
+    bound, its prices, and whether `deadline` (a safety net) cut the steps short.
     """
     n_off = len(data.offers)
     cap = np.maximum(data.of.remaining, 0).astype(np.float64)
@@ -88,7 +99,7 @@ def improve_bound(data: MatchingData, prices: Prices, target: float, deadline: f
     step_scale, stale = 2.0, 0
     for _ in range(max_iterations):
         if time.perf_counter() > deadline:
-            break
+            return best_bound, best_prices, True
         bound, choice = lagrangian_bound(data, prices)
         if bound < best_bound - 1e-9:
             best_bound, best_prices, stale = bound, prices, 0
@@ -109,4 +120,4 @@ def improve_bound(data: MatchingData, prices: Prices, target: float, deadline: f
             break
         step = step_scale * (bound - target) / norm
         prices = Prices(prices.capacity - step * g_cap, prices.rooms - step * g_rooms).clipped()
-    return best_bound, best_prices
+    return best_bound, best_prices, False

@@ -11,11 +11,19 @@ import numpy as np
 from rematch_pipeline.domain import Policy
 from rematch_pipeline.matching.backends import HighsDirect, PhaseResult, PyomoHighs, SolveError
 from rematch_pipeline.matching.baselines import greedy_by_score
-from rematch_pipeline.matching.bound import CHUNK, Prices, household_values, improve_bound, lagrangian_bound
+from rematch_pipeline.matching.bound import (
+    CHUNK,
+    PRICED_PER_HOUSEHOLD,
+    Prices,
+    household_values,
+    improve_bound,
+    lagrangian_bound,
+)
 from rematch_pipeline.matching.build import LinearModel, build_model
 from rematch_pipeline.matching.data import MatchingData
 from rematch_pipeline.matching.exchange import capacity_classes, exchange_within_classes
 from rematch_pipeline.matching.fair_share import FairShare, persons_by_offer
+from rematch_pipeline.matching.quality_bound import quality_bound
 from rematch_pipeline.matching.types import (
     TYPE_LNS_NODES,
     TYPE_LNS_ROUNDS,
@@ -41,10 +49,14 @@ TYPE_MIP_MAX_COLUMNS = 15_000  # type models up to this size go to branch and bo
 TYPE_MIP_NODES = 5000  # of that branch and bound (work, not time); neighbourhoods take over if it stops short
 WRAP_UP = 0.05  # of the time limit, for extract and baselines (10,000 x 400: about 2 s)
 QUALITY_RESERVE = 0.2  # share of the time limit kept for the quality phase after the persons search over types
+# Iterations per persons LP (interior point converges in 20-80 at 10,000 x 400; simplex, used up to
+# `pyomo_max_pairs` columns, in a few thousand); beyond them the bound comes from Lagrangian relaxation.
+LP_IPM_ITERATIONS = 1000
+LP_SIMPLEX_ITERATIONS = 1_000_000
+SUBGRADIENT_STEPS = 500  # of that Lagrangian relaxation
 PRICING_MIN_GAIN = 0.5  # persons the full pair set could add over the candidate LP before pricing is worth a round
 SUBGRADIENT_SHARE = 0.1  # share of the time limit for the Lagrangian bound when no LP finished in time
 LP_SHARE = 0.5  # share of the time limit the LP bound (with pricing) may take
-PRICED_PER_HOUSEHOLD = 5  # columns added per household and pricing round (the most attractive first)
 
 
 @dataclass
@@ -108,6 +120,9 @@ def solve_lp(model: LinearModel, policy: Policy, time_left: float) -> tuple[Phas
         # Interior point beats simplex on large degenerate assignment LPs, and by far on the LP over household
         # types (10,000 x 400, 11,700 columns: 1.4 s against 45 s for dual simplex).
         lp.h.setOptionValue("solver", "ipm")
+    # Work, not time: an LP that needs more iterations than these is given up alike on every machine.
+    lp.h.setOptionValue("ipm_iteration_limit", LP_IPM_ITERATIONS)
+    lp.h.setOptionValue("simplex_iteration_limit", LP_SIMPLEX_ITERATIONS)
     res = lp.solve("lp_persons", lp_objective(model), time_left)
     if res.termination != "optimal":
         # Only an optimal LP value is an upper bound, and only its duals prove anything when pricing.
@@ -143,8 +158,9 @@ def price_out(data: MatchingData, policy: Policy, deadline: float) -> Bound:
         except SolveError:
             if best is None:
                 raise
-            data.set_pairs(best.pair_h, best.pair_o)  # out of time: the last complete round stands
-            best.lp.termination = "time_limit"  # how many rounds ran depended on the machine's speed
+            data.set_pairs(best.pair_h, best.pair_o)  # the last complete round stands
+            # Cut by the clock, the number of rounds depended on the machine's speed; else by its iterations.
+            best.lp.termination = "time_limit" if time.perf_counter() >= deadline else "work_limit"
             break
         lp_seconds += res.seconds
         res.seconds = lp_seconds  # the LP phase reports the time of every pricing round
@@ -455,19 +471,24 @@ def _start_over_types(data: MatchingData, policy: Policy, greedy: tuple[np.ndarr
     rounding, 325 after five neighbourhoods, in 0.15 s; HiGHS alone needs about 1 s to find 325 from greedy's 298).
     """
     eligible_persons = float(data.hh.persons[data.eligible.any(axis=1)].sum()) if data.offers else 0.0
+    lp_deadline = deadline - policy.time_limit_s * (1 - LP_SHARE)
     try:
-        bound, types_phase, h, o = persons_by_types(
-            data, policy, *greedy, lp_deadline=deadline - policy.time_limit_s * (1 - LP_SHARE),
-            deadline=deadline - QUALITY_RESERVE * policy.time_limit_s)
+        bound, types_phase, h, o = persons_by_types(data, policy, *greedy, lp_deadline=lp_deadline,
+                                                    deadline=deadline - QUALITY_RESERVE * policy.time_limit_s)
     except SolveError as exc:
         # No LP in time: bound persons by subgradient steps on the capacity prices instead (weaker, still valid).
-        log.warning("persons LP gave no result in time (%s); bounding by Lagrangian relaxation", exc)
+        # Cut by the clock (the safety net) or given up after its iterations (the same on every machine).
+        cut = time.perf_counter() >= lp_deadline
+        log.warning("persons LP gave no result (%s); bounding by Lagrangian relaxation", exc)
         t1 = time.perf_counter()
         target = float(data.hh.persons[greedy[0]].sum())
-        persons, _ = improve_bound(data, Prices.zero(data), target, t1 + SUBGRADIENT_SHARE * policy.time_limit_s)
+        persons, _, steps_cut = improve_bound(data, Prices.zero(data), target,
+                                              t1 + SUBGRADIENT_SHARE * policy.time_limit_s, SUBGRADIENT_STEPS)
+        cut = cut or steps_cut
         lp_bound = min(persons, eligible_persons)
-        return PersonsStart(*greedy, lp_bound, [PhaseResult("lagrangian_bound", "time_limit", float("nan"), lp_bound,
-                                                            time.perf_counter() - t1, np.zeros(0))], False)
+        return PersonsStart(*greedy, lp_bound, [PhaseResult("lagrangian_bound", "time_limit" if cut else "work_limit",
+                                                            float("nan"), lp_bound, time.perf_counter() - t1,
+                                                            np.zeros(0))], False)
     # Before the model is built, so any eligible pair may take a place (2,000 x 60: quality 26,817 -> 27,638).
     h, o = exchange_within_classes(data, classes, h, o)
     return PersonsStart(h, o, min(bound.persons, eligible_persons), [bound.lp, types_phase], True, bound)
@@ -567,6 +588,13 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     status = ("time_limit" if "time_limit" in terminations else "optimal" if terminations <= {"optimal"}
               else "work_limit" if terminations <= {"optimal", "work_limit", "heuristic", "solution_limit"}
               else next(p.termination for p in deciding if p.termination != "optimal"))
+    # The proof of quality: it does not change the assignments, so it does not decide the round's status.
+    qb = quality_bound(data, policy, placed, fair, data.pair_h[chosen], data.pair_o[chosen], deadline)
+    phases.append(qb)
+    best_bound = qb.bound
+    if np.isfinite(p2.bound) and data.n_pairs >= data.n_eligible:
+        best_bound = min(best_bound, p2.bound)  # a MIP over every eligible pair proves its own bound
+    best_bound = max(best_bound, p2.objective)  # the solvers' tolerances can put it a hair below what was found
     interface = "pyomo" if small else "highspy"
     log.info("solved: %d persons (LP bound %.3f, %s), quality %.3f via %s", placed, lp_bound,
              "proven maximal" if proven else "not proven maximal", p2.objective, interface)
@@ -574,7 +602,7 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     return SolveResult(
         status=status, interface=interface, persons_placed=int(round(float(model.persons[chosen].sum()))),
         lp_bound_persons=lp_bound, persons_proven_maximal=proven, quality=p2.objective,
-        quality_bound=p2.bound if np.isfinite(p2.bound) else float("nan"), chosen=chosen, model=model,
+        quality_bound=best_bound if np.isfinite(best_bound) else float("nan"), chosen=chosen, model=model,
         duals=np.zeros(0) if bound is None else bound.duals, lp_model=model if bound is None else bound.model,
         phases=phases, greedy=(greedy_h, greedy_o), pricing_rounds=0 if bound is None else bound.rounds,
         priced_pairs=0 if bound is None else bound.added, build_s=build_s, fair=fair,

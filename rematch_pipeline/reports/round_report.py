@@ -139,7 +139,9 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
             ("LP bound on persons (all eligible pairs)", stats.get("lp_bound_persons")),
             ("gap to the LP bound", stats.get("gap_to_lp")),
             ("persons proven maximal", stats.get("persons_proven_maximal")),
-            ("match quality", stats.get("quality")), ("quality gap", stats.get("quality_gap")),
+            ("match quality", stats.get("quality")),
+            ("quality bound (LP, all eligible pairs, persons as placed)", stats.get("quality_bound")),
+            ("quality gap", stats.get("quality_gap")),
             # Only in rounds whose policy weighs balanced fill; match quality includes these points then.
             *([("balanced-fill points in match quality", (stats.get("balanced_fill") or {}).get("points"))]
               if stats.get("balanced_fill") else []),
