@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
-# Choice lists of the data contract (../shared/spec/data-contract.md); names cross the boundary unchanged.
+# Choice lists of the data contract (docs/data-contract.md); names cross the boundary unchanged.
 LANGUAGES = ("uk", "ru", "en", "de", "pl", "other")
 GERMAN_LEVELS = ("none", "a1", "a2", "b1", "b2_plus")
 MEDICAL_SERVICES = ("dialysis", "oncology", "psychotherapy", "paediatric_specialist", "diabetes_care")

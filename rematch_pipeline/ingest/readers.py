@@ -27,7 +27,7 @@ from rematch_pipeline.domain import (
 from rematch_pipeline.ingest import xlsx
 from rematch_pipeline.ingest.safety import Limits, RefusedFileError, check_size, check_xlsx, check_zip
 
-# Field names of the data contract (../shared/spec/data-contract.md), in contract order; they cross the boundary.
+# Field names of the data contract (docs/data-contract.md), in contract order; they cross the boundary.
 HOUSEHOLD_FIELDS = (
     "case_id", "interview_date", "interview_location", "consent_matching", "consent_health_share",
     "contact_phone", "contact_email", "languages", "german_level", "wheelchair_access", "medical_needs", "pets",
