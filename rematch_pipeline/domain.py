@@ -152,7 +152,7 @@ class Policy:
     offer_response_days: int = 7
     pseudonym_salt: str = "rematch"
     # Solver settings.
-    time_limit_s: float = 60.0
+    time_limit_s: float = 300.0
     mip_rel_gap: float = 1e-4
     threads: int = 1
     random_seed: int = 0

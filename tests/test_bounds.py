@@ -12,13 +12,11 @@ from hypothesis import strategies as st
 from rematch_pipeline.config import load_policy
 from rematch_pipeline.domain import CAPACITY_DIMENSIONS, CapacityOffer, Household
 from rematch_pipeline.matching import quality_bound, solve
-from rematch_pipeline.matching.backends import HighsDirect
 from rematch_pipeline.matching.bound import Prices
-from rematch_pipeline.matching.build import build_model
 from rematch_pipeline.matching.data import build_data
 from rematch_pipeline.matching.engine import match
 from rematch_pipeline.matching.fair_share import FairShare
-from rematch_pipeline.matching.quality_bound import QualityPrices, lagrangian_quality
+from rematch_pipeline.matching.quality_bound import QualityLP, QualityPrices, lagrangian_quality
 from tests.factories import ROUND_DATE
 from tests.test_balanced_fill import _best_by_brute_force
 from tests.test_matching import _scenario, brute_force_max_persons, household_st, offer_st
@@ -75,16 +73,10 @@ def test_the_quality_lagrangian_from_any_nonnegative_prices_is_never_below_the_b
 
 def _lp_prices(data, placed: float, fair: FairShare | None) -> QualityPrices:  # type: ignore[no-untyped-def]
     """The duals of the quality LP over every eligible pair (as `quality_bound` prices them)."""
-    h, o = np.nonzero(data.eligible)
-    data.set_pairs(h, o)
-    lp = HighsDirect(build_model(data), POLICY, integer=False)
-    lp.add_min_persons(placed)
-    offers = np.zeros(0, dtype=np.int64)
-    if fair is not None:
-        lp.add_fair_share(fair, data.pair_o)
-        offers = lp.share.offers
-    lp.solve("quality_bound", lp.model.quality, 10.0)
-    return quality_bound._prices_from_lp(data, lp, offers)[0]
+    lp = QualityLP(data, POLICY, placed, fair)
+    lp.add(*np.nonzero(data.eligible))
+    lp.solve(10.0)
+    return lp.prices()[0]
 
 
 def test_a_persons_lp_given_up_after_its_iterations_is_a_work_limit_and_still_bounds(monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -54,7 +54,7 @@ class PhaseResult:
                 "bound": round(self.bound, 6) if np.isfinite(self.bound) else None, "seconds": round(self.seconds, 3)}
 
 
-def _options(policy: Policy) -> dict[str, bool | int | float | str]:
+def highs_options(policy: Policy) -> dict[str, bool | int | float | str]:
     # HiGHS's heuristics stay at their defaults: without RENS the pilot's quality MIPs took 17 % less time, but one
     # at 600 x 25 went from 13.5 s to the 60-s limit.
     return {
@@ -73,7 +73,7 @@ class HighsDirect:
                  fixed: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.model, self.policy = model, policy
         self.h = highspy.Highs()
-        for k, v in _options(policy).items():
+        for k, v in highs_options(policy).items():
             self.h.setOptionValue(k, v)
         lp = highspy.HighsLp()
         n = model.n_cols
@@ -252,7 +252,7 @@ class PyomoHighs:
         res = self.solver.solve(
             self.m, time_limit=max(1.0, float(time_limit)), rel_gap=rel_gap, abs_gap=abs_gap,
             threads=self.policy.threads, load_solutions=False, raise_exception_on_nonoptimal_result=False,
-            solver_options={k: v for k, v in _options(self.policy).items() if k != "threads"},
+            solver_options={k: v for k, v in highs_options(self.policy).items() if k != "threads"},
         )
         seconds = time.perf_counter() - t0
         term = res.termination_condition

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 
+import highspy
 import numpy as np
 
-from rematch_pipeline.domain import Policy
-from rematch_pipeline.matching.backends import HighsDirect, PhaseResult, SolveError
+from rematch_pipeline.domain import ROOM_CLASSES, Policy
+from rematch_pipeline.matching.backends import PhaseResult, SolveError, highs_options
 from rematch_pipeline.matching.bound import CHUNK, PRICED_PER_HOUSEHOLD, Prices, priced_capacity, priced_use
-from rematch_pipeline.matching.build import build_model
 from rematch_pipeline.matching.data import MatchingData, top_candidates
 from rematch_pipeline.matching.fair_share import FairShare
 
@@ -25,6 +24,8 @@ log = logging.getLogger(__name__)
 QUALITY_PRICING_ROUNDS = 6
 QUALITY_MAX_COLUMNS = 30_000
 QUALITY_LP_ITERATIONS = 400
+QUALITY_SIMPLEX_ITERATIONS = 200_000
+FEASIBLE = 2  # HiGHS's solution status "feasible"
 # The first LP's columns: the placement found and each household's best offers by score. Pricing adds the rest
 # that matter; the whole candidate set is too large (10,000 x 400: 389,000 columns, 92 s for one LP).
 QUALITY_BOUND_CANDIDATES = 3
@@ -71,18 +72,86 @@ def lagrangian_quality(data: MatchingData, prices: QualityPrices, placed: float,
     return total
 
 
-def _prices_from_lp(data: MatchingData, lp: HighsDirect, share_offers: np.ndarray) -> tuple[QualityPrices, np.ndarray]:
-    """The LP's row duals as prices (HiGHS, maximising: a binding <= row has a non-negative dual, a binding >= row
-    a non-positive one), and the duals of the households' assignment rows (for pricing)."""
-    model = lp.model
-    duals = lp.row_duals(extra=True)
-    capacity = Prices.from_duals(data, model, duals[:model.n_rows])
-    share = np.zeros(len(data.offers))
-    share[share_offers] = np.maximum(duals[model.n_rows + 1:model.n_rows + 1 + len(share_offers)], 0.0)
-    block, y = model.block_duals(duals, "household_at_most_once")
-    assignment = np.zeros(len(data.households))
-    assignment[[k[0] for k in block.keys]] = np.maximum(y, 0.0)
-    return QualityPrices(capacity, max(0.0, -float(duals[model.n_rows])), share), assignment
+class QualityLP:
+    """The quality LP with a row for every household, offer capacity, room class, the persons placed and each share,
+    so priced columns are added to the same model (column generation)."""
+
+    def __init__(self, data: MatchingData, policy: Policy, placed: float, fair: FairShare | None) -> None:
+        n_hh, n_off = data.codes.shape
+        self.data, self.n_dim, self.n_cls = data, data.hh.demand.shape[1], len(ROOM_CLASSES)
+        self.row_cap = n_hh
+        self.row_rooms = self.row_cap + n_off * self.n_dim
+        self.row_persons = self.row_rooms + n_off * self.n_cls
+        self.share_offers = np.zeros(0, dtype=np.int64) if fair is None else np.nonzero(fair.share > 0)[0]
+        self.share_row = np.full(n_off, -1)
+        self.share_row[self.share_offers] = self.row_persons + 1 + np.arange(len(self.share_offers))
+        n_rows = self.row_persons + 1 + len(self.share_offers)
+        upper = np.concatenate([data.weight, np.maximum(data.of.remaining, 0).ravel(),
+                                np.maximum(data.of.units_ge_left, 0).ravel(), [highspy.kHighsInf],
+                                np.zeros(len(self.share_offers))]).astype(np.float64)
+        lower = np.full(n_rows, -highspy.kHighsInf)
+        lower[self.row_persons] = placed
+        self.h = highspy.Highs()
+        for name, value in highs_options(policy).items():
+            self.h.setOptionValue(name, value)
+        self.h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        none = np.zeros(0, dtype=np.int32)
+        self.h.addRows(n_rows, lower, upper, 0, none, none, np.zeros(0))
+        k = len(self.share_offers)
+        if fair is not None and k:
+            # Balanced fill: a column per offer with a share, `fair.weight` a person within it.
+            self.h.addCols(k, np.full(k, fair.weight), np.zeros(k), fair.share[self.share_offers].astype(np.float64),
+                           k, np.arange(k, dtype=np.int32), self.share_row[self.share_offers].astype(np.int32),
+                           np.ones(k))
+        self.pair_h = np.zeros(0, dtype=np.int64)
+        self.pair_o = np.zeros(0, dtype=np.int64)
+
+    def add(self, h: np.ndarray, o: np.ndarray) -> None:
+        """Columns for the pairs (h, o): 1 in the household's row, its demand in the offer's capacity and room rows,
+        its persons in the persons row and, negated, in the offer's share row."""
+        data, n = self.data, len(h)
+        if n == 0:
+            return
+        persons = data.hh.persons[h].astype(np.float64)
+        rows = np.column_stack([h, self.row_cap + o[:, None] * self.n_dim + np.arange(self.n_dim),
+                                self.row_rooms + o[:, None] * self.n_cls + np.arange(self.n_cls),
+                                np.full(n, self.row_persons), self.share_row[o]])
+        vals = np.column_stack([np.ones(n), data.hh.demand[h].astype(np.float64), data.hh.units_taken(h), persons,
+                                -persons])
+        keep = (vals != 0) & (rows >= 0)
+        counts = keep.sum(axis=1)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
+        self.h.addCols(n, data.score[h, o].astype(np.float64), np.zeros(n), np.ones(n), int(counts.sum()), starts,
+                       rows[keep].astype(np.int32), vals[keep])
+        self.pair_h = np.concatenate([self.pair_h, h])
+        self.pair_o = np.concatenate([self.pair_o, o])
+
+    def solve(self, time_limit: float) -> float:
+        """Interior point with crossover, every time: simplex stalls on these degenerate LPs, even from the last
+        basis (10,000 x 400: 60-150 s per re-solve, against 25-75 s). Returns the LP value; raises SolveError when
+        it stopped without prices."""
+        self.h.setOptionValue("solver", "ipm")
+        self.h.setOptionValue("ipm_iteration_limit", QUALITY_LP_ITERATIONS)
+        self.h.setOptionValue("simplex_iteration_limit", QUALITY_SIMPLEX_ITERATIONS)  # of the crossover
+        self.h.setOptionValue("time_limit", max(1.0, float(time_limit)))
+        self.h.run()
+        status = self.h.getModelStatus()
+        info = self.h.getInfo()
+        if status != highspy.HighsModelStatus.kOptimal or info.dual_solution_status != FEASIBLE:
+            raise SolveError(f"quality_bound: the LP stopped ({self.h.modelStatusToString(status)}) without prices")
+        return float(info.objective_function_value)
+
+    def prices(self) -> tuple[QualityPrices, np.ndarray]:
+        """The row duals as prices (HiGHS, maximising: a binding <= row has a non-negative dual, a binding >= row a
+        non-positive one), and the duals of the households' rows (for pricing)."""
+        n_hh, n_off = self.data.codes.shape
+        duals = np.asarray(self.h.getSolution().row_dual)
+        capacity = Prices(np.maximum(duals[self.row_cap:self.row_rooms].reshape(n_off, self.n_dim), 0.0),
+                          np.maximum(duals[self.row_rooms:self.row_persons].reshape(n_off, self.n_cls), 0.0))
+        share = np.zeros(n_off)
+        share[self.share_offers] = np.maximum(duals[self.share_row[self.share_offers]], 0.0)
+        return (QualityPrices(capacity, max(0.0, -float(duals[self.row_persons])), share),
+                np.maximum(duals[:n_hh], 0.0))
 
 
 def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairShare | None,
@@ -95,69 +164,55 @@ def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairS
     bound; the lowest is kept. Leaves `data` as it was.
     """
     t0 = time.perf_counter()
-    qdata = dataclasses.replace(data)
-    top_h, top_o = top_candidates(qdata, QUALITY_BOUND_CANDIDATES)
+    top_h, top_o = top_candidates(data, QUALITY_BOUND_CANDIDATES)
     n_off = max(1, len(data.offers))
     codes = np.unique(np.concatenate([top_h * n_off + top_o, chosen_h * n_off + chosen_o]))
-    qdata.set_pairs(codes // n_off, codes % n_off)
-    best = lagrangian_quality(qdata, QualityPrices.zero(qdata), placed, fair)  # every household at its best
+    best = lagrangian_quality(data, QualityPrices.zero(data), placed, fair)  # every household at its best
+    lp = QualityLP(data, policy, placed, fair)
+    lp.add(codes // n_off, codes % n_off)
+    in_lp = np.zeros(data.codes.shape, dtype=bool)
+    in_lp[lp.pair_h, lp.pair_o] = True
     termination, rounds = "work_limit", 0
     for rounds in range(1, QUALITY_PRICING_ROUNDS + 1):  # noqa: B007 (reported below)
-        model = build_model(qdata)
-        lp = HighsDirect(model, policy, integer=False)
-        lp.h.setOptionValue("solver", "ipm")  # simplex stalls on these degenerate LPs (see `solve_lp`)
-        lp.h.setOptionValue("ipm_iteration_limit", QUALITY_LP_ITERATIONS)
-        lp.add_min_persons(placed)
-        share_offers = np.zeros(0, dtype=np.int64)
-        if fair is not None:
-            lp.add_fair_share(fair, qdata.pair_o)
-            assert lp.share is not None
-            share_offers = lp.share.offers
         try:
-            res = lp.solve("quality_bound", model.quality, deadline - time.perf_counter())
+            objective = lp.solve(deadline - time.perf_counter())
         except SolveError as exc:
-            log.warning("quality bound: the LP gave no prices (%s); keeping the bound before it", exc)
+            log.warning("%s; keeping the bound before it", exc)
             termination = "time_limit" if time.perf_counter() >= deadline else "work_limit"
             break
-        if res.termination == "time_limit":
-            termination = "time_limit"  # the safety net: prices from an LP the clock cut
-        prices, assignment = _prices_from_lp(qdata, lp, share_offers)
-        value = lagrangian_quality(qdata, prices, placed, fair)
-        log.debug("quality bound round %d: LP %.3f, bound %.3f, %d columns", rounds, res.objective, value,
-                  model.n_cols)
+        prices, assignment = lp.prices()
+        value = lagrangian_quality(data, prices, placed, fair)
+        log.debug("quality bound round %d: LP %.3f, bound %.3f, %d columns", rounds, objective, value, len(lp.pair_h))
         best = min(best, value)
-        if termination == "time_limit" or value - res.objective <= QUALITY_PRICING_TOLERANCE * max(1.0, abs(value)):
-            if termination != "time_limit" and res.termination == "optimal":
-                termination = "optimal"  # the LP over the candidate pairs is the LP over all of them
+        if value - objective <= QUALITY_PRICING_TOLERANCE * max(1.0, abs(value)):
+            termination = "optimal"  # the LP over its columns is the LP over every eligible pair
             break
-        if model.n_cols >= QUALITY_MAX_COLUMNS:
+        if len(lp.pair_h) >= QUALITY_MAX_COLUMNS:
             break
-        added = _price_in(qdata, prices, assignment)
-        if not added:
+        h, o = _priced(data, prices, assignment, in_lp)
+        if not len(h):
             break
+        lp.add(h, o)
+        in_lp[h, o] = True
     log.info("quality bound %.3f after %d LP rounds (%s)", best, rounds, termination)
     return PhaseResult("quality_bound", termination, float("nan"), best, time.perf_counter() - t0, np.zeros(0))
 
 
-def _price_in(data: MatchingData, prices: QualityPrices, assignment: np.ndarray) -> int:
-    """Add each household's most attractive eligible pairs the model lacks (positive reduced cost)."""
+def _priced(data: MatchingData, prices: QualityPrices, assignment: np.ndarray,
+            in_lp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each household's most attractive eligible pairs the LP lacks (positive reduced cost)."""
     n_hh, n_off = data.codes.shape
-    in_model = np.zeros((n_hh, n_off), dtype=bool)
-    in_model[data.pair_h, data.pair_o] = True
-    new_h, new_o = [], []
+    new_h, new_o = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     k = min(PRICED_PER_HOUSEHOLD, n_off)
     for lo in range(0, n_hh, CHUNK):
         hi = min(n_hh, lo + CHUNK)
         rc = pair_values(data, prices, lo, hi) - assignment[lo:hi, None]
-        attractive = data.eligible[lo:hi] & ~in_model[lo:hi] & (rc > 1e-6)
+        attractive = data.eligible[lo:hi] & ~in_lp[lo:hi] & (rc > 1e-6)
         masked = np.where(attractive, rc, -np.inf)
         top = np.argsort(-masked, axis=1, kind="stable")[:, :k]
         rows = np.repeat(np.arange(hi - lo), k)
         cols = top.ravel()
         keep = attractive[rows, cols]
-        new_h.append(rows[keep] + lo)
-        new_o.append(cols[keep])
-    h, o = np.concatenate(new_h), np.concatenate(new_o)
-    if len(h):
-        data.set_pairs(np.concatenate([data.pair_h, h]), np.concatenate([data.pair_o, o]))
-    return len(h)
+        new_h.append((rows[keep] + lo).astype(np.int64))
+        new_o.append(cols[keep].astype(np.int64))
+    return np.concatenate(new_h), np.concatenate(new_o)
