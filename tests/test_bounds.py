@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -112,3 +113,37 @@ def test_the_quality_bound_of_a_round_solved_exactly_is_close_to_its_quality() -
     result = _run(hs, os_)
     assert result.status == "optimal"
     assert result.stats["quality"] <= result.stats["quality_bound"] <= 1.01 * result.stats["quality"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hs=st.lists(household_st, min_size=2, max_size=5, unique_by=lambda h: h.case_id),
+       os_=st.lists(offer_st, min_size=2, max_size=3, unique_by=lambda o: o.ags),
+       weight=st.sampled_from([5.0, 100.0]))
+def test_with_balanced_fill_the_bound_holds_even_when_the_persons_search_stops_short(
+        hs: list[Household], os_: list[CapacityOffer], weight: float) -> None:
+    # No persons LP and no persons neighbourhoods: the round may place fewer than the most persons, and the best
+    # placement's balanced-fill shares are then those of more persons than this round's.
+    with mock.patch.object(solve, "LP_IPM_ITERATIONS", 1), mock.patch.object(solve, "LP_SIMPLEX_ITERATIONS", 1), \
+            mock.patch.object(solve, "LNS_MAX_ROUNDS", 0):
+        result = _run(hs, os_, balanced_fill_weight=weight, **NATIONAL)
+    if result.data is None or not result.assignments:
+        return
+    assert result.stats["quality_bound"] >= _best_by_brute_force(result.data, weight) - 1e-4
+
+
+def test_a_quality_bound_the_clock_cut_marks_the_round_as_not_replayable(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The bound is in round.json: cut by the safety net, another machine would report another one.
+    import time
+
+    real = solve.quality_bound
+
+    def late(*args, **kwargs):  # type: ignore[no-untyped-def]
+        return real(*args[:-1], time.perf_counter() - 1.0)
+
+    hs, os_ = _scenario(24)
+    assert _run(hs, os_).status == "optimal"
+    monkeypatch.setattr(solve, "quality_bound", late)
+    result = _run(hs, os_)
+    assert next(p for p in result.stats["phases"] if p["phase"] == "quality_bound")["termination"] == "time_limit"
+    assert result.status == "time_limit"
+    assert result.stats["quality_bound"] >= result.stats["quality"]

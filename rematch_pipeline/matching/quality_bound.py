@@ -133,7 +133,7 @@ class QualityLP:
         self.h.setOptionValue("solver", "ipm")
         self.h.setOptionValue("ipm_iteration_limit", QUALITY_LP_ITERATIONS)
         self.h.setOptionValue("simplex_iteration_limit", QUALITY_SIMPLEX_ITERATIONS)  # of the crossover
-        self.h.setOptionValue("time_limit", max(1.0, float(time_limit)))
+        self.h.setOptionValue("time_limit", max(0.01, float(time_limit)))
         self.h.run()
         status = self.h.getModelStatus()
         info = self.h.getInfo()
@@ -174,6 +174,9 @@ def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairS
     in_lp[lp.pair_h, lp.pair_o] = True
     termination, rounds = "work_limit", 0
     for rounds in range(1, QUALITY_PRICING_ROUNDS + 1):  # noqa: B007 (reported below)
+        if time.perf_counter() >= deadline:
+            termination = "time_limit"  # the safety net: fewer LPs than on a faster machine
+            break
         try:
             objective = lp.solve(deadline - time.perf_counter())
         except SolveError as exc:

@@ -588,11 +588,18 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     status = ("time_limit" if "time_limit" in terminations else "optimal" if terminations <= {"optimal"}
               else "work_limit" if terminations <= {"optimal", "work_limit", "heuristic", "solution_limit"}
               else next(p.termination for p in deciding if p.termination != "optimal"))
-    # The proof of quality: it does not change the assignments, so it does not decide the round's status.
-    qb = quality_bound(data, policy, placed, fair, data.pair_h[chosen], data.pair_o[chosen], deadline)
+    # The proof of quality. With balanced fill its shares are those of the most persons any placement could place
+    # (the persons bound; shares grow with persons), so it also covers the best placement when the persons search
+    # stopped short of it.
+    pool = float(data.hh.persons.sum())
+    most = placed if proven else int(np.floor(min(lp_bound, pool) if np.isfinite(lp_bound) else pool) + INTEGRAL)
+    fair_bound = None if fair is None else FairShare.of(data, max(placed, most), fair.weight)
+    qb = quality_bound(data, policy, placed, fair_bound, data.pair_h[chosen], data.pair_o[chosen], deadline)
     phases.append(qb)
+    if qb.termination == "time_limit":
+        status = "time_limit"  # the bound in round.json then depends on the machine's speed
     best_bound = qb.bound
-    if np.isfinite(p2.bound) and data.n_pairs >= data.n_eligible:
+    if np.isfinite(p2.bound) and data.n_pairs >= data.n_eligible and proven:
         best_bound = min(best_bound, p2.bound)  # a MIP over every eligible pair proves its own bound
     best_bound = max(best_bound, p2.objective)  # the solvers' tolerances can put it a hair below what was found
     interface = "pyomo" if small else "highspy"
