@@ -135,14 +135,16 @@ def test_a_quality_bound_the_clock_cut_marks_the_round_as_not_replayable(monkeyp
     # The bound is in round.json: cut by the safety net, another machine would report another one.
     import time
 
-    real = solve.quality_bound
+    from rematch_pipeline.matching import quality_bound as qb_module
+
+    real = qb_module.quality_bound
 
     def late(*args, **kwargs):  # type: ignore[no-untyped-def]
         return real(*args[:-1], time.perf_counter() - 1.0)
 
     hs, os_ = _scenario(24)
     assert _run(hs, os_).status == "optimal"
-    monkeypatch.setattr(solve, "quality_bound", late)
+    monkeypatch.setattr(qb_module, "quality_bound", late)
     result = _run(hs, os_)
     assert next(p for p in result.stats["phases"] if p["phase"] == "quality_bound")["termination"] == "time_limit"
     assert result.status == "time_limit"

@@ -11,6 +11,7 @@ from rematch_pipeline.matching.build import LinearModel
 from rematch_pipeline.matching.data import MatchingData
 
 CHUNK = 4096  # households per slice of the (households x offers) value matrix, to bound memory at 50,000 x 400
+INTEGRAL = 1e-6  # a solver's value this close to an integer counts as that integer
 PRICED_PER_HOUSEHOLD = 5  # columns added per household and pricing round (the most attractive first)
 
 
@@ -47,6 +48,27 @@ def priced_use(data: MatchingData, prices: Prices, lo: int, hi: int) -> np.ndarr
     use = hh.demand[lo:hi].astype(np.float64) @ prices.capacity.T
     room_price = np.cumsum(prices.rooms, axis=1)  # a household needing r rooms uses a unit of classes 1..r
     return use + room_price[:, hh.rooms[lo:hi] - 1].T
+
+
+def proves_maximal(persons: float, bound: float) -> bool:
+    """Persons are whole: a placement within one person of a valid bound cannot be beaten."""
+    return bool(np.isfinite(bound) and persons >= np.floor(bound + INTEGRAL))
+
+
+def most_attractive(values: np.ndarray, attractive: np.ndarray,
+                    k: int = PRICED_PER_HOUSEHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of each row's k highest `values` among its `attractive` pairs: the columns a pricing round adds.
+
+    argpartition, not a sort: at 10,000 x 400 it is the cheaper of the two, and it picks alike on every machine.
+    """
+    k = min(k, values.shape[1])
+    if k == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-np.where(attractive, values, -np.inf), k - 1, axis=1)[:, :k]
+    rows = np.repeat(np.arange(values.shape[0]), k)
+    cols = top.ravel()
+    keep = attractive[rows, cols]
+    return rows[keep].astype(np.int64), cols[keep].astype(np.int64)
 
 
 def priced_capacity(data: MatchingData, prices: Prices) -> float:

@@ -11,7 +11,7 @@ import numpy as np
 
 from rematch_pipeline.domain import ROOM_CLASSES, Policy
 from rematch_pipeline.matching.backends import PhaseResult, SolveError, highs_options
-from rematch_pipeline.matching.bound import CHUNK, PRICED_PER_HOUSEHOLD, Prices, priced_capacity, priced_use
+from rematch_pipeline.matching.bound import CHUNK, INTEGRAL, Prices, most_attractive, priced_capacity, priced_use
 from rematch_pipeline.matching.data import MatchingData, top_candidates
 from rematch_pipeline.matching.fair_share import FairShare
 
@@ -201,21 +201,34 @@ def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairS
     return PhaseResult("quality_bound", termination, float("nan"), best, time.perf_counter() - t0, np.zeros(0))
 
 
+def round_quality_bound(data: MatchingData, policy: Policy, placed: int, proven: bool, lp_bound: float,
+                        fair: FairShare | None, chosen: np.ndarray, mip: PhaseResult,
+                        deadline: float) -> tuple[PhaseResult, float]:
+    """The round's proof of quality: the `quality_bound` phase and the bound the round reports.
+
+    With balanced fill the bound's shares are those of the most persons any placement could place (the persons
+    bound; shares grow with persons), so it also covers the best placement when the persons search stopped short
+    of it. A quality MIP over every eligible pair proves its own bound once persons are proven maximal.
+    """
+    pool = float(data.hh.persons.sum())
+    most = placed if proven else int(np.floor(min(lp_bound, pool) if np.isfinite(lp_bound) else pool) + INTEGRAL)
+    fair_bound = None if fair is None else FairShare.of(data, max(placed, most), fair.weight)
+    qb = quality_bound(data, policy, placed, fair_bound, data.pair_h[chosen], data.pair_o[chosen], deadline)
+    best = qb.bound
+    if np.isfinite(mip.bound) and data.n_pairs >= data.n_eligible and proven:
+        best = min(best, mip.bound)
+    return qb, max(best, mip.objective)  # the solvers' tolerances can put the bound a hair below what was found
+
+
 def _priced(data: MatchingData, prices: QualityPrices, assignment: np.ndarray,
             in_lp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each household's most attractive eligible pairs the LP lacks (positive reduced cost)."""
-    n_hh, n_off = data.codes.shape
+    n_hh = data.codes.shape[0]
     new_h, new_o = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
-    k = min(PRICED_PER_HOUSEHOLD, n_off)
     for lo in range(0, n_hh, CHUNK):
         hi = min(n_hh, lo + CHUNK)
         rc = pair_values(data, prices, lo, hi) - assignment[lo:hi, None]
-        attractive = data.eligible[lo:hi] & ~in_lp[lo:hi] & (rc > 1e-6)
-        masked = np.where(attractive, rc, -np.inf)
-        top = np.argsort(-masked, axis=1, kind="stable")[:, :k]
-        rows = np.repeat(np.arange(hi - lo), k)
-        cols = top.ravel()
-        keep = attractive[rows, cols]
-        new_h.append((rows[keep] + lo).astype(np.int64))
-        new_o.append(cols[keep].astype(np.int64))
+        rows, cols = most_attractive(rc, data.eligible[lo:hi] & ~in_lp[lo:hi] & (rc > INTEGRAL))
+        new_h.append(rows + lo)
+        new_o.append(cols)
     return np.concatenate(new_h), np.concatenate(new_o)

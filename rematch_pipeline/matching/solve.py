@@ -13,17 +13,19 @@ from rematch_pipeline.matching.backends import HighsDirect, PhaseResult, PyomoHi
 from rematch_pipeline.matching.baselines import greedy_by_score
 from rematch_pipeline.matching.bound import (
     CHUNK,
-    PRICED_PER_HOUSEHOLD,
+    INTEGRAL,
     Prices,
     household_values,
     improve_bound,
     lagrangian_bound,
+    most_attractive,
+    proves_maximal,
 )
 from rematch_pipeline.matching.build import LinearModel, build_model
 from rematch_pipeline.matching.data import MatchingData
 from rematch_pipeline.matching.exchange import capacity_classes, exchange_within_classes
 from rematch_pipeline.matching.fair_share import FairShare, persons_by_offer
-from rematch_pipeline.matching.quality_bound import quality_bound
+from rematch_pipeline.matching.quality_bound import round_quality_bound
 from rematch_pipeline.matching.types import (
     TYPE_LNS_NODES,
     TYPE_LNS_ROUNDS,
@@ -38,7 +40,6 @@ from rematch_pipeline.matching.types import (
 
 log = logging.getLogger(__name__)
 
-INTEGRAL = 1e-6
 # The persons LP is massively degenerate (integer costs, many identical households) and simplex stalls on it.
 # A tiny non-negative perturbation by match quality breaks the ties. It adds at most PERTURBATION_TOTAL to any
 # solution's value, so the perturbed LP value stays a valid upper bound on persons, less than one person loose.
@@ -179,14 +180,9 @@ def price_out(data: MatchingData, policy: Policy, deadline: float) -> Bound:
             best.lp.termination = "time_limit"  # the safety net: fewer pricing rounds than on a faster machine
             break
         # Add each household's most attractive priced pairs and re-solve.
-        masked = np.where(attractive, rc, -np.inf)
-        k = min(PRICED_PER_HOUSEHOLD, masked.shape[1])
-        top = np.argpartition(-masked, k - 1, axis=1)[:, :k]
-        rows = np.repeat(np.arange(masked.shape[0]), k)
-        cols = top.ravel()
-        keep = attractive[rows, cols]
-        added += int(keep.sum())
-        data.set_pairs(np.concatenate([data.pair_h, rows[keep]]), np.concatenate([data.pair_o, cols[keep]]))
+        rows, cols = most_attractive(rc, attractive)
+        added += len(rows)
+        data.set_pairs(np.concatenate([data.pair_h, rows]), np.concatenate([data.pair_o, cols]))
     assert best is not None
     return best
 
@@ -305,7 +301,7 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
         if time.perf_counter() >= deadline - 1.0:
             termination = "time_limit"
             break
-        if best >= np.floor(bound + INTEGRAL):
+        if proves_maximal(best, bound):
             termination = "optimal"  # the bound is reached: nothing left to find
             break
         # Every other neighbourhood keeps each household it holds placed, anywhere, instead of only their persons:
@@ -572,7 +568,7 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
         phases.append(found)  # the round's status then says the persons phase fell back to the heuristic
     placed = int(round(p1.objective))
     lp_bound = begin.lp_bound
-    proven = bool(placed >= np.floor(lp_bound + INTEGRAL)) if np.isfinite(lp_bound) else False
+    proven = proves_maximal(placed, lp_bound)
     proven = proven or (not pruned and full_optimal)
     # The allocation over types had its exchange before the model was built (pilot: 1,704 -> 1,895 in 2 ms).
     x1 = np.round(p1.x) if p1 is found and begin.over_types else exchange(data, np.round(p1.x), classes)
@@ -588,20 +584,10 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     status = ("time_limit" if "time_limit" in terminations else "optimal" if terminations <= {"optimal"}
               else "work_limit" if terminations <= {"optimal", "work_limit", "heuristic", "solution_limit"}
               else next(p.termination for p in deciding if p.termination != "optimal"))
-    # The proof of quality. With balanced fill its shares are those of the most persons any placement could place
-    # (the persons bound; shares grow with persons), so it also covers the best placement when the persons search
-    # stopped short of it.
-    pool = float(data.hh.persons.sum())
-    most = placed if proven else int(np.floor(min(lp_bound, pool) if np.isfinite(lp_bound) else pool) + INTEGRAL)
-    fair_bound = None if fair is None else FairShare.of(data, max(placed, most), fair.weight)
-    qb = quality_bound(data, policy, placed, fair_bound, data.pair_h[chosen], data.pair_o[chosen], deadline)
+    qb, best_bound = round_quality_bound(data, policy, placed, proven, lp_bound, fair, chosen, p2, deadline)
     phases.append(qb)
     if qb.termination == "time_limit":
         status = "time_limit"  # the bound in round.json then depends on the machine's speed
-    best_bound = qb.bound
-    if np.isfinite(p2.bound) and data.n_pairs >= data.n_eligible and proven:
-        best_bound = min(best_bound, p2.bound)  # a MIP over every eligible pair proves its own bound
-    best_bound = max(best_bound, p2.objective)  # the solvers' tolerances can put it a hair below what was found
     interface = "pyomo" if small else "highspy"
     log.info("solved: %d persons (LP bound %.3f, %s), quality %.3f via %s", placed, lp_bound,
              "proven maximal" if proven else "not proven maximal", p2.objective, interface)

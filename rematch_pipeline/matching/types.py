@@ -11,6 +11,7 @@ from scipy.optimize import linear_sum_assignment
 
 from rematch_pipeline.domain import Policy
 from rematch_pipeline.matching.backends import HighsDirect, SolveError
+from rematch_pipeline.matching.bound import INTEGRAL, proves_maximal
 from rematch_pipeline.matching.build import build_model
 from rematch_pipeline.matching.data import MatchingData
 
@@ -159,11 +160,11 @@ def round_lp(tdata: MatchingData, lp_x: np.ndarray) -> TypeAllocation:
     Rounding down keeps every capacity row (all coefficients are non-negative); each further household is added
     only where it fits. 10,000 x 400: 21,273 persons from the integer part, 24,861 in all (greedy alone 24,700).
     """
-    whole = np.floor(lp_x + 1e-6)
+    whole = np.floor(lp_x + INTEGRAL)
     alloc = TypeAllocation.of_counts(tdata, tdata.pair_h, tdata.pair_o, whole)
     frac = lp_x - whole
     for j in np.argsort(-frac, kind="stable"):
-        if frac[j] < 1e-6:
+        if frac[j] < INTEGRAL:
             break
         t, o = int(tdata.pair_h[j]), int(tdata.pair_o[j])
         if alloc.placed[t] + 1 <= tdata.weight[t] and alloc.fits(t, np.array([o]))[0]:
@@ -200,7 +201,7 @@ def improve_by_neighbourhoods(alloc: TypeAllocation, lp_x: np.ndarray, values: n
     while rounds < TYPE_LNS_ROUNDS:
         if time.perf_counter() >= deadline - 0.5:
             return "time_limit", rounds  # the safety net: the fixed work did not fit the round's time
-        if alloc.persons >= np.floor(bound + 1e-6):
+        if proves_maximal(alloc.persons, bound):
             return "optimal", rounds  # the bound is reached
         want = (alloc.unplaced * persons) @ promising
         weights = np.maximum(lp_persons - persons @ alloc.counts, 0.0) + 0.01 * want / max(float(want.max()), 1.0)
