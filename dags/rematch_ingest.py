@@ -16,18 +16,18 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, dag, task
 
+from rematch_pipeline.config import load_settings
 from rematch_pipeline.orchestration import (
     CAPACITIES_ASSET,
     DECISIONS_ASSET,
     DEFAULT_ARGS,
     HOUSEHOLDS_ASSET,
-    INGEST_SCHEDULE,
     TAGS,
 )
 
 
 @dag(
-    schedule=INGEST_SCHEDULE,
+    schedule=load_settings().ingest_schedule,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

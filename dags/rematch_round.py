@@ -19,11 +19,12 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
 
-from rematch_pipeline.orchestration import DEFAULT_ARGS, ROUND_ASSET, ROUND_SCHEDULE, TAGS
+from rematch_pipeline.config import load_settings
+from rematch_pipeline.orchestration import DEFAULT_ARGS, ROUND_ASSET, TAGS
 
 
 @dag(
-    schedule=ROUND_SCHEDULE,
+    schedule=load_settings().round_schedule,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

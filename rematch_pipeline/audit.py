@@ -12,7 +12,6 @@ from sqlalchemy import or_, select
 
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import get_engine
 from rematch_pipeline.forms import safe_text
 from rematch_pipeline.rounds import export_round
 
@@ -54,7 +53,7 @@ def _iso(value: Any) -> Any:
 
 def export_audit(settings: Settings, round_id: str, out_dir: Path) -> Path:
     """Write the round's audit files into out_dir/round_id; returns that directory."""
-    engine = get_engine(settings.database_url)
+    engine = settings.engine()
     with engine.connect() as conn:
         r = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
         if r is None:

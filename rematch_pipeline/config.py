@@ -1,4 +1,4 @@
-"""Settings from the environment (REMATCH_HOME, REMATCH_DATABASE_URL) and the policy file; chosen in this one place."""
+"""Settings from the environment and the policy file: the only module that reads environment variables."""
 
 from __future__ import annotations
 
@@ -6,14 +6,34 @@ import logging
 import math
 import os
 import re
+import threading
 import tomllib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rematch_pipeline.clock import Clock, SystemClock
 from rematch_pipeline.domain import ROOM_CLASSES, Policy
+from rematch_pipeline.ingest.safety import Limits
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+# The libraries' own telemetry stays off in every process that loads our settings (GX sends usage statistics
+# unless told not to; this is read when a data context is created).
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
+DEFAULT_EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "expectations"
+DEFAULT_COORDINATION_CONTACT = "Re:Match Koordinationsteam"
+DEFAULT_SMTP_CONN_ID = "rematch_smtp"
+# A batch with more than this share of invalid rows is held for review instead of partly loaded.
+DEFAULT_MAX_INVALID_SHARE = 0.5
+DEFAULT_SQLITE_BUSY_TIMEOUT_S = 30.0
+DEFAULT_INGEST_SCHEDULE = "*/15 * * * *"  # every 15 minutes
+DEFAULT_ROUND_SCHEDULE = "0 6 * * 1"  # one matching round a week, Monday 06:00 UTC
 
 
 @dataclass(frozen=True)
@@ -23,6 +43,22 @@ class Settings:
     # Every "now" and "today" of the application is read from here: the system clock in production (load_settings),
     # a clock set by hand in tests and replays. No default, so nothing can forget to choose.
     clock: Clock = field(compare=False)
+    # As the packets and letters print it; see `reachable_contact`.
+    coordination_contact: str = DEFAULT_COORDINATION_CONTACT
+    inbox_url: str = ""  # any fsspec URL (e.g. s3://bucket/inbox); empty: the local `inbox`
+    smtp_conn_id: str | None = None  # the Airflow connection to deliver through; None: the outbox is the delivery
+    limits: Limits = field(default_factory=Limits)  # sizes refused before any parser sees a file
+    max_invalid_share: float = DEFAULT_MAX_INVALID_SHARE
+    sqlite_busy_timeout_s: float = DEFAULT_SQLITE_BUSY_TIMEOUT_S  # then the writer stops (exit 3) and retries later
+    expectations_dir: Path = DEFAULT_EXPECTATIONS_DIR
+    policy_file: Path = DEFAULT_POLICY_FILE
+    ingest_schedule: str = DEFAULT_INGEST_SCHEDULE  # cron expressions, read when the DAGs are parsed
+    round_schedule: str = DEFAULT_ROUND_SCHEDULE
+
+    def engine(self) -> Engine:
+        from rematch_pipeline.db.engine import get_engine
+
+        return get_engine(self.database_url, self.sqlite_busy_timeout_s)
 
     @property
     def inbox(self) -> Path:
@@ -59,41 +95,81 @@ class Settings:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_COORDINATION_CONTACT = "Re:Match Koordinationsteam"
 _REACHABLE = re.compile(r"@|\d[\d ()/.-]{5,}\d")  # an e-mail address or a phone number
 
 
-def coordination_contact(env: dict[str, str] | None = None) -> str:
+def reachable_contact(settings: Settings) -> str:
     """The coordination team as packets and letters print it (REMATCH_COORDINATION_CONTACT).
 
     Letters tell households to give their answer to the team, so the value should carry an e-mail address or a
     phone number besides the name; without either a warning says so at every render (households can then only
     answer through their interviewer).
     """
-    env = dict(os.environ) if env is None else env
-    value = env.get("REMATCH_COORDINATION_CONTACT", "").strip() or DEFAULT_COORDINATION_CONTACT
+    value = settings.coordination_contact
     if not _REACHABLE.search(value):
         log.warning("REMATCH_COORDINATION_CONTACT (%r) gives no e-mail address or phone number: the offer letters "
                     "cannot tell households how to reach the coordination team", value)
     return value
 
 
-def sqlite_busy_timeout_s(env: dict[str, str] | None = None) -> float:
-    """How long a SQLite writer waits for another run's write (REMATCH_SQLITE_BUSY_TIMEOUT_S), then stops (exit 3)."""
-    env = dict(os.environ) if env is None else env
-    return float(env.get("REMATCH_SQLITE_BUSY_TIMEOUT_S", "30"))
+def _limits(env: Mapping[str, str]) -> Limits:
+    d = Limits()
+    return Limits(
+        max_file_bytes=int(float(env.get("REMATCH_MAX_FILE_MB", d.max_file_bytes / 2**20)) * 2**20),
+        max_zip_ratio=float(env.get("REMATCH_MAX_ZIP_RATIO", d.max_zip_ratio)),
+        max_unzipped_bytes=int(float(env.get("REMATCH_MAX_UNZIPPED_MB", d.max_unzipped_bytes / 2**20)) * 2**20),
+        max_zip_entries=int(env.get("REMATCH_MAX_ZIP_ENTRIES", d.max_zip_entries)),
+    )
 
 
-def load_settings(env: dict[str, str] | None = None, clock: Clock | None = None) -> Settings:
-    env = dict(os.environ) if env is None else env
+def load_settings(env: Mapping[str, str] | None = None, clock: Clock | None = None) -> Settings:
+    """Every setting from the environment (`os.environ` unless `env` is given), read once; see the README's table."""
+    env = os.environ if env is None else env
     home = Path(env.get("REMATCH_HOME", "./var")).resolve()
-    url = env.get("REMATCH_DATABASE_URL") or f"sqlite:///{home / 'rematch.sqlite'}"
-    return Settings(home=home, database_url=url, clock=clock or SystemClock())
+    smtp = env.get("REMATCH_SMTP_CONN_ID") or (
+        DEFAULT_SMTP_CONN_ID if env.get(f"AIRFLOW_CONN_{DEFAULT_SMTP_CONN_ID.upper()}") else None)
+    return Settings(
+        home=home,
+        database_url=env.get("REMATCH_DATABASE_URL") or f"sqlite:///{home / 'rematch.sqlite'}",
+        clock=clock or SystemClock(),
+        coordination_contact=env.get("REMATCH_COORDINATION_CONTACT", "").strip() or DEFAULT_COORDINATION_CONTACT,
+        inbox_url=env.get("REMATCH_INBOX_URL", ""),
+        smtp_conn_id=smtp,
+        limits=_limits(env),
+        max_invalid_share=float(env.get("REMATCH_MAX_INVALID_SHARE", DEFAULT_MAX_INVALID_SHARE)),
+        sqlite_busy_timeout_s=float(env.get("REMATCH_SQLITE_BUSY_TIMEOUT_S", DEFAULT_SQLITE_BUSY_TIMEOUT_S)),
+        expectations_dir=Path(env.get("REMATCH_EXPECTATIONS_DIR") or DEFAULT_EXPECTATIONS_DIR),
+        policy_file=Path(env.get("REMATCH_POLICY_FILE") or DEFAULT_POLICY_FILE),
+        ingest_schedule=env.get("REMATCH_INGEST_SCHEDULE") or DEFAULT_INGEST_SCHEDULE,
+        round_schedule=env.get("REMATCH_ROUND_SCHEDULE") or DEFAULT_ROUND_SCHEDULE,
+    )
+
+
+_LIBRARY_ENV_LOCK = threading.Lock()
+
+
+@contextmanager
+def fixed_font_timestamps() -> Iterator[None]:
+    """Pin fontTools' subset-font timestamps (SOURCE_DATE_EPOCH) while a PDF renders, then restore the environment.
+
+    WeasyPrint subsets fonts with HarfBuzz (libharfbuzz-subset0), which writes no timestamp; without that library it
+    falls back to fontTools, which stamps the current time into each embedded font unless SOURCE_DATE_EPOCH is set.
+    Not a setting of ours but the environment a library reads, so it is written here; one render at a time holds it.
+    """
+    with _LIBRARY_ENV_LOCK:
+        prior = os.environ.get("SOURCE_DATE_EPOCH")
+        if prior is None:
+            os.environ["SOURCE_DATE_EPOCH"] = "0"
+        try:
+            yield
+        finally:
+            if prior is None:
+                os.environ.pop("SOURCE_DATE_EPOCH", None)
 
 
 def load_policy(path: str | Path | None = None, overrides: dict[str, object] | None = None) -> Policy:
-    """Read the policy file (REMATCH_POLICY_FILE or the shipped default) and apply overrides."""
-    path = Path(path or os.environ.get("REMATCH_POLICY_FILE") or DEFAULT_POLICY_FILE)
+    """Read the policy file (`path`, else REMATCH_POLICY_FILE, else the shipped default) and apply overrides."""
+    path = Path(path or load_settings().policy_file)
     with open(path, "rb") as fh:
         raw = tomllib.load(fh)
     flat: dict[str, object] = {}

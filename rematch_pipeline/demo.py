@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.config import DEFAULT_COORDINATION_CONTACT, Settings, load_policy
 from rematch_pipeline.ingest.service import ingest_file
 from rematch_pipeline.packets.delivery import deliver_round
 from rematch_pipeline.packets.letters import render_round_letters
@@ -16,16 +16,14 @@ from rematch_pipeline.reports.round_report import write_round_report
 from rematch_pipeline.rounds import offer_round, run_round
 from rematch_pipeline.scenario import generate_scenario
 
+DEMO_COORDINATION_CONTACT = "Re:Match Koordinationsteam (Demo), koordination@rematch.example"
+
 
 def run_demo(settings: Settings, households: int, municipalities: int, seed: int, round_date: date) -> int:
     settings.ensure_dirs()
     # The letters tell households to answer the coordination team: the demo's is fictitious but reachable in form.
-    if not os.environ.get("REMATCH_COORDINATION_CONTACT"):
-        os.environ["REMATCH_COORDINATION_CONTACT"] = "Re:Match Koordinationsteam (Demo), koordination@rematch.example"
-        try:
-            return run_demo(settings, households, municipalities, seed, round_date)
-        finally:
-            del os.environ["REMATCH_COORDINATION_CONTACT"]
+    if settings.coordination_contact == DEFAULT_COORDINATION_CONTACT:
+        settings = replace(settings, coordination_contact=DEMO_COORDINATION_CONTACT)
     policy = load_policy()
     scenario_dir = settings.home / "scenario" / f"seed-{seed}"
     files = generate_scenario(scenario_dir, households=households, municipalities=municipalities, seed=seed,

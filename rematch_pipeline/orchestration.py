@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -24,20 +23,15 @@ ROUND_ASSET = "rematch_solved_round"
 # Spreadsheet and text files, those we cannot read included: the ingest says why (an old .xls: "save it as .xlsx",
 # a workbook with macros: refused) instead of the file lying unnoticed in the inbox. Other files stay where they are.
 INGEST_SUFFIXES = (".xlsx", ".csv", ".zip", ".txt", ".xls", ".xlsm", ".ods", ".tsv")
-# Every 15 minutes unless REMATCH_INGEST_SCHEDULE (a cron expression) says otherwise; read when the DAG is parsed.
-INGEST_SCHEDULE = os.environ.get("REMATCH_INGEST_SCHEDULE", "*/15 * * * *")
-# One matching round a week (Monday 06:00 UTC) unless REMATCH_ROUND_SCHEDULE says otherwise.
-ROUND_SCHEDULE = os.environ.get("REMATCH_ROUND_SCHEDULE", "0 6 * * 1")
 
 
 def inbox_url(settings: Settings | None = None) -> str:
     """REMATCH_INBOX_URL (any fsspec URL, e.g. s3://bucket/inbox), or the local `$REMATCH_HOME/inbox`."""
     from rematch_pipeline.config import load_settings
 
-    url = os.environ.get("REMATCH_INBOX_URL")
-    if url:
-        return url
     settings = settings or load_settings()
+    if settings.inbox_url:
+        return settings.inbox_url
     settings.ensure_dirs()
     return settings.inbox.resolve().as_uri()
 
@@ -59,11 +53,11 @@ def scan_inbox(settings: Settings | None = None) -> list[str]:
 
     from rematch_pipeline.config import load_settings
     from rematch_pipeline.db import tables as t
-    from rematch_pipeline.db.engine import get_engine, migrate
+    from rematch_pipeline.db.engine import migrate
 
     settings = settings or load_settings()
     migrate(settings.database_url)
-    with get_engine(settings.database_url).connect() as conn:
+    with settings.engine().connect() as conn:
         known = set(conn.execute(select(t.raw_files.c.sha256)).scalars())
     inbox = ObjectStoragePath(inbox_url(settings))
     files = sorted((p for p in inbox.iterdir() if p.is_file() and p.suffix.lower() in INGEST_SUFFIXES), key=str)
@@ -184,11 +178,11 @@ def open_round_ids() -> list[str]:
 
     from rematch_pipeline.config import load_settings
     from rematch_pipeline.db import tables as t
-    from rematch_pipeline.db.engine import get_engine, migrate
+    from rematch_pipeline.db.engine import migrate
 
     settings = load_settings()
     migrate(settings.database_url)
-    with get_engine(settings.database_url).connect() as conn:
+    with settings.engine().connect() as conn:
         return [str(r) for r in conn.execute(select(t.rounds.c.round_id).where(t.rounds.c.status == "offered")
                                              .order_by(t.rounds.c.round_date)).scalars()]
 
@@ -198,11 +192,11 @@ def latest_round_id() -> str:
 
     from rematch_pipeline.config import load_settings
     from rematch_pipeline.db import tables as t
-    from rematch_pipeline.db.engine import get_engine, migrate
+    from rematch_pipeline.db.engine import migrate
 
     settings = load_settings()
     migrate(settings.database_url)
-    with get_engine(settings.database_url).connect() as conn:
+    with settings.engine().connect() as conn:
         rid = conn.execute(select(t.rounds.c.round_id).where(t.rounds.c.status.in_(("solved", "offered", "closed")))
                            .order_by(t.rounds.c.round_date.desc()).limit(1)).scalar()
     if rid is None:

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, select, update
 from rematch_pipeline import store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import get_engine, migrate
+from rematch_pipeline.db.engine import migrate
 from rematch_pipeline.domain import Policy
 
 # Quarantined rows of these tables belong to one thing to correct, named by these record fields.
@@ -35,7 +35,7 @@ def list_quarantine(settings: Settings, include_resolved: bool = False) -> list[
          .order_by(t.quarantine.c.id))
     if not include_resolved:
         q = q.where(t.quarantine.c.resolved_at.is_(None))
-    with get_engine(settings.database_url).connect() as conn:
+    with settings.engine().connect() as conn:
         return [{**r._mapping, "file": r.file or COMMAND_LINE} for r in conn.execute(q)]
 
 
@@ -130,7 +130,7 @@ def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: 
     from rematch_pipeline.ingest.service import ingest_file
 
     migrate(settings.database_url)
-    engine = get_engine(settings.database_url)
+    engine = settings.engine()
     with engine.connect() as conn:
         row = conn.execute(select(t.quarantine).where(t.quarantine.c.id == quarantine_id)).first()
     if row is None:

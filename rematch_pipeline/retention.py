@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, select, update
 from rematch_pipeline import offers, store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import get_engine, migrate
+from rematch_pipeline.db.engine import migrate
 from rematch_pipeline.packets.versions import RESTORE_PREFIX, versioned
 from rematch_pipeline.snapshot import canonical, unpack
 
@@ -128,7 +128,7 @@ def purge(settings: Settings, before: date, actor: str = "cli") -> PurgeReport:
     migrate(settings.database_url)
     cutoff = datetime.combine(before, time.min, tzinfo=UTC)
     report = PurgeReport()
-    with get_engine(settings.database_url).begin() as conn:
+    with settings.engine().begin() as conn:
         rows = conn.execute(select(t.households.c.case_id, t.households.c.pseudonym).where(
             t.households.c.status.in_(CLOSED_STATES), t.households.c.closed_at < cutoff,
             t.households.c.purged_at.is_(None)).order_by(t.households.c.case_id)).all()
@@ -146,7 +146,7 @@ def erase(settings: Settings, case_id: str, actor: str = "cli") -> PurgeReport:
     """Erase one household's personal details on request; it leaves the pool and any pending offer expires."""
     migrate(settings.database_url)
     report = PurgeReport()
-    with get_engine(settings.database_url).begin() as conn:
+    with settings.engine().begin() as conn:
         row = conn.execute(select(t.households).where(t.households.c.case_id == case_id)).first()
         if row is None:
             raise LookupError(f"no household with case_id {case_id!r}")

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, insert, select, text, update
 from rematch_pipeline import offers, store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import get_engine, migrate
+from rematch_pipeline.db.engine import migrate
 from rematch_pipeline.domain import Policy
 from rematch_pipeline.forms import safe_text
 from rematch_pipeline.matching.engine import match
@@ -75,7 +75,7 @@ def plan_round(settings: Settings, policy: Policy, round_date: date, actor: str 
     """Record the round for `round_date` as planned with its policy (idempotent); returns the round id."""
     migrate(settings.database_url)
     round_id = round_id_for(round_date)
-    with get_engine(settings.database_url).begin() as conn:
+    with settings.engine().begin() as conn:
         _lock_round(conn, round_id)
         if conn.execute(select(t.rounds.c.status).where(t.rounds.c.round_id == round_id)).first() is None:
             at = settings.clock.now()
@@ -97,7 +97,7 @@ def load_round_inputs(conn: Connection, round_id: str, round_date: date, policy:
 
 def _status(settings: Settings, round_id: str) -> str | None:
     migrate(settings.database_url)
-    with get_engine(settings.database_url).connect() as conn:
+    with settings.engine().connect() as conn:
         return conn.execute(select(t.rounds.c.status).where(t.rounds.c.round_id == round_id)).scalar()
 
 
@@ -112,7 +112,7 @@ def run_round(settings: Settings, policy: Policy, round_date: date, actor: str =
     if not allow_future and round_date > today and _status(settings, round_id_for(round_date)) not in SOLVED_STATES:
         refuse_future(round_date, today, "the round date")  # (a round solved before is only read back)
     round_id = plan_round(settings, policy, round_date, actor)
-    with get_engine(settings.database_url).begin() as conn:
+    with settings.engine().begin() as conn:
         _lock_round(conn, round_id)
         row = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).one()
         solved_before = row.status in SOLVED_STATES
@@ -149,7 +149,7 @@ def _solve(conn: Connection, row: Any, policy: Policy, actor: str, at: datetime)
 
 def offer_round(settings: Settings, round_id: str, actor: str = "cli") -> int:
     """Make the offers of a solved round (idempotent: an offered or closed round is left as it is)."""
-    with get_engine(settings.database_url).begin() as conn:
+    with settings.engine().begin() as conn:
         _lock_round(conn, round_id)
         status = conn.execute(select(t.rounds.c.status).where(t.rounds.c.round_id == round_id)).scalar()
         if status is None:
@@ -181,7 +181,7 @@ def settle_offers(settings: Settings, today: date, actor: str = "cli", *, allow_
     if not allow_future:
         refuse_future(today, settings.clock.today(), "the settlement date")
     migrate(settings.database_url)
-    with get_engine(settings.database_url).begin() as conn:
+    with settings.engine().begin() as conn:
         return offers.expire_offers(conn, today, actor, settings.clock.now())
 
 
@@ -192,7 +192,7 @@ def decide(settings: Settings, case_id: str, round_id: str, decision: str, reaso
     migrate(settings.database_url)
     at = settings.clock.now()
     when = decided_at or at
-    with get_engine(settings.database_url).begin() as conn:
+    with settings.engine().begin() as conn:
         outcome = offers.record_decision(conn, case_id, round_id, decision, when, reason, actor, at, source="cli")
         if outcome != "inserted":
             field, rule, message = offers.DECISION_REJECTS[outcome]
@@ -206,7 +206,7 @@ def decide(settings: Settings, case_id: str, round_id: str, decision: str, reaso
 
 
 def summarize(settings: Settings, round_id: str, already_existed: bool = False) -> RoundSummary:
-    engine = get_engine(settings.database_url)
+    engine = settings.engine()
     with engine.connect() as conn:
         r = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
         if r is None:
@@ -251,7 +251,7 @@ TIME_LIMIT_WARNING = ("the solve reached its time limit before its fixed work wa
 
 def latest_round_id(settings: Settings) -> str:
     migrate(settings.database_url)
-    with get_engine(settings.database_url).connect() as conn:
+    with settings.engine().connect() as conn:
         rid = conn.execute(select(t.rounds.c.round_id).order_by(t.rounds.c.round_date.desc()).limit(1)).scalar()
     if rid is None:
         raise LookupError("there is no round yet; run `rematch round run --date YYYY-MM-DD` first")
@@ -274,7 +274,7 @@ class ReplayReport:
 
 def replay_round(settings: Settings, round_id: str) -> ReplayReport:
     """Re-solve a round from its stored snapshot and compare with the stored assignments."""
-    with get_engine(settings.database_url).connect() as conn:
+    with settings.engine().connect() as conn:
         snap = conn.execute(select(t.round_inputs).where(t.round_inputs.c.round_id == round_id)).first()
         if snap is None:
             raise LookupError(f"round {round_id} has no stored input snapshot (not solved, or solved before "
@@ -296,7 +296,7 @@ def replay_round(settings: Settings, round_id: str) -> ReplayReport:
 
 def export_round(settings: Settings, round_id: str, out_dir: Path) -> tuple[Path, Path]:
     """Write assignments.csv and round.json as in section 4 of the data contract."""
-    engine = get_engine(settings.database_url)
+    engine = settings.engine()
     with engine.connect() as conn:
         r = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
         if r is None:

@@ -2,39 +2,34 @@
 
 from __future__ import annotations
 
-import os
+import functools
+import html
+import json
+import logging
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
 
-# Must be set before GX is imported: no usage statistics leave the machine.
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
-import functools  # noqa: E402
-import html  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import re  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Iterable, Mapping  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from datetime import UTC, date, datetime, timedelta  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-from urllib.parse import unquote, urlparse  # noqa: E402
-
-import great_expectations as gx  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from great_expectations.checkpoint import Checkpoint  # noqa: E402
-from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
-from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
-from great_expectations.exceptions import DataContextError  # noqa: E402
-from great_expectations.exceptions.resource_freshness import (  # noqa: E402
+import great_expectations as gx
+import numpy as np
+import pandas as pd
+from great_expectations.checkpoint import Checkpoint
+from great_expectations.core.run_identifier import RunIdentifier
+from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.exceptions import DataContextError
+from great_expectations.exceptions.resource_freshness import (
     ResourceFreshnessAggregateError,
     ResourceFreshnessError,
 )
 
-from rematch_pipeline.canonical import identifier_problem, parse_instant  # noqa: E402
-from rematch_pipeline.config import Settings  # noqa: E402
-from rematch_pipeline.domain import LAND_BY_AGS_PREFIX  # noqa: E402
+from rematch_pipeline.canonical import identifier_problem, parse_instant
+from rematch_pipeline.config import DEFAULT_EXPECTATIONS_DIR, Settings
+from rematch_pipeline.domain import LAND_BY_AGS_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -80,17 +75,12 @@ class TableValidation:
     result: dict = field(repr=False)  # the JSON-able GX validation result
 
 
-def expectations_dir() -> Path:
-    override = os.environ.get("REMATCH_EXPECTATIONS_DIR")
-    return Path(override) if override else Path(__file__).resolve().parent.parent / "expectations"
-
-
-def load_suite_dict(table: str) -> dict[str, Any]:
+def load_suite_dict(table: str, expectations_dir: Path = DEFAULT_EXPECTATIONS_DIR) -> dict[str, Any]:
     """The reviewable suite file of `table` (the JSON form of a GX ExpectationSuite), as it is run: rules on health
     columns judged aside (`_shield`)."""
     if table not in TABLES:
         raise ValueError(f"no expectation suite for table {table!r}; expected one of {', '.join(TABLES)}")
-    path = expectations_dir() / f"{table}.json"
+    path = expectations_dir / f"{table}.json"
     stat = path.stat()
     # Parsed afresh on every call: callers may change their copy without touching the next caller's.
     return _with_storage_rules(table, _shield(json.loads(_read_suite_text(str(path), stat.st_mtime_ns, stat.st_size))))
@@ -556,10 +546,11 @@ def prepare_frame(
     related: Mapping[str, pd.DataFrame] | None = None,
     today: date,
     now: datetime | None = None,
+    expectations_dir: Path = DEFAULT_EXPECTATIONS_DIR,
 ) -> tuple[pd.DataFrame, list[str]]:
     """A copy of `df` as the suite sees it: blanks as empty, missing contract columns added, derived columns added;
     date rules are judged on `today`."""
-    suite_dict = load_suite_dict(table)
+    suite_dict = load_suite_dict(table, expectations_dir)
     related = related or {}
     frame = df.copy()
     suite_cols = _suite_columns(suite_dict)
@@ -697,8 +688,9 @@ def validate_table(
     started = time.perf_counter()
     today = settings.clock.today()
     now = settings.clock.now()
-    suite_dict = load_suite_dict(table)
-    frame, missing = prepare_frame(table, df, related=related, today=today, now=now)
+    suite_dict = load_suite_dict(table, settings.expectations_dir)
+    frame, missing = prepare_frame(table, df, related=related, today=today, now=now,
+                                   expectations_dir=settings.expectations_dir)
 
     settings.data_docs.mkdir(parents=True, exist_ok=True)
     project = _project(settings.gx_root.resolve(), settings.data_docs.resolve())

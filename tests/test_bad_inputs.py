@@ -8,7 +8,7 @@ import io
 import re
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Connection, insert, select
 
 from rematch_pipeline.clock import ManualClock
-from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.config import Settings, load_policy, load_settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
 from rematch_pipeline.ingest.readers import read_file
@@ -704,8 +704,7 @@ def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_bad_input_catalogue(case: Case, db_url: str, shared_home: Path, tmp_path: Path,
-                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_input_catalogue(case: Case, db_url: str, shared_home: Path, tmp_path: Path) -> None:
     settings = Settings(home=shared_home, database_url=db_url, clock=ManualClock(TODAY))
     policy = load_policy()
     inbox = tmp_path / "in"
@@ -721,10 +720,10 @@ def test_bad_input_catalogue(case: Case, db_url: str, shared_home: Path, tmp_pat
     for i, (name, data) in enumerate(case.after_setup):
         (inbox / f"s{i}_{name}").write_bytes(data)
         assert ingest_file(inbox / f"s{i}_{name}", settings, policy).accepted == 1
-    # Each case is a tiny file, so one bad row is a large share; only the held case uses a real threshold.
-    monkeypatch.setenv("REMATCH_MAX_INVALID_SHARE", "1")
-    for key, value in case.env.items():
-        monkeypatch.setenv(key, value)
+    # Each case is a tiny file, so one bad row is a large share; only the held case uses a real threshold. The
+    # case's environment is read as production reads it.
+    settings = load_settings({"REMATCH_HOME": str(shared_home), "REMATCH_DATABASE_URL": db_url,
+                              "REMATCH_MAX_INVALID_SHARE": "1", **case.env}, clock=ManualClock(TODAY))
     name, data = case.file
     (inbox / name).write_bytes(data)
     report = ingest_file(inbox / name, settings, policy)
@@ -786,9 +785,8 @@ def test_same_file_twice_is_a_duplicate_that_changes_nothing(settings: Settings,
         assert len(conn.execute(select(t.raw_files)).all()) == 1
 
 
-def test_quarantine_messages_carry_no_personal_data(settings: Settings, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REMATCH_MAX_INVALID_SHARE", "1")
+def test_quarantine_messages_carry_no_personal_data(settings: Settings, tmp_path: Path) -> None:
+    settings = replace(settings, max_invalid_share=1.0)
     secret = x.household("RM-A", contact_phone="+48 601 234 567", contact_email="olena@example.org",
                          notes="Diagnosis: secret", interview_date="2030-01-01")
     path = tmp_path / "pii.xlsx"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from rematch_pipeline.clock import ManualClock, SystemClock
+from tests.source_names import names_used
 
 REPO = Path(__file__).resolve().parent.parent
 SHIFT_DAYS = 366  # a year ahead, across a leap day or not
@@ -30,31 +31,13 @@ _PARSES_NOW = {"pandas.Timestamp", "pandas.to_datetime", "numpy.datetime64"}
 
 
 def _clock_reads(path: Path) -> list[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    alias: dict[str, str] = {}  # local name -> what it names
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            alias.update({a.asname or a.name.split(".")[0]: a.name if a.asname else a.name.split(".")[0]
-                          for a in node.names})
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            alias.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})
-
-    def dotted(node: ast.expr) -> str | None:
-        if isinstance(node, ast.Name):
-            return alias.get(node.id, node.id)
-        if isinstance(node, ast.Attribute):
-            owner = dotted(node.value)
-            return f"{owner}.{node.attr}" if owner else None
-        return None
-
     found = []
-    for node in ast.walk(tree):
-        name = dotted(node) if isinstance(node, (ast.Name, ast.Attribute)) else None
+    for node, name in names_used(path):
         if name in _CLOCK_READS:
             found.append(f"{path.relative_to(REPO)}:{node.lineno} {name}")
-        if isinstance(node, ast.Call) and dotted(node.func) in _PARSES_NOW and any(
+        if isinstance(node, ast.Call) and name in _PARSES_NOW and any(
                 isinstance(a, ast.Constant) and str(a.value).strip().lower() in ("now", "today") for a in node.args):
-            found.append(f"{path.relative_to(REPO)}:{node.lineno} {dotted(node.func)}(now)")
+            found.append(f"{path.relative_to(REPO)}:{node.lineno} {name}(now)")
     return sorted(set(found))
 
 

@@ -6,6 +6,7 @@ import email
 import email.policy
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.config import Settings, load_policy, load_settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine
 from rematch_pipeline.ingest.service import ingest_file
@@ -60,6 +61,13 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
         controller.stop()
 
 
+def _through_smtp(settings: Settings) -> Settings:
+    # As production decides it: an AIRFLOW_CONN_REMATCH_SMTP in the environment (set by `smtp`) means deliver by mail.
+    conn_id = load_settings().smtp_conn_id
+    assert conn_id == "rematch_smtp"
+    return replace(settings, smtp_conn_id=conn_id)
+
+
 def _solved_round(settings: Settings, tmp_path: Path) -> str:
     policy = load_policy()
     files = generate_scenario(tmp_path / "scenario", households=16, municipalities=4, seed=3, round_date=ROUND_DATE)
@@ -85,6 +93,7 @@ def _packets(settings: Settings, round_id: str) -> dict[str, Any]:
 
 def test_packets_are_emailed_to_the_offer_contact_exactly_once_across_retries(
         settings: Settings, tmp_path: Path, smtp: Inbox) -> None:
+    settings = _through_smtp(settings)
     round_id = _solved_round(settings, tmp_path)
     packets = _packets(settings, round_id)
     first = deliver_round(settings, load_policy(), round_id, kinds=("packet",))
@@ -110,6 +119,7 @@ def test_packets_are_emailed_to_the_offer_contact_exactly_once_across_retries(
 
 
 def test_a_changed_packet_is_delivered_as_a_new_version(settings: Settings, tmp_path: Path, smtp: Inbox) -> None:
+    settings = _through_smtp(settings)
     round_id = _solved_round(settings, tmp_path)
     deliver_round(settings, load_policy(), round_id, kinds=("packet",))
     sent = len(smtp.messages)
@@ -130,6 +140,7 @@ def test_a_changed_packet_is_delivered_as_a_new_version(settings: Settings, tmp_
 
 def test_an_interrupted_delivery_is_retried_and_then_recorded_once(
         settings: Settings, tmp_path: Path, smtp: Inbox) -> None:
+    settings = _through_smtp(settings)
     round_id = _solved_round(settings, tmp_path)
     smtp.fail_next = True  # the server refuses the first message: the run fails after claiming it
     with pytest.raises(Exception):  # noqa: B017 (the SMTP library's error type is not ours to pin)

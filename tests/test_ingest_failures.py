@@ -13,7 +13,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from rematch_pipeline import orchestration
 from rematch_pipeline.cli import main
-from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.config import Settings, load_policy, load_settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
 from rematch_pipeline.ingest import service
@@ -128,9 +128,10 @@ def test_a_locked_database_stops_ingest_with_exit_3_and_records_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], clock: Any) -> None:
     import sqlite3
 
-    monkeypatch.setenv("REMATCH_SQLITE_BUSY_TIMEOUT_S", "0.2")
     db = tmp_path / "locked.sqlite"
-    settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{db}", clock=clock)
+    settings = load_settings({"REMATCH_HOME": str(tmp_path / "home"), "REMATCH_DATABASE_URL": f"sqlite:///{db}",
+                              "REMATCH_SQLITE_BUSY_TIMEOUT_S": "0.2"}, clock=clock)
+    assert settings.sqlite_busy_timeout_s == 0.2
     migrate(settings.database_url)
     path = tmp_path / "capacity.csv"
     path.write_bytes(x.capacity_csv([x.offer("OF-1")]))

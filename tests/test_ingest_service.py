@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,10 @@ A, B = x.household("RM-A"), x.household("RM-B")
 MEMBERS = {"uuid-RM-A": x.family("head", "child"), "uuid-RM-B": x.family("head")}
 
 
-@pytest.fixture(autouse=True)
-def _tolerant(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REMATCH_MAX_INVALID_SHARE", "1")
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # Most files here hold invalid rows on purpose: none of them is held back for their share.
+    return replace(settings, max_invalid_share=1.0)
 
 
 def test_ingest_json_reports_format_counts_duplicate_flag_and_data_docs(settings: Settings, tmp_path: Path,
@@ -119,7 +121,7 @@ def test_quarantine_resubmit_of_a_refused_file(settings: Settings, tmp_path: Pat
 def test_a_corrected_file_for_a_held_batch_resolves_every_row_of_it_that_it_fixes(
         settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("REMATCH_MAX_INVALID_SHARE", "0.5")
+    settings = replace(settings, max_invalid_share=0.5)
     held = tmp_path / "held.csv"
     held.write_bytes(x.capacity_csv([x.offer("OF-1", ags="x"), x.offer("OF-2", state="HH"), x.offer("OF-3")]))
     assert ingest_file(held, settings, load_policy()).status == "held"
@@ -142,7 +144,7 @@ def test_a_corrected_file_for_a_held_batch_resolves_every_row_of_it_that_it_fixe
 
 def test_a_held_batch_stays_quarantined_until_its_valid_rows_are_stored_too(
         settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REMATCH_MAX_INVALID_SHARE", "0.5")
+    settings = replace(settings, max_invalid_share=0.5)
     held = tmp_path / "held.csv"
     held.write_bytes(x.capacity_csv([x.offer("OF-1", ags="x"), x.offer("OF-2", state="HH"), x.offer("OF-3")]))
     ingest_file(held, settings, load_policy())
@@ -226,7 +228,7 @@ def test_inbox_url_can_point_to_any_fsspec_location(settings: Settings, monkeypa
     mem = fsspec.filesystem("memory")
     attach("memory", fs=mem)
     mem.pipe("/rematch-inbox/cap.csv", x.capacity_csv([x.offer()]))
-    monkeypatch.setenv("REMATCH_INBOX_URL", "memory://rematch-inbox")
+    settings = replace(settings, inbox_url="memory://rematch-inbox")
     (url,) = orchestration.scan_inbox(settings)
     assert url.startswith("memory://")
     report = orchestration.ingest_path(url, settings)

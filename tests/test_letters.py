@@ -19,7 +19,13 @@ from pypdf import PdfReader
 from sqlalchemy import insert, select, update
 
 from rematch_pipeline import store
-from rematch_pipeline.config import DEFAULT_COORDINATION_CONTACT, Settings, coordination_contact, load_policy
+from rematch_pipeline.config import (
+    DEFAULT_COORDINATION_CONTACT,
+    Settings,
+    load_policy,
+    load_settings,
+    reachable_contact,
+)
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
 from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Member, Policy, pseudonym
@@ -457,7 +463,7 @@ def test_rerendering_round_letters_is_idempotent_and_a_changed_letter_is_a_new_v
     assert _outbox_files(settings) == files
 
     # A changed letter (the coordination team's contact) becomes version 2; version 1 stays, renamed.
-    monkeypatch.setenv("REMATCH_COORDINATION_CONTACT", "Neues Team, neu@rematch.example")
+    settings = replace(settings, coordination_contact="Neues Team, neu@rematch.example")
     changed = render_round_letters(settings, policy, round_id)
     assert all(r["new"] and r["version"] == 2 for r in changed)
     now = _outbox_files(settings)
@@ -509,6 +515,6 @@ def test_a_coordination_contact_households_cannot_reach_is_warned_about(
         value: str, warned: bool, caplog: pytest.LogCaptureFixture) -> None:
     # Letters tell households to answer the coordination team: a name alone gives them no way to.
     with caplog.at_level(logging.WARNING, logger="rematch_pipeline.config"):
-        contact = coordination_contact({"REMATCH_COORDINATION_CONTACT": value} if value else {})
+        contact = reachable_contact(load_settings({"REMATCH_COORDINATION_CONTACT": value} if value else {}))
     assert contact == (value or DEFAULT_COORDINATION_CONTACT)
     assert ("no e-mail address or phone number" in caplog.text) is warned

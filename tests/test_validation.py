@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 from html import escape as html_escape
 from pathlib import Path
@@ -12,12 +13,11 @@ import pytest
 
 from rematch_pipeline import domain
 from rematch_pipeline.clock import ManualClock
-from rematch_pipeline.config import Settings
+from rematch_pipeline.config import Settings, load_settings
 from rematch_pipeline.validation import (
     TABLES,
     RowError,
     TableValidation,
-    expectations_dir,
     load_suite_dict,
     validate_batch,
     validate_table,
@@ -367,15 +367,17 @@ def test_suites_use_the_domain_choice_lists() -> None:
     assert weights <= {e["kwargs"].get("column") for e in load_suite_dict("households")["expectations"]}
 
 
-def test_expectations_dir_can_be_overridden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert expectations_dir() == Path(__file__).resolve().parent.parent / "expectations"
+def test_expectations_dir_can_be_overridden(tmp_path: Path) -> None:
+    assert load_settings({}).expectations_dir == Path(__file__).resolve().parent.parent / "expectations"
     suite = load_suite_dict("members")
     suite["expectations"] = [e for e in suite["expectations"] if e["meta"]["rule"] != "sex_allowed_value"]
     (tmp_path / "members.json").write_text(json.dumps(suite), encoding="utf-8")
-    monkeypatch.setenv("REMATCH_EXPECTATIONS_DIR", str(tmp_path))
-    assert expectations_dir() == tmp_path
-    settings = Settings(home=tmp_path / "home", database_url="sqlite://", clock=ManualClock(TODAY))
+    settings = load_settings({"REMATCH_HOME": str(tmp_path / "home"), "REMATCH_DATABASE_URL": "sqlite://",
+                              "REMATCH_EXPECTATIONS_DIR": str(tmp_path)}, clock=ManualClock(TODAY))
+    assert settings.expectations_dir == tmp_path
     assert check("members", [member("A", sex="unknown")], settings).success
+    assert not check("members", [member("A", sex="unknown")], replace(settings, home=tmp_path / "h2",
+                     expectations_dir=load_settings({}).expectations_dir)).success
 
 
 def test_unknown_table_and_ambiguous_index_are_rejected(settings: Settings) -> None:

@@ -10,6 +10,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
+from rematch_pipeline.config import DEFAULT_SQLITE_BUSY_TIMEOUT_S
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -30,14 +32,12 @@ def is_busy(exc: BaseException) -> bool:
 
 
 @lru_cache(maxsize=8)
-def get_engine(url: str) -> Engine:
+def get_engine(url: str, busy_timeout_s: float = DEFAULT_SQLITE_BUSY_TIMEOUT_S) -> Engine:
     """The engine for `url`. Its errors never show bound parameters: they are the rows of a file, personal data."""
     if url.startswith("sqlite"):
         Path(url.split("///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True) if "///" in url else None
         # How long a writer waits for another run's write to end before it gives up (then: exit 3, try again).
-        from rematch_pipeline.config import sqlite_busy_timeout_s
-
-        engine = create_engine(url, connect_args={"timeout": sqlite_busy_timeout_s()}, hide_parameters=True)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_s}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]

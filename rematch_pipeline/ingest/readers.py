@@ -107,7 +107,7 @@ def read_file(path: Path, limits: Limits | None = None, name: str | None = None)
     """
     path = Path(path)
     label = name or str(path)
-    limits = limits or Limits.from_env()
+    limits = limits or Limits()
     check_size(path, label, limits)
     with open(path, "rb") as fh:
         head = fh.read(8)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 import zipfile
@@ -20,21 +19,12 @@ class RefusedFileError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
+    """What a file may weigh; configured by REMATCH_MAX_FILE_MB and its siblings (config.load_settings)."""
+
     max_file_bytes: int = 200 * 1024 * 1024
     max_zip_ratio: float = 200.0  # uncompressed / compressed, per entry (spreadsheet XML compresses 10-50x)
     max_unzipped_bytes: int = 2 * 1024 * 1024 * 1024
     max_zip_entries: int = 10_000
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Limits:
-        env = dict(os.environ) if env is None else env
-        d = cls()
-        return cls(
-            max_file_bytes=int(float(env.get("REMATCH_MAX_FILE_MB", d.max_file_bytes / 2**20)) * 2**20),
-            max_zip_ratio=float(env.get("REMATCH_MAX_ZIP_RATIO", d.max_zip_ratio)),
-            max_unzipped_bytes=int(float(env.get("REMATCH_MAX_UNZIPPED_MB", d.max_unzipped_bytes / 2**20)) * 2**20),
-            max_zip_entries=int(env.get("REMATCH_MAX_ZIP_ENTRIES", d.max_zip_entries)),
-        )
 
 
 # An entry below this size cannot be a bomb, whatever its ratio (a sheet of blanks compresses 1000x).

@@ -21,14 +21,13 @@ from sqlalchemy import insert, select, update
 from rematch_pipeline import offers, store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import get_engine, is_busy, migrate
+from rematch_pipeline.db.engine import is_busy, migrate
 from rematch_pipeline.domain import Policy
-from rematch_pipeline.ingest.safety import Limits, RefusedFileError, check_size
+from rematch_pipeline.ingest.safety import RefusedFileError, check_size
 from rematch_pipeline.quarantine import FAILED_RULE
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_INVALID_SHARE = 0.5
 FAILED = "failed"  # a file whose processing failed: recorded, nothing applied, tried again only on resubmission
 
 
@@ -84,10 +83,6 @@ def archive_file(path: Path, settings: Settings, digest: str) -> Path:
         finally:
             Path(tmp_name).unlink(missing_ok=True)
     return target
-
-
-def _max_invalid_share() -> float:
-    return float(os.environ.get("REMATCH_MAX_INVALID_SHARE", DEFAULT_MAX_INVALID_SHARE))
 
 
 def _record(df: pd.DataFrame, idx: Any) -> dict[str, Any]:
@@ -165,7 +160,7 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
         raise FileNotFoundError(f"{path}: no such file")
     settings.ensure_dirs()
     migrate(settings.database_url)
-    engine = get_engine(settings.database_url)
+    engine = settings.engine()
     digest = sha256_of(path)
     with engine.connect() as conn:
         seen = conn.execute(select(t.raw_files).where(t.raw_files.c.sha256 == digest)).first()
@@ -175,7 +170,7 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
     if seen is not None and not (retry_failed and seen.status == FAILED):
         return _duplicate_report(name, digest, seen, list(runs), settings)
     try:
-        check_size(path, name, Limits.from_env())
+        check_size(path, name, settings.limits)
         refused = None
     except RefusedFileError as exc:  # refused before a copy is made: the archive never holds it
         refused = exc
@@ -225,7 +220,7 @@ def _store_raw(conn: Any, attempt: _Attempt, **values: Any) -> int:
 def _refuse(attempt: _Attempt, status: str, rule: str, message: str, settings: Settings) -> IngestReport:
     """Record a file refused or not recognised as a whole: its raw_files row and one quarantine row saying why."""
     at = settings.clock.now()
-    with get_engine(settings.database_url).begin() as conn:
+    with settings.engine().begin() as conn:
         raw_id = _store_raw(conn, attempt, kind=None, status=status)
         conn.execute(insert(t.quarantine).values(raw_file_id=raw_id, table_name="file", sheet=None,
                                                  source_row=None, field=None, rule=rule,
@@ -240,11 +235,11 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings, poli
     from rematch_pipeline.ingest.readers import UnrecognisedFileError, read_file
     from rematch_pipeline.validation import RowError, validate_batch
 
-    engine = get_engine(settings.database_url)
+    engine = settings.engine()
     name, digest, actor = attempt.name, attempt.digest, attempt.actor
     started = time.perf_counter()
     try:
-        batch = read_file(archived, name=name)
+        batch = read_file(archived, settings.limits, name=name)
     except (UnrecognisedFileError, RefusedFileError) as exc:
         status, rule = (("refused", exc.rule) if isinstance(exc, RefusedFileError)
                         else ("unrecognised", "unrecognised_file"))
@@ -259,7 +254,7 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings, poli
     validated = time.perf_counter()
     total = sum(len(df) for df in batch.tables.values())
     invalid = sum(len(r.invalid_rows) for r in results.values())
-    held = total > 0 and invalid / total > _max_invalid_share()
+    held = total > 0 and invalid / total > settings.max_invalid_share
     report = IngestReport(name, digest, "held" if held else "ingested", "", kind=batch.kind, format=batch.format,
                           notes=list(batch.notes))
     at = settings.clock.now()
@@ -287,7 +282,7 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings, poli
                 q_rows.append(dict(raw_file_id=raw_id, table_name=table, sheet=None, source_row=None, field=None,
                                    rule="batch_held", record=None, created_at=at,
                                    message=f"{invalid} of {total} rows invalid (more than "
-                                           f"{_max_invalid_share():.0%}); batch held for review"))
+                                           f"{settings.max_invalid_share:.0%}); batch held for review"))
             if q_rows:
                 conn.execute(insert(t.quarantine), q_rows)
             bad = set(res.invalid_rows) | {r.index for r in rejects if r.table == table}
@@ -375,7 +370,7 @@ def _record_failure(exc: Exception, attempt: _Attempt, settings: Settings) -> In
         report.counts[table] = {"rows": len(df), "accepted": 0, "quarantined": 0, "held": len(df)}
     report.rows_read = report.held = sum(c["rows"] for c in report.counts.values())
     at = settings.clock.now()
-    with get_engine(settings.database_url).begin() as conn:
+    with settings.engine().begin() as conn:
         report.raw_file_id = _store_raw(conn, attempt, kind=report.kind, format=report.format, status=FAILED)
         conn.execute(insert(t.quarantine).values(raw_file_id=report.raw_file_id, table_name="file", sheet=None,
                                                  source_row=None, field=None, rule=FAILED_RULE,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from rematch_pipeline import store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import get_engine, migrate
+from rematch_pipeline.db.engine import migrate
 from rematch_pipeline.domain import Policy, pseudonym
 
 log = logging.getLogger(__name__)
@@ -23,7 +22,6 @@ log = logging.getLogger(__name__)
 # The Airflow connection that carries the SMTP server (conn type smtp, extras as the Airflow SMTP provider reads them:
 # from_email, disable_ssl, disable_tls, timeout, retry_limit). Defined like any Airflow connection, e.g. by
 # AIRFLOW_CONN_REMATCH_SMTP='smtp://user:password@mail.example.org:465?from_email=matching%40example.org'.
-DEFAULT_SMTP_CONN_ID = "rematch_smtp"
 DOCUMENTS = ("packet", "letter")
 
 
@@ -72,19 +70,11 @@ class SmtpMailer:
                                   custom_headers={"Message-ID": message_id})
 
 
-def smtp_conn_id() -> str | None:
-    """The SMTP connection to deliver through, or None: then the outbox is the delivery."""
-    explicit = os.environ.get("REMATCH_SMTP_CONN_ID")
-    if explicit:
-        return explicit
-    return DEFAULT_SMTP_CONN_ID if os.environ.get(f"AIRFLOW_CONN_{DEFAULT_SMTP_CONN_ID.upper()}") else None
-
-
 def round_documents(settings: Settings, policy: Policy, round_id: str, kinds: tuple[str, ...] = DOCUMENTS,
                     ags: str | None = None) -> list[Document]:
     """The latest version of every packet and letter of a round, with the address it goes to."""
     docs: list[Document] = []
-    with get_engine(settings.database_url).connect() as conn:
+    with settings.engine().connect() as conn:
         if "packet" in kinds:
             latest = (select(t.packets.c.ags, func.max(t.packets.c.version).label("version"))
                       .where(t.packets.c.round_id == round_id).group_by(t.packets.c.ags).subquery())
@@ -177,7 +167,7 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
     The ledger row is committed before the e-mail is handed to the server and marked delivered after; if the
     process dies in between, the next run sends again with the same Message-ID (receivers can drop the copy).
     """
-    engine = get_engine(settings.database_url)
+    engine = settings.engine()
     results = []
     for doc in docs:
         channel = "smtp" if mailer is not None and doc.address else "outbox"
@@ -227,7 +217,7 @@ def deliver_round(settings: Settings, policy: Policy, round_id: str, actor: str 
     docs = round_documents(settings, policy, round_id, kinds, ags)
     if mailer is not None:
         return deliver_documents(settings, docs, actor, mailer)
-    conn_id = smtp_conn_id()
+    conn_id = settings.smtp_conn_id
     if conn_id is None or not any(d.address for d in docs):
         return deliver_documents(settings, docs, actor)
     with SmtpMailer(conn_id) as smtp:

@@ -23,9 +23,9 @@ from jinja2 import Environment
 from sqlalchemy import insert, select
 
 from rematch_pipeline import store
-from rematch_pipeline.config import Settings, coordination_contact
+from rematch_pipeline.config import Settings, reachable_contact
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import get_engine, migrate
+from rematch_pipeline.db.engine import migrate
 from rematch_pipeline.domain import (
     LANGUAGES,
     MEDICAL_SERVICES,
@@ -363,7 +363,7 @@ def round_letter_inputs(settings: Settings, policy: Policy, round_id: str,
                         case_ids: Iterable[str] | None = None) -> list[LetterInput]:
     """One LetterInput per pending or accepted offer of the round, in case id order; none for a household whose
     details were purged or erased (retention deleted its letters)."""
-    engine = get_engine(settings.database_url)
+    engine = settings.engine()
     with engine.connect() as conn:
         rnd = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
         if rnd is None:
@@ -379,7 +379,7 @@ def round_letter_inputs(settings: Settings, policy: Policy, round_id: str,
         assignments = {a.case_id: a for a in store.load_assignments(conn, round_id)}
         households = {h.case_id: h for h in store.load_households(conn, [m.case_id for m in made])}
         offers = {o.offer_id: o for o in store.load_offers(conn)}
-    contact = coordination_contact()
+    contact = reachable_contact(settings)
     return [
         LetterInput(round_id=round_id, round_date=rnd.round_date, household=households[m.case_id],
                     assignment=assignments[m.case_id], offer=offers[m.offer_id], respond_by=m.respond_by,
@@ -390,7 +390,7 @@ def round_letter_inputs(settings: Settings, policy: Policy, round_id: str,
 
 def render_letter_record(settings: Settings, letter: LetterInput, actor: str = "cli") -> dict[str, Any]:
     """Write one letter unless the ledger already holds the same content; a changed letter becomes a new version."""
-    engine = get_engine(settings.database_url)
+    engine = settings.engine()
     round_id, case_id = letter.round_id, letter.household.case_id
     key = {"round_id": round_id, "case_id": case_id}
     alias = pseudonym(case_id, letter.policy.pseudonym_salt)
@@ -430,7 +430,7 @@ def render_round_letters(settings: Settings, policy: Policy, round_id: str, acto
     migrate(settings.database_url)
     case_ids = None
     if ags is not None:
-        with get_engine(settings.database_url).connect() as conn:
+        with settings.engine().connect() as conn:
             case_ids = list(conn.execute(select(t.match_offers.c.case_id).where(
                 t.match_offers.c.round_id == round_id, t.match_offers.c.ags == ags)).scalars())
     return [render_letter_record(settings, letter, actor)

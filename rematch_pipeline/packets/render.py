@@ -6,9 +6,6 @@ import hashlib
 import os
 import re
 import tempfile
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -16,6 +13,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from rematch_pipeline.config import fixed_font_timestamps
 from rematch_pipeline.domain import (
     LANGUAGES,
     MEDICAL_SERVICES,
@@ -309,27 +307,6 @@ def render_packet_html(packet: PacketInput) -> str:
     return _ENV.get_template(TEMPLATE_NAME).render(**packet_context(packet))
 
 
-_PDF_LOCK = threading.Lock()
-
-
-@contextmanager
-def _fixed_font_timestamps() -> Iterator[None]:
-    """Pin fontTools' subset-font timestamps (SOURCE_DATE_EPOCH) while rendering, then restore the environment.
-
-    WeasyPrint subsets fonts with HarfBuzz (libharfbuzz-subset0), which writes no timestamp; without that library it
-    falls back to fontTools, which stamps the current time into each embedded font unless SOURCE_DATE_EPOCH is set.
-    """
-    with _PDF_LOCK:
-        prior = os.environ.get("SOURCE_DATE_EPOCH")
-        if prior is None:
-            os.environ["SOURCE_DATE_EPOCH"] = "0"
-        try:
-            yield
-        finally:
-            if prior is None:
-                os.environ.pop("SOURCE_DATE_EPOCH", None)
-
-
 def render_packet_pdf(html: str) -> bytes:
     """Print the packet HTML to a tagged PDF; same HTML, same bytes (no dates; the file ID derives from the HTML)."""
     from weasyprint import HTML
@@ -337,7 +314,7 @@ def render_packet_pdf(html: str) -> bytes:
 
     fetcher = URLFetcher(allowed_protocols=(), fail_on_errors=True)  # the packet never loads anything external
     identifier = hashlib.sha256(html.encode("utf-8")).hexdigest()[:32].encode("ascii")
-    with _fixed_font_timestamps():
+    with fixed_font_timestamps():
         return HTML(string=html, base_url=None, url_fetcher=fetcher).write_pdf(
             pdf_identifier=identifier, pdf_tags=True
         )

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from rematch_pipeline import store
-from rematch_pipeline.config import Settings, coordination_contact
+from rematch_pipeline.config import Settings, reachable_contact
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import get_engine, migrate
+from rematch_pipeline.db.engine import migrate
 from rematch_pipeline.domain import Policy, pseudonym
 from rematch_pipeline.packets.versions import Ledger, files_missing, keep_prior, look_up, restore, shelve
 
@@ -28,7 +28,7 @@ def round_packet_inputs(settings: Settings, policy: Policy, round_id: str, ags: 
     """One PacketInput per receiving municipality (offer) of the round, in AGS order."""
     from rematch_pipeline.packets.render import PacketHousehold, PacketInput
 
-    engine = get_engine(settings.database_url)
+    engine = settings.engine()
     with engine.connect() as conn:
         rnd = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
         if rnd is None:
@@ -50,7 +50,7 @@ def round_packet_inputs(settings: Settings, policy: Policy, round_id: str, ags: 
         by_offer[a.offer_id].append(PacketHousehold(
             household=households[a.case_id], assignment=a, pseudonym=pseudonym(a.case_id, policy.pseudonym_salt),
             accepted=answer == "accepted"))
-    contact = coordination_contact()
+    contact = reachable_contact(settings)
     offered = bool(answers)
     return [
         PacketInput(round_id=round_id, round_date=rnd.round_date, offer=offers[oid],
@@ -70,7 +70,7 @@ def _ledger(settings: Settings, packet: Any) -> tuple[str, Ledger]:
     from rematch_pipeline.packets.render import render_packet_html
 
     digest = hashlib.sha256(render_packet_html(packet).encode("utf-8")).hexdigest()
-    with get_engine(settings.database_url).connect() as conn:
+    with settings.engine().connect() as conn:
         return digest, look_up(conn, t.packets, _key(packet), digest)
 
 
@@ -78,7 +78,7 @@ def _record(settings: Settings, packet: Any, digest: str, ledger: Ledger, kept: 
             actor: str) -> dict[str, Any]:
     ags, round_id, version = packet.offer.ags, packet.round_id, ledger.next_version
     at = settings.clock.now()
-    with get_engine(settings.database_url).begin() as conn:
+    with settings.engine().begin() as conn:
         if ledger.prior is not None:
             keep_prior(conn, t.packets, _key(packet), ledger.prior, kept)
         conn.execute(insert(t.packets).values(round_id=round_id, ags=ags, version=version,

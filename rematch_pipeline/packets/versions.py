@@ -14,7 +14,6 @@ from sqlalchemy import Connection, Table, func, select, update
 
 from rematch_pipeline import store
 from rematch_pipeline.config import Settings
-from rematch_pipeline.db.engine import get_engine
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ def restore(row: Any, write: Callable[[Path], Files], settings: Settings, actor:
         for written, recorded in ((files.html_path, row.html_path), (files.pdf_path, row.pdf_path)):
             Path(recorded).parent.mkdir(parents=True, exist_ok=True)
             os.replace(written, recorded)
-    with get_engine(settings.database_url).begin() as conn:
+    with settings.engine().begin() as conn:
         store.audit(conn, actor, event, subject, {"version": row.version, "html_sha256": files.html_sha256,
                                                   "pdf_sha256": files.pdf_sha256}, at=settings.clock.now())
     log.info("%s v%d restored", subject, row.version)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from rematch_pipeline import store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import get_engine, migrate
+from rematch_pipeline.db.engine import migrate
 from rematch_pipeline.domain import CAPACITY_DIMENSIONS, ROOM_CLASSES, demand_of
 from rematch_pipeline.packets.render import document_environment, write_atomic
 from rematch_pipeline.reports.charts import Series, hbar_chart, heat_color
@@ -101,7 +101,7 @@ def _rank_chart(comparison: dict[str, Any]) -> Any:
 
 
 def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str, Any]:
-    engine = get_engine(settings.database_url)
+    engine = settings.engine()
     with engine.connect() as conn:
         r = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
         if r is None:

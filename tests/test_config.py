@@ -1,0 +1,65 @@
+"""One configuration: every setting is read from the environment once, by `config.load_settings`, and passed on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rematch_pipeline.clock import ManualClock
+from rematch_pipeline.config import (
+    DEFAULT_COORDINATION_CONTACT,
+    DEFAULT_EXPECTATIONS_DIR,
+    DEFAULT_POLICY_FILE,
+    load_settings,
+)
+from rematch_pipeline.ingest.safety import Limits
+from tests.conftest import TEST_NOW
+from tests.source_names import names_used
+
+REPO = Path(__file__).resolve().parent.parent
+_ENVIRONMENT = {"os.environ", "os.environb", "os.getenv", "os.getenvb", "os.putenv", "os.unsetenv"}
+
+
+def _environment_reads(path: Path) -> list[str]:
+    return sorted({f"{path.relative_to(REPO)}:{node.lineno} {name}" for node, name in names_used(path)
+                   if name in _ENVIRONMENT or any(name.startswith(f"{e}.") for e in _ENVIRONMENT)})
+
+
+def test_only_the_config_module_reads_the_environment() -> None:
+    files = sorted((REPO / "rematch_pipeline").rglob("*.py")) + sorted((REPO / "dags").glob("*.py"))
+    config = REPO / "rematch_pipeline" / "config.py"
+    reads = [r for f in files if f != config for r in _environment_reads(f)]
+    assert reads == [], "add the setting to config.Settings and pass settings in:\n" + "\n".join(reads)
+    assert _environment_reads(config)  # the check sees a read where there is one
+
+
+def test_every_setting_comes_from_its_environment_variable(tmp_path: Path) -> None:
+    clock = ManualClock(TEST_NOW)
+    s = load_settings({
+        "REMATCH_HOME": str(tmp_path / "home"), "REMATCH_DATABASE_URL": "postgresql://db/rematch",
+        "REMATCH_COORDINATION_CONTACT": "  Team, team@rematch.example ", "REMATCH_INBOX_URL": "s3://bucket/inbox",
+        "REMATCH_SMTP_CONN_ID": "mail", "REMATCH_MAX_FILE_MB": "0.5", "REMATCH_MAX_ZIP_RATIO": "50",
+        "REMATCH_MAX_UNZIPPED_MB": "10", "REMATCH_MAX_ZIP_ENTRIES": "7", "REMATCH_MAX_INVALID_SHARE": "0.25",
+        "REMATCH_SQLITE_BUSY_TIMEOUT_S": "2.5", "REMATCH_EXPECTATIONS_DIR": str(tmp_path / "suites"),
+        "REMATCH_POLICY_FILE": str(tmp_path / "policy.toml"), "REMATCH_INGEST_SCHEDULE": "@hourly",
+        "REMATCH_ROUND_SCHEDULE": "@daily",
+    }, clock=clock)
+    assert (s.home, s.database_url, s.clock) == (tmp_path / "home", "postgresql://db/rematch", clock)
+    assert s.coordination_contact == "Team, team@rematch.example"
+    assert (s.inbox_url, s.smtp_conn_id) == ("s3://bucket/inbox", "mail")
+    assert s.limits == Limits(max_file_bytes=2**19, max_zip_ratio=50.0, max_unzipped_bytes=10 * 2**20,
+                              max_zip_entries=7)
+    assert (s.max_invalid_share, s.sqlite_busy_timeout_s) == (0.25, 2.5)
+    assert (s.expectations_dir, s.policy_file) == (tmp_path / "suites", tmp_path / "policy.toml")
+    assert (s.ingest_schedule, s.round_schedule) == ("@hourly", "@daily")
+
+
+def test_an_empty_environment_gives_the_documented_defaults(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    s = load_settings({})
+    assert s.home == tmp_path / "var" and s.database_url == f"sqlite:///{tmp_path / 'var' / 'rematch.sqlite'}"
+    assert s.coordination_contact == DEFAULT_COORDINATION_CONTACT and s.inbox_url == "" and s.smtp_conn_id is None
+    assert s.limits == Limits() and s.max_invalid_share == 0.5 and s.sqlite_busy_timeout_s == 30.0
+    assert (s.expectations_dir, s.policy_file) == (DEFAULT_EXPECTATIONS_DIR, DEFAULT_POLICY_FILE)
+    assert (s.ingest_schedule, s.round_schedule) == ("*/15 * * * *", "0 6 * * 1")
+    # Airflow's own connection variable for the default SMTP connection switches delivery to mail.
+    assert load_settings({"AIRFLOW_CONN_REMATCH_SMTP": "smtp://mail:25"}).smtp_conn_id == "rematch_smtp"
