@@ -703,8 +703,16 @@ def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("catalogue_home")
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+# The everyday tier (`make test`) runs one case per kind of outcome; `make test-all` runs the whole catalogue.
+EVERYDAY = {"kobo_xlsx_two_valid_households", "household_without_head", "decision_after_the_response_deadline",
+            "case_id_with_a_cyrillic_letter_among_latin_ones_is_quarantined", "batch_held_when_most_rows_are_invalid",
+            "zip_bomb_is_refused"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.name, marks=() if c.name in EVERYDAY else pytest.mark.full)
+                                  for c in CASES])
 def test_bad_input_catalogue(case: Case, db_url: str, shared_home: Path, tmp_path: Path) -> None:
+    assert EVERYDAY <= {c.name for c in CASES}
     settings = Settings(home=shared_home, database_url=db_url, clock=ManualClock(TODAY))
     policy = load_policy()
     inbox = tmp_path / "in"

@@ -9,6 +9,7 @@ import pytest
 from rematch_pipeline.cli import main
 
 
+@pytest.mark.full
 def test_bench_ingest_reports_rows_per_second_for_parse_validate_and_store(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "ingest", "--households", "300", "--seed", "3", "--json"]) == 0

@@ -9,6 +9,7 @@ import pytest
 from rematch_pipeline.cli import main
 
 
+@pytest.mark.full
 def test_bench_match_reports_the_gap_to_the_full_pair_bound_and_both_baselines(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "match", "--households", "300", "--municipalities", "12", "--seed", "2",

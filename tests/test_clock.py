@@ -92,6 +92,7 @@ def test_clock_probe() -> None:
         Path(target).write_text(f"{SystemClock().today().isoformat()} {date.today().isoformat()}", encoding="utf-8")
 
 
+@pytest.mark.full
 def test_date_sensitive_tests_pass_with_the_system_clock_a_year_ahead(tmp_path: Path) -> None:
     # The guard: every test marked `dated` runs again with the machine's clock (datetime, date and time, for the
     # application and every library in the process) moved SHIFT_DAYS ahead, in a time zone 14 hours from UTC (so a

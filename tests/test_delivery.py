@@ -91,6 +91,7 @@ def _packets(settings: Settings, round_id: str) -> dict[str, Any]:
     return {r.ags: r for r in rows}  # the latest version of each
 
 
+@pytest.mark.full
 def test_packets_are_emailed_to_the_offer_contact_exactly_once_across_retries(
         settings: Settings, tmp_path: Path, smtp: Inbox) -> None:
     settings = _through_smtp(settings)
@@ -118,6 +119,7 @@ def test_packets_are_emailed_to_the_offer_contact_exactly_once_across_retries(
     assert events == len(packets)
 
 
+@pytest.mark.full
 def test_a_changed_packet_is_delivered_as_a_new_version(settings: Settings, tmp_path: Path, smtp: Inbox) -> None:
     settings = _through_smtp(settings)
     round_id = _solved_round(settings, tmp_path)
@@ -138,6 +140,7 @@ def test_a_changed_packet_is_delivered_as_a_new_version(settings: Settings, tmp_
     assert (settings.outbox / ags / round_id / f"packet_{ags}_{round_id}_v1.pdf").is_file()
 
 
+@pytest.mark.full
 def test_an_interrupted_delivery_is_retried_and_then_recorded_once(
         settings: Settings, tmp_path: Path, smtp: Inbox) -> None:
     settings = _through_smtp(settings)
@@ -154,6 +157,7 @@ def test_an_interrupted_delivery_is_retried_and_then_recorded_once(
     assert len(smtp.messages) == len(ledger) == len(_packets(settings, round_id))
 
 
+@pytest.mark.full
 def test_without_smtp_the_outbox_is_the_delivery_and_it_is_recorded(
         settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AIRFLOW_CONN_REMATCH_SMTP", raising=False)
@@ -164,6 +168,7 @@ def test_without_smtp_the_outbox_is_the_delivery_and_it_is_recorded(
     assert not any(r["delivered"] for r in deliver_round(settings, load_policy(), round_id, kinds=("packet",)))
 
 
+@pytest.mark.full
 def test_delivery_refuses_a_packet_whose_file_is_missing(settings: Settings, tmp_path: Path) -> None:
     round_id = _solved_round(settings, tmp_path)
     row = next(iter(_packets(settings, round_id).values()))
@@ -172,6 +177,7 @@ def test_delivery_refuses_a_packet_whose_file_is_missing(settings: Settings, tmp
         deliver_round(settings, load_policy(), round_id, kinds=("packet",))
 
 
+@pytest.mark.full
 def test_declined_households_leave_the_packet_and_it_is_final_once_all_answered(
         settings: Settings, tmp_path: Path) -> None:
     from rematch_pipeline.packets.service import round_packet_inputs
@@ -195,6 +201,7 @@ def test_declined_households_leave_the_packet_and_it_is_final_once_all_answered(
     assert _packets(settings, round_id)[ags].final
 
 
+@pytest.mark.full
 def test_parallel_rendering_writes_the_same_packets_once(settings: Settings, tmp_path: Path) -> None:
     import hashlib
 

@@ -70,6 +70,7 @@ def test_a_file_the_database_refuses_is_recorded_failed_with_its_rows_and_a_plai
     assert CANARY not in shown and HUGE not in shown
 
 
+@pytest.mark.full
 def test_a_failed_file_is_tried_again_when_resubmitted_and_its_row_resolves(
         settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "capacity.csv"
@@ -124,6 +125,7 @@ def test_database_errors_never_show_the_rows_they_were_given(settings: Settings)
     assert CANARY not in str(err.value) and "parameters hidden" in str(err.value)
 
 
+@pytest.mark.full
 def test_a_locked_database_stops_ingest_with_exit_3_and_records_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], clock: Any) -> None:
     import sqlite3
@@ -148,6 +150,7 @@ def test_a_locked_database_stops_ingest_with_exit_3_and_records_nothing(
     assert main(["ingest", str(path)], settings=settings) == 0
 
 
+@pytest.mark.full
 def test_the_same_file_ingested_twice_at_once_is_stored_once(
         settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading

@@ -22,6 +22,7 @@ from rematch_pipeline.ingest.service import ingest_file
 from tests import exports as x
 from tests.factories import ROUND_DATE
 
+pytestmark = pytest.mark.full  # minutes of generated files: make test-all
 EXAMPLES = 40  # per strategy; seeded (derandomize), so every run tries the same files
 OUTCOMES = {"ingested", "held", "refused", "unrecognised", "failed", "duplicate"}
 FUZZ = hyp_settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,

@@ -67,6 +67,7 @@ def test_quarantine_list_json_names_file_row_rule_and_message(settings: Settings
     assert "at least 8" in row["message"] and row["resolved_at"] is None
 
 
+@pytest.mark.full
 def test_quarantine_resubmit_resolves_the_row_through_the_normal_ingest(settings: Settings, tmp_path: Path,
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.xlsx"
@@ -118,6 +119,7 @@ def test_quarantine_resubmit_of_a_refused_file(settings: Settings, tmp_path: Pat
         resubmit(settings, load_policy(), 999, fixed)
 
 
+@pytest.mark.full
 def test_a_corrected_file_for_a_held_batch_resolves_every_row_of_it_that_it_fixes(
         settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -142,6 +144,7 @@ def test_a_corrected_file_for_a_held_batch_resolves_every_row_of_it_that_it_fixe
         assert sorted(conn.execute(select(t.capacity_offers.c.offer_id)).scalars()) == ["OF-1", "OF-2", "OF-3"]
 
 
+@pytest.mark.full
 def test_a_held_batch_stays_quarantined_until_its_valid_rows_are_stored_too(
         settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = replace(settings, max_invalid_share=0.5)
@@ -161,6 +164,7 @@ def test_a_held_batch_stays_quarantined_until_its_valid_rows_are_stored_too(
     assert list_quarantine(settings) == []
 
 
+@pytest.mark.full
 def test_an_older_file_does_not_resolve_a_newer_files_row(settings: Settings, tmp_path: Path) -> None:
     older = tmp_path / "older.csv"
     older.write_bytes(x.capacity_csv([x.offer("OF-1")]))
@@ -183,6 +187,7 @@ def test_an_older_file_does_not_resolve_a_newer_files_row(settings: Settings, tm
     assert [r["file"] for r in list_quarantine(settings)] == ["newest.csv"]
 
 
+@pytest.mark.full
 def test_resubmitting_a_corrected_file_ingested_before_resolves_the_row(settings: Settings, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_bytes(x.capacity_csv([x.offer("OF-1", places_persons="3"), x.offer("OF-2")]))

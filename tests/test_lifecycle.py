@@ -81,6 +81,7 @@ def _count(settings: Settings, table: Any) -> int:
         return int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
 
 
+@pytest.mark.full
 def test_three_rounds_respect_declines_consumed_capacity_expiry_and_new_capacity(settings: Settings,
                                                                                  tmp_path: Path) -> None:
     policy = load_policy()
@@ -175,6 +176,7 @@ def _crash_on(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, when: Any
 
 @pytest.mark.parametrize("boundary", ["solve_after_assignments", "solve_at_audit", "offers_after_first_event",
                                       "decision_at_audit"])
+@pytest.mark.full
 def test_killed_task_reruns_to_the_same_round_without_duplicates(settings: Settings, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch,
                                                                  boundary: str) -> None:
@@ -245,6 +247,7 @@ def test_concurrent_attempts_at_one_round_one_proceeds_the_other_stops(settings:
     assert _count(settings, t.assignments) == 4 and _count(settings, t.rounds) == 1
 
 
+@pytest.mark.full
 def test_audit_export_lets_an_auditor_reconstruct_the_round_without_the_software(settings: Settings,
                                                                                  tmp_path: Path) -> None:
     import csv
@@ -321,6 +324,7 @@ def test_purge_removes_contact_free_text_and_health_of_closed_cases_only(setting
         replay_round(settings, r1.round_id)
 
 
+@pytest.mark.full
 def test_erasure_deletes_every_packet_version_that_listed_the_household_and_a_rerender_restores_it(
         settings: Settings, tmp_path: Path) -> None:
     import hashlib
@@ -372,6 +376,7 @@ def test_erasure_deletes_every_packet_version_that_listed_the_household_and_a_re
     assert restored == 1 and not any(f.exists() for f in shelved)
 
 
+@pytest.mark.full
 def test_logs_of_a_full_round_carry_no_contact_data_or_health_details(settings: Settings, tmp_path: Path,
                                                                        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
@@ -388,6 +393,7 @@ def test_logs_of_a_full_round_carry_no_contact_data_or_health_details(settings: 
         assert secret not in logged
 
 
+@pytest.mark.full
 def test_a_date_after_today_expires_nothing_unless_allowed(settings: Settings, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     # Expired offers cannot come back, so a mistyped future date must not expire offers still running: refused by
@@ -421,6 +427,7 @@ def test_a_date_after_today_expires_nothing_unless_allowed(settings: Settings, t
     assert run_round(settings, load_policy(), future).already_existed and ahead.round_id.endswith(str(future))
 
 
+@pytest.mark.full
 def test_an_answer_entered_now_counts_up_to_the_deadline_day_of_the_application_clock(settings: Settings,
                                                                                        tmp_path: Path) -> None:
     # `rematch decide` records the answer as given now: "now" is the application's clock, so the outcome is the
@@ -446,6 +453,7 @@ def test_an_answer_entered_now_counts_up_to_the_deadline_day_of_the_application_
     assert _offers(settings, r1.round_id)[late].status == "pending"
 
 
+@pytest.mark.full
 def test_a_capacity_cut_below_what_offers_hold_is_stored_with_a_warning_and_breaks_nothing(
         settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from rematch_pipeline.packets.service import render_round_packets

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from rematch_pipeline.config import Settings, load_policy
@@ -62,6 +63,7 @@ def test_report_has_a_chart_and_a_table_for_every_view(settings: Settings, tmp_p
     assert all(float(cells[-1]) >= 0 for cells in rows.values())
 
 
+@pytest.mark.full
 def test_fill_heatmap_counts_what_the_round_assigned_per_dimension(settings: Settings, tmp_path: Path) -> None:
     round_id = _round(settings, tmp_path)
     doc = parse(write_round_report(settings, round_id).read_text(encoding="utf-8"))
@@ -85,6 +87,7 @@ def test_fill_heatmap_counts_what_the_round_assigned_per_dimension(settings: Set
     assert seen == {"09162000": per_ags.get("09162000", 0), "05315000": per_ags.get("05315000", 0)}
 
 
+@pytest.mark.full
 def test_unmatched_reasons_are_grouped_in_words(settings: Settings, tmp_path: Path) -> None:
     round_id = _round(settings, tmp_path)
     doc = parse(write_round_report(settings, round_id).read_text(encoding="utf-8"))
@@ -95,6 +98,7 @@ def test_unmatched_reasons_are_grouped_in_words(settings: Settings, tmp_path: Pa
                            "places for persons (2)") == "capacity exhausted — Kita U3 places"
 
 
+@pytest.mark.full
 def test_report_links_data_docs_and_audit_files_that_exist(settings: Settings, tmp_path: Path) -> None:
     round_id = _round(settings, tmp_path)
     path = write_round_report(settings, round_id)
@@ -109,6 +113,7 @@ def test_report_links_data_docs_and_audit_files_that_exist(settings: Settings, t
     assert (path.parent / f"audit/{round_id}/events.csv").is_file()
 
 
+@pytest.mark.full
 def test_municipality_names_never_become_markup_in_the_report(settings: Settings, tmp_path: Path) -> None:
     round_id = _round(settings, tmp_path)
     html = write_round_report(settings, round_id).read_text(encoding="utf-8")
@@ -117,6 +122,7 @@ def test_municipality_names_never_become_markup_in_the_report(settings: Settings
     assert any(EVIL_NAME in th.text() for th in doc.iter("th"))
 
 
+@pytest.mark.full
 def test_same_round_gives_the_same_report(settings: Settings, tmp_path: Path) -> None:
     round_id = _round(settings, tmp_path)
     first = write_round_report(settings, round_id).read_bytes()

@@ -414,8 +414,9 @@ def test_health_values_are_judged_but_never_written_into_results_or_data_docs(tm
     assert "medical_needs" in written  # the rule and its column are named, only the values are not
 
 
-@pytest.mark.parametrize("payload", ['<script>alert("x")</script>', '"><img src=x onerror=alert(1)>',
-                                     "</td></tr></table><svg onload=alert(1)>"])
+@pytest.mark.parametrize("payload", ['<script>alert("x")</script>',
+                                     pytest.param('"><img src=x onerror=alert(1)>', marks=pytest.mark.full),
+                                     pytest.param("</td></tr></table><svg onload=alert(1)>", marks=pytest.mark.full)])
 def test_markup_in_any_text_field_of_either_file_kind_stays_text_in_the_data_docs(tmp_path: Path,
                                                                                    payload: str) -> None:
     # Data Docs show the values a rule did not expect; GX writes them verbatim, so they are made safe first.
