@@ -112,13 +112,29 @@ def reachable_contact(settings: Settings) -> str:
     return value
 
 
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float = math.inf) -> float:
+    """A numeric setting, or a plain sentence naming the variable when it is not a number in [low, high]."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:  # NaN fails both
+        upper = "" if math.isinf(high) else f" and at most {high:g}"
+        raise ValueError(f"{name} must be a number of at least {low:g}{upper}, not {raw.strip()[:40]!r}")
+    return value
+
+
 def _limits(env: Mapping[str, str]) -> Limits:
     d = Limits()
+    mib = 2**20
     return Limits(
-        max_file_bytes=int(float(env.get("REMATCH_MAX_FILE_MB", d.max_file_bytes / 2**20)) * 2**20),
-        max_zip_ratio=float(env.get("REMATCH_MAX_ZIP_RATIO", d.max_zip_ratio)),
-        max_unzipped_bytes=int(float(env.get("REMATCH_MAX_UNZIPPED_MB", d.max_unzipped_bytes / 2**20)) * 2**20),
-        max_zip_entries=int(env.get("REMATCH_MAX_ZIP_ENTRIES", d.max_zip_entries)),
+        max_file_bytes=int(_number(env, "REMATCH_MAX_FILE_MB", d.max_file_bytes / mib, 0.001) * mib),
+        max_zip_ratio=_number(env, "REMATCH_MAX_ZIP_RATIO", d.max_zip_ratio, 1),
+        max_unzipped_bytes=int(_number(env, "REMATCH_MAX_UNZIPPED_MB", d.max_unzipped_bytes / mib, 0.001) * mib),
+        max_zip_entries=int(_number(env, "REMATCH_MAX_ZIP_ENTRIES", d.max_zip_entries, 1)),
     )
 
 
@@ -136,8 +152,8 @@ def load_settings(env: Mapping[str, str] | None = None, clock: Clock | None = No
         inbox_url=env.get("REMATCH_INBOX_URL", ""),
         smtp_conn_id=smtp,
         limits=_limits(env),
-        max_invalid_share=float(env.get("REMATCH_MAX_INVALID_SHARE", DEFAULT_MAX_INVALID_SHARE)),
-        sqlite_busy_timeout_s=float(env.get("REMATCH_SQLITE_BUSY_TIMEOUT_S", DEFAULT_SQLITE_BUSY_TIMEOUT_S)),
+        max_invalid_share=_number(env, "REMATCH_MAX_INVALID_SHARE", DEFAULT_MAX_INVALID_SHARE, 0, 1),
+        sqlite_busy_timeout_s=_number(env, "REMATCH_SQLITE_BUSY_TIMEOUT_S", DEFAULT_SQLITE_BUSY_TIMEOUT_S, 0),
         expectations_dir=Path(env.get("REMATCH_EXPECTATIONS_DIR") or DEFAULT_EXPECTATIONS_DIR),
         policy_file=Path(env.get("REMATCH_POLICY_FILE") or DEFAULT_POLICY_FILE),
         ingest_schedule=env.get("REMATCH_INGEST_SCHEDULE") or DEFAULT_INGEST_SCHEDULE,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from rematch_pipeline.clock import ManualClock
 from rematch_pipeline.config import (
     DEFAULT_COORDINATION_CONTACT,
@@ -63,3 +65,22 @@ def test_an_empty_environment_gives_the_documented_defaults(tmp_path: Path, monk
     assert (s.ingest_schedule, s.round_schedule) == ("*/15 * * * *", "0 6 * * 1")
     # Airflow's own connection variable for the default SMTP connection switches delivery to mail.
     assert load_settings({"AIRFLOW_CONN_REMATCH_SMTP": "smtp://mail:25"}).smtp_conn_id == "rematch_smtp"
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("REMATCH_MAX_INVALID_SHARE", "abc"), ("REMATCH_MAX_INVALID_SHARE", "1.5"), ("REMATCH_MAX_INVALID_SHARE", "nan"),
+    ("REMATCH_SQLITE_BUSY_TIMEOUT_S", "-1"), ("REMATCH_MAX_FILE_MB", "0"), ("REMATCH_MAX_ZIP_RATIO", "inf x"),
+    ("REMATCH_MAX_UNZIPPED_MB", "1,5"), ("REMATCH_MAX_ZIP_ENTRIES", "0"),
+])
+def test_a_setting_that_is_not_a_number_in_range_is_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=f"^{name} must be a number of at least"):
+        load_settings({name: value})
+
+
+def test_a_bad_setting_stops_a_command_with_one_plain_line(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from rematch_pipeline.cli import main
+
+    monkeypatch.setenv("REMATCH_MAX_INVALID_SHARE", "half")
+    assert main(["round", "status"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: REMATCH_MAX_INVALID_SHARE must be a number of at least 0 and at most 1, not 'half'\n"
