@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -183,18 +184,32 @@ def fixed_font_timestamps() -> Iterator[None]:
                 os.environ.pop("SOURCE_DATE_EPOCH", None)
 
 
-def load_policy(path: str | Path | None = None, overrides: dict[str, object] | None = None) -> Policy:
-    """Read the policy file (`path`, else REMATCH_POLICY_FILE, else the shipped default) and apply overrides."""
-    path = Path(path or load_settings().policy_file)
+def _flat_policy_file(path: Path) -> dict[str, object]:
     with open(path, "rb") as fh:
         raw = tomllib.load(fh)
     flat: dict[str, object] = {}
     for section in raw.values():
         if isinstance(section, dict):
             flat.update(section)
-    flat.update(overrides or {})
-    known = {f.name: f for f in fields(Policy)}
-    unknown = sorted(set(flat) - set(known))
+    return flat
+
+
+@functools.cache
+def _shipped_policy() -> dict[str, object]:
+    return _flat_policy_file(DEFAULT_POLICY_FILE)
+
+
+def shipped_policy() -> Policy:
+    """The shipped policy.toml, whatever REMATCH_POLICY_FILE says (generated scenarios are sized by it)."""
+    return policy_from_dict({})
+
+
+def load_policy(path: str | Path | None = None, overrides: dict[str, object] | None = None) -> Policy:
+    """Read the policy file (`path`, else REMATCH_POLICY_FILE, else the shipped default) and apply overrides."""
+    path = Path(path or load_settings().policy_file)
+    flat = {**_flat_policy_file(path), **(overrides or {})}
+    known = {f.name for f in fields(Policy)}
+    unknown = sorted(set(flat) - known)
     if unknown:
         raise ValueError(f"policy file {path}: unknown setting(s) {', '.join(unknown)}")
     policy = policy_from_dict(flat)
@@ -202,10 +217,14 @@ def load_policy(path: str | Path | None = None, overrides: dict[str, object] | N
     return policy
 
 
-def policy_from_dict(flat: dict[str, object]) -> Policy:
-    """A Policy from flat settings as read from TOML or stored as JSON with a round (lists become tuples)."""
+def policy_from_dict(flat: Mapping[str, object]) -> Policy:
+    """A Policy from flat settings as read from TOML or stored as JSON with a round (lists become tuples).
+
+    A setting the source does not name takes the shipped policy.toml's value, the one home of every default: a
+    team's own file may set only what it changes, and a round stored before a setting existed reads as it ran.
+    """
     values: dict[str, object] = {}
-    for name, value in flat.items():
+    for name, value in {**_shipped_policy(), **flat}.items():
         if isinstance(value, list):
             value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
         values[name] = value

@@ -131,33 +131,33 @@ class CapacityOffer:
 
 @dataclass(frozen=True)
 class Policy:
-    """Every policy choice of a round; loaded from one configuration file (policy.toml)."""
+    """Every policy choice of a round, read from policy.toml: the one home of every default (`config.load_policy`)."""
 
-    rooms_by_persons: tuple[tuple[int, int], ...] = ((1, 1), (3, 2), (4, 3), (6, 4))  # (min persons, rooms)
-    kita_u3_ages: tuple[int, int] = (0, 2)
-    kita_ue3_ages: tuple[int, int] = (3, 5)
-    primary_ages: tuple[int, int] = (6, 9)
-    secondary_ages: tuple[int, int] = (10, 17)
-    language_course_ages: tuple[int, int] = (18, 64)
-    language_course_levels: tuple[str, ...] = ("none", "a1", "a2")
-    working_ages: tuple[int, int] = (18, 64)
+    rooms_by_persons: tuple[tuple[int, int], ...]  # (min persons, rooms)
+    kita_u3_ages: tuple[int, int]
+    kita_ue3_ages: tuple[int, int]
+    primary_ages: tuple[int, int]
+    secondary_ages: tuple[int, int]
+    language_course_ages: tuple[int, int]
+    language_course_levels: tuple[str, ...]
+    working_ages: tuple[int, int]
     # Objective: persons first (lexicographic), then quality. Term weights scale the household's own 0-5 weights.
-    settlement_bonus: float = 2.0
-    ties_same_municipality_bonus: float = 4.0
-    ties_same_kreis_bonus: float = 2.0
-    municipality_interest_weight: float = 1.0
+    settlement_bonus: float
+    ties_same_municipality_bonus: float
+    ties_same_kreis_bonus: float
+    municipality_interest_weight: float
     # Balanced fill (optional, 0 = off): points per person placed within their offer's proportional share of the
     # round (`matching.fair_share`). Like the terms above it only decides between placements of equal size.
-    balanced_fill_weight: float = 0.0
-    offer_response_days: int = 7
-    pseudonym_salt: str = "rematch"
+    balanced_fill_weight: float
+    offer_response_days: int
+    pseudonym_salt: str
     # Solver settings.
-    time_limit_s: float = 300.0
-    mip_rel_gap: float = 1e-4
-    threads: int = 1
-    random_seed: int = 0
-    candidates_per_household: int = 40
-    pyomo_max_pairs: int = 20000  # larger models are passed to HiGHS as arrays (Pyomo's construction dominates)
+    time_limit_s: float
+    mip_rel_gap: float
+    threads: int
+    random_seed: int
+    candidates_per_household: int
+    pyomo_max_pairs: int  # larger models are passed to HiGHS as arrays (Pyomo's construction dominates)
 
 
 @dataclass(frozen=True)

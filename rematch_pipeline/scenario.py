@@ -18,6 +18,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
+from rematch_pipeline.config import shipped_policy
 from rematch_pipeline.domain import (
     LAND_BY_AGS_PREFIX,
     LANGUAGES,
@@ -27,7 +28,6 @@ from rematch_pipeline.domain import (
     WEIGHT_ASPECTS,
     Household,
     Member,
-    Policy,
     demand_of,
 )
 from rematch_pipeline.forms import CAPACITY_INSTRUCTIONS as _INSTRUCTIONS
@@ -544,7 +544,7 @@ def _stochastic_round(rng: random.Random, x: float) -> int:
 def _capacity_rows(rng: random.Random, munis: Sequence[_Municipality], hhs: Sequence[_Household],
                    round_date: date) -> list[dict[str, object]]:
     # Demand by the domain's own rules (default policy), so capacity is sized in the terms the solver uses.
-    policy = Policy()
+    policy = shipped_policy()
     demands = [demand_of(_domain_household(h, round_date), round_date, policy)
                for h in hhs if h.values["consent_matching"] == "yes"] or [
         demand_of(_domain_household(hhs[0], round_date), round_date, policy)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import MISSING, asdict, fields, replace
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,12 @@ from rematch_pipeline.config import (
     DEFAULT_COORDINATION_CONTACT,
     DEFAULT_EXPECTATIONS_DIR,
     DEFAULT_POLICY_FILE,
+    load_policy,
     load_settings,
+    policy_from_dict,
+    shipped_policy,
 )
+from rematch_pipeline.domain import Policy
 from rematch_pipeline.ingest.safety import Limits
 from tests.conftest import TEST_NOW
 from tests.source_names import names_used
@@ -84,3 +89,16 @@ def test_a_bad_setting_stops_a_command_with_one_plain_line(capsys: pytest.Captur
     assert main(["round", "status"]) == 2
     err = capsys.readouterr().err
     assert err == "error: REMATCH_MAX_INVALID_SHARE must be a number of at least 0 and at most 1, not 'half'\n"
+
+
+def test_policy_toml_is_the_one_home_of_every_policy_default(tmp_path: Path) -> None:
+    # The dataclass has no defaults to disagree with the file (mip_rel_gap once said 1e-4 there, 0.005 here).
+    assert all(f.default is MISSING and f.default_factory is MISSING for f in fields(Policy))
+    shipped = shipped_policy()
+    assert load_policy(DEFAULT_POLICY_FILE) == shipped and shipped.mip_rel_gap == 0.005
+    # A team's file sets only what it changes; a round stored before a setting existed reads with the shipped value.
+    own = tmp_path / "policy.toml"
+    own.write_text("[offers]\noffer_response_days = 10\n", encoding="utf-8")
+    assert load_policy(own) == replace(shipped, offer_response_days=10)
+    stored = {k: v for k, v in asdict(shipped).items() if k != "balanced_fill_weight"}
+    assert policy_from_dict(stored) == shipped

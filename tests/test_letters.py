@@ -28,7 +28,7 @@ from rematch_pipeline.config import (
 )
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
-from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Member, Policy, pseudonym
+from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Member, pseudonym
 from rematch_pipeline.packets.letters import (
     LOCALE_DIR,
     LetterInput,
@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "rematch_pipeline"
 LANGS = ("uk", "de", "en")
 ROUND, ROUND_DATE, RESPOND_BY = "R-2026-11-23", date(2026, 11, 23), date(2026, 11, 30)
-POLICY = Policy()
+POLICY = load_policy()
 EXPECTED = {  # what each catalogue must make of the same letter
     "uk": {"deadline": "30 листопада 2026 р.", "settlement": "велике місто", "state": "Баварія (Bayern)",
            "work": "Робота: місцевий попит на ваші професії", "title": "Пропозиція житла: München",

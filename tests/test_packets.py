@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Member, Policy, demand_of, pseudonym
+from rematch_pipeline.config import load_policy
+from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Member, demand_of, pseudonym
 from rematch_pipeline.packets.render import (
     PacketHousehold,
     PacketInput,
@@ -23,7 +24,7 @@ from tests.html_tree import Node, parse
 AGS = "09162000"
 ROUND = "R-2026-03"
 ROUND_DATE = date(2026, 3, 2)
-POLICY = Policy()
+POLICY = load_policy()
 
 # ---------------------------------------------------------------- builders
 
