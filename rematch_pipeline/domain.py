@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 # Choice lists of the data contract (docs/data-contract.md); names cross the boundary unchanged.
 LANGUAGES = ("uk", "ru", "en", "de", "pl", "other")
@@ -178,6 +179,61 @@ class Demand:
         return self.persons if dimension == "places_persons" else int(getattr(self, dimension))
 
 
+def units_taken(rooms_needed: int) -> tuple[int, ...]:
+    """The room rule. Units are counted per room class k as "units with at least k rooms", so a larger unit may
+    house a smaller household: a household needing r rooms takes one unit from every class k <= r (1 or 0 per
+    class, in ROOM_CLASSES order). With nested classes, households fit an offer's units exactly when no class is
+    asked for more units than it counts (Hall's condition)."""
+    return tuple(int(rooms_needed >= k) for k in ROOM_CLASSES)
+
+
+@dataclass(frozen=True)
+class Consumption:
+    """What earlier accepted (and still pending) matches took from one offer: per capacity dimension, and the rooms
+    each of those households needs."""
+
+    dimensions: Mapping[str, int] = field(default_factory=dict)
+    rooms_needed: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What an offer has left: each capacity dimension (CAPACITY_DIMENSIONS order) and the units with at least k
+    rooms (ROOM_CLASSES order). Negative where a resubmission cut below what is already held."""
+
+    dimensions: tuple[int, ...]
+    units: tuple[int, ...]
+
+    @classmethod
+    def of(cls, offer: CapacityOffer, consumed: Consumption | None = None) -> Capacity:
+        """The offer's capacity less what earlier matches hold."""
+        consumed = consumed or Consumption()
+        held = [units_taken(r) for r in consumed.rooms_needed]
+        return cls(tuple(offer.capacity(d) - int(consumed.dimensions.get(d, 0)) for d in CAPACITY_DIMENSIONS),
+                   tuple(offer.units_with_at_least(k) - sum(u[i] for u in held) for i, k in enumerate(ROOM_CLASSES)))
+
+    def units_for(self, rooms: int) -> int:
+        """Free units for a household needing `rooms` rooms: the tightest of the classes it takes from."""
+        return min(n for n, take in zip(self.units, units_taken(rooms), strict=True) if take)
+
+    def fits(self, demand: Demand) -> bool:
+        """Every dimension the household needs is left, and a unit with enough rooms."""
+        return all(left >= demand.of(d) for d, left in zip(CAPACITY_DIMENSIONS, self.dimensions, strict=True)
+                   if demand.of(d)) and self.units_for(demand.rooms_needed) >= 1
+
+    def take(self, demand: Demand) -> Capacity:
+        return Capacity(tuple(left - demand.of(d) for d, left in zip(CAPACITY_DIMENSIONS, self.dimensions,
+                                                                     strict=True)),
+                        tuple(n - t for n, t in zip(self.units, units_taken(demand.rooms_needed), strict=True)))
+
+    def shortfalls(self) -> list[tuple[str, int]]:
+        """(dimension, how many more are held than offered) where the offer is overcommitted; a room class is named
+        `units_{k}_rooms_or_more`."""
+        dims = [(d, -left) for d, left in zip(CAPACITY_DIMENSIONS, self.dimensions, strict=True) if left < 0]
+        return dims + [(f"units_{k}_rooms_or_more", -left) for k, left in zip(ROOM_CLASSES, self.units, strict=True)
+                       if left < 0]
+
+
 def rooms_needed(persons: int, policy: Policy) -> int:
     """The largest room class whose minimum household size is reached (the table's order does not matter)."""
     return max((k for min_persons, k in policy.rooms_by_persons if persons >= min_persons), default=1)
@@ -230,7 +286,28 @@ class Unmatched:
     round_id: str
     case_id: str
     persons: int
-    reason: str
+    reason: str  # in words, rendered from `why` (`matching.reasons.words`)
+    why: UnmatchedReason | None = None  # none for rounds stored before reasons were kept as codes
+
+
+@dataclass(frozen=True)
+class UnmatchedReason:
+    """Why a household was left unmatched, as codes and counts; the words are rendered from it. For a household that
+    did not consent to share health details, its health or disability needs appear only as `health_need`."""
+
+    kind: str  # "no_valid_offer", "no_eligible", "capacity" or "would_displace"
+    offers: int  # the round's offers (no_eligible) or the household's eligible offers (capacity, would_displace)
+    counts: tuple[tuple[str, int], ...] = ()  # (what excluded an offer or ran out there, at how many offers), in order
+    missing_services: tuple[str, ...] = ()  # medical services no offer has (kept only with consent)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"kind": self.kind, "offers": self.offers, "counts": [list(c) for c in self.counts],
+                "missing_services": list(self.missing_services)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> UnmatchedReason:
+        return cls(str(d["kind"]), int(d["offers"]), tuple((str(k), int(n)) for k, n in d.get("counts", ())),
+                   tuple(str(s) for s in d.get("missing_services", ())))
 
 
 @dataclass

@@ -12,8 +12,7 @@ from rematch_pipeline import store
 from rematch_pipeline.canonical import parse_instant
 from rematch_pipeline.config import policy_from_dict
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.domain import CAPACITY_DIMENSIONS, ROOM_CLASSES, demand_of
-from rematch_pipeline.matching.data import Consumption
+from rematch_pipeline.domain import CAPACITY_DIMENSIONS, Capacity, Consumption, demand_of
 
 PENDING, ACCEPTED, DECLINED, EXPIRED = "pending", "accepted", "declined", "expired"
 HOLDS_CAPACITY = (PENDING, ACCEPTED)  # a pending offer keeps its places until it is answered or expires
@@ -173,11 +172,10 @@ def overcommitted(conn: Connection, offer_ids: Iterable[str] | None = None) -> l
     """Capacity offers that now offer less than their accepted and pending offers hold (a resubmission cut them), in
     words (offer_id, warning): nobody more is placed there, what is held stays held; the team and the municipality
     should talk."""
-    from rematch_pipeline.matching.data import remaining_capacity
-    from rematch_pipeline.matching.extract import DIMENSION_WORDS, WITHHELD_UNITS
+    from rematch_pipeline.matching.reasons import DIMENSION_WORDS, HEALTH_UNITS
 
     # Which households hold the wheelchair units is not said, and with one household the count would say it.
-    words = {**DIMENSION_WORDS, "units_wheelchair": WITHHELD_UNITS}
+    words = {**DIMENSION_WORDS, "units_wheelchair": DIMENSION_WORDS[HEALTH_UNITS]}
 
     held = consumed_capacity(conn)
     wanted = set(held) if offer_ids is None else set(offer_ids) & set(held)
@@ -185,11 +183,7 @@ def overcommitted(conn: Connection, offer_ids: Iterable[str] | None = None) -> l
     for offer in store.load_offers(conn):
         if offer.offer_id not in wanted:
             continue
-        dims, rooms = remaining_capacity(offer, held[offer.offer_id])
-        short = [f"{words[d]} {-left} more than offered" for d, left in zip(CAPACITY_DIMENSIONS, dims,
-                                                                                         strict=True) if left < 0]
-        short += [f"units with {k}+ rooms {-left} more than offered" for k, left in zip(ROOM_CLASSES, rooms,
-                                                                                         strict=True) if left < 0]
+        short = [f"{words[d]} {n} more than offered" for d, n in Capacity.of(offer, held[offer.offer_id]).shortfalls()]
         if short:
             found.append((offer.offer_id, (
                 f"offer {offer.offer_id} of {offer.municipality_name} ({offer.ags}) now offers less than its accepted "

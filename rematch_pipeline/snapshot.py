@@ -12,8 +12,7 @@ from datetime import date
 from typing import Any
 
 from rematch_pipeline.config import policy_from_dict
-from rematch_pipeline.domain import CapacityOffer, Household, Member, Policy
-from rematch_pipeline.matching.data import Consumption
+from rematch_pipeline.domain import CapacityOffer, Consumption, Household, Member, Policy
 
 # Contact data and free text never enter a snapshot: the solver does not use them.
 PERSONAL_FIELDS = ("contact_phone", "contact_email", "notes", "interview_location")

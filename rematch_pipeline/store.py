@@ -18,6 +18,7 @@ from rematch_pipeline.domain import (
     Household,
     Member,
     Unmatched,
+    UnmatchedReason,
     pseudonym,
 )
 
@@ -368,7 +369,8 @@ def save_assignments(conn: Connection, assignments: Iterable[Assignment], unmatc
     a_rows = [{"round_id": a.round_id, "case_id": a.case_id, "ags": a.ags, "offer_id": a.offer_id,
                "persons": a.persons, "score": a.score, "score_terms": dict(a.score_terms),
                "preference_rank": a.preference_rank} for a in assignments]
-    u_rows = [{"round_id": u.round_id, "case_id": u.case_id, "persons": u.persons, "reason": u.reason}
+    u_rows = [{"round_id": u.round_id, "case_id": u.case_id, "persons": u.persons, "reason": u.reason,
+               "reason_detail": u.why.as_dict() if u.why else None}
               for u in unmatched]
     if a_rows:
         conn.execute(insert(t.assignments), a_rows)
@@ -385,7 +387,8 @@ def load_assignments(conn: Connection, round_id: str) -> list[Assignment]:
 
 def load_unmatched(conn: Connection, round_id: str) -> list[Unmatched]:
     q = select(t.unmatched).where(t.unmatched.c.round_id == round_id).order_by(t.unmatched.c.case_id)
-    return [Unmatched(r.round_id, r.case_id, r.persons, r.reason) for r in conn.execute(q)]
+    return [Unmatched(r.round_id, r.case_id, r.persons, r.reason,
+                      UnmatchedReason.from_dict(r.reason_detail) if r.reason_detail else None) for r in conn.execute(q)]
 
 
 def canonical_json(obj: Any) -> str:

@@ -256,6 +256,7 @@ CREATE TABLE unmatched (
 	case_id VARCHAR(64) NOT NULL,
 	persons INTEGER NOT NULL,
 	reason TEXT NOT NULL,
+	reason_detail JSON,
 	PRIMARY KEY (round_id, case_id),
 	FOREIGN KEY(round_id) REFERENCES rounds (round_id),
 	FOREIGN KEY(case_id) REFERENCES households (case_id)

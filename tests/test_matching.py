@@ -10,10 +10,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rematch_pipeline.config import load_policy
-from rematch_pipeline.domain import CAPACITY_DIMENSIONS, CapacityOffer, Household, demand_of
+from rematch_pipeline.domain import (
+    CAPACITY_DIMENSIONS,
+    CapacityOffer,
+    Consumption,
+    Household,
+    UnmatchedReason,
+    demand_of,
+)
 from rematch_pipeline.matching.baselines import evaluate, greedy_by_score
-from rematch_pipeline.matching.data import Consumption, build_data
+from rematch_pipeline.matching.data import build_data
 from rematch_pipeline.matching.engine import match
+from rematch_pipeline.matching.reasons import words
 from tests.factories import ROUND_DATE, adult, child, household, offer
 
 POLICY = load_policy()
@@ -57,15 +65,21 @@ def test_unmatched_reasons_name_health_and_disability_needs_only_with_consent() 
     hs = [household("A", medical_needs=("dialysis",), consent_health_share=False),
           household("B", wheelchair, consent_health_share=False),
           household("C", medical_needs=("dialysis",), consent_health_share=True)]
-    reasons = {u.case_id: u.reason for u in run(hs, offers).unmatched}
+    unmatched = run(hs, offers).unmatched
+    reasons = {u.case_id: u.reason for u in unmatched}
+    why = {u.case_id: u.why for u in unmatched}
     for case in ("A", "B"):
         assert "health or disability need not met" in reasons[case], reasons[case]
         assert not any(w in reasons[case] for w in ("dialysis", "medical", "wheelchair", "accessible"))
+        # The codes stored beside the words (unmatched.reason_detail) say no more than the words.
+        assert why[case] == UnmatchedReason("no_eligible", 2, (("health_need", 2),))
     assert "medical service not offered: dialysis" in reasons["C"]
+    assert why["C"] == UnmatchedReason("no_eligible", 2, (("no_medical", 2),), ("dialysis",))
     # Capacity running out in the wheelchair dimension is a disability detail too.
     (left,) = run([household(c, wheelchair, consent_health_share=False) for c in "DE"],
                   [offer("05111000", units_wheelchair=1)]).unmatched
     assert "units for a health or disability need" in left.reason and "wheelchair" not in left.reason, left.reason
+    assert left.why == UnmatchedReason("capacity", 1, (("units_health_need", 1),)) and left.reason == words(left.why)
 
 
 def test_pets_need_pet_allowed_units() -> None:

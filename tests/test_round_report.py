@@ -11,8 +11,10 @@ from sqlalchemy import select
 from rematch_pipeline.config import Settings, load_policy
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine
+from rematch_pipeline.domain import Unmatched, UnmatchedReason
 from rematch_pipeline.ingest.service import ingest_file
-from rematch_pipeline.reports.round_report import reason_category, write_round_report
+from rematch_pipeline.matching.reasons import words
+from rematch_pipeline.reports.round_report import reason_group, write_round_report
 from rematch_pipeline.rounds import offer_round, run_round
 from tests import exports as x
 from tests.html_tree import Node, parse
@@ -94,8 +96,10 @@ def test_unmatched_reasons_are_grouped_in_words(settings: Settings, tmp_path: Pa
     reasons = [r.iter("th")[0].text() for r in _section(doc, "unmatched").iter("tr") if r.iter("td")]
     # H5 needs dialysis, which neither municipality offers.
     assert any(r.startswith("no eligible municipality — ") for r in reasons)
-    assert reason_category("capacity exhausted at all 3 eligible municipalities: Kita U3 places (3), "
-                           "places for persons (2)") == "capacity exhausted — Kita U3 places"
+    why = UnmatchedReason("capacity", 3, (("kita_u3", 3), ("places_persons", 2)))
+    assert words(why) == ("capacity exhausted at all 3 eligible municipalities: Kita U3 places (3), "
+                          "places for persons (2)")
+    assert reason_group(Unmatched("R", "H", 2, words(why), why)) == "capacity exhausted — Kita U3 places"
 
 
 @pytest.mark.full

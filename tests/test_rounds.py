@@ -12,6 +12,8 @@ from rematch_pipeline import store
 from rematch_pipeline.config import Settings, load_policy
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
+from rematch_pipeline.domain import UnmatchedReason
+from rematch_pipeline.matching.reasons import words
 from rematch_pipeline.rounds import export_round, run_round
 from tests.factories import adult, child, household, offer
 
@@ -52,6 +54,9 @@ def test_round_is_solved_once_per_date_and_rerun_changes_nothing(settings: Setti
     assert (again.persons_placed, again.households_placed) == (first.persons_placed, first.households_placed) == (3, 2)
     with get_engine(settings.database_url).connect() as conn:
         assert conn.execute(t.assignments.select()).all().__len__() == 2
+        (left,) = store.load_unmatched(conn, first.round_id)
+    # The reason is stored as codes beside its words, on SQLite and PostgreSQL alike.
+    assert left.why == UnmatchedReason("no_eligible", 1, (("too_small", 1),)) and left.reason == words(left.why)
 
 
 def test_export_has_one_row_per_pool_household_and_neutralises_formulas(settings: Settings, tmp_path) -> None:

@@ -209,7 +209,8 @@ unmatched = Table(
     Column("round_id", String(32), ForeignKey("rounds.round_id"), primary_key=True),
     Column("case_id", String(64), ForeignKey("households.case_id"), primary_key=True),
     Column("persons", Integer, nullable=False),
-    Column("reason", Text, nullable=False),
+    Column("reason", Text, nullable=False),  # in words, as exported
+    Column("reason_detail", JSON),  # the same as codes and counts (domain.UnmatchedReason); none before 0006
 )
 
 packets = Table(

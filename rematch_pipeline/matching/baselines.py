@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from rematch_pipeline.domain import CAPACITY_DIMENSIONS, LAND_BY_AGS_PREFIX, ROOM_CLASSES
-from rematch_pipeline.matching.data import MatchingData
+from rematch_pipeline.domain import CAPACITY_DIMENSIONS, LAND_BY_AGS_PREFIX
+from rematch_pipeline.matching.data import MatchingData, capacity_left, used_capacity
 from rematch_pipeline.matching.eligibility import ELIGIBLE
 from rematch_pipeline.matching.fair_share import proportional_share
 
@@ -21,41 +21,23 @@ PLACES = CAPACITY_DIMENSIONS.index("places_persons")
 RANK_BUCKETS = ((1, 1), (2, 2), (3, 3), (4, 5), (6, 10), (11, 10**9))
 
 
-def _left(data: MatchingData) -> tuple[list[list[int]], list[list[int]]]:
-    return data.of.remaining.tolist(), data.of.units_ge_left.tolist()
-
-
-def _fits(data: MatchingData, dims: list[list[int]], rooms: list[list[int]], h: int, o: int) -> bool:
-    dem = data.hh.demand[h]
-    if any(dims[o][d] < dem[d] for d in range(len(dem)) if dem[d]):
-        return False
-    r = int(data.hh.rooms[h])
-    return all(rooms[o][k - 1] >= 1 for k in ROOM_CLASSES if k <= r)
-
-
-def _take(data: MatchingData, dims: list[list[int]], rooms: list[list[int]], h: int, o: int) -> None:
-    dem = data.hh.demand[h]
-    for d in range(len(dem)):
-        dims[o][d] -= int(dem[d])
-    for k in ROOM_CLASSES:
-        if k <= data.hh.rooms[h]:
-            rooms[o][k - 1] -= 1
-
-
 def greedy_by_score(data: MatchingData) -> tuple[np.ndarray, np.ndarray]:
     """Households with the best available match go first; each takes its best-scoring eligible offer that fits."""
-    dims, rooms = _left(data)
+    left, units = capacity_left(data)
+    demand, uses = data.hh.demand, data.hh.units_taken()
     eligible = data.eligible
     best = np.where(eligible, data.score, -np.inf).max(axis=1) if eligible.size else np.zeros(0)
     hs, os_ = [], []
     for h in sorted(range(len(data.households)), key=lambda i: (-best[i], i)):
         candidates = np.nonzero(eligible[h])[0]
-        for o in candidates[np.lexsort((candidates, -data.score[h, candidates]))]:
-            if _fits(data, dims, rooms, h, int(o)):
-                _take(data, dims, rooms, h, int(o))
-                hs.append(h)
-                os_.append(int(o))
-                break
+        ordered = candidates[np.lexsort((candidates, -data.score[h, candidates]))]
+        fitting = ordered[(left[ordered] >= demand[h]).all(axis=1) & (units[ordered] >= uses[h]).all(axis=1)]
+        if len(fitting):
+            o = int(fitting[0])
+            left[o] -= demand[h]
+            units[o] -= uses[h]
+            hs.append(h)
+            os_.append(o)
     return np.array(hs, dtype=np.int64), np.array(os_, dtype=np.int64)
 
 
@@ -94,11 +76,9 @@ def evaluate(data: MatchingData, h: np.ndarray, o: np.ndarray) -> dict[str, Any]
     eligible = data.eligible[h, o] if len(h) else np.zeros(0, dtype=bool)
     hard_need_violations = int((data.codes[h, o] != ELIGIBLE).sum()) if len(h) else 0
     ranks = data.preference_rank(h[eligible], o[eligible]) if eligible.any() else np.zeros(0, dtype=np.int64)
-    used = np.zeros_like(data.of.remaining)
-    np.add.at(used, o, data.hh.demand[h])
-    used_rooms = np.zeros_like(data.of.units_ge_left)
-    np.add.at(used_rooms, o, data.hh.units_taken(h).astype(np.int64))
-    over = (used > np.maximum(data.of.remaining, 0)).sum() + (used_rooms > np.maximum(data.of.units_ge_left, 0)).sum()
+    used, used_rooms = used_capacity(data, h, o)
+    cap, units = capacity_left(data)
+    over = (used > cap).sum() + (used_rooms > units).sum()
     places = np.maximum(data.of.remaining[:, PLACES], 1)
     fill = used[:, PLACES] / places
     # Balance: persons placed beyond their offer's proportional share of this allocation's persons (by places left).

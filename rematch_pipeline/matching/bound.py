@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rematch_pipeline.matching.build import LinearModel
-from rematch_pipeline.matching.data import MatchingData
+from rematch_pipeline.matching.data import MatchingData, capacity_left, used_capacity
 
 CHUNK = 4096  # households per slice of the (households x offers) value matrix, to bound memory at 50,000 x 400
 INTEGRAL = 1e-6  # a solver's value this close to an integer counts as that integer
@@ -45,9 +45,7 @@ class Prices:
 def priced_use(data: MatchingData, prices: Prices, lo: int, hi: int) -> np.ndarray:
     """(hi-lo, O): the price of the capacity and the unit households lo..hi would use at each offer."""
     hh = data.hh
-    use = hh.demand[lo:hi].astype(np.float64) @ prices.capacity.T
-    room_price = np.cumsum(prices.rooms, axis=1)  # a household needing r rooms uses a unit of classes 1..r
-    return use + room_price[:, hh.rooms[lo:hi] - 1].T
+    return hh.demand[lo:hi].astype(np.float64) @ prices.capacity.T + hh.units_taken(slice(lo, hi)) @ prices.rooms.T
 
 
 def proves_maximal(persons: float, bound: float) -> bool:
@@ -73,8 +71,7 @@ def most_attractive(values: np.ndarray, attractive: np.ndarray,
 
 def priced_capacity(data: MatchingData, prices: Prices) -> float:
     """The price of all the capacity and units offered: the constant term of every Lagrangian bound."""
-    cap = np.maximum(data.of.remaining, 0).astype(np.float64)
-    units = np.maximum(data.of.units_ge_left, 0).astype(np.float64)
+    cap, units = capacity_left(data)
     return float((prices.capacity * cap).sum() + (prices.rooms * units).sum())
 
 
@@ -114,9 +111,7 @@ def improve_bound(data: MatchingData, prices: Prices, target: float, deadline: f
     Used when the LP gives no prices; every iterate is a valid bound, so stopping early is safe. Returns the best
     bound, its prices, and whether `deadline` (a safety net) cut the steps short.
     """
-    n_off = len(data.offers)
-    cap = np.maximum(data.of.remaining, 0).astype(np.float64)
-    units = np.maximum(data.of.units_ge_left, 0).astype(np.float64)
+    cap, units = capacity_left(data)
     best_bound, best_prices = lagrangian_bound(data, prices)[0], prices
     step_scale, stale = 2.0, 0
     for _ in range(max_iterations):
@@ -131,11 +126,7 @@ def improve_bound(data: MatchingData, prices: Prices, target: float, deadline: f
                 step_scale, stale = step_scale / 2, 0
         chosen = choice >= 0
         h, o = np.nonzero(chosen)[0], choice[chosen]
-        used = np.zeros((n_off, cap.shape[1]))
-        copies = data.weight[h, None]
-        np.add.at(used, o, data.hh.demand[h] * copies)
-        used_rooms = np.zeros((n_off, units.shape[1]))
-        np.add.at(used_rooms, o, data.hh.units_taken(h) * copies)
+        used, used_rooms = used_capacity(data, h, o, data.weight[h])
         g_cap, g_rooms = cap - used, units - used_rooms  # the bound decreases along -g
         norm = float((g_cap ** 2).sum() + (g_rooms ** 2).sum())
         if norm == 0 or bound - target < 1e-6:

@@ -15,7 +15,9 @@ from rematch_pipeline.domain import (
     ROOM_CLASSES,
     SETTLEMENT_TYPES,
     WEIGHT_ASPECTS,
+    Capacity,
     CapacityOffer,
+    Consumption,
     Demand,
     Household,
     Policy,
@@ -24,18 +26,11 @@ from rematch_pipeline.domain import (
 )
 from rematch_pipeline.matching.eligibility import ELIGIBLE, exclusion_codes, medical_mask
 from rematch_pipeline.matching.scoring import COMMUNITY_VALUE, CULTURE_VALUE, score_matrices
+from rematch_pipeline.matching.units import ROOM_TABLE
 
 AGS_RE = re.compile(r"[0-9]{8}", re.ASCII)
 SECTORS = tuple(o for o in OCCUPATIONS if o not in ("none", "other"))
 N_DIMS = len(CAPACITY_DIMENSIONS)
-
-
-@dataclass(frozen=True)
-class Consumption:
-    """What earlier accepted matches took from one offer: per capacity dimension, and households per room need."""
-
-    dimensions: Mapping[str, int] = field(default_factory=dict)
-    rooms_needed: Sequence[int] = ()
 
 
 @dataclass
@@ -54,8 +49,8 @@ class HouseholdArrays:
     pref_settlement: np.ndarray  # (H,) settlement code, -1 for "any"
 
     def units_taken(self, h: np.ndarray | slice = slice(None)) -> np.ndarray:
-        """(n, len(ROOM_CLASSES)) 1 where household h takes from the units with >= k rooms (rooms needed >= k)."""
-        return (self.rooms[h, None] >= np.asarray(ROOM_CLASSES)[None, :]).astype(np.float64)
+        """(n, len(ROOM_CLASSES)): `domain.units_taken` of each household h, as arrays."""
+        return ROOM_TABLE[self.rooms[h]]
 
 
 @dataclass
@@ -134,12 +129,24 @@ class MatchingData:
         return np.asarray((best_per_municipality > mine + 1e-9).sum(axis=1) + 1)
 
 
-def remaining_capacity(offer: CapacityOffer, consumed: Consumption | None) -> tuple[list[int], list[int]]:
-    consumed = consumed or Consumption()
-    dims = [offer.capacity(d) - int(consumed.dimensions.get(d, 0)) for d in CAPACITY_DIMENSIONS]
-    # Hall's condition on nested room classes: households already needing >= k rooms hold units >= k.
-    rooms = [offer.units_with_at_least(k) - sum(1 for r in consumed.rooms_needed if r >= k) for k in ROOM_CLASSES]
-    return dims, rooms
+def used_capacity(data: MatchingData, h: np.ndarray, o: np.ndarray,
+                  copies: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """What households h placed at offers o take per offer: (O, dims) and units per room class (O, len(ROOM_CLASSES));
+    `copies` households of each (households of one type)."""
+    n_off = len(data.offers)
+    many = np.ones(len(h)) if copies is None else np.asarray(copies, dtype=np.float64)
+    used = np.zeros((n_off, N_DIMS))
+    np.add.at(used, o, data.hh.demand[h] * many[:, None])
+    units = np.zeros((n_off, len(ROOM_CLASSES)))
+    np.add.at(units, o, data.hh.units_taken(h) * many[:, None])
+    return used, units
+
+
+def capacity_left(data: MatchingData) -> tuple[np.ndarray, np.ndarray]:
+    """(O, dims) and (O, len(ROOM_CLASSES)) what the round may place at each offer: what is left, and nothing where
+    a resubmission cut an offer below what it already holds (the model's right-hand sides)."""
+    return (np.maximum(data.of.remaining, 0).astype(np.float64),
+            np.maximum(data.of.units_ge_left, 0).astype(np.float64))
 
 
 def _ags_code(ags: str | None) -> int:
@@ -178,13 +185,13 @@ def _household_arrays(households: list[Household], demands: list[Demand], round_
 
 def _offer_arrays(offers: list[CapacityOffer], round_date: date,
                   consumed: Mapping[str, Consumption]) -> OfferArrays:
-    rem = [remaining_capacity(o, consumed.get(o.offer_id)) for o in offers]
+    rem = [Capacity.of(o, consumed.get(o.offer_id)) for o in offers]
     settlement_code = {s: i for i, s in enumerate(SETTLEMENT_TYPES)}
     return OfferArrays(
         ags=np.array([int(o.ags) for o in offers], dtype=np.int64),
         valid=np.array([o.is_valid_on(round_date) for o in offers], dtype=bool),
-        remaining=np.array([r[0] for r in rem], dtype=np.int64).reshape(len(offers), N_DIMS),
-        units_ge_left=np.array([r[1] for r in rem], dtype=np.int64).reshape(len(offers), len(ROOM_CLASSES)),
+        remaining=np.array([r.dimensions for r in rem], dtype=np.int64).reshape(len(offers), N_DIMS),
+        units_ge_left=np.array([r.units for r in rem], dtype=np.int64).reshape(len(offers), len(ROOM_CLASSES)),
         units_ge_total=np.array([[o.units_with_at_least(k) for k in ROOM_CLASSES] for o in offers],
                                 dtype=np.float64).reshape(len(offers), len(ROOM_CLASSES)),
         medical=np.array([medical_mask(o.medical_services) for o in offers], dtype=np.int64),

@@ -5,19 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from rematch_pipeline.domain import MEDICAL_SERVICES
+from rematch_pipeline.matching.units import units_for
 
 # Exclusion codes in the order they are checked; the first that applies explains the exclusion.
 ELIGIBLE = 0
 NOT_VALID, DECLINED, NO_ACCESSIBLE, NO_MEDICAL, NO_PETS, TOO_SMALL, NO_ROOMS = range(1, 8)
-REASON_WORDS = {
-    NOT_VALID: "offer not valid on the round date",
-    DECLINED: "declined earlier by the household",
-    NO_ACCESSIBLE: "no wheelchair-accessible unit",
-    NO_MEDICAL: "medical service not offered",
-    NO_PETS: "no unit where pets are allowed",
-    TOO_SMALL: "too few places for the household's size",
-    NO_ROOMS: "no unit with enough rooms",
-}
+# Their names in stored reasons (`domain.UnmatchedReason`; the words are in `matching.reasons`).
+EXCLUSION_KEYS = {NOT_VALID: "not_valid", DECLINED: "declined", NO_ACCESSIBLE: "no_accessible",
+                  NO_MEDICAL: "no_medical", NO_PETS: "no_pets", TOO_SMALL: "too_small", NO_ROOMS: "no_rooms"}
 
 
 def medical_mask(services: frozenset[str] | tuple[str, ...]) -> int:
@@ -41,8 +36,6 @@ def exclusion_codes(
 ) -> np.ndarray:
     """(H, O) int8 matrix: 0 where the pair is eligible, else the first exclusion code that applies."""
     codes = np.zeros(declined.shape, dtype=np.int8)
-    # A household needing r rooms also uses up a unit of every class k <= r (Hall's condition on nested classes).
-    units_for_need = np.minimum.accumulate(units_ge_left, axis=1).T[rooms - 1]  # (H, O)
     checks = (
         (NOT_VALID, ~valid[None, :]),
         (DECLINED, declined),
@@ -50,7 +43,7 @@ def exclusion_codes(
         (NO_MEDICAL, (need_medical[:, None] & ~medical_offered[None, :]) != 0),
         (NO_PETS, need_pets[:, None] & (pets_left[None, :] <= 0)),
         (TOO_SMALL, places_left[None, :] < persons[:, None]),
-        (NO_ROOMS, units_for_need <= 0),
+        (NO_ROOMS, units_for(units_ge_left, rooms) <= 0),
     )
     # Apply in reverse so the earliest check wins where several apply.
     for code, mask in reversed(checks):

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Policy, Unmatched
+from rematch_pipeline.domain import Assignment, CapacityOffer, Consumption, Household, Policy, Unmatched
 from rematch_pipeline.matching.backends import SolveError
 from rematch_pipeline.matching.baselines import evaluate, state_quota
-from rematch_pipeline.matching.data import Consumption, MatchingData, build_data
+from rematch_pipeline.matching.data import MatchingData, build_data
 from rematch_pipeline.matching.extract import extract
 from rematch_pipeline.matching.planning import planning_report
 from rematch_pipeline.matching.solve import solve_model

@@ -12,7 +12,7 @@ import numpy as np
 from rematch_pipeline.domain import ROOM_CLASSES, Policy
 from rematch_pipeline.matching.backends import PhaseResult, SolveError, highs_options
 from rematch_pipeline.matching.bound import CHUNK, INTEGRAL, Prices, most_attractive, priced_capacity, priced_use
-from rematch_pipeline.matching.data import MatchingData, top_candidates
+from rematch_pipeline.matching.data import MatchingData, capacity_left, top_candidates
 from rematch_pipeline.matching.fair_share import FairShare
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,8 @@ class QualityLP:
         self.share_row = np.full(n_off, -1)
         self.share_row[self.share_offers] = self.row_persons + 1 + np.arange(len(self.share_offers))
         n_rows = self.row_persons + 1 + len(self.share_offers)
-        upper = np.concatenate([data.weight, np.maximum(data.of.remaining, 0).ravel(),
-                                np.maximum(data.of.units_ge_left, 0).ravel(), [highspy.kHighsInf],
+        left, units = capacity_left(data)
+        upper = np.concatenate([data.weight, left.ravel(), units.ravel(), [highspy.kHighsInf],
                                 np.zeros(len(self.share_offers))]).astype(np.float64)
         lower = np.full(n_rows, -highspy.kHighsInf)
         lower[self.row_persons] = placed

@@ -13,7 +13,7 @@ from rematch_pipeline.domain import Policy
 from rematch_pipeline.matching.backends import HighsDirect, SolveError
 from rematch_pipeline.matching.bound import INTEGRAL, proves_maximal
 from rematch_pipeline.matching.build import build_model
-from rematch_pipeline.matching.data import MatchingData
+from rematch_pipeline.matching.data import MatchingData, capacity_left
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,7 @@ class TypeAllocation:
         self.data = tdata
         self.counts = np.zeros(tdata.codes.shape)
         self.placed = np.zeros(tdata.codes.shape[0])
-        self.left = np.maximum(tdata.of.remaining, 0).astype(np.float64)
-        self.units = np.maximum(tdata.of.units_ge_left, 0).astype(np.float64)
+        self.left, self.units = capacity_left(tdata)
         self.demand = tdata.hh.demand.astype(np.float64)
         self.uses = tdata.hh.units_taken()
 
@@ -150,8 +149,9 @@ class TypeAllocation:
         """Set the counts of `offers` (columns) and recompute what they leave."""
         self.counts[:, offers] = counts
         self.placed = self.counts.sum(axis=1)
-        self.left[offers] = np.maximum(self.data.of.remaining[offers], 0) - counts.T @ self.demand
-        self.units[offers] = np.maximum(self.data.of.units_ge_left[offers], 0) - counts.T @ self.uses
+        left, units = capacity_left(self.data)
+        self.left[offers] = left[offers] - counts.T @ self.demand
+        self.units[offers] = units[offers] - counts.T @ self.uses
 
 
 def round_lp(tdata: MatchingData, lp_x: np.ndarray) -> TypeAllocation:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,8 @@ from rematch_pipeline import store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import migrate
-from rematch_pipeline.domain import CAPACITY_DIMENSIONS, ROOM_CLASSES, demand_of
+from rematch_pipeline.domain import CAPACITY_DIMENSIONS, ROOM_CLASSES, Capacity, Unmatched, demand_of, units_taken
+from rematch_pipeline.matching.reasons import category
 from rematch_pipeline.packets.render import document_environment, write_atomic
 from rematch_pipeline.reports.charts import Series, hbar_chart, heat_color
 
@@ -32,17 +32,10 @@ SHADOW_PRICES_SHOWN = 25
 _ENV = document_environment(TEMPLATE_DIR)
 
 
-def reason_category(reason: str) -> str:
-    """Group the worded unmatched reasons: which need excluded everything, or which capacity ran out first."""
-    if reason.startswith("no eligible municipality"):
-        rest = reason.split(":", 1)[1].strip() if ":" in reason else ""
-        first = re.split(r" \(\d+ of \d+\)|:", rest, maxsplit=1)[0].strip()
-        return f"no eligible municipality — {first}" if first else "no eligible municipality"
-    if reason.startswith("capacity exhausted"):
-        parts = reason.split(":", 1)
-        first = re.split(r" \(\d+\)", parts[1].strip(), maxsplit=1)[0] if len(parts) > 1 else ""
-        return f"capacity exhausted — {first}" if first and "displace" not in reason else "capacity exhausted"
-    return reason[:80]
+def reason_group(u: Unmatched) -> str:
+    """Which need excluded most offers, or which capacity ran out at most of them; a round stored before reasons
+    were kept as codes is grouped by its words."""
+    return category(u.why) if u.why else u.reason
 
 
 def _fill_rows(conn: Any, round_id: str, round_date: Any, policy: Any) -> list[dict[str, Any]]:
@@ -72,18 +65,16 @@ def _fill_rows(conn: Any, round_id: str, round_date: Any, policy: Any) -> list[d
         else:
             c["places_persons"] += a.persons  # erased after the round: only the pseudonymous count is left
             continue
-        c.update({f"rooms_{k}": 1 for k in ROOM_CLASSES if rooms >= k})
+        c.update({f"rooms_{k}": t for k, t in zip(ROOM_CLASSES, units_taken(rooms), strict=True)})
     rows = []
     for o in sorted(inputs.offers, key=lambda o: (o.ags, o.offer_id)):
-        taken = inputs.consumed.get(o.offer_id)
+        left = Capacity.of(o, inputs.consumed.get(o.offer_id))
         cells = []
-        for dim in CAPACITY_DIMENSIONS:
-            cap = o.capacity(dim) - (int(taken.dimensions.get(dim, 0)) if taken else 0)
+        for dim, cap in zip(CAPACITY_DIMENSIONS, left.dimensions, strict=True):
             u = used.get(o.offer_id, Counter())[dim]
             share = (u / cap) if cap > 0 else (0.0 if u == 0 else 2.0)
             cells.append({"dimension": dim, "used": u, "capacity": cap, "share": share, "color": heat_color(share)})
-        for k in ROOM_CLASSES:
-            cap = o.units_with_at_least(k) - (sum(1 for n in taken.rooms_needed if n >= k) if taken else 0)
+        for k, cap in zip(ROOM_CLASSES, left.units, strict=True):
             u = used.get(o.offer_id, Counter())[f"rooms_{k}"]
             share = (u / cap) if cap > 0 else (0.0 if u == 0 else 2.0)
             cells.append({"dimension": f"rooms_{k}", "used": u, "capacity": cap, "share": share,
@@ -117,11 +108,11 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
                             .where(t.validation_runs.c.created_at <= cutoff)
                             .order_by(t.validation_runs.c.id)).all()
     comparison = dict(stats.get("comparison") or {})
-    reasons = Counter(reason_category(u.reason) for u in unmatched)
+    reasons = Counter(reason_group(u) for u in unmatched)
     reason_items = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
     persons_by_reason: Counter[str] = Counter()
     for u in unmatched:
-        persons_by_reason[reason_category(u.reason)] += u.persons
+        persons_by_reason[reason_group(u)] += u.persons
     shadow = sorted(((float(e["persons_per_unit"]), p["ags"], p["municipality"], e["capacity"])
                      for p in stats.get("planning") or [] for e in p["extra_capacity"]),
                     key=lambda x: (-x[0], x[1], x[3]))[:SHADOW_PRICES_SHOWN]
