@@ -8,29 +8,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-# Choice lists of the data contract (docs/data-contract.md); names cross the boundary unchanged.
-LANGUAGES = ("uk", "ru", "en", "de", "pl", "other")
-GERMAN_LEVELS = ("none", "a1", "a2", "b1", "b2_plus")
-MEDICAL_SERVICES = ("dialysis", "oncology", "psychotherapy", "paediatric_specialist", "diabetes_care")
-MEDICAL_NEEDS = MEDICAL_SERVICES + ("none",)
-PETS = ("none", "cat", "dog", "other")
-SETTLEMENT_TYPES = ("big_city", "mid_city", "small_town", "rural")
-PREF_SETTLEMENTS = SETTLEMENT_TYPES + ("any",)
-RELATIONS = ("head", "spouse", "child", "parent", "sibling", "other")
-SEXES = ("female", "male", "diverse")
-OCCUPATIONS = (
-    "health_care", "education", "it", "engineering", "construction", "hospitality",
-    "manufacturing", "logistics", "agriculture", "retail", "public_admin", "other", "none",
-)
-QUALIFICATIONS = ("none", "vocational", "bachelor", "master_plus")
-COMMUNITY = ("none", "small", "large")
-WEIGHT_ASPECTS = ("work", "education", "community", "healthcare", "housing", "culture")
-# Land code by the first two AGS digits (Amtlicher Gemeindeschlüssel).
-LAND_BY_AGS_PREFIX = {
-    "01": "SH", "02": "HH", "03": "NI", "04": "HB", "05": "NW", "06": "HE", "07": "RP", "08": "BW",
-    "09": "BY", "10": "SL", "11": "BE", "12": "BB", "13": "MV", "14": "SN", "15": "ST", "16": "TH",
-}
-
 # Capacity dimensions every offer carries and every household consumes; names are the contract's columns.
 CAPACITY_DIMENSIONS = (
     "places_persons", "units_wheelchair", "units_pets_allowed", "kita_u3", "kita_ue3",

@@ -11,22 +11,27 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from rematch_pipeline.domain import (
-    COMMUNITY,
+from rematch_pipeline.contract import (
+    AGS_PATTERN,
+    CAPACITY_COUNT_FIELDS,
+    CAPACITY_FIELDS,
+    CAPACITY_SELECT_MULTIPLE,
+    CHOICES,
+    EARLIEST_BIRTH_YEAR,
     GERMAN_LEVELS,
-    LAND_BY_AGS_PREFIX,
     LANGUAGES,
     MEDICAL_NEEDS,
+    MIN_PLACES_PERSONS,
     OCCUPATIONS,
     PETS,
     PREF_SETTLEMENTS,
     QUALIFICATIONS,
     RELATIONS,
-    SETTLEMENT_TYPES,
     SEXES,
     WEIGHT_ASPECTS,
+    WEIGHT_RANGE,
 )
-from rematch_pipeline.ingest.readers import CAPACITY_FIELDS, TEMPLATE_INSTRUCTIONS_SHEET
+from rematch_pipeline.ingest.readers import TEMPLATE_INSTRUCTIONS_SHEET
 from rematch_pipeline.reproducible import workbook_bytes, write_atomically
 
 _CREATOR = "Re:Match"
@@ -112,7 +117,9 @@ _WEIGHT_LABELS: dict[str, _L] = {
     "housing": ("Wohnung", "Житло", "Housing"), "culture": ("Kultur und Freizeit", "Культура і дозвілля",
                                                             "Culture and leisure"),
 }
-_RANGE_0_5: _L = ("Bitte 0 bis 5 eingeben.", "Введіть число від 0 до 5.", "Enter 0 to 5.")
+_LOW, _HIGH = WEIGHT_RANGE
+_RANGE_0_5: _L = (f"Bitte {_LOW} bis {_HIGH} eingeben.", f"Введіть число від {_LOW} до {_HIGH}.",
+                  f"Enter {_LOW} to {_HIGH}.")
 _ONE_HEAD: _L = ("Die erste Person ist der Haushaltsvorstand, keine weitere Person.",
                  "Перша особа — голова домогосподарства, інші — ні.",
                  "The first person is the head of household, and no one else.")
@@ -174,15 +181,16 @@ def _survey() -> list[_Q]:
     ]
     for aspect in WEIGHT_ASPECTS:
         de, uk, en = _WEIGHT_LABELS[aspect]
-        q.append(("integer", f"weight_{aspect}", (f"Wie wichtig: {de} (0-5)", f"Наскільки важливо: {uk} (0-5)",
-                                                 f"How important: {en} (0-5)"), "yes", ". >= 0 and . <= 5",
-                  _RANGE_0_5, "", ""))
+        q.append(("integer", f"weight_{aspect}", (f"Wie wichtig: {de} ({_LOW}-{_HIGH})",
+                                                 f"Наскільки важливо: {uk} ({_LOW}-{_HIGH})",
+                                                 f"How important: {en} ({_LOW}-{_HIGH})"), "yes",
+                  f". >= {_LOW} and . <= {_HIGH}", _RANGE_0_5, "", ""))
     q += [
         ("end_group", "", None, "", "", None, "", ""),
         ("text", "ties_ags", ("AGS eines Ortes mit Verwandten/Freunden (8 Ziffern)",
                               "AGS громади з родичами/друзями (8 цифр)",
                               "AGS of a place with relatives or friends (8 digits)"), "",
-         "regex(., '^[0-9]{8}$')", ("Genau 8 Ziffern.", "Рівно 8 цифр.", "Exactly 8 digits."), "", "numbers"),
+         f"regex(., '^{AGS_PATTERN}$')", ("Genau 8 Ziffern.", "Рівно 8 цифр.", "Exactly 8 digits."), "", "numbers"),
         ("text", "notes", ("Anmerkungen", "Примітки", "Notes"), "", "", None, "", "multiline"),
         ("begin_repeat", "members", ("Personen im Haushalt", "Члени домогосподарства", "Household members"), "", "",
          None, "", ""),
@@ -191,8 +199,9 @@ def _survey() -> list[_Q]:
          "(position(..) = 1 and . = 'head') or (position(..) > 1 and . != 'head')", _ONE_HEAD, "", ""),
         ("select_one sex", "sex", ("Geschlecht", "Стать", "Sex"), "yes", "", None, "", ""),
         ("integer", "birth_year", ("Geburtsjahr", "Рік народження", "Birth year"), "yes",
-         ". >= 1900 and . <= int(format-date(today(), '%Y'))",
-         ("1900 bis heute.", "Від 1900 до поточного року.", "1900 up to the current year."), "", ""),
+         f". >= {EARLIEST_BIRTH_YEAR} and . <= int(format-date(today(), '%Y'))",
+         (f"{EARLIEST_BIRTH_YEAR} bis heute.", f"Від {EARLIEST_BIRTH_YEAR} до поточного року.",
+          f"{EARLIEST_BIRTH_YEAR} up to the current year."), "", ""),
         ("select_one yes_no", "mobility_impaired", ("Gehbehindert", "Обмежена мобільність", "Mobility impaired"),
          "yes", "", None, "", ""),
         ("select_one occupation", "occupation", ("Beruf", "Професія", "Occupation"), "yes", "", None, "", ""),
@@ -257,7 +266,7 @@ CAPACITY_INSTRUCTIONS = (
     "state: Länderkürzel (SH HH NI HB NW HE RP BW BY SL BE BB MV SN ST TH), passend zu den ersten beiden AGS-Ziffern.",
     "settlement_type: big_city, mid_city, small_town oder rural.",
     "valid_from / valid_until: Zeitraum, in dem das Angebot gilt (Datum, TT.MM.JJJJ).",
-    "places_persons: Zahl der Personen, die aufgenommen werden können (mindestens 8).",
+    f"places_persons: Zahl der Personen, die aufgenommen werden können (mindestens {MIN_PLACES_PERSONS}).",
     "units_1_room … units_4plus_rooms: freie Wohneinheiten nach Zimmerzahl; units_wheelchair und "
     "units_pets_allowed zählen zu diesen Einheiten.",
     "kita_u3 / kita_ue3: Kitaplätze für 0–2 bzw. 3–5 Jahre; school_primary / school_secondary: Schulplätze für "
@@ -268,12 +277,8 @@ CAPACITY_INSTRUCTIONS = (
     "ukrainian_community: none, small oder large.",
     "contact_name / contact_email: Ansprechperson, an die das Vermittlungspaket geschickt wird.",
 )
-_LIST_FIELDS = {"state": tuple(LAND_BY_AGS_PREFIX.values()), "settlement_type": SETTLEMENT_TYPES,
-                "ukrainian_community": COMMUNITY}
-_MULTI_FIELDS = {"medical_services": MEDICAL_NEEDS, "job_sectors_shortage": OCCUPATIONS}
-_INT_FIELDS = ("places_persons", "units_1_room", "units_2_rooms", "units_3_rooms", "units_4plus_rooms",
-               "units_wheelchair", "units_pets_allowed", "kita_u3", "kita_ue3", "school_primary", "school_secondary",
-               "language_course_seats")
+_LIST_FIELDS = {f: CHOICES[f] for f in ("state", "settlement_type", "ukrainian_community")}
+_MULTI_FIELDS = CAPACITY_SELECT_MULTIPLE
 
 
 def _column_range(field: str, rows: int) -> str:
@@ -310,8 +315,8 @@ def capacity_template(offers: Sequence[dict[str, Any]] = (), rows: int = TEMPLAT
                             showErrorMessage=True, errorTitle=name, error=f"{name}: bitte aus der Liste wählen.")
         dv.add(_column_range(name, rows))
         checks.append(dv)
-    for name in _INT_FIELDS:
-        low = 8 if name == "places_persons" else 0
+    for name in CAPACITY_COUNT_FIELDS:
+        low = MIN_PLACES_PERSONS if name == "places_persons" else 0
         dv = DataValidation(type="whole", operator="greaterThanOrEqual", formula1=str(low), allow_blank=True,
                             showErrorMessage=True, errorTitle=name, error=f"{name}: ganze Zahl ab {low}.")
         dv.add(_column_range(name, rows))

@@ -19,24 +19,21 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
 from rematch_pipeline.config import shipped_policy
-from rematch_pipeline.domain import (
+from rematch_pipeline.contract import (
+    CAPACITY_FIELDS,
+    HOUSEHOLD_FIELDS,
+    HOUSEHOLD_SELECT_MULTIPLE,
     LAND_BY_AGS_PREFIX,
     LANGUAGES,
     MEDICAL_NEEDS,
     MEDICAL_SERVICES,
+    MEMBER_FIELDS,
+    MIN_PLACES_PERSONS,
     OCCUPATIONS,
     WEIGHT_ASPECTS,
-    Household,
-    Member,
-    demand_of,
 )
+from rematch_pipeline.domain import Household, Member, demand_of
 from rematch_pipeline.forms import CAPACITY_INSTRUCTIONS as _INSTRUCTIONS
-from rematch_pipeline.ingest.readers import (
-    CAPACITY_FIELDS,
-    HOUSEHOLD_FIELDS,
-    HOUSEHOLD_SELECT_MULTIPLE,
-    MEMBER_FIELDS,
-)
 from rematch_pipeline.reproducible import FIXED_TIME, workbook_bytes, write_atomically, zip_bytes
 
 DEFAULT_ROUND_DATE = date(2026, 11, 23)
@@ -556,7 +553,7 @@ def _capacity_rows(rng: random.Random, munis: Sequence[_Municipality], hhs: Sequ
 
     # Capacity slightly short of or just above demand, so the matching has to choose.
     target = round(persons * rng.uniform(0.90, 1.05))
-    places = _allocate(target, [m.population ** 0.55 * rng.uniform(0.6, 1.4) for m in munis], 8)
+    places = _allocate(target, [m.population ** 0.55 * rng.uniform(0.6, 1.4) for m in munis], MIN_PLACES_PERSONS)
     not_valid = set(rng.sample(range(len(munis)), round(0.05 * len(munis))))
     rows = []
     for i, (m, p) in enumerate(zip(munis, places, strict=True)):

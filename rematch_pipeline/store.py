@@ -10,22 +10,9 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from rematch_pipeline.canonical import parse_instant, skeleton
+from rematch_pipeline.contract import CAPACITY_COUNT_FIELDS, WEIGHT_ASPECTS
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.domain import (
-    WEIGHT_ASPECTS,
-    Assignment,
-    CapacityOffer,
-    Household,
-    Member,
-    Unmatched,
-    UnmatchedReason,
-    pseudonym,
-)
-
-CAPACITY_INT_FIELDS = (
-    "places_persons", "units_1_room", "units_2_rooms", "units_3_rooms", "units_4plus_rooms", "units_wheelchair",
-    "units_pets_allowed", "kita_u3", "kita_ue3", "school_primary", "school_secondary", "language_course_seats",
-)
+from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Member, Unmatched, UnmatchedReason, pseudonym
 
 
 def _yes(value: Any) -> bool:
@@ -327,7 +314,7 @@ def offer_row(rec: Mapping[str, Any], raw_file_id: int) -> dict[str, Any]:
         "contact_name": text_or_none(rec.get("contact_name")),
         "contact_email": text_or_none(rec.get("contact_email")),
     }
-    for f in CAPACITY_INT_FIELDS:
+    for f in CAPACITY_COUNT_FIELDS:
         row[f] = int(float(rec[f]))
     return row
 
@@ -355,7 +342,7 @@ def offer_from_row(r: Any) -> CapacityOffer:
     return CapacityOffer(
         offer_id=r.offer_id, ags=r.ags, municipality_name=r.municipality_name, state=r.state,
         settlement_type=r.settlement_type, valid_from=r.valid_from, valid_until=r.valid_until,
-        **{f: getattr(r, f) for f in CAPACITY_INT_FIELDS},
+        **{f: getattr(r, f) for f in CAPACITY_COUNT_FIELDS},
         medical_services=frozenset(r.medical_services.split()),
         job_sectors_shortage=frozenset(r.job_sectors_shortage.split()),
         ukrainian_community=r.ukrainian_community, contact_name=r.contact_name or "",

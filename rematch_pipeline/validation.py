@@ -29,7 +29,7 @@ from great_expectations.exceptions.resource_freshness import (
 
 from rematch_pipeline.canonical import identifier_problem, parse_instant
 from rematch_pipeline.config import DEFAULT_EXPECTATIONS_DIR, Settings
-from rematch_pipeline.domain import LAND_BY_AGS_PREFIX
+from rematch_pipeline.contract import AGS_PATTERN, DATE_PATTERN, INT_PATTERN, LAND_BY_AGS_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +42,6 @@ DATA_DOCS_RESULTS_LIMIT = 50
 
 SUBMISSION_CLOCK_SLACK = timedelta(minutes=15)  # how far ahead a sending server's clock may run
 EARLIEST_INTERVIEW = date(2022, 1, 1)  # the interviews of this programme began after the war began in 2022
-INT_RE = r"-?[0-9]+"  # ASCII digits only: int() would read other scripts' digits too
-DATE_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-AGS_RE = r"[0-9]{8}"
 UNIT_COLUMNS = ("units_1_room", "units_2_rooms", "units_3_rooms", "units_4plus_rooms")
 
 # COMPLETE gives every failing row's index label; the pandas "query" string would only repeat that list.
@@ -401,12 +398,12 @@ def _tristate(cond: pd.Series | np.ndarray, known: pd.Series, index: pd.Index) -
 
 
 def _to_int(s: pd.Series) -> pd.Series:
-    ok = _matches(s, INT_RE)
+    ok = _matches(s, INT_PATTERN)
     return pd.to_numeric(s.astype(object).where(ok, None), errors="coerce").astype(float)
 
 
 def _parse_date(v: object) -> date | None:
-    if not isinstance(v, str) or re.fullmatch(DATE_RE, v) is None:
+    if not isinstance(v, str) or re.fullmatch(DATE_PATTERN, v) is None:
         return None
     try:
         return date.fromisoformat(v)
@@ -438,7 +435,7 @@ def _derive_generic(frame: pd.DataFrame, columns: Iterable[str]) -> dict[str, pd
                 out[col] = _to_int(frame[m.group(1)])
         elif (m := re.fullmatch(r"_(.+)_is_calendar_date", col)) and m.group(1) in frame:
             raw = frame[m.group(1)]
-            out[col] = _tristate(raw.map(_parse_date).notna(), _matches(raw, DATE_RE), frame.index)
+            out[col] = _tristate(raw.map(_parse_date).notna(), _matches(raw, DATE_PATTERN), frame.index)
         elif (m := re.fullmatch(r"_(.+)_visible_only", col)) and m.group(1) in frame:
             out[col] = _judged(frame[m.group(1)], lambda v: identifier_problem(v) != "invisible", frame.index)
         elif (m := re.fullmatch(r"_(.+)_one_script", col)) and m.group(1) in frame:
@@ -503,7 +500,7 @@ def _derive_members(frame: pd.DataFrame, households: pd.DataFrame | None) -> Non
 
 def _derive_capacity_offers(frame: pd.DataFrame) -> None:
     ags = frame["ags"].astype(object)
-    land = ags.where(_matches(ags, AGS_RE), None).map(lambda v: v[:2] if isinstance(v, str) else None)
+    land = ags.where(_matches(ags, AGS_PATTERN), None).map(lambda v: v[:2] if isinstance(v, str) else None)
     frame["_ags_land"] = land.astype(object)
     state_from_ags = land.map(lambda v: LAND_BY_AGS_PREFIX.get(v) if isinstance(v, str) else None)
     frame["_state_from_ags"] = state_from_ags.astype(object)

@@ -10,7 +10,7 @@ from typing import Any
 
 from openpyxl import Workbook
 
-from rematch_pipeline.ingest.readers import CAPACITY_FIELDS, DECISION_FIELDS, HOUSEHOLD_FIELDS, MEMBER_FIELDS
+from rematch_pipeline.contract import CAPACITY_FIELDS, DECISION_FIELDS, HOUSEHOLD_FIELDS, MEMBER_FIELDS
 from rematch_pipeline.reproducible import FIXED_TIME, workbook_bytes
 
 GROUP = {"wheelchair_access": "grp_needs", "medical_needs": "grp_needs", "pets": "grp_needs",

@@ -6,7 +6,8 @@ from datetime import date
 
 from rematch_pipeline.clock import ManualClock
 from rematch_pipeline.config import Settings
-from rematch_pipeline.domain import WEIGHT_ASPECTS, CapacityOffer, Household, Member
+from rematch_pipeline.contract import WEIGHT_ASPECTS
+from rematch_pipeline.domain import CapacityOffer, Household, Member
 
 ROUND_DATE = date(2026, 11, 23)
 

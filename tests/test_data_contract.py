@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rematch_pipeline import domain
+from rematch_pipeline import contract
 from rematch_pipeline.config import Settings, load_policy
-from rematch_pipeline.ingest import readers
 from rematch_pipeline.ingest.service import ingest_file
 from rematch_pipeline.quarantine import list_quarantine
 
@@ -24,9 +23,9 @@ def _example(heading: str) -> str:
 
 def test_every_field_and_choice_that_crosses_the_boundary_is_in_the_projects_contract() -> None:
     text = CONTRACT.read_text(encoding="utf-8")
-    names = (*readers.HOUSEHOLD_FIELDS, *readers.MEMBER_FIELDS, *readers.CAPACITY_FIELDS, *readers.DECISION_FIELDS,
-             *domain.LANGUAGES, *domain.GERMAN_LEVELS, *domain.MEDICAL_NEEDS, *domain.OCCUPATIONS,
-             *domain.SETTLEMENT_TYPES)
+    names = (*contract.HOUSEHOLD_FIELDS, *contract.MEMBER_FIELDS, *contract.CAPACITY_FIELDS, *contract.DECISION_FIELDS,
+             *contract.LANGUAGES, *contract.GERMAN_LEVELS, *contract.MEDICAL_NEEDS, *contract.OCCUPATIONS,
+             *contract.SETTLEMENT_TYPES)
     assert [n for n in names if not re.search(rf"\b{re.escape(n)}\b", text)] == []
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "docs/data-contract.md" in readme and "../shared" not in readme

@@ -11,7 +11,15 @@ import pytest
 from openpyxl import load_workbook
 
 from rematch_pipeline.cli import main
-from rematch_pipeline.domain import LANGUAGES, MEDICAL_NEEDS, OCCUPATIONS, RELATIONS
+from rematch_pipeline.contract import (
+    CAPACITY_FIELDS,
+    HOUSEHOLD_FIELDS,
+    LANGUAGES,
+    MEDICAL_NEEDS,
+    MEMBER_FIELDS,
+    OCCUPATIONS,
+    RELATIONS,
+)
 from rematch_pipeline.forms import (
     LANGS,
     TEMPLATE_FILE,
@@ -21,7 +29,7 @@ from rematch_pipeline.forms import (
     safe_text,
     xlsform_workbook,
 )
-from rematch_pipeline.ingest.readers import CAPACITY_FIELDS, HOUSEHOLD_FIELDS, MEMBER_FIELDS, read_file
+from rematch_pipeline.ingest.readers import read_file
 from tests import exports as x
 
 

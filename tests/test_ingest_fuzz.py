@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from rematch_pipeline.clock import ManualClock
 from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.contract import CAPACITY_FIELDS, HOUSEHOLD_FIELDS, MEMBER_FIELDS
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine
-from rematch_pipeline.ingest.readers import CAPACITY_FIELDS, HOUSEHOLD_FIELDS, MEMBER_FIELDS
 from rematch_pipeline.ingest.service import ingest_file
 from tests import exports as x
 from tests.factories import ROUND_DATE

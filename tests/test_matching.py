@@ -352,7 +352,7 @@ def test_baselines_are_reported_beside_the_round_and_ours_violates_no_hard_need(
 # --- rules found in review: bounds, fallbacks, ranks, nested rooms, policy table, malformed ties ---------------
 
 def test_lp_bound_never_exceeds_the_pool_and_a_full_placement_is_proven() -> None:
-    from rematch_pipeline.domain import WEIGHT_ASPECTS
+    from rematch_pipeline.contract import WEIGHT_ASPECTS
 
     hs = [household(f"H{i:04d}", weights=dict.fromkeys(WEIGHT_ASPECTS, 5)) for i in range(1200)]
     os_ = [offer(f"05{j:03d}000", places=100, units=(100, 0, 0, 0), ukrainian_community="large") for j in range(30)]

@@ -11,14 +11,8 @@ from typing import Any
 import pytest
 from openpyxl import Workbook
 
-from rematch_pipeline.ingest.readers import (
-    CAPACITY_FIELDS,
-    HOUSEHOLD_FIELDS,
-    MEMBER_FIELDS,
-    Batch,
-    UnrecognisedFileError,
-    read_file,
-)
+from rematch_pipeline.contract import CAPACITY_FIELDS, HOUSEHOLD_FIELDS, MEMBER_FIELDS
+from rematch_pipeline.ingest.readers import Batch, UnrecognisedFileError, read_file
 from rematch_pipeline.scenario import ScenarioFiles, generate_scenario
 
 MAIN_HEADER = ["case_id", "interview_date", "languages", "languages/uk", "languages/ru", "grp_needs/medical_needs",

@@ -14,14 +14,9 @@ from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
 from rematch_pipeline.canonical import canonical_value
+from rematch_pipeline.contract import HOUSEHOLD_FIELDS, MEMBER_FIELDS
 from rematch_pipeline.ingest import xlsx
-from rematch_pipeline.ingest.readers import (
-    HOUSEHOLD_FIELDS,
-    MEMBER_FIELDS,
-    UnrecognisedFileError,
-    read_file,
-    repaired_ags,
-)
+from rematch_pipeline.ingest.readers import UnrecognisedFileError, read_file, repaired_ags
 from rematch_pipeline.ingest.safety import Limits, RefusedFileError
 from tests import exports as x
 

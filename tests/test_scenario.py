@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 
-from rematch_pipeline.domain import (
+from rematch_pipeline.contract import (
+    CAPACITY_FIELDS,
     GERMAN_LEVELS,
     LAND_BY_AGS_PREFIX,
     LANGUAGES,
     MEDICAL_NEEDS,
     MEDICAL_SERVICES,
+    MEMBER_FIELDS,
     OCCUPATIONS,
     PETS,
     PREF_SETTLEMENTS,
@@ -26,7 +28,6 @@ from rematch_pipeline.domain import (
     SEXES,
     WEIGHT_ASPECTS,
 )
-from rematch_pipeline.ingest.readers import CAPACITY_FIELDS, MEMBER_FIELDS
 from rematch_pipeline.scenario import PILOT_CITIES, ScenarioFiles, generate_scenario
 
 ROUND_DATE = date(2026, 11, 23)

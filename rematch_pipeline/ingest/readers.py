@@ -16,37 +16,17 @@ import pandas as pd
 from openpyxl import load_workbook
 
 from rematch_pipeline.canonical import canonical_header, canonical_text, canonical_value
-from rematch_pipeline.domain import (
+from rematch_pipeline.contract import (
+    CAPACITY_FIELDS,
+    CAPACITY_SELECT_MULTIPLE,
+    DECISION_FIELDS,
+    HOUSEHOLD_FIELDS,
+    HOUSEHOLD_SELECT_MULTIPLE,
     LAND_BY_AGS_PREFIX,
-    LANGUAGES,
-    MEDICAL_NEEDS,
-    MEDICAL_SERVICES,
-    OCCUPATIONS,
-    WEIGHT_ASPECTS,
+    MEMBER_FIELDS,
 )
 from rematch_pipeline.ingest import xlsx
 from rematch_pipeline.ingest.safety import Limits, RefusedFileError, check_size, check_xlsx, check_zip
-
-# Field names of the data contract (docs/data-contract.md), in contract order; they cross the boundary.
-HOUSEHOLD_FIELDS = (
-    "case_id", "interview_date", "interview_location", "consent_matching", "consent_health_share",
-    "contact_phone", "contact_email", "languages", "german_level", "wheelchair_access", "medical_needs", "pets",
-    "pref_settlement", *(f"weight_{aspect}" for aspect in WEIGHT_ASPECTS), "ties_ags", "notes",
-)
-MEMBER_FIELDS = ("relation", "sex", "birth_year", "mobility_impaired", "occupation", "qualification")
-CAPACITY_FIELDS = (
-    "offer_id", "ags", "municipality_name", "state", "settlement_type", "valid_from", "valid_until",
-    "places_persons", "units_1_room", "units_2_rooms", "units_3_rooms", "units_4plus_rooms", "units_wheelchair",
-    "units_pets_allowed", "kita_u3", "kita_ue3", "school_primary", "school_secondary", "language_course_seats",
-    "medical_services", "job_sectors_shortage", "ukrainian_community", "contact_name", "contact_email",
-)
-# select_multiple fields and their options, as the form defines them (Kobo adds one `field/option` column each).
-HOUSEHOLD_SELECT_MULTIPLE: dict[str, tuple[str, ...]] = {"languages": LANGUAGES, "medical_needs": MEDICAL_NEEDS}
-CAPACITY_SELECT_MULTIPLE: dict[str, tuple[str, ...]] = {
-    "medical_services": MEDICAL_SERVICES + ("none",), "job_sectors_shortage": OCCUPATIONS,
-}
-CAPACITY_DATE_FIELDS = ("valid_from", "valid_until")
-DECISION_FIELDS = ("case_id", "round_id", "decision", "decided_at", "reason")
 
 HOUSEHOLD_SYSTEM_KEPT = ("_uuid", "_submission_time")
 HOUSEHOLD_COLUMNS = (*HOUSEHOLD_FIELDS, *HOUSEHOLD_SYSTEM_KEPT, "source_sheet", "source_row")

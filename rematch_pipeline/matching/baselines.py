@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from rematch_pipeline.domain import CAPACITY_DIMENSIONS, LAND_BY_AGS_PREFIX
+from rematch_pipeline.contract import LAND_BY_AGS_PREFIX
+from rematch_pipeline.domain import CAPACITY_DIMENSIONS
 from rematch_pipeline.matching.data import MatchingData, capacity_left, used_capacity
 from rematch_pipeline.matching.eligibility import ELIGIBLE
 from rematch_pipeline.matching.fair_share import proportional_share

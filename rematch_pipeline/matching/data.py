@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
 
 import numpy as np
 
+from rematch_pipeline.contract import AGS_RE, OCCUPATIONS, SETTLEMENT_TYPES, WEIGHT_ASPECTS
 from rematch_pipeline.domain import (
     CAPACITY_DIMENSIONS,
-    OCCUPATIONS,
     ROOM_CLASSES,
-    SETTLEMENT_TYPES,
-    WEIGHT_ASPECTS,
     Capacity,
     CapacityOffer,
     Consumption,
@@ -28,7 +25,6 @@ from rematch_pipeline.matching.eligibility import ELIGIBLE, exclusion_codes, med
 from rematch_pipeline.matching.scoring import COMMUNITY_VALUE, CULTURE_VALUE, score_matrices
 from rematch_pipeline.matching.units import ROOM_TABLE
 
-AGS_RE = re.compile(r"[0-9]{8}", re.ASCII)
 SECTORS = tuple(o for o in OCCUPATIONS if o not in ("none", "other"))
 N_DIMS = len(CAPACITY_DIMENSIONS)
 

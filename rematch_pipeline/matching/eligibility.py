@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rematch_pipeline.domain import MEDICAL_SERVICES
+from rematch_pipeline.contract import MEDICAL_SERVICES
 from rematch_pipeline.matching.units import units_for
 
 # Exclusion codes in the order they are checked; the first that applies explains the exclusion.

@@ -24,22 +24,11 @@ from sqlalchemy import insert, select
 
 from rematch_pipeline import store
 from rematch_pipeline.config import Settings, reachable_contact
+from rematch_pipeline.contract import AGS_RE, LANGUAGES, MEDICAL_SERVICES, OCCUPATIONS
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import migrate
-from rematch_pipeline.domain import (
-    LANGUAGES,
-    MEDICAL_SERVICES,
-    OCCUPATIONS,
-    Assignment,
-    CapacityOffer,
-    Household,
-    Policy,
-    ages_on,
-    demand_of,
-    pseudonym,
-)
+from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Policy, ages_on, demand_of, pseudonym
 from rematch_pipeline.packets.render import (
-    _AGS_RE,
     _ROUND_ID_RE,
     document_environment,
     render_packet_pdf,
@@ -198,7 +187,7 @@ def validate_letter(letter: LetterInput) -> None:
     a, hh, offer = letter.assignment, letter.household, letter.offer
     if not _ROUND_ID_RE.fullmatch(letter.round_id) or ".." in letter.round_id:
         raise ValueError(f"round id {letter.round_id!r} is not usable in a file name")
-    if not _AGS_RE.fullmatch(offer.ags):
+    if not AGS_RE.fullmatch(offer.ags):
         raise ValueError(f"offer {offer.offer_id}: AGS must be exactly 8 digits")
     if a.round_id != letter.round_id:
         raise ValueError("assignment belongs to another round")

@@ -14,18 +14,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from rematch_pipeline.config import fixed_font_timestamps
-from rematch_pipeline.domain import (
-    LANGUAGES,
-    MEDICAL_SERVICES,
-    SEXES,
-    WEIGHT_ASPECTS,
-    Assignment,
-    CapacityOffer,
-    Household,
-    Policy,
-    ages_on,
-    demand_of,
-)
+from rematch_pipeline.contract import AGS_RE, LANGUAGES, MEDICAL_SERVICES, SEXES, WEIGHT_ASPECTS
+from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Policy, ages_on, demand_of
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 TEMPLATE_NAME = "municipality_packet.html.j2"
@@ -35,7 +25,6 @@ ARRIVAL_WINDOW_DAYS = 14
 AGE_BANDS: tuple[tuple[int, int | None], ...] = ((0, 2), (3, 5), (6, 9), (10, 17), (18, 64), (65, None))
 ADULT_AGE = 18
 
-_AGS_RE = re.compile(r"\d{8}")
 _ROUND_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 SEX_DE = {"female": "weiblich", "male": "männlich", "diverse": "divers"}
@@ -169,7 +158,7 @@ def _band_index(age: int) -> int:
 def validate_packet(packet: PacketInput) -> None:
     """Refuse input that would mix municipalities or rounds, or give unsafe file names."""
     ags = packet.offer.ags
-    if not _AGS_RE.fullmatch(ags):
+    if not AGS_RE.fullmatch(ags):
         raise ValueError(f"offer {packet.offer.offer_id}: AGS must be exactly 8 digits")
     if not _ROUND_ID_RE.fullmatch(packet.round_id) or ".." in packet.round_id:
         raise ValueError(f"round id {packet.round_id!r} is not usable in a file name")
