@@ -27,7 +27,7 @@ def bench_match(households: int, municipalities: int, seed: int, time_limit_s: f
         t0 = time.perf_counter()
         files = generate_scenario(Path(tmp), households=households, municipalities=municipalities, seed=seed,
                                   round_date=BENCH_DATE)
-        hh, offers = load_scenario(files.households_xlsx, files.capacity_xlsx, policy)
+        hh, offers = load_scenario(files.households_xlsx, files.capacity_xlsx)
         gen_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     result = match(hh, offers, BENCH_DATE, policy, "BENCH")

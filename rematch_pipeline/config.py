@@ -35,6 +35,9 @@ DEFAULT_MAX_INVALID_SHARE = 0.5
 DEFAULT_SQLITE_BUSY_TIMEOUT_S = 30.0
 DEFAULT_INGEST_SCHEDULE = "*/15 * * * *"  # every 15 minutes
 DEFAULT_ROUND_SCHEDULE = "0 6 * * 1"  # one matching round a week, Monday 06:00 UTC
+# Pseudonyms are sha256(salt:case_id); the salt is a secret of the deployment, never part of the policy or of any
+# export. This default (the one policy.toml carried before) serves the embedded default and the tests only.
+DEFAULT_PSEUDONYM_SALT = "rematch"
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Settings:
     policy_file: Path = DEFAULT_POLICY_FILE
     ingest_schedule: str = DEFAULT_INGEST_SCHEDULE  # cron expressions, read when the DAGs are parsed
     round_schedule: str = DEFAULT_ROUND_SCHEDULE
+    pseudonym_salt: str = field(default=DEFAULT_PSEUDONYM_SALT, repr=False)
 
     def engine(self) -> Engine:
         from rematch_pipeline.db.engine import get_engine
@@ -159,6 +163,7 @@ def load_settings(env: Mapping[str, str] | None = None, clock: Clock | None = No
         policy_file=Path(env.get("REMATCH_POLICY_FILE") or DEFAULT_POLICY_FILE),
         ingest_schedule=env.get("REMATCH_INGEST_SCHEDULE") or DEFAULT_INGEST_SCHEDULE,
         round_schedule=env.get("REMATCH_ROUND_SCHEDULE") or DEFAULT_ROUND_SCHEDULE,
+        pseudonym_salt=env.get("REMATCH_PSEUDONYM_SALT") or DEFAULT_PSEUDONYM_SALT,
     )
 
 
@@ -194,6 +199,9 @@ def _flat_policy_file(path: Path) -> dict[str, object]:
     return flat
 
 
+RETIRED_POLICY_SETTINGS = frozenset({"pseudonym_salt"})  # now a setting of the deployment (Settings)
+
+
 @functools.cache
 def _shipped_policy() -> dict[str, object]:
     return _flat_policy_file(DEFAULT_POLICY_FILE)
@@ -208,6 +216,9 @@ def load_policy(path: str | Path | None = None, overrides: dict[str, object] | N
     """Read the policy file (`path`, else REMATCH_POLICY_FILE, else the shipped default) and apply overrides."""
     path = Path(path or load_settings().policy_file)
     flat = {**_flat_policy_file(path), **(overrides or {})}
+    if "pseudonym_salt" in flat:
+        raise ValueError(f"policy file {path}: pseudonym_salt is no longer a policy setting; set it as "
+                         "REMATCH_PSEUDONYM_SALT (a secret of the deployment, never exported with a round)")
     known = {f.name for f in fields(Policy)}
     unknown = sorted(set(flat) - known)
     if unknown:
@@ -225,6 +236,8 @@ def policy_from_dict(flat: Mapping[str, object]) -> Policy:
     """
     values: dict[str, object] = {}
     for name, value in {**_shipped_policy(), **flat}.items():
+        if name in RETIRED_POLICY_SETTINGS:
+            continue  # a round stored before it left the policy
         if isinstance(value, list):
             value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
         values[name] = value

@@ -128,7 +128,6 @@ class Policy:
     # round (`matching.fair_share`). Like the terms above it only decides between placements of equal size.
     balanced_fill_weight: float
     offer_response_days: int
-    pseudonym_salt: str
     # Solver settings.
     time_limit_s: float
     mip_rel_gap: float

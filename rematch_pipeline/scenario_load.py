@@ -6,11 +6,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from rematch_pipeline import store
-from rematch_pipeline.domain import CapacityOffer, Household, Member, Policy
+from rematch_pipeline.config import DEFAULT_PSEUDONYM_SALT
+from rematch_pipeline.domain import CapacityOffer, Household, Member
 
 
-def load_scenario(households_file: Path, capacity_file: Path,
-                  policy: Policy) -> tuple[list[Household], list[CapacityOffer]]:
+def load_scenario(households_file: Path, capacity_file: Path) -> tuple[list[Household], list[CapacityOffer]]:
     from rematch_pipeline.ingest.readers import read_file
 
     hb = read_file(households_file)
@@ -22,7 +22,7 @@ def load_scenario(households_file: Path, capacity_file: Path,
                                                            m["qualification"]))
     households = []
     for _, rec in hb.tables["households"].iterrows():
-        row = store.household_row(rec, 0, policy.pseudonym_salt)
+        row = store.household_row(rec, 0, DEFAULT_PSEUDONYM_SALT)
         if row["consent_matching"] and members.get(row["case_id"]):
             households.append(store.household_from_row(SimpleNamespace(**row), members[row["case_id"]]))
     cb = read_file(capacity_file)

@@ -12,6 +12,7 @@ from rematch_pipeline.config import (
     DEFAULT_COORDINATION_CONTACT,
     DEFAULT_EXPECTATIONS_DIR,
     DEFAULT_POLICY_FILE,
+    DEFAULT_PSEUDONYM_SALT,
     load_policy,
     load_settings,
     policy_from_dict,
@@ -48,7 +49,7 @@ def test_every_setting_comes_from_its_environment_variable(tmp_path: Path) -> No
         "REMATCH_MAX_UNZIPPED_MB": "10", "REMATCH_MAX_ZIP_ENTRIES": "7", "REMATCH_MAX_INVALID_SHARE": "0.25",
         "REMATCH_SQLITE_BUSY_TIMEOUT_S": "2.5", "REMATCH_EXPECTATIONS_DIR": str(tmp_path / "suites"),
         "REMATCH_POLICY_FILE": str(tmp_path / "policy.toml"), "REMATCH_INGEST_SCHEDULE": "@hourly",
-        "REMATCH_ROUND_SCHEDULE": "@daily",
+        "REMATCH_ROUND_SCHEDULE": "@daily", "REMATCH_PSEUDONYM_SALT": "s3cret-salt",
     }, clock=clock)
     assert (s.home, s.database_url, s.clock) == (tmp_path / "home", "postgresql://db/rematch", clock)
     assert s.coordination_contact == "Team, team@rematch.example"
@@ -58,6 +59,7 @@ def test_every_setting_comes_from_its_environment_variable(tmp_path: Path) -> No
     assert (s.max_invalid_share, s.sqlite_busy_timeout_s) == (0.25, 2.5)
     assert (s.expectations_dir, s.policy_file) == (tmp_path / "suites", tmp_path / "policy.toml")
     assert (s.ingest_schedule, s.round_schedule) == ("@hourly", "@daily")
+    assert s.pseudonym_salt == "s3cret-salt" and "s3cret-salt" not in repr(s)
 
 
 def test_an_empty_environment_gives_the_documented_defaults(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -68,6 +70,7 @@ def test_an_empty_environment_gives_the_documented_defaults(tmp_path: Path, monk
     assert s.limits == Limits() and s.max_invalid_share == 0.5 and s.sqlite_busy_timeout_s == 30.0
     assert (s.expectations_dir, s.policy_file) == (DEFAULT_EXPECTATIONS_DIR, DEFAULT_POLICY_FILE)
     assert (s.ingest_schedule, s.round_schedule) == ("*/15 * * * *", "0 6 * * 1")
+    assert s.pseudonym_salt == DEFAULT_PSEUDONYM_SALT
     # Airflow's own connection variable for the default SMTP connection switches delivery to mail.
     assert load_settings({"AIRFLOW_CONN_REMATCH_SMTP": "smtp://mail:25"}).smtp_conn_id == "rematch_smtp"
 
@@ -102,3 +105,14 @@ def test_policy_toml_is_the_one_home_of_every_policy_default(tmp_path: Path) -> 
     assert load_policy(own) == replace(shipped, offer_response_days=10)
     stored = {k: v for k, v in asdict(shipped).items() if k != "balanced_fill_weight"}
     assert policy_from_dict(stored) == shipped
+
+
+def test_the_pseudonym_salt_is_a_secret_of_the_deployment_never_part_of_a_policy(tmp_path: Path) -> None:
+    # A round stores and exports its policy (round.json, the audit export): the salt must not travel with it.
+    assert "pseudonym_salt" not in asdict(load_policy())
+    stored_before = {**asdict(shipped_policy()), "pseudonym_salt": "rematch"}
+    assert policy_from_dict(stored_before) == shipped_policy()  # a round stored with it still reads
+    own = tmp_path / "policy.toml"
+    own.write_text('[offers]\npseudonym_salt = "ours"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="REMATCH_PSEUDONYM_SALT"):
+        load_policy(own)

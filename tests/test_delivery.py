@@ -229,7 +229,7 @@ def test_every_packet_of_a_round_holds_only_its_own_households(settings: Setting
     from tests.html_tree import parse
 
     round_id = _solved_round(settings, tmp_path)
-    salt = load_policy().pseudonym_salt
+    salt = settings.pseudonym_salt
     with get_engine(settings.database_url).connect() as conn:
         assigned = conn.execute(select(t.assignments.c.ags, t.assignments.c.case_id)).all()
     own: dict[str, set[str]] = {}

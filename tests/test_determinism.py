@@ -24,7 +24,7 @@ def _round(tmp_path: Path) -> MatchResult:
     # loaded round (25 s did: 18.8 s alone, time_limit beside two busy processes).
     policy = load_policy(overrides={"pyomo_max_pairs": 500, "time_limit_s": 120.0})
     files = generate_scenario(tmp_path, households=240, municipalities=10, seed=4, round_date=DEFAULT_ROUND_DATE)
-    households, offers = load_scenario(files.households_xlsx, files.capacity_xlsx, policy)
+    households, offers = load_scenario(files.households_xlsx, files.capacity_xlsx)
     return match(households, offers, DEFAULT_ROUND_DATE, policy, "R-DET")
 
 

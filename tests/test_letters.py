@@ -21,6 +21,7 @@ from sqlalchemy import insert, select, update
 from rematch_pipeline import store
 from rematch_pipeline.config import (
     DEFAULT_COORDINATION_CONTACT,
+    DEFAULT_PSEUDONYM_SALT,
     Settings,
     load_policy,
     load_settings,
@@ -113,6 +114,7 @@ def make_letter(language: str = "uk", household: Household | None = None, offer:
         eligible_count=5,
     )
     values.update(overrides)
+    values.setdefault("pseudonym", pseudonym(values["household"].case_id, DEFAULT_PSEUDONYM_SALT))
     return LetterInput(**values)
 
 
@@ -376,7 +378,7 @@ def test_free_text_never_becomes_markup_in_letters() -> None:
 def test_letter_file_names_use_only_pseudonym_round_and_language(tmp_path: Path) -> None:
     letter = make_letter("de")
     files = write_letter(letter, tmp_path)
-    stem = f"letters/{ROUND}/offer_{pseudonym(letter.household.case_id, POLICY.pseudonym_salt)}_{ROUND}_de"
+    stem = f"letters/{ROUND}/offer_{letter.pseudonym}_{ROUND}_de"
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
         f"{stem}.html", f"{stem}.pdf",
     ]
@@ -417,7 +419,7 @@ def _seed_offered_round(settings: Settings) -> str:
                                  notes=SECRET_NOTE), "_submission_time": "2026-11-02T10:15:00"}
             members = [store.member_row({**m, "case_id": case_id, "member_no": i})
                        for i, m in enumerate(x.family("head"), start=1)]
-            store.upsert_household(conn, store.household_row(rec, raw, policy.pseudonym_salt), members,
+            store.upsert_household(conn, store.household_row(rec, raw, settings.pseudonym_salt), members,
                                    settings.clock.now())
         offer = x.offer("OF-1", places_persons="8", units_1_room="4", valid_from="2026-10-01",
                         valid_until="2027-03-31")
@@ -454,7 +456,7 @@ def test_rerendering_round_letters_is_idempotent_and_a_changed_letter_is_a_new_v
     assert all(r["new"] and r["version"] == 1 for r in first)  # the declined household gets no letter
     files = _outbox_files(settings)
     assert sorted(files) == sorted(
-        f"{round_id}/offer_{pseudonym(c, policy.pseudonym_salt)}_{round_id}_{lang}.{ext}"
+        f"{round_id}/offer_{pseudonym(c, settings.pseudonym_salt)}_{round_id}_{lang}.{ext}"
         for c, lang in (("RM-L-1", "uk"), ("RM-L-2", "en"), ("RM-L-3", "uk")) for ext in ("html", "pdf"))
 
     again = render_round_letters(settings, policy, round_id)
@@ -497,7 +499,7 @@ def test_household_language_change_writes_a_new_letter_and_keeps_the_old(setting
     result = {r["case_id"]: r for r in render_round_letters(settings, policy, round_id)}
     assert [c for c, r in result.items() if r["new"]] == ["RM-L-1"]
     assert result["RM-L-1"]["version"] == 2 and result["RM-L-1"]["language"] == "de"
-    alias = pseudonym("RM-L-1", policy.pseudonym_salt)
+    alias = pseudonym("RM-L-1", settings.pseudonym_salt)
     names = set(_outbox_files(settings))
     assert {f"{round_id}/offer_{alias}_{round_id}_uk_v1.html", f"{round_id}/offer_{alias}_{round_id}_de.pdf"} <= names
     assert f"{round_id}/offer_{alias}_{round_id}_uk.html" not in names

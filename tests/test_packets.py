@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from rematch_pipeline.config import load_policy
+from rematch_pipeline.config import DEFAULT_PSEUDONYM_SALT, load_policy
 from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Member, demand_of, pseudonym
 from rematch_pipeline.packets.render import (
     PacketHousehold,
@@ -63,7 +63,7 @@ def entry(household: Household, accepted: bool, ags: str = AGS) -> PacketHouseho
         round_id=ROUND, case_id=household.case_id, ags=ags, persons=household.persons, score=3.5,
         score_terms={"work": 2.0, "settlement": 2.0, "ties_same_municipality": -0.5}, preference_rank=1,
     )
-    return PacketHousehold(household, assignment, pseudonym(household.case_id, POLICY.pseudonym_salt), accepted)
+    return PacketHousehold(household, assignment, pseudonym(household.case_id, DEFAULT_PSEUDONYM_SALT), accepted)
 
 
 def make_packet(*entries: PacketHousehold, ags: str = AGS) -> PacketInput:

@@ -22,7 +22,6 @@ ROUND_DATE = date(2026, 11, 23)
 
 def _seed(settings: Settings) -> None:
     migrate(settings.database_url)
-    policy = load_policy()
     with get_engine(settings.database_url).begin() as conn:
         raw = conn.execute(insert(t.raw_files).values(
             sha256="0" * 64, original_name="seed", archived_path="x", size_bytes=0, status="ingested",
@@ -38,7 +37,7 @@ def _seed(settings: Settings) -> None:
                                          "sex": m.sex, "birth_year": m.birth_year, "mobility_impaired": "no",
                                          "occupation": m.occupation, "qualification": m.qualification})
                        for i, m in enumerate(h.members)]
-            store.upsert_household(conn, store.household_row(row, raw, policy.pseudonym_salt), members,
+            store.upsert_household(conn, store.household_row(row, raw, settings.pseudonym_salt), members,
                                    settings.clock.now())
         o = offer("05111000", places=4)
         store.upsert_offer(conn, store.offer_row({**{k: str(v) for k, v in o.__dict__.items()},
@@ -70,6 +69,7 @@ def test_export_has_one_row_per_pool_household_and_neutralises_formulas(settings
     assert len(unmatched) == 1 and unmatched[0]["unmatched_reason"]
     doc = json.loads(json_path.read_text())
     assert doc["status"] == "solved" and doc["input_checksums"]["households"]
+    assert "pseudonym_salt" not in doc["policy"]  # a secret of the deployment, not of the round
     assert set(doc["comparison_with_baselines"]) == {"rematch", "state_quota", "greedy_by_score"}
 
 

@@ -261,7 +261,8 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings, poli
     with engine.begin() as conn:  # the file's rows, its validation and its quarantine land together or not at all
         raw_id = _store_raw(conn, attempt, kind=batch.kind, format=batch.format, status=report.status)
         report.raw_file_id = raw_id
-        rejects: list[_Reject] = [] if held else _apply(conn, batch, results, raw_id, policy, report, actor, at)
+        salt = settings.pseudonym_salt
+        rejects: list[_Reject] = [] if held else _apply(conn, batch, results, raw_id, salt, report, actor, at)
         for table, res in results.items():
             df = batch.tables[table]
             conn.execute(insert(t.validation_runs).values(
@@ -392,7 +393,7 @@ def _valid_records(df: pd.DataFrame, bad: set[Any]) -> list[tuple[Any, dict[str,
     return list(zip(good.index, good.to_dict("records"), strict=True))
 
 
-def _apply(conn: Any, batch: Any, results: dict[str, Any], raw_id: int, policy: Policy,
+def _apply(conn: Any, batch: Any, results: dict[str, Any], raw_id: int, salt: str,
            report: IngestReport, actor: str, at: datetime) -> list[_Reject]:
     """Store the valid rows at `at`; returns the valid rows storing could not apply (they go to the quarantine)."""
     rejects: list[_Reject] = []
@@ -410,7 +411,7 @@ def _apply(conn: Any, batch: Any, results: dict[str, Any], raw_id: int, policy: 
                     member_index.setdefault(row["case_id"], []).append(idx)
         rows, index_of = [], {}
         for idx, rec in _valid_records(hh, results["households"].invalid_rows):
-            row = store.household_row(rec, raw_id, policy.pseudonym_salt)
+            row = store.household_row(rec, raw_id, salt)
             rows.append(row)
             index_of[row["case_id"]] = idx
         outcomes = store.apply_households(conn, rows, members, at, actor="ingest")

@@ -19,7 +19,6 @@ from rematch_pipeline.domain import (
     Household,
     Policy,
     demand_of,
-    pseudonym,
 )
 from rematch_pipeline.matching.eligibility import ELIGIBLE, exclusion_codes, medical_mask
 from rematch_pipeline.matching.scoring import COMMUNITY_VALUE, CULTURE_VALUE, score_matrices
@@ -70,7 +69,6 @@ class MatchingData:
     round_date: date
     policy: Policy
     households: list[Household]
-    pseudonyms: list[str]
     demands: list[Demand]
     offers: list[CapacityOffer]
     hh: HouseholdArrays
@@ -107,7 +105,7 @@ class MatchingData:
     def rows(self, idx: np.ndarray, copies: np.ndarray) -> MatchingData:
         """The same round restricted to the households `idx`, each standing for `copies` households; no pairs."""
         ha = HouseholdArrays(**{f.name: getattr(self.hh, f.name)[idx] for f in fields(HouseholdArrays)})
-        return replace(self, households=[self.households[i] for i in idx], pseudonyms=[self.pseudonyms[i] for i in idx],
+        return replace(self, households=[self.households[i] for i in idx],
                        demands=[self.demands[i] for i in idx], hh=ha, codes=self.codes[idx], score=self.score[idx],
                        own_score=self.own_score[idx], pair_h=np.zeros(0, dtype=np.int64),
                        pair_o=np.zeros(0, dtype=np.int64), copies=np.asarray(copies, dtype=np.float64))
@@ -234,8 +232,7 @@ def build_data(
     )
     score, own = score_matrices(ha, oa, policy) if hh and of else (np.zeros(codes.shape), np.zeros(codes.shape))
     data = MatchingData(
-        round_date=round_date, policy=policy, households=hh,
-        pseudonyms=[pseudonym(h.case_id, policy.pseudonym_salt) for h in hh], demands=demands, offers=of,
+        round_date=round_date, policy=policy, households=hh, demands=demands, offers=of,
         hh=ha, of=oa, codes=codes, score=score, own_score=own,
     )
     data.set_pairs(*top_candidates(data, policy.candidates_per_household))

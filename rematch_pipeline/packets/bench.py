@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rematch_pipeline.bench import BENCH_DATE
-from rematch_pipeline.config import load_policy
+from rematch_pipeline.config import DEFAULT_PSEUDONYM_SALT, load_policy
 from rematch_pipeline.domain import pseudonym
 from rematch_pipeline.matching.engine import match
 from rematch_pipeline.packets.render import PacketHousehold, PacketInput, write_packet
@@ -29,13 +29,13 @@ def _round_packets(households: int, municipalities: int, seed: int, time_limit_s
     with tempfile.TemporaryDirectory() as tmp:
         files = generate_scenario(Path(tmp), households=households, municipalities=municipalities, seed=seed,
                                   round_date=BENCH_DATE)
-        hh, offers = load_scenario(files.households_xlsx, files.capacity_xlsx, policy)
+        hh, offers = load_scenario(files.households_xlsx, files.capacity_xlsx)
     result = match(hh, offers, BENCH_DATE, policy, "R-BENCH")
     by_case = {h.case_id: h for h in hh}
     by_offer: dict[str, list[PacketHousehold]] = {}
     for a in result.assignments:
         by_offer.setdefault(a.offer_id, []).append(PacketHousehold(
-            by_case[a.case_id], a, pseudonym(a.case_id, policy.pseudonym_salt), accepted=False))
+            by_case[a.case_id], a, pseudonym(a.case_id, DEFAULT_PSEUDONYM_SALT), accepted=False))
     offer_of = {o.offer_id: o for o in offers}
     return [PacketInput("R-BENCH", BENCH_DATE, offer_of[oid], tuple(sorted(items, key=lambda p: p.pseudonym)),
                         "Re:Match Koordinationsteam", BENCH_DATE + timedelta(days=policy.offer_response_days), policy)

@@ -105,7 +105,7 @@ def round_documents(settings: Settings, policy: Policy, round_id: str, kinds: tu
             for r in rows:
                 if r.purged_at is not None:
                     continue  # erased on request: nothing goes out any more
-                docs.append(Document("letter", round_id, r.case_id, pseudonym(r.case_id, policy.pseudonym_salt),
+                docs.append(Document("letter", round_id, r.case_id, pseudonym(r.case_id, settings.pseudonym_salt),
                                      r.version, r.sha256, Path(r.html_path), Path(r.pdf_path), r.contact_email or ""))
     return docs
 

@@ -115,6 +115,7 @@ class LetterInput:
     language: str
     coordination_contact: str
     policy: Policy
+    pseudonym: str  # names the letter's files and log lines
     eligible_count: int | None = None  # municipalities the household was eligible for, when known
 
 
@@ -334,7 +335,7 @@ def write_letter(letter: LetterInput, out_root: Path) -> LetterFiles:
     html = render_letter_html(letter)  # validates the round id and language before any path is built
     html_bytes = html.encode("utf-8")
     pdf_bytes = render_letter_pdf(html)
-    stem = letter_stem(pseudonym(letter.household.case_id, letter.policy.pseudonym_salt), letter.round_id,
+    stem = letter_stem(letter.pseudonym, letter.round_id,
                        letter.language)
     out_dir = letter_dir(out_root, letter.round_id)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -372,7 +373,8 @@ def round_letter_inputs(settings: Settings, policy: Policy, round_id: str,
     return [
         LetterInput(round_id=round_id, round_date=rnd.round_date, household=households[m.case_id],
                     assignment=assignments[m.case_id], offer=offers[m.offer_id], respond_by=m.respond_by,
-                    language=letter_language(households[m.case_id]), coordination_contact=contact, policy=policy)
+                    language=letter_language(households[m.case_id]), coordination_contact=contact, policy=policy,
+                    pseudonym=pseudonym(m.case_id, settings.pseudonym_salt))
         for m in made
     ]
 
@@ -382,7 +384,7 @@ def render_letter_record(settings: Settings, letter: LetterInput, actor: str = "
     engine = settings.engine()
     round_id, case_id = letter.round_id, letter.household.case_id
     key = {"round_id": round_id, "case_id": case_id}
-    alias = pseudonym(case_id, letter.policy.pseudonym_salt)
+    alias = letter.pseudonym
     digest = hashlib.sha256(render_letter_html(letter).encode("utf-8")).hexdigest()
     with engine.connect() as conn:
         ledger = look_up(conn, t.letters, key, digest)

@@ -48,7 +48,7 @@ def round_packet_inputs(settings: Settings, policy: Policy, round_id: str, ags: 
             withdrawn[a.offer_id] = withdrawn.get(a.offer_id, 0) + 1  # they are not coming: their details go
             continue
         by_offer[a.offer_id].append(PacketHousehold(
-            household=households[a.case_id], assignment=a, pseudonym=pseudonym(a.case_id, policy.pseudonym_salt),
+            household=households[a.case_id], assignment=a, pseudonym=pseudonym(a.case_id, settings.pseudonym_salt),
             accepted=answer == "accepted"))
     contact = reachable_contact(settings)
     offered = bool(answers)
