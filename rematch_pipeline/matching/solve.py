@@ -187,25 +187,18 @@ def price_out(data: MatchingData, policy: Policy, deadline: float) -> Bound:
     return best
 
 
-LNS_OFFERS = 4  # municipalities drawn per neighbourhood (10,000 x 400: 4 beat 2, 3, 6, 8, 12 and 24)
+# The search's fixed work: numbers of neighbourhoods and branch-and-bound nodes per neighbourhood, never seconds,
+# so every machine stops alike. The measurements behind each number are in docs/solver-tuning.md.
+LNS_OFFERS = 4  # municipalities drawn per persons neighbourhood
 LNS_STALL = 100  # neighbourhoods in a row without a better solution: the search has run dry
-# Work per neighbourhood MIP in branch-and-bound nodes, not seconds, so every machine stops each one alike (they
-# solve to optimality in about 0.25 s at 10,000 x 400).
-LNS_NODES = 2000
-# A fixed number of neighbourhoods, not a time budget, so the same input gives the same assignments on any machine
-# fast enough to finish them (10,000 x 400: about 25 s here; hundreds of small ones beat a few large ones).
-LNS_MAX_ROUNDS = 100
-# Quality neighbourhoods, a fixed number for the same reason (2,000 x 60: 400 took 54 s when the deadline bound them).
-LNS_QUALITY_ROUNDS = 100
-LNS_QUALITY_OFFERS = 2  # with the persons row (2,000 x 60 in 50 s, before kept ones: 4 -> 28,760 from 29,012)
-# Neighbourhoods that keep their households placed solve faster, so they take more municipalities (against 2 at
-# 2,000 x 60 in 30 s, seeds 1-6: +0.7, -0.6, +0.3, +0.4, +1.2, -0.3 %; 10,000 x 400: +0.57 % and 2 persons more).
-LNS_KEPT_OFFERS = 4
+LNS_NODES = 2000  # per persons neighbourhood
+LNS_MAX_ROUNDS = 100  # persons neighbourhoods
+LNS_QUALITY_ROUNDS = 100  # quality neighbourhoods
+LNS_QUALITY_OFFERS = 2  # municipalities per quality neighbourhood with the persons row
+LNS_KEPT_OFFERS = 4  # neighbourhoods that keep their households placed solve faster, so they take more
 LNS_MOVERS = 150  # quality neighbourhoods: households placed elsewhere that may move in, the largest gains first
 LNS_QUALITY_NODES = 500  # per quality neighbourhood: one that runs long spends its work without gaining anything
-# Not done: two neighbourhoods at once on two threads (highspy releases the GIL, and two LPs did run side by side);
-# each MIP then took about twice as long, and 13 of 49 gains were lost to the other's (2,000 x 60: no gain).
-LNS_MIN_MOVERS = 20  # fewer when neighbourhoods stop at their node limit (balanced fill: 2,000 x 60 at weight 10)
+LNS_MIN_MOVERS = 20  # fewer movers when neighbourhoods stop at their node limit
 
 
 def deterministic_work() -> dict[str, int]:
@@ -305,11 +298,8 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
             termination = "optimal"  # the bound is reached: nothing left to find
             break
         # Every other neighbourhood keeps each household it holds placed, anywhere, instead of only their persons:
-        # assignment rows solve faster than a persons knapsack (2,000 x 60: median 0.07 s against 0.23 s), but only
-        # the knapsack lets a household give its place to one of another size, so the two alternate, the kept ones
-        # over LNS_KEPT_OFFERS municipalities. Against the knapsack alone (two municipalities each): 2,000 x 60
-        # +0.4 % at 10 s, +1.2 % at 20 s, -0.3 % at 60 s; 10,000 x 400 +0.14 %; kept only: -1 % at 60 s; choosing
-        # the kind by recent gain per second: worse than alternating. Both kinds share `movers` (not tuned apart).
+        # assignment rows solve faster than a persons knapsack, but only the knapsack lets a household give its
+        # place to one of another size, so the two alternate (docs/solver-tuning.md).
         kept = objective != "persons" and rounds % 2 == 0
         free = _draw_neighbourhood(data, model, x, objective, rng, fair, movers, LNS_KEPT_OFFERS if kept else None)
         if free is None:
@@ -485,7 +475,7 @@ def _start_over_types(data: MatchingData, policy: Policy, greedy: tuple[np.ndarr
         return PersonsStart(*greedy, lp_bound, [PhaseResult("lagrangian_bound", "time_limit" if cut else "work_limit",
                                                             float("nan"), lp_bound, time.perf_counter() - t1,
                                                             np.zeros(0))], False)
-    # Before the model is built, so any eligible pair may take a place (2,000 x 60: quality 26,817 -> 27,638).
+    # Before the model is built, so any eligible pair may take a place.
     h, o = exchange_within_classes(data, classes, h, o)
     return PersonsStart(h, o, min(bound.persons, eligible_persons), [bound.lp, types_phase], True, bound)
 
@@ -525,8 +515,8 @@ def _max_quality(data: MatchingData, model: LinearModel, policy: Policy, x1: np.
     incumbent = PhaseResult("max_quality", "time_limit", float(model.quality @ x1)
                             + balanced_fill_points(data, model, fair, x1), float("inf"), 0.0, x1)
     if backend is None:
-        # Neighbourhoods improve quality with persons kept (2,000 x 60: 26,817 -> 29,012 in 50 s, where HiGHS's
-        # branch and bound and RINS around the quality LP found nothing better than the start in that time).
+        # Neighbourhoods improve quality with persons kept; at this size HiGHS's branch and bound on the whole quality
+        # model found nothing better than its start in the same time (docs/solver-tuning.md).
         return neighbourhood_search(data, model, policy, incumbent, deadline, "quality", classes=classes,
                                     fair=fair), fair
     backend.add_min_persons(placed)

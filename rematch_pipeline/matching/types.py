@@ -98,14 +98,14 @@ def households_for(types: HouseholdTypes, data: MatchingData, t: np.ndarray, o: 
     return np.concatenate(out_h).astype(np.int64), np.concatenate(out_o).astype(np.int64)
 
 
-# Municipalities per neighbourhood: two at first (10,000 x 400: 400 neighbourhoods of 2 reach 25,321 persons in 14 s,
-# 100 of 12 reach 25,325 in 66 s), doubled up to TYPE_LNS_MAX_OFFERS whenever TYPE_LNS_STALL in a row found nothing.
+# Municipalities per neighbourhood: two at first (many small neighbourhoods beat a few large ones; see
+# docs/solver-tuning.md), doubled up to TYPE_LNS_MAX_OFFERS whenever TYPE_LNS_STALL in a row found nothing.
 TYPE_LNS_OFFERS = 2
 TYPE_LNS_MAX_OFFERS = 16
 TYPE_LNS_STALL = 50
 TYPE_LNS_ROUNDS = 400  # a fixed number, so the same input gives the same result on any machine fast enough
 TYPE_LNS_VALUE_SLACK = 1.0  # pairs priced more than this many persons below zero stay out of neighbourhoods
-TYPE_LNS_NODES = 2000  # work per neighbourhood; two municipalities solve to optimality in about 0.05 s at 10,000 x 400
+TYPE_LNS_NODES = 2000  # work per neighbourhood
 
 
 class TypeAllocation:
