@@ -18,9 +18,8 @@ from rematch_pipeline.matching.fair_share import FairShare
 log = logging.getLogger(__name__)
 
 # Work, not time: LPs over the candidate pairs, each followed by pricing in the eligible pairs it lacks, up to a
-# number of columns, and interior-point iterations per LP (they converge in 20-60). 2,000 x 60 converges in 4-5
-# rounds (20,000 columns, 4-6 s); 10,000 x 400 would need more than 170,000 columns and minutes, so there the
-# bound stops after its first LP and stays loose (see docs/solver-tuning.md).
+# number of columns, and interior-point iterations per LP. A round whose first LP already exceeds the columns (national
+# scale) keeps the bound of every household at its best offer, which is loose (see docs/solver-tuning.md).
 QUALITY_PRICING_ROUNDS = 6
 QUALITY_MAX_COLUMNS = 30_000
 QUALITY_LP_ITERATIONS = 400
@@ -168,6 +167,12 @@ def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairS
     n_off = max(1, len(data.offers))
     codes = np.unique(np.concatenate([top_h * n_off + top_o, chosen_h * n_off + chosen_o]))
     best = lagrangian_quality(data, QualityPrices.zero(data), placed, fair)  # every household at its best
+    if len(codes) > QUALITY_MAX_COLUMNS:
+        # The first LP alone would exceed the column budget (10,000 x 400: 37,000 columns, 10 s; 50,000 x 400: more
+        # than the safety net left), and its bound there was looser than every household at its best offer.
+        log.info("quality bound %.3f: every household at its best offer (%d columns exceed the LP's budget)", best,
+                 len(codes))
+        return PhaseResult("quality_bound", "work_limit", float("nan"), best, time.perf_counter() - t0, np.zeros(0))
     lp = QualityLP(data, policy, placed, fair)
     lp.add(codes // n_off, codes % n_off)
     in_lp = np.zeros(data.codes.shape, dtype=bool)
