@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ events.csv/.json    the audit trail of the round, in order: planned, solved, eve
                     recorded or rejected, offers expired, packets rendered, the round closed; plus every input
                     file received up to the solve (file_ingested / file_rejected with its sha256).
 input_files.csv     every file received before the round was solved: name, sha256, status, detected format.
-validation_runs.csv every validation of those files: table, rows evaluated, rows invalid, path of the report.
+validation_runs.csv every validation of those files: table, rows evaluated, rows invalid, path of the report
+                    (relative to the pipeline's home folder).
 assignment_details.csv the solver's result per matched household: municipality (AGS), offer, persons, score,
                     preference rank and the score by term.
 unmatched.csv       households of the pool left unmatched, with the reason in words.
@@ -48,7 +50,23 @@ def _write_csv(path: Path, fields: Sequence[str], rows: list[dict[str, Any]]) ->
 
 
 def _iso(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
+    """A date as an ISO date; a moment as ISO 8601 in UTC with its offset (every moment is stored in UTC, and SQLite
+    gives it back without one)."""
+    if isinstance(value, datetime):
+        return (value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)).isoformat()
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _relative(path: Any, home: Path) -> Any:
+    """A stored path as the auditor can find it in a copy of REMATCH_HOME: relative to it, never the producing
+    machine's absolute path (outside the home only the file's name)."""
+    if not path:
+        return path
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(home.resolve()).as_posix()
+    except ValueError:
+        return p.name
 
 
 def export_audit(settings: Settings, round_id: str, out_dir: Path) -> Path:
@@ -99,7 +117,8 @@ def export_audit(settings: Settings, round_id: str, out_dir: Path) -> Path:
                [{**f._mapping, "received_at": _iso(f.received_at)} for f in files])
     _write_csv(out / "validation_runs.csv", ["id", "raw_file_id", "table_name", "success", "evaluated_rows",
                                              "invalid_rows", "report_path", "created_at"],
-               [{**v._mapping, "created_at": _iso(v.created_at)} for v in runs])
+               [{**v._mapping, "created_at": _iso(v.created_at), "report_path": _relative(v.report_path, settings.home)}
+                for v in runs])
     _write_csv(out / "assignment_details.csv", ["case_id", "ags", "offer_id", "persons", "score", "preference_rank",
                                                 "score_terms"],
                [{**a._mapping, "score": f"{a.score:.6f}", "score_terms": json.dumps(a.score_terms, sort_keys=True)}

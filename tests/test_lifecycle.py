@@ -280,6 +280,16 @@ def test_audit_export_lets_an_auditor_reconstruct_the_round_without_the_software
     assert json.loads((out / "round.json").read_text())["status"] == "offered"
     everything = "".join(p.read_text(encoding="utf-8") for p in out.iterdir())
     assert SECRET_NOTE not in everything and SECRET_PHONE not in everything and SECRET_MAIL not in everything
+    # Paths relative to REMATCH_HOME, never the producing machine's; every moment with its UTC offset.
+    assert str(settings.home.resolve()) not in everything and str(tmp_path) not in everything
+    with open(out / "validation_runs.csv", newline="", encoding="utf-8") as fh:
+        runs = list(csv.DictReader(fh))
+    assert runs and all(r["report_path"].startswith("data_docs/") for r in runs), runs[:1]
+    for name, column in (("events.csv", "at"), ("input_files.csv", "received_at"), ("validation_runs.csv",
+                         "created_at"), ("offers.csv", "offered_at"), ("decisions.csv", "recorded_at")):
+        with open(out / name, newline="", encoding="utf-8") as fh:
+            moments = [r[column] for r in csv.DictReader(fh) if r[column]]
+        assert moments and all(datetime.fromisoformat(m).utcoffset() is not None for m in moments), (name, moments)
 
 
 def test_purge_removes_contact_free_text_and_health_of_closed_cases_only(settings: Settings,
