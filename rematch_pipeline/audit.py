@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from rematch_pipeline.config import Settings
+from rematch_pipeline.config import Settings, exported_policy
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.forms import safe_text
 from rematch_pipeline.rounds import export_round
@@ -100,7 +100,7 @@ def export_audit(settings: Settings, round_id: str, out_dir: Path) -> Path:
     stats = dict(r.solver_stats or {})
     doc = {"round_id": r.round_id, "round_date": _iso(r.round_date), "state": r.status,
            "created_at": _iso(r.created_at), "solved_at": _iso(r.solved_at), "offered_at": _iso(r.offered_at),
-           "closed_at": _iso(r.closed_at), "policy": r.policy, "input_checksums": r.input_checksums,
+           "closed_at": _iso(r.closed_at), "policy": exported_policy(r.policy), "input_checksums": r.input_checksums,
            "solver_stats": stats}
     # Named apart from the contract's round.json and assignments.csv (written below by `export_round`), which an
     # auditor may be handed with the same names and expect in the contract's layout.

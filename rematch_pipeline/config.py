@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rematch_pipeline.clock import Clock, SystemClock
 from rematch_pipeline.domain import ROOM_CLASSES, Policy
@@ -200,6 +200,12 @@ def _flat_policy_file(path: Path) -> dict[str, object]:
 
 
 RETIRED_POLICY_SETTINGS = frozenset({"pseudonym_salt"})  # now a setting of the deployment (Settings)
+
+
+def exported_policy(stored: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A round's stored policy as exports show it: without what left the policy (a round stored before may hold the
+    pseudonym salt, a secret)."""
+    return {k: v for k, v in (stored or {}).items() if k not in RETIRED_POLICY_SETTINGS}
 
 
 @functools.cache

@@ -241,7 +241,7 @@ def demand_of(household: Household, round_date: date, policy: Policy) -> Demand:
 
 
 def pseudonym(case_id: str, salt: str) -> str:
-    """Stable pseudonymous id used in logs and in the solver instead of the case id."""
+    """Stable pseudonymous id used in logs, file names and the audit trail instead of the case id."""
     return "H" + hashlib.sha256(f"{salt}:{case_id}".encode()).hexdigest()[:12]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, text, update
 
 from rematch_pipeline import offers, store
-from rematch_pipeline.config import Settings
+from rematch_pipeline.config import Settings, exported_policy
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import migrate
 from rematch_pipeline.domain import Policy
@@ -337,7 +337,7 @@ def export_round(settings: Settings, round_id: str, out_dir: Path) -> tuple[Path
                              + float(stats.get("solve_s", 0) or 0), 3),
         "input_checksums": r.input_checksums,
         "solver_stats": {k: v for k, v in stats.items() if k not in ("comparison", "planning")},
-        "policy": r.policy,
+        "policy": exported_policy(r.policy),
     }
     json_path = out_dir / "round.json"
     json_path.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")

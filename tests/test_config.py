@@ -13,6 +13,7 @@ from rematch_pipeline.config import (
     DEFAULT_EXPECTATIONS_DIR,
     DEFAULT_POLICY_FILE,
     DEFAULT_PSEUDONYM_SALT,
+    exported_policy,
     load_policy,
     load_settings,
     policy_from_dict,
@@ -112,6 +113,7 @@ def test_the_pseudonym_salt_is_a_secret_of_the_deployment_never_part_of_a_policy
     assert "pseudonym_salt" not in asdict(load_policy())
     stored_before = {**asdict(shipped_policy()), "pseudonym_salt": "rematch"}
     assert policy_from_dict(stored_before) == shipped_policy()  # a round stored with it still reads
+    assert "pseudonym_salt" not in exported_policy(stored_before)  # and its exports leave the salt out
     own = tmp_path / "policy.toml"
     own.write_text('[offers]\npseudonym_salt = "ours"\n', encoding="utf-8")
     with pytest.raises(ValueError, match="REMATCH_PSEUDONYM_SALT"):

@@ -210,7 +210,8 @@ unmatched = Table(
     Column("case_id", String(64), ForeignKey("households.case_id"), primary_key=True),
     Column("persons", Integer, nullable=False),
     Column("reason", Text, nullable=False),  # in words, as exported
-    Column("reason_detail", JSON),  # the same as codes and counts (domain.UnmatchedReason); none before 0006
+    # The same as codes and counts (domain.UnmatchedReason); NULL for rounds stored before migration 0006.
+    Column("reason_detail", JSON(none_as_null=True)),
 )
 
 packets = Table(

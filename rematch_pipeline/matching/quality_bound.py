@@ -160,14 +160,15 @@ def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairS
     The LP starts from the placement found (`chosen_h`, `chosen_o`, which keeps it feasible) and each household's
     best offers. Its duals are prices for `lagrangian_quality`, which holds for pairs the LP never saw; pairs that
     could raise it are added and the LP solved again, a fixed number of times. Every round's value is a valid
-    bound; the lowest is kept. Leaves `data` as it was.
+    bound; the lowest is kept. A round whose first LP would already reach the column budget keeps the bound of every
+    household at its best offer instead. Leaves `data` as it was.
     """
     t0 = time.perf_counter()
     top_h, top_o = top_candidates(data, QUALITY_BOUND_CANDIDATES)
     n_off = max(1, len(data.offers))
     codes = np.unique(np.concatenate([top_h * n_off + top_o, chosen_h * n_off + chosen_o]))
     best = lagrangian_quality(data, QualityPrices.zero(data), placed, fair)  # every household at its best
-    if len(codes) > QUALITY_MAX_COLUMNS:
+    if len(codes) >= QUALITY_MAX_COLUMNS:
         # The first LP alone would exceed the column budget (10,000 x 400: 37,000 columns, 10 s; 50,000 x 400: more
         # than the safety net left), and its bound there was looser than every household at its best offer.
         log.info("quality bound %.3f: every household at its best offer (%d columns exceed the LP's budget)", best,

@@ -8,6 +8,7 @@ from rematch_pipeline.domain import ROOM_CLASSES, units_taken
 
 # Row r: the room classes a household needing r rooms takes a unit from (row 0 unused).
 ROOM_TABLE = np.array([units_taken(r) for r in range(max(ROOM_CLASSES) + 1)], dtype=np.float64)
+ROOM_TABLE.flags.writeable = False
 
 
 def units_for(units_left: np.ndarray, rooms: int | np.ndarray) -> np.ndarray:
