@@ -65,14 +65,17 @@ def _summary_text(s: Any) -> str:
     if st.get("quality_bound") is not None and st.get("quality_gap") is not None:
         lines.append(f"  match quality: {st['quality']:,.1f}, bound {st['quality_bound']:,.1f}, gap "
                      f"{st['quality_gap']:.2%}")
+    if s.fill:
+        lines.append("  per municipality: persons placed / places offered (fill)"
+                     + (", persons accepted" if s.offers.get("offered") else ""))
     for f in s.fill:
         lines.append(f"  {f['ags']} {f['municipality']:<24} {f['persons_placed']:>5} / {f['places_persons']:<5}"
                      f" ({f['fill']:.0%})" + (f", {f['persons_accepted']} accepted" if s.offers.get("offered") else ""))
     lines += [f"  warning: {w}" for w in s.warnings]
     if s.offers.get("offered"):
         o = s.offers
-        lines.insert(2, f"  offers: {o['offered']} made, {o['accepted']} accepted, {o['declined']} declined, "
-                        f"{o['expired']} expired, {o['pending']} pending")
+        lines.insert(2, f"  offers to households: {o['offered']} made, {o['accepted']} accepted, "
+                        f"{o['declined']} declined, {o['expired']} expired, {o['pending']} pending")
     return "\n".join(lines)
 
 

@@ -483,7 +483,10 @@ def test_a_capacity_cut_below_what_offers_hold_is_stored_with_a_warning_and_brea
     status = summarize(settings, r1.round_id)
     assert status.warnings and "OF-1" in status.warnings[0]
     assert main(["round", "status", r1.round_id], settings=settings) == 0
-    assert "warning: offer OF-1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "warning: offer OF-1" in out
+    # Each number says what it counts: households or persons.
+    assert "offers to households: 4 made" in out and "persons placed / places offered (fill), persons accepted" in out
     assert render_round_packets(settings, policy, r1.round_id)  # the packets still render
     mid = R1 + timedelta(days=3)  # a round while those offers still run places nobody more there
     clock_of(settings).set(mid)
