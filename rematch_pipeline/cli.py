@@ -205,11 +205,18 @@ def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.quarantine import list_quarantine
 
     rows = list_quarantine(settings, include_resolved=args.all)
-    _print(rows, args.json, "\n".join(
-        f"#{r['id']} {r['file']}:{r['sheet'] or ''}:{r['source_row'] or ''} [{r['table_name']}] {r['field'] or ''} "
-        f"{r['rule']}: {r['message']}" + (" (resolved)" if r["resolved_at"] else "") for r in rows)
-        or "quarantine is empty")
+    _print(rows, args.json, "\n".join(_quarantine_line(r) for r in rows) or "quarantine is empty")
     return 0
+
+
+def _quarantine_line(r: dict[str, Any]) -> str:
+    """One quarantined row for people: which file, where in it, what is wrong; the rule's name for reference."""
+    where = ", ".join(part for part in (
+        f"sheet {r['sheet']}" if r["sheet"] and r["sheet"] != r["file"] else "",  # a CSV's sheet is the file
+        f"row {r['source_row']}" if r["source_row"] else "the whole file",
+        f"field {r['field']}" if r["field"] else "") if part)
+    return (f"#{r['id']} {r['file']} ({where}): {r['message']} [rule {r['rule']}]"
+            + (" (resolved)" if r["resolved_at"] else ""))
 
 
 def cmd_quarantine_resubmit(args: argparse.Namespace, settings: Settings) -> int:

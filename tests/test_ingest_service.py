@@ -65,6 +65,10 @@ def test_quarantine_list_json_names_file_row_rule_and_message(settings: Settings
     assert (row["file"], row["sheet"], row["source_row"], row["field"], row["rule"]) == (
         "cap.csv", "cap.csv", 2, "places_persons", "places_persons_at_least_8")
     assert "at least 8" in row["message"] and row["resolved_at"] is None
+    # For people: which file, where in it, what is wrong.
+    assert main(["quarantine", "list"], settings=settings) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"#{row['id']} cap.csv (row 2, field places_persons): {row['message']} [rule places_persons_at_least_8]")
 
 
 @pytest.mark.full
