@@ -43,8 +43,7 @@ def cmd_scenario_generate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.ingest.service import ingest_file
 
-    policy = load_policy()
-    reports = [ingest_file(Path(f), settings, policy) for f in args.files]
+    reports = [ingest_file(Path(f), settings) for f in args.files]
     _print([r.to_json() for r in reports], args.json, "\n".join(
         f"{r.status:12} {r.message}" + "".join(f"\n  validation report ({t}): {p}" for t, p in r.reports.items())
         + (f"\n  Data Docs: {r.data_docs}" if r.data_docs else "")
@@ -187,7 +186,7 @@ def cmd_packets_render(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_packets_deliver(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.packets.delivery import deliver_round
 
-    results = deliver_round(settings, load_policy(), args.round_id)
+    results = deliver_round(settings, args.round_id)
     _print(results, args.json, "\n".join(
         f"{r['document']} {r['recipient']} v{r['version']} via {r['channel']}: "
         + ("delivered" if r["delivered"] else "already delivered") for r in results) or "nothing rendered to deliver")
@@ -222,7 +221,7 @@ def _quarantine_line(r: dict[str, Any]) -> str:
 def cmd_quarantine_resubmit(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.quarantine import resubmit
 
-    result = resubmit(settings, load_policy(), args.id, Path(args.file))
+    result = resubmit(settings, args.id, Path(args.file))
     _print(result, args.json, result["message"] + f"\n  ingest: {result['ingest']['message']}")
     return 0 if result["resolved"] else 1
 

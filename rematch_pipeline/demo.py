@@ -34,7 +34,7 @@ def run_demo(settings: Settings, households: int, municipalities: int, seed: int
         # Files arrive through the inbox, as a coordinator would drop them.
         inbox_copy = settings.inbox / f.name
         shutil.copyfile(f, inbox_copy)
-        reports.append(ingest_file(inbox_copy, settings, policy, actor="demo"))
+        reports.append(ingest_file(inbox_copy, settings, actor="demo"))
     for r in reports:
         print(f"2. ingest {r.file}: {r.status} — {r.message}")
     summary = run_round(settings, policy, round_date, actor="demo")
@@ -44,7 +44,7 @@ def run_demo(settings: Settings, households: int, municipalities: int, seed: int
     print(f"4. offers: {offered} new (deadline in {policy.offer_response_days} days)")
     packets = render_round_packets(settings, policy, summary.round_id, actor="demo")
     letters = render_round_letters(settings, policy, summary.round_id, actor="demo")
-    delivered = deliver_round(settings, policy, summary.round_id, actor="demo")
+    delivered = deliver_round(settings, summary.round_id, actor="demo")
     print(f"5. packets and letters: {len(packets)} packets, {len(letters)} letters; "
           f"{sum(1 for d in delivered if d['delivered'])} newly delivered "
           f"({', '.join(sorted({d['channel'] for d in delivered})) or 'nothing new'})")

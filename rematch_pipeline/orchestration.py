@@ -72,13 +72,13 @@ def ingest_path(url: str, settings: Settings | None = None) -> dict[str, Any]:
 
     from airflow.sdk import ObjectStoragePath
 
-    from rematch_pipeline.config import load_policy, load_settings
+    from rematch_pipeline.config import load_settings
     from rematch_pipeline.ingest.service import ingest_file
 
-    settings, policy = settings or load_settings(), load_policy()
+    settings = settings or load_settings()
     source = ObjectStoragePath(url)
     if source.protocol in ("file", "local"):
-        report = ingest_file(Path(source.path), settings, policy, actor="airflow")
+        report = ingest_file(Path(source.path), settings, actor="airflow")
     else:
         staging = settings.home / "staging"
         staging.mkdir(parents=True, exist_ok=True)
@@ -86,7 +86,7 @@ def ingest_path(url: str, settings: Settings | None = None) -> dict[str, Any]:
             local = Path(tmp) / "file"
             with source.open("rb") as src, open(local, "wb") as dst:
                 shutil.copyfileobj(src, dst)
-            report = ingest_file(local, settings, policy, actor="airflow", name=source.name)
+            report = ingest_file(local, settings, actor="airflow", name=source.name)
     if report.status == "failed":
         # Recorded with its reason; the same bytes would fail again, so the task fails at once, alone.
         raise _no_retry(RuntimeError(report.message))
@@ -228,10 +228,10 @@ def render_municipality_packet(round_id: str, ags: str) -> list[dict[str, Any]]:
 
 
 def deliver_municipality_packet(round_id: str, ags: str) -> list[dict[str, Any]]:
-    from rematch_pipeline.config import load_policy, load_settings
+    from rematch_pipeline.config import load_settings
     from rematch_pipeline.packets.delivery import deliver_round
 
-    return deliver_round(load_settings(), load_policy(), round_id, actor="airflow", kinds=("packet",), ags=ags)
+    return deliver_round(load_settings(), round_id, actor="airflow", kinds=("packet",), ags=ags)
 
 
 def letters_for_municipality(round_id: str, ags: str) -> dict[str, Any]:
@@ -245,6 +245,6 @@ def letters_for_municipality(round_id: str, ags: str) -> dict[str, Any]:
 
     settings, policy = load_settings(), load_policy()
     rendered = render_round_letters(settings, policy, round_id, actor="airflow", ags=ags)
-    delivered = deliver_round(settings, policy, round_id, actor="airflow", kinds=("letter",), ags=ags)
+    delivered = deliver_round(settings, round_id, actor="airflow", kinds=("letter",), ags=ags)
     return {"round_id": round_id, "ags": ags, "letters": len(rendered),
             "new": sum(1 for r in rendered if r.get("new")), "delivered": sum(1 for d in delivered if d["delivered"])}

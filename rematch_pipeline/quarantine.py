@@ -12,7 +12,6 @@ from rematch_pipeline import store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import migrate
-from rematch_pipeline.domain import Policy
 
 # Quarantined rows of these tables belong to one thing to correct, named by these record fields.
 _ENTITY = {"households": ("households", ("case_id",)), "members": ("households", ("case_id",)),
@@ -115,7 +114,7 @@ def _all_stored_since(conn: Connection, settings: Settings, raw_file_id: int | N
     return True
 
 
-def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: Path,
+def resubmit(settings: Settings, quarantine_id: int, corrected: Path,
              actor: str = "cli") -> dict[str, Any]:
     """Ingest a corrected file through the normal path; mark the quarantine row resolved when the fix was applied.
 
@@ -137,7 +136,7 @@ def resubmit(settings: Settings, policy: Policy, quarantine_id: int, corrected: 
         raise LookupError(f"no quarantine row {quarantine_id}; see `rematch quarantine list`")
     if row.resolved_at is not None:
         raise ValueError(f"quarantine row {quarantine_id} was already resolved on {row.resolved_at:%Y-%m-%d %H:%M}")
-    report = ingest_file(Path(corrected), settings, policy, actor=actor, retry_failed=True)
+    report = ingest_file(Path(corrected), settings, actor=actor, retry_failed=True)
     key = _key(row.table_name, row.record)
     resolved_ids: list[int] = []
     at = settings.clock.now()

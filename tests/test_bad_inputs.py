@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Connection, insert, select
 
 from rematch_pipeline.clock import ManualClock
-from rematch_pipeline.config import Settings, load_policy, load_settings
+from rematch_pipeline.config import Settings, load_settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
 from rematch_pipeline.ingest.readers import read_file
@@ -714,12 +714,11 @@ EVERYDAY = {"kobo_xlsx_two_valid_households", "household_without_head", "decisio
 def test_bad_input_catalogue(case: Case, db_url: str, shared_home: Path, tmp_path: Path) -> None:
     assert EVERYDAY <= {c.name for c in CASES}
     settings = Settings(home=shared_home, database_url=db_url, clock=ManualClock(TODAY))
-    policy = load_policy()
     inbox = tmp_path / "in"
     inbox.mkdir()
     for i, (name, data) in enumerate(case.before):
         (inbox / f"{i}_{name}").write_bytes(data)
-        assert ingest_file(inbox / f"{i}_{name}", settings, policy).status == "ingested"
+        assert ingest_file(inbox / f"{i}_{name}", settings).status == "ingested"
     migrate(settings.database_url)
     engine = get_engine(settings.database_url)
     if case.setup:
@@ -727,14 +726,14 @@ def test_bad_input_catalogue(case: Case, db_url: str, shared_home: Path, tmp_pat
             case.setup(conn)
     for i, (name, data) in enumerate(case.after_setup):
         (inbox / f"s{i}_{name}").write_bytes(data)
-        assert ingest_file(inbox / f"s{i}_{name}", settings, policy).accepted == 1
+        assert ingest_file(inbox / f"s{i}_{name}", settings).accepted == 1
     # Each case is a tiny file, so one bad row is a large share; only the held case uses a real threshold. The
     # case's environment is read as production reads it.
     settings = load_settings({"REMATCH_HOME": str(shared_home), "REMATCH_DATABASE_URL": db_url,
                               "REMATCH_MAX_INVALID_SHARE": "1", **case.env}, clock=ManualClock(TODAY))
     name, data = case.file
     (inbox / name).write_bytes(data)
-    report = ingest_file(inbox / name, settings, policy)
+    report = ingest_file(inbox / name, settings)
     assert report.status == case.status, report.message
 
     with engine.connect() as conn:
@@ -784,8 +783,8 @@ def test_catalogue_has_at_least_a_hundred_named_cases() -> None:
 def test_same_file_twice_is_a_duplicate_that_changes_nothing(settings: Settings, tmp_path: Path) -> None:
     path = tmp_path / "ok.xlsx"
     path.write_bytes(kobo(A, B))
-    first = ingest_file(path, settings, load_policy())
-    again = ingest_file(path, settings, load_policy())
+    first = ingest_file(path, settings)
+    again = ingest_file(path, settings)
     assert (first.status, first.duplicate) == ("ingested", False)
     assert (again.status, again.duplicate, again.accepted) == ("duplicate", True, 0)
     assert "already ingested" in again.message and again.format == "kobo_xlsx"
@@ -799,7 +798,7 @@ def test_quarantine_messages_carry_no_personal_data(settings: Settings, tmp_path
                          notes="Diagnosis: secret", interview_date="2030-01-01")
     path = tmp_path / "pii.xlsx"
     path.write_bytes(kobo(secret, B))
-    report = ingest_file(path, settings, load_policy())
+    report = ingest_file(path, settings)
     with get_engine(settings.database_url).connect() as conn:
         messages = conn.execute(select(t.quarantine.c.message)).scalars().all()
     assert messages

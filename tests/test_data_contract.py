@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from rematch_pipeline import contract
-from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.config import Settings
 from rematch_pipeline.ingest.service import ingest_file
 from rematch_pipeline.quarantine import list_quarantine
 
@@ -34,7 +34,7 @@ def test_every_field_and_choice_that_crosses_the_boundary_is_in_the_projects_con
 def test_the_capacity_example_is_accepted_as_it_stands(settings: Settings, tmp_path: Path) -> None:
     path = tmp_path / "capacity.csv"
     path.write_text(_example("Capacity template, CSV"), encoding="utf-8")
-    report = ingest_file(path, settings, load_policy())
+    report = ingest_file(path, settings)
     assert (report.format, report.accepted, report.quarantined) == ("capacity_csv", 1, 0)
 
 
@@ -42,6 +42,6 @@ def test_the_kobo_csv_example_is_read_and_as_the_contract_says_updates_known_hou
         settings: Settings, tmp_path: Path) -> None:
     path = tmp_path / "kobo.csv"
     path.write_text(_example("Household form, KoboToolbox CSV"), encoding="utf-8")
-    report = ingest_file(path, settings, load_policy())
+    report = ingest_file(path, settings)
     assert (report.format, report.accepted, report.quarantined) == ("kobo_csv", 0, 1)
     assert [q["rule"] for q in list_quarantine(settings)] == ["household_unknown_without_members"]

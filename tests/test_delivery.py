@@ -72,7 +72,7 @@ def _solved_round(settings: Settings, tmp_path: Path) -> str:
     policy = load_policy()
     files = generate_scenario(tmp_path / "scenario", households=16, municipalities=4, seed=3, round_date=ROUND_DATE)
     for f in (files.capacity_xlsx, files.households_xlsx):
-        assert ingest_file(f, settings, policy).status == "ingested"
+        assert ingest_file(f, settings).status == "ingested"
     summary = run_round(settings, policy, ROUND_DATE)
     offer_round(settings, summary.round_id)
     render_round_packets(settings, policy, summary.round_id)
@@ -97,7 +97,7 @@ def test_packets_are_emailed_to_the_offer_contact_exactly_once_across_retries(
     settings = _through_smtp(settings)
     round_id = _solved_round(settings, tmp_path)
     packets = _packets(settings, round_id)
-    first = deliver_round(settings, load_policy(), round_id, kinds=("packet",))
+    first = deliver_round(settings, round_id, kinds=("packet",))
     assert sorted(r["recipient"] for r in first if r["delivered"]) == sorted(packets)
     assert {r["channel"] for r in first} == {"smtp"}
     assert len(smtp.messages) == len(packets)
@@ -109,7 +109,7 @@ def test_packets_are_emailed_to_the_offer_contact_exactly_once_across_retries(
         assert names == [f"packet_{ags}_{round_id}.html", f"packet_{ags}_{round_id}.pdf"]
         assert msg["Message-ID"].startswith(f"<rematch.packet.{round_id}.{ags}.v1.")
     # A retry (the task ran again) sends nothing and adds no ledger row.
-    again = deliver_round(settings, load_policy(), round_id, kinds=("packet",))
+    again = deliver_round(settings, round_id, kinds=("packet",))
     assert not any(r["delivered"] for r in again) and {r["attempt"] for r in again} == {"done"}
     assert len(smtp.messages) == len(packets)
     assert len(_ledger(settings)) == len(packets)
@@ -123,7 +123,7 @@ def test_packets_are_emailed_to_the_offer_contact_exactly_once_across_retries(
 def test_a_changed_packet_is_delivered_as_a_new_version(settings: Settings, tmp_path: Path, smtp: Inbox) -> None:
     settings = _through_smtp(settings)
     round_id = _solved_round(settings, tmp_path)
-    deliver_round(settings, load_policy(), round_id, kinds=("packet",))
+    deliver_round(settings, round_id, kinds=("packet",))
     sent = len(smtp.messages)
     with get_engine(settings.database_url).connect() as conn:
         case_id, ags = conn.execute(select(t.match_offers.c.case_id, t.match_offers.c.ags)
@@ -131,7 +131,7 @@ def test_a_changed_packet_is_delivered_as_a_new_version(settings: Settings, tmp_
     decide(settings, case_id, round_id, "accept")
     rendered = render_round_packets(settings, load_policy(), round_id)
     assert [r["ags"] for r in rendered if r["new"]] == [ags]  # only that municipality's packet changed
-    deliver_round(settings, load_policy(), round_id, kinds=("packet",))
+    deliver_round(settings, round_id, kinds=("packet",))
     assert len(smtp.messages) == sent + 1
     assert f"AGS {ags} (Version 2)" in smtp.messages[-1]["Subject"]
     # Both versions stay on record, and version 1's files were kept under their versioned names.
@@ -147,10 +147,10 @@ def test_an_interrupted_delivery_is_retried_and_then_recorded_once(
     round_id = _solved_round(settings, tmp_path)
     smtp.fail_next = True  # the server refuses the first message: the run fails after claiming it
     with pytest.raises(Exception):  # noqa: B017 (the SMTP library's error type is not ours to pin)
-        deliver_round(settings, load_policy(), round_id, kinds=("packet",))
+        deliver_round(settings, round_id, kinds=("packet",))
     claimed = _ledger(settings)
     assert [r.status for r in claimed] == ["sending"]
-    deliver_round(settings, load_policy(), round_id, kinds=("packet",))
+    deliver_round(settings, round_id, kinds=("packet",))
     ledger = _ledger(settings)
     assert all(r.status == "delivered" for r in ledger)
     assert ledger[0].attempts == 2
@@ -163,9 +163,9 @@ def test_without_smtp_the_outbox_is_the_delivery_and_it_is_recorded(
     monkeypatch.delenv("AIRFLOW_CONN_REMATCH_SMTP", raising=False)
     monkeypatch.delenv("REMATCH_SMTP_CONN_ID", raising=False)
     round_id = _solved_round(settings, tmp_path)
-    results = deliver_round(settings, load_policy(), round_id, kinds=("packet",))
+    results = deliver_round(settings, round_id, kinds=("packet",))
     assert results and {r["channel"] for r in results} == {"outbox"} and all(r["delivered"] for r in results)
-    assert not any(r["delivered"] for r in deliver_round(settings, load_policy(), round_id, kinds=("packet",)))
+    assert not any(r["delivered"] for r in deliver_round(settings, round_id, kinds=("packet",)))
 
 
 @pytest.mark.full
@@ -174,7 +174,7 @@ def test_delivery_refuses_a_packet_whose_file_is_missing(settings: Settings, tmp
     row = next(iter(_packets(settings, round_id).values()))
     Path(row.pdf_path).unlink()
     with pytest.raises(FileNotFoundError, match="render the round again"):
-        deliver_round(settings, load_policy(), round_id, kinds=("packet",))
+        deliver_round(settings, round_id, kinds=("packet",))
 
 
 @pytest.mark.full

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from rematch_pipeline import orchestration
 from rematch_pipeline.cli import main
-from rematch_pipeline.config import Settings, load_policy, load_settings
+from rematch_pipeline.config import Settings, load_settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine, migrate
 from rematch_pipeline.ingest import service
@@ -48,7 +48,7 @@ def test_a_file_the_database_refuses_is_recorded_failed_with_its_rows_and_a_plai
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     caplog.set_level(logging.DEBUG)
     path = _poison(tmp_path, monkeypatch)
-    report = ingest_file(path, settings, load_policy())
+    report = ingest_file(path, settings)
     assert (report.status, report.rows_read, report.accepted, report.quarantined, report.held) == ("failed", 2, 0, 0, 2)
     assert report.counts == {"capacity_offers": {"rows": 2, "accepted": 0, "quarantined": 0, "held": 2}}
     assert "too long or too large" in report.message and "resubmit" in report.message
@@ -81,12 +81,12 @@ def test_a_failed_file_is_tried_again_when_resubmitted_and_its_row_resolves(
         raise OperationalError("INSERT ...", {}, Exception("database is locked"))
 
     monkeypatch.setattr(service.store, "apply_offers", locked)
-    first = ingest_file(path, settings, load_policy())
+    first = ingest_file(path, settings)
     assert first.status == "failed" and "could not be written just now" in first.message
     monkeypatch.setattr(service.store, "apply_offers", real)
-    assert ingest_file(path, settings, load_policy()).status == "failed"  # not retried by itself
+    assert ingest_file(path, settings).status == "failed"  # not retried by itself
     (row,) = list_quarantine(settings)
-    result = resubmit(settings, load_policy(), row["id"], path)
+    result = resubmit(settings, row["id"], path)
     assert result["resolved"] is True and result["ingest"]["status"] == "ingested"
     with get_engine(settings.database_url).connect() as conn:
         raws = conn.execute(select(t.raw_files.c.id, t.raw_files.c.status)).all()
@@ -105,7 +105,7 @@ def test_an_unexpected_error_is_recorded_by_its_class_never_by_its_text(
     monkeypatch.setattr("rematch_pipeline.validation.validate_batch", broken)
     path = tmp_path / "households.xlsx"
     path.write_bytes(x.kobo_xlsx([x.household("RM-A")], {"uuid-RM-A": x.family("head", "child")}))
-    report = ingest_file(path, settings, load_policy())
+    report = ingest_file(path, settings)
     assert report.status == "failed" and "(ValueError)" in report.message
     assert (report.rows_read, report.held) == (3, 3)  # one household and its two members, none applied
     assert "ingest" in caplog.text and "ValueError" in caplog.text
@@ -171,7 +171,7 @@ def test_the_same_file_ingested_twice_at_once_is_stored_once(
 
     monkeypatch.setattr(validation, "validate_batch", in_step)
     statuses: list[str] = []
-    runs = [threading.Thread(target=lambda: statuses.append(ingest_file(path, settings, load_policy()).status))
+    runs = [threading.Thread(target=lambda: statuses.append(ingest_file(path, settings).status))
             for _ in range(2)]
     for run in runs:
         run.start()

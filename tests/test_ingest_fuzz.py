@@ -14,7 +14,7 @@ from openpyxl.utils.exceptions import IllegalCharacterError
 from sqlalchemy import select
 
 from rematch_pipeline.clock import ManualClock
-from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.config import Settings
 from rematch_pipeline.contract import CAPACITY_FIELDS, HOUSEHOLD_FIELDS, MEMBER_FIELDS
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine
@@ -52,7 +52,7 @@ _names = itertools.count()
 def _ingest(settings: Settings, data: bytes, suffix: str, data_rows: int | None = None) -> None:
     path = settings.home.parent / f"f{next(_names)}{suffix}"
     path.write_bytes(data)
-    report = ingest_file(path, settings, load_policy())  # nothing may escape: an exception fails the example
+    report = ingest_file(path, settings)  # nothing may escape: an exception fails the example
     assert report.status in OUTCOMES, report.status
     assert report.rows_read == report.accepted + report.quarantined + report.held + report.not_read
     if data_rows is not None and report.status in ("ingested", "held", "failed") and report.counts:

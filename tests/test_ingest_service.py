@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from rematch_pipeline import orchestration
 from rematch_pipeline.cli import main
-from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine
 from rematch_pipeline.ingest.service import ingest_file
@@ -58,7 +58,7 @@ def test_quarantine_list_json_names_file_row_rule_and_message(settings: Settings
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     cap = tmp_path / "cap.csv"
     cap.write_bytes(x.capacity_csv([x.offer("OF-1", places_persons="3")]))
-    ingest_file(cap, settings, load_policy())
+    ingest_file(cap, settings)
     capsys.readouterr()
     assert main(["quarantine", "list", "--json"], settings=settings) == 0
     (row,) = json.loads(capsys.readouterr().out)
@@ -76,7 +76,7 @@ def test_quarantine_resubmit_resolves_the_row_through_the_normal_ingest(settings
                                                                         capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.xlsx"
     bad.write_bytes(x.kobo_xlsx([x.household("RM-A", interview_date="2030-01-01"), B], MEMBERS))
-    ingest_file(bad, settings, load_policy())
+    ingest_file(bad, settings)
     rows = list_quarantine(settings)
     household_row = next(r for r in rows if r["table_name"] == "households")
     assert {r["rule"] for r in rows} == {"interview_date_not_in_future", "member_of_invalid_household"}
@@ -85,7 +85,7 @@ def test_quarantine_resubmit_resolves_the_row_through_the_normal_ingest(settings
     still_bad = tmp_path / "still_bad.xlsx"
     only_a = {"uuid-RM-A": MEMBERS["uuid-RM-A"]}
     still_bad.write_bytes(x.kobo_xlsx([x.household("RM-A", interview_date="2031-01-01")], only_a))
-    result = resubmit(settings, load_policy(), household_row["id"], still_bad)
+    result = resubmit(settings, household_row["id"], still_bad)
     assert result["resolved"] is False and len(list_quarantine(settings)) == 2 * len(rows)
 
     fixed = tmp_path / "fixed.xlsx"
@@ -111,16 +111,16 @@ def test_quarantine_resubmit_resolves_the_row_through_the_normal_ingest(settings
 def test_quarantine_resubmit_of_a_refused_file(settings: Settings, tmp_path: Path) -> None:
     evil = tmp_path / "evil.zip"
     evil.write_bytes(x.zip_bytes({"../rematch_household.csv": b"case_id\n"}))
-    ingest_file(evil, settings, load_policy())
+    ingest_file(evil, settings)
     (row,) = list_quarantine(settings)
     fixed = tmp_path / "fixed.zip"
     fixed.write_bytes(x.odk_zip([A], {"uuid-RM-A": x.family("head")}))
-    result = resubmit(settings, load_policy(), row["id"], fixed)
+    result = resubmit(settings, row["id"], fixed)
     assert result["resolved"] is True and result["resolved_ids"] == [row["id"]]
     with pytest.raises(ValueError, match="already resolved"):
-        resubmit(settings, load_policy(), row["id"], fixed)
+        resubmit(settings, row["id"], fixed)
     with pytest.raises(LookupError, match="no quarantine row"):
-        resubmit(settings, load_policy(), 999, fixed)
+        resubmit(settings, 999, fixed)
 
 
 @pytest.mark.full
@@ -130,7 +130,7 @@ def test_a_corrected_file_for_a_held_batch_resolves_every_row_of_it_that_it_fixe
     settings = replace(settings, max_invalid_share=0.5)
     held = tmp_path / "held.csv"
     held.write_bytes(x.capacity_csv([x.offer("OF-1", ags="x"), x.offer("OF-2", state="HH"), x.offer("OF-3")]))
-    assert ingest_file(held, settings, load_policy()).status == "held"
+    assert ingest_file(held, settings).status == "held"
     rows = list_quarantine(settings)
     assert len(rows) == 3 and "batch_held" in {r["rule"] for r in rows}
     # The same bytes again are not "already ingested, nothing changed": the sender learns the file was held.
@@ -141,7 +141,7 @@ def test_a_corrected_file_for_a_held_batch_resolves_every_row_of_it_that_it_fixe
     assert "same file as held.csv, held on" in again["message"]
     fixed = tmp_path / "fixed.csv"
     fixed.write_bytes(x.capacity_csv([x.offer("OF-1"), x.offer("OF-2"), x.offer("OF-3")]))
-    result = resubmit(settings, load_policy(), rows[0]["id"], fixed)
+    result = resubmit(settings, rows[0]["id"], fixed)
     assert result["resolved"] is True and sorted(result["resolved_ids"]) == [r["id"] for r in rows]
     assert list_quarantine(settings) == []
     with get_engine(settings.database_url).connect() as conn:
@@ -154,17 +154,17 @@ def test_a_held_batch_stays_quarantined_until_its_valid_rows_are_stored_too(
     settings = replace(settings, max_invalid_share=0.5)
     held = tmp_path / "held.csv"
     held.write_bytes(x.capacity_csv([x.offer("OF-1", ags="x"), x.offer("OF-2", state="HH"), x.offer("OF-3")]))
-    ingest_file(held, settings, load_policy())
+    ingest_file(held, settings)
     rows = {r["rule"]: r for r in list_quarantine(settings)}
     # Only the two bad offers, corrected: OF-3 was held with them and is still not stored, so the batch stays.
     fixed = tmp_path / "fixed.csv"
     fixed.write_bytes(x.capacity_csv([x.offer("OF-1"), x.offer("OF-2")]))
-    first = resubmit(settings, load_policy(), next(r["id"] for r in rows.values() if r["rule"] != "batch_held"), fixed)
+    first = resubmit(settings, next(r["id"] for r in rows.values() if r["rule"] != "batch_held"), fixed)
     assert first["resolved"] is True
     assert [r["rule"] for r in list_quarantine(settings)] == ["batch_held"]
     rest = tmp_path / "rest.csv"
     rest.write_bytes(x.capacity_csv([x.offer("OF-3")]))
-    assert resubmit(settings, load_policy(), rows["batch_held"]["id"], rest)["resolved"] is True
+    assert resubmit(settings, rows["batch_held"]["id"], rest)["resolved"] is True
     assert list_quarantine(settings) == []
 
 
@@ -172,21 +172,21 @@ def test_a_held_batch_stays_quarantined_until_its_valid_rows_are_stored_too(
 def test_an_older_file_does_not_resolve_a_newer_files_row(settings: Settings, tmp_path: Path) -> None:
     older = tmp_path / "older.csv"
     older.write_bytes(x.capacity_csv([x.offer("OF-1")]))
-    ingest_file(older, settings, load_policy())
+    ingest_file(older, settings)
     newer = tmp_path / "newer.csv"
     newer.write_bytes(x.capacity_csv([x.offer("OF-1", places_persons="3")]))
-    ingest_file(newer, settings, load_policy())
+    ingest_file(newer, settings)
     (row,) = list_quarantine(settings)
-    assert resubmit(settings, load_policy(), row["id"], older)["resolved"] is False
+    assert resubmit(settings, row["id"], older)["resolved"] is False
     assert len(list_quarantine(settings)) == 1
     # A correction resolves the rows of that offer it came after, not a bad version sent after it.
     fixed = tmp_path / "fixed.csv"
     fixed.write_bytes(x.capacity_csv([x.offer("OF-1", places_persons="14")]))
-    ingest_file(fixed, settings, load_policy())
+    ingest_file(fixed, settings)
     newest = tmp_path / "newest.csv"
     newest.write_bytes(x.capacity_csv([x.offer("OF-1", places_persons="2")]))
-    ingest_file(newest, settings, load_policy())
-    result = resubmit(settings, load_policy(), row["id"], fixed)
+    ingest_file(newest, settings)
+    result = resubmit(settings, row["id"], fixed)
     assert result["resolved"] is True and result["resolved_ids"] == [row["id"]]
     assert [r["file"] for r in list_quarantine(settings)] == ["newest.csv"]
 
@@ -195,12 +195,12 @@ def test_an_older_file_does_not_resolve_a_newer_files_row(settings: Settings, tm
 def test_resubmitting_a_corrected_file_ingested_before_resolves_the_row(settings: Settings, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_bytes(x.capacity_csv([x.offer("OF-1", places_persons="3"), x.offer("OF-2")]))
-    ingest_file(bad, settings, load_policy())
+    ingest_file(bad, settings)
     (row,) = list_quarantine(settings)
     fixed = tmp_path / "fixed.csv"
     fixed.write_bytes(x.capacity_csv([x.offer("OF-1")]))
-    assert ingest_file(fixed, settings, load_policy()).status == "ingested"  # dropped in the inbox first
-    result = resubmit(settings, load_policy(), row["id"], fixed)
+    assert ingest_file(fixed, settings).status == "ingested"  # dropped in the inbox first
+    result = resubmit(settings, row["id"], fixed)
     assert result["resolved"] is True and result["ingest"]["status"] == "duplicate"
     assert list_quarantine(settings) == []
 

@@ -51,7 +51,7 @@ def _ingest(settings: Settings, tmp: Path, name: str, data: bytes, today: date) 
     path = tmp / name
     path.write_bytes(data)
     clock_of(settings).set(today)
-    report = ingest_file(path, settings, load_policy())
+    report = ingest_file(path, settings)
     assert report.status == "ingested", report.message
     return report
 
@@ -355,7 +355,7 @@ def test_erasure_deletes_every_packet_version_that_listed_the_household_and_a_re
     decide(settings, gone, r1.round_id, "decline", decided_at=datetime(2026, 11, 24, tzinfo=UTC))
     second = {r["ags"]: r for r in render_round_packets(settings, policy, r1.round_id)}
     assert second[ags]["version"] == 2 and second[other]["version"] == 1
-    deliver_round(settings, policy, r1.round_id, kinds=("packet",))
+    deliver_round(settings, r1.round_id, kinds=("packet",))
     shelved = list(settings.outbox.rglob(f"*{ags}*_v1.*"))
     assert len(shelved) == 2  # version 1 (which listed the household) kept under its versioned name
     stale = settings.outbox / ".restore-killed"  # what a restore killed half-way leaves
@@ -368,7 +368,7 @@ def test_erasure_deletes_every_packet_version_that_listed_the_household_and_a_re
     assert not Path(second[ags]["pdf_path"]).exists() and not any(f.exists() for f in shelved)
     assert Path(second[other]["pdf_path"]).is_file()
     # Delivered before the files went: a rerun of delivery sends nothing again, fails on nothing, says what is gone.
-    rerun = {d["recipient"]: d for d in deliver_round(settings, policy, r1.round_id, kinds=("packet",))}
+    rerun = {d["recipient"]: d for d in deliver_round(settings, r1.round_id, kinds=("packet",))}
     assert not any(d["delivered"] for d in rerun.values())
     assert rerun[ags].get("files") == "missing" and "files" not in rerun[other]
     # Version 2 no longer listed the household: re-rendering gives the same content, so its files come back as

@@ -34,7 +34,7 @@ def _round(settings: Settings, tmp_path: Path) -> str:
     for name, data in (("cap.csv", x.capacity_csv(offers)), ("hh.xlsx", x.kobo_xlsx(households, members))):
         path = tmp_path / name
         path.write_bytes(data)
-        assert ingest_file(path, settings, policy).status == "ingested"
+        assert ingest_file(path, settings).status == "ingested"
     summary = run_round(settings, policy, ROUND_DATE)
     offer_round(settings, summary.round_id)
     return summary.round_id

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rematch_pipeline.clock import ManualClock
-from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.config import Settings
 from rematch_pipeline.ingest.service import ingest_file
 from rematch_pipeline.scenario import DEFAULT_ROUND_DATE as BENCH_DATE
 from rematch_pipeline.scenario import generate_scenario
@@ -25,7 +25,6 @@ def bench_ingest(households: int, seed: int = 1, database_url: str | None = None
     The database is a new SQLite file unless `database_url` names another (empty) one. Rows per second count every
     row of the file: households and members.
     """
-    policy = load_policy()
     with tempfile.TemporaryDirectory(prefix="rematch-bench-") as tmp:
         t0 = time.perf_counter()
         files = generate_scenario(Path(tmp) / "scenario", households=households,
@@ -36,7 +35,7 @@ def bench_ingest(households: int, seed: int = 1, database_url: str | None = None
         settings = Settings(home=home, database_url=database_url or f"sqlite:///{home / 'bench.sqlite'}",
                             clock=ManualClock(BENCH_DATE))
         t1 = time.perf_counter()
-        report = ingest_file(files.households_xlsx, settings, policy, actor="bench")
+        report = ingest_file(files.households_xlsx, settings, actor="bench")
         total_s = time.perf_counter() - t1
         size = files.households_xlsx.stat().st_size
     rows = report.rows_read

@@ -22,7 +22,6 @@ from rematch_pipeline import offers, store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import is_busy, migrate
-from rematch_pipeline.domain import Policy
 from rematch_pipeline.ingest.safety import RefusedFileError, check_size
 from rematch_pipeline.quarantine import FAILED_RULE
 
@@ -146,7 +145,7 @@ def _duplicate_report(path_name: str, digest: str, seen: Any, runs: list[Any], s
                         data_docs=str(index) if index.exists() else None)
 
 
-def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cli",
+def ingest_file(path: Path, settings: Settings, actor: str = "cli",
                 name: str | None = None, retry_failed: bool = False) -> IngestReport:
     """Archive, read, validate and store one file in one transaction; `name` is its original name (default: path's).
 
@@ -184,7 +183,7 @@ def ingest_file(path: Path, settings: Settings, policy: Policy, actor: str = "cl
         if archived is None:
             assert refused is not None
             return _refuse(attempt, "refused", refused.rule, str(refused), settings)
-        return _ingest_archived(archived, attempt, settings, policy)
+        return _ingest_archived(archived, attempt, settings)
     except Exception as exc:  # whatever the file made us fail on: recorded with its rows, never lost
         if is_busy(exc):
             raise  # another run holds the database: nothing was applied, the same command works once it ended
@@ -231,7 +230,7 @@ def _refuse(attempt: _Attempt, status: str, rule: str, message: str, settings: S
     return IngestReport(attempt.name, attempt.digest, status, message, raw_file_id=raw_id)
 
 
-def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings, policy: Policy) -> IngestReport:
+def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings) -> IngestReport:
     from rematch_pipeline.ingest.readers import UnrecognisedFileError, read_file
     from rematch_pipeline.validation import RowError, validate_batch
 

@@ -15,7 +15,7 @@ from rematch_pipeline import store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import migrate
-from rematch_pipeline.domain import Policy, pseudonym
+from rematch_pipeline.domain import pseudonym
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class SmtpMailer:
                                   custom_headers={"Message-ID": message_id})
 
 
-def round_documents(settings: Settings, policy: Policy, round_id: str, kinds: tuple[str, ...] = DOCUMENTS,
+def round_documents(settings: Settings, round_id: str, kinds: tuple[str, ...] = DOCUMENTS,
                     ags: str | None = None) -> list[Document]:
     """The latest version of every packet and letter of a round, with the address it goes to."""
     docs: list[Document] = []
@@ -209,12 +209,12 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
     return results
 
 
-def deliver_round(settings: Settings, policy: Policy, round_id: str, actor: str = "cli",
+def deliver_round(settings: Settings, round_id: str, actor: str = "cli",
                   kinds: tuple[str, ...] = DOCUMENTS, ags: str | None = None,
                   mailer: Mailer | None = None) -> list[dict[str, Any]]:
     """Deliver the latest packets and letters of a round; by e-mail through the configured SMTP connection if any."""
     migrate(settings.database_url)
-    docs = round_documents(settings, policy, round_id, kinds, ags)
+    docs = round_documents(settings, round_id, kinds, ags)
     if mailer is not None:
         return deliver_documents(settings, docs, actor, mailer)
     conn_id = settings.smtp_conn_id
