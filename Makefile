@@ -24,7 +24,10 @@ $(BIN)/rematch: pyproject.toml constraints.txt | system-deps
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $(BIN)/rematch
 
+# Installs, then brings the embedded database to this version's schema: the one place migrations run (Docker: the
+# airflow-init service).
 install: $(BIN)/rematch
+	$(BIN)/rematch db upgrade
 
 demo: install
 	$(BIN)/rematch demo

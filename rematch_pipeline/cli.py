@@ -11,7 +11,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from rematch_pipeline.config import Settings, load_policy, load_settings
+from rematch_pipeline.config import HOME_SETTINGS, Settings, load_policy, load_settings
 
 
 def _date(value: str) -> date:
@@ -189,8 +189,9 @@ def cmd_packets_deliver(args: argparse.Namespace, settings: Settings) -> int:
     results = deliver_round(settings, args.round_id)
     _print(results, args.json, "\n".join(
         f"{r['document']} {r['recipient']} v{r['version']} via {r['channel']}: "
-        + ("delivered" if r["delivered"] else "already delivered") for r in results) or "nothing rendered to deliver")
-    return 0
+        + ("delivered" if r["delivered"] else f"NOT delivered: {r['reason']}" if r["attempt"] == "refused"
+           else "already delivered") for r in results) or "nothing rendered to deliver")
+    return 2 if any(r["attempt"] == "refused" for r in results) else 0
 
 
 def cmd_round_report(args: argparse.Namespace, settings: Settings) -> int:
@@ -273,6 +274,28 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
     migrate(settings.database_url)
     print("database schema is up to date")
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace, settings: Settings) -> int:
+    from rematch_pipeline.config import setting_sources
+
+    sources = setting_sources(settings.home)
+    shown = {name: {"value": getattr(settings, name), "from": sources[name]} for name in HOME_SETTINGS}
+    _print(shown, args.json, "\n".join(f"{name} = {v['value']!r}  (from {v['from']})" for name, v in shown.items()))
+    return 0
+
+
+def cmd_config_set(args: argparse.Namespace, settings: Settings) -> int:
+    from rematch_pipeline.config import is_reachable, save_home_setting, setting_sources
+
+    if args.name == "coordination_contact" and not is_reachable(args.value):
+        raise ValueError("coordination_contact must give an e-mail address or a phone number besides the name: "
+                         "households answer their offer there")
+    path = save_home_setting(settings.home, args.name, args.value)
+    print(f"{args.name} kept in {path}")
+    if setting_sources(settings.home)[args.name] == HOME_SETTINGS[args.name]:
+        print(f"note: {HOME_SETTINGS[args.name]} is set in the environment and wins over the file")
     return 0
 
 
@@ -423,6 +446,16 @@ def build_parser() -> argparse.ArgumentParser:
     fe = fo.add_parser("export", help="write the household XLSForm and the capacity XLSX template")
     fe.add_argument("dir", help="directory to write the two files into")
     fe.set_defaults(func=cmd_forms_export)
+
+    cf = sub.add_parser("config", help="settings kept with the home (REMATCH_HOME/settings.toml)").add_subparsers(
+        dest="sub", required=True)
+    cs = cf.add_parser("show", help="each kept setting, its value and where it comes from")
+    cs.add_argument("--json", action="store_true", help=JSON_HELP)
+    cs.set_defaults(func=cmd_config_show)
+    ce = cf.add_parser("set", help="keep a setting for every later command and DAG run of this home")
+    ce.add_argument("name", choices=sorted(HOME_SETTINGS), help="the setting")
+    ce.add_argument("value", help='its value, e.g. "Re:Match Koordinationsteam, team@example.org, +49 30 1234567"')
+    ce.set_defaults(func=cmd_config_set)
 
     db = sub.add_parser("db", help="database").add_subparsers(dest="sub", required=True)
     du = db.add_parser("upgrade", help="apply the schema migrations")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import os
@@ -103,6 +104,11 @@ log = logging.getLogger(__name__)
 _REACHABLE = re.compile(r"@|\d[\d ()/.-]{5,}\d")  # an e-mail address or a phone number
 
 
+def is_reachable(contact: str) -> bool:
+    """Whether a contact gives a way to reach someone: an e-mail address or a phone number."""
+    return bool(_REACHABLE.search(contact))
+
+
 def reachable_contact(settings: Settings) -> str:
     """The coordination team as packets and letters print it (REMATCH_COORDINATION_CONTACT).
 
@@ -111,9 +117,10 @@ def reachable_contact(settings: Settings) -> str:
     answer through their interviewer).
     """
     value = settings.coordination_contact
-    if not _REACHABLE.search(value):
-        log.warning("REMATCH_COORDINATION_CONTACT (%r) gives no e-mail address or phone number: the offer letters "
-                    "cannot tell households how to reach the coordination team", value)
+    if not is_reachable(value):
+        log.warning("the coordination contact (%r) gives no e-mail address or phone number: the offer letters "
+                    "cannot tell households how to reach the coordination team, and delivery refuses them; set it "
+                    "with `rematch config set coordination_contact ...` or REMATCH_COORDINATION_CONTACT", value)
     return value
 
 
@@ -143,17 +150,68 @@ def _limits(env: Mapping[str, str]) -> Limits:
     )
 
 
+# Settings that change what households and municipalities read are kept with the home they belong to, so every
+# later command and DAG run of that home prints the same (`rematch config set`); the environment variable wins.
+HOME_SETTINGS_FILE = "settings.toml"
+HOME_SETTINGS = {"coordination_contact": "REMATCH_COORDINATION_CONTACT"}
+
+
+def home_settings(home: Path) -> dict[str, str]:
+    """The settings kept in `REMATCH_HOME/settings.toml` (empty without the file)."""
+    path = home / HOME_SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid TOML ({str(exc)[:80]}): fix or remove it") from None
+    unknown = sorted(set(raw) - set(HOME_SETTINGS))
+    if unknown or not all(isinstance(v, str) for v in raw.values()):
+        raise ValueError(f"{path} may only hold text values for {', '.join(sorted(HOME_SETTINGS))}"
+                         + (f", not {', '.join(unknown)}" if unknown else ""))
+    return {k: v.strip() for k, v in raw.items()}
+
+
+def save_home_setting(home: Path, name: str, value: str) -> Path:
+    """Keep one setting in `REMATCH_HOME/settings.toml` (written whole, then moved into place)."""
+    if name not in HOME_SETTINGS:
+        raise ValueError(f"{name} is not a setting kept in the home; these are: {', '.join(sorted(HOME_SETTINGS))}")
+    value = value.strip()
+    if not value or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{name} must be one line of text")
+    kept = {**home_settings(home), name: value}
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / HOME_SETTINGS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("# Kept by `rematch config set`; an environment variable of the same name wins.\n"
+                   + "".join(f"{k} = {json.dumps(v, ensure_ascii=False)}\n" for k, v in sorted(kept.items())),
+                   encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def setting_sources(home: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Where each home setting's value comes from: the environment variable, the home's file or the default."""
+    env = os.environ if env is None else env
+    kept = home_settings(home)
+    return {name: var if env.get(var, "").strip() else (HOME_SETTINGS_FILE if kept.get(name) else "default")
+            for name, var in HOME_SETTINGS.items()}
+
+
 def load_settings(env: Mapping[str, str] | None = None, clock: Clock | None = None) -> Settings:
-    """Every setting from the environment (`os.environ` unless `env` is given), read once; see the README's table."""
+    """Every setting from the environment (`os.environ` unless `env` is given), read once; see the README's table.
+    The home's `settings.toml` fills what the environment leaves unset."""
     env = os.environ if env is None else env
     home = Path(env.get("REMATCH_HOME", "./var")).resolve()
+    kept = home_settings(home)
     smtp = env.get("REMATCH_SMTP_CONN_ID") or (
         DEFAULT_SMTP_CONN_ID if env.get(f"AIRFLOW_CONN_{DEFAULT_SMTP_CONN_ID.upper()}") else None)
     return Settings(
         home=home,
         database_url=env.get("REMATCH_DATABASE_URL") or f"sqlite:///{home / 'rematch.sqlite'}",
         clock=clock or SystemClock(),
-        coordination_contact=env.get("REMATCH_COORDINATION_CONTACT", "").strip() or DEFAULT_COORDINATION_CONTACT,
+        coordination_contact=(env.get("REMATCH_COORDINATION_CONTACT", "").strip() or kept.get("coordination_contact")
+                              or DEFAULT_COORDINATION_CONTACT),
         inbox_url=env.get("REMATCH_INBOX_URL", ""),
         smtp_conn_id=smtp,
         limits=_limits(env),

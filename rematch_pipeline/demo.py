@@ -7,7 +7,8 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from rematch_pipeline.config import DEFAULT_COORDINATION_CONTACT, Settings, load_policy
+from rematch_pipeline.config import DEFAULT_COORDINATION_CONTACT, Settings, load_policy, save_home_setting
+from rematch_pipeline.db.engine import migrate
 from rematch_pipeline.ingest.service import ingest_file
 from rematch_pipeline.packets.delivery import deliver_round
 from rematch_pipeline.packets.letters import render_round_letters
@@ -21,9 +22,14 @@ DEMO_COORDINATION_CONTACT = "Re:Match Koordinationsteam (Demo), koordination@rem
 
 def run_demo(settings: Settings, households: int, municipalities: int, seed: int, round_date: date) -> int:
     settings.ensure_dirs()
+    migrate(settings.database_url)  # the demo initialises the home it fills, as `rematch db upgrade` would
     # The letters tell households to answer the coordination team: the demo's is fictitious but reachable in form.
+    # It is kept with the home, so the DAGs and commands run on this home later print the same letters.
     if settings.coordination_contact == DEFAULT_COORDINATION_CONTACT:
+        save_home_setting(settings.home, "coordination_contact", DEMO_COORDINATION_CONTACT)
         settings = replace(settings, coordination_contact=DEMO_COORDINATION_CONTACT)
+        print(f"0. coordination contact of this home: {DEMO_COORDINATION_CONTACT} (fictitious; set yours with "
+              "`rematch config set coordination_contact ...`)")
     policy = load_policy()
     scenario_dir = settings.home / "scenario" / f"seed-{seed}"
     files = generate_scenario(scenario_dir, households=households, municipalities=municipalities, seed=seed,

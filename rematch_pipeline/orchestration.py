@@ -53,10 +53,10 @@ def scan_inbox(settings: Settings | None = None) -> list[str]:
 
     from rematch_pipeline.config import load_settings
     from rematch_pipeline.db import tables as t
-    from rematch_pipeline.db.engine import migrate
+    from rematch_pipeline.db.engine import require_schema
 
     settings = settings or load_settings()
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     with settings.engine().connect() as conn:
         known = set(conn.execute(select(t.raw_files.c.sha256)).scalars())
     inbox = ObjectStoragePath(inbox_url(settings))
@@ -178,10 +178,10 @@ def open_round_ids() -> list[str]:
 
     from rematch_pipeline.config import load_settings
     from rematch_pipeline.db import tables as t
-    from rematch_pipeline.db.engine import migrate
+    from rematch_pipeline.db.engine import require_schema
 
     settings = load_settings()
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     with settings.engine().connect() as conn:
         return [str(r) for r in conn.execute(select(t.rounds.c.round_id).where(t.rounds.c.status == "offered")
                                              .order_by(t.rounds.c.round_date)).scalars()]
@@ -192,10 +192,10 @@ def latest_round_id() -> str:
 
     from rematch_pipeline.config import load_settings
     from rematch_pipeline.db import tables as t
-    from rematch_pipeline.db.engine import migrate
+    from rematch_pipeline.db.engine import require_schema
 
     settings = load_settings()
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     with settings.engine().connect() as conn:
         rid = conn.execute(select(t.rounds.c.round_id).where(t.rounds.c.status.in_(("solved", "offered", "closed")))
                            .order_by(t.rounds.c.round_date.desc()).limit(1)).scalar()
@@ -218,11 +218,11 @@ def packet_municipalities(round_id: str) -> list[str]:
 
 def render_municipality_packet(round_id: str, ags: str) -> list[dict[str, Any]]:
     from rematch_pipeline.config import load_policy, load_settings
-    from rematch_pipeline.db.engine import migrate
+    from rematch_pipeline.db.engine import require_schema
     from rematch_pipeline.packets.service import render_one, round_packet_inputs
 
     settings = load_settings()
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     return [render_one(settings, p, actor="airflow")
             for p in round_packet_inputs(settings, load_policy(), round_id, ags=ags)]
 
@@ -246,5 +246,10 @@ def letters_for_municipality(round_id: str, ags: str) -> dict[str, Any]:
     settings, policy = load_settings(), load_policy()
     rendered = render_round_letters(settings, policy, round_id, actor="airflow", ags=ags)
     delivered = deliver_round(settings, round_id, actor="airflow", kinds=("letter",), ags=ags)
+    refused = sum(1 for d in delivered if d["attempt"] == "refused")
+    if refused:  # the same letters would be refused again: the data team sets the contact, then clears the task
+        from rematch_pipeline.packets.delivery import UNANSWERABLE
+
+        raise _no_retry(ValueError(f"{refused} offer letter(s) of municipality {ags} not delivered: {UNANSWERABLE}"))
     return {"round_id": round_id, "ags": ags, "letters": len(rendered),
             "new": sum(1 for r in rendered if r.get("new")), "delivered": sum(1 for d in delivered if d["delivered"])}

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, select, update
 from rematch_pipeline import store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import migrate
+from rematch_pipeline.db.engine import require_schema
 
 # Quarantined rows of these tables belong to one thing to correct, named by these record fields.
 _ENTITY = {"households": ("households", ("case_id",)), "members": ("households", ("case_id",)),
@@ -25,7 +25,7 @@ FAILED_RULE = "ingest_failed"  # the whole-file row of a file whose processing f
 
 
 def list_quarantine(settings: Settings, include_resolved: bool = False) -> list[dict[str, Any]]:
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     q = (select(t.quarantine.c.id, t.raw_files.c.original_name.label("file"), t.raw_files.c.sha256,
                 t.quarantine.c.table_name, t.quarantine.c.sheet, t.quarantine.c.source_row, t.quarantine.c.field,
                 t.quarantine.c.rule, t.quarantine.c.message, t.quarantine.c.created_at, t.quarantine.c.resolved_at)
@@ -128,7 +128,7 @@ def resubmit(settings: Settings, quarantine_id: int, corrected: Path,
     """
     from rematch_pipeline.ingest.service import ingest_file
 
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     engine = settings.engine()
     with engine.connect() as conn:
         row = conn.execute(select(t.quarantine).where(t.quarantine.c.id == quarantine_id)).first()

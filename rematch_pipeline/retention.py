@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, select, update
 from rematch_pipeline import offers, store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import migrate
+from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.packets.versions import RESTORE_PREFIX, versioned
 from rematch_pipeline.snapshot import canonical, unpack
 
@@ -125,7 +125,7 @@ def _all_cases_purged(conn: Connection, raw_file_id: int) -> bool:
 
 def purge(settings: Settings, before: date, actor: str = "cli") -> PurgeReport:
     """Purge the personal details of every household whose case closed before `before`."""
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     cutoff = datetime.combine(before, time.min, tzinfo=UTC)
     report = PurgeReport()
     with settings.engine().begin() as conn:
@@ -144,7 +144,7 @@ def purge(settings: Settings, before: date, actor: str = "cli") -> PurgeReport:
 
 def erase(settings: Settings, case_id: str, actor: str = "cli") -> PurgeReport:
     """Erase one household's personal details on request; it leaves the pool and any pending offer expires."""
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     report = PurgeReport()
     with settings.engine().begin() as conn:
         row = conn.execute(select(t.households).where(t.households.c.case_id == case_id)).first()

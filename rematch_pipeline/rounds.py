@@ -17,7 +17,7 @@ from sqlalchemy import Connection, insert, select, text, update
 from rematch_pipeline import offers, store
 from rematch_pipeline.config import Settings, exported_policy
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import migrate
+from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.domain import Policy
 from rematch_pipeline.forms import safe_text
 from rematch_pipeline.matching.engine import match
@@ -73,7 +73,7 @@ def _lock_round(conn: Connection, round_id: str) -> None:
 
 def plan_round(settings: Settings, policy: Policy, round_date: date, actor: str = "cli") -> str:
     """Record the round for `round_date` as planned with its policy (idempotent); returns the round id."""
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     round_id = round_id_for(round_date)
     with settings.engine().begin() as conn:
         _lock_round(conn, round_id)
@@ -96,7 +96,7 @@ def load_round_inputs(conn: Connection, round_id: str, round_date: date, policy:
 
 
 def _status(settings: Settings, round_id: str) -> str | None:
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     with settings.engine().connect() as conn:
         return conn.execute(select(t.rounds.c.status).where(t.rounds.c.round_id == round_id)).scalar()
 
@@ -180,7 +180,7 @@ def settle_offers(settings: Settings, today: date, actor: str = "cli", *, allow_
     after the clock's today is refused unless `allow_future`."""
     if not allow_future:
         refuse_future(today, settings.clock.today(), "the settlement date")
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     with settings.engine().begin() as conn:
         return offers.expire_offers(conn, today, actor, settings.clock.now())
 
@@ -189,7 +189,7 @@ def decide(settings: Settings, case_id: str, round_id: str, decision: str, reaso
            decided_at: datetime | None = None, actor: str = "cli") -> None:
     """Record one household's answer entered by hand (given now, unless `decided_at` says when it was given); a
     decision that cannot apply is quarantined and raised."""
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     at = settings.clock.now()
     when = decided_at or at
     with settings.engine().begin() as conn:
@@ -250,7 +250,7 @@ TIME_LIMIT_WARNING = ("the solve reached its time limit before its fixed work wa
 
 
 def latest_round_id(settings: Settings) -> str:
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     with settings.engine().connect() as conn:
         rid = conn.execute(select(t.rounds.c.round_id).order_by(t.rounds.c.round_date.desc()).limit(1)).scalar()
     if rid is None:

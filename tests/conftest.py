@@ -13,12 +13,14 @@ from sqlalchemy import create_engine, text
 
 from rematch_pipeline.clock import ManualClock
 from rematch_pipeline.config import Settings
+from rematch_pipeline.db.engine import migrate
 from tests.factories import ROUND_DATE
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 PG_URL = os.environ.get("REMATCH_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 # The application's "now" in tests: the morning of the day the tests' rounds are dated. Tests move it by hand.
+TEST_CONTACT = "Re:Match Koordinationsteam (Test), koordination@rematch.example"
 TEST_NOW = datetime.combine(ROUND_DATE, datetime.min.time(), tzinfo=UTC).replace(hour=9)
 
 
@@ -87,6 +89,9 @@ def settings(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, clock
     home = tmp_path / "home"
     monkeypatch.setenv("REMATCH_HOME", str(home))
     monkeypatch.setenv("REMATCH_DATABASE_URL", db_url)
-    s = Settings(home=home, database_url=db_url, clock=clock)
+    # As a deployment sets it up: letters without a way to reach the team are refused at delivery.
+    monkeypatch.setenv("REMATCH_COORDINATION_CONTACT", TEST_CONTACT)
+    s = Settings(home=home, database_url=db_url, clock=clock, coordination_contact=TEST_CONTACT)
     s.ensure_dirs()
+    migrate(db_url)  # what `rematch db upgrade` does at init
     return s

@@ -714,12 +714,12 @@ EVERYDAY = {"kobo_xlsx_two_valid_households", "household_without_head", "decisio
 def test_bad_input_catalogue(case: Case, db_url: str, shared_home: Path, tmp_path: Path) -> None:
     assert EVERYDAY <= {c.name for c in CASES}
     settings = Settings(home=shared_home, database_url=db_url, clock=ManualClock(TODAY))
+    migrate(settings.database_url)
     inbox = tmp_path / "in"
     inbox.mkdir()
     for i, (name, data) in enumerate(case.before):
         (inbox / f"{i}_{name}").write_bytes(data)
         assert ingest_file(inbox / f"{i}_{name}", settings).status == "ingested"
-    migrate(settings.database_url)
     engine = get_engine(settings.database_url)
     if case.setup:
         with engine.begin() as conn:

@@ -30,6 +30,7 @@ from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine
 from rematch_pipeline.scenario import generate_scenario
+from tests.conftest import TEST_CONTACT
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.celery]
 
@@ -245,11 +246,15 @@ def topology(databases: tuple[URL, URL], tmp_path: Path) -> Iterator[Topology]:
         "REMATCH_DATABASE_URL": project_db.render_as_string(hide_password=False),
         "REMATCH_INGEST_SCHEDULE": YEARLY,
         "REMATCH_ROUND_SCHEDULE": YEARLY,
+        "REMATCH_COORDINATION_CONTACT": TEST_CONTACT,
     })
     topo = Topology(env, home, metadata_db.render_as_string(hide_password=False),
                     time.monotonic() + DEADLINE_S)
     try:
         topo.run("db", "migrate")
+        # Then, as the compose file's airflow-init does, the project's schema: tasks never migrate.
+        subprocess.run([str(Path(sys.executable).with_name("rematch")), "db", "upgrade"], env=env, cwd=home,
+                       check=True, capture_output=True, timeout=120)
         topo.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1")
         topo.start("scheduler", "scheduler")
         topo.start("dag-processor", "dag-processor")

@@ -13,6 +13,7 @@ from rematch_pipeline.config import (
     DEFAULT_EXPECTATIONS_DIR,
     DEFAULT_POLICY_FILE,
     DEFAULT_PSEUDONYM_SALT,
+    Settings,
     exported_policy,
     load_policy,
     load_settings,
@@ -118,3 +119,42 @@ def test_the_pseudonym_salt_is_a_secret_of_the_deployment_never_part_of_a_policy
     own.write_text('[offers]\npseudonym_salt = "ours"\n', encoding="utf-8")
     with pytest.raises(ValueError, match="REMATCH_PSEUDONYM_SALT"):
         load_policy(own)
+
+
+def test_the_coordination_contact_kept_with_the_home_is_what_every_later_command_reads(tmp_path: Path) -> None:
+    from rematch_pipeline.config import save_home_setting, setting_sources
+
+    home = tmp_path / "home"
+    env = {"REMATCH_HOME": str(home)}
+    assert setting_sources(home, env) == {"coordination_contact": "default"}
+    save_home_setting(home, "coordination_contact", 'Team "Nord", team@rematch.example')
+    assert load_settings(env).coordination_contact == 'Team "Nord", team@rematch.example'
+    assert setting_sources(home, env) == {"coordination_contact": "settings.toml"}
+    # The environment variable wins over the file, as for every other setting.
+    both = {**env, "REMATCH_COORDINATION_CONTACT": "Team Süd, +49 30 1234567"}
+    assert load_settings(both).coordination_contact == "Team Süd, +49 30 1234567"
+    assert setting_sources(home, both) == {"coordination_contact": "REMATCH_COORDINATION_CONTACT"}
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("coordination_contact = ", "is not valid TOML"),
+    ("pseudonym_salt = 'x'", "may only hold text values for coordination_contact, not pseudonym_salt"),
+    ("coordination_contact = 7", "may only hold text values"),
+])
+def test_a_broken_home_settings_file_is_named_with_what_to_do(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / "settings.toml").write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        load_settings({"REMATCH_HOME": str(tmp_path)})
+
+
+def test_config_set_refuses_a_contact_households_could_not_reach(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rematch_pipeline.cli import main
+
+    settings = Settings(home=tmp_path, database_url="sqlite://", clock=ManualClock(TEST_NOW))
+    assert main(["config", "set", "coordination_contact", "Re:Match Koordinationsteam"], settings=settings) == 2
+    assert "e-mail address or a phone number" in capsys.readouterr().err
+    assert not (tmp_path / "settings.toml").exists()
+    assert main(["config", "set", "coordination_contact", "Team, team@rematch.example"], settings=settings) == 0
+    assert load_settings({"REMATCH_HOME": str(tmp_path)}).coordination_contact == "Team, team@rematch.example"
+    assert main(["config", "set", "coordination_contact", "t@rematch.example\nx = 1"], settings=settings) == 2

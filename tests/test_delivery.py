@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from rematch_pipeline.config import Settings, load_policy, load_settings
+from rematch_pipeline.config import DEFAULT_COORDINATION_CONTACT, Settings, load_policy, load_settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine
 from rematch_pipeline.ingest.service import ingest_file
 from rematch_pipeline.packets.delivery import deliver_round
+from rematch_pipeline.packets.letters import render_round_letters
 from rematch_pipeline.packets.service import render_round_packets
 from rematch_pipeline.rounds import decide, offer_round, run_round
 from rematch_pipeline.scenario import generate_scenario
@@ -246,3 +247,22 @@ def test_every_packet_of_a_round_holds_only_its_own_households(settings: Setting
         html = Path(row.html_path).read_text(encoding="utf-8")
         for other in everyone - own[ags]:
             assert other not in html and other not in pdf, f"{other} of another municipality is in {ags}'s packet"
+
+
+def test_offer_letters_without_a_reachable_contact_are_refused_and_go_once_the_contact_is_set(
+        settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rematch_pipeline.cli import main
+
+    settings = replace(settings, coordination_contact=DEFAULT_COORDINATION_CONTACT)  # a name, nothing to reach
+    round_id = _solved_round(settings, tmp_path)
+    render_round_letters(settings, load_policy(), round_id)
+    refused = deliver_round(settings, round_id, kinds=("letter",))
+    assert refused and all(r["attempt"] == "refused" and not r["delivered"] for r in refused)
+    assert _ledger(settings) == []  # nothing counts as sent
+    assert main(["packets", "deliver", round_id], settings=settings) == 2
+    out = capsys.readouterr().out
+    assert "NOT delivered" in out and "rematch config set coordination_contact" in out
+    reached = replace(settings, coordination_contact="Team Nord, team@rematch.example")
+    render_round_letters(reached, load_policy(), round_id)
+    delivered = deliver_round(reached, round_id, kinds=("letter",))
+    assert len(delivered) == len(refused) and all(r["delivered"] for r in delivered)

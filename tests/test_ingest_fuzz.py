@@ -17,7 +17,7 @@ from rematch_pipeline.clock import ManualClock
 from rematch_pipeline.config import Settings
 from rematch_pipeline.contract import CAPACITY_FIELDS, HOUSEHOLD_FIELDS, MEMBER_FIELDS
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import get_engine
+from rematch_pipeline.db.engine import get_engine, migrate
 from rematch_pipeline.ingest.service import ingest_file
 from tests import exports as x
 from tests.factories import ROUND_DATE
@@ -42,8 +42,10 @@ hostile_text = st.one_of(
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     root = tmp_path_factory.mktemp("fuzz")
-    return Settings(home=root / "home", database_url=f"sqlite:///{root / 'fuzz.sqlite'}",
-                    clock=ManualClock(ROUND_DATE))
+    settings = Settings(home=root / "home", database_url=f"sqlite:///{root / 'fuzz.sqlite'}",
+                        clock=ManualClock(ROUND_DATE))
+    migrate(settings.database_url)
+    return settings
 
 
 _names = itertools.count()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect, text
 
 from rematch_pipeline.config import DEFAULT_SQLITE_BUSY_TIMEOUT_S
 
@@ -63,3 +64,41 @@ def migrate(url: str, revision: str = "head") -> None:
     with _MIGRATING, engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
+
+
+UPGRADE_HINT = ("run `rematch db upgrade` once (make install does it for the embedded default; with Docker, the "
+                "airflow-init service does)")
+
+
+class SchemaNotReady(ValueError):
+    """The database does not carry the schema this version of the software needs."""
+
+
+@cache
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+def require_schema(url: str) -> None:
+    """Refuse to work on a database whose schema is missing or of another version, with what to do.
+
+    Migrations run once, at init (`rematch db upgrade`): a task or command never changes the schema as a side effect,
+    so concurrent tasks never race to migrate and an upgrade is a step an operator chooses.
+    """
+    with get_engine(url).connect() as connection:
+        # Read directly: Alembic's own reader logs two lines into every task that only checks.
+        current = (connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                   if inspect(connection).has_table("alembic_version") else None)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        raise SchemaNotReady(f"The database has no Re:Match tables yet: {UPGRADE_HINT}.")
+    known = {s.revision for s in ScriptDirectory.from_config(alembic_config(url)).walk_revisions()}
+    if current not in known:
+        raise SchemaNotReady(f"The database schema is at revision {current}, which this version of Re:Match does not "
+                             "know (a newer version wrote it): run that newer version.")
+    raise SchemaNotReady(f"The database schema is at revision {current}, this version of Re:Match needs {head}: "
+                         f"{UPGRADE_HINT}.")

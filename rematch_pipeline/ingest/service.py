@@ -21,7 +21,7 @@ from sqlalchemy import insert, select, update
 from rematch_pipeline import offers, store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import is_busy, migrate
+from rematch_pipeline.db.engine import is_busy, require_schema
 from rematch_pipeline.ingest.safety import RefusedFileError, check_size
 from rematch_pipeline.quarantine import FAILED_RULE
 
@@ -158,7 +158,7 @@ def ingest_file(path: Path, settings: Settings, actor: str = "cli",
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     settings.ensure_dirs()
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     engine = settings.engine()
     digest = sha256_of(path)
     with engine.connect() as conn:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -12,9 +14,9 @@ from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from rematch_pipeline import store
-from rematch_pipeline.config import Settings
+from rematch_pipeline.config import Settings, is_reachable
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import migrate
+from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.domain import pseudonym
 
 log = logging.getLogger(__name__)
@@ -160,6 +162,18 @@ def _claim(conn: Any, doc: Document, channel: str, at: datetime) -> str:
     return "retry"
 
 
+UNANSWERABLE = ("it gives households no e-mail address or phone number of the coordination team to answer; set one "
+                "with `rematch config set coordination_contact ...`, render the round's letters again, then deliver")
+_CONTACT_PARAGRAPH = re.compile(r'<p class="contact">(.*?)</p>', re.DOTALL)
+
+
+def answerable(letter_html: Path) -> bool:
+    """Whether a rendered offer letter tells its household how to reach the coordination team (the contact line
+    carries an e-mail address or a phone number): a letter without one leaves the household no way to answer."""
+    found = _CONTACT_PARAGRAPH.search(letter_html.read_text(encoding="utf-8"))
+    return found is not None and is_reachable(html.unescape(re.sub(r"<[^>]+>", "", found.group(1))))
+
+
 def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cli",
                       mailer: Mailer | None = None, domain: str = "rematch.invalid") -> list[dict[str, Any]]:
     """Deliver each document version at most once per channel; a retry skips what the ledger holds as delivered.
@@ -182,6 +196,12 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
                 continue
             raise FileNotFoundError(f"{doc.kind} {doc.round_id}/{doc.label} v{doc.version}: rendered file missing; "
                                     f"render the round again before delivering")
+        if doc.kind == "letter" and not answerable(doc.html_path):
+            log.warning("letter %s/%s v%d not delivered: %s", doc.round_id, doc.label, doc.version, UNANSWERABLE)
+            results.append({"document": doc.kind, "round_id": doc.round_id, "recipient": doc.label,
+                            "version": doc.version, "channel": channel, "delivered": False, "attempt": "refused",
+                            "reason": UNANSWERABLE})
+            continue
         try:
             with engine.begin() as conn:
                 claim = _claim(conn, doc, channel, settings.clock.now())
@@ -213,7 +233,7 @@ def deliver_round(settings: Settings, round_id: str, actor: str = "cli",
                   kinds: tuple[str, ...] = DOCUMENTS, ags: str | None = None,
                   mailer: Mailer | None = None) -> list[dict[str, Any]]:
     """Deliver the latest packets and letters of a round; by e-mail through the configured SMTP connection if any."""
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     docs = round_documents(settings, round_id, kinds, ags)
     if mailer is not None:
         return deliver_documents(settings, docs, actor, mailer)

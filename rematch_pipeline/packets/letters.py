@@ -26,7 +26,7 @@ from rematch_pipeline import store
 from rematch_pipeline.config import Settings, reachable_contact
 from rematch_pipeline.contract import AGS_RE, LANGUAGES, MEDICAL_SERVICES, OCCUPATIONS
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import migrate
+from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Policy, ages_on, demand_of, pseudonym
 from rematch_pipeline.packets.render import (
     _ROUND_ID_RE,
@@ -418,7 +418,7 @@ def render_round_letters(settings: Settings, policy: Policy, round_id: str, acto
                          ags: str | None = None) -> list[dict[str, Any]]:
     """Render every pending or accepted household's offer letter of the round (or of one municipality's offers);
     rerunning writes nothing new."""
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     case_ids = None
     if ags is not None:
         with settings.engine().connect() as conn:

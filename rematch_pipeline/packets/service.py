@@ -15,7 +15,7 @@ from sqlalchemy import insert, select
 from rematch_pipeline import store
 from rematch_pipeline.config import Settings, reachable_contact
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import migrate
+from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.domain import Policy, pseudonym
 from rematch_pipeline.packets.versions import Ledger, files_missing, keep_prior, look_up, restore, shelve
 
@@ -124,7 +124,7 @@ def render_round_packets(settings: Settings, policy: Policy, round_id: str, acto
     """
     from rematch_pipeline.packets.render import write_packet
 
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     packets = round_packet_inputs(settings, policy, round_id)
     if workers <= 1:
         return [render_one(settings, p, actor) for p in packets]

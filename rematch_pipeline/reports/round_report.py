@@ -12,7 +12,7 @@ from sqlalchemy import select
 from rematch_pipeline import store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import migrate
+from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.domain import CAPACITY_DIMENSIONS, ROOM_CLASSES, Capacity, Unmatched, demand_of, units_taken
 from rematch_pipeline.matching.reasons import category
 from rematch_pipeline.packets.render import document_environment, write_atomic
@@ -176,7 +176,7 @@ def write_round_report(settings: Settings, round_id: str, out_dir: Path | None =
     from rematch_pipeline.audit import export_audit
     from rematch_pipeline.rounds import export_round
 
-    migrate(settings.database_url)
+    require_schema(settings.database_url)
     out = out_dir or settings.exports / round_id
     out.mkdir(parents=True, exist_ok=True)
     export_round(settings, round_id, out)

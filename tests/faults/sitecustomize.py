@@ -13,10 +13,10 @@ if _NAME:
 
     _real = service._ingest_archived
 
-    def _refusing(archived, attempt, settings, policy):  # type: ignore[no-untyped-def]
+    def _refusing(archived, attempt, settings):  # type: ignore[no-untyped-def]
         if attempt.name == _NAME:
             quote = os.environ.get("REMATCH_TEST_FAIL_QUOTE", "")
             raise DataError("INSERT INTO capacity_offers ...", {}, Exception(f"value too long: {quote}"))
-        return _real(archived, attempt, settings, policy)
+        return _real(archived, attempt, settings)
 
     service._ingest_archived = _refusing
