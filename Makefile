@@ -8,7 +8,7 @@ export AIRFLOW_HOME ?= $(REMATCH_HOME)/airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: install system-deps demo test test-all airflow lint clean
+.PHONY: install system-deps demo test test-all airflow airflow-init dag lint clean
 
 # WeasyPrint needs Pango, and HarfBuzz's subsetter to embed fonts fast and without timestamps (Debian packages).
 system-deps:
@@ -40,7 +40,22 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -q
 
-airflow: install
+# The embedded Airflow: its metadata database (SQLite) in $(AIRFLOW_HOME), the project's DAGs, no examples. Migrated
+# again when the pinned versions change.
+$(AIRFLOW_HOME)/airflow.db: constraints.txt | install
+	mkdir -p $(AIRFLOW_HOME)
+	$(BIN)/airflow db migrate
+	touch $@
+
+airflow-init: $(AIRFLOW_HOME)/airflow.db
+
+# One run of one DAG in this terminal, e.g. `make dag DAG=rematch_round` (airflow dags test; the run's logical date is
+# now, so the round DAG solves today's round).
+DAG ?= rematch_ingest
+dag: airflow-init
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow dags test $(DAG)
+
+airflow: airflow-init
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow standalone
 
 lint: install
