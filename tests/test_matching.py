@@ -492,6 +492,35 @@ def test_neighbourhood_search_without_an_lp_respects_every_rule_and_never_loses_
     assert result.persons_placed == brute_force_max_persons(hs, os_)
 
 
+def test_neighbourhood_search_without_an_lp_frees_the_offer_where_households_can_make_room() -> None:
+    from unittest import mock
+
+    from rematch_pipeline.matching import solve
+    from rematch_pipeline.matching.backends import SolveError
+
+    def stopped(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise SolveError("lp_persons: stopped (time_limit) before optimality; no bound")
+
+    # Greedy puts H0 in the first offer's only unit and H1, H2 in the second's two units. H3 fits only the second
+    # (diabetes care), where nobody else is left to place: the first offer has no unplaced person who could go
+    # there. The maximum needs both offers in one neighbourhood: H0 out, H2 to the first offer, H3 in its unit.
+    two = (adult(), adult("spouse"))
+    hs = [household("H0"), household("H1", two), household("H2", two),
+          household("H3", two, medical_needs=("diabetes_care",))]
+    alike = dict(units_wheelchair=0, units_pets_allowed=0, kita_u3=0)
+    os_ = [offer("05110002", places=2, units=(0, 0, 0, 1), medical_services=frozenset(), **alike),
+           offer("05110004", places=4, units=(0, 0, 0, 2), medical_services=frozenset({"diabetes_care"}), **alike)]
+    policy = dataclasses.replace(POLICY, pyomo_max_pairs=0, time_limit_s=5.0)
+    with mock.patch.object(solve, "solve_lp", stopped):
+        result = match(hs, os_, ROUND_DATE, policy, "R")
+    assert "max_persons_lns" in {p["phase"] for p in result.stats["phases"]}
+    assert brute_force_max_persons(hs, os_) == 6
+    assert result.persons_placed == 6
+    assert placed(result) == {"H2": "05110002", "H1": "05110004", "H3": "05110004"}
+    for o in os_:
+        assert _feasible([h for h in hs if placed(result).get(h.case_id) == o.ags], o, ROUND_DATE)
+
+
 # --- national scale: the persons problem over household types ------------------------------------------------
 
 LARGE = dataclasses.replace(POLICY, pyomo_max_pairs=0, time_limit_s=10.0)  # every round takes the national path

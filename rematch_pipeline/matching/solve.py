@@ -217,8 +217,10 @@ def _draw_neighbourhood(data: MatchingData, model: LinearModel, x: np.ndarray, o
 
     Persons: municipalities are drawn by the persons still unplaced who could go there. Quality: by how much
     households would gain there over where they are now (with balanced fill: also households leaving an offer
-    beyond its share for one below it). `size`: how many municipalities, if not the objective's default. None when
-    nobody could gain anything.
+    beyond its share for one below it). When fewer municipalities than `size` have anyone to gain there, the
+    neighbourhood grows along the chain of moves: to the municipalities the households placed in it could move to
+    (`_reachable`), so a household that fits only where the gain is can take a place freed further along the chain.
+    `size`: how many municipalities, if not the objective's default. None when nobody could gain anything.
     """
     n_off = max(1, len(data.offers))
     current = np.zeros(data.hh.persons.shape[0])
@@ -245,6 +247,14 @@ def _draw_neighbourhood(data: MatchingData, model: LinearModel, x: np.ndarray, o
     if size is None:
         size = LNS_OFFERS if objective == "persons" else LNS_QUALITY_OFFERS
     chosen[rng.choice(n_off, size=min(size, int((weights > 0).sum())), replace=False, p=weights)] = True
+    while chosen.sum() < size:
+        # Too few municipalities with a gain: their households can make room only by moving on, into places the
+        # neighbourhood frees; a municipality with no gain of its own is otherwise never drawn and stays as it is.
+        reach = _reachable(data, model, chosen_cols, chosen)
+        if not reach.any():
+            break
+        chosen[rng.choice(n_off, size=min(size - int(chosen.sum()), int((reach > 0).sum())), replace=False,
+                          p=reach / reach.sum())] = True
     in_chosen = chosen[data.pair_o]
     movable = np.zeros_like(placed)
     movable[data.pair_h[in_chosen & chosen_cols]] = True
@@ -257,6 +267,16 @@ def _draw_neighbourhood(data: MatchingData, model: LinearModel, x: np.ndarray, o
     # there by moving to spare capacity elsewhere (the capacity left outside is what the fixed part leaves).
     free: np.ndarray = movable[data.pair_h]
     return free
+
+
+def _reachable(data: MatchingData, model: LinearModel, chosen_cols: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Per municipality outside `chosen`: the persons placed in `chosen` who could move there (have a column)."""
+    n_off = max(1, len(data.offers))
+    inside = np.zeros(data.hh.persons.shape[0], dtype=bool)
+    inside[data.pair_h[chosen_cols & chosen[data.pair_o]]] = True
+    reach = np.bincount(data.pair_o, weights=model.persons * inside[data.pair_h], minlength=n_off)
+    reach[chosen] = 0.0
+    return reach
 
 
 def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy, incumbent: PhaseResult,
