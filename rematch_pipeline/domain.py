@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 # Capacity dimensions every offer carries and every household consumes; names are the contract's columns.
@@ -286,6 +286,49 @@ class UnmatchedReason:
                    tuple(str(s) for s in d.get("missing_services", ())))
 
 
+PENDING, ACCEPTED, DECLINED, EXPIRED = "pending", "accepted", "declined", "expired"
+HOLDS_CAPACITY = (PENDING, ACCEPTED)  # a pending offer keeps its places until it is answered or expires
+
+
+@dataclass
+class MatchOffer:
+    """A place offered to one household in one round, and its answer. The lifecycle: pending, then accepted or
+    declined by the household before its deadline, or expired after it."""
+
+    round_id: str
+    case_id: str
+    ags: str
+    offer_id: str
+    persons: int
+    respond_by: date
+    offered_at: datetime
+    status: str = PENDING
+    resolved_at: datetime | None = None
+    demand: Mapping[str, int] = field(default_factory=dict)  # per capacity dimension, and rooms_needed
+
+    def decide(self, decision: str, when: datetime, at: datetime) -> str:
+        """Apply the answer given `when`, recorded `at`: "inserted", or why not (offers.DECISION_REJECTS)."""
+        if decision not in ("accept", "decline"):
+            raise ValueError(f"decision must be accept or decline, not {decision!r}")
+        offered_at = self.offered_at if self.offered_at.tzinfo else self.offered_at.replace(tzinfo=UTC)
+        if when < offered_at:
+            return "before_offer"
+        # The deadline is a day in UTC, as every time here: 23:30 at UTC-12 on the last day is already the next day.
+        if self.status == EXPIRED or when.astimezone(UTC).date() > self.respond_by:
+            return "after_deadline"
+        if self.status != PENDING:
+            return "already_recorded"
+        self.status, self.resolved_at = (ACCEPTED if decision == "accept" else DECLINED), at
+        return "inserted"
+
+    def expire(self, today: date, at: datetime) -> bool:
+        """A pending offer whose deadline passed before `today` expires: the household is back in the pool."""
+        if self.status != PENDING or self.respond_by >= today:
+            return False
+        self.status, self.resolved_at = EXPIRED, at
+        return True
+
+
 @dataclass
 class MatchingRound:
     round_id: str
@@ -294,3 +337,19 @@ class MatchingRound:
     assignments: list[Assignment] = field(default_factory=list)
     unmatched: list[Unmatched] = field(default_factory=list)
     solver_stats: dict[str, object] = field(default_factory=dict)
+    policy: Mapping[str, Any] = field(default_factory=dict)  # as stored with the round
+    offered_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    def offer(self, at: datetime) -> None:
+        """A solved round's matches are offered to the households (once)."""
+        if self.status != "solved":
+            raise ValueError(f"round {self.round_id} is {self.status}; only a solved round can be offered")
+        self.status, self.offered_at = "offered", at
+
+    def close_if_answered(self, offers: Iterable[MatchOffer], at: datetime) -> bool:
+        """An offered round whose every offer is accepted, declined or expired is closed."""
+        if self.status != "offered" or any(o.status == PENDING for o in offers):
+            return False
+        self.status, self.closed_at = "closed", at
+        return True

@@ -6,16 +6,25 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, select
 
 from rematch_pipeline import store
 from rematch_pipeline.canonical import parse_instant
 from rematch_pipeline.config import policy_from_dict
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.domain import CAPACITY_DIMENSIONS, Capacity, Consumption, demand_of
-
-PENDING, ACCEPTED, DECLINED, EXPIRED = "pending", "accepted", "declined", "expired"
-HOLDS_CAPACITY = (PENDING, ACCEPTED)  # a pending offer keeps its places until it is answered or expires
+from rematch_pipeline.domain import (
+    ACCEPTED,
+    CAPACITY_DIMENSIONS,
+    DECLINED,
+    EXPIRED,
+    HOLDS_CAPACITY,
+    PENDING,
+    Capacity,
+    Consumption,
+    MatchOffer,
+    demand_of,
+)
+from rematch_pipeline.repository import UnitOfWork, require_round
 
 # Outcome of a decision -> (field, rule, message a person can act on). "inserted" means applied.
 DECISION_REJECTS: dict[str, tuple[str, str, str]] = {
@@ -42,54 +51,55 @@ class DecisionError(ValueError):
         super().__init__(message)
 
 
-def make_offers(conn: Connection, round_id: str, actor: str, at: datetime) -> int:
+def make_offers(uow: UnitOfWork, round_id: str, actor: str, at: datetime) -> int:
     """One pending offer per assignment of a solved round, made `at`, due `offer_response_days` after the round date."""
-    r = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).one()
-    policy = policy_from_dict(dict(r.policy))
-    respond_by = r.round_date + timedelta(days=policy.offer_response_days)
-    assignments = store.load_assignments(conn, round_id)
-    households = {h.case_id: h for h in store.load_households(conn, [a.case_id for a in assignments])}
-    rows = []
+    rnd = require_round(uow, round_id)
+    rnd.offer(at)  # refused unless solved, before anything is written
+    policy = policy_from_dict(dict(rnd.policy))
+    respond_by = rnd.round_date + timedelta(days=policy.offer_response_days)
+    assignments = uow.rounds.assignments(round_id)
+    households = {h.case_id: h for h in uow.households.get_many(a.case_id for a in assignments)}
+    made = []
     for a in assignments:
-        d = demand_of(households[a.case_id], r.round_date, policy)
-        rows.append({"round_id": round_id, "case_id": a.case_id, "ags": a.ags, "offer_id": a.offer_id,
-                     "persons": a.persons, "respond_by": respond_by, "status": PENDING, "offered_at": at,
-                     "demand": {**{k: d.of(k) for k in CAPACITY_DIMENSIONS}, "rooms_needed": d.rooms_needed}})
-    if rows:
-        conn.execute(insert(t.match_offers), rows)
-    conn.execute(update(t.rounds).where(t.rounds.c.round_id == round_id).values(status="offered", offered_at=at))
-    for row in rows:
-        store.audit(conn, actor, "offer_made", round_id, {"case_id": row["case_id"], "ags": row["ags"],
-                                                          "respond_by": respond_by.isoformat()}, at=at)
-    close_if_answered(conn, round_id, actor, at)
-    return len(rows)
+        d = demand_of(households[a.case_id], rnd.round_date, policy)
+        made.append(MatchOffer(round_id, a.case_id, a.ags, a.offer_id, a.persons, respond_by, at,
+                               demand={**{k: d.of(k) for k in CAPACITY_DIMENSIONS}, "rooms_needed": d.rooms_needed}))
+    uow.offers.add(made)
+    uow.rounds.save(rnd)
+    for o in made:
+        uow.audit(actor, "offer_made", round_id, {"case_id": o.case_id, "ags": o.ags,
+                                                  "respond_by": respond_by.isoformat()}, at)
+    close_if_answered(uow, round_id, actor, at)
+    return len(made)
 
 
-def expire_offers(conn: Connection, today: date, actor: str, at: datetime) -> int:
+def expire_offers(uow: UnitOfWork, today: date, actor: str, at: datetime) -> int:
     """Pending offers whose deadline passed before `today` expire (recorded `at`): the household is back in the
     pool."""
-    due = conn.execute(select(t.match_offers.c.round_id, t.match_offers.c.case_id)
-                       .where(t.match_offers.c.status == PENDING, t.match_offers.c.respond_by < today)
-                       .order_by(t.match_offers.c.round_id, t.match_offers.c.case_id)).all()
-    for round_id, case_id in due:
-        conn.execute(update(t.match_offers).where(t.match_offers.c.round_id == round_id,
-                                                  t.match_offers.c.case_id == case_id)
-                     .values(status=EXPIRED, resolved_at=at))
-        store.audit(conn, actor, "offer_expired", round_id, {"case_id": case_id}, at=at)
-    for round_id in sorted({r for r, _ in due}):
-        close_if_answered(conn, round_id, actor, at)
+    due = [o for o in uow.offers.due(today) if o.expire(today, at)]
+    for o in due:
+        uow.offers.save(o)
+        uow.audit(actor, "offer_expired", o.round_id, {"case_id": o.case_id}, at)
+    for round_id in sorted({o.round_id for o in due}):
+        close_if_answered(uow, round_id, actor, at)
     return len(due)
 
 
-def close_if_answered(conn: Connection, round_id: str, actor: str, at: datetime) -> bool:
+def withdraw_offer(uow: UnitOfWork, offer: MatchOffer, actor: str, at: datetime) -> None:
+    """A household erased on request: its pending offer ends as expired, and its round closes if nothing is left."""
+    offer.status, offer.resolved_at = EXPIRED, at
+    uow.offers.save(offer)
+    uow.audit(actor, "offer_withdrawn", offer.round_id, {"case_id": offer.case_id}, at)
+    close_if_answered(uow, offer.round_id, actor, at)
+
+
+def close_if_answered(uow: UnitOfWork, round_id: str, actor: str, at: datetime) -> bool:
     """An offered round whose every offer is accepted, declined or expired is closed."""
-    status = conn.execute(select(t.rounds.c.status).where(t.rounds.c.round_id == round_id)).scalar()
-    pending = conn.execute(select(func.count()).select_from(t.match_offers).where(
-        t.match_offers.c.round_id == round_id, t.match_offers.c.status == PENDING)).scalar()
-    if status != "offered" or pending:
+    rnd = uow.rounds.get(round_id)
+    if rnd is None or not rnd.close_if_answered(uow.offers.of_round(round_id), at):
         return False
-    conn.execute(update(t.rounds).where(t.rounds.c.round_id == round_id).values(status="closed", closed_at=at))
-    store.audit(conn, actor, "round_closed", round_id, {}, at=at)
+    uow.rounds.save(rnd)
+    uow.audit(actor, "round_closed", round_id, {}, at)
     return True
 
 
@@ -102,7 +112,7 @@ def parse_decided_at(value: str | datetime) -> datetime:
     return parsed
 
 
-def record_decision(conn: Connection, case_id: str, round_id: str, decision: str, decided_at: str | datetime,
+def record_decision(uow: UnitOfWork, case_id: str, round_id: str, decision: str, decided_at: str | datetime,
                     reason: str | None, actor: str, at: datetime, source: str = "file",
                     raw_file_id: int | None = None) -> str:
     """Apply one answer, given `decided_at` and recorded `at`, to an offer; returns "inserted" or the reason it was
@@ -113,37 +123,24 @@ def record_decision(conn: Connection, case_id: str, round_id: str, decision: str
     """
     if decision not in ("accept", "decline"):
         raise ValueError(f"decision must be accept or decline, not {decision!r}")
-    recorded = conn.execute(select(t.decisions.c.id).where(t.decisions.c.case_id == case_id,
-                                                           t.decisions.c.round_id == round_id)).first()
-    if recorded is not None:
+    if uow.decisions.exists(case_id, round_id):
         return "already_recorded"
-    offer = conn.execute(select(t.match_offers).where(t.match_offers.c.case_id == case_id,
-                                                      t.match_offers.c.round_id == round_id)).first()
+    offer = uow.offers.get(round_id, case_id)
     if offer is None:
         return "not_offered"
     when = parse_decided_at(decided_at)
-    offered_at = offer.offered_at if offer.offered_at.tzinfo else offer.offered_at.replace(tzinfo=UTC)
-    if when < offered_at:
-        return "before_offer"
-    # The deadline is a day in UTC, as every time here: 23:30 at UTC-12 on the last day is already the next day.
-    if offer.status == EXPIRED or when.astimezone(UTC).date() > offer.respond_by:
-        return "after_deadline"
-    if offer.status != PENDING:
-        return "already_recorded"
-    conn.execute(insert(t.decisions).values(
-        raw_file_id=raw_file_id, source=source, case_id=case_id, round_id=round_id, decision=decision,
-        decided_at=when.isoformat(), reason=reason or None, created_at=at))
-    status = ACCEPTED if decision == "accept" else DECLINED
-    conn.execute(update(t.match_offers).where(t.match_offers.c.case_id == case_id,
-                                              t.match_offers.c.round_id == round_id)
-                 .values(status=status, resolved_at=at))
-    if status == ACCEPTED:
-        conn.execute(update(t.households).where(t.households.c.case_id == case_id)
-                     .values(status="accepted", closed_at=at))
+    outcome = offer.decide(decision, when, at)
+    if outcome != "inserted":
+        return outcome
+    uow.decisions.add(dict(raw_file_id=raw_file_id, source=source, case_id=case_id, round_id=round_id,
+                           decision=decision, decided_at=when.isoformat(), reason=reason or None, created_at=at))
+    uow.offers.save(offer)
+    if offer.status == ACCEPTED:
+        uow.households.close_accepted(case_id, at)
     # The reason is free text: it stays in the decisions table (purged with the case), never in the audit trail.
-    store.audit(conn, actor, "decision_recorded", round_id, {"case_id": case_id, "decision": decision,
-                                                              "ags": offer.ags, "source": source}, at=at)
-    close_if_answered(conn, round_id, actor, at)
+    uow.audit(actor, "decision_recorded", round_id, {"case_id": case_id, "decision": decision, "ags": offer.ags,
+                                                     "source": source}, at)
+    close_if_answered(uow, round_id, actor, at)
     return "inserted"
 
 

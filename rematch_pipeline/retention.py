@@ -18,6 +18,7 @@ from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.packets.versions import RESTORE_PREFIX, versioned
+from rematch_pipeline.repository import SqlUnitOfWork
 from rematch_pipeline.snapshot import canonical, unpack
 
 log = logging.getLogger(__name__)
@@ -154,14 +155,13 @@ def erase(settings: Settings, case_id: str, actor: str = "cli") -> PurgeReport:
         if row.status == "pool":
             conn.execute(update(t.households).where(t.households.c.case_id == case_id)
                          .values(status="withdrawn", closed_at=at))
+        uow = SqlUnitOfWork(conn)
         pending = conn.execute(select(t.match_offers.c.round_id).where(
             t.match_offers.c.case_id == case_id, t.match_offers.c.status == offers.PENDING)).scalars().all()
         for round_id in pending:
-            conn.execute(update(t.match_offers).where(t.match_offers.c.case_id == case_id,
-                                                      t.match_offers.c.round_id == round_id)
-                         .values(status=offers.EXPIRED, resolved_at=at))
-            store.audit(conn, actor, "offer_withdrawn", round_id, {"case_id": case_id}, at=at)
-            offers.close_if_answered(conn, round_id, actor, at)
+            offer = uow.offers.get(round_id, case_id)
+            assert offer is not None
+            offers.withdraw_offer(uow, offer, actor, at)
         report.households, report.pseudonyms = 1, [row.pseudonym]
         _scrub(conn, [case_id], settings, report, at)
         store.audit(conn, actor, "data_erased", row.pseudonym, report.to_json(), at=at)

@@ -21,6 +21,7 @@ from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.domain import Policy
 from rematch_pipeline.forms import safe_text
 from rematch_pipeline.matching.engine import match
+from rematch_pipeline.repository import SqlUnitOfWork
 from rematch_pipeline.snapshot import RoundInputs, inputs_from_json, pack, unpack
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,8 @@ def run_round(settings: Settings, policy: Policy, round_date: date, actor: str =
 
 def _solve(conn: Connection, row: Any, policy: Policy, actor: str, at: datetime) -> None:
     round_id, round_date = row.round_id, row.round_date
-    offers.expire_offers(conn, round_date, actor, at)  # unanswered offers of earlier rounds return to the pool
+    # Unanswered offers of earlier rounds return to the pool.
+    offers.expire_offers(SqlUnitOfWork(conn), round_date, actor, at)
     inputs = load_round_inputs(conn, round_id, round_date, policy)
     blob, digest = pack(inputs)
     checksums = {**inputs.checksums(), "snapshot": digest}
@@ -158,7 +160,7 @@ def offer_round(settings: Settings, round_id: str, actor: str = "cli") -> int:
             return 0
         if status != "solved":
             raise RuntimeError(f"round {round_id} is {status}; only a solved round can make offers")
-        made = offers.make_offers(conn, round_id, actor, settings.clock.now())
+        made = offers.make_offers(SqlUnitOfWork(conn), round_id, actor, settings.clock.now())
     log.info("round %s: %d offers made", round_id, made)
     return made
 
@@ -182,7 +184,7 @@ def settle_offers(settings: Settings, today: date, actor: str = "cli", *, allow_
         refuse_future(today, settings.clock.today(), "the settlement date")
     require_schema(settings.database_url)
     with settings.engine().begin() as conn:
-        return offers.expire_offers(conn, today, actor, settings.clock.now())
+        return offers.expire_offers(SqlUnitOfWork(conn), today, actor, settings.clock.now())
 
 
 def decide(settings: Settings, case_id: str, round_id: str, decision: str, reason: str | None = None,
@@ -193,7 +195,8 @@ def decide(settings: Settings, case_id: str, round_id: str, decision: str, reaso
     at = settings.clock.now()
     when = decided_at or at
     with settings.engine().begin() as conn:
-        outcome = offers.record_decision(conn, case_id, round_id, decision, when, reason, actor, at, source="cli")
+        outcome = offers.record_decision(SqlUnitOfWork(conn), case_id, round_id, decision, when, reason, actor, at,
+                                          source="cli")
         if outcome != "inserted":
             field, rule, message = offers.DECISION_REJECTS[outcome]
             conn.execute(insert(t.quarantine).values(

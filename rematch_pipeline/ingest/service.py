@@ -24,6 +24,7 @@ from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import is_busy, require_schema
 from rematch_pipeline.ingest.safety import RefusedFileError, check_size
 from rematch_pipeline.quarantine import FAILED_RULE
+from rematch_pipeline.repository import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -437,9 +438,10 @@ def _apply(conn: Any, batch: Any, results: dict[str, Any], raw_id: int, salt: st
         df = batch.tables["decisions"]
         valid = _valid_records(df, results["decisions"].invalid_rows)
         outcomes_d = []
+        uow = SqlUnitOfWork(conn)
         for idx, rec in valid:
             outcome = offers.record_decision(
-                conn, str(rec["case_id"]).strip(), str(rec["round_id"]).strip(), str(rec["decision"]).strip(),
+                uow, str(rec["case_id"]).strip(), str(rec["round_id"]).strip(), str(rec["decision"]).strip(),
                 str(rec["decided_at"]), store.text_or_none(rec.get("reason")), actor="ingest", at=at,
                 raw_file_id=raw_id)
             if outcome in _APPLY_RULES:
