@@ -39,7 +39,7 @@ def bench_match(households: int, municipalities: int, seed: int, time_limit_s: f
     comparison = s.get("comparison", {})
     greedy_persons = comparison.get("greedy_by_score", {}).get("persons_placed")
     return {
-        "households": len(hh), "municipalities": len(offers), "time_limit_s": policy.time_limit_s,
+        "households": len(hh), "municipalities": len(offers), "time_limit_s": policy.solver.time_limit_s,
         "eligible_pairs": s.get("eligible_pairs"),
         "candidate_pairs": s.get("candidate_pairs"), "priced_pairs": s.get("priced_pairs"),
         "persons_in_pool": s.get("persons_in_pool"), "interface": s.get("interface"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rematch_pipeline.clock import Clock, SystemClock
-from rematch_pipeline.domain import ROOM_CLASSES, Policy
+from rematch_pipeline.domain import ROOM_CLASSES, Policy, SolverSettings
 from rematch_pipeline.ingest.safety import Limits
 
 if TYPE_CHECKING:
@@ -258,6 +259,8 @@ def _flat_policy_file(path: Path) -> dict[str, object]:
 
 
 RETIRED_POLICY_SETTINGS = frozenset({"pseudonym_salt"})  # now a setting of the deployment (Settings)
+POLICY_SETTINGS = frozenset(f.name for f in fields(Policy)) - {"solver"}
+SOLVER_SETTINGS = frozenset(f.name for f in fields(SolverSettings))
 
 
 def exported_policy(stored: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -283,8 +286,7 @@ def load_policy(path: str | Path | None = None, overrides: dict[str, object] | N
     if "pseudonym_salt" in flat:
         raise ValueError(f"policy file {path}: pseudonym_salt is no longer a policy setting; set it as "
                          "REMATCH_PSEUDONYM_SALT (a secret of the deployment, never exported with a round)")
-    known = {f.name for f in fields(Policy)}
-    unknown = sorted(set(flat) - known)
+    unknown = sorted(set(flat) - POLICY_SETTINGS - SOLVER_SETTINGS)
     if unknown:
         raise ValueError(f"policy file {path}: unknown setting(s) {', '.join(unknown)}")
     policy = policy_from_dict(flat)
@@ -305,7 +307,22 @@ def policy_from_dict(flat: Mapping[str, object]) -> Policy:
         if isinstance(value, list):
             value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
         values[name] = value
-    return Policy(**values)  # type: ignore[arg-type]
+    solver = SolverSettings(**{k: v for k, v in values.items() if k in SOLVER_SETTINGS})  # type: ignore[arg-type]
+    return Policy(**{k: v for k, v in values.items() if k in POLICY_SETTINGS}, solver=solver)  # type: ignore[arg-type]
+
+
+def policy_to_dict(policy: Policy) -> dict[str, Any]:
+    """A Policy as flat settings, as policy.toml names them and every round stores and exports them."""
+    flat = {k: v for k, v in dataclasses.asdict(policy).items() if k != "solver"}
+    return {**flat, **dataclasses.asdict(policy.solver)}
+
+
+def policy_with(policy: Policy, **changes: object) -> Policy:
+    """The policy with some settings changed, named as in policy.toml (policy and solver settings alike)."""
+    unknown = sorted(set(changes) - POLICY_SETTINGS - SOLVER_SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
+    return policy_from_dict({**policy_to_dict(policy), **changes})
 
 
 def validate_policy(policy: Policy, source: object = "policy") -> None:
@@ -315,7 +332,8 @@ def validate_policy(policy: Policy, source: object = "policy") -> None:
         raise ValueError(f"{source}: rooms_by_persons may only name room classes {list(ROOM_CLASSES)}, got {rooms}")
     if min((m for m, _ in policy.rooms_by_persons), default=2) != 1:
         raise ValueError(f"{source}: rooms_by_persons must start at households of 1 person")
-    if not 0 <= policy.mip_rel_gap < 1 or policy.time_limit_s <= 0 or policy.candidates_per_household < 1:
+    solver = policy.solver
+    if not 0 <= solver.mip_rel_gap < 1 or solver.time_limit_s <= 0 or solver.candidates_per_household < 1:
         raise ValueError(f"{source}: mip_rel_gap must be in [0, 1), time_limit_s > 0, candidates_per_household >= 1")
     if not math.isfinite(policy.balanced_fill_weight) or policy.balanced_fill_weight < 0:
         raise ValueError(f"{source}: balanced_fill_weight must be >= 0 (0 switches balanced fill off)")

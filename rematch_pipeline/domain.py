@@ -128,8 +128,14 @@ class Policy:
     # round (`matching.fair_share`). Like the terms above it only decides between placements of equal size.
     balanced_fill_weight: float
     offer_response_days: int
-    # Solver settings.
-    time_limit_s: float
+    solver: SolverSettings  # how hard to search, as opposed to what a good match is
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """How hard the solver searches for the best match the policy describes, read from policy.toml's [solver]."""
+
+    time_limit_s: float  # a safety net only: every phase stops after a fixed amount of work
     mip_rel_gap: float
     threads: int
     random_seed: int

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, text, update
 
 from rematch_pipeline import offers, store
-from rematch_pipeline.config import Settings, exported_policy
+from rematch_pipeline.config import Settings, exported_policy, policy_to_dict
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.domain import Policy
@@ -81,7 +81,7 @@ def plan_round(settings: Settings, policy: Policy, round_date: date, actor: str 
         if conn.execute(select(t.rounds.c.status).where(t.rounds.c.round_id == round_id)).first() is None:
             at = settings.clock.now()
             conn.execute(insert(t.rounds).values(round_id=round_id, round_date=round_date, status="planned",
-                                                 policy=dataclasses.asdict(policy), created_at=at))
+                                                 policy=policy_to_dict(policy), created_at=at))
             store.audit(conn, actor, "round_planned", round_id, {"round_date": round_date.isoformat()}, at=at)
     return round_id
 
@@ -140,7 +140,7 @@ def _solve(conn: Connection, row: Any, policy: Policy, actor: str, at: datetime)
         conn.execute(table.delete().where(table.c.round_id == round_id))
     conn.execute(insert(t.round_inputs).values(round_id=round_id, snapshot=blob, sha256=digest))
     conn.execute(update(t.rounds).where(t.rounds.c.round_id == round_id).values(
-        status=status, policy=dataclasses.asdict(policy), solver_stats=stats, input_checksums=checksums,
+        status=status, policy=policy_to_dict(policy), solver_stats=stats, input_checksums=checksums,
         solved_at=at))
     store.save_assignments(conn, result.assignments, result.unmatched)
     store.audit(conn, actor, "round_solved" if status == "solved" else "round_failed", round_id,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from rematch_pipeline.config import policy_from_dict
+from rematch_pipeline.config import policy_from_dict, policy_to_dict
 from rematch_pipeline.domain import CapacityOffer, Consumption, Household, Member, Policy
 
 # Contact data and free text never enter a snapshot: the solver does not use them.
@@ -32,7 +32,7 @@ class RoundInputs:
         return {
             "round_id": self.round_id,
             "round_date": self.round_date.isoformat(),
-            "policy": dataclasses.asdict(self.policy),
+            "policy": policy_to_dict(self.policy),
             "households": [household_json(h) for h in self.households],
             "capacity_offers": [offer_json(o) for o in self.offers],
             "declined": {c: sorted(a) for c, a in sorted(self.declined.items())},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from unittest import mock
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rematch_pipeline.config import load_policy
+from rematch_pipeline.config import load_policy, policy_with
 from rematch_pipeline.domain import CAPACITY_DIMENSIONS, CapacityOffer, Household
 from rematch_pipeline.matching import quality_bound, solve
 from rematch_pipeline.matching.bound import Prices
@@ -27,7 +26,7 @@ NATIONAL = {"pyomo_max_pairs": 0}  # arrays to HiGHS and quality by neighbourhoo
 
 
 def _run(hs: list[Household], os_: list[CapacityOffer], **kw: object):  # type: ignore[no-untyped-def]
-    return match(hs, os_, ROUND_DATE, dataclasses.replace(POLICY, time_limit_s=20.0, **kw), "R-bound")  # type: ignore[arg-type]
+    return match(hs, os_, ROUND_DATE, policy_with(POLICY, time_limit_s=20.0, **kw), "R-bound")  # type: ignore[arg-type]
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

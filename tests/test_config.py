@@ -100,7 +100,7 @@ def test_policy_toml_is_the_one_home_of_every_policy_default(tmp_path: Path) -> 
     # The dataclass has no defaults to disagree with the file (mip_rel_gap once said 1e-4 there, 0.005 here).
     assert all(f.default is MISSING and f.default_factory is MISSING for f in fields(Policy))
     shipped = shipped_policy()
-    assert load_policy(DEFAULT_POLICY_FILE) == shipped and shipped.mip_rel_gap == 0.005
+    assert load_policy(DEFAULT_POLICY_FILE) == shipped and shipped.solver.mip_rel_gap == 0.005
     # A team's file sets only what it changes; a round stored before a setting existed reads with the shipped value.
     own = tmp_path / "policy.toml"
     own.write_text("[offers]\noffer_response_days = 10\n", encoding="utf-8")
@@ -158,3 +158,23 @@ def test_config_set_refuses_a_contact_households_could_not_reach(
     assert main(["config", "set", "coordination_contact", "Team, team@rematch.example"], settings=settings) == 0
     assert load_settings({"REMATCH_HOME": str(tmp_path)}).coordination_contact == "Team, team@rematch.example"
     assert main(["config", "set", "coordination_contact", "t@rematch.example\nx = 1"], settings=settings) == 2
+
+
+def test_what_a_good_match_is_and_how_hard_to_search_are_separate_settings_stored_flat() -> None:
+    from rematch_pipeline.config import POLICY_SETTINGS, SOLVER_SETTINGS, policy_to_dict, policy_with
+    from rematch_pipeline.domain import SolverSettings
+
+    shipped = shipped_policy()
+    assert isinstance(shipped.solver, SolverSettings)
+    assert SOLVER_SETTINGS == {"time_limit_s", "mip_rel_gap", "threads", "random_seed", "candidates_per_household",
+                               "pyomo_max_pairs"}
+    assert not POLICY_SETTINGS & SOLVER_SETTINGS and "solver" not in POLICY_SETTINGS
+    # Stored with every round (and exported) flat, as policy.toml names them: rounds stored before read the same.
+    flat = policy_to_dict(shipped)
+    assert set(flat) == POLICY_SETTINGS | SOLVER_SETTINGS
+    assert policy_from_dict(flat) == shipped
+    changed = policy_with(shipped, time_limit_s=12.0, balanced_fill_weight=0.5)
+    assert (changed.solver.time_limit_s, changed.balanced_fill_weight) == (12.0, 0.5)
+    assert changed.solver.random_seed == shipped.solver.random_seed
+    with pytest.raises(ValueError, match="unknown setting"):
+        policy_with(shipped, time_limit=12.0)

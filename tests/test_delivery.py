@@ -17,12 +17,11 @@ from sqlalchemy import func, select
 from rematch_pipeline.config import DEFAULT_COORDINATION_CONTACT, Settings, load_policy, load_settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine
-from rematch_pipeline.ingest.service import ingest_file
 from rematch_pipeline.packets.delivery import deliver_round
 from rematch_pipeline.packets.letters import render_round_letters
 from rematch_pipeline.packets.service import render_round_packets
-from rematch_pipeline.rounds import decide, offer_round, run_round
-from rematch_pipeline.scenario import generate_scenario
+from rematch_pipeline.rounds import decide, offer_round
+from tests.factories import solved_round
 
 ROUND_DATE = date(2026, 11, 23)
 
@@ -70,14 +69,10 @@ def _through_smtp(settings: Settings) -> Settings:
 
 
 def _solved_round(settings: Settings, tmp_path: Path) -> str:
-    policy = load_policy()
-    files = generate_scenario(tmp_path / "scenario", households=16, municipalities=4, seed=3, round_date=ROUND_DATE)
-    for f in (files.capacity_xlsx, files.households_xlsx):
-        assert ingest_file(f, settings).status == "ingested"
-    summary = run_round(settings, policy, ROUND_DATE)
-    offer_round(settings, summary.round_id)
-    render_round_packets(settings, policy, summary.round_id)
-    return summary.round_id
+    round_id = solved_round(settings, tmp_path)
+    offer_round(settings, round_id)
+    render_round_packets(settings, load_policy(), round_id)
+    return round_id
 
 
 def _ledger(settings: Settings) -> list[Any]:

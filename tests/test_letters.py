@@ -16,9 +16,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 from pypdf import PdfReader
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
-from rematch_pipeline import store
 from rematch_pipeline.config import (
     DEFAULT_COORDINATION_CONTACT,
     DEFAULT_PSEUDONYM_SALT,
@@ -28,8 +27,8 @@ from rematch_pipeline.config import (
     reachable_contact,
 )
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.db.engine import get_engine, migrate
-from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Member, pseudonym
+from rematch_pipeline.db.engine import get_engine
+from rematch_pipeline.domain import Assignment, CapacityOffer, Household, pseudonym
 from rematch_pipeline.packets.letters import (
     LOCALE_DIR,
     LetterInput,
@@ -42,6 +41,7 @@ from rematch_pipeline.packets.letters import (
 )
 from rematch_pipeline.rounds import decide, offer_round, run_round
 from tests import exports as x
+from tests.factories import household, member, store_records
 from tests.html_tree import Node, parse
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,15 +77,11 @@ def make_offer(**overrides: Any) -> CapacityOffer:
     return CapacityOffer(**values)
 
 
-def member(relation: str, birth_year: int, occupation: str = "none", mobility_impaired: bool = False) -> Member:
-    return Member(relation, "female", birth_year, mobility_impaired, occupation, "vocational")
-
-
 def make_household(case_id: str = "RM-2026-00301", **overrides: Any) -> Household:
+    """A large family without consent to share health details, with contact data and free text to keep out."""
     values: dict[str, Any] = dict(
-        case_id=case_id, interview_date=date(2026, 11, 1), consent_matching=True, consent_health_share=False,
-        languages=("uk", "ru"), german_level="a1", wheelchair_access=False, medical_needs=("dialysis",), pets="dog",
-        pref_settlement="big_city", ties_ags="09162000",
+        consent_health_share=False, languages=("uk", "ru"), german_level="a1", medical_needs=("dialysis",),
+        pets="dog", pref_settlement="big_city", ties_ags="09162000",
         weights={"work": 5, "education": 4, "community": 3, "healthcare": 2, "housing": 1, "culture": 0},
         members=(
             member("head", 1985, "it"), member("spouse", 1984, "construction", mobility_impaired=True),
@@ -95,7 +91,7 @@ def make_household(case_id: str = "RM-2026-00301", **overrides: Any) -> Househol
         contact_phone="+48 600 123 456", contact_email="family@mail.example", notes="Sister in Lviv; trauma.",
     )
     values.update(overrides)
-    return Household(**values)
+    return household(case_id, **values)
 
 
 def make_letter(language: str = "uk", household: Household | None = None, offer: CapacityOffer | None = None,
@@ -407,24 +403,12 @@ SECRET_PHONE, SECRET_MAIL, SECRET_NOTE = "+48 611 222 333", "olena@example.org",
 
 
 def _seed_offered_round(settings: Settings) -> str:
-    # Stored through the store directly: ingest and validation are tested elsewhere and cost seconds here.
-    migrate(settings.database_url)
-    policy = load_policy()
-    with get_engine(settings.database_url).begin() as conn:
-        raw = conn.execute(insert(t.raw_files).values(
-            sha256="0" * 64, original_name="seed", archived_path="x", size_bytes=0, status="ingested",
-            received_at=settings.clock.now()).returning(t.raw_files.c.id)).scalar_one()
-        for case_id, langs in CASES.items():
-            rec = {**x.household(case_id, languages=langs, contact_phone=SECRET_PHONE, contact_email=SECRET_MAIL,
-                                 notes=SECRET_NOTE), "_submission_time": "2026-11-02T10:15:00"}
-            members = [store.member_row({**m, "case_id": case_id, "member_no": i})
-                       for i, m in enumerate(x.family("head"), start=1)]
-            store.upsert_household(conn, store.household_row(rec, raw, settings.pseudonym_salt), members,
-                                   settings.clock.now())
-        offer = x.offer("OF-1", places_persons="8", units_1_room="4", valid_from="2026-10-01",
-                        valid_until="2027-03-31")
-        store.upsert_offer(conn, store.offer_row(offer, raw), settings.clock.now())
-    summary = run_round(settings, policy, ROUND_DATE)
+    offer = x.offer("OF-1", places_persons="8", units_1_room="4", valid_from="2026-10-01", valid_until="2027-03-31")
+    store_records(settings, [{**x.household(case_id, languages=langs, contact_phone=SECRET_PHONE,
+                                            contact_email=SECRET_MAIL, notes=SECRET_NOTE),
+                              "_submission_time": "2026-11-02T10:15:00"} for case_id, langs in CASES.items()],
+                  {case_id: x.family("head") for case_id in CASES}, [offer])
+    summary = run_round(settings, load_policy(), ROUND_DATE)
     assert offer_round(settings, summary.round_id) == len(CASES)
     return summary.round_id
 

@@ -9,7 +9,7 @@ from datetime import date
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rematch_pipeline.config import load_policy
+from rematch_pipeline.config import load_policy, policy_with
 from rematch_pipeline.domain import (
     CAPACITY_DIMENSIONS,
     CapacityOffer,
@@ -305,10 +305,10 @@ def _scenario(n: int) -> tuple[list[Household], list[CapacityOffer]]:
 def test_pyomo_and_direct_highs_interfaces_agree() -> None:
     hs, os_ = _scenario(24)
     via_pyomo = match(hs, os_, ROUND_DATE, POLICY, "R")
-    direct = match(hs, os_, ROUND_DATE, dataclasses.replace(POLICY, pyomo_max_pairs=0), "R")
+    direct = match(hs, os_, ROUND_DATE, policy_with(POLICY, pyomo_max_pairs=0), "R")
     assert via_pyomo.stats["interface"] == "pyomo" and direct.stats["interface"] == "highspy"
     assert via_pyomo.persons_placed == direct.persons_placed
-    tolerance = POLICY.mip_rel_gap * via_pyomo.stats["quality"] + 1e-6
+    tolerance = POLICY.solver.mip_rel_gap * via_pyomo.stats["quality"] + 1e-6
     assert abs(via_pyomo.stats["quality"] - direct.stats["quality"]) <= tolerance
 
 
@@ -320,7 +320,7 @@ def test_pruned_pairs_are_priced_back_in_when_they_can_place_more_persons() -> N
     # Everyone prefers München (ties); with one candidate each, only pricing finds room elsewhere.
     hs = [household(f"H{i}", ties_ags="09162000") for i in range(6)]
     os_ = [offer("09162000", places=2, units=(2, 0, 0, 0)), offer("05111000", places=8)]
-    policy = dataclasses.replace(POLICY, candidates_per_household=1)
+    policy = policy_with(POLICY, candidates_per_household=1)
     data = build_data(hs, os_, ROUND_DATE, policy)
     assert data.n_pairs == 6
     bound = price_out(data, policy, time.perf_counter() + 30)
@@ -356,7 +356,7 @@ def test_lp_bound_never_exceeds_the_pool_and_a_full_placement_is_proven() -> Non
 
     hs = [household(f"H{i:04d}", weights=dict.fromkeys(WEIGHT_ASPECTS, 5)) for i in range(1200)]
     os_ = [offer(f"05{j:03d}000", places=100, units=(100, 0, 0, 0), ukrainian_community="large") for j in range(30)]
-    result = match(hs, os_, ROUND_DATE, dataclasses.replace(POLICY, candidates_per_household=5), "R")
+    result = match(hs, os_, ROUND_DATE, policy_with(POLICY, candidates_per_household=5), "R")
     assert result.persons_placed == 1200
     assert result.stats["lp_bound_persons"] <= result.stats["persons_in_pool"]
     assert result.stats["persons_proven_maximal"]
@@ -373,7 +373,7 @@ def test_an_lp_that_stops_early_still_gives_a_valid_lagrangian_bound(monkeypatch
     optimum = run(hs, os_)
     assert optimum.stats["persons_proven_maximal"]
     monkeypatch.setattr(solve, "solve_lp", stopped)
-    result = match(hs, os_, ROUND_DATE, dataclasses.replace(POLICY, candidates_per_household=1), "R")
+    result = match(hs, os_, ROUND_DATE, policy_with(POLICY, candidates_per_household=1), "R")
     assert result.stats["phases"][0]["phase"] == "lagrangian_bound"
     assert result.stats["lp_bound_persons"] >= optimum.persons_placed
     assert result.stats["persons_proven_maximal"] == (result.persons_placed >= int(result.stats["lp_bound_persons"]))
@@ -401,7 +401,7 @@ def test_lp_prices_give_a_bound_over_pairs_the_model_never_saw() -> None:
     # One candidate per household: the LP sees a sixth of the pairs, the bound still covers all of them.
     hs, os_ = _scenario(24)
     optimum = run(hs, os_)
-    pruned = match(hs, os_, ROUND_DATE, dataclasses.replace(POLICY, candidates_per_household=1), "R")
+    pruned = match(hs, os_, ROUND_DATE, policy_with(POLICY, candidates_per_household=1), "R")
     assert pruned.stats["lp_bound_persons"] >= optimum.persons_placed
     assert pruned.stats["lp_bound_persons"] <= optimum.stats["lp_bound_persons"] + 1.0
 
@@ -476,7 +476,7 @@ def test_neighbourhood_search_without_an_lp_respects_every_rule_and_never_loses_
         raise SolveError("lp_persons: stopped (time_limit) before optimality; no bound")
 
     # National-scale path on a small round with no LP in time: arrays to HiGHS, neighbourhood search.
-    policy = dataclasses.replace(POLICY, pyomo_max_pairs=0, time_limit_s=5.0)
+    policy = policy_with(POLICY, pyomo_max_pairs=0, time_limit_s=5.0)
     with mock.patch.object(solve, "solve_lp", stopped):
         result = match(hs, os_, ROUND_DATE, policy, "R")
     if result.stats.get("phases"):  # a round with no eligible pair is decided without a solve
@@ -510,7 +510,7 @@ def test_neighbourhood_search_without_an_lp_frees_the_offer_where_households_can
     alike = dict(units_wheelchair=0, units_pets_allowed=0, kita_u3=0)
     os_ = [offer("05110002", places=2, units=(0, 0, 0, 1), medical_services=frozenset(), **alike),
            offer("05110004", places=4, units=(0, 0, 0, 2), medical_services=frozenset({"diabetes_care"}), **alike)]
-    policy = dataclasses.replace(POLICY, pyomo_max_pairs=0, time_limit_s=5.0)
+    policy = policy_with(POLICY, pyomo_max_pairs=0, time_limit_s=5.0)
     with mock.patch.object(solve, "solve_lp", stopped):
         result = match(hs, os_, ROUND_DATE, policy, "R")
     assert "max_persons_lns" in {p["phase"] for p in result.stats["phases"]}
@@ -523,7 +523,7 @@ def test_neighbourhood_search_without_an_lp_frees_the_offer_where_households_can
 
 # --- national scale: the persons problem over household types ------------------------------------------------
 
-LARGE = dataclasses.replace(POLICY, pyomo_max_pairs=0, time_limit_s=10.0)  # every round takes the national path
+LARGE = policy_with(POLICY, pyomo_max_pairs=0, time_limit_s=10.0)  # every round takes the national path
 
 
 def _same_twice(hs: list[Household]) -> list[Household]:

@@ -13,11 +13,8 @@ import pytest
 from rematch_pipeline import offers
 from rematch_pipeline.config import Settings, shipped_policy
 from rematch_pipeline.domain import Assignment, Household, MatchingRound, MatchOffer
-from rematch_pipeline.ingest.service import ingest_file
 from rematch_pipeline.repository import unit_of_work
-from rematch_pipeline.rounds import run_round
-from rematch_pipeline.scenario import generate_scenario
-from tests.factories import ROUND_DATE, adult, household
+from tests.factories import ROUND_DATE, adult, household, solved_round
 
 OFFERED = datetime(2026, 11, 23, 9, tzinfo=UTC)
 DEADLINE = ROUND_DATE + timedelta(days=shipped_policy().offer_response_days)
@@ -197,10 +194,7 @@ def test_a_decision_other_than_accept_or_decline_is_an_error() -> None:
 
 def test_the_sql_repositories_keep_what_the_lifecycle_wrote(settings: Settings, tmp_path: Path) -> None:
     """The same steps through the database repositories, on SQLite and PostgreSQL."""
-    files = generate_scenario(tmp_path / "s", households=6, municipalities=2, seed=5, round_date=ROUND_DATE)
-    for f in (files.capacity_xlsx, files.households_xlsx):
-        assert ingest_file(f, settings).status == "ingested"
-    round_id = run_round(settings, shipped_policy(), ROUND_DATE).round_id
+    round_id = solved_round(settings, tmp_path, households=6, municipalities=2, seed=5)
     with unit_of_work(settings) as uow:
         placed = uow.rounds.assignments(round_id)
         assert placed and offers.make_offers(uow, round_id, "test", OFFERED) == len(placed)

@@ -19,6 +19,7 @@ from rematch_pipeline.packets.render import (
     render_packet_pdf,
     write_packet,
 )
+from tests.factories import household, member
 from tests.html_tree import Node, parse
 
 AGS = "09162000"
@@ -42,20 +43,19 @@ def make_offer(ags: str = AGS) -> CapacityOffer:
 
 
 def adult(relation: str = "head", sex: str = "female", mobility_impaired: bool = False) -> Member:
-    return Member(relation, sex, 1985, mobility_impaired, "health_care", "bachelor")
+    return member(relation, 1985, "health_care", mobility_impaired, sex=sex, qualification="bachelor")
 
 
 def make_household(case_id: str, **overrides: object) -> Household:
+    """A household with contact data and free text, which a packet shows only after acceptance."""
     values: dict[str, object] = dict(
-        case_id=case_id, interview_date=date(2026, 1, 10), consent_matching=True, consent_health_share=True,
-        languages=("uk", "ru"), german_level="a1", wheelchair_access=False, medical_needs=("none",), pets="none",
-        pref_settlement="big_city",
+        interview_date=date(2026, 1, 10), languages=("uk", "ru"), german_level="a1", pref_settlement="big_city",
         weights={"work": 5, "education": 4, "community": 3, "healthcare": 2, "housing": 1, "culture": 0},
-        members=(adult(),), ties_ags=None, contact_phone=f"+48 600 {case_id[-3:]} 000",
+        members=(adult(),), contact_phone=f"+48 600 {case_id[-3:]} 000",
         contact_email=f"{case_id.lower()}@mail.example", notes=f"Notiz zu {case_id}",
     )
     values.update(overrides)
-    return Household(**values)  # type: ignore[arg-type]
+    return household(case_id, **values)  # type: ignore[arg-type]
 
 
 def entry(household: Household, accepted: bool, ags: str = AGS) -> PacketHousehold:

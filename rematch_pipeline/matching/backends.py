@@ -60,8 +60,8 @@ def highs_options(policy: Policy) -> dict[str, bool | int | float | str]:
     return {
         # HiGHS stalls on assignment models while detecting symmetry; a fixed seed keeps rounds reproducible.
         "mip_detect_symmetry": False,
-        "random_seed": policy.random_seed,
-        "threads": policy.threads,
+        "random_seed": policy.solver.random_seed,
+        "threads": policy.solver.threads,
         "output_flag": False,
     }
 
@@ -251,7 +251,7 @@ class PyomoHighs:
         t0 = time.perf_counter()
         res = self.solver.solve(
             self.m, time_limit=max(1.0, float(time_limit)), rel_gap=rel_gap, abs_gap=abs_gap,
-            threads=self.policy.threads, load_solutions=False, raise_exception_on_nonoptimal_result=False,
+            threads=self.policy.solver.threads, load_solutions=False, raise_exception_on_nonoptimal_result=False,
             solver_options={k: v for k, v in highs_options(self.policy).items() if k != "threads"},
         )
         seconds = time.perf_counter() - t0

@@ -235,7 +235,7 @@ def build_data(
         round_date=round_date, policy=policy, households=hh, demands=demands, offers=of,
         hh=ha, of=oa, codes=codes, score=score, own_score=own,
     )
-    data.set_pairs(*top_candidates(data, policy.candidates_per_household))
+    data.set_pairs(*top_candidates(data, policy.solver.candidates_per_household))
     return data
 
 

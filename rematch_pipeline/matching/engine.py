@@ -108,7 +108,7 @@ def match(
     t1 = time.perf_counter()
     stats["comparison"] = {
         "rematch": evaluate(data, data.pair_h[result.chosen], data.pair_o[result.chosen]),
-        "state_quota": evaluate(data, *state_quota(data, seed=policy.random_seed)),
+        "state_quota": evaluate(data, *state_quota(data, seed=policy.solver.random_seed)),
         "greedy_by_score": evaluate(data, *result.greedy),  # the solve's own greedy start, on the same input
     }
     stats["baselines_s"] = round(time.perf_counter() - t1, 3)

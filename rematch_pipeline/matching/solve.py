@@ -117,7 +117,7 @@ def lp_objective(model: LinearModel) -> np.ndarray:
 
 def solve_lp(model: LinearModel, policy: Policy, time_left: float) -> tuple[PhaseResult, np.ndarray]:
     lp = HighsDirect(model, policy, integer=False)
-    if model.n_cols > policy.pyomo_max_pairs or model.col_upper is not None:
+    if model.n_cols > policy.solver.pyomo_max_pairs or model.col_upper is not None:
         # Interior point beats simplex on large degenerate assignment LPs, and by far on the LP over household
         # types (10,000 x 400, 11,700 columns: 1.4 s against 45 s for dual simplex).
         lp.h.setOptionValue("solver", "ipm")
@@ -292,7 +292,7 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
     each neighbourhood carries it for its offers, with the persons the fixed part holds there counted in.
     """
     t0 = time.perf_counter()
-    rng = np.random.default_rng(policy.random_seed)
+    rng = np.random.default_rng(policy.solver.random_seed)
     c = model.persons if objective == "persons" else model.quality
     fair = None if objective == "persons" else fair
     n_off = len(data.offers)
@@ -344,7 +344,7 @@ def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy,
         try:
             # Persons: optimal within half a person is optimal (fast); quality to the policy's gap.
             res = sub.solve(phase, c[cols], deadline - time.perf_counter(),
-                            rel_gap=0.0 if objective == "persons" else policy.mip_rel_gap,
+                            rel_gap=0.0 if objective == "persons" else policy.solver.mip_rel_gap,
                             abs_gap=0.5 if objective == "persons" else 1e-6, start=x[cols],
                             max_nodes=LNS_NODES if objective == "persons" else LNS_QUALITY_NODES)
         except SolveError as exc:
@@ -477,10 +477,10 @@ def _start_over_types(data: MatchingData, policy: Policy, greedy: tuple[np.ndarr
     rounding, 325 after five neighbourhoods, in 0.15 s; HiGHS alone needs about 1 s to find 325 from greedy's 298).
     """
     eligible_persons = float(data.hh.persons[data.eligible.any(axis=1)].sum()) if data.offers else 0.0
-    lp_deadline = deadline - policy.time_limit_s * (1 - LP_SHARE)
+    lp_deadline = deadline - policy.solver.time_limit_s * (1 - LP_SHARE)
     try:
         bound, types_phase, h, o = persons_by_types(data, policy, *greedy, lp_deadline=lp_deadline,
-                                                    deadline=deadline - QUALITY_RESERVE * policy.time_limit_s)
+                                                    deadline=deadline - QUALITY_RESERVE * policy.solver.time_limit_s)
     except SolveError as exc:
         # No LP in time: bound persons by subgradient steps on the capacity prices instead (weaker, still valid).
         # Cut by the clock (the safety net) or given up after its iterations (the same on every machine).
@@ -489,7 +489,7 @@ def _start_over_types(data: MatchingData, policy: Policy, greedy: tuple[np.ndarr
         t1 = time.perf_counter()
         target = float(data.hh.persons[greedy[0]].sum())
         persons, _, steps_cut = improve_bound(data, Prices.zero(data), target,
-                                              t1 + SUBGRADIENT_SHARE * policy.time_limit_s, SUBGRADIENT_STEPS)
+                                              t1 + SUBGRADIENT_SHARE * policy.solver.time_limit_s, SUBGRADIENT_STEPS)
         cut = cut or steps_cut
         lp_bound = min(persons, eligible_persons)
         return PersonsStart(*greedy, lp_bound, [PhaseResult("lagrangian_bound", "time_limit" if cut else "work_limit",
@@ -544,7 +544,7 @@ def _max_quality(data: MatchingData, model: LinearModel, policy: Policy, x1: np.
         backend.add_fair_share(fair, data.pair_o)
     try:
         return backend.solve("max_quality", model.quality, deadline - time.perf_counter(),
-                             rel_gap=policy.mip_rel_gap, start=x1), fair
+                             rel_gap=policy.solver.mip_rel_gap, start=x1), fair
     except SolveError as exc:
         log.warning("quality phase gave no solution (%s); keeping the persons-maximal incumbent", exc)
         return incumbent, fair
@@ -553,12 +553,12 @@ def _max_quality(data: MatchingData, model: LinearModel, policy: Policy, x1: np.
 def solve_model(data: MatchingData, policy: Policy, started: float | None = None) -> SolveResult:
     """`started`: when the round began (perf_counter); the time limit covers the whole round from there, with
     WRAP_UP of it left for extracting assignments and computing the baselines after the solve."""
-    deadline = (time.perf_counter() if started is None else started) + policy.time_limit_s * (1 - WRAP_UP)
+    deadline = (time.perf_counter() if started is None else started) + policy.solver.time_limit_s * (1 - WRAP_UP)
     t0 = time.perf_counter()
     # A greedy allocation is always at hand: it seeds the MIPs and is what remains if time runs out.
     greedy_h, greedy_o = greedy_by_score(data)
     _add_pairs(data, greedy_h, greedy_o)
-    small = data.n_pairs <= policy.pyomo_max_pairs
+    small = data.n_pairs <= policy.solver.pyomo_max_pairs
     pruned = data.n_pairs < data.n_eligible
     classes = capacity_classes(data)  # for the exchange (`exchange`)
     begin = _start_over_types(data, policy, (greedy_h, greedy_o), classes, deadline)

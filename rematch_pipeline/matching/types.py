@@ -196,7 +196,7 @@ def improve_by_neighbourhoods(alloc: TypeAllocation, lp_x: np.ndarray, values: n
     lp_counts[tdata.pair_h, tdata.pair_o] = lp_x
     lp_persons = persons @ lp_counts
     promising = tdata.eligible & (values >= -TYPE_LNS_VALUE_SLACK)
-    rng = np.random.default_rng(policy.random_seed)
+    rng = np.random.default_rng(policy.solver.random_seed)
     rounds, size, stalled = 0, TYPE_LNS_OFFERS, 0
     while rounds < TYPE_LNS_ROUNDS:
         if time.perf_counter() >= deadline - 0.5:

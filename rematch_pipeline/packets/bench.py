@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import resource
 import tempfile
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rematch_pipeline.bench import BENCH_DATE
-from rematch_pipeline.config import DEFAULT_PSEUDONYM_SALT, load_policy
+from rematch_pipeline.config import DEFAULT_PSEUDONYM_SALT, load_policy, policy_with
 from rematch_pipeline.domain import pseudonym
 from rematch_pipeline.matching.engine import match
 from rematch_pipeline.packets.render import PacketHousehold, PacketInput, write_packet
@@ -25,7 +24,7 @@ SAMPLE_PACKETS = 8  # packets rendered one after another first: the single-proce
 
 
 def _round_packets(households: int, municipalities: int, seed: int, time_limit_s: float) -> list[PacketInput]:
-    policy = dataclasses.replace(load_policy(), time_limit_s=time_limit_s)
+    policy = policy_with(load_policy(), time_limit_s=time_limit_s)
     with tempfile.TemporaryDirectory() as tmp:
         files = generate_scenario(Path(tmp), households=households, municipalities=municipalities, seed=seed,
                                   round_date=BENCH_DATE)

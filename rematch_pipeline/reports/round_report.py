@@ -7,16 +7,38 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from rematch_pipeline import store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import require_schema
-from rematch_pipeline.domain import CAPACITY_DIMENSIONS, ROOM_CLASSES, Capacity, Unmatched, demand_of, units_taken
+from rematch_pipeline.domain import (
+    ACCEPTED,
+    CAPACITY_DIMENSIONS,
+    DECLINED,
+    EXPIRED,
+    PENDING,
+    ROOM_CLASSES,
+    Capacity,
+    Unmatched,
+    demand_of,
+    units_taken,
+)
 from rematch_pipeline.matching.reasons import category
 from rematch_pipeline.packets.render import document_environment, write_atomic
-from rematch_pipeline.reports.charts import Series, hbar_chart, heat_color
+from rematch_pipeline.reports.charts import (
+    Series,
+    count,
+    counted,
+    hbar_chart,
+    heat_color,
+    number,
+    percent,
+    seconds,
+    stat,
+    yes_no,
+)
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 RANK_BUCKETS = ("1", "2", "3", "4-5", "6-10", "11+")
@@ -28,8 +50,11 @@ DIMENSION_LABELS = {
     "language_course_seats": "language course",
 }
 SHADOW_PRICES_SHOWN = 25
+OFFER_STATES = (PENDING, ACCEPTED, DECLINED, EXPIRED)
 
 _ENV = document_environment(TEMPLATE_DIR)
+# The template formats every number with the charts' functions, so a figure reads the same in a chart and a table.
+_ENV.filters.update(count=count, number=number, percent=percent, seconds=seconds, yes_no=yes_no, stat=stat)
 
 
 def reason_group(u: Unmatched) -> str:
@@ -84,11 +109,73 @@ def _fill_rows(conn: Any, round_id: str, round_date: Any, policy: Any) -> list[d
     return rows
 
 
-def _rank_chart(comparison: dict[str, Any]) -> Any:
-    series = [Series(label, [int((comparison.get(key) or {}).get("preference_rank_distribution", {}).get(b, 0))
-                             for b in RANK_BUCKETS]) for key, label in METHODS if key in comparison]
-    return hbar_chart("Preference rank of the assigned municipality (households)",
-                      [f"rank {b}" for b in RANK_BUCKETS], series) if series else None
+def _breaks(m: dict[str, Any]) -> str:
+    """What an allocation breaks, in words ("breaks 26 capacities, 5 hard needs"); empty when it is feasible."""
+    broken = [counted(n, noun, plural) for n, noun, plural in (
+        (int(m.get("capacity_violations") or 0), "capacity", "capacities"),
+        (int(m.get("hard_need_violations") or 0), "hard need", None)) if n]
+    return "breaks " + ", ".join(broken) if broken else ""
+
+
+def _no_rank_note(label: str, missing: int, placed: int, hard_needs: int) -> str:
+    """Why a method's rank distribution counts fewer households than it placed. Ranks are taken among a household's
+    eligible municipalities only (`baselines.evaluate`), so a household placed where a hard need is not met has none."""
+    if missing < 0:
+        return f"{label}: the distribution counts {counted(-missing, 'household')} more than were placed."
+    why = []
+    if (explained := min(missing, hard_needs)):
+        why.append(f"{count(explained)} {'was' if explained == 1 else 'were'} placed at a municipality that does "
+                   "not meet a hard need, and ranks count only the household's eligible municipalities")
+    if missing > explained:
+        why.append(f"for {count(missing - explained)} the round stored no rank")
+    return f"{label}: {count(missing)} of {counted(placed, 'household')} placed have no rank — {'; '.join(why)}."
+
+
+def _methods(comparison: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The rank buckets (with any a round stored beyond ours) and, per method, its figures, rank counts and what
+    is missing from them, so each row sums to the households the method placed."""
+    present = [(key, label, dict(comparison[key] or {})) for key, label in METHODS if key in comparison]
+    buckets = list(RANK_BUCKETS)
+    for _, _, m in present:
+        buckets += [b for b in m.get("preference_rank_distribution") or {} if b not in buckets]
+    rows = []
+    for key, label, m in present:
+        dist = m.get("preference_rank_distribution") or {}
+        ranks = [int(dist.get(b, 0)) for b in buckets]
+        placed = int(m.get("households_placed") or 0)
+        missing = placed - sum(ranks)
+        rows.append({"key": key, "label": label, "m": m, "ranks": ranks, "no_rank": missing, "placed": placed,
+                     "breaks": _breaks(m),
+                     "no_rank_note": _no_rank_note(label, missing, placed, int(m.get("hard_need_violations") or 0))
+                     if missing else ""})
+    return buckets, rows
+
+
+def _rank_chart(buckets: list[str], methods: list[dict[str, Any]], no_rank: bool) -> Any:
+    labels = [f"rank {b}" for b in buckets] + (["no rank"] if no_rank else [])
+    series = [Series(m["label"], m["ranks"] + ([max(m["no_rank"], 0)] if no_rank else []), m["breaks"])
+              for m in methods]
+    # The warning is in the legend; repeated at every bucket it would drown the counts.
+    return hbar_chart("Preference rank of the assigned municipality (households)", labels, series,
+                      fmt=count, warn_in_values=False) if series else None
+
+
+def _comparison_chart(methods: list[dict[str, Any]]) -> Any:
+    if not methods:
+        return None
+    series = [Series(m["label"], [int(m["m"].get("persons_placed") or 0), m["placed"]], m["breaks"]) for m in methods]
+    return hbar_chart("Persons and households placed, ours versus the baselines",
+                      ["persons placed", "households placed"], series,
+                      fmt=[lambda v: counted(v, "person"), lambda v: counted(v, "household")])
+
+
+def _offer_note(total: int, placed: int, state: str, round_id: str) -> str:
+    if total == placed:
+        return ""
+    if total == 0:
+        return (f"No offers yet: the round is {state}. `rematch round offer {round_id}` makes one offer to each of "
+                f"the {counted(placed, 'household')} placed.")
+    return f"{counted(total, 'offer')} for {counted(placed, 'household')} placed: one offer per household is expected."
 
 
 def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str, Any]:
@@ -102,20 +189,27 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
         fill = _fill_rows(conn, round_id, r.round_date, r.policy)
         counts: Counter[str] = Counter(s for (s,) in conn.execute(
             select(t.match_offers.c.status).where(t.match_offers.c.round_id == round_id)))
+        placed = int(conn.execute(select(func.count()).select_from(t.assignments)
+                                  .where(t.assignments.c.round_id == round_id)).scalar() or 0)
         cutoff = r.solved_at or r.created_at
         runs = conn.execute(select(t.validation_runs, t.raw_files.c.original_name)
                             .join(t.raw_files, t.raw_files.c.id == t.validation_runs.c.raw_file_id)
                             .where(t.validation_runs.c.created_at <= cutoff)
                             .order_by(t.validation_runs.c.id)).all()
     comparison = dict(stats.get("comparison") or {})
+    rank_buckets, methods = _methods(comparison)
+    no_rank = any(m["no_rank"] for m in methods)
     reasons = Counter(reason_group(u) for u in unmatched)
     reason_items = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
     persons_by_reason: Counter[str] = Counter()
     for u in unmatched:
         persons_by_reason[reason_group(u)] += u.persons
+    pool = stats.get("households")
     shadow = sorted(((float(e["persons_per_unit"]), p["ags"], p["municipality"], e["capacity"])
                      for p in stats.get("planning") or [] for e in p["extra_capacity"]),
                     key=lambda x: (-x[0], x[1], x[3]))[:SHADOW_PRICES_SHOWN]
+    # Statuses we do not know of are shown too, so the offers always add up.
+    statuses = list(OFFER_STATES) + sorted(s for s in counts if s not in OFFER_STATES)
 
     def rel(path: str | None) -> str | None:
         return os.path.relpath(path, out_dir) if path else None
@@ -125,42 +219,47 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
         "message": stats.get("message", ""), "stats": stats,
         "phases": stats.get("phases") or [],
         "key_figures": [
-            ("households in the pool", stats.get("households")), ("persons in the pool", stats.get("persons_in_pool")),
-            ("persons placed", stats.get("persons_placed")),
-            ("LP bound on persons (all eligible pairs)", stats.get("lp_bound_persons")),
-            ("gap to the LP bound", stats.get("gap_to_lp")),
-            ("persons proven maximal", stats.get("persons_proven_maximal")),
-            ("match quality", stats.get("quality")),
-            ("quality bound (LP, all eligible pairs, persons as placed)", stats.get("quality_bound")),
-            ("quality gap", stats.get("quality_gap")),
+            ("households in the pool", count(stats.get("households"))),
+            ("persons in the pool", count(stats.get("persons_in_pool"))),
+            ("persons placed", count(stats.get("persons_placed"))),
+            ("LP bound on persons (all eligible pairs)", number(stats.get("lp_bound_persons"))),
+            ("gap to the LP bound", percent(stats.get("gap_to_lp"))),
+            ("persons proven maximal", yes_no(stats.get("persons_proven_maximal"))),
+            ("match quality", number(stats.get("quality"))),
+            ("quality bound (LP, all eligible pairs, persons as placed)", number(stats.get("quality_bound"))),
+            ("quality gap", percent(stats.get("quality_gap"))),
             # Only in rounds whose policy weighs balanced fill; match quality includes these points then.
-            *([("balanced-fill points in match quality", (stats.get("balanced_fill") or {}).get("points"))]
+            *([("balanced-fill points in match quality", number((stats.get("balanced_fill") or {}).get("points")))]
               if stats.get("balanced_fill") else []),
-            ("eligible pairs", stats.get("eligible_pairs")),
-            ("candidate pairs in the model", stats.get("candidate_pairs")),
+            ("eligible pairs", count(stats.get("eligible_pairs"))),
+            ("candidate pairs in the model", count(stats.get("candidate_pairs"))),
         ],
-        "offer_counts": [(s, counts.get(s, 0)) for s in ("pending", "accepted", "declined", "expired")],
-        "methods": [(label, comparison[key]) for key, label in METHODS if key in comparison],
-        "comparison_chart": hbar_chart(
-            "Persons and households placed, ours versus the baselines", ["persons placed", "households placed"],
-            [Series(label, [int(comparison[key].get("persons_placed", 0)),
-                            int(comparison[key].get("households_placed", 0))])
-             for key, label in METHODS if key in comparison]) if comparison else None,
-        "rank_chart": _rank_chart(comparison),
-        "rank_buckets": RANK_BUCKETS,
+        "offer_counts": [(s, counts.get(s, 0)) for s in statuses],
+        "offers_total": sum(counts.values()),
+        "offers_note": _offer_note(sum(counts.values()), placed, r.status, round_id),
+        "methods": methods,
+        "any_breaks": any(m["breaks"] for m in methods),
+        "comparison_chart": _comparison_chart(methods),
+        "rank_chart": _rank_chart(rank_buckets, methods, no_rank),
+        "rank_buckets": rank_buckets,
+        "no_rank": no_rank,
         "dimensions": [DIMENSION_LABELS[d] for d in CAPACITY_DIMENSIONS] + [f"units {k}+ rooms" for k in ROOM_CLASSES],
         "fill": fill,
         "fill_chart": hbar_chart("Persons placed as a share of the places left at round time, per municipality",
                                  [f"{f['municipality']} ({f['ags']})" for f in fill],
-                                 [Series("persons fill", [round(100 * f["persons_share"], 1) for f in fill])],
-                                 unit=" %", max_value=100.0) if fill else None,
+                                 [Series("persons fill", [f["persons_share"] for f in fill])],
+                                 fmt=percent, max_value=1.0) if fill else None,
         "reasons": [(k, v, persons_by_reason[k]) for k, v in reason_items],
-        "reason_chart": hbar_chart("Households left unmatched, by reason", [k for k, _ in reason_items],
-                                   [Series("households", [v for _, v in reason_items])]) if reason_items else None,
+        "reasons_total": (len(unmatched), sum(u.persons for u in unmatched)),
+        # Every household of the pool is either placed or has an unmatched row; say so when they do not add up.
+        "reasons_note": "" if pool is None or placed + len(unmatched) == pool else (
+            f"{counted(placed, 'household')} placed and {count(len(unmatched))} unmatched make "
+            f"{count(placed + len(unmatched))}, not the {count(pool)} of the pool."),
         "shadow": shadow,
         "shadow_chart": hbar_chart("Capacity shadow prices: persons more per extra unit (LP duals)",
                                    [f"{m} ({a}): {c}" for _, a, m, c in shadow],
-                                   [Series("persons per extra unit", [v for v, *_ in shadow])]) if shadow else None,
+                                   [Series("persons per extra unit", [v for v, *_ in shadow])],
+                                   fmt=number) if shadow else None,
         "validations": [{"table": v.table_name, "file": v.original_name, "success": v.success,
                          "evaluated": v.evaluated_rows, "invalid": v.invalid_rows, "link": rel(v.report_path)}
                         for v in runs],
