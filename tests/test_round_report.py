@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -14,21 +15,23 @@ from rematch_pipeline.db.engine import get_engine
 from rematch_pipeline.domain import Unmatched, UnmatchedReason
 from rematch_pipeline.ingest.service import ingest_file
 from rematch_pipeline.matching.reasons import words
+from rematch_pipeline.reports.charts import LABEL_SIZE, text_width
 from rematch_pipeline.reports.round_report import reason_group, write_round_report
 from rematch_pipeline.rounds import offer_round, run_round
 from tests import exports as x
 from tests.html_tree import Node, parse
+from tests.test_report_charts import LONG_NAME, layout_problems
 
 ROUND_DATE = date(2026, 11, 23)
 EVIL_NAME = '<script>alert(1)</script>=HYPERLINK("http://x")'
 
 
-def _round(settings: Settings, tmp_path: Path) -> str:
+def _round(settings: Settings, tmp_path: Path, cologne: str = "Köln", offer: bool = True) -> str:
     policy = load_policy()
     offers = [x.offer("OF-1", ags="09162000", municipality_name=EVIL_NAME, state="BY", places_persons="8",
                       units_1_room="3", units_2_rooms="0", units_3_rooms="0", units_4plus_rooms="0",
                       medical_services=""),
-              x.offer("OF-2", ags="05315000", municipality_name="Köln", state="NW", medical_services="")]
+              x.offer("OF-2", ags="05315000", municipality_name=cologne, state="NW", medical_services="")]
     households = [x.household(f"H{i}", medical_needs="dialysis" if i == 5 else "none") for i in range(1, 7)]
     members = {f"uuid-H{i}": x.family("head") for i in range(1, 7)}
     for name, data in (("cap.csv", x.capacity_csv(offers)), ("hh.xlsx", x.kobo_xlsx(households, members))):
@@ -36,12 +39,25 @@ def _round(settings: Settings, tmp_path: Path) -> str:
         path.write_bytes(data)
         assert ingest_file(path, settings).status == "ingested"
     summary = run_round(settings, policy, ROUND_DATE)
-    offer_round(settings, summary.round_id)
+    if offer:
+        offer_round(settings, summary.round_id)
     return summary.round_id
 
 
 def _section(doc: Node, ident: str) -> Node:
     return doc.by_id(ident)
+
+
+def _int(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def _report(settings: Settings, round_id: str) -> Node:
+    return parse(write_round_report(settings, round_id).read_text(encoding="utf-8"))
+
+
+def _rows(table: Node) -> dict[str, list[Node]]:
+    return {r.iter("th")[0].text(): r.iter("td") for r in table.iter("tr") if r.iter("td")}
 
 
 def test_report_has_a_chart_and_a_table_for_every_view(settings: Settings, tmp_path: Path) -> None:
@@ -131,3 +147,88 @@ def test_same_round_gives_the_same_report(settings: Settings, tmp_path: Path) ->
     round_id = _round(settings, tmp_path)
     first = write_round_report(settings, round_id).read_bytes()
     assert write_round_report(settings, round_id).read_bytes() == first
+
+
+# A figure straight from Python: a float with its binary tail, or a bool or None as Python spells it.
+RAW = re.compile(r"\d\.\d{3,}|\b(?:True|False|None|nan|inf)\b")
+
+
+def test_report_shows_numbers_for_people_in_every_cell_and_chart(settings: Settings, tmp_path: Path) -> None:
+    doc = _report(settings, _round(settings, tmp_path, cologne=LONG_NAME))
+    cells = [c.text() for tbl in doc.iter("table") for c in tbl.iter("td") + tbl.iter("th")]
+    texts = [tx.text() for svg in doc.iter("svg") for tx in svg.iter("text") + svg.iter("title")]
+    assert cells and texts
+    raw = [c for c in cells + texts if RAW.search(c)]
+    assert raw == [], "unformatted numbers or booleans"
+    figures = {th.text(): td.text() for th, td in (r.iter("th") + r.iter("td") for r in
+                                                    _section(doc, "figures").iter("table")[0].iter("tr"))}
+    assert figures["persons proven maximal"] in ("yes", "no")
+    assert figures["gap to the LP bound"].endswith(" %")
+    solver = _rows(_section(doc, "solver").iter("table")[1])
+    assert solver["solve_s"][0].text().endswith(" s")
+    assert all(td.text().endswith(" s") for tr in _section(doc, "solver").iter("table")[0].iter("tr")
+               for td in tr.iter("td")[:1])
+    fill = [tx.text() for tx in _section(doc, "fill").iter("svg")[0].iter("text")
+            if tx.attrs.get("text-anchor") != "end"]
+    assert fill and all(re.fullmatch(r"(?:< )?\d+(?:\.\d)? %", v) for v in fill), fill
+
+
+def test_baseline_that_breaks_rules_is_marked_on_the_chart(settings: Settings, tmp_path: Path) -> None:
+    section = _section(_report(settings, _round(settings, tmp_path)), "baselines")
+    rows = _rows(section.iter("table")[0])
+    # H5 needs dialysis; the state quota does not look at needs and places it anyway.
+    breaking = {label for label, cells in rows.items() if _int(cells[4].text()) or _int(cells[5].text())}
+    assert breaking == {"state quota (Königstein key)"}
+    svg = section.iter("svg")[0]
+    marked = {r.iter("title")[0].text().split(" – ")[1].rsplit(":", 1)[0] for r in svg.iter("rect")
+              if r.has_class("violates") and r.iter("title")}
+    assert marked == breaking
+    values = [tx.text() for tx in svg.iter("text")]
+    persons = _int(rows["state quota (Königstein key)"][1].text())
+    assert f"{persons} persons · breaks 1 hard need" in values
+    assert "Only allocations without violations are feasible" in section.iter("figcaption")[0].text()
+
+
+def test_rank_distribution_rows_sum_to_households_placed(settings: Settings, tmp_path: Path) -> None:
+    doc = _report(settings, _round(settings, tmp_path))
+    section = _section(doc, "ranks")
+    baselines = _rows(_section(doc, "baselines").iter("table")[0])
+    placed = {label: _int(cells[0].text()) for label, cells in baselines.items()}
+    rows = _rows(section.iter("table")[0])
+    assert set(rows) == set(placed)
+    for label, cells in rows.items():
+        buckets = [_int(c.text()) for c in cells if "data-total" not in c.attrs]
+        total = [_int(c.text()) for c in cells if "data-total" in c.attrs]
+        assert total == [placed[label]] and sum(buckets) == placed[label], label
+    # The household placed where its need is not met has no rank; the report says so instead of dropping it.
+    notes = [p.text() for p in section.iter("p") if p.has_class("note")]
+    assert any(n.startswith("state quota (Königstein key): 1 of ") and "hard need" in n for n in notes), notes
+
+
+@pytest.mark.full
+def test_offer_and_unmatched_tables_add_up_or_say_why(settings: Settings, tmp_path: Path) -> None:
+    round_id = _round(settings, tmp_path, offer=False)
+    doc = _report(settings, round_id)
+    section = _section(doc, "figures")
+    offers = section.iter("table")[1]
+    statuses = [th.text() for th in offers.iter("th")]
+    cells = [_int(td.text()) for td in offers.iter("td")]
+    assert statuses[-1] == "total" and sum(cells[:-1]) == cells[-1] == 0
+    placed = _int(_rows(_section(doc, "baselines").iter("table")[0])["Re:Match (ours)"][0].text())
+    notes = [p.text() for p in section.iter("p") if p.has_class("note")]
+    assert notes == [f"No offers yet: the round is solved. `rematch round offer {round_id}` makes one offer to "
+                     f"each of the {placed} households placed."]
+    reasons = _section(doc, "unmatched").iter("table")[0]
+    body = [[_int(td.text()) for td in tr.iter("td")] for tr in reasons.iter("tbody")[0].iter("tr")]
+    total = [_int(td.text()) for td in reasons.iter("tfoot")[0].iter("td")]
+    assert total == [sum(col) for col in zip(*body, strict=True)]
+
+
+@pytest.mark.full
+def test_chart_label_column_fits_a_very_long_municipality_name(settings: Settings, tmp_path: Path) -> None:
+    doc = _report(settings, _round(settings, tmp_path, cologne=LONG_NAME))
+    svg = _section(doc, "fill").iter("svg")[0]
+    plot_x = min(float(r.attrs["x"] or 0) for r in svg.iter("rect"))
+    assert plot_x >= text_width(f"{LONG_NAME} (05315000)", LABEL_SIZE)
+    for svg in doc.iter("svg"):
+        assert layout_problems(svg) == [], svg.attrs["aria-label"]

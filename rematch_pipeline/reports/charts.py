@@ -59,7 +59,7 @@ def percent(share: Any) -> str:
     """A share (0.875) as per cent with at most one decimal: `87.5 %`, `100 %`."""
     if share is None:
         return NONE
-    x = 100 * float(share)
+    x = 100 * float(share) + 0.0  # + 0.0 turns a negative zero into zero, which would read "-0 %"
     if not math.isfinite(x):
         return NONE
     text = f"{x:,.1f}"
@@ -75,7 +75,8 @@ def seconds(value: Any) -> str:
     if value is None:
         return NONE
     x = float(value)
-    return "< 0.1 s" if 0 < x < 0.05 else f"{x:,.1f} s"
+    # Stored times are rounded to milliseconds, so a stored 0.0 was also a moment, not nothing.
+    return "< 0.1 s" if 0 <= x < 0.05 else f"{x:,.1f} s"
 
 
 def counted(n: Any, noun: str, plural: str | None = None) -> str:
@@ -100,13 +101,13 @@ def stat(key: str, value: Any) -> str:
     return number(value)
 
 
-# --- Text width: a per-character table of DejaVu Sans advance widths in em, rounded up (Arial is narrower).
+# --- Text width: per-character advance widths in em, the larger of DejaVu Sans and Arial, rounded up.
 _EM_GROUPS = (
-    (0.28, "ijl"), (0.30, "IJ'"), (0.32, " ,.·’‘"), (0.34, ":;/\\|"), (0.36, "-f"), (0.39, "()[]t"), (0.41, "r!"),
-    (0.46, '"'), (0.50, "*_`–§°"), (0.53, "sz?“”"), (0.56, "cL"), (0.58, "Fk"), (0.60, "vxy"), (0.62, "PTYaeo"),
-    (0.64, "bdghnpqu0123456789$S{}ß€E"), (0.66, "K"), (0.70, "ABCRVXZ"), (0.73, "U"), (0.75, "NH"), (0.78, "DG&"),
-    (0.79, "OQ"), (0.82, "w"), (0.84, "#+<=>^~×−"), (0.86, "M"), (0.95, "%"), (0.97, "m"), (0.99, "W"),
-    (1.00, "@—…"),
+    (0.28, "'ijl"), (0.30, "I"), (0.32, " ,.·’‘"), (0.34, ":;/\\|"), (0.37, "-f"), (0.40, "()[]t"), (0.42, "r!"),
+    (0.46, '"'), (0.50, "*J`–§°"), (0.53, "sz“”"), (0.56, "c?L_"), (0.58, "k"), (0.60, "vxy"), (0.62, "FTaeo"),
+    (0.64, "bdghnpqu0123456789$ß€{}"), (0.67, "EKPSY"), (0.69, "ABVXZ"), (0.73, "CR"), (0.74, "U"), (0.76, "NH"),
+    (0.78, "DG&"), (0.79, "OQ"), (0.82, "w"), (0.84, "#+<=>^~×−"), (0.87, "M"), (0.96, "%"), (0.98, "m"), (0.99, "W"),
+    (1.00, "—…"), (1.02, "@"),
 )
 _EM = {ch: w for w, chars in _EM_GROUPS for ch in chars}
 # Letters of other scripts (Cyrillic Ш is 1.09 em) and anything unknown: a generous full em and a bit.
@@ -196,7 +197,8 @@ def hbar_chart(title: str, labels: Sequence[str], series: Sequence[Series], fmt:
             return f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{h}" fill="{colour}">{inner}</rect>'
         return (f'<rect class="violates" x="{x:.1f}" y="{y}" width="{w:.1f}" height="{h}" fill="{colour}" '
                 f'stroke="{VIOLATION}" stroke-width="2">{inner}</rect>'
-                f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{h}" fill="url(#{hatch})"/>')
+                f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{h}" fill="url(#{hatch})" '
+                f'pointer-events="none"/>')
 
     if len(series) > 1:
         for x, y, k, s, text in placed:

@@ -128,7 +128,8 @@ def _no_rank_note(label: str, missing: int, placed: int, hard_needs: int) -> str
                    "not meet a hard need, and ranks count only the household's eligible municipalities")
     if missing > explained:
         why.append(f"for {count(missing - explained)} the round stored no rank")
-    return f"{label}: {count(missing)} of {counted(placed, 'household')} placed have no rank — {'; '.join(why)}."
+    have = "has" if missing == 1 else "have"
+    return f"{label}: {count(missing)} of {counted(placed, 'household')} placed {have} no rank — {'; '.join(why)}."
 
 
 def _methods(comparison: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
@@ -250,6 +251,8 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
                                  [Series("persons fill", [f["persons_share"] for f in fill])],
                                  fmt=percent, max_value=1.0) if fill else None,
         "reasons": [(k, v, persons_by_reason[k]) for k, v in reason_items],
+        "reason_chart": hbar_chart("Households left unmatched, by reason", [k for k, _ in reason_items],
+                                   [Series("households", [v for _, v in reason_items])]) if reason_items else None,
         "reasons_total": (len(unmatched), sum(u.persons for u in unmatched)),
         # Every household of the pool is either placed or has an unmatched row; say so when they do not add up.
         "reasons_note": "" if pool is None or placed + len(unmatched) == pool else (
