@@ -42,9 +42,11 @@ test-all: install
 
 # The embedded Airflow: its metadata database (SQLite) in $(AIRFLOW_HOME), the project's DAGs, no examples. Migrated
 # again when the pinned versions change.
-$(AIRFLOW_HOME)/airflow.db: constraints.txt | install
+# Init, like the compose file's airflow-init: Airflow's migrations, then the project's. `make dag` never migrates.
+$(AIRFLOW_HOME)/airflow.db: constraints.txt | $(BIN)/rematch
 	mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate
+	$(BIN)/rematch db upgrade
 	touch $@
 
 airflow-init: $(AIRFLOW_HOME)/airflow.db

@@ -13,7 +13,9 @@ from sqlalchemy import or_, select
 
 from rematch_pipeline.config import Settings, exported_policy
 from rematch_pipeline.db import tables as t
+from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.forms import safe_text
+from rematch_pipeline.repository import SqlUnitOfWork, require_round
 from rematch_pipeline.rounds import export_round
 
 README = """Audit export of matching round {round_id}
@@ -71,11 +73,10 @@ def _relative(path: Any, home: Path) -> Any:
 
 def export_audit(settings: Settings, round_id: str, out_dir: Path) -> Path:
     """Write the round's audit files into out_dir/round_id; returns that directory."""
+    require_schema(settings.database_url)
     engine = settings.engine()
     with engine.connect() as conn:
-        r = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
-        if r is None:
-            raise LookupError(f"round {round_id} does not exist")
+        r = require_round(SqlUnitOfWork(conn), round_id)
         cutoff = r.solved_at or r.created_at
         ev = t.audit_events
         events = conn.execute(select(ev).where(or_(

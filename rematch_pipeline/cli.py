@@ -287,13 +287,16 @@ def cmd_config_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_config_set(args: argparse.Namespace, settings: Settings) -> int:
-    from rematch_pipeline.config import is_reachable, save_home_setting, setting_sources
+    from rematch_pipeline.config import contact_problem, save_home_setting, setting_sources
 
-    if args.name == "coordination_contact" and not is_reachable(args.value):
-        raise ValueError("coordination_contact must give an e-mail address or a phone number besides the name: "
-                         "households answer their offer there")
+    problem = contact_problem(args.value) if args.name == "coordination_contact" else None
+    if problem:
+        raise ValueError(f"not kept: {problem}")
     path = save_home_setting(settings.home, args.name, args.value)
     print(f"{args.name} kept in {path}")
+    if args.name == "coordination_contact":
+        print("note: the packets and offer letters of rounds still open carry the contact, so their next render "
+              "issues them again with the new one (and delivers them again)")
     if setting_sources(settings.home)[args.name] == HOME_SETTINGS[args.name]:
         print(f"note: {HOME_SETTINGS[args.name]} is set in the environment and wins over the file")
     return 0
@@ -496,8 +499,14 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
               "is writable and has free space, and that the file can be read.", file=sys.stderr)
         return 2
     except Exception as exc:
-        from rematch_pipeline.db.engine import is_busy
+        from rematch_pipeline.db.engine import cannot_connect, is_busy
 
+        if cannot_connect(exc):
+            # Never the driver's words: they quote the address, and a password with an unencoded @ lies in it.
+            print("error: cannot connect to the database that REMATCH_DATABASE_URL names; check that the server "
+                  "runs, the address, the database name and the password (percent-encode special characters such "
+                  "as @ in it); nothing was changed.", file=sys.stderr)
+            return 2
         if not is_busy(exc):
             raise
         print("error: the database is being worked on by another run right now; nothing was changed. Run the "

@@ -102,27 +102,55 @@ class Settings:
 
 log = logging.getLogger(__name__)
 
-_REACHABLE = re.compile(r"@|\d[\d ()/.-]{5,}\d")  # an e-mail address or a phone number
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# A phone number: at least 7 ASCII digits, grouped by spaces, slashes, hyphens or brackets, maybe after a plus.
+_PHONE = re.compile(r"(?<![\w.:])\+?[0-9][0-9 ()/-]{5,}[0-9](?![\w.:])")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{1,2}/[0-9]{1,2}/[0-9]{2,4}")
+CONTACT_MAX_CHARS = 200
 
 
 def is_reachable(contact: str) -> bool:
-    """Whether a contact gives a way to reach someone: an e-mail address or a phone number."""
-    return bool(_REACHABLE.search(contact))
+    """Whether a contact gives a way to reach someone: an e-mail address, or a phone number (not a date)."""
+    if _EMAIL.search(contact):
+        return True
+    return any(sum(c.isdigit() for c in m.group()) >= 7 and not _DATE.fullmatch(m.group().strip())
+               for m in _PHONE.finditer(contact))
+
+
+def contact_problem(contact: str) -> str | None:
+    """Why a coordination contact cannot be printed on letters and packets, or None."""
+    import unicodedata
+
+    if not contact.strip():
+        return "the coordination contact is empty"
+    if len(contact) > CONTACT_MAX_CHARS:
+        return f"the coordination contact is longer than {CONTACT_MAX_CHARS} characters"
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Co", "Cs") for c in contact):
+        return "the coordination contact holds control or invisible formatting characters; type it as one line"
+    if not is_reachable(contact):
+        return ("the coordination contact gives no e-mail address or phone number besides the name: households "
+                "answer their offer there")
+    return None
+
+
+CONTACT_HINT = ("set it with `rematch config set coordination_contact \"Name, e-mail or phone\"`, or with "
+                "REMATCH_COORDINATION_CONTACT, which wins when it is set")
+
+
+class UnreachableContact(ValueError):
+    """Packets and letters would give no way to reach the coordination team: nothing is rendered."""
 
 
 def reachable_contact(settings: Settings) -> str:
-    """The coordination team as packets and letters print it (REMATCH_COORDINATION_CONTACT).
+    """The coordination team as packets and letters print it, or UnreachableContact before anything is rendered.
 
-    Letters tell households to give their answer to the team, so the value should carry an e-mail address or a
-    phone number besides the name; without either a warning says so at every render (households can then only
-    answer through their interviewer).
+    Letters tell households to give their answer to the team and packets tell caseworkers whom to ask, so the value
+    must carry an e-mail address or a phone number besides the name (`contact_problem`).
     """
-    value = settings.coordination_contact
-    if not is_reachable(value):
-        log.warning("the coordination contact (%r) gives no e-mail address or phone number: the offer letters "
-                    "cannot tell households how to reach the coordination team, and delivery refuses them; set it "
-                    "with `rematch config set coordination_contact ...` or REMATCH_COORDINATION_CONTACT", value)
-    return value
+    problem = contact_problem(settings.coordination_contact)
+    if problem:
+        raise UnreachableContact(f"No packet or letter was rendered: {problem}; {CONTACT_HINT}.")
+    return settings.coordination_contact
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float = math.inf) -> float:
@@ -163,7 +191,7 @@ def home_settings(home: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # an editor may add a BOM
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not valid TOML ({str(exc)[:80]}): fix or remove it") from None
     unknown = sorted(set(raw) - set(HOME_SETTINGS))

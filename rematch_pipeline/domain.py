@@ -342,8 +342,11 @@ class MatchingRound:
     status: str = "planned"  # planned → solved → offered → closed, or failed
     assignments: list[Assignment] = field(default_factory=list)
     unmatched: list[Unmatched] = field(default_factory=list)
-    solver_stats: dict[str, object] = field(default_factory=dict)
+    solver_stats: dict[str, Any] = field(default_factory=dict)
     policy: Mapping[str, Any] = field(default_factory=dict)  # as stored with the round
+    input_checksums: Mapping[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+    solved_at: datetime | None = None
     offered_at: datetime | None = None
     closed_at: datetime | None = None
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
     from rematch_pipeline.config import Settings
@@ -15,6 +17,8 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_delay": timedelta(minutes=1),
 }
 TAGS = ["rematch"]
+P = ParamSpec("P")
+R = TypeVar("R")
 # Updated by the ingest DAG only when valid rows of that kind were added; either starts the matching round.
 HOUSEHOLDS_ASSET = "rematch://households"
 CAPACITIES_ASSET = "rematch://capacities"
@@ -23,6 +27,30 @@ ROUND_ASSET = "rematch_solved_round"
 # Spreadsheet and text files, those we cannot read included: the ingest says why (an old .xls: "save it as .xlsx",
 # a workbook with macros: refused) instead of the file lying unnoticed in the inbox. Other files stay where they are.
 INGEST_SUFFIXES = (".xlsx", ".csv", ".zip", ".txt", ".xls", ".xlsm", ".ods", ".tsv")
+
+
+def _no_retry(exc: Exception) -> Exception:
+    """The same inputs would fail the same way again: Airflow fails the task at once instead of retrying."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    return AirflowFailException(str(exc))
+
+
+def fails_at_once(task: Callable[P, R]) -> Callable[P, R]:
+    """A task stopped by what only a person can mend (the schema not upgraded, no reachable coordination contact)
+    fails at once with that sentence: retries a minute apart would only repeat it."""
+
+    @functools.wraps(task)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        from rematch_pipeline.config import UnreachableContact
+        from rematch_pipeline.db.engine import SchemaNotReady
+
+        try:
+            return task(*args, **kwargs)
+        except (SchemaNotReady, UnreachableContact) as exc:
+            raise _no_retry(exc) from None
+
+    return run
 
 
 def inbox_url(settings: Settings | None = None) -> str:
@@ -46,6 +74,7 @@ def _sha256(path: Any) -> str:
     return h.hexdigest()
 
 
+@fails_at_once
 def scan_inbox(settings: Settings | None = None) -> list[str]:
     """URLs of the inbox files whose content was not ingested before (by sha256), oldest name first."""
     from airflow.sdk import ObjectStoragePath
@@ -64,6 +93,7 @@ def scan_inbox(settings: Settings | None = None) -> list[str]:
     return [str(p) for p in files if _sha256(p) not in known]
 
 
+@fails_at_once
 def ingest_path(url: str, settings: Settings | None = None) -> dict[str, Any]:
     """Ingest one inbox file (a local path or any fsspec URL); remote files are staged locally first."""
     import shutil
@@ -119,13 +149,8 @@ def round_day(round_date: str | None, logical_date: str | None, settings: Settin
     return day.isoformat()
 
 
-def _no_retry(exc: Exception) -> Exception:
-    """The same inputs would fail the same way again: Airflow fails the task at once instead of retrying."""
-    from airflow.sdk.exceptions import AirflowFailException
 
-    return AirflowFailException(str(exc))
-
-
+@fails_at_once
 def settle_offers(day: str, settings: Settings | None = None) -> int:
     from rematch_pipeline.config import load_settings
     from rematch_pipeline.rounds import FutureDateError
@@ -137,6 +162,7 @@ def settle_offers(day: str, settings: Settings | None = None) -> int:
         raise _no_retry(exc) from None
 
 
+@fails_at_once
 def make_offers(round_id: str) -> int:
     from rematch_pipeline.config import load_settings
     from rematch_pipeline.rounds import offer_round
@@ -144,6 +170,7 @@ def make_offers(round_id: str) -> int:
     return offer_round(load_settings(), round_id, actor="airflow")
 
 
+@fails_at_once
 def solve_round(round_date: str | None, policy_overrides: dict[str, Any] | None = None,
                 settings: Settings | None = None) -> dict[str, Any]:
     from rematch_pipeline.config import load_policy, load_settings
@@ -162,6 +189,7 @@ def solve_round(round_date: str | None, policy_overrides: dict[str, Any] | None 
             "persons_placed": summary.persons_placed, "households_placed": summary.households_placed}
 
 
+@fails_at_once
 def export_round_files(round_id: str) -> list[str]:
     """assignments.csv, round.json, the audit export and the round report, in exports/<round>/."""
     from rematch_pipeline.config import load_settings
@@ -172,6 +200,7 @@ def export_round_files(round_id: str) -> list[str]:
     return [str(report.parent / "assignments.csv"), str(report.parent / "round.json"), str(report)]
 
 
+@fails_at_once
 def open_round_ids() -> list[str]:
     """Rounds whose offers still wait for answers: their packets, letters and report follow each decision."""
     from sqlalchemy import select
@@ -187,6 +216,7 @@ def open_round_ids() -> list[str]:
                                              .order_by(t.rounds.c.round_date)).scalars()]
 
 
+@fails_at_once
 def latest_round_id() -> str:
     from sqlalchemy import select
 
@@ -209,6 +239,7 @@ def packet_targets(round_ids: list[str]) -> list[dict[str, str]]:
     return [{"round_id": rid, "ags": ags} for rid in round_ids for ags in packet_municipalities(rid)]
 
 
+@fails_at_once
 def packet_municipalities(round_id: str) -> list[str]:
     from rematch_pipeline.config import load_policy, load_settings
     from rematch_pipeline.packets.service import round_packet_inputs
@@ -216,6 +247,7 @@ def packet_municipalities(round_id: str) -> list[str]:
     return sorted({p.offer.ags for p in round_packet_inputs(load_settings(), load_policy(), round_id)})
 
 
+@fails_at_once
 def render_municipality_packet(round_id: str, ags: str) -> list[dict[str, Any]]:
     from rematch_pipeline.config import load_policy, load_settings
     from rematch_pipeline.db.engine import require_schema
@@ -227,6 +259,7 @@ def render_municipality_packet(round_id: str, ags: str) -> list[dict[str, Any]]:
             for p in round_packet_inputs(settings, load_policy(), round_id, ags=ags)]
 
 
+@fails_at_once
 def deliver_municipality_packet(round_id: str, ags: str) -> list[dict[str, Any]]:
     from rematch_pipeline.config import load_settings
     from rematch_pipeline.packets.delivery import deliver_round
@@ -234,6 +267,7 @@ def deliver_municipality_packet(round_id: str, ags: str) -> list[dict[str, Any]]
     return deliver_round(load_settings(), round_id, actor="airflow", kinds=("packet",), ags=ags)
 
 
+@fails_at_once
 def letters_for_municipality(round_id: str, ags: str) -> dict[str, Any]:
     """The offer letters of the households offered a place there, each in its language: rendered, then delivered.
 

@@ -59,7 +59,8 @@ class UnitOfWork(Protocol):
 def require_round(uow: UnitOfWork, round_id: str) -> MatchingRound:
     rnd = uow.rounds.get(round_id)
     if rnd is None:
-        raise LookupError(f"round {round_id} does not exist; see `rematch round status`")
+        raise LookupError(f"round {round_id} does not exist; `rematch round status` shows the latest, `rematch round "
+                          "run --date YYYY-MM-DD` solves one")
     return rnd
 
 
@@ -72,7 +73,9 @@ class SqlRounds:
         if r is None:
             return None
         return MatchingRound(r.round_id, r.round_date, r.status, solver_stats=dict(r.solver_stats or {}),
-                             policy=dict(r.policy or {}), offered_at=_utc(r.offered_at), closed_at=_utc(r.closed_at))
+                             policy=dict(r.policy or {}), input_checksums=dict(r.input_checksums or {}),
+                             created_at=_utc(r.created_at), solved_at=_utc(r.solved_at),
+                             offered_at=_utc(r.offered_at), closed_at=_utc(r.closed_at))
 
     def save(self, rnd: MatchingRound) -> None:
         self.conn.execute(update(t.rounds).where(t.rounds.c.round_id == rnd.round_id).values(

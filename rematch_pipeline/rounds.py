@@ -21,7 +21,7 @@ from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.domain import Policy
 from rematch_pipeline.forms import safe_text
 from rematch_pipeline.matching.engine import match
-from rematch_pipeline.repository import SqlUnitOfWork
+from rematch_pipeline.repository import SqlUnitOfWork, require_round
 from rematch_pipeline.snapshot import RoundInputs, inputs_from_json, pack, unpack
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,7 @@ def _solve(conn: Connection, row: Any, policy: Policy, actor: str, at: datetime)
 
 def offer_round(settings: Settings, round_id: str, actor: str = "cli") -> int:
     """Make the offers of a solved round (idempotent: an offered or closed round is left as it is)."""
+    require_schema(settings.database_url)
     with settings.engine().begin() as conn:
         _lock_round(conn, round_id)
         status = conn.execute(select(t.rounds.c.status).where(t.rounds.c.round_id == round_id)).scalar()
@@ -209,11 +210,10 @@ def decide(settings: Settings, case_id: str, round_id: str, decision: str, reaso
 
 
 def summarize(settings: Settings, round_id: str, already_existed: bool = False) -> RoundSummary:
+    require_schema(settings.database_url)
     engine = settings.engine()
     with engine.connect() as conn:
-        r = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
-        if r is None:
-            raise LookupError(f"round {round_id} does not exist; run `rematch round run --date YYYY-MM-DD` first")
+        r = require_round(SqlUnitOfWork(conn), round_id)
         assignments = store.load_assignments(conn, round_id)
         unmatched = store.load_unmatched(conn, round_id)
         capacity = {o.offer_id: o for o in store.load_offers(conn)}
@@ -277,6 +277,7 @@ class ReplayReport:
 
 def replay_round(settings: Settings, round_id: str) -> ReplayReport:
     """Re-solve a round from its stored snapshot and compare with the stored assignments."""
+    require_schema(settings.database_url)
     with settings.engine().connect() as conn:
         snap = conn.execute(select(t.round_inputs).where(t.round_inputs.c.round_id == round_id)).first()
         if snap is None:
@@ -299,11 +300,10 @@ def replay_round(settings: Settings, round_id: str) -> ReplayReport:
 
 def export_round(settings: Settings, round_id: str, out_dir: Path) -> tuple[Path, Path]:
     """Write assignments.csv and round.json as in section 4 of the data contract."""
+    require_schema(settings.database_url)
     engine = settings.engine()
     with engine.connect() as conn:
-        r = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
-        if r is None:
-            raise LookupError(f"round {round_id} does not exist")
+        r = require_round(SqlUnitOfWork(conn), round_id)
         assignments = store.load_assignments(conn, round_id)
         unmatched = store.load_unmatched(conn, round_id)
     out_dir.mkdir(parents=True, exist_ok=True)

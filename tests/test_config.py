@@ -153,11 +153,14 @@ def test_config_set_refuses_a_contact_households_could_not_reach(
 
     settings = Settings(home=tmp_path, database_url="sqlite://", clock=ManualClock(TEST_NOW))
     assert main(["config", "set", "coordination_contact", "Re:Match Koordinationsteam"], settings=settings) == 2
-    assert "e-mail address or a phone number" in capsys.readouterr().err
+    assert "not kept: the coordination contact gives no e-mail address or phone number" in capsys.readouterr().err
     assert not (tmp_path / "settings.toml").exists()
     assert main(["config", "set", "coordination_contact", "Team, team@rematch.example"], settings=settings) == 0
     assert load_settings({"REMATCH_HOME": str(tmp_path)}).coordination_contact == "Team, team@rematch.example"
-    assert main(["config", "set", "coordination_contact", "t@rematch.example\nx = 1"], settings=settings) == 2
+    for bad in ("t@rematch.example\nx = 1", "Team \u202e moc.elpmaxe@a.de", "t@rematch.example " + "x" * 200, "@",
+                "Team (since 2023-01-01)", "Postfach 10 20 30"):
+        assert main(["config", "set", "coordination_contact", bad], settings=settings) == 2, bad
+    assert "Team, team@rematch.example" in (tmp_path / "settings.toml").read_text(encoding="utf-8")
 
 
 def test_what_a_good_match_is_and_how_hard_to_search_are_separate_settings_stored_flat() -> None:
@@ -178,3 +181,8 @@ def test_what_a_good_match_is_and_how_hard_to_search_are_separate_settings_store
     assert changed.solver.random_seed == shipped.solver.random_seed
     with pytest.raises(ValueError, match="unknown setting"):
         policy_with(shipped, time_limit=12.0)
+
+
+def test_a_home_settings_file_saved_with_a_byte_order_mark_reads_as_written(tmp_path: Path) -> None:
+    (tmp_path / "settings.toml").write_bytes('\ufeffcoordination_contact = "Team, t@rematch.example"\r\n'.encode())
+    assert load_settings({"REMATCH_HOME": str(tmp_path)}).coordination_contact == "Team, t@rematch.example"

@@ -244,20 +244,29 @@ def test_every_packet_of_a_round_holds_only_its_own_households(settings: Setting
             assert other not in html and other not in pdf, f"{other} of another municipality is in {ags}'s packet"
 
 
-def test_offer_letters_without_a_reachable_contact_are_refused_and_go_once_the_contact_is_set(
+def test_nothing_is_rendered_without_a_reachable_contact_and_a_changed_file_is_never_delivered(
         settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from rematch_pipeline.cli import main
+    from rematch_pipeline.config import UnreachableContact
 
-    settings = replace(settings, coordination_contact=DEFAULT_COORDINATION_CONTACT)  # a name, nothing to reach
-    round_id = _solved_round(settings, tmp_path)
-    render_round_letters(settings, load_policy(), round_id)
-    refused = deliver_round(settings, round_id, kinds=("letter",))
-    assert refused and all(r["attempt"] == "refused" and not r["delivered"] for r in refused)
-    assert _ledger(settings) == []  # nothing counts as sent
+    round_id = solved_round(settings, tmp_path)
+    offer_round(settings, round_id)
+    unreachable = replace(settings, coordination_contact=DEFAULT_COORDINATION_CONTACT)  # a name, nothing to reach
+    with pytest.raises(UnreachableContact, match="No packet or letter was rendered"):
+        render_round_letters(unreachable, load_policy(), round_id)
+    with pytest.raises(UnreachableContact):
+        render_round_packets(unreachable, load_policy(), round_id)
+    assert not list(settings.outbox.rglob("*.html"))  # nothing an outbox reader could take for a letter
+    letters = render_round_letters(settings, load_policy(), round_id)
+    # A letter changed after rendering (here: its contact line) no longer matches its version and stays back.
+    changed = Path(letters[0]["html_path"])
+    changed.write_text(changed.read_text(encoding="utf-8").replace("koordination@", "attacker@"), encoding="utf-8")
+    results = deliver_round(settings, round_id, kinds=("letter",))
+    refused = [r for r in results if r["attempt"] == "refused"]
+    assert len(refused) == 1 and "changed after it was rendered" in refused[0]["reason"]
+    assert sum(r["delivered"] for r in results) == len(results) - 1
     assert main(["packets", "deliver", round_id], settings=settings) == 2
-    out = capsys.readouterr().out
-    assert "NOT delivered" in out and "rematch config set coordination_contact" in out
-    reached = replace(settings, coordination_contact="Team Nord, team@rematch.example")
-    render_round_letters(reached, load_policy(), round_id)
-    delivered = deliver_round(reached, round_id, kinds=("letter",))
-    assert len(delivered) == len(refused) and all(r["delivered"] for r in delivered)
+    assert "NOT delivered: its file was changed" in capsys.readouterr().out
+    render_round_letters(settings, load_policy(), round_id)  # restores the file of the same version
+    assert [r["delivered"] for r in deliver_round(settings, round_id, kinds=("letter",))
+            if r["attempt"] != "done"] == [True]

@@ -19,9 +19,9 @@ from pypdf import PdfReader
 from sqlalchemy import select, update
 
 from rematch_pipeline.config import (
-    DEFAULT_COORDINATION_CONTACT,
     DEFAULT_PSEUDONYM_SALT,
     Settings,
+    UnreachableContact,
     load_policy,
     load_settings,
     reachable_contact,
@@ -491,16 +491,20 @@ def test_household_language_change_writes_a_new_letter_and_keeps_the_old(setting
     assert parse(html).iter("html")[0].attrs.get("lang") == "de"
 
 
-@pytest.mark.parametrize(("value", "warned"), [
+@pytest.mark.parametrize(("value", "refused"), [
     ("Re:Match Koordinationsteam", True),
     ("", True),  # unset: the default, a name only
+    ("Re:Match Koordinationsteam (seit 2023-01-01)", True),  # a date is no phone number
     ("Re:Match Koordinationsteam, team@rematch.example", False),
     ("Re:Match Koordinationsteam, +49 30 1234 5678", False),
 ])
-def test_a_coordination_contact_households_cannot_reach_is_warned_about(
-        value: str, warned: bool, caplog: pytest.LogCaptureFixture) -> None:
+def test_packets_and_letters_are_not_rendered_with_a_contact_nobody_can_reach(
+        value: str, refused: bool, tmp_path: Path) -> None:
     # Letters tell households to answer the coordination team: a name alone gives them no way to.
-    with caplog.at_level(logging.WARNING, logger="rematch_pipeline.config"):
-        contact = reachable_contact(load_settings({"REMATCH_COORDINATION_CONTACT": value} if value else {}))
-    assert contact == (value or DEFAULT_COORDINATION_CONTACT)
-    assert ("no e-mail address or phone number" in caplog.text) is warned
+    env = {"REMATCH_HOME": str(tmp_path), **({"REMATCH_COORDINATION_CONTACT": value} if value else {})}
+    settings = load_settings(env)
+    if refused:
+        with pytest.raises(UnreachableContact, match="No packet or letter was rendered: .*`rematch config set coordination_contact"):
+            reachable_contact(settings)
+    else:
+        assert reachable_contact(settings) == value

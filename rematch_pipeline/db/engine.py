@@ -49,9 +49,29 @@ def get_engine(url: str, busy_timeout_s: float = DEFAULT_SQLITE_BUSY_TIMEOUT_S) 
             cur.close()
 
         return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    for alias in ("postgresql://", "postgres://"):
+        if url.startswith(alias):
+            url = "postgresql+psycopg://" + url[len(alias):]
+    if not url.startswith("postgresql+psycopg://"):
+        # Never the URL itself in the message: it may hold a password.
+        raise ValueError("REMATCH_DATABASE_URL must name a PostgreSQL database (postgresql://user:password@host/db) "
+                         "or an SQLite file (sqlite:///path); it names another kind")
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+def cannot_connect(exc: BaseException) -> bool:
+    """Whether an error means the configured database cannot be reached or named (server down, unknown host or
+    database, refused login, an unusable URL), as opposed to an error of a statement."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+    if isinstance(exc, (ArgumentError, NoSuchModuleError)):
+        return True
+    if not isinstance(exc, OperationalError) or is_busy(exc):
+        return False
+    state = getattr(exc.orig, "sqlstate", None)
+    if type(exc.orig).__module__.startswith("sqlite3"):
+        return "unable to open database" in str(exc.orig)
+    return state is None or state[:2] in ("08", "28", "3D")
 
 
 _MIGRATING = threading.Lock()  # Alembic keeps its context in module globals: one upgrade at a time per process
@@ -85,17 +105,30 @@ def require_schema(url: str) -> None:
     """Refuse to work on a database whose schema is missing or of another version, with what to do.
 
     Migrations run once, at init (`rematch db upgrade`): a task or command never changes the schema as a side effect,
-    so concurrent tasks never race to migrate and an upgrade is a step an operator chooses.
+    so concurrent tasks never race to migrate and an upgrade is a step an operator chooses. Nothing is created here,
+    not even an empty SQLite file where a mistyped REMATCH_HOME points.
     """
+    if url.startswith("sqlite") and "///" in url:
+        path = url.split("///", 1)[1].split("?", 1)[0]
+        if path not in ("", ":memory:") and not Path(path).is_file():
+            # The file of the embedded default lies under REMATCH_HOME and holds no secret: naming it shows a typo.
+            raise SchemaNotReady(f"There is no database at {path} yet: {UPGRADE_HINT}.")
     with get_engine(url).connect() as connection:
+        inspector = inspect(connection)
+        if not inspector.has_table("alembic_version"):
+            if inspector.has_table("households"):
+                raise SchemaNotReady("The database holds Re:Match tables but no record of their schema version (it "
+                                     "was changed by hand): restore it from a backup.")
+            raise SchemaNotReady(f"The database has no Re:Match tables yet: {UPGRADE_HINT}.")
         # Read directly: Alembic's own reader logs two lines into every task that only checks.
-        current = (connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-                   if inspect(connection).has_table("alembic_version") else None)
+        versions = sorted(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
     head = head_revision()
-    if current == head:
+    if versions == [head]:
         return
-    if current is None:
-        raise SchemaNotReady(f"The database has no Re:Match tables yet: {UPGRADE_HINT}.")
+    if len(versions) != 1:
+        raise SchemaNotReady(f"The database records {len(versions)} schema versions ({', '.join(versions) or 'none'}) "
+                             "instead of one (it was changed by hand): restore it from a backup.")
+    current = versions[0]
     known = {s.revision for s in ScriptDirectory.from_config(alembic_config(url)).walk_revisions()}
     if current not in known:
         raise SchemaNotReady(f"The database schema is at revision {current}, which this version of Re:Match does not "

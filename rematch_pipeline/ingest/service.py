@@ -158,8 +158,8 @@ def ingest_file(path: Path, settings: Settings, actor: str = "cli",
     name = name or path.name
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    settings.ensure_dirs()
     require_schema(settings.database_url)
+    settings.ensure_dirs()
     engine = settings.engine()
     digest = sha256_of(path)
     with engine.connect() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import logging
 import re
@@ -14,7 +15,7 @@ from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from rematch_pipeline import store
-from rematch_pipeline.config import Settings, is_reachable
+from rematch_pipeline.config import CONTACT_HINT, Settings, is_reachable
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.domain import pseudonym
@@ -162,8 +163,8 @@ def _claim(conn: Any, doc: Document, channel: str, at: datetime) -> str:
     return "retry"
 
 
-UNANSWERABLE = ("it gives households no e-mail address or phone number of the coordination team to answer; set one "
-                "with `rematch config set coordination_contact ...`, render the round's letters again, then deliver")
+UNANSWERABLE = ("it gives households no e-mail address or phone number of the coordination team to answer; "
+                f"{CONTACT_HINT}, render the round's letters again, then deliver")
 _CONTACT_PARAGRAPH = re.compile(r'<p class="contact">(.*?)</p>', re.DOTALL)
 
 
@@ -172,6 +173,19 @@ def answerable(letter_html: Path) -> bool:
     carries an e-mail address or a phone number): a letter without one leaves the household no way to answer."""
     found = _CONTACT_PARAGRAPH.search(letter_html.read_text(encoding="utf-8"))
     return found is not None and is_reachable(html.unescape(re.sub(r"<[^>]+>", "", found.group(1))))
+
+
+TAMPERED = ("its file was changed after it was rendered (it no longer matches the version on record); render the "
+            "round again, then deliver")
+
+
+def _refusal(doc: Document) -> str | None:
+    """Why a rendered document must not go out, or None: changed since rendering, or a letter nobody can answer."""
+    if hashlib.sha256(doc.html_path.read_bytes()).hexdigest() != doc.sha256:
+        return TAMPERED
+    if doc.kind == "letter" and not answerable(doc.html_path):
+        return UNANSWERABLE
+    return None
 
 
 def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cli",
@@ -196,11 +210,12 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
                 continue
             raise FileNotFoundError(f"{doc.kind} {doc.round_id}/{doc.label} v{doc.version}: rendered file missing; "
                                     f"render the round again before delivering")
-        if doc.kind == "letter" and not answerable(doc.html_path):
-            log.warning("letter %s/%s v%d not delivered: %s", doc.round_id, doc.label, doc.version, UNANSWERABLE)
+        refusal = _refusal(doc)
+        if refusal:
+            log.warning("%s %s/%s v%d not delivered: %s", doc.kind, doc.round_id, doc.label, doc.version, refusal)
             results.append({"document": doc.kind, "round_id": doc.round_id, "recipient": doc.label,
                             "version": doc.version, "channel": channel, "delivered": False, "attempt": "refused",
-                            "reason": UNANSWERABLE})
+                            "reason": refusal})
             continue
         try:
             with engine.begin() as conn:

@@ -34,7 +34,8 @@ from rematch_pipeline.packets.render import (
     render_packet_pdf,
     write_atomic,
 )
-from rematch_pipeline.packets.versions import files_missing, keep_prior, look_up, restore, shelve
+from rematch_pipeline.packets.versions import files_not_as_recorded, keep_prior, look_up, restore, shelve
+from rematch_pipeline.repository import SqlUnitOfWork, require_round
 
 log = logging.getLogger(__name__)
 
@@ -355,9 +356,7 @@ def round_letter_inputs(settings: Settings, policy: Policy, round_id: str,
     details were purged or erased (retention deleted its letters)."""
     engine = settings.engine()
     with engine.connect() as conn:
-        rnd = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
-        if rnd is None:
-            raise LookupError(f"round {round_id} does not exist")
+        rnd = require_round(SqlUnitOfWork(conn), round_id)
         q = (select(t.match_offers).where(t.match_offers.c.round_id == round_id,
                                           t.match_offers.c.status.in_(LETTER_STATUSES),
                                           t.match_offers.c.case_id.in_(select(t.households.c.case_id).where(
@@ -391,7 +390,7 @@ def render_letter_record(settings: Settings, letter: LetterInput, actor: str = "
     result = {"case_id": case_id, "pseudonym": alias, "language": letter.language}
     same = ledger.same
     if same is not None:
-        if files_missing(same):  # deleted or lost: the same content gives that version's files again
+        if files_not_as_recorded(same):  # deleted, lost or edited: the same content gives that version's files again
             restore(same, partial(write_letter, letter), settings, actor, "letter_restored",
                     f"{round_id}/{alias}")
         return {**result, "language": same.language, "version": same.version, "new": False,

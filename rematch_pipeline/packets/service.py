@@ -17,7 +17,8 @@ from rematch_pipeline.config import Settings, reachable_contact
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.domain import Policy, pseudonym
-from rematch_pipeline.packets.versions import Ledger, files_missing, keep_prior, look_up, restore, shelve
+from rematch_pipeline.packets.versions import Ledger, files_not_as_recorded, keep_prior, look_up, restore, shelve
+from rematch_pipeline.repository import SqlUnitOfWork, require_round
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,7 @@ def round_packet_inputs(settings: Settings, policy: Policy, round_id: str, ags: 
 
     engine = settings.engine()
     with engine.connect() as conn:
-        rnd = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
-        if rnd is None:
-            raise LookupError(f"round {round_id} does not exist")
+        rnd = require_round(SqlUnitOfWork(conn), round_id)
         assignments = [a for a in store.load_assignments(conn, round_id) if ags is None or a.ags == ags]
         # The answer to this round's offer decides what the municipality sees; before offers go out all are pending.
         answers = {r.case_id: r.status for r in conn.execute(
@@ -95,7 +94,7 @@ def _record(settings: Settings, packet: Any, digest: str, ledger: Ledger, kept: 
 def _unchanged(settings: Settings, packet: Any, same: Any, actor: str) -> dict[str, Any]:
     """The version already recorded with this content; its files written again if they are gone (retention deletes
     every packet that listed a purged household: one whose content did not change on re-render comes back)."""
-    if files_missing(same):
+    if files_not_as_recorded(same):
         from rematch_pipeline.packets.render import write_packet
 
         restore(same, partial(write_packet, packet), settings, actor, "packet_restored",

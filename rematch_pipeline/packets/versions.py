@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -55,9 +56,13 @@ class Files(Protocol):
     def pdf_sha256(self) -> str: ...
 
 
-def files_missing(row: Any) -> bool:
-    """Whether a recorded version's files are gone (retention deleted them, or the outbox lost them)."""
-    return not (Path(row.html_path).is_file() and Path(row.pdf_path).is_file())
+def files_not_as_recorded(row: Any) -> bool:
+    """Whether a recorded version's files are gone (retention deleted them, or the outbox lost them) or its HTML no
+    longer is what was rendered (edited by hand): either way rendering writes them again."""
+    html = Path(row.html_path)
+    if not (html.is_file() and Path(row.pdf_path).is_file()):
+        return True
+    return hashlib.sha256(html.read_bytes()).hexdigest() != row.sha256
 
 
 RESTORE_PREFIX = ".restore-"
