@@ -504,7 +504,8 @@ def test_packets_and_letters_are_not_rendered_with_a_contact_nobody_can_reach(
     env = {"REMATCH_HOME": str(tmp_path), **({"REMATCH_COORDINATION_CONTACT": value} if value else {})}
     settings = load_settings(env)
     if refused:
-        with pytest.raises(UnreachableContact, match="No packet or letter was rendered: .*`rematch config set coordination_contact"):
+        with pytest.raises(UnreachableContact,
+                           match="No packet or letter was rendered: .*`rematch config set coordination_contact"):
             reachable_contact(settings)
     else:
         assert reachable_contact(settings) == value
