@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -356,9 +356,9 @@ class MatchingRound:
             raise ValueError(f"round {self.round_id} is {self.status}; only a solved round can be offered")
         self.status, self.offered_at = "offered", at
 
-    def close_if_answered(self, offers: Iterable[MatchOffer], at: datetime) -> bool:
-        """An offered round whose every offer is accepted, declined or expired is closed."""
-        if self.status != "offered" or any(o.status == PENDING for o in offers):
+    def close_if_answered(self, pending: int, at: datetime) -> bool:
+        """An offered round with no offer `pending` any more (all accepted, declined or expired) is closed."""
+        if self.status != "offered" or pending:
             return False
         self.status, self.closed_at = "closed", at
         return True

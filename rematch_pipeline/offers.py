@@ -96,7 +96,7 @@ def withdraw_offer(uow: UnitOfWork, offer: MatchOffer, actor: str, at: datetime)
 def close_if_answered(uow: UnitOfWork, round_id: str, actor: str, at: datetime) -> bool:
     """An offered round whose every offer is accepted, declined or expired is closed."""
     rnd = uow.rounds.get(round_id)
-    if rnd is None or not rnd.close_if_answered(uow.offers.of_round(round_id), at):
+    if rnd is None or not rnd.close_if_answered(uow.offers.pending_count(round_id), at):
         return False
     uow.rounds.save(rnd)
     uow.audit(actor, "round_closed", round_id, {}, at)

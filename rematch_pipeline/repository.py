@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from rematch_pipeline import store
 from rematch_pipeline.db import tables as t
@@ -26,6 +26,7 @@ class Rounds(Protocol):
 class MatchOffers(Protocol):
     def get(self, round_id: str, case_id: str) -> MatchOffer | None: ...
     def of_round(self, round_id: str) -> list[MatchOffer]: ...
+    def pending_count(self, round_id: str) -> int: ...
     def due(self, today: date) -> list[MatchOffer]: ...
     def add(self, offers: Sequence[MatchOffer]) -> None: ...
     def save(self, offer: MatchOffer) -> None: ...
@@ -109,6 +110,11 @@ class SqlMatchOffers:
     def of_round(self, round_id: str) -> list[MatchOffer]:
         q = select(t.match_offers).where(t.match_offers.c.round_id == round_id).order_by(t.match_offers.c.case_id)
         return [_offer(r) for r in self.conn.execute(q)]
+
+    def pending_count(self, round_id: str) -> int:
+        # Counted by the database: a decisions file answers a national round's offers one by one.
+        return int(self.conn.execute(select(func.count()).select_from(t.match_offers).where(
+            t.match_offers.c.round_id == round_id, t.match_offers.c.status == PENDING)).scalar_one())
 
     def due(self, today: date) -> list[MatchOffer]:
         q = (select(t.match_offers).where(t.match_offers.c.status == PENDING, t.match_offers.c.respond_by < today)

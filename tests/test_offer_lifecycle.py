@@ -46,6 +46,9 @@ class FakeOffers:
     def of_round(self, round_id: str) -> list[MatchOffer]:
         return [replace(o) for (r, _), o in sorted(self.rows.items()) if r == round_id]
 
+    def pending_count(self, round_id: str) -> int:
+        return sum(o.status == "pending" for (r, _), o in self.rows.items() if r == round_id)
+
     def due(self, today: date) -> list[MatchOffer]:
         return [replace(o) for _, o in sorted(self.rows.items()) if o.status == "pending" and o.respond_by < today]
 
