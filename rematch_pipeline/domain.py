@@ -362,3 +362,28 @@ class MatchingRound:
             return False
         self.status, self.closed_at = "closed", at
         return True
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """A file as received: its name as sent, where its copy is kept (relative to the home) and what became of it."""
+
+    id: int
+    original_name: str
+    archived_path: str  # empty: refused before it was archived
+    kind: str | None
+    status: str
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class QuarantineRow:
+    """A refused row (or a whole refused file) with the rule it broke, kept until a corrected file fixes it."""
+
+    id: int
+    raw_file_id: int | None  # None: a decision refused at the command line
+    table_name: str
+    rule: str
+    record: Mapping[str, Any] | None  # the row as sent, to be corrected; None for a whole file or once purged
+    created_at: datetime
+    resolved_at: datetime | None = None

@@ -1,4 +1,4 @@
-"""Repositories of the round and offer lifecycle and their unit of work: the only SQL those rules need."""
+"""Repositories of the round, offer and quarantine lifecycles and their unit of work: the only SQL those rules need."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ from sqlalchemy import Connection, func, insert, select, update
 
 from rematch_pipeline import store
 from rematch_pipeline.db import tables as t
-from rematch_pipeline.domain import PENDING, Assignment, Household, MatchingRound, MatchOffer
+from rematch_pipeline.domain import (
+    PENDING,
+    Assignment,
+    Household,
+    MatchingRound,
+    MatchOffer,
+    QuarantineRow,
+    RawFile,
+)
 
 if TYPE_CHECKING:
     from rematch_pipeline.config import Settings
@@ -42,6 +50,24 @@ class Households(Protocol):
     def close_accepted(self, case_id: str, at: datetime) -> None: ...
 
 
+class Quarantine(Protocol):
+    def get(self, row_id: int) -> QuarantineRow | None: ...
+    def open_rows(self) -> list[QuarantineRow]: ...
+    def of_file(self, raw_file_id: int) -> list[QuarantineRow]: ...
+    def resolve(self, row_ids: Sequence[int], at: datetime, by_raw_file_id: int | None) -> None: ...
+    def listing(self, include_resolved: bool) -> list[dict[str, Any]]: ...
+
+
+class RawFiles(Protocol):
+    def get(self, raw_file_id: int) -> RawFile | None: ...
+
+
+class Records(Protocol):
+    def source_file(self, table: str, fields: Sequence[str], key: Sequence[str]) -> int | None:
+        """The file the stored version of a record came from (None: not stored)."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """What one lifecycle step reads and writes, applied together or not at all."""
 
@@ -53,6 +79,12 @@ class UnitOfWork(Protocol):
     def decisions(self) -> Decisions: ...
     @property
     def households(self) -> Households: ...
+    @property
+    def quarantine(self) -> Quarantine: ...
+    @property
+    def raw_files(self) -> RawFiles: ...
+    @property
+    def records(self) -> Records: ...
 
     def audit(self, actor: str, event: str, subject: str | None, detail: Mapping[str, Any], at: datetime) -> None: ...
 
@@ -158,6 +190,69 @@ class SqlHouseholds:
                           .values(status="accepted", closed_at=at))
 
 
+def _quarantine_row(r: Any) -> QuarantineRow:
+    created_at = _utc(r.created_at)
+    assert created_at is not None
+    return QuarantineRow(r.id, r.raw_file_id, r.table_name, r.rule, r.record, created_at, _utc(r.resolved_at))
+
+
+class SqlQuarantine:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def get(self, row_id: int) -> QuarantineRow | None:
+        r = self.conn.execute(select(t.quarantine).where(t.quarantine.c.id == row_id)).first()
+        return None if r is None else _quarantine_row(r)
+
+    def open_rows(self) -> list[QuarantineRow]:
+        q = select(t.quarantine).where(t.quarantine.c.resolved_at.is_(None)).order_by(t.quarantine.c.id)
+        return [_quarantine_row(r) for r in self.conn.execute(q)]
+
+    def of_file(self, raw_file_id: int) -> list[QuarantineRow]:
+        q = select(t.quarantine).where(t.quarantine.c.raw_file_id == raw_file_id).order_by(t.quarantine.c.id)
+        return [_quarantine_row(r) for r in self.conn.execute(q)]
+
+    def resolve(self, row_ids: Sequence[int], at: datetime, by_raw_file_id: int | None) -> None:
+        self.conn.execute(update(t.quarantine).where(t.quarantine.c.id.in_(list(row_ids)))
+                          .values(resolved_at=at, resolved_by_raw_file_id=by_raw_file_id))
+
+    def listing(self, include_resolved: bool) -> list[dict[str, Any]]:
+        """Every row with the name and sha256 of its file, for people to read."""
+        q = (select(t.quarantine.c.id, t.raw_files.c.original_name.label("file"), t.raw_files.c.sha256,
+                    t.quarantine.c.table_name, t.quarantine.c.sheet, t.quarantine.c.source_row, t.quarantine.c.field,
+                    t.quarantine.c.rule, t.quarantine.c.message, t.quarantine.c.created_at,
+                    t.quarantine.c.resolved_at)
+             # Outer: a decision refused at the command line (`rematch decide`) has no file but is kept here too.
+             .outerjoin(t.raw_files, t.raw_files.c.id == t.quarantine.c.raw_file_id)
+             .order_by(t.quarantine.c.id))
+        if not include_resolved:
+            q = q.where(t.quarantine.c.resolved_at.is_(None))
+        return [dict(r._mapping) for r in self.conn.execute(q)]
+
+
+class SqlRawFiles:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def get(self, raw_file_id: int) -> RawFile | None:
+        r = self.conn.execute(select(t.raw_files).where(t.raw_files.c.id == raw_file_id)).first()
+        if r is None:
+            return None
+        received_at = _utc(r.received_at)
+        assert received_at is not None
+        return RawFile(r.id, r.original_name, r.archived_path or "", r.kind, r.status, received_at)
+
+
+class SqlRecords:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def source_file(self, table: str, fields: Sequence[str], key: Sequence[str]) -> int | None:
+        tbl = t.metadata.tables[table]
+        q = select(tbl.c.raw_file_id).where(*(tbl.c[f] == v for f, v in zip(fields, key, strict=True)))
+        return self.conn.execute(q).scalar()
+
+
 class SqlUnitOfWork:
     """The lifecycle's repositories over one open transaction (the caller's, so a step can join a larger one)."""
 
@@ -167,6 +262,9 @@ class SqlUnitOfWork:
         self.offers = SqlMatchOffers(conn)
         self.decisions = SqlDecisions(conn)
         self.households = SqlHouseholds(conn)
+        self.quarantine = SqlQuarantine(conn)
+        self.raw_files = SqlRawFiles(conn)
+        self.records = SqlRecords(conn)
 
     def audit(self, actor: str, event: str, subject: str | None, detail: Mapping[str, Any], at: datetime) -> None:
         store.audit(self.conn, actor, event, subject, dict(detail), at=at)
@@ -176,4 +274,11 @@ class SqlUnitOfWork:
 def unit_of_work(settings: Settings) -> Iterator[SqlUnitOfWork]:
     """A new transaction: committed when the block ends, rolled back when it raises."""
     with settings.engine().begin() as conn:
+        yield SqlUnitOfWork(conn)
+
+
+@contextmanager
+def reading(settings: Settings) -> Iterator[SqlUnitOfWork]:
+    """The repositories for reading only: nothing is committed."""
+    with settings.engine().connect() as conn:
         yield SqlUnitOfWork(conn)
