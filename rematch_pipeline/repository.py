@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, select, update
 
 from rematch_pipeline import store
 from rematch_pipeline.db import tables as t
@@ -36,6 +36,7 @@ class MatchOffers(Protocol):
     def of_round(self, round_id: str) -> list[MatchOffer]: ...
     def pending_count(self, round_id: str) -> int: ...
     def due(self, today: date) -> list[MatchOffer]: ...
+    def pending_of(self, case_id: str) -> list[MatchOffer]: ...
     def add(self, offers: Sequence[MatchOffer]) -> None: ...
     def save(self, offer: MatchOffer) -> None: ...
 
@@ -68,6 +69,47 @@ class Records(Protocol):
         ...
 
 
+class CaseRef(NamedTuple):
+    case_id: str
+    pseudonym: str
+    status: str
+
+
+class DocumentFile(NamedTuple):
+    html_path: str
+    pdf_path: str
+    version: int
+
+
+class PersonalData(Protocol):
+    """Where a household's personal details are kept, for retention and erasure."""
+
+    def closed_before(self, cutoff: datetime, states: Sequence[str]) -> list[CaseRef]: ...
+    def case(self, case_id: str) -> CaseRef | None: ...
+    def withdraw(self, case_id: str, at: datetime) -> None: ...
+    def scrub(self, case_ids: Sequence[str], household: Mapping[str, Any], member: Mapping[str, Any],
+              at: datetime) -> int:
+        """Overwrite these households' and members' fields and clear their decision reasons (returns how many)."""
+        ...
+    def letter_files(self, case_ids: Sequence[str]) -> list[DocumentFile]: ...
+    def packet_files(self, case_ids: Sequence[str]) -> list[DocumentFile]:
+        """Every version of every packet that lists one of these households."""
+        ...
+    def clear_quarantined_records(self, case_ids: Sequence[str]) -> int: ...
+    def snapshots(self) -> list[tuple[str, bytes, int]]:
+        """(round_id, compressed snapshot, households purged in it) of every round."""
+        ...
+    def save_snapshot(self, round_id: str, snapshot: bytes, purged_cases: int) -> None: ...
+    def files_to_purge(self, kinds: Sequence[str]) -> list[RawFile]:
+        """Files of these kinds not purged yet and holding no household whose details are still kept."""
+        ...
+    def holds_purged_household(self, raw_file_id: int) -> bool: ...
+    def decided_only_for_purged(self, raw_file_id: int) -> bool:
+        """Whether a decisions file names households and every one of them is purged."""
+        ...
+    def mark_purged(self, raw_file_id: int) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """What one lifecycle step reads and writes, applied together or not at all."""
 
@@ -85,6 +127,8 @@ class UnitOfWork(Protocol):
     def raw_files(self) -> RawFiles: ...
     @property
     def records(self) -> Records: ...
+    @property
+    def personal_data(self) -> PersonalData: ...
 
     def audit(self, actor: str, event: str, subject: str | None, detail: Mapping[str, Any], at: datetime) -> None: ...
 
@@ -151,6 +195,11 @@ class SqlMatchOffers:
     def due(self, today: date) -> list[MatchOffer]:
         q = (select(t.match_offers).where(t.match_offers.c.status == PENDING, t.match_offers.c.respond_by < today)
              .order_by(t.match_offers.c.round_id, t.match_offers.c.case_id))
+        return [_offer(r) for r in self.conn.execute(q)]
+
+    def pending_of(self, case_id: str) -> list[MatchOffer]:
+        q = (select(t.match_offers).where(t.match_offers.c.case_id == case_id, t.match_offers.c.status == PENDING)
+             .order_by(t.match_offers.c.round_id))
         return [_offer(r) for r in self.conn.execute(q)]
 
     def add(self, offers: Sequence[MatchOffer]) -> None:
@@ -236,11 +285,7 @@ class SqlRawFiles:
 
     def get(self, raw_file_id: int) -> RawFile | None:
         r = self.conn.execute(select(t.raw_files).where(t.raw_files.c.id == raw_file_id)).first()
-        if r is None:
-            return None
-        received_at = _utc(r.received_at)
-        assert received_at is not None
-        return RawFile(r.id, r.original_name, r.archived_path or "", r.kind, r.status, received_at)
+        return None if r is None else _raw_file(r)
 
 
 class SqlRecords:
@@ -251,6 +296,105 @@ class SqlRecords:
         tbl = t.metadata.tables[table]
         q = select(tbl.c.raw_file_id).where(*(tbl.c[f] == v for f, v in zip(fields, key, strict=True)))
         return self.conn.execute(q).scalar()
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> Iterator[list[str]]:
+    # IN lists stay short: SQLite allows a limited number of bound parameters per statement.
+    for i in range(0, len(items), size):
+        yield list(items[i:i + size])
+
+
+def _raw_file(r: Any) -> RawFile:
+    received_at = _utc(r.received_at)
+    assert received_at is not None
+    return RawFile(r.id, r.original_name, r.archived_path or "", r.kind, r.status, received_at)
+
+
+class SqlPersonalData:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def closed_before(self, cutoff: datetime, states: Sequence[str]) -> list[CaseRef]:
+        h = t.households.c
+        q = (select(h.case_id, h.pseudonym, h.status)
+             .where(h.status.in_(list(states)), h.closed_at < cutoff, h.purged_at.is_(None)).order_by(h.case_id))
+        return [CaseRef(*r) for r in self.conn.execute(q)]
+
+    def case(self, case_id: str) -> CaseRef | None:
+        h = t.households.c
+        r = self.conn.execute(select(h.case_id, h.pseudonym, h.status).where(h.case_id == case_id)).first()
+        return None if r is None else CaseRef(*r)
+
+    def withdraw(self, case_id: str, at: datetime) -> None:
+        self.conn.execute(update(t.households).where(t.households.c.case_id == case_id)
+                          .values(status="withdrawn", closed_at=at))
+
+    def scrub(self, case_ids: Sequence[str], household: Mapping[str, Any], member: Mapping[str, Any],
+              at: datetime) -> int:
+        reasons = 0
+        for chunk in _chunks(case_ids):
+            self.conn.execute(update(t.households).where(t.households.c.case_id.in_(chunk))
+                              .values(**household, purged_at=at))
+            self.conn.execute(update(t.members).where(t.members.c.case_id.in_(chunk)).values(**member))
+            reasons += self.conn.execute(
+                update(t.decisions).where(t.decisions.c.case_id.in_(chunk), t.decisions.c.reason.is_not(None))
+                .values(reason=None)).rowcount or 0
+        return reasons
+
+    def letter_files(self, case_ids: Sequence[str]) -> list[DocumentFile]:
+        q = select(t.letters.c.html_path, t.letters.c.pdf_path, t.letters.c.version)
+        return [DocumentFile(*r) for chunk in _chunks(case_ids)
+                for r in self.conn.execute(q.where(t.letters.c.case_id.in_(chunk)))]
+
+    def packet_files(self, case_ids: Sequence[str]) -> list[DocumentFile]:
+        packet_of = and_(t.packets.c.round_id == t.assignments.c.round_id, t.packets.c.ags == t.assignments.c.ags)
+        q = (select(t.packets.c.html_path, t.packets.c.pdf_path, t.packets.c.version).distinct()
+             .join(t.assignments, packet_of))
+        return sorted({DocumentFile(*r) for chunk in _chunks(case_ids)
+                       for r in self.conn.execute(q.where(t.assignments.c.case_id.in_(chunk)))})
+
+    def clear_quarantined_records(self, case_ids: Sequence[str]) -> int:
+        # The record is JSON as sent: matched here rather than by a JSON query, which each database writes otherwise.
+        ids, cleared = set(case_ids), 0
+        q = select(t.quarantine.c.id, t.quarantine.c.record).where(t.quarantine.c.record.is_not(None))
+        for r in self.conn.execute(q).all():
+            if isinstance(r.record, dict) and str(r.record.get("case_id", "")).strip() in ids:
+                self.conn.execute(update(t.quarantine).where(t.quarantine.c.id == r.id).values(record=None))
+                cleared += 1
+        return cleared
+
+    def snapshots(self) -> list[tuple[str, bytes, int]]:
+        q = select(t.round_inputs.c.round_id, t.round_inputs.c.snapshot, t.round_inputs.c.purged_cases)
+        rows = self.conn.execute(q.order_by(t.round_inputs.c.round_id))
+        return [(r.round_id, r.snapshot, r.purged_cases) for r in rows]
+
+    def save_snapshot(self, round_id: str, snapshot: bytes, purged_cases: int) -> None:
+        self.conn.execute(update(t.round_inputs).where(t.round_inputs.c.round_id == round_id)
+                          .values(snapshot=snapshot, purged_cases=purged_cases))
+
+    def files_to_purge(self, kinds: Sequence[str]) -> list[RawFile]:
+        kept = {r.raw_file_id for r in self.conn.execute(
+            select(t.households.c.raw_file_id).where(t.households.c.purged_at.is_(None)))}
+        q = (select(t.raw_files).where(t.raw_files.c.kind.in_(list(kinds)), t.raw_files.c.status != "purged")
+             .order_by(t.raw_files.c.id))
+        return [_raw_file(r) for r in self.conn.execute(q).all() if r.id not in kept]
+
+    def holds_purged_household(self, raw_file_id: int) -> bool:
+        q = select(t.households.c.case_id).where(t.households.c.raw_file_id == raw_file_id,
+                                                 t.households.c.purged_at.is_not(None))
+        return self.conn.execute(q.limit(1)).first() is not None
+
+    def decided_only_for_purged(self, raw_file_id: int) -> bool:
+        cases = sorted(set(self.conn.execute(
+            select(t.decisions.c.case_id).where(t.decisions.c.raw_file_id == raw_file_id)).scalars()))
+        if not cases:
+            return False
+        return all(self.conn.execute(select(t.households.c.case_id).where(
+            t.households.c.case_id.in_(chunk), t.households.c.purged_at.is_(None)).limit(1)).first() is None
+            for chunk in _chunks(cases))
+
+    def mark_purged(self, raw_file_id: int) -> None:
+        self.conn.execute(update(t.raw_files).where(t.raw_files.c.id == raw_file_id).values(status="purged"))
 
 
 class SqlUnitOfWork:
@@ -265,6 +409,7 @@ class SqlUnitOfWork:
         self.quarantine = SqlQuarantine(conn)
         self.raw_files = SqlRawFiles(conn)
         self.records = SqlRecords(conn)
+        self.personal_data = SqlPersonalData(conn)
 
     def audit(self, actor: str, event: str, subject: str | None, detail: Mapping[str, Any], at: datetime) -> None:
         store.audit(self.conn, actor, event, subject, dict(detail), at=at)
