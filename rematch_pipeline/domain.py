@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 # Capacity dimensions every offer carries and every household consumes; names are the contract's columns.
@@ -387,3 +388,18 @@ class QuarantineRow:
     record: Mapping[str, Any] | None  # the row as sent, to be corrected; None for a whole file or once purged
     created_at: datetime
     resolved_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    """One rendered version of a packet (to a municipality) or a letter (to a household)."""
+
+    kind: str  # "packet" or "letter"
+    round_id: str
+    recipient: str  # AGS of a packet, case_id of a letter (never logged; `label` is)
+    label: str  # AGS, or the household's pseudonym
+    version: int
+    sha256: str
+    html_path: Path
+    pdf_path: Path
+    address: str  # e-mail address, "" when the recipient gave none

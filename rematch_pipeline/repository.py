@@ -5,20 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from rematch_pipeline import store
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.domain import (
     PENDING,
     Assignment,
+    Document,
     Household,
     MatchingRound,
     MatchOffer,
     QuarantineRow,
     RawFile,
+    pseudonym,
 )
 
 if TYPE_CHECKING:
@@ -110,6 +114,30 @@ class PersonalData(Protocol):
     def mark_purged(self, raw_file_id: int) -> None: ...
 
 
+class Conflict(Exception):
+    """Another transaction wrote the same row first (a unique key): the step is theirs, not to be done twice."""
+
+
+class Documents(Protocol):
+    def latest_packets(self, round_id: str) -> list[Document]:
+        """The latest version of each packet, addressed to the contact of the offer the round placed households in."""
+        ...
+    def latest_letters(self, round_id: str, ags: str | None, salt: str) -> list[Document]:
+        """The latest version of each letter of households still kept (not erased), optionally of one municipality."""
+        ...
+
+
+class Deliveries(Protocol):
+    """The ledger: one row per document version and channel."""
+
+    def status(self, doc: Document, channel: str) -> str | None: ...
+    def claim(self, doc: Document, channel: str, at: datetime) -> str:
+        """Reserve the delivery at `at`: 'new', 'retry' after an interrupted attempt, or 'done'; raises `Conflict`
+        when another worker reserved it at the same moment."""
+        ...
+    def delivered(self, doc: Document, channel: str, at: datetime, message_id: str | None) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """What one lifecycle step reads and writes, applied together or not at all."""
 
@@ -129,6 +157,10 @@ class UnitOfWork(Protocol):
     def records(self) -> Records: ...
     @property
     def personal_data(self) -> PersonalData: ...
+    @property
+    def documents(self) -> Documents: ...
+    @property
+    def deliveries(self) -> Deliveries: ...
 
     def audit(self, actor: str, event: str, subject: str | None, detail: Mapping[str, Any], at: datetime) -> None: ...
 
@@ -397,6 +429,74 @@ class SqlPersonalData:
         self.conn.execute(update(t.raw_files).where(t.raw_files.c.id == raw_file_id).values(status="purged"))
 
 
+class SqlDocuments:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def latest_packets(self, round_id: str) -> list[Document]:
+        p = t.packets.c
+        latest = (select(p.ags, func.max(p.version).label("version")).where(p.round_id == round_id)
+                  .group_by(p.ags).subquery())
+        rows = self.conn.execute(select(t.packets).join(latest, and_(p.ags == latest.c.ags,
+                                                                     p.version == latest.c.version))
+                                 .where(p.round_id == round_id).order_by(p.ags)).all()
+        offer_of = dict(self.conn.execute(select(t.assignments.c.ags, func.min(t.assignments.c.offer_id))
+                                          .where(t.assignments.c.round_id == round_id)
+                                          .group_by(t.assignments.c.ags)).all())
+        emails = {o.offer_id: o.contact_email for o in store.load_offers(self.conn)}
+        return [Document("packet", round_id, r.ags, r.ags, r.version, r.sha256, Path(r.html_path), Path(r.pdf_path),
+                         emails.get(offer_of.get(r.ags, ""), "") or "") for r in rows]
+
+    def latest_letters(self, round_id: str, ags: str | None, salt: str) -> list[Document]:
+        lt = t.letters.c
+        latest = (select(lt.case_id, func.max(lt.version).label("version")).where(lt.round_id == round_id)
+                  .group_by(lt.case_id).subquery())
+        q = (select(t.letters, t.households.c.contact_email)
+             .join(latest, and_(lt.case_id == latest.c.case_id, lt.version == latest.c.version))
+             .join(t.households, t.households.c.case_id == lt.case_id)
+             .where(lt.round_id == round_id, t.households.c.purged_at.is_(None)).order_by(lt.case_id))
+        if ags is not None:
+            q = q.join(t.match_offers, and_(t.match_offers.c.round_id == lt.round_id,
+                                            t.match_offers.c.case_id == lt.case_id)).where(t.match_offers.c.ags == ags)
+        return [Document("letter", round_id, r.case_id, pseudonym(r.case_id, salt), r.version, r.sha256,
+                         Path(r.html_path), Path(r.pdf_path), r.contact_email or "") for r in self.conn.execute(q)]
+
+
+def _ledger_key(doc: Document, channel: str) -> tuple[Any, ...]:
+    """The ledger row of one document version on one channel (the table's unique key)."""
+    d = t.deliveries.c
+    return (d.document == doc.kind, d.round_id == doc.round_id, d.recipient == doc.recipient, d.sha256 == doc.sha256,
+            d.channel == channel)
+
+
+class SqlDeliveries:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def status(self, doc: Document, channel: str) -> str | None:
+        return self.conn.execute(select(t.deliveries.c.status).where(*_ledger_key(doc, channel))).scalar()
+
+    def claim(self, doc: Document, channel: str, at: datetime) -> str:
+        key = _ledger_key(doc, channel)
+        row = self.conn.execute(select(t.deliveries).where(*key)).first()
+        if row is None:
+            try:
+                self.conn.execute(insert(t.deliveries).values(
+                    document=doc.kind, round_id=doc.round_id, recipient=doc.recipient, version=doc.version,
+                    sha256=doc.sha256, channel=channel, status="sending", attempts=1, claimed_at=at))
+            except IntegrityError as exc:
+                raise Conflict("the delivery was claimed by another worker") from exc
+            return "new"
+        if row.status == "delivered":
+            return "done"
+        self.conn.execute(update(t.deliveries).where(*key).values(attempts=row.attempts + 1, claimed_at=at))
+        return "retry"
+
+    def delivered(self, doc: Document, channel: str, at: datetime, message_id: str | None) -> None:
+        self.conn.execute(update(t.deliveries).where(*_ledger_key(doc, channel)).values(
+            status="delivered", delivered_at=at, message_id=message_id))
+
+
 class SqlUnitOfWork:
     """The lifecycle's repositories over one open transaction (the caller's, so a step can join a larger one)."""
 
@@ -410,6 +510,8 @@ class SqlUnitOfWork:
         self.raw_files = SqlRawFiles(conn)
         self.records = SqlRecords(conn)
         self.personal_data = SqlPersonalData(conn)
+        self.documents = SqlDocuments(conn)
+        self.deliveries = SqlDeliveries(conn)
 
     def audit(self, actor: str, event: str, subject: str | None, detail: Mapping[str, Any], at: datetime) -> None:
         store.audit(self.conn, actor, event, subject, dict(detail), at=at)
@@ -418,8 +520,11 @@ class SqlUnitOfWork:
 @contextmanager
 def unit_of_work(settings: Settings) -> Iterator[SqlUnitOfWork]:
     """A new transaction: committed when the block ends, rolled back when it raises."""
-    with settings.engine().begin() as conn:
-        yield SqlUnitOfWork(conn)
+    try:
+        with settings.engine().begin() as conn:
+            yield SqlUnitOfWork(conn)
+    except IntegrityError as exc:  # also when the commit itself finds the other writer's row
+        raise Conflict("another transaction wrote the same row first") from exc
 
 
 @contextmanager

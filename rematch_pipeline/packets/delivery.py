@@ -6,19 +6,13 @@ import hashlib
 import html
 import logging
 import re
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-
-from rematch_pipeline import store
 from rematch_pipeline.config import CONTACT_HINT, Settings, is_reachable
-from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import require_schema
-from rematch_pipeline.domain import pseudonym
+from rematch_pipeline.domain import Document
+from rematch_pipeline.repository import Conflict, reading, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +24,6 @@ DOCUMENTS = ("packet", "letter")
 
 class Mailer(Protocol):
     def send(self, *, to: str, subject: str, html: str, files: list[Path], message_id: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class Document:
-    """One rendered version of a packet (to a municipality) or a letter (to a household)."""
-
-    kind: str
-    round_id: str
-    recipient: str  # AGS of a packet, case_id of a letter (never logged; `label` is)
-    label: str  # AGS, or the household's pseudonym
-    version: int
-    sha256: str
-    html_path: Path
-    pdf_path: Path
-    address: str  # e-mail address, "" when the recipient gave none
 
 
 class SmtpMailer:
@@ -75,42 +54,12 @@ class SmtpMailer:
 
 def round_documents(settings: Settings, round_id: str, kinds: tuple[str, ...] = DOCUMENTS,
                     ags: str | None = None) -> list[Document]:
-    """The latest version of every packet and letter of a round, with the address it goes to."""
-    docs: list[Document] = []
-    with settings.engine().connect() as conn:
-        if "packet" in kinds:
-            latest = (select(t.packets.c.ags, func.max(t.packets.c.version).label("version"))
-                      .where(t.packets.c.round_id == round_id).group_by(t.packets.c.ags).subquery())
-            rows = conn.execute(select(t.packets).join(latest, and_(t.packets.c.ags == latest.c.ags,
-                                                                    t.packets.c.version == latest.c.version))
-                                .where(t.packets.c.round_id == round_id).order_by(t.packets.c.ags)).all()
-            # The packet goes to the contact of the offer the round assigned households to in that municipality.
-            offer_of = dict(conn.execute(select(t.assignments.c.ags, func.min(t.assignments.c.offer_id))
-                                         .where(t.assignments.c.round_id == round_id)
-                                         .group_by(t.assignments.c.ags)).all())
-            emails = {o.offer_id: o.contact_email for o in store.load_offers(conn)}
-            for r in rows:
-                if ags is None or r.ags == ags:
-                    docs.append(Document("packet", round_id, r.ags, r.ags, r.version, r.sha256, Path(r.html_path),
-                                         Path(r.pdf_path), emails.get(offer_of.get(r.ags, ""), "") or ""))
-        if "letter" in kinds:
-            latest = (select(t.letters.c.case_id, func.max(t.letters.c.version).label("version"))
-                      .where(t.letters.c.round_id == round_id).group_by(t.letters.c.case_id).subquery())
-            q = (select(t.letters, t.households.c.contact_email, t.households.c.purged_at)
-                 .join(latest, and_(t.letters.c.case_id == latest.c.case_id, t.letters.c.version == latest.c.version))
-                 .join(t.households, t.households.c.case_id == t.letters.c.case_id)
-                 .where(t.letters.c.round_id == round_id).order_by(t.letters.c.case_id))
-            if ags is not None:  # the letters to the households offered a place in that municipality
-                q = q.join(t.match_offers, and_(t.match_offers.c.round_id == t.letters.c.round_id,
-                                                t.match_offers.c.case_id == t.letters.c.case_id)
-                           ).where(t.match_offers.c.ags == ags)
-            rows = conn.execute(q).all()
-            for r in rows:
-                if r.purged_at is not None:
-                    continue  # erased on request: nothing goes out any more
-                docs.append(Document("letter", round_id, r.case_id, pseudonym(r.case_id, settings.pseudonym_salt),
-                                     r.version, r.sha256, Path(r.html_path), Path(r.pdf_path), r.contact_email or ""))
-    return docs
+    """The latest version of every packet and letter of a round, with the address it goes to (the packet: the
+    contact of the offer the round placed households in; the letters: the households offered a place in `ags`)."""
+    with reading(settings) as uow:
+        packets = uow.documents.latest_packets(round_id) if "packet" in kinds else []
+        letters = uow.documents.latest_letters(round_id, ags, settings.pseudonym_salt) if "letter" in kinds else []
+    return [d for d in packets if ags is None or d.recipient == ags] + letters
 
 
 def message_id(doc: Document, domain: str) -> str:
@@ -134,33 +83,6 @@ def _body(doc: Document) -> str:
             f"{escape(doc.round_id)} (AGS {escape(doc.label)}, Version {doc.version}) als PDF und HTML. "
             f"Das Dokument enthält personenbezogene Daten; bitte vertraulich behandeln.</p>"
             f"<p>Ihr Re:Match Koordinationsteam</p>")
-
-
-def _ledger_key(doc: Document, channel: str) -> tuple[Any, ...]:
-    """The ledger row of one document version on one channel (the table's unique key)."""
-    return (t.deliveries.c.document == doc.kind, t.deliveries.c.round_id == doc.round_id,
-            t.deliveries.c.recipient == doc.recipient, t.deliveries.c.sha256 == doc.sha256,
-            t.deliveries.c.channel == channel)
-
-
-def _delivered(engine: Any, doc: Document, channel: str) -> bool:
-    with engine.connect() as conn:
-        return conn.execute(select(t.deliveries.c.status).where(*_ledger_key(doc, channel))).scalar() == "delivered"
-
-
-def _claim(conn: Any, doc: Document, channel: str, at: datetime) -> str:
-    """Reserve the delivery in the ledger at `at`: 'new', 'retry' after an interrupted attempt, or 'done'."""
-    key = _ledger_key(doc, channel)
-    row = conn.execute(select(t.deliveries).where(*key)).first()
-    if row is None:
-        conn.execute(insert(t.deliveries).values(document=doc.kind, round_id=doc.round_id, recipient=doc.recipient,
-                                                 version=doc.version, sha256=doc.sha256, channel=channel,
-                                                 status="sending", attempts=1, claimed_at=at))
-        return "new"
-    if row.status == "delivered":
-        return "done"
-    conn.execute(update(t.deliveries).where(*key).values(attempts=row.attempts + 1, claimed_at=at))
-    return "retry"
 
 
 UNANSWERABLE = ("it gives households no e-mail address or phone number of the coordination team to answer; "
@@ -195,12 +117,13 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
     The ledger row is committed before the e-mail is handed to the server and marked delivered after; if the
     process dies in between, the next run sends again with the same Message-ID (receivers can drop the copy).
     """
-    engine = settings.engine()
     results = []
     for doc in docs:
         channel = "smtp" if mailer is not None and doc.address else "outbox"
         if not doc.pdf_path.is_file() or not doc.html_path.is_file():
-            if _delivered(engine, doc, channel):
+            with reading(settings) as uow:
+                delivered_before = uow.deliveries.status(doc, channel) == "delivered"
+            if delivered_before:
                 # Delivered before retention deleted the files: not delivered twice, but nobody should miss it.
                 log.warning("%s %s/%s v%d was delivered, but its files are gone (retention); render the round "
                             "again to restore them", doc.kind, doc.round_id, doc.label, doc.version)
@@ -218,9 +141,9 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
                             "reason": refusal})
             continue
         try:
-            with engine.begin() as conn:
-                claim = _claim(conn, doc, channel, settings.clock.now())
-        except IntegrityError:
+            with unit_of_work(settings) as uow:
+                claim = uow.deliveries.claim(doc, channel, settings.clock.now())
+        except Conflict:
             claim = "busy"  # another worker claimed it this instant; it delivers
         outcome = {"document": doc.kind, "round_id": doc.round_id, "recipient": doc.label, "version": doc.version,
                    "channel": channel, "delivered": False, "attempt": claim}
@@ -233,11 +156,10 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
             mailer.send(to=doc.address, subject=_subject(doc), html=_body(doc), files=[doc.pdf_path, doc.html_path],
                         message_id=mid)
         at = settings.clock.now()
-        with engine.begin() as conn:
-            conn.execute(update(t.deliveries).where(*_ledger_key(doc, channel)).values(
-                status="delivered", delivered_at=at, message_id=mid if channel == "smtp" else None))
-            store.audit(conn, actor, f"{doc.kind}_delivered", f"{doc.round_id}/{doc.label}",
-                        {"version": doc.version, "channel": channel, "sha256": doc.sha256}, at=at)
+        with unit_of_work(settings) as uow:
+            uow.deliveries.delivered(doc, channel, at, mid if channel == "smtp" else None)
+            uow.audit(actor, f"{doc.kind}_delivered", f"{doc.round_id}/{doc.label}",
+                      {"version": doc.version, "channel": channel, "sha256": doc.sha256}, at)
         log.info("%s %s/%s v%d delivered (%s)", doc.kind, doc.round_id, doc.label, doc.version, channel)
         outcome["delivered"] = True
         results.append(outcome)
