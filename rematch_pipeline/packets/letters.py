@@ -28,8 +28,10 @@ from rematch_pipeline.contract import AGS_RE, LANGUAGES, MEDICAL_SERVICES, OCCUP
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Policy, ages_on, demand_of, pseudonym
+from rematch_pipeline.packets.exonyms import local_name
 from rematch_pipeline.packets.render import (
     _ROUND_ID_RE,
+    arrival_window,
     document_environment,
     render_packet_pdf,
     write_atomic,
@@ -145,8 +147,8 @@ def letter_language(household: Household, available: Iterable[str] | None = None
     """The letter's language: the first language the household speaks that has a catalogue, else Ukrainian.
 
     Languages are tried in the data contract's order (uk ru en de pl other), so Ukrainian wins whenever the
-    household speaks it; a household speaking only languages without a catalogue (today ru, pl, other) gets the
-    default, Ukrainian. A catalogue added later (say ru) is picked up without code changes.
+    household speaks it and a household speaking only Russian gets Russian; one speaking only languages without a
+    catalogue (today `other`) gets the default, Ukrainian. A catalogue added later is picked up without code changes.
     """
     have = set(available_languages() if available is None else available)
     spoken = [code for code in LANGUAGES if code in household.languages]
@@ -274,13 +276,15 @@ def _points(value: float, locale: Locale) -> str:
 
 
 def letter_context(letter: LetterInput) -> dict[str, Any]:
-    """The template's view of one letter: the offer, the needs it meets, the explanation and the deadline."""
+    """The template's view of one letter: the offer, the needs it meets, the explanation, the deadline and the
+    arrival window."""
     validate_letter(letter)
     tr = translations(letter.language)
     locale = Locale.parse(letter.language)
     offer, a = letter.offer, letter.assignment
     state = STATE_NAMES.get(offer.state)
     rank = a.preference_rank if a.preference_rank >= 1 else None
+    arrival_from, arrival_until = arrival_window(letter.respond_by)
     return {
         "lang": letter.language.replace("_", "-"),
         "dir": "rtl" if locale.character_order == "right-to-left" else "ltr",
@@ -288,7 +292,8 @@ def letter_context(letter: LetterInput) -> dict[str, Any]:
         "round_date": format_date(letter.round_date, format="long", locale=locale),
         "case_id": letter.household.case_id,
         "offer": {
-            "name": offer.municipality_name,
+            "name": local_name(offer.ags, offer.municipality_name, letter.language),
+            "name_de": offer.municipality_name,  # beside a translated name: the one on signs and forms
             "ags": offer.ags,
             "state": tr.gettext(state) if state else offer.state,
             "state_de": STATE_NAMES_DE.get(offer.state, ""),
@@ -303,6 +308,10 @@ def letter_context(letter: LetterInput) -> dict[str, Any]:
         "eligible_count": letter.eligible_count if rank and letter.eligible_count else None,
         "respond_by_iso": letter.respond_by.isoformat(),
         "respond_by": format_date(letter.respond_by, format="long", locale=locale),
+        "arrival_from_iso": arrival_from.isoformat(),
+        "arrival_from": format_date(arrival_from, format="long", locale=locale),
+        "arrival_until_iso": arrival_until.isoformat(),
+        "arrival_until": format_date(arrival_until, format="long", locale=locale),
         "coordination_contact": letter.coordination_contact,
     }
 

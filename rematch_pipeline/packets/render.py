@@ -109,6 +109,11 @@ class PacketFiles:
     pdf_sha256: str
 
 
+def arrival_window(response_deadline: date) -> tuple[date, date]:
+    """The arrival planning window, first and last day: packets and offer letters state the same one."""
+    return response_deadline, response_deadline + timedelta(days=ARRIVAL_WINDOW_DAYS)
+
+
 def _de_date(d: date) -> str:
     return d.strftime("%d.%m.%Y")
 
@@ -194,7 +199,11 @@ def _score_terms(assignment: Assignment) -> list[dict[str, Any]]:
 
 
 def _household_view(ph: PacketHousehold, packet: PacketInput) -> dict[str, Any]:
+    # Imported here: the letters module builds on this one, and its language choice is the one home of that rule.
+    from rematch_pipeline.packets.letters import letter_language
+
     hh = ph.household
+    letter_code = letter_language(hh)
     demand = demand_of(hh, packet.round_date, packet.policy)
     ages = ages_on(hh, packet.round_date)
     composition = [[0 for _ in SEXES] for _ in AGE_BANDS]
@@ -240,6 +249,7 @@ def _household_view(ph: PacketHousehold, packet: PacketInput) -> dict[str, Any]:
         "composition_totals": [sum(r["counts"][j] for r in rows) for j in range(len(SEXES))],
         "adults": [m for m in members if m["adult"]],
         "languages": [LANGUAGE_DE[code] for code in LANGUAGES if code in hh.languages],
+        "letter_language": LANGUAGE_DE.get(letter_code, letter_code),
         "german_level": GERMAN_LEVEL_DE.get(hh.german_level, hh.german_level),
         # It follows from a wheelchair user or a mobility-impaired member: a disability detail (contract §1), so it
         # is shown only with consent, like the rest; the solver still placed the household where such units exist.
@@ -269,6 +279,7 @@ def packet_context(packet: PacketInput) -> dict[str, Any]:
     # Only the needs shown above: a total over withheld ones could name the household in a small packet.
     totals["units_wheelchair"] = sum(h["demand"].units_wheelchair for h in households if h["accessible_unit"])
     offer = packet.offer
+    arrival_from, arrival_until = arrival_window(packet.response_deadline)
     return {
         "round_id": packet.round_id,
         "round_date": packet.round_date,
@@ -284,8 +295,8 @@ def packet_context(packet: PacketInput) -> dict[str, Any]:
         "n_withdrawn": packet.withdrawn,
         "final": packet.final,
         "response_deadline": packet.response_deadline,
-        "arrival_from": packet.response_deadline,
-        "arrival_until": packet.response_deadline + timedelta(days=ARRIVAL_WINDOW_DAYS),
+        "arrival_from": arrival_from,
+        "arrival_until": arrival_until,
         "coordination_contact": packet.coordination_contact,
         "sexes": [SEX_DE[s] for s in SEXES],
     }
