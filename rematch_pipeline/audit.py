@@ -9,13 +9,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
-
 from rematch_pipeline.config import Settings, exported_policy
-from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.forms import safe_text
-from rematch_pipeline.repository import SqlUnitOfWork, require_round
+from rematch_pipeline.repository import reading, require_round
 from rematch_pipeline.rounds import export_round
 
 README = """Audit export of matching round {round_id}
@@ -74,27 +71,11 @@ def _relative(path: Any, home: Path) -> Any:
 def export_audit(settings: Settings, round_id: str, out_dir: Path) -> Path:
     """Write the round's audit files into out_dir/round_id; returns that directory."""
     require_schema(settings.database_url)
-    engine = settings.engine()
-    with engine.connect() as conn:
-        r = require_round(SqlUnitOfWork(conn), round_id)
-        cutoff = r.solved_at or r.created_at
-        ev = t.audit_events
-        events = conn.execute(select(ev).where(or_(
-            ev.c.subject == round_id, ev.c.subject.like(f"{round_id}/%"),
-            (ev.c.event.in_(("file_ingested", "file_rejected")) & (ev.c.at <= cutoff)),
-        )).order_by(ev.c.at, ev.c.id)).all()
-        files = conn.execute(select(t.raw_files).where(t.raw_files.c.received_at <= cutoff)
-                             .order_by(t.raw_files.c.id)).all()
-        runs = conn.execute(select(t.validation_runs).where(t.validation_runs.c.created_at <= cutoff)
-                            .order_by(t.validation_runs.c.id)).all()
-        assignments = conn.execute(select(t.assignments).where(t.assignments.c.round_id == round_id)
-                                   .order_by(t.assignments.c.case_id)).all()
-        unmatched = conn.execute(select(t.unmatched).where(t.unmatched.c.round_id == round_id)
-                                 .order_by(t.unmatched.c.case_id)).all()
-        offer_rows = conn.execute(select(t.match_offers).where(t.match_offers.c.round_id == round_id)
-                                  .order_by(t.match_offers.c.case_id)).all()
-        decisions = conn.execute(select(t.decisions).where(t.decisions.c.round_id == round_id)
-                                 .order_by(t.decisions.c.case_id)).all()
+    with reading(settings) as uow:
+        r = require_round(uow, round_id)
+        # Files and validations up to the solve: what the round could have seen, not what came after.
+        record = uow.audit_trail.round_record(round_id, r.solved_at or r.created_at)
+    events = record.events
     out = out_dir / round_id
     out.mkdir(parents=True, exist_ok=True)
     (out / "README.txt").write_text(README.format(round_id=round_id), encoding="utf-8")
@@ -107,30 +88,32 @@ def export_audit(settings: Settings, round_id: str, out_dir: Path) -> Path:
     # auditor may be handed with the same names and expect in the contract's layout.
     (out / "round_lifecycle.json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n",
                                               encoding="utf-8")
-    event_rows = [{"id": e.id, "at": _iso(e.at), "actor": e.actor, "event": e.event, "subject": e.subject,
-                   "details": json.dumps(e.details or {}, sort_keys=True, default=str)} for e in events]
+    event_rows = [{"id": e["id"], "at": _iso(e["at"]), "actor": e["actor"], "event": e["event"],
+                   "subject": e["subject"], "details": json.dumps(e["details"] or {}, sort_keys=True, default=str)}
+                  for e in events]
     _write_csv(out / "events.csv", ["id", "at", "actor", "event", "subject", "details"], event_rows)
     (out / "events.json").write_text(json.dumps(
-        [{**row, "details": e.details or {}} for row, e in zip(event_rows, events, strict=True)],
+        [{**row, "details": e["details"] or {}} for row, e in zip(event_rows, events, strict=True)],
         indent=2, default=str) + "\n", encoding="utf-8")
     _write_csv(out / "input_files.csv", ["id", "received_at", "original_name", "sha256", "size_bytes", "status",
                                          "kind", "format"],
-               [{**f._mapping, "received_at": _iso(f.received_at)} for f in files])
+               [{**f, "received_at": _iso(f["received_at"])} for f in record.files])
     _write_csv(out / "validation_runs.csv", ["id", "raw_file_id", "table_name", "success", "evaluated_rows",
                                              "invalid_rows", "report_path", "created_at"],
-               [{**v._mapping, "created_at": _iso(v.created_at), "report_path": _relative(v.report_path, settings.home)}
-                for v in runs])
+               [{**v, "created_at": _iso(v["created_at"]), "report_path": _relative(v["report_path"], settings.home)}
+                for v in record.validation_runs])
     _write_csv(out / "assignment_details.csv", ["case_id", "ags", "offer_id", "persons", "score", "preference_rank",
                                                 "score_terms"],
-               [{**a._mapping, "score": f"{a.score:.6f}", "score_terms": json.dumps(a.score_terms, sort_keys=True)}
-                for a in assignments])
-    _write_csv(out / "unmatched.csv", ["case_id", "persons", "reason"], [dict(u._mapping) for u in unmatched])
+               [{**a, "score": f"{a['score']:.6f}", "score_terms": json.dumps(a["score_terms"], sort_keys=True)}
+                for a in record.assignments])
+    _write_csv(out / "unmatched.csv", ["case_id", "persons", "reason"], record.unmatched)
     _write_csv(out / "offers.csv", ["case_id", "ags", "offer_id", "persons", "respond_by", "status", "offered_at",
                                     "resolved_at"],
-               [{**o._mapping, "respond_by": _iso(o.respond_by), "offered_at": _iso(o.offered_at),
-                 "resolved_at": _iso(o.resolved_at)} for o in offer_rows])
+               [{**o, "respond_by": _iso(o["respond_by"]), "offered_at": _iso(o["offered_at"]),
+                 "resolved_at": _iso(o["resolved_at"])} for o in record.offers])
     _write_csv(out / "decisions.csv", ["case_id", "decision", "decided_at", "source", "reason_given", "recorded_at"],
-               [{"case_id": d.case_id, "decision": d.decision, "decided_at": d.decided_at, "source": d.source,
-                 "reason_given": "yes" if d.reason else "no", "recorded_at": _iso(d.created_at)} for d in decisions])
+               [{"case_id": d["case_id"], "decision": d["decision"], "decided_at": d["decided_at"],
+                 "source": d["source"], "reason_given": "yes" if d["reason"] else "no",
+                 "recorded_at": _iso(d["created_at"])} for d in record.decisions])
     export_round(settings, round_id, out)
     return out

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from rematch_pipeline import store
@@ -138,6 +139,23 @@ class Deliveries(Protocol):
     def delivered(self, doc: Document, channel: str, at: datetime, message_id: str | None) -> None: ...
 
 
+@dataclass(frozen=True)
+class RoundRecord:
+    """Everything stored about one round, as rows (column name -> value), in the order an auditor reads them."""
+
+    events: list[dict[str, Any]]  # the round's own events, and every file received up to `cutoff`
+    files: list[dict[str, Any]]
+    validation_runs: list[dict[str, Any]]
+    assignments: list[dict[str, Any]]
+    unmatched: list[dict[str, Any]]
+    offers: list[dict[str, Any]]
+    decisions: list[dict[str, Any]]
+
+
+class AuditTrail(Protocol):
+    def round_record(self, round_id: str, cutoff: datetime | None) -> RoundRecord: ...
+
+
 class UnitOfWork(Protocol):
     """What one lifecycle step reads and writes, applied together or not at all."""
 
@@ -161,6 +179,8 @@ class UnitOfWork(Protocol):
     def documents(self) -> Documents: ...
     @property
     def deliveries(self) -> Deliveries: ...
+    @property
+    def audit_trail(self) -> AuditTrail: ...
 
     def audit(self, actor: str, event: str, subject: str | None, detail: Mapping[str, Any], at: datetime) -> None: ...
 
@@ -497,6 +517,32 @@ class SqlDeliveries:
             status="delivered", delivered_at=at, message_id=message_id))
 
 
+class SqlAuditTrail:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def _rows(self, q: Any) -> list[dict[str, Any]]:
+        return [dict(r._mapping) for r in self.conn.execute(q)]
+
+    def round_record(self, round_id: str, cutoff: datetime | None) -> RoundRecord:
+        ev = t.audit_events.c
+        of_round = [ev.subject == round_id, ev.subject.like(f"{round_id}/%")]
+        if cutoff is not None:
+            of_round.append(ev.event.in_(("file_ingested", "file_rejected")) & (ev.at <= cutoff))
+        # No cutoff (a round never recorded as created): no file can be shown to precede it.
+        files = (self._rows(select(t.raw_files).where(t.raw_files.c.received_at <= cutoff).order_by(t.raw_files.c.id))
+                 if cutoff is not None else [])
+        runs = (self._rows(select(t.validation_runs).where(t.validation_runs.c.created_at <= cutoff)
+                           .order_by(t.validation_runs.c.id)) if cutoff is not None else [])
+        by_case = [(tbl, tbl.c.case_id) for tbl in (t.assignments, t.unmatched, t.match_offers, t.decisions)]
+        assignments, unmatched, offers, decisions = (
+            self._rows(select(tbl).where(tbl.c.round_id == round_id).order_by(order)) for tbl, order in by_case)
+        return RoundRecord(
+            events=self._rows(select(t.audit_events).where(or_(*of_round)).order_by(ev.at, ev.id)),
+            files=files, validation_runs=runs,
+            assignments=assignments, unmatched=unmatched, offers=offers, decisions=decisions)
+
+
 class SqlUnitOfWork:
     """The lifecycle's repositories over one open transaction (the caller's, so a step can join a larger one)."""
 
@@ -512,6 +558,7 @@ class SqlUnitOfWork:
         self.personal_data = SqlPersonalData(conn)
         self.documents = SqlDocuments(conn)
         self.deliveries = SqlDeliveries(conn)
+        self.audit_trail = SqlAuditTrail(conn)
 
     def audit(self, actor: str, event: str, subject: str | None, detail: Mapping[str, Any], at: datetime) -> None:
         store.audit(self.conn, actor, event, subject, dict(detail), at=at)
