@@ -23,6 +23,7 @@ from rematch_pipeline.domain import (
     MatchOffer,
     QuarantineRow,
     RawFile,
+    Unmatched,
     pseudonym,
 )
 
@@ -34,6 +35,10 @@ class Rounds(Protocol):
     def get(self, round_id: str) -> MatchingRound | None: ...
     def save(self, rnd: MatchingRound) -> None: ...
     def assignments(self, round_id: str) -> list[Assignment]: ...
+    def unmatched(self, round_id: str) -> list[Unmatched]: ...
+    def snapshot(self, round_id: str) -> bytes | None:
+        """The compressed input snapshot the round was solved on (None before it was solved)."""
+        ...
 
 
 class MatchOffers(Protocol):
@@ -154,6 +159,9 @@ class RoundRecord:
 
 class AuditTrail(Protocol):
     def round_record(self, round_id: str, cutoff: datetime | None) -> RoundRecord: ...
+    def validations_until(self, cutoff: datetime | None) -> list[dict[str, Any]]:
+        """Every validation run up to `cutoff`, with the name its file was sent under (`original_name`)."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -212,6 +220,13 @@ class SqlRounds:
 
     def assignments(self, round_id: str) -> list[Assignment]:
         return store.load_assignments(self.conn, round_id)
+
+    def unmatched(self, round_id: str) -> list[Unmatched]:
+        return store.load_unmatched(self.conn, round_id)
+
+    def snapshot(self, round_id: str) -> bytes | None:
+        return self.conn.execute(select(t.round_inputs.c.snapshot)
+                                 .where(t.round_inputs.c.round_id == round_id)).scalar()
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -523,6 +538,13 @@ class SqlAuditTrail:
 
     def _rows(self, q: Any) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in self.conn.execute(q)]
+
+    def validations_until(self, cutoff: datetime | None) -> list[dict[str, Any]]:
+        if cutoff is None:
+            return []
+        v = t.validation_runs
+        return self._rows(select(v, t.raw_files.c.original_name).join(t.raw_files, t.raw_files.c.id == v.c.raw_file_id)
+                          .where(v.c.created_at <= cutoff).order_by(v.c.id))
 
     def round_record(self, round_id: str, cutoff: datetime | None) -> RoundRecord:
         ev = t.audit_events.c

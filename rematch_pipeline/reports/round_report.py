@@ -7,11 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-
-from rematch_pipeline import store
 from rematch_pipeline.config import Settings
-from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.domain import (
     ACCEPTED,
@@ -20,7 +16,10 @@ from rematch_pipeline.domain import (
     EXPIRED,
     PENDING,
     ROOM_CLASSES,
+    Assignment,
     Capacity,
+    MatchingRound,
+    MatchOffer,
     Unmatched,
     demand_of,
     units_taken,
@@ -39,6 +38,7 @@ from rematch_pipeline.reports.charts import (
     stat,
     yes_no,
 )
+from rematch_pipeline.repository import reading, require_round
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 RANK_BUCKETS = ("1", "2", "3", "4-5", "6-10", "11+")
@@ -63,21 +63,21 @@ def reason_group(u: Unmatched) -> str:
     return category(u.why) if u.why else u.reason
 
 
-def _fill_rows(conn: Any, round_id: str, round_date: Any, policy: Any) -> list[dict[str, Any]]:
+def _fill_rows(rnd: MatchingRound, snapshot: bytes | None, assignments: list[Assignment],
+               offers: list[MatchOffer]) -> list[dict[str, Any]]:
     """Per offer of the round: capacity left at round time and what this round assigned, in every dimension."""
     from rematch_pipeline.config import policy_from_dict
     from rematch_pipeline.snapshot import inputs_from_json, unpack
 
-    snap = conn.execute(select(t.round_inputs).where(t.round_inputs.c.round_id == round_id)).first()
-    if snap is None:
+    if snapshot is None:
         return []
-    inputs = inputs_from_json(unpack(snap.snapshot))
-    pol = policy_from_dict(policy) if isinstance(policy, dict) and policy else inputs.policy
+    inputs = inputs_from_json(unpack(snapshot))
+    pol = policy_from_dict(dict(rnd.policy)) if rnd.policy else inputs.policy
+    round_date = rnd.round_date
     households = {h.case_id: h for h in inputs.households}
-    stored = {r.case_id: r.demand for r in conn.execute(
-        select(t.match_offers.c.case_id, t.match_offers.c.demand).where(t.match_offers.c.round_id == round_id))}
+    stored = {o.case_id: o.demand for o in offers}
     used: dict[str, Counter[str]] = {}
-    for a in store.load_assignments(conn, round_id):
+    for a in assignments:
         c = used.setdefault(a.offer_id, Counter())
         if a.case_id in stored:
             d = dict(stored[a.case_id])
@@ -180,23 +180,15 @@ def _offer_note(total: int, placed: int, state: str, round_id: str) -> str:
 
 
 def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str, Any]:
-    engine = settings.engine()
-    with engine.connect() as conn:
-        r = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).first()
-        if r is None:
-            raise LookupError(f"round {round_id} does not exist")
+    with reading(settings) as uow:
+        r = require_round(uow, round_id)
         stats = dict(r.solver_stats or {})
-        unmatched = store.load_unmatched(conn, round_id)
-        fill = _fill_rows(conn, round_id, r.round_date, r.policy)
-        counts: Counter[str] = Counter(s for (s,) in conn.execute(
-            select(t.match_offers.c.status).where(t.match_offers.c.round_id == round_id)))
-        placed = int(conn.execute(select(func.count()).select_from(t.assignments)
-                                  .where(t.assignments.c.round_id == round_id)).scalar() or 0)
-        cutoff = r.solved_at or r.created_at
-        runs = conn.execute(select(t.validation_runs, t.raw_files.c.original_name)
-                            .join(t.raw_files, t.raw_files.c.id == t.validation_runs.c.raw_file_id)
-                            .where(t.validation_runs.c.created_at <= cutoff)
-                            .order_by(t.validation_runs.c.id)).all()
+        unmatched = uow.rounds.unmatched(round_id)
+        assignments, offers = uow.rounds.assignments(round_id), uow.offers.of_round(round_id)
+        fill = _fill_rows(r, uow.rounds.snapshot(round_id), assignments, offers)
+        counts: Counter[str] = Counter(o.status for o in offers)
+        placed = len(assignments)
+        runs = uow.audit_trail.validations_until(r.solved_at or r.created_at)
     comparison = dict(stats.get("comparison") or {})
     rank_buckets, methods = _methods(comparison)
     no_rank = any(m["no_rank"] for m in methods)
@@ -263,8 +255,8 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
                                    [f"{m} ({a}): {c}" for _, a, m, c in shadow],
                                    [Series("persons per extra unit", [v for v, *_ in shadow])],
                                    fmt=number) if shadow else None,
-        "validations": [{"table": v.table_name, "file": v.original_name, "success": v.success,
-                         "evaluated": v.evaluated_rows, "invalid": v.invalid_rows, "link": rel(v.report_path)}
+        "validations": [{"table": v["table_name"], "file": v["original_name"], "success": v["success"],
+                         "evaluated": v["evaluated_rows"], "invalid": v["invalid_rows"], "link": rel(v["report_path"])}
                         for v in runs],
         "data_docs_index": rel(str(settings.data_docs / "index.html"))
         if (settings.data_docs / "index.html").is_file() else None,
