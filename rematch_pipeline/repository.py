@@ -17,6 +17,7 @@ from rematch_pipeline.db import tables as t
 from rematch_pipeline.domain import (
     PENDING,
     Assignment,
+    CapacityOffer,
     Document,
     Household,
     MatchingRound,
@@ -58,7 +59,14 @@ class Decisions(Protocol):
 
 class Households(Protocol):
     def get_many(self, case_ids: Iterable[str]) -> list[Household]: ...
+    def kept(self, case_ids: Iterable[str]) -> set[str]:
+        """Those of these households whose details are still kept (not purged or erased)."""
+        ...
     def close_accepted(self, case_id: str, at: datetime) -> None: ...
+
+
+class CapacityOffers(Protocol):
+    def all(self, valid_on: date | None = None) -> list[CapacityOffer]: ...
 
 
 class Quarantine(Protocol):
@@ -175,6 +183,8 @@ class UnitOfWork(Protocol):
     def decisions(self) -> Decisions: ...
     @property
     def households(self) -> Households: ...
+    @property
+    def capacity_offers(self) -> CapacityOffers: ...
     @property
     def quarantine(self) -> Quarantine: ...
     @property
@@ -301,9 +311,23 @@ class SqlHouseholds:
     def get_many(self, case_ids: Iterable[str]) -> list[Household]:
         return store.load_households(self.conn, list(case_ids))
 
+    def kept(self, case_ids: Iterable[str]) -> set[str]:
+        h = t.households.c
+        return {r for chunk in _chunks(sorted(set(case_ids)))
+                for r in self.conn.execute(select(h.case_id).where(h.case_id.in_(chunk), h.purged_at.is_(None)))
+                .scalars()}
+
     def close_accepted(self, case_id: str, at: datetime) -> None:
         self.conn.execute(update(t.households).where(t.households.c.case_id == case_id)
                           .values(status="accepted", closed_at=at))
+
+
+class SqlCapacityOffers:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def all(self, valid_on: date | None = None) -> list[CapacityOffer]:
+        return store.load_offers(self.conn, valid_on)
 
 
 def _quarantine_row(r: Any) -> QuarantineRow:
@@ -478,7 +502,7 @@ class SqlDocuments:
         offer_of = dict(self.conn.execute(select(t.assignments.c.ags, func.min(t.assignments.c.offer_id))
                                           .where(t.assignments.c.round_id == round_id)
                                           .group_by(t.assignments.c.ags)).all())
-        emails = {o.offer_id: o.contact_email for o in store.load_offers(self.conn)}
+        emails = {o.offer_id: o.contact_email for o in SqlCapacityOffers(self.conn).all()}
         return [Document("packet", round_id, r.ags, r.ags, r.version, r.sha256, Path(r.html_path), Path(r.pdf_path),
                          emails.get(offer_of.get(r.ags, ""), "") or "") for r in rows]
 
@@ -574,6 +598,7 @@ class SqlUnitOfWork:
         self.offers = SqlMatchOffers(conn)
         self.decisions = SqlDecisions(conn)
         self.households = SqlHouseholds(conn)
+        self.capacity_offers = SqlCapacityOffers(conn)
         self.quarantine = SqlQuarantine(conn)
         self.raw_files = SqlRawFiles(conn)
         self.records = SqlRecords(conn)

@@ -20,7 +20,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from jinja2 import Environment
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
 from rematch_pipeline import store
 from rematch_pipeline.config import Settings, reachable_contact
@@ -37,7 +37,7 @@ from rematch_pipeline.packets.render import (
     write_atomic,
 )
 from rematch_pipeline.packets.versions import files_not_as_recorded, keep_prior, look_up, restore, shelve
-from rematch_pipeline.repository import SqlUnitOfWork, require_round
+from rematch_pipeline.repository import reading, require_round
 
 log = logging.getLogger(__name__)
 
@@ -363,20 +363,16 @@ def round_letter_inputs(settings: Settings, policy: Policy, round_id: str,
                         case_ids: Iterable[str] | None = None) -> list[LetterInput]:
     """One LetterInput per pending or accepted offer of the round, in case id order; none for a household whose
     details were purged or erased (retention deleted its letters)."""
-    engine = settings.engine()
-    with engine.connect() as conn:
-        rnd = require_round(SqlUnitOfWork(conn), round_id)
-        q = (select(t.match_offers).where(t.match_offers.c.round_id == round_id,
-                                          t.match_offers.c.status.in_(LETTER_STATUSES),
-                                          t.match_offers.c.case_id.in_(select(t.households.c.case_id).where(
-                                              t.households.c.purged_at.is_(None))))
-             .order_by(t.match_offers.c.case_id))
-        if case_ids is not None:
-            q = q.where(t.match_offers.c.case_id.in_(list(case_ids)))
-        made = conn.execute(q).all()
-        assignments = {a.case_id: a for a in store.load_assignments(conn, round_id)}
-        households = {h.case_id: h for h in store.load_households(conn, [m.case_id for m in made])}
-        offers = {o.offer_id: o for o in store.load_offers(conn)}
+    wanted = None if case_ids is None else set(case_ids)
+    with reading(settings) as uow:
+        rnd = require_round(uow, round_id)
+        made = [m for m in uow.offers.of_round(round_id)
+                if m.status in LETTER_STATUSES and (wanted is None or m.case_id in wanted)]
+        kept = uow.households.kept(m.case_id for m in made)
+        made = [m for m in made if m.case_id in kept]
+        assignments = {a.case_id: a for a in uow.rounds.assignments(round_id)}
+        households = {h.case_id: h for h in uow.households.get_many(m.case_id for m in made)}
+        offers = {o.offer_id: o for o in uow.capacity_offers.all()}
     contact = reachable_contact(settings)
     return [
         LetterInput(round_id=round_id, round_date=rnd.round_date, household=households[m.case_id],
@@ -429,8 +425,7 @@ def render_round_letters(settings: Settings, policy: Policy, round_id: str, acto
     require_schema(settings.database_url)
     case_ids = None
     if ags is not None:
-        with settings.engine().connect() as conn:
-            case_ids = list(conn.execute(select(t.match_offers.c.case_id).where(
-                t.match_offers.c.round_id == round_id, t.match_offers.c.ags == ags)).scalars())
+        with reading(settings) as uow:
+            case_ids = [m.case_id for m in uow.offers.of_round(round_id) if m.ags == ags]
     return [render_letter_record(settings, letter, actor)
             for letter in round_letter_inputs(settings, policy, round_id, case_ids)]
