@@ -78,16 +78,15 @@ def _sha256(path: Any) -> str:
 def scan_inbox(settings: Settings | None = None) -> list[str]:
     """URLs of the inbox files whose content was not ingested before (by sha256), oldest name first."""
     from airflow.sdk import ObjectStoragePath
-    from sqlalchemy import select
 
     from rematch_pipeline.config import load_settings
-    from rematch_pipeline.db import tables as t
     from rematch_pipeline.db.engine import require_schema
+    from rematch_pipeline.repository import reading
 
     settings = settings or load_settings()
     require_schema(settings.database_url)
-    with settings.engine().connect() as conn:
-        known = set(conn.execute(select(t.raw_files.c.sha256)).scalars())
+    with reading(settings) as uow:
+        known = uow.raw_files.digests()
     inbox = ObjectStoragePath(inbox_url(settings))
     files = sorted((p for p in inbox.iterdir() if p.is_file() and p.suffix.lower() in INGEST_SUFFIXES), key=str)
     return [str(p) for p in files if _sha256(p) not in known]
@@ -203,35 +202,30 @@ def export_round_files(round_id: str) -> list[str]:
 @fails_at_once
 def open_round_ids() -> list[str]:
     """Rounds whose offers still wait for answers: their packets, letters and report follow each decision."""
-    from sqlalchemy import select
-
     from rematch_pipeline.config import load_settings
-    from rematch_pipeline.db import tables as t
     from rematch_pipeline.db.engine import require_schema
+    from rematch_pipeline.repository import reading
 
     settings = load_settings()
     require_schema(settings.database_url)
-    with settings.engine().connect() as conn:
-        return [str(r) for r in conn.execute(select(t.rounds.c.round_id).where(t.rounds.c.status == "offered")
-                                             .order_by(t.rounds.c.round_date)).scalars()]
+    with reading(settings) as uow:
+        return uow.rounds.ids(("offered",))
 
 
 @fails_at_once
 def latest_round_id() -> str:
-    from sqlalchemy import select
-
     from rematch_pipeline.config import load_settings
-    from rematch_pipeline.db import tables as t
     from rematch_pipeline.db.engine import require_schema
+    from rematch_pipeline.repository import reading
+    from rematch_pipeline.rounds import SOLVED_STATES
 
     settings = load_settings()
     require_schema(settings.database_url)
-    with settings.engine().connect() as conn:
-        rid = conn.execute(select(t.rounds.c.round_id).where(t.rounds.c.status.in_(("solved", "offered", "closed")))
-                           .order_by(t.rounds.c.round_date.desc()).limit(1)).scalar()
-    if rid is None:
+    with reading(settings) as uow:
+        solved = uow.rounds.ids(SOLVED_STATES, newest_first=True)
+    if not solved:
         raise LookupError("no solved round yet: run the matching DAG first")
-    return str(rid)
+    return solved[0]
 
 
 def packet_targets(round_ids: list[str]) -> list[dict[str, str]]:

@@ -40,6 +40,9 @@ class Rounds(Protocol):
     def snapshot(self, round_id: str) -> bytes | None:
         """The compressed input snapshot the round was solved on (None before it was solved)."""
         ...
+    def ids(self, states: Sequence[str] | None = None, newest_first: bool = False) -> list[str]:
+        """Round ids by round date, of these states only (None: every round)."""
+        ...
 
 
 class MatchOffers(Protocol):
@@ -79,6 +82,9 @@ class Quarantine(Protocol):
 
 class RawFiles(Protocol):
     def get(self, raw_file_id: int) -> RawFile | None: ...
+    def digests(self) -> set[str]:
+        """The sha256 of every file received, whatever became of it."""
+        ...
 
 
 class Records(Protocol):
@@ -234,6 +240,13 @@ class SqlRounds:
     def unmatched(self, round_id: str) -> list[Unmatched]:
         return store.load_unmatched(self.conn, round_id)
 
+    def ids(self, states: Sequence[str] | None = None, newest_first: bool = False) -> list[str]:
+        r = t.rounds.c
+        q = select(r.round_id).order_by(r.round_date.desc() if newest_first else r.round_date, r.round_id)
+        if states is not None:
+            q = q.where(r.status.in_(list(states)))
+        return [str(i) for i in self.conn.execute(q).scalars()]
+
     def snapshot(self, round_id: str) -> bytes | None:
         return self.conn.execute(select(t.round_inputs.c.snapshot)
                                  .where(t.round_inputs.c.round_id == round_id)).scalar()
@@ -377,6 +390,9 @@ class SqlRawFiles:
     def get(self, raw_file_id: int) -> RawFile | None:
         r = self.conn.execute(select(t.raw_files).where(t.raw_files.c.id == raw_file_id)).first()
         return None if r is None else _raw_file(r)
+
+    def digests(self) -> set[str]:
+        return set(self.conn.execute(select(t.raw_files.c.sha256)).scalars())
 
 
 class SqlRecords:

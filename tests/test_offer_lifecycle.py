@@ -219,3 +219,11 @@ def test_the_sql_repositories_keep_what_the_lifecycle_wrote(settings: Settings, 
         assert rnd is not None and rnd.status == "closed"
         assert {o.status for o in uow.offers.of_round(round_id)} == {"accepted"} | ({"expired"} if rest else set())
         assert [h.case_id for h in uow.households.get_many([first])] == [first]
+        # The reads the services make of the same database.
+        assert uow.rounds.ids(("closed",)) == [round_id] and uow.rounds.ids(("offered",)) == []
+        assert uow.rounds.ids(newest_first=True) == [round_id]
+        assert uow.rounds.snapshot(round_id) and uow.rounds.snapshot("R-2000-01-01") is None
+        assert uow.offers.pending_of(first) == []
+        assert uow.households.kept([first, "no-such-case"]) == {first}
+        assert len(uow.raw_files.digests()) == 2 and {o.offer_id for o in uow.capacity_offers.all()}
+
