@@ -116,3 +116,20 @@ def test_an_airflow_task_on_a_database_without_the_schema_fails_at_once_without_
     monkeypatch.delenv("REMATCH_DATABASE_URL", raising=False)
     with pytest.raises(AirflowFailException, match="There is no database at .*rematch db upgrade"):
         orchestration.open_round_ids()
+
+
+def test_two_upgrades_started_at_once_take_turns_and_both_succeed(db_url: str, tmp_path: Path) -> None:
+    """An operator's `rematch db upgrade` and the airflow-init service's may start together on an empty server."""
+    import os
+    import subprocess
+    import sys
+
+    if db_url.startswith("sqlite"):
+        pytest.skip("the embedded SQLite file is one team's, upgraded by `make install` alone")
+    env = {**os.environ, "REMATCH_DATABASE_URL": db_url, "REMATCH_HOME": str(tmp_path / "home")}
+    runs = [subprocess.Popen([sys.executable, "-m", "rematch_pipeline.cli", "db", "upgrade"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outcomes = [(run.wait(timeout=120), *run.communicate()) for run in runs]
+    assert [rc for rc, _, _ in outcomes] == [0, 0], outcomes
+    assert not any("Traceback" in err for _, _, err in outcomes), outcomes
+    require_schema(db_url)

@@ -75,6 +75,9 @@ def cannot_connect(exc: BaseException) -> bool:
 
 
 _MIGRATING = threading.Lock()  # Alembic keeps its context in module globals: one upgrade at a time per process
+# Across processes on PostgreSQL: two `rematch db upgrade` at once (an operator and airflow-init) take turns, and
+# the second finds the schema current. The number only has to be the same in every process (it reads "REMATCH1").
+MIGRATION_LOCK_KEY = 0x52454D4154434831
 
 
 def migrate(url: str, revision: str = "head") -> None:
@@ -82,6 +85,8 @@ def migrate(url: str, revision: str = "head") -> None:
     engine = get_engine(url)
     cfg = alembic_config(url)
     with _MIGRATING, engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # released when this transaction ends
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
