@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import json
 import logging
@@ -97,6 +98,8 @@ class Settings:
 
     def ensure_dirs(self) -> None:
         for p in (self.home, self.inbox, self.archive, self.outbox, self.data_docs, self.exports):
+            if p.exists() and not p.is_dir():  # mkdir would say only "File exists"
+                raise NotADirectoryError(errno.ENOTDIR, "this is a file, where REMATCH_HOME needs a folder", str(p))
             p.mkdir(parents=True, exist_ok=True)
 
 

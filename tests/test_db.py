@@ -133,3 +133,16 @@ def test_two_upgrades_started_at_once_take_turns_and_both_succeed(db_url: str, t
     assert [rc for rc, _, _ in outcomes] == [0, 0], outcomes
     assert not any("Traceback" in err for _, _, err in outcomes), outcomes
     require_schema(db_url)
+
+
+def test_a_rematch_home_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.write_text("not a folder")
+    url = f"sqlite:///{home / 'rematch.sqlite'}"
+    with pytest.raises(SchemaNotReady, match="is a file, not a folder. Point REMATCH_HOME at a folder"):
+        require_schema(url)
+    with pytest.raises(NotADirectoryError, match="REMATCH_HOME needs a folder"):
+        get_engine(url)
+    with pytest.raises(NotADirectoryError, match="REMATCH_HOME needs a folder"):
+        Settings(home=home, database_url=url, clock=ManualClock(TEST_NOW)).ensure_dirs()
+    assert home.read_text() == "not a folder"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import threading
 from functools import cache, lru_cache
 from pathlib import Path
@@ -36,7 +37,12 @@ def is_busy(exc: BaseException) -> bool:
 def get_engine(url: str, busy_timeout_s: float = DEFAULT_SQLITE_BUSY_TIMEOUT_S) -> Engine:
     """The engine for `url`. Its errors never show bound parameters: they are the rows of a file, personal data."""
     if url.startswith("sqlite"):
-        Path(url.split("///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True) if "///" in url else None
+        if "///" in url:
+            folder = Path(url.split("///", 1)[-1]).parent
+            if folder.exists() and not folder.is_dir():  # mkdir would say only "File exists"
+                raise NotADirectoryError(errno.ENOTDIR, "this is a file, where REMATCH_HOME needs a folder",
+                                         str(folder))
+            folder.mkdir(parents=True, exist_ok=True)
         # How long a writer waits for another run's write to end before it gives up (then: exit 3, try again).
         engine = create_engine(url, connect_args={"timeout": busy_timeout_s}, hide_parameters=True)
 
@@ -117,6 +123,10 @@ def require_schema(url: str) -> None:
         path = url.split("///", 1)[1].split("?", 1)[0]
         if path not in ("", ":memory:") and not Path(path).is_file():
             # The file of the embedded default lies under REMATCH_HOME and holds no secret: naming it shows a typo.
+            folder = Path(path).parent
+            if folder.exists() and not folder.is_dir():
+                raise SchemaNotReady(f"There can be no database at {path}: {folder} is a file, not a folder. Point "
+                                     "REMATCH_HOME at a folder (it is created when missing).")
             raise SchemaNotReady(f"There is no database at {path} yet: {UPGRADE_HINT}.")
     with get_engine(url).connect() as connection:
         inspector = inspect(connection)
