@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from rematch_pipeline.reports.charts import (
+    LABEL_MAX_W,
     LABEL_SIZE,
     SWATCH,
     Series,
@@ -19,6 +20,7 @@ from rematch_pipeline.reports.charts import (
     seconds,
     stat,
     text_width,
+    wrap_label,
     yes_no,
 )
 from tests.html_tree import Node, parse
@@ -38,7 +40,7 @@ def layout_problems(svg: Node) -> list[str]:
     legend_rows: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for tx in svg.iter("text"):
         x, size, text = float(tx.attrs["x"] or 0), float(tx.attrs["font-size"] or 0), tx.text()
-        w = text_width(text, size)
+        w = max(text_width(line, size) for line in [ts.text() for ts in tx.iter("tspan")] or [text])
         left, right = (x - w, x) if tx.attrs.get("text-anchor") == "end" else (x, x + w)
         if tx.attrs.get("text-anchor") == "end" and (w > plot_x or right > plot_x):
             problems.append(f"label {text!r} ({w:.0f} px) is wider than the label column ({plot_x:.0f} px)")
@@ -84,11 +86,26 @@ def test_text_width_is_at_least_what_dejavu_sans_takes(text: str) -> None:
     assert text_width(text, LABEL_SIZE) >= real - 1e-6
 
 
-def test_label_column_fits_the_longest_label() -> None:
+def test_label_column_fits_the_longest_label_line() -> None:
     labels = ["Köln (05315000)", f"{LONG_NAME} (14521000)", "Ulm (08421000)"]
     svg = _svg(hbar_chart("fill", labels, [Series("persons fill", [0.5, 1.0, 0.25])], fmt=percent, max_value=1.0))
     plot_x = min(float(r.attrs["x"] or 0) for r in svg.iter("rect"))
-    assert plot_x >= max(text_width(lb, LABEL_SIZE) for lb in labels)
+    assert plot_x >= max(text_width(line, LABEL_SIZE) for lb in labels for line in wrap_label(lb))
+    # Every label is there in full, in its lines.
+    assert [" ".join(ts.text() for ts in tx.iter("tspan")) for tx in svg.iter("text") if tx.iter("tspan")] == labels
+    assert layout_problems(svg) == []
+
+
+def test_a_long_label_wraps_between_words_into_lines_no_wider_than_the_limit() -> None:
+    reason = ("no offer left with enough units of at least 3 rooms where the household's medical services and "
+              "a wheelchair-accessible unit are available")
+    lines = wrap_label(reason)
+    assert len(lines) > 1 and " ".join(lines) == reason
+    assert all(text_width(line, LABEL_SIZE) <= LABEL_MAX_W for line in lines)
+    assert wrap_label("Donaudampfschifffahrtsgesellschaftskapitänswitwenrentenversicherungsanstalt",
+                      max_width=50) == ["Donaudampfschifffahrtsgesellschaftskapitänswitwenrentenversicherungsanstalt"]
+    svg = _svg(hbar_chart("reasons", [reason, "other"], [Series("households", [3, 1])]))
+    assert float(svg.attrs["width"] or 0) < text_width(reason, LABEL_SIZE) + 300
     assert layout_problems(svg) == []
 
 

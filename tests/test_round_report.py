@@ -15,7 +15,7 @@ from rematch_pipeline.db.engine import get_engine
 from rematch_pipeline.domain import Unmatched, UnmatchedReason
 from rematch_pipeline.ingest.service import ingest_file
 from rematch_pipeline.matching.reasons import words
-from rematch_pipeline.reports.charts import LABEL_SIZE, text_width
+from rematch_pipeline.reports.charts import LABEL_SIZE, text_width, wrap_label
 from rematch_pipeline.reports.round_report import reason_group, write_round_report
 from rematch_pipeline.rounds import offer_round, run_round
 from tests import exports as x
@@ -229,6 +229,25 @@ def test_chart_label_column_fits_a_very_long_municipality_name(settings: Setting
     doc = _report(settings, _round(settings, tmp_path, cologne=LONG_NAME))
     svg = _section(doc, "fill").iter("svg")[0]
     plot_x = min(float(r.attrs["x"] or 0) for r in svg.iter("rect"))
-    assert plot_x >= text_width(f"{LONG_NAME} (05315000)", LABEL_SIZE)
+    lines = wrap_label(f"{LONG_NAME} (05315000)")
+    assert len(lines) > 1 and plot_x >= max(text_width(line, LABEL_SIZE) for line in lines)
+    assert any(" ".join(ts.text() for ts in tx.iter("tspan")) == f"{LONG_NAME} (05315000)" for tx in svg.iter("text"))
     for svg in doc.iter("svg"):
         assert layout_problems(svg) == [], svg.attrs["aria-label"]
+
+
+def test_the_headline_formats_the_solvers_numbers_for_people() -> None:
+    from rematch_pipeline.reports.round_report import _headline
+
+    stats = {"persons_placed": 25323, "persons_in_pool": 25900, "status": "work_limit",
+             "message": "25323 of 25900 persons placed (9725 households), solver work_limit"}
+    assert _headline(stats, 9725) == "25,323 of 25,900 persons placed (9,725 households), solver work_limit"
+    assert _headline({"message": "no solve: infeasible"}, 0) == "no solve: infeasible"  # a failed round says why
+
+
+def test_an_offer_with_no_places_left_shows_words_not_a_share() -> None:
+    from rematch_pipeline.reports.round_report import _fill_label
+
+    assert _fill_label({"no_places_left": True, "persons_used": 3})(2.0) == "3 persons placed, no places left"
+    assert _fill_label({"no_places_left": True, "persons_used": 0})(0.0) == "no places left"
+    assert _fill_label({"no_places_left": False, "persons_used": 3})(0.75) == "75 %"

@@ -22,6 +22,8 @@ BAR = 14
 GAP = 6
 PAD = 6
 PLOT_W = 420
+LABEL_MAX_W = 300.0  # wider labels wrap, so a long unmatched reason does not push the bars off the page
+LINE_H = LABEL_SIZE + 3
 SWATCH = 12
 NONE = "–"
 
@@ -156,7 +158,8 @@ def hbar_chart(title: str, labels: Sequence[str], series: Sequence[Series], fmt:
     one for the chart or one per label."""
     fmts = [fmt] * len(labels) if callable(fmt) else list(fmt)
     top = max([max_value or 0.0] + [float(v) for s in series for v in s.values]) or 1.0
-    label_w = math.ceil(max([text_width(lb, LABEL_SIZE) for lb in labels] + [0.0])) + 2 * PAD
+    lines = [wrap_label(lb) for lb in labels]
+    label_w = math.ceil(max([text_width(ln, LABEL_SIZE) for ls in lines for ln in ls] + [0.0])) + 2 * PAD
     bars: list[tuple[int, int, float, float, str]] = []  # label and series index, value, bar width, value text
     for i in range(len(labels)):
         for k, s in enumerate(series):
@@ -178,8 +181,10 @@ def hbar_chart(title: str, labels: Sequence[str], series: Sequence[Series], fmt:
         placed.append((x, 4 + 18 * row, k, s, text))
         x += w
     legend_h = 18 * (row + 1) + 4 if len(series) > 1 else 0
-    group_h = len(series) * BAR + GAP
-    height = legend_h + len(labels) * group_h + 10
+    # A group is as tall as its bars or its label's lines, whichever needs more.
+    inner_h = [max(len(series) * BAR, len(ls) * LINE_H) for ls in lines]
+    tops = [legend_h + sum(inner_h[:i]) + i * GAP for i in range(len(labels))]
+    height = legend_h + sum(inner_h) + len(labels) * GAP + 10
     hatch = _pattern_id(title)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" font-family="{FONT}" aria-label="{escape(title)}">']
@@ -205,19 +210,33 @@ def hbar_chart(title: str, labels: Sequence[str], series: Sequence[Series], fmt:
             parts.append(bar(x, y, SWATCH, SWATCH, k, s) +
                          f'<text x="{x + SWATCH + 4:.1f}" y="{y + 10}" font-size="{LABEL_SIZE}"{red(s)}>'
                          f'{escape(text)}</text>')
-    for i, label in enumerate(labels):
-        y0 = legend_h + i * group_h
-        parts.append(f'<text x="{label_w - PAD}" y="{y0 + len(series) * BAR / 2 + 4:.1f}" font-size="{LABEL_SIZE}" '
-                     f'text-anchor="end">{escape(label)}</text>')
+    for i, ls in enumerate(lines):
+        first = tops[i] + inner_h[i] / 2 - (len(ls) - 1) * LINE_H / 2 + 4
+        spans = "".join(f'<tspan x="{label_w - PAD}" dy="{0 if j == 0 else LINE_H}">{escape(ln)}</tspan>'
+                        for j, ln in enumerate(ls))
+        parts.append(f'<text x="{label_w - PAD}" y="{first:.1f}" font-size="{LABEL_SIZE}" text-anchor="end">'
+                     f'{spans}</text>')
     for i, k, _, w, text in bars:
         s = series[k]
-        y = legend_h + i * group_h + k * BAR
+        y = tops[i] + k * BAR
         tip = f"<title>{escape(labels[i])} – {escape(s.name)}: {escape(text)}</title>"
         parts.append(bar(label_w, y, w, BAR - 2, k, s, tip) +
                      f'<text x="{label_w + w + 4:.1f}" y="{y + BAR - 4}" font-size="{VALUE_SIZE}"{red(s)}>'
                      f'{escape(text)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def wrap_label(label: str, max_width: float = LABEL_MAX_W) -> list[str]:
+    """A label in lines no wider than `max_width` at the label size, broken between words only (a longer word
+    keeps its own line whole)."""
+    lines: list[str] = []
+    for word in label.split():
+        if lines and text_width(f"{lines[-1]} {word}", LABEL_SIZE) <= max_width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
 
 
 def heat_color(share: float) -> str:

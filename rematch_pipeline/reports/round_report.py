@@ -94,7 +94,7 @@ def _fill_rows(rnd: MatchingRound, snapshot: bytes | None, assignments: list[Ass
     rows = []
     for o in sorted(inputs.offers, key=lambda o: (o.ags, o.offer_id)):
         left = Capacity.of(o, inputs.consumed.get(o.offer_id))
-        cells = []
+        cells: list[dict[str, Any]] = []
         for dim, cap in zip(CAPACITY_DIMENSIONS, left.dimensions, strict=True):
             u = used.get(o.offer_id, Counter())[dim]
             share = (u / cap) if cap > 0 else (0.0 if u == 0 else 2.0)
@@ -105,7 +105,8 @@ def _fill_rows(rnd: MatchingRound, snapshot: bytes | None, assignments: list[Ass
             cells.append({"dimension": f"rooms_{k}", "used": u, "capacity": cap, "share": share,
                           "color": heat_color(share)})
         rows.append({"ags": o.ags, "municipality": o.municipality_name, "cells": cells,
-                     "persons_share": cells[0]["share"]})
+                     "persons_share": cells[0]["share"], "persons_used": cells[0]["used"],
+                     "no_places_left": cells[0]["capacity"] <= 0})
     return rows
 
 
@@ -179,6 +180,22 @@ def _offer_note(total: int, placed: int, state: str, round_id: str) -> str:
     return f"{counted(total, 'offer')} for {counted(placed, 'household')} placed: one offer per household is expected."
 
 
+def _headline(stats: dict[str, Any], placed: int) -> str:
+    """The solver's one-line result, with its numbers formatted (the stored message is plain text of the engine)."""
+    if stats.get("persons_placed") is None or stats.get("persons_in_pool") is None:
+        return str(stats.get("message", ""))
+    return (f"{count(stats['persons_placed'])} of {counted(stats['persons_in_pool'], 'person')} placed "
+            f"({counted(placed, 'household')}), solver {stats.get('status', 'unknown')}")
+
+
+def _fill_label(row: dict[str, Any]) -> Any:
+    """A share of no places is no number: an offer with none left says so (and how many it got)."""
+    if not row["no_places_left"]:
+        return percent
+    used = row["persons_used"]
+    return lambda _: "no places left" if not used else f"{counted(used, 'person')} placed, no places left"
+
+
 def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str, Any]:
     with reading(settings) as uow:
         r = require_round(uow, round_id)
@@ -209,7 +226,7 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
 
     return {
         "round_id": round_id, "round_date": r.round_date.isoformat(), "state": r.status,
-        "message": stats.get("message", ""), "stats": stats,
+        "message": _headline(stats, placed), "stats": stats,
         "phases": stats.get("phases") or [],
         "key_figures": [
             ("households in the pool", count(stats.get("households"))),
@@ -241,7 +258,7 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
         "fill_chart": hbar_chart("Persons placed as a share of the places left at round time, per municipality",
                                  [f"{f['municipality']} ({f['ags']})" for f in fill],
                                  [Series("persons fill", [f["persons_share"] for f in fill])],
-                                 fmt=percent, max_value=1.0) if fill else None,
+                                 fmt=[_fill_label(f) for f in fill], max_value=1.0) if fill else None,
         "reasons": [(k, v, persons_by_reason[k]) for k, v in reason_items],
         "reason_chart": hbar_chart("Households left unmatched, by reason", [k for k, _ in reason_items],
                                    [Series("households", [v for _, v in reason_items])]) if reason_items else None,
