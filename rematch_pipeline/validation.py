@@ -27,6 +27,7 @@ from great_expectations.exceptions.resource_freshness import (
     ResourceFreshnessError,
 )
 
+from rematch_pipeline import datadocs
 from rematch_pipeline.canonical import identifier_problem, parse_instant
 from rematch_pipeline.config import DEFAULT_EXPECTATIONS_DIR, Settings
 from rematch_pipeline.contract import AGS_PATTERN, DATE_PATTERN, INT_PATTERN, LAND_BY_AGS_PREFIX
@@ -50,6 +51,9 @@ RESULT_FORMAT: dict[str, Any] = {
     "partial_unexpected_count": 20,
     "return_unexpected_index_query": False,
 }
+
+
+SourceFile = datadocs.SourceFile  # the file a batch came from: its pages name it
 
 
 @dataclass(frozen=True)
@@ -126,15 +130,19 @@ def _with_storage_rules(table: str, suite_dict: dict[str, Any]) -> dict[str, Any
             continue
         if isinstance(kind, Integer):
             message = f"{column} must be a whole number from {INT_MIN} to {INT_MAX}."
+            description = f"{column} fits the database: a whole number from {INT_MIN} to {INT_MAX}"
         elif isinstance(kind, String) and kind.length:
             message = f"{column} is longer than {kind.length} characters or holds a NUL character; correct it."
+            description = f"{column} fits the database: at most {kind.length} characters, no NUL character"
         elif isinstance(kind, String):
             message = f"{column} holds a NUL character; remove it."
+            description = f"{column} fits the database: no NUL character"
         else:
             continue  # dates and yes/no: their own rules read the value
         suite_dict["expectations"].append({
             "type": "expect_column_values_to_be_in_set",
             "kwargs": {"column": f"_fits_{column}", "value_set": [True]},
+            "description": description,
             "meta": {"rule": f"{column}_fits_storage", "field": column, "message": message,
                      "storage": {"integer": isinstance(kind, Integer),
                                  "min": INT_MIN if "min_value" in sides else None,
@@ -213,15 +221,51 @@ def _read_suite_text(path: str, _mtime_ns: int, _size: int) -> str:
     return Path(path).read_text(encoding="utf-8")
 
 
+def _bound(value: Any) -> str:
+    if isinstance(value, Mapping) and value.get("$PARAMETER") == "current_year":
+        return "the current year"
+    return str(value)
+
+
+def rule_description(exp: Mapping[str, Any]) -> str:
+    """What an expectation requires, read as the rule ("places_persons is at least 8"), as Data Docs show it.
+
+    A suite file's own `description` comes first; the plain kinds of rule are said from their type and kwargs, so a
+    bound or a value list has one home. A rule of another kind without a description is refused.
+    """
+    if exp.get("description"):
+        return str(exp["description"])
+    meta = exp.get("meta") or {}
+    rule = meta.get("judged_aside") or exp  # a health column's rule, as written (GX sees only whether it held)
+    kind, kwargs = rule["type"], rule.get("kwargs") or {}
+    column = str(kwargs.get("column") or "")
+    if not column.startswith("_"):
+        if kind == "expect_column_values_to_not_be_null":
+            return f"{column} is filled in"
+        if kind == "expect_column_values_to_be_unique":
+            return f"each {column} appears once"
+        if kind == "expect_column_values_to_be_in_set":
+            return f"{column} is one of: {', '.join(map(str, kwargs['value_set']))}"
+    field = meta.get("field") or column.removeprefix("_").removesuffix("_int")
+    if kind == "expect_column_values_to_be_between" and column == f"_{field}_int":
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        if low is not None and high is not None:
+            return f"{field} is from {_bound(low)} to {_bound(high)}"
+        if low is not None:
+            return f"{field} is at least {_bound(low)}"
+        if high is not None:
+            return f"{field} is at most {_bound(high)}"
+    raise ValueError(f"rule {meta.get('rule') or kind!r} needs a description in its suite file: what it requires, "
+                     "read as a rule")
+
+
 def _build_suite(suite_dict: Mapping[str, Any]) -> gx.ExpectationSuite:
     data = json.loads(json.dumps(suite_dict))  # a copy: the caller's dict stays as it was
     for exp in data["expectations"]:
         exp.pop("id", None)
-        meta = exp.get("meta") or {}
-        # Data Docs show an expectation's description instead of GX's generic wording (on both the suite and the
-        # validation pages, next to the failing values), so coordinators read the same message as in the row errors.
-        if meta.get("message") and not exp.get("description"):
-            exp["description"] = meta["message"]
+        # Data Docs show an expectation's description instead of GX's wording of its type and kwargs (which names
+        # the derived columns): the rule as the contract says it, not the message for a failing row.
+        exp["description"] = rule_description(exp)
     data.pop("id", None)
     suite = gx.ExpectationSuite(**data)
     # GX only logs (and drops) an expectation it cannot parse; a silently shorter suite would validate less.
@@ -282,6 +326,7 @@ def _project(gx_root: Path, data_docs: Path) -> _Project:
         changed = True
     if changed:
         context.variables.save()
+    datadocs.adopt_earlier_pages(data_docs)  # a site from before the pages were made static
     return _Project(context)
 
 
@@ -588,7 +633,8 @@ def _label(v: Any) -> Any:
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _row_errors(results: Iterable[Any], index: pd.Index) -> list[RowError]:
+def _row_errors(results: Iterable[Any], index: pd.Index, label_of: Mapping[Any, Any]) -> list[RowError]:
+    """The failing rows of each rule, by the caller's index labels (`label_of` maps the labels GX was given)."""
     errors: list[RowError] = []
     for res in results:
         cfg = res.expectation_config
@@ -603,9 +649,20 @@ def _row_errors(results: Iterable[Any], index: pd.Index) -> list[RowError]:
         message = meta.get("message") or f"{fld}: {cfg.type} failed"
         rows = (res.result or {}).get("unexpected_index_list")
         # A table-level rule has no rows to name: then no row of the table may pass.
-        labels = index if rows is None else rows
+        labels = index if rows is None else [label_of.get(_label(i), _label(i)) for i in rows]
         errors.extend(RowError(_label(i), fld, rule, message) for i in labels)
     return errors
+
+
+def _sender_rows(frame: pd.DataFrame) -> pd.Index | None:
+    """The rows as the sender numbers them (`source_row`: the spreadsheet row or CSV line the quarantine records),
+    when every row has its own; GX is given these labels, so Data Docs name the rows the quarantine names."""
+    if "source_row" not in frame:
+        return None
+    rows = frame["source_row"]
+    if rows.isna().any() or not rows.is_unique:
+        return None
+    return pd.Index([_label(v) for v in rows])
 
 
 def _in_row_order(errors: list[RowError], index: pd.Index) -> list[RowError]:
@@ -647,7 +704,8 @@ def _safe(value: Any) -> Any:
 
 
 def _render_docs(context: Any, key: Any) -> None:
-    """Make the stored result's values safe as markup, then render its Data Docs page and the index.
+    """Make the stored result's values safe as markup, then render its Data Docs page (the index is ours:
+    `datadocs.write_index`).
 
     GX writes the unexpected values of a rule into its pages verbatim: a `<script>` in a cell of a sender's file
     would run in an auditor's browser. The row errors come from the result in memory, which stays as it was.
@@ -658,7 +716,15 @@ def _render_docs(context: Any, key: Any) -> None:
         if res.result:
             res.result = {k: _safe(v) if k in _VALUE_KEYS else v for k, v in res.result.items()}
     store.set(key, stored)
-    context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=[key])
+    context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=[key], build_index=False)
+
+
+def _publish(page: Path | None, data_docs: Path, run: datadocs.RunSummary) -> Path:
+    if page is None or page.parent == data_docs:  # no page of its own was found: the index names the runs
+        datadocs.write_index(data_docs)
+        return data_docs / "index.html"
+    datadocs.publish(data_docs, page, run)
+    return page
 
 
 def _run_name(batch_id: str) -> str:
@@ -673,12 +739,13 @@ def validate_table(
     batch_id: str,
     settings: Settings,
     related: dict[str, pd.DataFrame] | None = None,
+    source: SourceFile | None = None,
 ) -> TableValidation:
     """Validate one canonical table against `expectations/<table>.json` and render the run as Data Docs.
 
     `related` gives the other side of the members-households link (`{"members": ...}` for households,
     `{"households": ...}` for members); without it the cross-table rules are skipped, not failed. Date rules are
-    judged on the day of `settings.clock`.
+    judged on the day of `settings.clock`. `source` names the file on the page (else the batch id stands for it).
     """
     if not df.index.is_unique:
         raise ValueError(f"{table}: the DataFrame index must be unique, row errors are reported by index label")
@@ -688,10 +755,18 @@ def validate_table(
     suite_dict = load_suite_dict(table, settings.expectations_dir)
     frame, missing = prepare_frame(table, df, related=related, today=today, now=now,
                                    expectations_dir=settings.expectations_dir)
+    index = frame.index
+    sender_rows = _sender_rows(frame)
+    label_of: dict[Any, Any] = {}
+    if sender_rows is not None:
+        label_of = dict(zip(sender_rows, (_label(i) for i in index), strict=True))
+        frame.index = sender_rows
 
-    settings.data_docs.mkdir(parents=True, exist_ok=True)
-    project = _project(settings.gx_root.resolve(), settings.data_docs.resolve())
-    run_id = RunIdentifier(run_name=_run_name(batch_id), run_time=settings.clock.now())
+    data_docs = settings.data_docs.resolve()
+    data_docs.mkdir(parents=True, exist_ok=True)
+    project = _project(settings.gx_root.resolve(), data_docs)
+    run_time = settings.clock.now()
+    run_id = RunIdentifier(run_name=_run_name(batch_id), run_time=run_time)
 
     def run(checkpoint: Checkpoint) -> Any:
         return checkpoint.run(
@@ -707,10 +782,18 @@ def validate_table(
         checkpoint_result = run(_checkpoint(project, table, suite_dict, refresh=True))
     (key, suite_result), = checkpoint_result.run_results.items()
     _render_docs(project.context, key)
-
-    row_errors = _in_row_order(_row_errors(suite_result.results, frame.index), frame.index)
-    invalid = {e.row_index for e in row_errors}
     statistics = dict(suite_result.statistics)
+    sheets = frame["source_sheet"].dropna().astype(str).unique() if "source_sheet" in frame else []
+    report_path = _publish(_docs_page(project.context, key, data_docs), data_docs, datadocs.RunSummary(
+        table=table, batch_id=batch_id, batch_time=run_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        file_name=source.name if source else None, sha256_prefix=source.sha256[:12] if source else batch_id,
+        sheets=tuple(sheets), rows=len(frame), rules=int(statistics.get("evaluated_expectations") or 0),
+        rules_held=int(statistics.get("successful_expectations") or 0), success=bool(suite_result.success),
+        sender_rows=sender_rows is not None))
+
+    frame.index = index
+    row_errors = _in_row_order(_row_errors(suite_result.results, index, label_of), index)
+    invalid = {e.row_index for e in row_errors}
     statistics.update(
         evaluated_rows=len(frame),
         invalid_rows=len(invalid),
@@ -728,7 +811,7 @@ def validate_table(
         invalid_rows=invalid,
         row_errors=row_errors,
         statistics=statistics,
-        report_path=_docs_page(project.context, key, settings.data_docs.resolve()),
+        report_path=report_path,
         result=result,
     )
 
@@ -757,9 +840,11 @@ def validate_batch(
     batch_id: str,
     settings: Settings,
     structure: Mapping[str, list[RowError]] | None = None,
+    source: SourceFile | None = None,
 ) -> dict[str, TableValidation]:
     """Validate every given table; a household and its members pass or fail together. `structure` holds rows the
-    reader found ambiguous (a repeated column, a shared submission key), reported with the rules' findings."""
+    reader found ambiguous (a repeated column, a shared submission key), reported with the rules' findings;
+    `source` names the file on the Data Docs pages."""
     unknown = sorted(set(tables) - set(TABLES))
     if unknown:
         raise ValueError(f"no expectation suite for table(s) {', '.join(unknown)}; expected {', '.join(TABLES)}")
@@ -771,7 +856,7 @@ def validate_batch(
         other = others.get(table)
         related = {other: tables[other]} if other in tables else None
         out[table] = validate_table(table, tables[table], batch_id=batch_id, settings=settings,
-                                    related=related)
+                                    related=related, source=source)
         if structure and structure.get(table):
             _add_errors(out[table], structure[table], tables[table].index)
 
