@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rematch_pipeline import progress
 from rematch_pipeline.config import load_policy
 from rematch_pipeline.matching.engine import match
 from rematch_pipeline.matching.solve import deterministic_work
@@ -25,16 +26,19 @@ def bench_match(households: int, municipalities: int, seed: int, time_limit_s: f
     policy = load_policy(overrides=overrides)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        files = generate_scenario(Path(tmp), households=households, municipalities=municipalities, seed=seed,
-                                  round_date=BENCH_DATE)
-        hh, offers = load_scenario(files.households_xlsx, files.capacity_xlsx)
+        with progress.step("generating and reading the scenario"):
+            files = generate_scenario(Path(tmp), households=households, municipalities=municipalities, seed=seed,
+                                      round_date=BENCH_DATE)
+            hh, offers = load_scenario(files.households_xlsx, files.capacity_xlsx)
         gen_s = time.perf_counter() - t0
     t1 = time.perf_counter()
-    result = match(hh, offers, BENCH_DATE, policy, "BENCH")
+    with progress.step(f"round 1 of {repeat}"):
+        result = match(hh, offers, BENCH_DATE, policy, "BENCH")
     wall = time.perf_counter() - t1
     hashes = [result.assignments_sha256]
-    for _ in range(repeat - 1):
-        hashes.append(match(hh, offers, BENCH_DATE, policy, "BENCH").assignments_sha256)
+    for run in range(2, repeat + 1):
+        with progress.step(f"round {run} of {repeat}"):
+            hashes.append(match(hh, offers, BENCH_DATE, policy, "BENCH").assignments_sha256)
     s = result.stats
     comparison = s.get("comparison", {})
     greedy_persons = comparison.get("greedy_by_score", {}).get("persons_placed")

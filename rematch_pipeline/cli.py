@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -51,31 +52,47 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if any(r.status in ("unrecognised", "held", "refused", "failed") for r in reports) else 0
 
 
-def _summary_text(s: Any) -> str:
-    lines = [f"round {s.round_id} ({s.round_date}): {s.status}" + (" (already solved; unchanged)"
-                                                                  if s.already_existed else ""),
-             f"  {s.message}",
-             f"  households in pool: {s.households}, placed: {s.households_placed}",
-             f"  persons in pool: {s.persons_in_pool}, placed: {s.persons_placed}"]
+def round_summary_lines(s: Any) -> list[str]:
+    """A round for people, one statement a line; every number says whether it counts persons or households."""
+    from rematch_pipeline.reports.charts import count, counted, number, percent
+
+    def both(households: int, persons: int) -> str:
+        return f"{counted(households, 'household')} ({counted(persons, 'person')})"
+
     st = s.stats
-    if st.get("lp_bound_persons") is not None and st.get("gap_to_lp") is not None:
-        lines.append(f"  persons bound (LP, every eligible pair): {st['lp_bound_persons']:,.2f}, gap "
-                     f"{st['gap_to_lp']:.3%}" + (", proven maximal" if st.get("persons_proven_maximal") else ""))
-    if st.get("quality_bound") is not None and st.get("quality_gap") is not None:
-        lines.append(f"  match quality: {st['quality']:,.1f}, bound {st['quality_bound']:,.1f}, gap "
-                     f"{st['quality_gap']:.2%}")
+    solver = f" (solver: {st['status']})" if st.get("status") else ""
+    lines = [f"Round {s.round_id} of {s.round_date} " + ("failed" if s.status == "failed" else f"is {s.status}")
+             + solver + ("; it was solved before, nothing changed." if s.already_existed else ".")]
+    if s.status == "failed" or not s.households_placed:
+        lines.append(f"  {s.message}")  # why nobody was placed: an empty pool, no capacity, a solver failure
+    lines.append(f"  In the pool: {both(s.households, s.persons_in_pool)}.")
+    lines.append(f"  Placed: {both(s.households_placed, s.persons_placed)}; not placed: "
+                 f"{both(s.households - s.households_placed, s.persons_in_pool - s.persons_placed)}.")
+    o = s.offers
+    if o.get("offered"):
+        lines.append(f"  Offers: {counted(o['offered'], 'household')} offered a place; of them {count(o['accepted'])} "
+                     f"accepted ({counted(o.get('persons_accepted', 0), 'person')}), {count(o['declined'])} declined,"
+                     f" {count(o['expired'])} expired and {count(o['pending'])} wait for an answer.")
+    bound, gap = st.get("lp_bound_persons"), st.get("gap_to_lp")
+    if bound is not None and gap is not None:
+        proven = ("is the most possible (proven)" if st.get("persons_proven_maximal")
+                  else "may not be the most possible")
+        lines.append(f"  {counted(s.persons_placed, 'person')} placed {proven}: the bound over every eligible "
+                     f"pair is {number(bound)} persons (gap {percent(gap)}).")
+    if st.get("quality") is not None and st.get("quality_bound") is not None and st.get("quality_gap") is not None:
+        lines.append(f"  Match quality: {number(st['quality'], 1)} points, bound {number(st['quality_bound'], 1)} "
+                     f"(gap {percent(st['quality_gap'])}).")
     if s.fill:
-        lines.append("  per municipality: persons placed / places offered (fill)"
-                     + (", persons accepted" if s.offers.get("offered") else ""))
+        lines.append("  Fill per municipality (places are for persons):")
+    width = max((len(f["municipality"]) for f in s.fill), default=0)
+    placed_w = max((len(count(f["persons_placed"])) for f in s.fill), default=0)
+    places_w = max((len(count(f["places_persons"])) for f in s.fill), default=0)
     for f in s.fill:
-        lines.append(f"  {f['ags']} {f['municipality']:<24} {f['persons_placed']:>5} / {f['places_persons']:<5}"
-                     f" ({f['fill']:.0%})" + (f", {f['persons_accepted']} accepted" if s.offers.get("offered") else ""))
-    lines += [f"  warning: {w}" for w in s.warnings]
-    if s.offers.get("offered"):
-        o = s.offers
-        lines.insert(2, f"  offers to households: {o['offered']} made, {o['accepted']} accepted, "
-                        f"{o['declined']} declined, {o['expired']} expired, {o['pending']} pending")
-    return "\n".join(lines)
+        lines.append(f"    {f['ags']} {f['municipality']:<{width}}  {count(f['persons_placed']):>{placed_w}} persons "
+                     f"placed of {count(f['places_persons']):>{places_w}} places ({percent(f['fill'])})"
+                     + (f", {counted(f['persons_accepted'], 'person')} accepted" if o.get("offered") else ""))
+    lines += [f"  Warning: {w}" for w in s.warnings]
+    return lines
 
 
 def cmd_round_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -83,7 +100,7 @@ def cmd_round_run(args: argparse.Namespace, settings: Settings) -> int:
 
     summary = run_round(settings, load_policy(args.policy), args.date or settings.clock.today(),
                         allow_future=args.allow_future)
-    _print(summary.to_json(), args.json, _summary_text(summary))
+    _print(summary.to_json(), args.json, "\n".join(round_summary_lines(summary)))
     return 0 if summary.status != "failed" else 2
 
 
@@ -91,7 +108,7 @@ def cmd_round_status(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.rounds import latest_round_id, summarize
 
     summary = summarize(settings, args.round_id or latest_round_id(settings))
-    _print(summary.to_json(), args.json, _summary_text(summary))
+    _print(summary.to_json(), args.json, "\n".join(round_summary_lines(summary)))
     return 0
 
 
@@ -170,6 +187,7 @@ def cmd_round_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_packets_render(args: argparse.Namespace, settings: Settings) -> int:
+    from rematch_pipeline import progress
     from rematch_pipeline.packets.letters import render_round_letters
     from rematch_pipeline.packets.service import render_round_packets
 
@@ -177,7 +195,9 @@ def cmd_packets_render(args: argparse.Namespace, settings: Settings) -> int:
     for r in render_round_packets(settings, policy, args.round_id):
         print(f"packet {r['ags']} v{r['version']} {'new' if r['new'] else 'unchanged'}"
               f"{' (final)' if r.get('final') else ''}: {r['pdf_path']}")
-    for r in render_round_letters(settings, policy, args.round_id):
+    with progress.step("rendering the offer letters"):
+        letters = render_round_letters(settings, policy, args.round_id)
+    for r in letters:
         print(f"letter {r['pseudonym']} [{r['language']}] v{r['version']} {'new' if r['new'] else 'unchanged'}: "
               f"{r['pdf_path']}")
     return 0
@@ -195,9 +215,12 @@ def cmd_packets_deliver(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_round_report(args: argparse.Namespace, settings: Settings) -> int:
+    from rematch_pipeline import progress
     from rematch_pipeline.reports.round_report import write_round_report
 
-    print(write_round_report(settings, args.round_id, Path(args.out) if args.out else None))
+    with progress.step(f"writing the report of round {args.round_id}"):
+        path = write_round_report(settings, args.round_id, Path(args.out) if args.out else None)
+    print(path)
     return 0
 
 
@@ -205,18 +228,51 @@ def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.quarantine import list_quarantine
 
     rows = list_quarantine(settings, include_resolved=args.all)
-    _print(rows, args.json, "\n".join(_quarantine_line(r) for r in rows) or "quarantine is empty")
+    _print(rows, args.json, _quarantine_text(rows, args.all))
     return 0
 
 
+# What a quarantined row of each table holds, and what all of them are, for people.
+_QUARANTINED_KIND = {"households": ("a household", "household rows"),
+                     "members": ("a person of a household", "rows of persons"),
+                     "capacity_offers": ("a capacity offer", "capacity offer rows"),
+                     "decisions": ("a decision", "decision rows")}
+
+
 def _quarantine_line(r: dict[str, Any]) -> str:
-    """One quarantined row for people: which file, where in it, what is wrong; the rule's name for reference."""
-    where = ", ".join(part for part in (
-        f"sheet {r['sheet']}" if r["sheet"] and r["sheet"] != r["file"] else "",  # a CSV's sheet is the file
-        f"row {r['source_row']}" if r["source_row"] else "the whole file",
-        f"field {r['field']}" if r["field"] else "") if part)
-    return (f"#{r['id']} {r['file']} ({where}): {r['message']} [rule {r['rule']}]"
-            + (" (resolved)" if r["resolved_at"] else ""))
+    """One quarantined entry as a statement: which file, where in it and what it holds, what is wrong; the rule's
+    name for reference."""
+    from rematch_pipeline.quarantine import COMMAND_LINE
+
+    kind, kinds = _QUARANTINED_KIND.get(r["table_name"], (None, None))
+    field = f", field {r['field']}" if r.get("field") else ""
+    if r["file"] == COMMAND_LINE:
+        where = f"{kind or 'an entry'} given with `rematch decide`{field}"
+    else:
+        sheet = f"sheet {r['sheet']}, " if r.get("sheet") and r["sheet"] != r["file"] else ""  # a CSV's is the file
+        if r.get("source_row"):
+            where = f"{r['file']}, {sheet}row {r['source_row']} ({kind or 'a row'}){field}"
+        elif kind:  # a batch held for review: every row of that table waits
+            where = f"{r['file']}, {sheet}all its {kinds}{field}"
+        else:
+            where = f"{r['file']}, {sheet or 'the whole file'}".removesuffix(", ")
+    message = str(r["message"])
+    if message.startswith(f"{r['file']}: "):  # the file is named already: the sentence starts after it
+        message = message[len(r["file"]) + 2:]
+        message = message[:1].upper() + message[1:]
+    return f"#{r['id']} {where}: {message} [rule {r['rule']}" + (", resolved]" if r.get("resolved_at") else "]")
+
+
+def _quarantine_text(rows: list[dict[str, Any]], include_resolved: bool) -> str:
+    from rematch_pipeline.reports.charts import counted
+
+    waiting = sum(1 for r in rows if not r.get("resolved_at"))
+    if not rows:
+        return "The quarantine is empty: no rejected file or row waits for a correction."
+    head = (f"In the quarantine: {counted(waiting, 'entry', 'entries')} waiting for a correction"
+            + (f", {counted(len(rows) - waiting, 'entry', 'entries')} resolved:" if include_resolved else ":"))
+    tail = ["Correct the file and send it with `rematch quarantine resubmit ID --file CORRECTED`."] if waiting else []
+    return "\n".join([head, *(_quarantine_line(r) for r in rows), *tail])
 
 
 def cmd_quarantine_resubmit(args: argparse.Namespace, settings: Settings) -> int:
@@ -304,6 +360,9 @@ def cmd_config_set(args: argparse.Namespace, settings: Settings) -> int:
 
 JSON_HELP = "print the result as JSON (for scripts) instead of lines for people"
 ROUND_ID_HELP = "the round, e.g. R-2026-11-23 (see `rematch round status`)"
+EPILOG = ("Where things are kept: REMATCH_HOME (default: ./var) holds the inbox, archive, outbox, exports and the "
+          "SQLite database; REMATCH_DATABASE_URL names another database. `rematch config show` lists the settings "
+          "kept with the home. Long steps show their progress on stderr.")
 
 
 def _version() -> str:
@@ -315,155 +374,201 @@ def _version() -> str:
         return "unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rematch", description=__doc__)
-    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress (pseudonymous ids only)")
-    sub = p.add_subparsers(dest="command", required=True)
+def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
+    """A command whose line in its group's list is also the first line of its own --help."""
+    return sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".")
 
-    d = sub.add_parser("demo", help="generate a scenario, ingest, validate, solve one round, render packets")
-    d.add_argument("--households", type=int, default=50, help="households to generate (default: 50)")
-    d.add_argument("--municipalities", type=int, default=8, help="municipalities to generate (default: 8)")
-    d.add_argument("--seed", type=int, default=2023, help="seed of the generated scenario (default: 2023)")
-    d.add_argument("--date", type=_date, help="round date (default: today)")
+
+def _group(sub: Any, name: str, help: str) -> Any:
+    return _command(sub, name, help).add_subparsers(dest="sub", required=True, metavar="COMMAND",
+                                                    help="one of these; `COMMAND --help` tells more")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rematch", description=__doc__, epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="log what each step does on stderr (pseudonymous ids only)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="do not show the progress of long steps (it goes to stderr, never into the output)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="one of these; `rematch COMMAND --help` tells more")
+
+    d = _command(sub, "demo", "generate a scenario, ingest, validate, solve and offer one round, render and deliver "
+                              "packets and letters, write the round report (1-3 minutes)")
+    d.add_argument("--households", type=int, default=50, metavar="N", help="households to generate (default: "
+                                                                               "%(default)s)")
+    d.add_argument("--municipalities", type=int, default=8, metavar="M",
+                   help="municipalities to generate (default: %(default)s)")
+    d.add_argument("--seed", type=int, default=2023, metavar="S",
+                   help="seed of the generated scenario: the same seed gives the same households (default: "
+                        "%(default)s)")
+    d.add_argument("--date", type=_date, metavar="YYYY-MM-DD", help="round date (default: today)")
     d.set_defaults(func=cmd_demo)
 
-    sc = sub.add_parser("scenario", help="realistic generated input files").add_subparsers(dest="sub", required=True)
-    g = sc.add_parser("generate", help="write a KoboToolbox XLSX and a capacity XLSX")
-    g.add_argument("--households", type=int, required=True, help="households to generate")
-    g.add_argument("--municipalities", type=int, required=True, help="municipalities to generate")
-    g.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same files (default: 0)")
-    g.add_argument("--round-date", type=_date, default=None,
-                   help="the round date the interviews and offers are dated for, YYYY-MM-DD (default: the scenario's)")
-    g.add_argument("--out", required=True, help="directory to write the two files into")
+    sc = _group(sub, "scenario", "realistic generated input files, for trying things out")
+    g = _command(sc, "generate", "write a KoboToolbox household XLSX and a capacity XLSX")
+    g.add_argument("--households", type=int, required=True, metavar="N", help="households to generate")
+    g.add_argument("--municipalities", type=int, required=True, metavar="M", help="municipalities to generate")
+    g.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="seed: the same seed gives the same files (default: %(default)s)")
+    g.add_argument("--round-date", type=_date, default=None, metavar="YYYY-MM-DD",
+                   help="the round date the interviews and offers are dated for (default: the scenario's)")
+    g.add_argument("--out", required=True, metavar="DIR", help="directory to write the two files into")
     g.set_defaults(func=cmd_scenario_generate)
 
-    i = sub.add_parser("ingest", help="archive, read, validate and store export files")
-    i.add_argument("files", nargs="+", help="KoboToolbox XLSX/CSV, ODK Central ZIP, capacity XLSX/CSV or decisions CSV")
+    i = _command(sub, "ingest", "archive, read, validate and store export files; bad rows go to the quarantine")
+    i.add_argument("files", nargs="+", metavar="FILE",
+                   help="KoboToolbox XLSX/CSV, ODK Central ZIP, capacity XLSX/CSV or decisions CSV")
     i.add_argument("--json", action="store_true", help=JSON_HELP)
     i.set_defaults(func=cmd_ingest)
 
-    r = sub.add_parser("round", help="matching rounds").add_subparsers(dest="sub", required=True)
-    rr = r.add_parser("run", help="solve the round of a date (idempotent)")
-    rr.add_argument("--date", type=_date, help="round date, YYYY-MM-DD (default: today)")
+    r = _group(sub, "round", "matching rounds: solve, offer, settle, status, replay, export, report")
+    rr = _command(r, "run", "solve the round of a date (once per date: running it again shows the stored round)")
+    rr.add_argument("--date", type=_date, metavar="YYYY-MM-DD", help="round date (default: today)")
     rr.add_argument("--allow-future", action="store_true",
                     help="accept a --date after today's date (it settles the offers as of that day)")
-    rr.add_argument("--policy", help="policy file (default: REMATCH_POLICY_FILE or the shipped policy.toml)")
+    rr.add_argument("--policy", metavar="FILE",
+                    help="policy file (default: REMATCH_POLICY_FILE or the shipped policy.toml)")
     rr.add_argument("--json", action="store_true", help=JSON_HELP)
     rr.set_defaults(func=cmd_round_run)
-    rs = r.add_parser("status", help="state, offer counts and fill per municipality of a round")
-    rs.add_argument("round_id", nargs="?", help="default: the latest round")
+    rs = _command(r, "status", "state, households and persons placed, offers and fill per municipality of a round")
+    rs.add_argument("round_id", nargs="?", metavar="ROUND_ID", help=ROUND_ID_HELP + " (default: the latest round)")
     rs.add_argument("--json", action="store_true", help=JSON_HELP)
     rs.set_defaults(func=cmd_round_status)
-    ro = r.add_parser("offer", help="make the offers of a solved round (idempotent)")
-    ro.add_argument("round_id", help=ROUND_ID_HELP)
+    ro = _command(r, "offer", "make the offers of a solved round, one per matched household (idempotent)")
+    ro.add_argument("round_id", metavar="ROUND_ID", help=ROUND_ID_HELP)
     ro.set_defaults(func=cmd_round_offer)
-    rx = r.add_parser("settle", help="expire offers not answered by their deadline")
-    rx.add_argument("--today", type=_date, help="default: today")
+    rx = _command(r, "settle", "expire offers not answered by their deadline; those households return to the pool")
+    rx.add_argument("--today", type=_date, metavar="YYYY-MM-DD", help="the day to settle as of (default: today)")
     rx.add_argument("--allow-future", action="store_true", help="accept a --today after today's date")
     rx.set_defaults(func=cmd_round_settle)
-    rp = r.add_parser("replay", help="re-solve a round from its stored snapshot and compare the assignments")
-    rp.add_argument("round_id", help=ROUND_ID_HELP)
+    rp = _command(r, "replay", "re-solve a round from its stored snapshot and compare the assignments")
+    rp.add_argument("round_id", metavar="ROUND_ID", help=ROUND_ID_HELP)
     rp.add_argument("--json", action="store_true", help=JSON_HELP)
     rp.set_defaults(func=cmd_round_replay)
-
-    dc = sub.add_parser("decide", help="record a household's answer to its offer")
-    dc.add_argument("case_id", help="the household's case id")
-    dc.add_argument("round_id", help=ROUND_ID_HELP)
-    dc.add_argument("decision", choices=["accept", "decline"], help="the household's answer")
-    dc.add_argument("--reason", help="the household's reason, if it gave one (free text, purged with the case)")
-    dc.set_defaults(func=cmd_decide)
-
-    au = sub.add_parser("audit", help="audit trail").add_subparsers(dest="sub", required=True)
-    ae = au.add_parser("export", help="write a round's audit files (CSV and JSON)")
-    ae.add_argument("--round", required=True, help=ROUND_ID_HELP)
-    ae.add_argument("--out", required=True, help="directory; the files go into OUT/ROUND_ID")
-    ae.set_defaults(func=cmd_audit_export)
-
-    pu = sub.add_parser("purge", help="remove personal details of households whose case closed before a date")
-    pu.add_argument("--before", type=_date, required=True, help="cases closed before this date, YYYY-MM-DD")
-    pu.add_argument("--json", action="store_true", help=JSON_HELP)
-    pu.set_defaults(func=cmd_purge)
-    er = sub.add_parser("erase", help="erase one household's personal details on request")
-    er.add_argument("case_id", help="the household's case id")
-    er.add_argument("--json", action="store_true", help=JSON_HELP)
-    er.set_defaults(func=cmd_erase)
-    re_ = r.add_parser("export", help="write assignments.csv and round.json")
-    re_.add_argument("round_id", help=ROUND_ID_HELP)
-    re_.add_argument("--out", required=True, help="directory to write assignments.csv and round.json into")
+    re_ = _command(r, "export", "write assignments.csv and round.json (data contract, section 4)")
+    re_.add_argument("round_id", metavar="ROUND_ID", help=ROUND_ID_HELP)
+    re_.add_argument("--out", required=True, metavar="DIR",
+                     help="directory to write assignments.csv and round.json into")
     re_.set_defaults(func=cmd_round_export)
-
-    pk = sub.add_parser("packets", help="municipality packets and household letters").add_subparsers(
-        dest="sub", required=True)
-    pr = pk.add_parser("render", help="render the packets and offer letters of a round (idempotent)")
-    pr.add_argument("round_id", help=ROUND_ID_HELP)
-    pr.set_defaults(func=cmd_packets_render)
-    pd = pk.add_parser("deliver", help="deliver the latest packets and letters of a round, once per version")
-    pd.add_argument("round_id", help=ROUND_ID_HELP)
-    pd.add_argument("--json", action="store_true", help=JSON_HELP)
-    pd.set_defaults(func=cmd_packets_deliver)
-    rep = r.add_parser("report", help="write the round report (HTML) with the round and audit exports beside it")
-    rep.add_argument("round_id", help=ROUND_ID_HELP)
-    rep.add_argument("--out", help="directory (default: $REMATCH_HOME/exports/ROUND_ID)")
+    rep = _command(r, "report", "write the round report (HTML) with the round and audit exports beside it")
+    rep.add_argument("round_id", metavar="ROUND_ID", help=ROUND_ID_HELP)
+    rep.add_argument("--out", metavar="DIR", help="directory (default: REMATCH_HOME/exports/ROUND_ID)")
     rep.set_defaults(func=cmd_round_report)
 
-    q = sub.add_parser("quarantine", help="rejected rows").add_subparsers(dest="sub", required=True)
-    ql = q.add_parser("list", help="list quarantined rows with their reasons")
+    dc = _command(sub, "decide", "record a household's answer to its offer")
+    dc.add_argument("case_id", metavar="CASE_ID", help="the household's case id")
+    dc.add_argument("round_id", metavar="ROUND_ID", help=ROUND_ID_HELP)
+    dc.add_argument("decision", choices=["accept", "decline"], help="the household's answer: accept or decline")
+    dc.add_argument("--reason", metavar="TEXT",
+                    help="the household's reason, if it gave one (free text, purged with the case)")
+    dc.set_defaults(func=cmd_decide)
+
+    au = _group(sub, "audit", "the audit trail")
+    ae = _command(au, "export", "write a round's audit files (CSV and JSON, readable without this software)")
+    ae.add_argument("--round", required=True, metavar="ROUND_ID", help=ROUND_ID_HELP)
+    ae.add_argument("--out", required=True, metavar="DIR", help="directory; the files go into DIR/ROUND_ID")
+    ae.set_defaults(func=cmd_audit_export)
+
+    pu = _command(sub, "purge", "remove the personal details of households whose case closed before a date")
+    pu.add_argument("--before", type=_date, required=True, metavar="YYYY-MM-DD", help="cases closed before this date")
+    pu.add_argument("--json", action="store_true", help=JSON_HELP)
+    pu.set_defaults(func=cmd_purge)
+    er = _command(sub, "erase", "erase one household's personal details on request")
+    er.add_argument("case_id", metavar="CASE_ID", help="the household's case id")
+    er.add_argument("--json", action="store_true", help=JSON_HELP)
+    er.set_defaults(func=cmd_erase)
+
+    pk = _group(sub, "packets", "municipality packets and household offer letters")
+    pr = _command(pk, "render", "render the packets and offer letters of a round (only what changed is new)")
+    pr.add_argument("round_id", metavar="ROUND_ID", help=ROUND_ID_HELP)
+    pr.set_defaults(func=cmd_packets_render)
+    pd = _command(pk, "deliver", "deliver the latest packets and letters of a round, once per version")
+    pd.add_argument("round_id", metavar="ROUND_ID", help=ROUND_ID_HELP)
+    pd.add_argument("--json", action="store_true", help=JSON_HELP)
+    pd.set_defaults(func=cmd_packets_deliver)
+
+    q = _group(sub, "quarantine", "rejected files and rows, with what is wrong")
+    ql = _command(q, "list", "list the quarantined files and rows with their reasons")
     ql.add_argument("--json", action="store_true", help=JSON_HELP)
-    ql.add_argument("--all", action="store_true", help="also list rows already resolved")
+    ql.add_argument("--all", action="store_true", help="also list entries already resolved")
     ql.set_defaults(func=cmd_quarantine_list)
-    qr = q.add_parser("resubmit", help="ingest a corrected file and mark the quarantine row resolved when fixed")
-    qr.add_argument("id", type=int, help="quarantine row id (see `rematch quarantine list`)")
-    qr.add_argument("--file", required=True, help="the corrected export file")
+    qr = _command(q, "resubmit", "ingest a corrected file and mark the quarantine entry resolved when it is fixed")
+    qr.add_argument("id", type=int, metavar="ID", help="the quarantine entry's number (see `rematch quarantine list`)")
+    qr.add_argument("--file", required=True, metavar="CORRECTED", help="the corrected export file")
     qr.add_argument("--json", action="store_true", help=JSON_HELP)
     qr.set_defaults(func=cmd_quarantine_resubmit)
 
-    b = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="sub", required=True)
-    bm = b.add_parser("match", help="generate a scenario and time one round")
-    bm.add_argument("--households", type=int, default=2000, help="households to generate (default: 2000)")
-    bm.add_argument("--municipalities", type=int, default=60, help="municipalities to generate (default: 60)")
-    bm.add_argument("--seed", type=int, default=1, help="seed of the generated scenario (default: 1)")
-    bm.add_argument("--time-limit", type=float, default=None,
+    b = _group(sub, "bench", "benchmarks on generated data (nothing is written to REMATCH_HOME)")
+    bm = _command(b, "match", "generate a scenario and time one round")
+    bm.add_argument("--households", type=int, default=2000, metavar="N",
+                    help="households to generate (default: %(default)s)")
+    bm.add_argument("--municipalities", type=int, default=60, metavar="M",
+                    help="municipalities to generate (default: %(default)s)")
+    bm.add_argument("--seed", type=int, default=1, metavar="S", help="seed of the generated scenario (default: "
+                                                                          "%(default)s)")
+    bm.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                     help="the round's time limit in seconds (default: time_limit_s of the policy)")
-    bm.add_argument("--balanced-fill-weight", type=float, default=None,
+    bm.add_argument("--balanced-fill-weight", type=float, default=None, metavar="POINTS",
                     help="points per person within their municipality's share (default: the policy's)")
-    bm.add_argument("--repeat", type=_at_least_one, default=1,
-                    help="solve the same scenario K times and report whether the assignments agreed (default: 1)")
+    bm.add_argument("--repeat", type=_at_least_one, default=1, metavar="K",
+                    help="solve the same scenario K times and report whether the assignments agreed (default: "
+                         "%(default)s)")
     bm.add_argument("--json", action="store_true", help=JSON_HELP)
     bm.set_defaults(func=cmd_bench)
-    bi = b.add_parser("ingest", help="generate a Kobo XLSX export and time parse, validate and store")
-    bi.add_argument("--households", type=int, default=10_000, help="households to generate (default: 10000)")
-    bi.add_argument("--seed", type=int, default=1, help="seed of the generated export (default: 1)")
-    bi.add_argument("--database-url", help="an empty database to store into (default: a new SQLite file)")
+    bi = _command(b, "ingest", "generate a KoboToolbox XLSX export and time reading, validating and storing it")
+    bi.add_argument("--households", type=int, default=10_000, metavar="N",
+                    help="households to generate (default: %(default)s)")
+    bi.add_argument("--seed", type=int, default=1, metavar="S", help="seed of the generated export (default: "
+                                                                          "%(default)s)")
+    bi.add_argument("--database-url", metavar="URL", help="an empty database to store into (default: a new SQLite "
+                                                           "file)")
     bi.add_argument("--json", action="store_true", help=JSON_HELP)
     bi.set_defaults(func=cmd_bench_ingest)
-    bp = b.add_parser("packets", help="solve a generated round and time rendering every packet (HTML + PDF)")
-    bp.add_argument("--households", type=int, default=2000, help="households to generate (default: 2000)")
-    bp.add_argument("--municipalities", type=int, default=80, help="municipalities to generate (default: 80)")
-    bp.add_argument("--seed", type=int, default=1, help="seed of the generated scenario (default: 1)")
-    bp.add_argument("--workers", type=int, help="render processes (default: one per CPU)")
+    bp = _command(b, "packets", "solve a generated round and time rendering every packet (HTML and PDF)")
+    bp.add_argument("--households", type=int, default=2000, metavar="N",
+                    help="households to generate (default: %(default)s)")
+    bp.add_argument("--municipalities", type=int, default=80, metavar="M",
+                    help="municipalities to generate (default: %(default)s)")
+    bp.add_argument("--seed", type=int, default=1, metavar="S", help="seed of the generated scenario (default: "
+                                                                          "%(default)s)")
+    bp.add_argument("--workers", type=int, metavar="W", help="render processes (default: one per CPU)")
     bp.add_argument("--json", action="store_true", help=JSON_HELP)
     bp.set_defaults(func=cmd_bench_packets)
 
-    fo = sub.add_parser("forms", help="the forms we hand out").add_subparsers(dest="sub", required=True)
-    fe = fo.add_parser("export", help="write the household XLSForm and the capacity XLSX template")
-    fe.add_argument("dir", help="directory to write the two files into")
+    fo = _group(sub, "forms", "the forms we hand out")
+    fe = _command(fo, "export", "write the household XLSForm and the capacity XLSX template")
+    fe.add_argument("dir", metavar="DIR", help="directory to write the two files into")
     fe.set_defaults(func=cmd_forms_export)
 
-    cf = sub.add_parser("config", help="settings kept with the home (REMATCH_HOME/settings.toml)").add_subparsers(
-        dest="sub", required=True)
-    cs = cf.add_parser("show", help="each kept setting, its value and where it comes from")
+    cf = _group(sub, "config", "settings kept with the home (REMATCH_HOME/settings.toml)")
+    cs = _command(cf, "show", "each kept setting, its value and where it comes from")
     cs.add_argument("--json", action="store_true", help=JSON_HELP)
     cs.set_defaults(func=cmd_config_show)
-    ce = cf.add_parser("set", help="keep a setting for every later command and DAG run of this home")
-    ce.add_argument("name", choices=sorted(HOME_SETTINGS), help="the setting")
+    ce = _command(cf, "set", "keep a setting for every later command and DAG run of this home")
+    ce.add_argument("name", choices=sorted(HOME_SETTINGS), help="the setting: %(choices)s")
     ce.add_argument("value", help='its value, e.g. "Re:Match Koordinationsteam, team@example.org, +49 30 1234567"')
     ce.set_defaults(func=cmd_config_set)
 
-    db = sub.add_parser("db", help="database").add_subparsers(dest="sub", required=True)
-    du = db.add_parser("upgrade", help="apply the schema migrations")
+    db = _group(sub, "db", "the project database")
+    du = _command(db, "upgrade", "create or migrate the schema: once per install or upgrade")
     du.set_defaults(func=cmd_db_upgrade)
     return p
+
+
+def _progress(args: argparse.Namespace) -> AbstractContextManager[Any]:
+    """Progress of long steps on stderr: a bar on a terminal, otherwise a line now and then; with -v lines too, as
+    the log lines would break a bar."""
+    from rematch_pipeline import progress
+
+    if args.no_progress:
+        return nullcontext()
+    reporter = progress.TerminalReporter(sys.stderr, tty=False if args.verbose else None)
+    stack = ExitStack()
+    stack.enter_context(reporter)
+    stack.enter_context(progress.reporting(reporter))
+    return stack
 
 
 def main(argv: list[str] | None = None, settings: Settings | None = None) -> int:
@@ -474,7 +579,8 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.func(args, settings or load_settings()))
+        with _progress(args):
+            return int(args.func(args, settings or load_settings()))
     except FutureDateError as exc:
         hint = "; give --allow-future if that is meant" if hasattr(args, "allow_future") else ""
         print(f"error: {exc}{hint}", file=sys.stderr)

@@ -7,6 +7,8 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+from rematch_pipeline import progress
+from rematch_pipeline.cli import round_summary_lines
 from rematch_pipeline.config import DEFAULT_COORDINATION_CONTACT, Settings, load_policy, save_home_setting
 from rematch_pipeline.db.engine import migrate
 from rematch_pipeline.ingest.service import ingest_file
@@ -14,7 +16,7 @@ from rematch_pipeline.packets.delivery import deliver_round
 from rematch_pipeline.packets.letters import render_round_letters
 from rematch_pipeline.packets.service import render_round_packets
 from rematch_pipeline.reports.round_report import write_round_report
-from rematch_pipeline.rounds import offer_round, run_round
+from rematch_pipeline.rounds import offer_round, run_round, summarize
 from rematch_pipeline.scenario import generate_scenario
 
 DEMO_COORDINATION_CONTACT = "Re:Match Koordinationsteam (Demo), koordination@rematch.example"
@@ -32,40 +34,41 @@ def run_demo(settings: Settings, households: int, municipalities: int, seed: int
               "`rematch config set coordination_contact ...`)")
     policy = load_policy()
     scenario_dir = settings.home / "scenario" / f"seed-{seed}"
-    files = generate_scenario(scenario_dir, households=households, municipalities=municipalities, seed=seed,
-                              round_date=round_date)
+    with progress.step("demo 1/6: generating the scenario"):
+        files = generate_scenario(scenario_dir, households=households, municipalities=municipalities, seed=seed,
+                                  round_date=round_date)
     print(f"1. scenario: {households} households, {municipalities} municipalities (seed {seed}) in {scenario_dir}")
     reports = []
-    for f in (files.capacity_xlsx, files.households_xlsx):
+    inputs = (files.capacity_xlsx, files.households_xlsx)
+    for f in progress.track(inputs, "demo 2/6: ingesting", total=len(inputs), unit="files"):
         # Files arrive through the inbox, as a coordinator would drop them.
         inbox_copy = settings.inbox / f.name
         shutil.copyfile(f, inbox_copy)
         reports.append(ingest_file(inbox_copy, settings, actor="demo"))
     for r in reports:
         print(f"2. ingest {r.file}: {r.status} — {r.message}")
-    summary = run_round(settings, policy, round_date, actor="demo")
+    with progress.step("demo 3/6: the round"):
+        summary = run_round(settings, policy, round_date, actor="demo")
     print(f"3. round {summary.round_id}: {summary.message}"
           + (" (already solved earlier; unchanged)" if summary.already_existed else ""))
-    offered = offer_round(settings, summary.round_id, actor="demo")
+    with progress.step("demo 4/6: making the offers"):
+        offered = offer_round(settings, summary.round_id, actor="demo")
     print(f"4. offers: {offered} new (deadline in {policy.offer_response_days} days)")
-    packets = render_round_packets(settings, policy, summary.round_id, actor="demo")
-    letters = render_round_letters(settings, policy, summary.round_id, actor="demo")
-    delivered = deliver_round(settings, summary.round_id, actor="demo")
+    with progress.step("demo 5/6: packets and letters") as documents:
+        packets = render_round_packets(settings, policy, summary.round_id, actor="demo")
+        documents.note("rendering the offer letters")
+        letters = render_round_letters(settings, policy, summary.round_id, actor="demo")
+        documents.note("delivering")
+        delivered = deliver_round(settings, summary.round_id, actor="demo")
     print(f"5. packets and letters: {len(packets)} packets, {len(letters)} letters; "
           f"{sum(1 for d in delivered if d['delivered'])} newly delivered "
           f"({', '.join(sorted({d['channel'] for d in delivered})) or 'nothing new'})")
-    report = write_round_report(settings, summary.round_id)
+    with progress.step("demo 6/6: writing the round report"):
+        report = write_round_report(settings, summary.round_id)
     csv_path, json_path = report.parent / "assignments.csv", report.parent / "round.json"
 
     print("\n=== Re:Match demo summary ===")
-    state = "offered" if offered or summary.status == "offered" else summary.status
-    print(f"round:               {summary.round_id} ({state})")
-    print(f"households:          {summary.households_placed} of {summary.households} placed")
-    print(f"persons placed:      {summary.persons_placed} of {summary.persons_in_pool}")
-    print("fill per municipality:")
-    for row in summary.fill:
-        print(f"  {row['ags']}  {row['municipality']:<26} {row['persons_placed']:>4} / {row['places_persons']:<4}"
-              f" {row['fill']:>6.0%}")
+    print("\n".join(round_summary_lines(summarize(settings, summary.round_id))))
     print("packets:")
     for p in packets:
         print(f"  {p['pdf_path']}")

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, text, update
 
-from rematch_pipeline import offers, store
+from rematch_pipeline import offers, progress, store
 from rematch_pipeline.config import Settings, exported_policy, policy_to_dict
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import require_schema
@@ -118,7 +118,8 @@ def run_round(settings: Settings, policy: Policy, round_date: date, actor: str =
         row = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).one()
         solved_before = row.status in SOLVED_STATES
         if not solved_before:
-            _solve(conn, row, policy, actor, settings.clock.now())
+            with progress.step(f"round {round_id}"):
+                _solve(conn, row, policy, actor, settings.clock.now())
     return summarize(settings, round_id, already_existed=solved_before)
 
 
@@ -289,8 +290,9 @@ def replay_round(settings: Settings, round_id: str) -> ReplayReport:
         raise LookupError(f"round {round_id} cannot be replayed: {snap.purged_cases} household(s) in its snapshot "
                           "were erased or purged (retention), so its inputs no longer exist")
     inputs = inputs_from_json(unpack(snap.snapshot))
-    result = match(inputs.households, inputs.offers, inputs.round_date, inputs.policy, round_id, inputs.declined,
-                   inputs.consumed)
+    with progress.step(f"replaying round {round_id}"):
+        result = match(inputs.households, inputs.offers, inputs.round_date, inputs.policy, round_id,
+                       inputs.declined, inputs.consumed)
     replayed = {a.case_id: a.ags for a in result.assignments}
     differences = [{"case_id": c, "stored": stored.get(c, ""), "replayed": replayed.get(c, "")}
                    for c in sorted(set(stored) | set(replayed)) if stored.get(c) != replayed.get(c)]

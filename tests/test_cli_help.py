@@ -1,14 +1,19 @@
-"""The command line explains itself: a version, and help for every argument of every command with its default."""
+"""The command line explains itself: a version, help for every argument with its default, and output in plain
+statements whose every count says what it counts."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
+from datetime import date
 from importlib.metadata import version
+from typing import Any
 
 import pytest
 
-from rematch_pipeline.cli import build_parser, main
+from rematch_pipeline.cli import _quarantine_line, build_parser, main, round_summary_lines
+from rematch_pipeline.quarantine import COMMAND_LINE
+from rematch_pipeline.rounds import RoundSummary
 
 
 def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
@@ -19,17 +24,38 @@ def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParse
                 yield from _parsers(sub)
 
 
-def test_every_argument_of_every_command_has_help_naming_its_default() -> None:
+def test_every_argument_of_every_command_has_help_showing_its_real_default() -> None:
     missing, no_default = [], []
     for parser in _parsers(build_parser()):
         for a in parser._actions:
-            if isinstance(a, (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)):
+            if isinstance(a, (argparse._HelpAction, argparse._VersionAction)):
                 continue
             if not a.help:
                 missing.append(f"{parser.prog} {a.option_strings or a.dest}")
-            elif a.default not in (None, False) and not a.required and "default" not in a.help:
+            # The default is filled in by argparse, so the help cannot drift from the code.
+            elif a.default is not None and a.default is not False and not a.required \
+                    and "%(default)s" not in a.help:  # (0 == False: a default of 0 is shown too)
                 no_default.append(f"{parser.prog} {a.option_strings or a.dest}")
     assert (missing, no_default) == ([], [])
+
+
+def test_every_command_says_what_it_does_in_its_list_and_its_own_help() -> None:
+    silent = []
+    for parser in _parsers(build_parser()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                listed = {c.dest: c.help for c in action._choices_actions}
+                silent += [sub.prog for name, sub in action.choices.items()
+                           if not listed.get(name) or not sub.description]
+    assert silent == []
+
+
+def test_help_of_a_command_shows_its_defaults_and_value_names(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["bench", "match", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--households N households to generate (default: 2000)" in text
+    assert "--repeat K solve the same scenario K times" in text
 
 
 def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -37,3 +63,67 @@ def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]
         main(["--version"])
     assert stop.value.code == 0
     assert capsys.readouterr().out.strip() == f"rematch {version('rematch-pipeline')}"
+
+
+def _summary(**kw: object) -> RoundSummary:
+    fields: dict[str, Any] = dict(
+        round_id="R-2026-11-23", round_date=date(2026, 11, 23), status="offered",
+        message="1203 of 1290 persons placed (440 households), solver optimal", households=500,
+        persons_in_pool=1290, households_placed=440, persons_placed=1203,
+        fill=[{"ags": "09162000", "municipality": "München", "persons_placed": 1200, "persons_accepted": 30,
+               "places_persons": 1500, "fill": 0.8},
+              {"ags": "05315000", "municipality": "Köln", "persons_placed": 3, "persons_accepted": 0,
+               "places_persons": 8, "fill": 0.375}],
+        stats={"status": "optimal", "lp_bound_persons": 1203.5, "gap_to_lp": 0.000415,
+               "persons_proven_maximal": True, "quality": 6781.25, "quality_bound": 6790.0, "quality_gap": 0.0013},
+        offers={"offered": 440, "accepted": 12, "declined": 3, "expired": 0, "pending": 425, "persons_accepted": 30})
+    return RoundSummary(**{**fields, **kw})
+
+
+def test_round_status_says_of_every_count_whether_it_counts_households_or_persons() -> None:
+    assert round_summary_lines(_summary()) == [
+        "Round R-2026-11-23 of 2026-11-23 is offered (solver: optimal).",
+        "  In the pool: 500 households (1,290 persons).",
+        "  Placed: 440 households (1,203 persons); not placed: 60 households (87 persons).",
+        "  Offers: 440 households offered a place; of them 12 accepted (30 persons), 3 declined, 0 expired and 425 "
+        "wait for an answer.",
+        "  1,203 persons placed is the most possible (proven): the bound over every eligible pair is 1,203.50 "
+        "persons (gap < 0.1 %).",
+        "  Match quality: 6,781.2 points, bound 6,790 (gap 0.1 %).",
+        "  Fill per municipality (places are for persons):",
+        "    09162000 München  1,200 persons placed of 1,500 places (80 %), 30 persons accepted",
+        "    05315000 Köln         3 persons placed of     8 places (37.5 %), 0 persons accepted",
+    ]
+    assert round_summary_lines(_summary(already_existed=True))[0] == (
+        "Round R-2026-11-23 of 2026-11-23 is offered (solver: optimal); it was solved before, nothing changed.")
+
+
+def test_round_status_of_a_round_that_placed_nobody_says_why() -> None:
+    lines = round_summary_lines(_summary(status="failed", message="the solver failed: out of memory",
+                                         households_placed=0, persons_placed=0, fill=[], offers={},
+                                         stats={"status": "infeasible"}))
+    assert lines[:4] == ["Round R-2026-11-23 of 2026-11-23 failed (solver: infeasible).",
+                         "  the solver failed: out of memory",
+                         "  In the pool: 500 households (1,290 persons).",
+                         "  Placed: 0 households (0 persons); not placed: 500 households (1,290 persons)."]
+
+
+def _entry(**kw: object) -> dict[str, Any]:
+    return {"id": 7, "file": "households.xlsx", "table_name": "households", "sheet": None, "source_row": None,
+            "field": None, "rule": "r", "message": "What is wrong.", "resolved_at": None, **kw}
+
+
+@pytest.mark.parametrize(("entry", "line"), [
+    (_entry(sheet="members", source_row=4, field="birth_year", table_name="members"),
+     "#7 households.xlsx, sheet members, row 4 (a person of a household), field birth_year: What is wrong. [rule r]"),
+    (_entry(file="cap.csv", sheet="cap.csv", source_row=2, table_name="capacity_offers"),
+     "#7 cap.csv, row 2 (a capacity offer): What is wrong. [rule r]"),
+    (_entry(file="README.md", table_name="file", message="README.md: no header row found"),
+     "#7 README.md, the whole file: No header row found [rule r]"),
+    (_entry(table_name="file", sheet="Notes"), "#7 households.xlsx, sheet Notes: What is wrong. [rule r]"),
+    (_entry(rule="batch_held"), "#7 households.xlsx, all its household rows: What is wrong. [rule batch_held]"),
+    (_entry(file=COMMAND_LINE, table_name="decisions", field="case_id", resolved_at="2026-11-24"),
+     "#7 a decision given with `rematch decide`, field case_id: What is wrong. [rule r, resolved]"),
+])
+def test_a_quarantine_entry_is_one_statement_of_where_what_and_why(entry: dict[str, Any], line: str) -> None:
+    assert _quarantine_line(entry) == line

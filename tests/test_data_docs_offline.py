@@ -166,7 +166,6 @@ def test_a_validation_page_names_its_sha256_table_and_batch_time(site: Site) -> 
             assert header["Batch time"] == f"{TEST_NOW:%Y-%m-%d %H:%M:%S} UTC"
 
 
-@pytest.mark.xfail(strict=True, reason="ingest/service.py does not pass the file (validate_batch(source=...)) yet")
 def test_an_ingested_files_page_names_the_file_as_sent(site: Site) -> None:
     for name, report in site.reports.items():
         for page in report.reports.values():

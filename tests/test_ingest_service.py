@@ -65,10 +65,13 @@ def test_quarantine_list_json_names_file_row_rule_and_message(settings: Settings
     assert (row["file"], row["sheet"], row["source_row"], row["field"], row["rule"]) == (
         "cap.csv", "cap.csv", 2, "places_persons", "places_persons_at_least_8")
     assert "at least 8" in row["message"] and row["resolved_at"] is None
-    # For people: which file, where in it, what is wrong.
+    # For people: which file, where in it, what the row holds, what is wrong; what to do about it.
     assert main(["quarantine", "list"], settings=settings) == 0
-    assert capsys.readouterr().out.strip() == (
-        f"#{row['id']} cap.csv (row 2, field places_persons): {row['message']} [rule places_persons_at_least_8]")
+    assert capsys.readouterr().out.strip().splitlines() == [
+        "In the quarantine: 1 entry waiting for a correction:",
+        f"#{row['id']} cap.csv, row 2 (a capacity offer), field places_persons: {row['message']} "
+        "[rule places_persons_at_least_8]",
+        "Correct the file and send it with `rematch quarantine resubmit ID --file CORRECTED`."]
 
 
 @pytest.mark.full
@@ -105,7 +108,10 @@ def test_quarantine_resubmit_resolves_the_row_through_the_normal_ingest(settings
     assert sorted(c for c, _ in stored) == ["RM-A", "RM-B"]
     assert resolved == [out["ingest"]["raw_file_id"]]
     assert event.subject == str(household_row["id"]) and len(event.details["resolved_ids"]) == 2 * len(rows)
-    assert main(["quarantine", "list", "--all"], settings=settings) == 0 and "(resolved)" in capsys.readouterr().out
+    assert main(["quarantine", "list", "--all"], settings=settings) == 0
+    listed = capsys.readouterr().out
+    assert listed.startswith("In the quarantine: 0 entries waiting for a correction, ")
+    assert listed.count(", resolved]") == 2 * len(rows)
 
 
 def test_quarantine_resubmit_of_a_refused_file(settings: Settings, tmp_path: Path) -> None:

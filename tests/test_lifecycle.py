@@ -484,9 +484,11 @@ def test_a_capacity_cut_below_what_offers_hold_is_stored_with_a_warning_and_brea
     assert status.warnings and "OF-1" in status.warnings[0]
     assert main(["round", "status", r1.round_id], settings=settings) == 0
     out = capsys.readouterr().out
-    assert "warning: offer OF-1" in out
+    assert "Warning: offer OF-1" in out
     # Each number says what it counts: households or persons.
-    assert "offers to households: 4 made" in out and "persons placed / places offered (fill), persons accepted" in out
+    assert "Offers: 4 households offered a place; of them 0 accepted (0 persons)" in out
+    assert "Placed: 4 households (4 persons); not placed: 2 households (2 persons)." in out
+    assert "2 persons placed of 8 places (25 %), 0 persons accepted" in out
     assert render_round_packets(settings, policy, r1.round_id)  # the packets still render
     mid = R1 + timedelta(days=3)  # a round while those offers still run places nobody more there
     clock_of(settings).set(mid)

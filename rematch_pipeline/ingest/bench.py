@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rematch_pipeline import progress
 from rematch_pipeline.clock import ManualClock
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db.engine import migrate
@@ -28,8 +29,10 @@ def bench_ingest(households: int, seed: int = 1, database_url: str | None = None
     """
     with tempfile.TemporaryDirectory(prefix="rematch-bench-") as tmp:
         t0 = time.perf_counter()
-        files = generate_scenario(Path(tmp) / "scenario", households=households,
-                                  municipalities=min(50, max(8, households // 100)), seed=seed, round_date=BENCH_DATE)
+        with progress.step("generating the export"):
+            files = generate_scenario(Path(tmp) / "scenario", households=households,
+                                      municipalities=min(50, max(8, households // 100)), seed=seed,
+                                      round_date=BENCH_DATE)
         generate_s = time.perf_counter() - t0
         home = Path(tmp) / "home"
         # The generated interviews lie before BENCH_DATE: the ingest runs on that day, whatever today is.

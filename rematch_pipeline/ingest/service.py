@@ -18,12 +18,13 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import insert, select, update
 
-from rematch_pipeline import offers, store
+from rematch_pipeline import offers, progress, store
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import is_busy, require_schema
 from rematch_pipeline.ingest.safety import RefusedFileError, check_size
 from rematch_pipeline.quarantine import FAILED_RULE
+from rematch_pipeline.reports.charts import counted
 from rematch_pipeline.repository import SqlUnitOfWork
 
 log = logging.getLogger(__name__)
@@ -233,13 +234,14 @@ def _refuse(attempt: _Attempt, status: str, rule: str, message: str, settings: S
 
 def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings) -> IngestReport:
     from rematch_pipeline.ingest.readers import UnrecognisedFileError, read_file
-    from rematch_pipeline.validation import RowError, validate_batch
+    from rematch_pipeline.validation import RowError, SourceFile, validate_batch
 
     engine = settings.engine()
     name, digest, actor = attempt.name, attempt.digest, attempt.actor
     started = time.perf_counter()
     try:
-        batch = read_file(archived, settings.limits, name=name)
+        with progress.step(f"reading {name}"):
+            batch = read_file(archived, settings.limits, name=name)
     except (UnrecognisedFileError, RefusedFileError) as exc:
         status, rule = (("refused", exc.rule) if isinstance(exc, RefusedFileError)
                         else ("unrecognised", "unrecognised_file"))
@@ -250,7 +252,10 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings) -> I
     structure: dict[str, list[RowError]] = {}
     for issue in batch.issues:
         structure.setdefault(issue.table, []).append(RowError(issue.row, issue.field, issue.rule, issue.message))
-    results = validate_batch(batch.tables, batch_id=digest[:12], settings=settings, structure=structure)
+    with progress.step(f"validating {name}") as validating:
+        validating.note(counted(sum(len(df) for df in batch.tables.values()), "row"))
+        results = validate_batch(batch.tables, batch_id=digest[:12], settings=settings, structure=structure,
+                                 source=SourceFile(name, digest))
     validated = time.perf_counter()
     total = sum(len(df) for df in batch.tables.values())
     invalid = sum(len(r.invalid_rows) for r in results.values())
@@ -258,7 +263,8 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings) -> I
     report = IngestReport(name, digest, "held" if held else "ingested", "", kind=batch.kind, format=batch.format,
                           notes=list(batch.notes))
     at = settings.clock.now()
-    with engine.begin() as conn:  # the file's rows, its validation and its quarantine land together or not at all
+    # The file's rows, its validation and its quarantine land together or not at all.
+    with progress.step(f"storing {name}", total=len(results), unit="tables") as storing, engine.begin() as conn:
         raw_id = _store_raw(conn, attempt, kind=batch.kind, format=batch.format, status=report.status)
         report.raw_file_id = raw_id
         salt = settings.pseudonym_salt
@@ -292,6 +298,7 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings) -> I
                           held=len(df) - len(bad) if held else 0)
             if res.report_path:
                 report.reports[table] = str(res.report_path)
+            storing.advance(detail=f"{counted(len(df), 'row')} of {table.replace('_', ' ')}")
         if batch.unread:
             conn.execute(insert(t.quarantine), [
                 dict(raw_file_id=raw_id, table_name="file", sheet=_clip(sheet, SHEET_CHARS), source_row=None,

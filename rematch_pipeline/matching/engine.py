@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from rematch_pipeline import progress
 from rematch_pipeline.domain import Assignment, CapacityOffer, Consumption, Household, Policy, Unmatched
 from rematch_pipeline.matching.backends import SolveError
 from rematch_pipeline.matching.baselines import evaluate, state_quota
@@ -53,7 +54,9 @@ def match(
     consumed: Mapping[str, Consumption] | None = None,
 ) -> MatchResult:
     t0 = time.perf_counter()
-    data = build_data(households, offers, round_date, policy, declined, consumed)
+    with progress.step("preparing the data") as preparing:
+        preparing.note(f"{len(households)} households, {len(offers)} capacity offers")
+        data = build_data(households, offers, round_date, policy, declined, consumed)
     t_data = time.perf_counter() - t0
     stats: dict[str, Any] = {
         "households": len(data.households), "offers": len(data.offers), "eligible_pairs": data.n_eligible,
@@ -70,13 +73,16 @@ def match(
                      solve_s=0.0, persons_proven_maximal=True)
         return MatchResult("empty", f"empty round: {why}", assignments, unmatched, stats, data)
     try:
-        result = solve_model(data, policy, started=t0)  # the time limit is the round's, data included
+        with progress.step("solving (most persons placed, then their preferences)") as solving:
+            solving.note(f"{data.n_pairs} candidate pairs, time limit {policy.solver.time_limit_s:g} s")
+            result = solve_model(data, policy, started=t0)  # the time limit is the round's, data included
     except SolveError as exc:
         # Every pool household still gets a row: unmatched, with the solver's failure as the round's message.
         stats.update(status="infeasible", message=str(exc))
         assignments, unmatched = extract(data, data.pair_h[:0], round_id)
         return MatchResult("infeasible", str(exc), assignments, unmatched, stats, data)
-    assignments, unmatched = extract(data, result.chosen, round_id)
+    with progress.step("extracting the assignments and the reasons for the unmatched"):
+        assignments, unmatched = extract(data, result.chosen, round_id)
     solve_s = sum(p.seconds for p in result.phases)
     stats.update(
         status=result.status,
@@ -106,13 +112,15 @@ def match(
                                   "persons_within_share": round(result.balanced_fill_points / result.fair.weight, 3),
                                   "shares_of_persons": round(float(result.fair.share.sum()), 3)}
     t1 = time.perf_counter()
-    stats["comparison"] = {
-        "rematch": evaluate(data, data.pair_h[result.chosen], data.pair_o[result.chosen]),
-        "state_quota": evaluate(data, *state_quota(data, seed=policy.solver.random_seed)),
-        "greedy_by_score": evaluate(data, *result.greedy),  # the solve's own greedy start, on the same input
-    }
+    with progress.step("comparing with the baselines (state quota, greedy)"):
+        stats["comparison"] = {
+            "rematch": evaluate(data, data.pair_h[result.chosen], data.pair_o[result.chosen]),
+            "state_quota": evaluate(data, *state_quota(data, seed=policy.solver.random_seed)),
+            "greedy_by_score": evaluate(data, *result.greedy),  # the solve's own greedy start, on the same input
+        }
     stats["baselines_s"] = round(time.perf_counter() - t1, 3)
     message = (f"{result.persons_placed} of {stats['persons_in_pool']} persons placed "
                f"({len(assignments)} households), solver {result.status}")
-    planning = planning_report(data, result.lp_model, result.duals) if len(result.duals) else []
+    with progress.step("planning report (where more places would help)"):
+        planning = planning_report(data, result.lp_model, result.duals) if len(result.duals) else []
     return MatchResult(result.status, message, assignments, unmatched, stats, data, planning)

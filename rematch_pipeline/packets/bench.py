@@ -12,6 +12,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any
 
+from rematch_pipeline import progress
 from rematch_pipeline.bench import BENCH_DATE
 from rematch_pipeline.config import DEFAULT_PSEUDONYM_SALT, load_policy, policy_with
 from rematch_pipeline.domain import pseudonym
@@ -25,7 +26,7 @@ SAMPLE_PACKETS = 8  # packets rendered one after another first: the single-proce
 
 def _round_packets(households: int, municipalities: int, seed: int, time_limit_s: float) -> list[PacketInput]:
     policy = policy_with(load_policy(), time_limit_s=time_limit_s)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, progress.step("generating and reading the scenario"):
         files = generate_scenario(Path(tmp), households=households, municipalities=municipalities, seed=seed,
                                   round_date=BENCH_DATE)
         hh, offers = load_scenario(files.households_xlsx, files.capacity_xlsx)
@@ -52,13 +53,14 @@ def bench_packets(households: int, municipalities: int, seed: int, workers: int 
     sample = packets[::step][:SAMPLE_PACKETS]
     with tempfile.TemporaryDirectory() as tmp:
         t1 = time.perf_counter()
-        for p in sample:
+        for p in progress.track(sample, "rendering sample packets in one process", len(sample), "packets"):
             write_packet(p, Path(tmp) / "sequential")
         sample_s = time.perf_counter() - t1
         sample_households = sum(len(p.households) for p in sample) or 1
         t2 = time.perf_counter()
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            written = list(pool.map(write_packet, packets, repeat(Path(tmp) / "all"), chunksize=1))
+            written = list(progress.track(pool.map(write_packet, packets, repeat(Path(tmp) / "all"), chunksize=1),
+                                          f"rendering every packet in {workers} processes", len(packets), "packets"))
         wall_s = time.perf_counter() - t2
         pdf_mb = sum(f.pdf_path.stat().st_size for f in written) / 2**20
     sequential_estimate_s = sample_s / sample_households * n_households

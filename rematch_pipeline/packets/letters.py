@@ -22,7 +22,7 @@ from babel.numbers import format_decimal
 from jinja2 import Environment
 from sqlalchemy import insert
 
-from rematch_pipeline import store
+from rematch_pipeline import progress, store
 from rematch_pipeline.config import Settings, reachable_contact
 from rematch_pipeline.contract import AGS_RE, LANGUAGES, MEDICAL_SERVICES, OCCUPATIONS
 from rematch_pipeline.db import tables as t
@@ -427,5 +427,6 @@ def render_round_letters(settings: Settings, policy: Policy, round_id: str, acto
     if ags is not None:
         with reading(settings) as uow:
             case_ids = [m.case_id for m in uow.offers.of_round(round_id) if m.ags == ags]
+    letters = round_letter_inputs(settings, policy, round_id, case_ids)
     return [render_letter_record(settings, letter, actor)
-            for letter in round_letter_inputs(settings, policy, round_id, case_ids)]
+            for letter in progress.track(letters, "rendering offer letters", total=len(letters), unit="letters")]

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from rematch_pipeline import store
+from rematch_pipeline import progress, store
 from rematch_pipeline.config import Settings, reachable_contact
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import require_schema
@@ -126,12 +126,14 @@ def render_round_packets(settings: Settings, policy: Policy, round_id: str, acto
     require_schema(settings.database_url)
     packets = round_packet_inputs(settings, policy, round_id)
     if workers <= 1:
-        return [render_one(settings, p, actor) for p in packets]
+        return [render_one(settings, p, actor)
+                for p in progress.track(packets, "rendering packets", total=len(packets), unit="packets")]
     plans = [(p, *_ledger(settings, p)) for p in packets]
     todo = [(p, digest, ledger, shelve(ledger.prior) if ledger.prior is not None else {})
             for p, digest, ledger in plans if ledger.same is None]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        files = list(pool.map(write_packet, [p for p, *_ in todo], repeat(settings.outbox), chunksize=1))
+        files = list(progress.track(pool.map(write_packet, [p for p, *_ in todo], repeat(settings.outbox), chunksize=1),
+                                    "rendering changed packets", total=len(todo), unit="packets"))
     written = {p.offer.offer_id: _record(settings, p, digest, ledger, kept, f, actor)
                for (p, digest, ledger, kept), f in zip(todo, files, strict=True)}
     return [written[p.offer.offer_id] if ledger.same is None else _unchanged(settings, p, ledger.same, actor)
