@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from unittest import mock
 
 import numpy as np
@@ -84,8 +85,8 @@ def test_a_persons_lp_given_up_after_its_iterations_is_a_work_limit_and_still_bo
     # reproducible (not `time_limit`), and the Lagrangian bound that replaces it still holds.
     hs, os_ = _scenario(24)
     optimum = _run(hs, os_)
-    monkeypatch.setattr(solve, "LP_IPM_ITERATIONS", 1)
-    monkeypatch.setattr(solve, "LP_SIMPLEX_ITERATIONS", 1)
+    monkeypatch.setattr(solve, "BUDGET",
+                        dataclasses.replace(solve.BUDGET, lp_ipm_iterations=1, lp_simplex_iterations=1))
     result = _run(hs, os_)
     first = result.stats["phases"][0]
     assert (first["phase"], first["termination"]) == ("lagrangian_bound", "work_limit")
@@ -122,8 +123,10 @@ def test_with_balanced_fill_the_bound_holds_even_when_the_persons_search_stops_s
         hs: list[Household], os_: list[CapacityOffer], weight: float) -> None:
     # No persons LP and no persons neighbourhoods: the round may place fewer than the most persons, and the best
     # placement's balanced-fill shares are then those of more persons than this round's.
-    with mock.patch.object(solve, "LP_IPM_ITERATIONS", 1), mock.patch.object(solve, "LP_SIMPLEX_ITERATIONS", 1), \
-            mock.patch.object(solve, "LNS_MAX_ROUNDS", 0):
+    budget = solve.BUDGET
+    with mock.patch.object(solve, "BUDGET", dataclasses.replace(
+            budget, lp_ipm_iterations=1, lp_simplex_iterations=1,
+            persons=dataclasses.replace(budget.persons, rounds=0))):
         result = _run(hs, os_, balanced_fill_weight=weight, **NATIONAL)
     if result.data is None or not result.assignments:
         return

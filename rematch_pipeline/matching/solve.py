@@ -21,14 +21,21 @@ from rematch_pipeline.matching.bound import (
     most_attractive,
     proves_maximal,
 )
+from rematch_pipeline.matching.budget import BUDGET
 from rematch_pipeline.matching.build import LinearModel, build_model
 from rematch_pipeline.matching.data import MatchingData
 from rematch_pipeline.matching.exchange import capacity_classes, exchange_within_classes
-from rematch_pipeline.matching.fair_share import FairShare, persons_by_offer
+from rematch_pipeline.matching.fair_share import FairShare
+from rematch_pipeline.matching.neighbourhoods import (
+    balanced_fill_points,
+    exchange,
+    model_pairs,
+    persons_search,
+    quality_search,
+    start_vector,
+)
 from rematch_pipeline.matching.quality_bound import round_quality_bound
 from rematch_pipeline.matching.types import (
-    TYPE_LNS_NODES,
-    TYPE_LNS_ROUNDS,
     TypeAllocation,
     dedupe,
     household_types,
@@ -44,20 +51,8 @@ log = logging.getLogger(__name__)
 # A tiny non-negative perturbation by match quality breaks the ties. It adds at most PERTURBATION_TOTAL to any
 # solution's value, so the perturbed LP value stays a valid upper bound on persons, less than one person loose.
 PERTURBATION_TOTAL = 0.5
-MAX_PRICING_ROUNDS = 20
-PERSONS_SHARE = 0.6  # without an LP: share of the time left for the persons search; quality gets the rest
-TYPE_MIP_MAX_COLUMNS = 15_000  # type models up to this size go to branch and bound first (10,000 x 400: 33,000)
-TYPE_MIP_NODES = 5000  # of that branch and bound (work, not time); neighbourhoods take over if it stops short
-WRAP_UP = 0.05  # of the time limit, for extract and baselines (10,000 x 400: about 2 s)
-QUALITY_RESERVE = 0.2  # share of the time limit kept for the quality phase after the persons search over types
-# Iterations per persons LP (interior point converges in 20-80 at 10,000 x 400; simplex, used up to
-# `pyomo_max_pairs` columns, in a few thousand); beyond them the bound comes from Lagrangian relaxation.
-LP_IPM_ITERATIONS = 1000
-LP_SIMPLEX_ITERATIONS = 1_000_000
-SUBGRADIENT_STEPS = 500  # of that Lagrangian relaxation
 PRICING_MIN_GAIN = 0.5  # persons the full pair set could add over the candidate LP before pricing is worth a round
-SUBGRADIENT_SHARE = 0.1  # share of the time limit for the Lagrangian bound when no LP finished in time
-LP_SHARE = 0.5  # share of the time limit the LP bound (with pricing) may take
+TYPE_MIP_MAX_COLUMNS = 15_000  # type models up to this size go to branch and bound first (docs/solver-tuning.md)
 
 
 @dataclass
@@ -119,11 +114,11 @@ def solve_lp(model: LinearModel, policy: Policy, time_left: float) -> tuple[Phas
     lp = HighsDirect(model, policy, integer=False)
     if model.n_cols > policy.solver.pyomo_max_pairs or model.col_upper is not None:
         # Interior point beats simplex on large degenerate assignment LPs, and by far on the LP over household
-        # types (10,000 x 400, 11,700 columns: 1.4 s against 45 s for dual simplex).
+        # types (docs/solver-tuning.md).
         lp.h.setOptionValue("solver", "ipm")
     # Work, not time: an LP that needs more iterations than these is given up alike on every machine.
-    lp.h.setOptionValue("ipm_iteration_limit", LP_IPM_ITERATIONS)
-    lp.h.setOptionValue("simplex_iteration_limit", LP_SIMPLEX_ITERATIONS)
+    lp.h.setOptionValue("ipm_iteration_limit", BUDGET.lp_ipm_iterations)
+    lp.h.setOptionValue("simplex_iteration_limit", BUDGET.lp_simplex_iterations)
     res = lp.solve("lp_persons", lp_objective(model), time_left)
     if res.termination != "optimal":
         # Only an optimal LP value is an upper bound, and only its duals prove anything when pricing.
@@ -152,7 +147,7 @@ def price_out(data: MatchingData, policy: Policy, deadline: float) -> Bound:
     tighten the bound and give the MIP better columns. The bound never depends on pricing having converged.
     """
     added, lp_seconds, best = 0, 0.0, None
-    for rounds in range(1, MAX_PRICING_ROUNDS + 1):
+    for rounds in range(1, BUDGET.pricing_rounds + 1):
         model = build_model(data)
         try:
             res, duals = solve_lp(model, policy, deadline - time.perf_counter())
@@ -187,228 +182,13 @@ def price_out(data: MatchingData, policy: Policy, deadline: float) -> Bound:
     return best
 
 
-# The search's fixed work: numbers of neighbourhoods and branch-and-bound nodes per neighbourhood, never seconds,
-# so every machine stops alike. The measurements behind each number are in docs/solver-tuning.md.
-LNS_OFFERS = 4  # municipalities drawn per persons neighbourhood
-LNS_STALL = 100  # neighbourhoods in a row without a better solution: the search has run dry
-LNS_NODES = 2000  # per persons neighbourhood
-LNS_MAX_ROUNDS = 100  # persons neighbourhoods
-LNS_QUALITY_ROUNDS = 100  # quality neighbourhoods
-LNS_QUALITY_OFFERS = 2  # municipalities per quality neighbourhood with the persons row
-LNS_KEPT_OFFERS = 4  # neighbourhoods that keep their households placed solve faster, so they take more
-LNS_MOVERS = 150  # quality neighbourhoods: households placed elsewhere that may move in, the largest gains first
-LNS_QUALITY_NODES = 500  # per quality neighbourhood: one that runs long spends its work without gaining anything
-LNS_MIN_MOVERS = 20  # fewer movers when neighbourhoods stop at their node limit
-
-
 def deterministic_work() -> dict[str, int]:
     """The fixed work of a round's search: stopping by it (not by the clock) gives the same result everywhere."""
-    return {"pricing_rounds": MAX_PRICING_ROUNDS, "type_mip_nodes": TYPE_MIP_NODES,
-            "type_neighbourhoods": TYPE_LNS_ROUNDS, "type_neighbourhood_nodes": TYPE_LNS_NODES,
-            "persons_neighbourhoods": LNS_MAX_ROUNDS, "persons_neighbourhood_nodes": LNS_NODES,
-            "quality_neighbourhoods": LNS_QUALITY_ROUNDS, "quality_neighbourhood_nodes": LNS_QUALITY_NODES,
-            "neighbourhoods_without_gain": LNS_STALL}
-
-
-def _draw_neighbourhood(data: MatchingData, model: LinearModel, x: np.ndarray, objective: str,
-                        rng: np.random.Generator, fair: FairShare | None = None, movers: int = LNS_MOVERS,
-                        size: int | None = None) -> np.ndarray | None:
-    """The columns to free: every eligible pair of the households placed in, or wanting, a few drawn municipalities.
-
-    Persons: municipalities are drawn by the persons still unplaced who could go there. Quality: by how much
-    households would gain there over where they are now (with balanced fill: also households leaving an offer
-    beyond its share for one below it). When fewer municipalities than `size` have anyone to gain there, the
-    neighbourhood grows along the chain of moves: to the municipalities the households placed in it could move to
-    (`_reachable`), so a household that fits only where the gain is can take a place freed further along the chain.
-    `size`: how many municipalities, if not the objective's default. None when nobody could gain anything.
-    """
-    n_off = max(1, len(data.offers))
-    current = np.zeros(data.hh.persons.shape[0])
-    placed = np.zeros(data.hh.persons.shape[0], dtype=bool)
-    chosen_cols = x > 0.5
-    placed[data.pair_h[chosen_cols]] = True
-    if objective == "persons":
-        gain = np.where(placed[data.pair_h], 0.0, model.persons)
-    else:
-        current[data.pair_h[chosen_cols]] = model.quality[chosen_cols]
-        own = model.quality - current[data.pair_h]
-        if fair is not None:
-            at = persons_by_offer(n_off, data.pair_o, model.persons, x)
-            beyond = np.zeros_like(placed)  # placed at an offer holding more than its share
-            beyond[data.pair_h[chosen_cols]] = (at > fair.share + INTEGRAL)[data.pair_o[chosen_cols]]
-            own = own + fair.weight * np.minimum(model.persons, np.maximum(fair.share - at, 0.0)[data.pair_o]) \
-                * beyond[data.pair_h]
-        gain = np.maximum(own, 0.0) * placed[data.pair_h] + np.where(placed[data.pair_h], 0.0, model.persons)
-    wanted = np.bincount(data.pair_o, weights=gain, minlength=n_off)
-    if not wanted.any():
-        return None
-    weights = wanted / wanted.sum()
-    chosen = np.zeros(n_off, dtype=bool)
-    if size is None:
-        size = LNS_OFFERS if objective == "persons" else LNS_QUALITY_OFFERS
-    chosen[rng.choice(n_off, size=min(size, int((weights > 0).sum())), replace=False, p=weights)] = True
-    while chosen.sum() < size:
-        # Too few municipalities with a gain: their households can make room only by moving on, into places the
-        # neighbourhood frees; a municipality with no gain of its own is otherwise never drawn and stays as it is.
-        reach = _reachable(data, model, chosen_cols, chosen)
-        if not reach.any():
-            break
-        chosen[rng.choice(n_off, size=min(size - int(chosen.sum()), int((reach > 0).sum())), replace=False,
-                          p=reach / reach.sum())] = True
-    in_chosen = chosen[data.pair_o]
-    movable = np.zeros_like(placed)
-    movable[data.pair_h[in_chosen & chosen_cols]] = True
-    wanting = in_chosen & (gain > 0)
-    if objective != "persons" and wanting.sum() > movers:
-        # Quality: only the households that would gain most there, or the neighbourhood grows too large to solve.
-        wanting[np.nonzero(wanting)[0][np.argsort(-gain[wanting], kind="stable")[movers:]]] = False
-    movable[data.pair_h[wanting]] = True
-    # A movable household may go anywhere it is eligible, so one placed in a chosen municipality can make room
-    # there by moving to spare capacity elsewhere (the capacity left outside is what the fixed part leaves).
-    free: np.ndarray = movable[data.pair_h]
-    return free
-
-
-def _reachable(data: MatchingData, model: LinearModel, chosen_cols: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """Per municipality outside `chosen`: the persons placed in `chosen` who could move there (have a column)."""
-    n_off = max(1, len(data.offers))
-    inside = np.zeros(data.hh.persons.shape[0], dtype=bool)
-    inside[data.pair_h[chosen_cols & chosen[data.pair_o]]] = True
-    reach = np.bincount(data.pair_o, weights=model.persons * inside[data.pair_h], minlength=n_off)
-    reach[chosen] = 0.0
-    return reach
-
-
-def neighbourhood_search(data: MatchingData, model: LinearModel, policy: Policy, incumbent: PhaseResult,
-                         deadline: float, objective: str = "persons", bound: float = float("inf"),
-                         classes: np.ndarray | None = None, fair: FairShare | None = None) -> PhaseResult:
-    """Large neighbourhood search for when the LP is out of reach (national scale).
-
-    Each round frees a few municipalities' households (`_draw_neighbourhood`) and solves that part as its own small
-    MIP; everything else stays as it is, so each neighbourhood starts feasible. A better solution replaces the
-    incumbent. For quality, the neighbourhood must keep at least the persons it held, so persons never drop, and
-    each gain is followed by an exchange within capacity classes (`exchange`): the neighbourhood changes what a
-    municipality holds, the exchange who of a class holds it. `fair`: the balanced-fill term, added to quality;
-    each neighbourhood carries it for its offers, with the persons the fixed part holds there counted in.
-    """
-    t0 = time.perf_counter()
-    rng = np.random.default_rng(policy.solver.random_seed)
-    c = model.persons if objective == "persons" else model.quality
-    fair = None if objective == "persons" else fair
-    n_off = len(data.offers)
-
-    def value(v: np.ndarray) -> float:
-        return float(c @ v) + balanced_fill_points(data, model, fair, v)
-
-    phase = "max_persons_lns" if objective == "persons" else "max_quality_lns"
-    classes = capacity_classes(data) if classes is None else classes
-    in_model = model_pairs(data) if objective != "persons" else None  # the model's columns do not change here
-    x = np.round(incumbent.x)
-    best = value(x)
-    start = best
-    max_rounds = LNS_MAX_ROUNDS if objective == "persons" else LNS_QUALITY_ROUNDS
-    # Ends after its fixed work ("work_limit"), at the bound ("optimal"), or, as a safety net only, at the round's
-    # deadline ("time_limit": then the result depends on the machine's speed).
-    rounds, stalled, termination, movers = 0, 0, "work_limit", LNS_MOVERS
-    while rounds < max_rounds and stalled < LNS_STALL:
-        if time.perf_counter() >= deadline - 1.0:
-            termination = "time_limit"
-            break
-        if proves_maximal(best, bound):
-            termination = "optimal"  # the bound is reached: nothing left to find
-            break
-        # Every other neighbourhood keeps each household it holds placed, anywhere, instead of only their persons:
-        # assignment rows solve faster than a persons knapsack, but only the knapsack lets a household give its
-        # place to one of another size, so the two alternate (docs/solver-tuning.md).
-        kept = objective != "persons" and rounds % 2 == 0
-        free = _draw_neighbourhood(data, model, x, objective, rng, fair, movers, LNS_KEPT_OFFERS if kept else None)
-        if free is None:
-            break  # nobody could gain anything anywhere
-        # The neighbourhood as its own small model: only the freed columns, against the capacity the fixed part
-        # leaves (never negative: the incumbent is feasible). Passing the whole model with fixed bounds costs more
-        # than solving the neighbourhood.
-        cols = np.nonzero(free)[0]
-        rest = np.where(free, 0.0, x)
-        sub_model = LinearModel(matrix=model.matrix[:, cols].tocsr(), upper=model.upper - model.matrix @ rest,
-                                blocks=model.blocks, offsets=model.offsets, persons=model.persons[cols],
-                                quality=model.quality[cols])
-        sub = HighsDirect(sub_model, policy, integer=True)
-        # A neighbourhood that is the whole model keeps only the persons row: its optimum ends the search.
-        kept = kept and not free.all()
-        if kept:
-            sub.keep_placed(model.household_rows(cols[x[cols] > 0.5]))
-        elif objective != "persons":
-            sub.add_min_persons(float(sub_model.persons @ x[cols]))
-        if fair is not None:
-            sub.add_fair_share(fair, data.pair_o[cols], fixed=persons_by_offer(n_off, data.pair_o, model.persons, rest))
-        try:
-            # Persons: optimal within half a person is optimal (fast); quality to the policy's gap.
-            res = sub.solve(phase, c[cols], deadline - time.perf_counter(),
-                            rel_gap=0.0 if objective == "persons" else policy.solver.mip_rel_gap,
-                            abs_gap=0.5 if objective == "persons" else 1e-6, start=x[cols],
-                            max_nodes=LNS_NODES if objective == "persons" else LNS_QUALITY_NODES)
-        except SolveError as exc:
-            log.warning("a neighbourhood gave no solution (%s)", exc)
-            break
-        rounds += 1
-        if res.termination == "time_limit":
-            termination = "time_limit"  # cut by the round's deadline: what it found still counts below
-        elif objective != "persons" and res.termination == "optimal":
-            movers = min(LNS_MOVERS, movers + 10)
-        elif objective != "persons":
-            # Stopped at its node limit, it was too large to solve: halve the next ones, which grow back while
-            # they solve (with a heavy balanced-fill weight, 150 movers stall HiGHS at root).
-            movers = max(LNS_MIN_MOVERS, movers // 2)
-        candidate = rest.copy()
-        candidate[cols] = np.round(res.x)
-        improved = value(candidate) > best + INTEGRAL and model.persons @ candidate >= model.persons @ x - INTEGRAL
-        stalled = 0 if improved else stalled + 1
-        if improved:
-            moved = np.unique(data.pair_h[candidate != x])  # only their classes can have changed
-            # The exchange keeps the persons at every offer, so the balanced-fill points with them.
-            x = candidate if objective == "persons" else exchange(data, candidate, classes, classes[moved], in_model)
-            best = value(x)
-        if free.all() and res.termination == "optimal":
-            termination = "optimal"  # the neighbourhood was the whole model, solved to optimality
-            break
-        if termination == "time_limit":
-            break
-    log.info("neighbourhood search (%s): %d rounds, %.1f (from %.1f)", objective, rounds, best, start)
-    return PhaseResult(phase, termination, best, float("inf"), time.perf_counter() - t0, x)
+    return BUDGET.report()
 
 
 def _add_pairs(data: MatchingData, h: np.ndarray, o: np.ndarray) -> None:
     data.set_pairs(*dedupe(np.concatenate([data.pair_h, h]), np.concatenate([data.pair_o, o]), len(data.offers)))
-
-
-def _start_vector(data: MatchingData, h: np.ndarray, o: np.ndarray) -> np.ndarray:
-    """Household pairs (h, o) as a 0/1 vector over the model's columns."""
-    n_off = max(1, len(data.offers))
-    x = np.isin(data.pair_h * n_off + data.pair_o, h * n_off + o)
-    return x.astype(np.float64)
-
-
-def balanced_fill_points(data: MatchingData, model: LinearModel, fair: FairShare | None, x: np.ndarray) -> float:
-    """The balanced-fill points of placement x over the model's columns (0 when the term is off)."""
-    return 0.0 if fair is None else fair.points(data.pair_o, model.persons, x)
-
-
-def model_pairs(data: MatchingData) -> np.ndarray:
-    """(H, O) True for the pairs the model has a column for."""
-    candidate = np.zeros(data.codes.shape, dtype=bool)
-    candidate[data.pair_h, data.pair_o] = True
-    return candidate
-
-
-def exchange(data: MatchingData, x: np.ndarray, classes: np.ndarray, only: np.ndarray | None = None,
-             in_model: np.ndarray | None = None) -> np.ndarray:
-    """`x` with each capacity class's places given to the class's best-scoring households (`exchange`); the model's
-    columns only (`in_model`, from `model_pairs`), so the result is a vector over the same columns. Persons and
-    capacity stay as they are."""
-    chosen = x > 0.5
-    return _start_vector(data, *exchange_within_classes(
-        data, classes, data.pair_h[chosen], data.pair_o[chosen],
-        allowed=model_pairs(data) if in_model is None else in_model, only=only))
 
 
 def persons_by_types(data: MatchingData, policy: Policy, greedy_h: np.ndarray, greedy_o: np.ndarray,
@@ -416,8 +196,8 @@ def persons_by_types(data: MatchingData, policy: Policy, greedy_h: np.ndarray, g
     """Maximal persons over household types (`types`), then who of each type goes where.
 
     The type LP with pricing bounds persons over every eligible pair; its rounding, improved a few municipalities
-    at a time, places them (HiGHS's own branch and bound spent 60 s on the root of the full type MIP at 10,000 x
-    400 without improving on greedy). Returns the bound, the persons phase and the chosen household pairs.
+    at a time, places them (HiGHS's own branch and bound on the full type MIP stalls at its root at national
+    scale). Returns the bound, the persons phase and the chosen household pairs.
     """
     types = household_types(data)
     tdata = types.data
@@ -431,12 +211,12 @@ def persons_by_types(data: MatchingData, policy: Policy, greedy_h: np.ndarray, g
         alloc = TypeAllocation.of_counts(tdata, *types.counts(greedy_h, greedy_o))
     termination, rounds = "not_run", 0
     if bound.model.n_cols <= TYPE_MIP_MAX_COLUMNS:
-        # Small enough for HiGHS's branch and bound (2,000 x 60: 6,100 columns, optimal in 3 s from the rounding).
+        # Small enough for HiGHS's branch and bound to finish from the rounding (docs/solver-tuning.md).
         mip = HighsDirect(bound.model, policy, integer=True)
         mip.h.setOptionValue("mip_lp_solver", "ipm")  # its simplex stalls on the type LP (see solve_lp)
         try:
             res = mip.solve("max_persons_types", bound.model.persons, deadline - time.perf_counter(), abs_gap=0.5,
-                            start=alloc.counts[tdata.pair_h, tdata.pair_o], max_nodes=TYPE_MIP_NODES)
+                            start=alloc.counts[tdata.pair_h, tdata.pair_o], max_nodes=BUDGET.type_mip_nodes)
             x = np.round(res.x)
             if bound.model.persons @ x > alloc.persons + 0.5:
                 alloc = TypeAllocation.of_counts(tdata, tdata.pair_h, tdata.pair_o, x)
@@ -447,7 +227,8 @@ def persons_by_types(data: MatchingData, policy: Policy, greedy_h: np.ndarray, g
         pass  # the round's deadline is spent: the safety net holds what was found
     elif termination != "optimal":
         values = reduced_costs(tdata, bound.model, bound.duals)
-        termination, rounds = improve_by_neighbourhoods(alloc, bound.lp.x, values, policy, deadline, bound.persons)
+        termination, rounds = improve_by_neighbourhoods(alloc, bound.lp.x, values, policy, deadline, bound.persons,
+                                                       BUDGET)
     log.info("persons over %d household types: %.0f persons, %s, %d neighbourhoods", types.n_types, alloc.persons,
              termination, rounds)
     t, o = np.nonzero(alloc.counts > 0.5)
@@ -473,14 +254,15 @@ class PersonsStart:
 def _start_over_types(data: MatchingData, policy: Policy, greedy: tuple[np.ndarray, np.ndarray],
                       classes: np.ndarray, deadline: float) -> PersonsStart:
     """Every round: persons over household types, bounded by the type LP over every eligible pair, then exchanged
-    within capacity classes. Small rounds take it as the start of the exact solve (pilot: 311 persons from
-    rounding, 325 after five neighbourhoods, in 0.15 s; HiGHS alone needs about 1 s to find 325 from greedy's 298).
+    within capacity classes. Small rounds take it as the start of the exact solve, which it shortens
+    (docs/solver-tuning.md).
     """
     eligible_persons = float(data.hh.persons[data.eligible.any(axis=1)].sum()) if data.offers else 0.0
-    lp_deadline = deadline - policy.solver.time_limit_s * (1 - LP_SHARE)
+    lp_deadline = deadline - policy.solver.time_limit_s * (1 - BUDGET.lp_share)
+    types_deadline = deadline - BUDGET.quality_reserve * policy.solver.time_limit_s
     try:
         bound, types_phase, h, o = persons_by_types(data, policy, *greedy, lp_deadline=lp_deadline,
-                                                    deadline=deadline - QUALITY_RESERVE * policy.solver.time_limit_s)
+                                                    deadline=types_deadline)
     except SolveError as exc:
         # No LP in time: bound persons by subgradient steps on the capacity prices instead (weaker, still valid).
         # Cut by the clock (the safety net) or given up after its iterations (the same on every machine).
@@ -489,7 +271,8 @@ def _start_over_types(data: MatchingData, policy: Policy, greedy: tuple[np.ndarr
         t1 = time.perf_counter()
         target = float(data.hh.persons[greedy[0]].sum())
         persons, _, steps_cut = improve_bound(data, Prices.zero(data), target,
-                                              t1 + SUBGRADIENT_SHARE * policy.solver.time_limit_s, SUBGRADIENT_STEPS)
+                                              t1 + BUDGET.subgradient_share * policy.solver.time_limit_s,
+                                              BUDGET.subgradient_steps)
         cut = cut or steps_cut
         lp_bound = min(persons, eligible_persons)
         return PersonsStart(*greedy, lp_bound, [PhaseResult("lagrangian_bound", "time_limit" if cut else "work_limit",
@@ -517,12 +300,12 @@ def _max_persons(data: MatchingData, model: LinearModel, policy: Policy, found: 
         return (p1 if p1.objective >= found.objective else found), [p1], backend
     if found.phase == "max_persons_types":
         return found, [], None
-    persons_deadline = time.perf_counter() + (deadline - time.perf_counter()) * PERSONS_SHARE
+    persons_deadline = time.perf_counter() + (deadline - time.perf_counter()) * BUDGET.persons_share
     if time.perf_counter() >= persons_deadline:
         return found, [], None
     # No LP solution to guide a neighbourhood: small neighbourhoods around the greedy incumbent (a full MIP of this
-    # size did not improve on greedy in its time at 10,000 x 400).
-    lns = neighbourhood_search(data, model, policy, found, persons_deadline, "persons", lp_bound)
+    # size does not improve on greedy in its time).
+    lns = persons_search(data, model, policy, found, persons_deadline, lp_bound, BUDGET)
     return (lns if lns.objective > found.objective else found), [lns], None
 
 
@@ -537,8 +320,7 @@ def _max_quality(data: MatchingData, model: LinearModel, policy: Policy, x1: np.
     if backend is None:
         # Neighbourhoods improve quality with persons kept; at this size HiGHS's branch and bound on the whole quality
         # model found nothing better than its start in the same time (docs/solver-tuning.md).
-        return neighbourhood_search(data, model, policy, incumbent, deadline, "quality", classes=classes,
-                                    fair=fair), fair
+        return quality_search(data, model, policy, incumbent, deadline, classes, fair, BUDGET), fair
     backend.add_min_persons(placed)
     if fair is not None:
         backend.add_fair_share(fair, data.pair_o)
@@ -551,9 +333,10 @@ def _max_quality(data: MatchingData, model: LinearModel, policy: Policy, x1: np.
 
 
 def solve_model(data: MatchingData, policy: Policy, started: float | None = None) -> SolveResult:
-    """`started`: when the round began (perf_counter); the time limit covers the whole round from there, with
-    WRAP_UP of it left for extracting assignments and computing the baselines after the solve."""
-    deadline = (time.perf_counter() if started is None else started) + policy.solver.time_limit_s * (1 - WRAP_UP)
+    """`started`: when the round began (perf_counter); the time limit covers the whole round from there, with a share
+    of it (`WorkBudget.wrap_up_share`) left for extracting assignments and computing the baselines after the solve."""
+    began = time.perf_counter() if started is None else started
+    deadline = began + policy.solver.time_limit_s * (1 - BUDGET.wrap_up_share)
     t0 = time.perf_counter()
     # A greedy allocation is always at hand: it seeds the MIPs and is what remains if time runs out.
     greedy_h, greedy_o = greedy_by_score(data)
@@ -566,7 +349,7 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     phases = list(begin.phases)
     model = build_model(data)
     build_s = time.perf_counter() - t0 - sum(p.seconds for p in phases)  # everything but the solver so far
-    start = _start_vector(data, begin.h, begin.o)
+    start = start_vector(data, begin.h, begin.o)
     found = PhaseResult("max_persons_types" if begin.over_types else "greedy_start",
                         phases[-1].termination if begin.over_types else "heuristic", float(model.persons @ start),
                         float("inf"), 0.0, start)
@@ -580,7 +363,7 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     lp_bound = begin.lp_bound
     proven = proves_maximal(placed, lp_bound)
     proven = proven or (not pruned and full_optimal)
-    # The allocation over types had its exchange before the model was built (pilot: 1,704 -> 1,895 in 2 ms).
+    # The allocation over types had its exchange before the model was built.
     x1 = np.round(p1.x) if p1 is found and begin.over_types else exchange(data, np.round(p1.x), classes)
     p2, fair = _max_quality(data, model, policy, x1, placed, backend, classes, deadline)
     phases.append(p2)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 
@@ -10,12 +9,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from rematch_pipeline.domain import Policy
-from rematch_pipeline.matching.backends import HighsDirect, SolveError
-from rematch_pipeline.matching.bound import INTEGRAL, proves_maximal
+from rematch_pipeline.matching.backends import HighsDirect
+from rematch_pipeline.matching.bound import INTEGRAL
+from rematch_pipeline.matching.budget import WorkBudget
 from rematch_pipeline.matching.build import build_model
 from rematch_pipeline.matching.data import MatchingData, capacity_left
-
-log = logging.getLogger(__name__)
+from rematch_pipeline.matching.neighbourhoods import Step, draw_offers, search
 
 TYPE_START_CANDIDATES = 5  # offers per type the first LP starts from (its best by score); pricing adds the rest
 
@@ -26,8 +25,7 @@ class HouseholdTypes:
 
     Placing persons only depends on what a household needs (capacity per dimension, rooms) and where it may go, so
     the model over types has the same optimum as the model over households, with one integer per (type, offer)
-    instead of one binary per household and offer, and no interchangeable columns for the LP to stall on
-    (10,000 x 400: 1,185 types).
+    instead of one binary per household and offer, and no interchangeable columns for the LP to stall on.
     """
 
     data: MatchingData  # one row per type (its first household), copies = households of the type
@@ -98,14 +96,7 @@ def households_for(types: HouseholdTypes, data: MatchingData, t: np.ndarray, o: 
     return np.concatenate(out_h).astype(np.int64), np.concatenate(out_o).astype(np.int64)
 
 
-# Municipalities per neighbourhood: two at first (many small neighbourhoods beat a few large ones; see
-# docs/solver-tuning.md), doubled up to TYPE_LNS_MAX_OFFERS whenever TYPE_LNS_STALL in a row found nothing.
-TYPE_LNS_OFFERS = 2
-TYPE_LNS_MAX_OFFERS = 16
-TYPE_LNS_STALL = 50
-TYPE_LNS_ROUNDS = 400  # a fixed number, so the same input gives the same result on any machine fast enough
 TYPE_LNS_VALUE_SLACK = 1.0  # pairs priced more than this many persons below zero stay out of neighbourhoods
-TYPE_LNS_NODES = 2000  # work per neighbourhood
 
 
 class TypeAllocation:
@@ -158,7 +149,7 @@ def round_lp(tdata: MatchingData, lp_x: np.ndarray) -> TypeAllocation:
     """A feasible allocation from the type LP: its integer part, then the largest fractions, then the rest greedily.
 
     Rounding down keeps every capacity row (all coefficients are non-negative); each further household is added
-    only where it fits. 10,000 x 400: 21,273 persons from the integer part, 24,861 in all (greedy alone 24,700).
+    only where it fits.
     """
     whole = np.floor(lp_x + INTEGRAL)
     alloc = TypeAllocation.of_counts(tdata, tdata.pair_h, tdata.pair_o, whole)
@@ -181,67 +172,63 @@ def round_lp(tdata: MatchingData, lp_x: np.ndarray) -> TypeAllocation:
 
 
 def improve_by_neighbourhoods(alloc: TypeAllocation, lp_x: np.ndarray, values: np.ndarray, policy: Policy,
-                              deadline: float, bound: float) -> tuple[str, int]:
-    """Persons up, a few municipalities at a time: re-solve their share of the types exactly as a small MIP.
+                              deadline: float, bound: float, budget: WorkBudget) -> tuple[str, int]:
+    """Persons up, a few municipalities at a time (`TypeNeighbourhoods`, by the shared loop of `neighbourhoods`).
+    Returns the termination and the number of neighbourhoods solved."""
+    outcome = search([TypeNeighbourhoods(alloc, lp_x, values, policy, budget.types.offers)], budget.types,
+                     policy.solver.random_seed, deadline, budget.deadline_margin_s, bound)
+    return outcome.termination, outcome.rounds
+
+
+class TypeNeighbourhoods:
+    """Re-solves a few municipalities' share of the types exactly as a small MIP.
 
     Municipalities are drawn where the LP places more persons than the allocation does (and, a little, where
     unplaced households could go). Everything outside stays; the MIP starts from the current counts, so persons
     never drop. `values` (T, O) are the LP's priced values of each pair; pairs far below zero are left out of the
-    neighbourhoods, which keeps them small. Returns the termination and the number of neighbourhoods solved.
+    neighbourhoods, which keeps them small (so even one of every municipality is not the whole model).
     """
-    tdata = alloc.data
-    n_types, n_off = tdata.codes.shape
-    persons = tdata.hh.persons.astype(np.float64)
-    lp_counts = np.zeros((n_types, n_off))
-    lp_counts[tdata.pair_h, tdata.pair_o] = lp_x
-    lp_persons = persons @ lp_counts
-    promising = tdata.eligible & (values >= -TYPE_LNS_VALUE_SLACK)
-    rng = np.random.default_rng(policy.solver.random_seed)
-    rounds, size, stalled = 0, TYPE_LNS_OFFERS, 0
-    while rounds < TYPE_LNS_ROUNDS:
-        if time.perf_counter() >= deadline - 0.5:
-            return "time_limit", rounds  # the safety net: the fixed work did not fit the round's time
-        if proves_maximal(alloc.persons, bound):
-            return "optimal", rounds  # the bound is reached
-        want = (alloc.unplaced * persons) @ promising
-        weights = np.maximum(lp_persons - persons @ alloc.counts, 0.0) + 0.01 * want / max(float(want.max()), 1.0)
-        if not weights.any():
-            break
-        chosen = np.sort(rng.choice(n_off, size=min(size, int((weights > 0).sum())), replace=False,
-                                    p=weights / weights.sum()))
-        rounds += 1
-        counts = _solve_neighbourhood(alloc, chosen, promising, policy, deadline - time.perf_counter())
-        if counts is not None:
-            alloc.replace_offers(chosen, counts)
-            stalled = 0
-        else:
-            stalled += 1
-        if stalled >= TYPE_LNS_STALL and size < TYPE_LNS_MAX_OFFERS:
-            # Small neighbourhoods have run dry: what is left to gain needs more municipalities at once.
-            size, stalled = min(2 * size, TYPE_LNS_MAX_OFFERS), 0
-    return "work_limit", rounds
 
+    def __init__(self, alloc: TypeAllocation, lp_x: np.ndarray, values: np.ndarray, policy: Policy,
+                 offers: int) -> None:
+        tdata = alloc.data
+        self.alloc, self.policy, self.offers = alloc, policy, offers
+        self.persons = tdata.hh.persons.astype(np.float64)
+        lp_counts = np.zeros(tdata.codes.shape)
+        lp_counts[tdata.pair_h, tdata.pair_o] = lp_x
+        self.lp_persons = self.persons @ lp_counts
+        self.promising = tdata.eligible & (values >= -TYPE_LNS_VALUE_SLACK)
 
-def _solve_neighbourhood(alloc: TypeAllocation, chosen: np.ndarray, promising: np.ndarray, policy: Policy,
-                         time_limit: float) -> np.ndarray | None:
-    """The best counts (T, len(chosen)) for these offers given the rest, or None if no better than now."""
-    tdata = alloc.data
-    n_types = tdata.codes.shape[0]
-    avail = alloc.unplaced + alloc.counts[:, chosen].sum(axis=1)
-    sub = tdata.rows(np.arange(n_types), avail)
-    t, k = np.nonzero((promising[:, chosen] | (alloc.counts[:, chosen] > 0)) & (avail[:, None] >= 1))
-    sub.set_pairs(t, chosen[k])
-    model = build_model(sub)
-    start = alloc.counts[sub.pair_h, sub.pair_o]
-    try:
-        res = HighsDirect(model, policy, integer=True).solve("max_persons_types", model.persons, time_limit,
-                                                             abs_gap=0.5, start=start, max_nodes=TYPE_LNS_NODES)
-    except SolveError as exc:
-        log.warning("a neighbourhood gave no solution (%s)", exc)
-        return None
-    x = np.round(res.x)
-    if model.persons @ x <= model.persons @ start + 0.5:
-        return None
-    counts = np.zeros((n_types, len(chosen)))
-    counts[sub.pair_h, np.searchsorted(chosen, sub.pair_o)] = x
-    return counts
+    def value(self) -> float:
+        return self.alloc.persons
+
+    def draw(self, rng: np.random.Generator, offers: int, movers: int | None) -> np.ndarray | None:
+        """The offers of the neighbourhood, in order; every type promising there may move (`movers` has no say)."""
+        alloc = self.alloc
+        want = (alloc.unplaced * self.persons) @ self.promising
+        weights = np.maximum(self.lp_persons - self.persons @ alloc.counts, 0.0) \
+            + 0.01 * want / max(float(want.max()), 1.0)
+        chosen = draw_offers(rng, weights, offers)
+        return None if chosen is None else np.nonzero(chosen)[0]
+
+    def solve(self, chosen: np.ndarray, nodes: int, deadline: float) -> Step:
+        """The best counts for these offers given the rest replace theirs when they place more persons."""
+        alloc = self.alloc
+        time_limit = deadline - time.perf_counter()
+        tdata = alloc.data
+        n_types = tdata.codes.shape[0]
+        avail = alloc.unplaced + alloc.counts[:, chosen].sum(axis=1)
+        sub = tdata.rows(np.arange(n_types), avail)
+        t, k = np.nonzero((self.promising[:, chosen] | (alloc.counts[:, chosen] > 0)) & (avail[:, None] >= 1))
+        sub.set_pairs(t, chosen[k])
+        model = build_model(sub)
+        start = alloc.counts[sub.pair_h, sub.pair_o]
+        res = HighsDirect(model, self.policy, integer=True).solve("max_persons_types", model.persons, time_limit,
+                                                                  abs_gap=0.5, start=start, max_nodes=nodes)
+        x = np.round(res.x)
+        if model.persons @ x <= model.persons @ start + 0.5:
+            return Step(res.termination, improved=False)
+        counts = np.zeros((n_types, len(chosen)))
+        counts[sub.pair_h, np.searchsorted(chosen, sub.pair_o)] = x
+        alloc.replace_offers(chosen, counts)
+        return Step(res.termination, improved=True)

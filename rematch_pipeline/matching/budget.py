@@ -1,0 +1,67 @@
+"""The round's solver budget in one place: the fixed work that stops each phase, and the clock's phase shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SearchWork:
+    """The fixed work of one neighbourhood search: numbers of neighbourhoods and nodes, never seconds."""
+
+    offers: int  # municipalities per neighbourhood
+    rounds: int  # neighbourhoods solved at most
+    nodes: int  # branch-and-bound nodes per neighbourhood
+    stop_after: int | None  # neighbourhoods in a row without a gain that end the search (None: it runs its rounds)
+    # Neighbourhoods in a row without a gain after which the next ones take twice the municipalities, up to
+    # `max_offers` (None: they keep their size).
+    grow_after: int | None = None
+    max_offers: int = 0
+    # Households placed elsewhere that a neighbourhood lets move in, the largest gains first (None: all). A
+    # neighbourhood stopped at its node limit halves it for the next one, down to `min_movers`; one solved to
+    # optimality adds `movers_step` back, up to `movers`.
+    movers: int | None = None
+    min_movers: int = 0
+    movers_step: int = 10
+
+
+@dataclass(frozen=True)
+class WorkBudget:
+    """What stops a round's solve: the same work on every machine. The time limit is only a safety net, shared
+    out among the phases by the shares below; a phase the clock cuts reports `time_limit`."""
+
+    pricing_rounds: int = 20  # persons LPs over the type model, each adding priced columns
+    # Iterations per persons LP, far more than interior point and simplex need on these LPs; an LP beyond them is
+    # given up alike on every machine and the bound comes from Lagrangian relaxation.
+    lp_ipm_iterations: int = 1000
+    lp_simplex_iterations: int = 1_000_000
+    subgradient_steps: int = 500  # of that Lagrangian relaxation
+    type_mip_nodes: int = 5000  # branch and bound over types; neighbourhoods take over if it stops short
+    # Neighbourhoods over household types: two municipalities at first, doubled whenever 50 in a row found nothing.
+    types: SearchWork = field(default_factory=lambda: SearchWork(
+        offers=2, rounds=400, nodes=2000, stop_after=None, grow_after=50, max_offers=16))
+    persons: SearchWork = field(default_factory=lambda: SearchWork(offers=4, rounds=100, nodes=2000, stop_after=100))
+    quality: SearchWork = field(default_factory=lambda: SearchWork(
+        offers=2, rounds=100, nodes=500, stop_after=100, movers=150, min_movers=20))
+    # Every other quality neighbourhood keeps each household it holds placed; those solve faster, so take more.
+    kept_offers: int = 4
+    # Shares of the time limit (the safety net, not the work).
+    wrap_up_share: float = 0.05  # kept for extracting assignments and the baselines after the solve
+    lp_share: float = 0.5  # the persons LP bound with pricing
+    quality_reserve: float = 0.2  # kept for the quality phase after the persons search over types
+    persons_share: float = 0.6  # without an LP: of the time left, for the persons search; quality gets the rest
+    subgradient_share: float = 0.1  # the Lagrangian bound when no LP finished in time
+    deadline_margin_s: float = 1.0  # no neighbourhood starts this close to its deadline
+
+    def report(self) -> dict[str, int]:
+        """The work amounts by name, as a round reports them (`deterministic_work`)."""
+        return {"pricing_rounds": self.pricing_rounds, "lp_ipm_iterations": self.lp_ipm_iterations,
+                "lp_simplex_iterations": self.lp_simplex_iterations, "subgradient_steps": self.subgradient_steps,
+                "type_mip_nodes": self.type_mip_nodes,
+                "type_neighbourhoods": self.types.rounds, "type_neighbourhood_nodes": self.types.nodes,
+                "persons_neighbourhoods": self.persons.rounds, "persons_neighbourhood_nodes": self.persons.nodes,
+                "quality_neighbourhoods": self.quality.rounds, "quality_neighbourhood_nodes": self.quality.nodes,
+                "neighbourhoods_without_gain": self.persons.stop_after or 0}
+
+
+BUDGET = WorkBudget()

@@ -1,0 +1,195 @@
+"""The one neighbourhood engine: its shared loop, stop rules and movers rule for every strategy; the work budget."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+
+from rematch_pipeline.config import load_policy
+from rematch_pipeline.matching import solve
+from rematch_pipeline.matching.backends import SolveError
+from rematch_pipeline.matching.baselines import greedy_by_score
+from rematch_pipeline.matching.budget import BUDGET, SearchWork
+from rematch_pipeline.matching.build import build_model
+from rematch_pipeline.matching.data import build_data
+from rematch_pipeline.matching.exchange import capacity_classes
+from rematch_pipeline.matching.neighbourhoods import (
+    KeptNeighbourhoods,
+    PersonsNeighbourhoods,
+    Placement,
+    QualityNeighbourhoods,
+    Step,
+    Strategy,
+    model_pairs,
+    search,
+    start_vector,
+)
+from rematch_pipeline.matching.types import TypeAllocation, TypeNeighbourhoods, household_types, starting_pairs
+from tests.factories import ROUND_DATE
+from tests.test_matching import _scenario
+
+POLICY = load_policy()
+FAR = 1e9  # a deadline the clock never reaches: only the work stops these searches
+
+
+class Fake:
+    """A strategy that records what the loop gives it and answers as told."""
+
+    def __init__(self, offers: int = 2, steps: list[Step] | None = None, value: float = 0.0) -> None:
+        self.offers, self.steps, self._value = offers, steps or [], value
+        self.sizes: list[int] = []
+        self.movers: list[int | None] = []
+
+    def value(self) -> float:
+        return self._value
+
+    def draw(self, rng: np.random.Generator, offers: int, movers: int | None) -> np.ndarray | None:
+        self.sizes.append(offers)
+        self.movers.append(movers)
+        return np.zeros(1)
+
+    def solve(self, hood: np.ndarray, nodes: int, deadline: float) -> Step:
+        return self.steps.pop(0) if self.steps else Step("optimal", improved=False)
+
+
+def _work(**changes: object) -> SearchWork:
+    return dataclasses.replace(SearchWork(offers=2, rounds=10, nodes=100, stop_after=None), **changes)
+
+
+def test_the_search_ends_after_its_rounds_or_a_run_of_neighbourhoods_without_gain() -> None:
+    fake = Fake()
+    outcome = search([fake], _work(rounds=7), 1, FAR, 1.0)
+    assert (outcome.termination, outcome.rounds, len(fake.sizes)) == ("work_limit", 7, 7)
+    gains = [Step("optimal", improved=True)] * 2
+    assert search([Fake(steps=gains)], _work(stop_after=3), 1, FAR, 1.0).rounds == 2 + 3
+
+
+def test_the_search_ends_at_the_bound_at_a_whole_model_solved_and_at_the_deadline() -> None:
+    assert search([Fake(value=12.0)], _work(), 1, FAR, 1.0, bound=12.4).termination == "optimal"
+    whole = search([Fake(steps=[Step("optimal", improved=True, whole=True)])], _work(), 1, FAR, 1.0)
+    assert (whole.termination, whole.rounds) == ("optimal", 1)
+    # A whole model stopped at its node limit proves nothing: the search goes on.
+    assert search([Fake(steps=[Step("solution_limit", improved=False, whole=True)])], _work(), 1, FAR, 1.0).rounds == 10
+    late = search([Fake()], _work(), 1, time.perf_counter() + 0.5, 1.0)
+    assert (late.termination, late.rounds) == ("time_limit", 0)
+    cut = search([Fake(steps=[Step("time_limit", improved=True)])], _work(), 1, FAR, 1.0)
+    assert (cut.termination, cut.rounds) == ("time_limit", 1)
+
+
+def test_a_neighbourhood_without_a_solution_counts_as_one_without_gain() -> None:
+    class Failing(Fake):
+        def solve(self, hood: np.ndarray, nodes: int, deadline: float) -> Step:
+            raise SolveError("max_quality_lns: the solver stopped with no usable solution")
+
+    outcome = search([Failing()], _work(stop_after=4), 1, FAR, 1.0)
+    assert (outcome.termination, outcome.rounds) == ("work_limit", 4)
+
+
+def test_stalled_neighbourhoods_grow_up_to_their_largest_size_only_when_the_work_says_so() -> None:
+    fake = Fake(offers=2)
+    search([fake], _work(rounds=9, grow_after=2, max_offers=6), 1, FAR, 1.0)
+    assert fake.sizes == [2, 2, 4, 4, 6, 6, 6, 6, 6]  # doubled after each two without gain, never past six
+    fixed = Fake(offers=2)
+    search([fixed], _work(rounds=5), 1, FAR, 1.0)
+    assert fixed.sizes == [2] * 5
+
+
+def test_strategies_take_turns_the_first_one_first() -> None:
+    first, second = Fake(offers=4), Fake(offers=2)
+    search([first, second], _work(rounds=5), 1, FAR, 1.0)
+    assert (first.sizes, second.sizes) == ([4, 4, 4], [2, 2])
+
+
+def _strategies() -> dict[str, Strategy]:
+    """Every strategy of the matching search, on one small round."""
+    hs, os_ = _scenario(60)
+    data = build_data(hs, os_, ROUND_DATE, POLICY)
+    greedy = greedy_by_score(data)
+    model = build_model(data)
+    x = start_vector(data, *greedy)
+    persons = Placement(data, model, POLICY, x, model.persons, "max_persons_lns")
+    quality = Placement(data, model, POLICY, x, model.quality, "max_quality_lns")
+    classes, in_model = capacity_classes(data), model_pairs(data)
+    types = household_types(data)
+    types.data.set_pairs(*starting_pairs(types, *greedy))
+    alloc = TypeAllocation.of_counts(types.data, *types.counts(*greedy))
+    return {"persons": PersonsNeighbourhoods(persons, 4),
+            "quality": QualityNeighbourhoods(quality, 2, classes, in_model),
+            "kept": KeptNeighbourhoods(quality, 4, classes, in_model),
+            "types": TypeNeighbourhoods(alloc, np.zeros(types.data.n_pairs), np.zeros(types.data.codes.shape), POLICY,
+                                        2)}
+
+
+@pytest.mark.parametrize("kind", ["persons", "quality", "kept", "types"])
+def test_a_neighbourhood_stopped_at_its_node_limit_halves_the_next_ones_movers_for_every_strategy(kind: str) -> None:
+    strategy = _strategies()[kind]
+    seen: list[int | None] = []
+    answers = iter(["solution_limit", "solution_limit", "solution_limit", "optimal", "optimal", "solution_limit"])
+
+    class Recorded:
+        offers = strategy.offers
+
+        def value(self) -> float:
+            return strategy.value()
+
+        def draw(self, rng: np.random.Generator, offers: int, movers: int | None) -> np.ndarray | None:
+            seen.append(movers)
+            return strategy.draw(rng, offers, movers)
+
+        def solve(self, hood: np.ndarray, nodes: int, deadline: float) -> Step:
+            step = strategy.solve(hood, nodes, deadline)  # the real neighbourhood, reported as told
+            return dataclasses.replace(step, termination=next(answers), whole=False)
+
+    work = SearchWork(offers=strategy.offers, rounds=6, nodes=50, stop_after=None, movers=40, min_movers=8,
+                      movers_step=10)
+    assert search([Recorded()], work, POLICY.solver.random_seed, FAR, 1.0).rounds == 6
+    # Halved after each node-limit stop down to the least, grown back by the step after each optimal one.
+    assert seen == [40, 20, 10, 8, 18, 28]
+
+
+def test_deterministic_work_reports_the_budgets_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    budget = dataclasses.replace(
+        BUDGET, pricing_rounds=3, lp_ipm_iterations=4, lp_simplex_iterations=5, subgradient_steps=6,
+        type_mip_nodes=7, types=dataclasses.replace(BUDGET.types, rounds=8, nodes=9),
+        persons=dataclasses.replace(BUDGET.persons, rounds=10, nodes=11, stop_after=12),
+        quality=dataclasses.replace(BUDGET.quality, rounds=13, nodes=14))
+    monkeypatch.setattr(solve, "BUDGET", budget)
+    assert solve.deterministic_work() == {
+        "pricing_rounds": 3, "lp_ipm_iterations": 4, "lp_simplex_iterations": 5, "subgradient_steps": 6,
+        "type_mip_nodes": 7, "type_neighbourhoods": 8, "type_neighbourhood_nodes": 9, "persons_neighbourhoods": 10,
+        "persons_neighbourhood_nodes": 11, "neighbourhoods_without_gain": 12, "quality_neighbourhoods": 13,
+        "quality_neighbourhood_nodes": 14}
+
+
+@pytest.mark.parametrize("phase", ["persons", "quality"])
+def test_the_round_runs_its_neighbourhoods_by_the_budget_it_reports(phase: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # The budget that deterministic_work reports is the one the searches stop by: never more neighbourhoods.
+    from rematch_pipeline.config import policy_with
+    from rematch_pipeline.matching import neighbourhoods
+    from rematch_pipeline.matching.engine import match
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise SolveError("lp_persons: stopped (time_limit) before optimality; no bound")
+
+    ran: list[tuple[int, int]] = []
+    real = neighbourhoods.search
+
+    def counted(strategies: list[Strategy], work: SearchWork, *args: object, **kwargs: object) -> object:
+        outcome = real(strategies, work, *args, **kwargs)  # type: ignore[arg-type]
+        ran.append((work.rounds, outcome.rounds))
+        return outcome
+
+    budget = dataclasses.replace(BUDGET, **{phase: dataclasses.replace(getattr(BUDGET, phase), rounds=2)})
+    monkeypatch.setattr(solve, "BUDGET", budget)
+    monkeypatch.setattr(solve, "solve_lp", stopped)  # no LP: persons by neighbourhoods too
+    monkeypatch.setattr(neighbourhoods, "search", counted)
+    hs, os_ = _scenario(40)
+    result = match(hs, os_, ROUND_DATE, policy_with(POLICY, pyomo_max_pairs=0, time_limit_s=60.0), "R")
+    assert {"max_persons_lns", "max_quality_lns"} <= {p["phase"] for p in result.stats["phases"]}
+    assert solve.deterministic_work()[f"{phase}_neighbourhoods"] == 2
+    assert 2 in {limit for limit, _ in ran}  # the search of this phase ran by the budget
+    assert all(done <= limit for limit, done in ran)
