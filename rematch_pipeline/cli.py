@@ -593,7 +593,7 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except RuntimeError as exc:
-        from rematch_pipeline.rounds import RoundBusy
+        from rematch_pipeline.repository import RoundBusy
 
         if not isinstance(exc, RoundBusy):
             raise

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select
-
-from rematch_pipeline import store
 from rematch_pipeline.canonical import parse_instant
 from rematch_pipeline.config import policy_from_dict
-from rematch_pipeline.db import tables as t
 from rematch_pipeline.domain import (
     ACCEPTED,
     CAPACITY_DIMENSIONS,
@@ -144,20 +140,20 @@ def record_decision(uow: UnitOfWork, case_id: str, round_id: str, decision: str,
     return "inserted"
 
 
-def declined_pairs(conn: Connection) -> dict[str, set[str]]:
+def declined_pairs(uow: UnitOfWork) -> dict[str, set[str]]:
+    """Per household, the municipalities it declined: never offered to it again."""
     out: dict[str, set[str]] = {}
-    q = select(t.match_offers.c.case_id, t.match_offers.c.ags).where(t.match_offers.c.status == DECLINED)
-    for case_id, ags in conn.execute(q):
-        out.setdefault(case_id, set()).add(ags)
+    for o in uow.offers.with_status((DECLINED,)):
+        out.setdefault(o.case_id, set()).add(o.ags)
     return out
 
 
-def consumed_capacity(conn: Connection) -> dict[str, Consumption]:
+def consumed_capacity(uow: UnitOfWork) -> dict[str, Consumption]:
     """Per capacity offer, what accepted and still pending offers take in every dimension and room class."""
     dims: dict[str, dict[str, int]] = {}
     rooms: dict[str, list[int]] = {}
-    q = select(t.match_offers.c.offer_id, t.match_offers.c.demand).where(t.match_offers.c.status.in_(HOLDS_CAPACITY))
-    for offer_id, demand in conn.execute(q):
+    for o in uow.offers.with_status(HOLDS_CAPACITY):
+        offer_id, demand = o.offer_id, o.demand
         acc = dims.setdefault(offer_id, dict.fromkeys(CAPACITY_DIMENSIONS, 0))
         for k in CAPACITY_DIMENSIONS:
             acc[k] += int(demand.get(k, 0))
@@ -165,7 +161,7 @@ def consumed_capacity(conn: Connection) -> dict[str, Consumption]:
     return {oid: Consumption(dimensions=dims[oid], rooms_needed=tuple(sorted(rooms[oid]))) for oid in dims}
 
 
-def overcommitted(conn: Connection, offer_ids: Iterable[str] | None = None) -> list[tuple[str, str]]:
+def overcommitted(uow: UnitOfWork, offer_ids: Iterable[str] | None = None) -> list[tuple[str, str]]:
     """Capacity offers that now offer less than their accepted and pending offers hold (a resubmission cut them), in
     words (offer_id, warning): nobody more is placed there, what is held stays held; the team and the municipality
     should talk."""
@@ -174,10 +170,10 @@ def overcommitted(conn: Connection, offer_ids: Iterable[str] | None = None) -> l
     # Which households hold the wheelchair units is not said, and with one household the count would say it.
     words = {**DIMENSION_WORDS, "units_wheelchair": DIMENSION_WORDS[HEALTH_UNITS]}
 
-    held = consumed_capacity(conn)
+    held = consumed_capacity(uow)
     wanted = set(held) if offer_ids is None else set(offer_ids) & set(held)
     found = []
-    for offer in store.load_offers(conn):
+    for offer in uow.capacity_offers.all():
         if offer.offer_id not in wanted:
             continue
         short = [f"{words[d]} {n} more than offered" for d, n in Capacity.of(offer, held[offer.offer_id]).shortfalls()]
@@ -189,17 +185,15 @@ def overcommitted(conn: Connection, offer_ids: Iterable[str] | None = None) -> l
     return found
 
 
-def households_with_open_offers(conn: Connection) -> set[str]:
-    q = select(t.match_offers.c.case_id).where(t.match_offers.c.status == PENDING)
-    return set(conn.execute(q).scalars())
+def households_with_open_offers(uow: UnitOfWork) -> set[str]:
+    return {o.case_id for o in uow.offers.with_status((PENDING,))}
 
 
-def offer_counts(conn: Connection, round_id: str) -> dict[str, Any]:
-    rows = conn.execute(select(t.match_offers.c.status, func.count(), func.sum(t.match_offers.c.persons))
-                        .where(t.match_offers.c.round_id == round_id).group_by(t.match_offers.c.status)).all()
-    by: Mapping[str, tuple[int, int]] = {s: (int(n), int(p or 0)) for s, n, p in rows}
-    counts: dict[str, Any] = {"offered": sum(n for n, _ in by.values())}
+def offer_counts(round_offers: Iterable[MatchOffer]) -> dict[str, Any]:
+    """How many of a round's offers are in each state, and the persons of those accepted."""
+    listed = list(round_offers)
+    counts: dict[str, Any] = {"offered": len(listed)}
     for status in (ACCEPTED, DECLINED, EXPIRED, PENDING):
-        counts[status] = by.get(status, (0, 0))[0]
-    counts["persons_accepted"] = by.get(ACCEPTED, (0, 0))[1]
+        counts[status] = sum(o.status == status for o in listed)
+    counts["persons_accepted"] = sum(o.persons for o in listed if o.status == ACCEPTED)
     return counts

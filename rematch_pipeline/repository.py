@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from rematch_pipeline import store
@@ -32,13 +33,32 @@ if TYPE_CHECKING:
     from rematch_pipeline.config import Settings
 
 
+class RoundBusy(RuntimeError):
+    """Another run holds this round right now; this attempt stops without writing anything."""
+
+
+class StoredSnapshot(NamedTuple):
+    data: bytes  # gzip-compressed canonical JSON
+    purged_cases: int  # households of it erased or purged since (retention): then it cannot be replayed
+
+
 class Rounds(Protocol):
     def get(self, round_id: str) -> MatchingRound | None: ...
     def save(self, rnd: MatchingRound) -> None: ...
     def assignments(self, round_id: str) -> list[Assignment]: ...
     def unmatched(self, round_id: str) -> list[Unmatched]: ...
-    def snapshot(self, round_id: str) -> bytes | None:
-        """The compressed input snapshot the round was solved on (None before it was solved)."""
+    def snapshot(self, round_id: str) -> StoredSnapshot | None:
+        """The input snapshot the round was solved on (None before it was solved)."""
+        ...
+    def lock(self, round_id: str) -> None:
+        """Hold the round for this transaction; raises `RoundBusy` when another run holds it (PostgreSQL), waits for
+        it otherwise (SQLite has one writer at a time)."""
+        ...
+    def add(self, rnd: MatchingRound) -> None: ...
+    def record_solve(self, rnd: MatchingRound, snapshot: bytes, digest: str, assignments: Sequence[Assignment],
+                     unmatched: Sequence[Unmatched]) -> None:
+        """Store a solve: the round's state, policy, statistics and checksums, its snapshot and results (replacing
+        those of an earlier failed attempt)."""
         ...
     def ids(self, states: Sequence[str] | None = None, newest_first: bool = False) -> list[str]:
         """Round ids by round date, of these states only (None: every round)."""
@@ -48,6 +68,9 @@ class Rounds(Protocol):
 class MatchOffers(Protocol):
     def get(self, round_id: str, case_id: str) -> MatchOffer | None: ...
     def of_round(self, round_id: str) -> list[MatchOffer]: ...
+    def with_status(self, states: Sequence[str]) -> list[MatchOffer]:
+        """Every offer of every round in one of these states."""
+        ...
     def pending_count(self, round_id: str) -> int: ...
     def due(self, today: date) -> list[MatchOffer]: ...
     def pending_of(self, case_id: str) -> list[MatchOffer]: ...
@@ -62,6 +85,9 @@ class Decisions(Protocol):
 
 class Households(Protocol):
     def get_many(self, case_ids: Iterable[str]) -> list[Household]: ...
+    def pool(self) -> list[Household]:
+        """The households waiting in the pool (consenting to matching, not closed)."""
+        ...
     def kept(self, case_ids: Iterable[str]) -> set[str]:
         """Those of these households whose details are still kept (not purged or erased)."""
         ...
@@ -78,6 +104,10 @@ class Quarantine(Protocol):
     def of_file(self, raw_file_id: int) -> list[QuarantineRow]: ...
     def resolve(self, row_ids: Sequence[int], at: datetime, by_raw_file_id: int | None) -> None: ...
     def listing(self, include_resolved: bool) -> list[dict[str, Any]]: ...
+    def add(self, *, raw_file_id: int | None, table_name: str, field: str | None, rule: str, message: str,
+            record: Mapping[str, Any] | None, at: datetime) -> None:
+        """Keep a refused entry with what to do about it."""
+        ...
 
 
 class RawFiles(Protocol):
@@ -247,9 +277,34 @@ class SqlRounds:
             q = q.where(r.status.in_(list(states)))
         return [str(i) for i in self.conn.execute(q).scalars()]
 
-    def snapshot(self, round_id: str) -> bytes | None:
-        return self.conn.execute(select(t.round_inputs.c.snapshot)
-                                 .where(t.round_inputs.c.round_id == round_id)).scalar()
+    def snapshot(self, round_id: str) -> StoredSnapshot | None:
+        r = self.conn.execute(select(t.round_inputs.c.snapshot, t.round_inputs.c.purged_cases)
+                              .where(t.round_inputs.c.round_id == round_id)).first()
+        return None if r is None else StoredSnapshot(r.snapshot, int(r.purged_cases or 0))
+
+    def lock(self, round_id: str) -> None:
+        if self.conn.dialect.name == "postgresql":
+            key = int.from_bytes(hashlib.sha256(round_id.encode()).digest()[:8], "big", signed=True)
+            if not self.conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar():
+                raise RoundBusy(f"round {round_id} is being worked on by another run right now; this attempt stopped "
+                                "without changing anything. Check the other run; rerun this one after it ended.")
+        else:
+            # Take SQLite's write lock at the start of the transaction, not at its first insert.
+            self.conn.execute(update(t.rounds).where(t.rounds.c.round_id == round_id).values(status=t.rounds.c.status))
+
+    def add(self, rnd: MatchingRound) -> None:
+        self.conn.execute(insert(t.rounds).values(round_id=rnd.round_id, round_date=rnd.round_date, status=rnd.status,
+                                                  policy=dict(rnd.policy), created_at=rnd.created_at))
+
+    def record_solve(self, rnd: MatchingRound, snapshot: bytes, digest: str, assignments: Sequence[Assignment],
+                     unmatched: Sequence[Unmatched]) -> None:
+        for table in (t.assignments, t.unmatched, t.round_inputs):
+            self.conn.execute(table.delete().where(table.c.round_id == rnd.round_id))
+        self.conn.execute(insert(t.round_inputs).values(round_id=rnd.round_id, snapshot=snapshot, sha256=digest))
+        self.conn.execute(update(t.rounds).where(t.rounds.c.round_id == rnd.round_id).values(
+            status=rnd.status, policy=dict(rnd.policy), solver_stats=dict(rnd.solver_stats),
+            input_checksums=dict(rnd.input_checksums), solved_at=rnd.solved_at))
+        store.save_assignments(self.conn, list(assignments), list(unmatched))
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -284,6 +339,11 @@ class SqlMatchOffers:
 
     def due(self, today: date) -> list[MatchOffer]:
         q = (select(t.match_offers).where(t.match_offers.c.status == PENDING, t.match_offers.c.respond_by < today)
+             .order_by(t.match_offers.c.round_id, t.match_offers.c.case_id))
+        return [_offer(r) for r in self.conn.execute(q)]
+
+    def with_status(self, states: Sequence[str]) -> list[MatchOffer]:
+        q = (select(t.match_offers).where(t.match_offers.c.status.in_(list(states)))
              .order_by(t.match_offers.c.round_id, t.match_offers.c.case_id))
         return [_offer(r) for r in self.conn.execute(q)]
 
@@ -323,6 +383,9 @@ class SqlHouseholds:
 
     def get_many(self, case_ids: Iterable[str]) -> list[Household]:
         return store.load_households(self.conn, list(case_ids))
+
+    def pool(self) -> list[Household]:
+        return store.load_households(self.conn, pool_only=True)
 
     def kept(self, case_ids: Iterable[str]) -> set[str]:
         h = t.households.c
@@ -381,6 +444,12 @@ class SqlQuarantine:
         if not include_resolved:
             q = q.where(t.quarantine.c.resolved_at.is_(None))
         return [dict(r._mapping) for r in self.conn.execute(q)]
+
+    def add(self, *, raw_file_id: int | None, table_name: str, field: str | None, rule: str, message: str,
+            record: Mapping[str, Any] | None, at: datetime) -> None:
+        self.conn.execute(insert(t.quarantine).values(
+            raw_file_id=raw_file_id, table_name=table_name, field=field, rule=rule, message=message,
+            record=None if record is None else dict(record), created_at=at))
 
 
 class SqlRawFiles:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -12,16 +11,13 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text, update
-
-from rematch_pipeline import offers, progress, store
+from rematch_pipeline import offers, progress
 from rematch_pipeline.config import Settings, exported_policy, policy_to_dict
-from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import require_schema
-from rematch_pipeline.domain import Policy
+from rematch_pipeline.domain import MatchingRound, Policy
 from rematch_pipeline.forms import safe_text
 from rematch_pipeline.matching.engine import match
-from rematch_pipeline.repository import SqlUnitOfWork, require_round
+from rematch_pipeline.repository import UnitOfWork, reading, require_round, unit_of_work
 from rematch_pipeline.snapshot import RoundInputs, inputs_from_json, pack, unpack
 
 log = logging.getLogger(__name__)
@@ -55,51 +51,34 @@ class RoundSummary:
         return d
 
 
-class RoundBusy(RuntimeError):
-    """Another run holds this round right now; this attempt stops without writing anything."""
-
-
-def _lock_round(conn: Connection, round_id: str) -> None:
-    """Serialise work on one round: a second concurrent attempt stops with a clear message (PostgreSQL), or
-    waits for the first and then finds its result (SQLite, which has one writer at a time anyway)."""
-    if conn.dialect.name == "postgresql":
-        key = int.from_bytes(hashlib.sha256(round_id.encode()).digest()[:8], "big", signed=True)
-        if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar():
-            raise RoundBusy(f"round {round_id} is being worked on by another run right now; this attempt stopped "
-                            "without changing anything. Check the other run; rerun this one after it ended.")
-    else:
-        # Take SQLite's write lock at the start of the transaction, not at its first insert.
-        conn.execute(update(t.rounds).where(t.rounds.c.round_id == round_id).values(status=t.rounds.c.status))
-
-
 def plan_round(settings: Settings, policy: Policy, round_date: date, actor: str = "cli") -> str:
     """Record the round for `round_date` as planned with its policy (idempotent); returns the round id."""
     require_schema(settings.database_url)
     round_id = round_id_for(round_date)
-    with settings.engine().begin() as conn:
-        _lock_round(conn, round_id)
-        if conn.execute(select(t.rounds.c.status).where(t.rounds.c.round_id == round_id)).first() is None:
+    with unit_of_work(settings) as uow:
+        uow.rounds.lock(round_id)
+        if uow.rounds.get(round_id) is None:
             at = settings.clock.now()
-            conn.execute(insert(t.rounds).values(round_id=round_id, round_date=round_date, status="planned",
-                                                 policy=policy_to_dict(policy), created_at=at))
-            store.audit(conn, actor, "round_planned", round_id, {"round_date": round_date.isoformat()}, at=at)
+            uow.rounds.add(MatchingRound(round_id, round_date, "planned", policy=policy_to_dict(policy), created_at=at))
+            uow.audit(actor, "round_planned", round_id, {"round_date": round_date.isoformat()}, at)
     return round_id
 
 
-def load_round_inputs(conn: Connection, round_id: str, round_date: date, policy: Policy) -> RoundInputs:
+def load_round_inputs(uow: UnitOfWork, round_id: str, round_date: date, policy: Policy) -> RoundInputs:
     """The pool and capacity at round time: consenting households waiting without an open offer, declined
     municipalities excluded, offers valid on the date minus what accepted and pending offers take."""
-    open_offers = offers.households_with_open_offers(conn)
-    households = [h for h in store.load_households(conn, pool_only=True) if h.case_id not in open_offers]
+    open_offers = offers.households_with_open_offers(uow)
+    households = [h for h in uow.households.pool() if h.case_id not in open_offers]
     return RoundInputs(round_id=round_id, round_date=round_date, policy=policy, households=households,
-                       offers=store.load_offers(conn, valid_on=round_date), declined=offers.declined_pairs(conn),
-                       consumed=offers.consumed_capacity(conn))
+                       offers=uow.capacity_offers.all(valid_on=round_date), declined=offers.declined_pairs(uow),
+                       consumed=offers.consumed_capacity(uow))
 
 
 def _status(settings: Settings, round_id: str) -> str | None:
     require_schema(settings.database_url)
-    with settings.engine().connect() as conn:
-        return conn.execute(select(t.rounds.c.status).where(t.rounds.c.round_id == round_id)).scalar()
+    with reading(settings) as uow:
+        rnd = uow.rounds.get(round_id)
+    return None if rnd is None else rnd.status
 
 
 def run_round(settings: Settings, policy: Policy, round_date: date, actor: str = "cli", *,
@@ -113,21 +92,21 @@ def run_round(settings: Settings, policy: Policy, round_date: date, actor: str =
     if not allow_future and round_date > today and _status(settings, round_id_for(round_date)) not in SOLVED_STATES:
         refuse_future(round_date, today, "the round date")  # (a round solved before is only read back)
     round_id = plan_round(settings, policy, round_date, actor)
-    with settings.engine().begin() as conn:
-        _lock_round(conn, round_id)
-        row = conn.execute(select(t.rounds).where(t.rounds.c.round_id == round_id)).one()
-        solved_before = row.status in SOLVED_STATES
+    with unit_of_work(settings) as uow:
+        uow.rounds.lock(round_id)
+        rnd = require_round(uow, round_id)
+        solved_before = rnd.status in SOLVED_STATES
         if not solved_before:
             with progress.step(f"round {round_id}"):
-                _solve(conn, row, policy, actor, settings.clock.now())
+                _solve(uow, rnd, policy, actor, settings.clock.now())
     return summarize(settings, round_id, already_existed=solved_before)
 
 
-def _solve(conn: Connection, row: Any, policy: Policy, actor: str, at: datetime) -> None:
-    round_id, round_date = row.round_id, row.round_date
+def _solve(uow: UnitOfWork, rnd: MatchingRound, policy: Policy, actor: str, at: datetime) -> None:
+    round_id, round_date = rnd.round_id, rnd.round_date
     # Unanswered offers of earlier rounds return to the pool.
-    offers.expire_offers(SqlUnitOfWork(conn), round_date, actor, at)
-    inputs = load_round_inputs(conn, round_id, round_date, policy)
+    offers.expire_offers(uow, round_date, actor, at)
+    inputs = load_round_inputs(uow, round_id, round_date, policy)
     blob, digest = pack(inputs)
     checksums = {**inputs.checksums(), "snapshot": digest}
     result = match(inputs.households, inputs.offers, round_date, policy, round_id, inputs.declined,
@@ -137,32 +116,26 @@ def _solve(conn: Connection, row: Any, policy: Policy, actor: str, at: datetime)
     stats["message"] = result.message
     stats["planning"] = result.planning
     # A failed round may be retried; its earlier rows are replaced.
-    for table in (t.assignments, t.unmatched, t.round_inputs):
-        conn.execute(table.delete().where(table.c.round_id == round_id))
-    conn.execute(insert(t.round_inputs).values(round_id=round_id, snapshot=blob, sha256=digest))
-    conn.execute(update(t.rounds).where(t.rounds.c.round_id == round_id).values(
-        status=status, policy=policy_to_dict(policy), solver_stats=stats, input_checksums=checksums,
-        solved_at=at))
-    store.save_assignments(conn, result.assignments, result.unmatched)
-    store.audit(conn, actor, "round_solved" if status == "solved" else "round_failed", round_id,
-                {"status": result.status, "persons_placed": result.persons_placed,
-                 "households": len(inputs.households), "input_checksums": checksums}, at=at)
+    solved = dataclasses.replace(rnd, status=status, policy=policy_to_dict(policy), solver_stats=stats,
+                                 input_checksums=checksums, solved_at=at)
+    uow.rounds.record_solve(solved, blob, digest, result.assignments, result.unmatched)
+    uow.audit(actor, "round_solved" if status == "solved" else "round_failed", round_id,
+              {"status": result.status, "persons_placed": result.persons_placed,
+               "households": len(inputs.households), "input_checksums": checksums}, at)
     log.info("round %s %s: %s", round_id, status, result.message)
 
 
 def offer_round(settings: Settings, round_id: str, actor: str = "cli") -> int:
     """Make the offers of a solved round (idempotent: an offered or closed round is left as it is)."""
     require_schema(settings.database_url)
-    with settings.engine().begin() as conn:
-        _lock_round(conn, round_id)
-        status = conn.execute(select(t.rounds.c.status).where(t.rounds.c.round_id == round_id)).scalar()
-        if status is None:
-            raise LookupError(f"round {round_id} does not exist")
+    with unit_of_work(settings) as uow:
+        uow.rounds.lock(round_id)
+        status = require_round(uow, round_id).status
         if status in ("offered", "closed"):
             return 0
         if status != "solved":
             raise RuntimeError(f"round {round_id} is {status}; only a solved round can make offers")
-        made = offers.make_offers(SqlUnitOfWork(conn), round_id, actor, settings.clock.now())
+        made = offers.make_offers(uow, round_id, actor, settings.clock.now())
     log.info("round %s: %d offers made", round_id, made)
     return made
 
@@ -185,8 +158,8 @@ def settle_offers(settings: Settings, today: date, actor: str = "cli", *, allow_
     if not allow_future:
         refuse_future(today, settings.clock.today(), "the settlement date")
     require_schema(settings.database_url)
-    with settings.engine().begin() as conn:
-        return offers.expire_offers(SqlUnitOfWork(conn), today, actor, settings.clock.now())
+    with unit_of_work(settings) as uow:
+        return offers.expire_offers(uow, today, actor, settings.clock.now())
 
 
 def decide(settings: Settings, case_id: str, round_id: str, decision: str, reason: str | None = None,
@@ -196,35 +169,32 @@ def decide(settings: Settings, case_id: str, round_id: str, decision: str, reaso
     require_schema(settings.database_url)
     at = settings.clock.now()
     when = decided_at or at
-    with settings.engine().begin() as conn:
-        outcome = offers.record_decision(SqlUnitOfWork(conn), case_id, round_id, decision, when, reason, actor, at,
-                                          source="cli")
+    with unit_of_work(settings) as uow:
+        outcome = offers.record_decision(uow, case_id, round_id, decision, when, reason, actor, at, source="cli")
         if outcome != "inserted":
             field, rule, message = offers.DECISION_REJECTS[outcome]
-            conn.execute(insert(t.quarantine).values(
-                raw_file_id=None, table_name="decisions", field=field, rule=rule, message=message,
-                record={"case_id": case_id, "round_id": round_id, "decision": decision,
-                        "decided_at": when.isoformat(), "source": "cli"}, created_at=at))
-            store.audit(conn, actor, "decision_rejected", round_id, {"case_id": case_id, "rule": rule}, at=at)
+            uow.quarantine.add(raw_file_id=None, table_name="decisions", field=field, rule=rule, message=message,
+                               record={"case_id": case_id, "round_id": round_id, "decision": decision,
+                                       "decided_at": when.isoformat(), "source": "cli"}, at=at)
+            uow.audit(actor, "decision_rejected", round_id, {"case_id": case_id, "rule": rule}, at)
     if outcome != "inserted":
         raise offers.DecisionError(outcome)
 
 
 def summarize(settings: Settings, round_id: str, already_existed: bool = False) -> RoundSummary:
     require_schema(settings.database_url)
-    engine = settings.engine()
-    with engine.connect() as conn:
-        r = require_round(SqlUnitOfWork(conn), round_id)
-        assignments = store.load_assignments(conn, round_id)
-        unmatched = store.load_unmatched(conn, round_id)
-        capacity = {o.offer_id: o for o in store.load_offers(conn)}
-        counts = offers.offer_counts(conn, round_id)
-        warnings = [w for _, w in offers.overcommitted(conn, {a.offer_id for a in assignments})]
-        accepted: dict[str, int] = {}
-        for oid, persons in conn.execute(
-                select(t.match_offers.c.offer_id, t.match_offers.c.persons)
-                .where(t.match_offers.c.round_id == round_id, t.match_offers.c.status == offers.ACCEPTED)):
-            accepted[oid] = accepted.get(oid, 0) + persons
+    with reading(settings) as uow:
+        r = require_round(uow, round_id)
+        assignments = uow.rounds.assignments(round_id)
+        unmatched = uow.rounds.unmatched(round_id)
+        capacity = {o.offer_id: o for o in uow.capacity_offers.all()}
+        made = uow.offers.of_round(round_id)
+        warnings = [w for _, w in offers.overcommitted(uow, {a.offer_id for a in assignments})]
+    counts = offers.offer_counts(made)
+    accepted: dict[str, int] = {}
+    for m in made:
+        if m.status == offers.ACCEPTED:
+            accepted[m.offer_id] = accepted.get(m.offer_id, 0) + m.persons
     stats = dict(r.solver_stats or {})
     if stats.get("status") == "time_limit":
         warnings.insert(0, TIME_LIMIT_WARNING)
@@ -255,11 +225,11 @@ TIME_LIMIT_WARNING = ("the solve reached its time limit before its fixed work wa
 
 def latest_round_id(settings: Settings) -> str:
     require_schema(settings.database_url)
-    with settings.engine().connect() as conn:
-        rid = conn.execute(select(t.rounds.c.round_id).order_by(t.rounds.c.round_date.desc()).limit(1)).scalar()
-    if rid is None:
+    with reading(settings) as uow:
+        rounds = uow.rounds.ids(newest_first=True)
+    if not rounds:
         raise LookupError("there is no round yet; run `rematch round run --date YYYY-MM-DD` first")
-    return str(rid)
+    return rounds[0]
 
 
 @dataclass
@@ -279,17 +249,18 @@ class ReplayReport:
 def replay_round(settings: Settings, round_id: str) -> ReplayReport:
     """Re-solve a round from its stored snapshot and compare with the stored assignments."""
     require_schema(settings.database_url)
-    with settings.engine().connect() as conn:
-        snap = conn.execute(select(t.round_inputs).where(t.round_inputs.c.round_id == round_id)).first()
+    with reading(settings) as uow:
+        snap = uow.rounds.snapshot(round_id)
         if snap is None:
             raise LookupError(f"round {round_id} has no stored input snapshot (not solved, or solved before "
                               "snapshots were kept)")
-        stored = {a.case_id: a.ags for a in store.load_assignments(conn, round_id)}
-        stats = conn.execute(select(t.rounds.c.solver_stats).where(t.rounds.c.round_id == round_id)).scalar() or {}
+        stored = {a.case_id: a.ags for a in uow.rounds.assignments(round_id)}
+        rnd = require_round(uow, round_id)
+        stats = dict(rnd.solver_stats or {})
     if snap.purged_cases:
         raise LookupError(f"round {round_id} cannot be replayed: {snap.purged_cases} household(s) in its snapshot "
                           "were erased or purged (retention), so its inputs no longer exist")
-    inputs = inputs_from_json(unpack(snap.snapshot))
+    inputs = inputs_from_json(unpack(snap.data))
     with progress.step(f"replaying round {round_id}"):
         result = match(inputs.households, inputs.offers, inputs.round_date, inputs.policy, round_id,
                        inputs.declined, inputs.consumed)
@@ -303,11 +274,10 @@ def replay_round(settings: Settings, round_id: str) -> ReplayReport:
 def export_round(settings: Settings, round_id: str, out_dir: Path) -> tuple[Path, Path]:
     """Write assignments.csv and round.json as in section 4 of the data contract."""
     require_schema(settings.database_url)
-    engine = settings.engine()
-    with engine.connect() as conn:
-        r = require_round(SqlUnitOfWork(conn), round_id)
-        assignments = store.load_assignments(conn, round_id)
-        unmatched = store.load_unmatched(conn, round_id)
+    with reading(settings) as uow:
+        r = require_round(uow, round_id)
+        assignments = uow.rounds.assignments(round_id)
+        unmatched = uow.rounds.unmatched(round_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "assignments.csv"
     rows: list[dict[str, Any]] = [

@@ -19,9 +19,9 @@ from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine
 from rematch_pipeline.ingest.service import ingest_file
 from rematch_pipeline.offers import DecisionError
+from rematch_pipeline.repository import RoundBusy
 from rematch_pipeline.rounds import (
     FutureDateError,
-    RoundBusy,
     decide,
     offer_round,
     replay_round,

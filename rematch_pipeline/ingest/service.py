@@ -437,7 +437,7 @@ def _apply(conn: Any, batch: Any, results: dict[str, Any], raw_id: int, salt: st
                 rejects.append(_Reject("capacity_offers", idx, *_APPLY_RULES[outcomes_o[row["offer_id"]]]))
         _tally(report, "capacity_offers", outcomes_o.values())
         replaced = [oid for oid, outcome in outcomes_o.items() if outcome == "replaced"]
-        for offer_id, warning in offers.overcommitted(conn, replaced):
+        for offer_id, warning in offers.overcommitted(SqlUnitOfWork(conn), replaced):
             report.notes.append(f"warning: {warning}")
             store.audit(conn, actor, "offer_overcommitted", offer_id, {"raw_file_id": raw_id, "warning": warning},
                         at=at)

@@ -38,7 +38,7 @@ from rematch_pipeline.reports.charts import (
     stat,
     yes_no,
 )
-from rematch_pipeline.repository import reading, require_round
+from rematch_pipeline.repository import StoredSnapshot, reading, require_round
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 RANK_BUCKETS = ("1", "2", "3", "4-5", "6-10", "11+")
@@ -63,7 +63,7 @@ def reason_group(u: Unmatched) -> str:
     return category(u.why) if u.why else u.reason
 
 
-def _fill_rows(rnd: MatchingRound, snapshot: bytes | None, assignments: list[Assignment],
+def _fill_rows(rnd: MatchingRound, snapshot: StoredSnapshot | None, assignments: list[Assignment],
                offers: list[MatchOffer]) -> list[dict[str, Any]]:
     """Per offer of the round: capacity left at round time and what this round assigned, in every dimension."""
     from rematch_pipeline.config import policy_from_dict
@@ -71,7 +71,7 @@ def _fill_rows(rnd: MatchingRound, snapshot: bytes | None, assignments: list[Ass
 
     if snapshot is None:
         return []
-    inputs = inputs_from_json(unpack(snapshot))
+    inputs = inputs_from_json(unpack(snapshot.data))
     pol = policy_from_dict(dict(rnd.policy)) if rnd.policy else inputs.policy
     round_date = rnd.round_date
     households = {h.case_id: h for h in inputs.households}
