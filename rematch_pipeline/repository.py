@@ -177,6 +177,28 @@ class Documents(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Ledger:
+    """What the ledger holds for one document: the row with this content, and the latest version before it."""
+
+    same: Any  # the row whose sha256 is this content, or None
+    prior: Any  # the row of the latest version, or None
+
+    @property
+    def next_version(self) -> int:
+        return (self.prior.version if self.prior is not None else 0) + 1
+
+
+class DocumentVersions(Protocol):
+    """Every rendered version of each packet (key: round_id, ags) and letter (key: round_id, case_id)."""
+
+    def look_up(self, kind: str, key: Mapping[str, str], digest: str) -> Ledger: ...
+    def add(self, kind: str, key: Mapping[str, str], ledger: Ledger, kept: Mapping[str, str],
+            values: Mapping[str, Any]) -> None:
+        """Record version `ledger.next_version` with `values`; the earlier one now points at its shelved files."""
+        ...
+
+
 class Deliveries(Protocol):
     """The ledger: one row per document version and channel."""
 
@@ -233,6 +255,8 @@ class UnitOfWork(Protocol):
     def documents(self) -> Documents: ...
     @property
     def deliveries(self) -> Deliveries: ...
+    @property
+    def versions(self) -> DocumentVersions: ...
     @property
     def audit_trail(self) -> AuditTrail: ...
 
@@ -606,6 +630,31 @@ class SqlDocuments:
                          Path(r.html_path), Path(r.pdf_path), r.contact_email or "") for r in self.conn.execute(q)]
 
 
+_VERSIONED = {"packet": t.packets, "letter": t.letters}
+
+
+class SqlDocumentVersions:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def look_up(self, kind: str, key: Mapping[str, str], digest: str) -> Ledger:
+        table = _VERSIONED[kind]
+        mine = [table.c[name] == value for name, value in key.items()]
+        same = self.conn.execute(select(table).where(*mine, table.c.sha256 == digest)).first()
+        latest = self.conn.execute(select(func.max(table.c.version)).where(*mine)).scalar()
+        prior = None if not latest else self.conn.execute(
+            select(table).where(*mine, table.c.version == latest)).first()
+        return Ledger(same, prior)
+
+    def add(self, kind: str, key: Mapping[str, str], ledger: Ledger, kept: Mapping[str, str],
+            values: Mapping[str, Any]) -> None:
+        table = _VERSIONED[kind]
+        if ledger.prior is not None:
+            mine = [table.c[name] == value for name, value in key.items()]
+            self.conn.execute(update(table).where(*mine, table.c.version == ledger.prior.version).values(**kept))
+        self.conn.execute(insert(table).values(**key, **values, version=ledger.next_version))
+
+
 def _ledger_key(doc: Document, channel: str) -> tuple[Any, ...]:
     """The ledger row of one document version on one channel (the table's unique key)."""
     d = t.deliveries.c
@@ -690,6 +739,7 @@ class SqlUnitOfWork:
         self.personal_data = SqlPersonalData(conn)
         self.documents = SqlDocuments(conn)
         self.deliveries = SqlDeliveries(conn)
+        self.versions = SqlDocumentVersions(conn)
         self.audit_trail = SqlAuditTrail(conn)
 
     def audit(self, actor: str, event: str, subject: str | None, detail: Mapping[str, Any], at: datetime) -> None:

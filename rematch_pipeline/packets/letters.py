@@ -20,12 +20,10 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from jinja2 import Environment
-from sqlalchemy import insert
 
-from rematch_pipeline import progress, store
+from rematch_pipeline import progress
 from rematch_pipeline.config import Settings, reachable_contact
 from rematch_pipeline.contract import AGS_RE, LANGUAGES, MEDICAL_SERVICES, OCCUPATIONS
-from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Policy, ages_on, demand_of, pseudonym
 from rematch_pipeline.packets.exonyms import local_name
@@ -36,8 +34,8 @@ from rematch_pipeline.packets.render import (
     render_packet_pdf,
     write_atomic,
 )
-from rematch_pipeline.packets.versions import files_not_as_recorded, keep_prior, look_up, restore, shelve
-from rematch_pipeline.repository import reading, require_round
+from rematch_pipeline.packets.versions import files_not_as_recorded, restore, shelve
+from rematch_pipeline.repository import reading, require_round, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -385,13 +383,12 @@ def round_letter_inputs(settings: Settings, policy: Policy, round_id: str,
 
 def render_letter_record(settings: Settings, letter: LetterInput, actor: str = "cli") -> dict[str, Any]:
     """Write one letter unless the ledger already holds the same content; a changed letter becomes a new version."""
-    engine = settings.engine()
     round_id, case_id = letter.round_id, letter.household.case_id
     key = {"round_id": round_id, "case_id": case_id}
     alias = letter.pseudonym
     digest = hashlib.sha256(render_letter_html(letter).encode("utf-8")).hexdigest()
-    with engine.connect() as conn:
-        ledger = look_up(conn, t.letters, key, digest)
+    with reading(settings) as uow:
+        ledger = uow.versions.look_up("letter", key, digest)
     result = {"case_id": case_id, "pseudonym": alias, "language": letter.language}
     same = ledger.same
     if same is not None:
@@ -404,15 +401,13 @@ def render_letter_record(settings: Settings, letter: LetterInput, actor: str = "
     kept = shelve(ledger.prior) if ledger.prior is not None else {}
     files = write_letter(letter, settings.outbox)
     at = settings.clock.now()
-    with engine.begin() as conn:
-        if ledger.prior is not None:
-            keep_prior(conn, t.letters, key, ledger.prior, kept)
-        conn.execute(insert(t.letters).values(round_id=round_id, case_id=case_id, version=version,
-                                              language=letter.language, html_path=str(files.html_path),
-                                              pdf_path=str(files.pdf_path), sha256=digest, created_at=at))
-        store.audit(conn, actor, "letter_rendered", f"{round_id}/{alias}",
-                    {"version": version, "language": letter.language, "html_sha256": files.html_sha256,
-                     "pdf_sha256": files.pdf_sha256}, at=at)
+    with unit_of_work(settings) as uow:
+        uow.versions.add("letter", key, ledger, kept, {
+            "language": letter.language, "html_path": str(files.html_path), "pdf_path": str(files.pdf_path),
+            "sha256": digest, "created_at": at})
+        uow.audit(actor, "letter_rendered", f"{round_id}/{alias}",
+                  {"version": version, "language": letter.language, "html_sha256": files.html_sha256,
+                   "pdf_sha256": files.pdf_sha256}, at)
     log.info("letter %s/%s v%d (%s) rendered", round_id, alias, version, letter.language)
     return {**result, "version": version, "new": True, "html_path": str(files.html_path),
             "pdf_path": str(files.pdf_path)}

@@ -10,15 +10,12 @@ from functools import partial
 from itertools import repeat
 from typing import Any
 
-from sqlalchemy import insert, select
-
-from rematch_pipeline import progress, store
+from rematch_pipeline import progress
 from rematch_pipeline.config import Settings, reachable_contact
-from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.domain import Policy, pseudonym
-from rematch_pipeline.packets.versions import Ledger, files_not_as_recorded, keep_prior, look_up, restore, shelve
-from rematch_pipeline.repository import SqlUnitOfWork, require_round
+from rematch_pipeline.packets.versions import files_not_as_recorded, restore, shelve
+from rematch_pipeline.repository import Ledger, reading, require_round, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +26,13 @@ def round_packet_inputs(settings: Settings, policy: Policy, round_id: str, ags: 
     """One PacketInput per receiving municipality (offer) of the round, in AGS order."""
     from rematch_pipeline.packets.render import PacketHousehold, PacketInput
 
-    engine = settings.engine()
-    with engine.connect() as conn:
-        rnd = require_round(SqlUnitOfWork(conn), round_id)
-        assignments = [a for a in store.load_assignments(conn, round_id) if ags is None or a.ags == ags]
+    with reading(settings) as uow:
+        rnd = require_round(uow, round_id)
+        assignments = [a for a in uow.rounds.assignments(round_id) if ags is None or a.ags == ags]
         # The answer to this round's offer decides what the municipality sees; before offers go out all are pending.
-        answers = {r.case_id: r.status for r in conn.execute(
-            select(t.match_offers.c.case_id, t.match_offers.c.status).where(t.match_offers.c.round_id == round_id))}
-        households = {h.case_id: h for h in store.load_households(conn, [a.case_id for a in assignments])}
-        offers = {o.offer_id: o for o in store.load_offers(conn)}
+        answers = {o.case_id: o.status for o in uow.offers.of_round(round_id)}
+        households = {h.case_id: h for h in uow.households.get_many(a.case_id for a in assignments)}
+        offers = {o.offer_id: o for o in uow.capacity_offers.all()}
     by_offer: dict[str, list[Any]] = {}
     withdrawn: dict[str, int] = {}
     for a in assignments:
@@ -69,23 +64,21 @@ def _ledger(settings: Settings, packet: Any) -> tuple[str, Ledger]:
     from rematch_pipeline.packets.render import render_packet_html
 
     digest = hashlib.sha256(render_packet_html(packet).encode("utf-8")).hexdigest()
-    with settings.engine().connect() as conn:
-        return digest, look_up(conn, t.packets, _key(packet), digest)
+    with reading(settings) as uow:
+        return digest, uow.versions.look_up("packet", _key(packet), digest)
 
 
 def _record(settings: Settings, packet: Any, digest: str, ledger: Ledger, kept: dict[str, str], files: Any,
             actor: str) -> dict[str, Any]:
     ags, round_id, version = packet.offer.ags, packet.round_id, ledger.next_version
     at = settings.clock.now()
-    with settings.engine().begin() as conn:
-        if ledger.prior is not None:
-            keep_prior(conn, t.packets, _key(packet), ledger.prior, kept)
-        conn.execute(insert(t.packets).values(round_id=round_id, ags=ags, version=version,
-                                              html_path=str(files.html_path), pdf_path=str(files.pdf_path),
-                                              sha256=digest, created_at=at, final=packet.final))
-        store.audit(conn, actor, "packet_rendered", f"{round_id}/{ags}",
-                    {"version": version, "final": packet.final, "html_sha256": files.html_sha256,
-                     "pdf_sha256": files.pdf_sha256, "households": len(packet.households)}, at=at)
+    with unit_of_work(settings) as uow:
+        uow.versions.add("packet", _key(packet), ledger, kept, {
+            "html_path": str(files.html_path), "pdf_path": str(files.pdf_path), "sha256": digest, "created_at": at,
+            "final": packet.final})
+        uow.audit(actor, "packet_rendered", f"{round_id}/{ags}",
+                  {"version": version, "final": packet.final, "html_sha256": files.html_sha256,
+                   "pdf_sha256": files.pdf_sha256, "households": len(packet.households)}, at)
     log.info("packet %s/%s v%d rendered", round_id, ags, version)
     return {"ags": ags, "version": version, "new": True, "final": packet.final, "html_path": str(files.html_path),
             "pdf_path": str(files.pdf_path)}

@@ -6,41 +6,14 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Table, func, select, update
-
-from rematch_pipeline import store
 from rematch_pipeline.config import Settings
+from rematch_pipeline.repository import unit_of_work
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Ledger:
-    """What the table holds for one document: the row with this content, and the latest version before it."""
-
-    same: Any  # the row whose sha256 is this content, or None
-    prior: Any  # the row of the latest version, or None
-
-    @property
-    def next_version(self) -> int:
-        return (self.prior.version if self.prior is not None else 0) + 1
-
-
-def _mine(table: Table, key: Mapping[str, str]) -> list[Any]:
-    return [table.c[name] == value for name, value in key.items()]
-
-
-def look_up(conn: Connection, table: Table, key: Mapping[str, str], digest: str) -> Ledger:
-    mine = _mine(table, key)
-    same = conn.execute(select(table).where(*mine, table.c.sha256 == digest)).first()
-    latest = conn.execute(select(func.max(table.c.version)).where(*mine)).scalar()
-    prior = None if not latest else conn.execute(select(table).where(*mine, table.c.version == latest)).first()
-    return Ledger(same, prior)
 
 
 class Files(Protocol):
@@ -84,9 +57,9 @@ def restore(row: Any, write: Callable[[Path], Files], settings: Settings, actor:
         for written, recorded in ((files.html_path, row.html_path), (files.pdf_path, row.pdf_path)):
             Path(recorded).parent.mkdir(parents=True, exist_ok=True)
             os.replace(written, recorded)
-    with settings.engine().begin() as conn:
-        store.audit(conn, actor, event, subject, {"version": row.version, "html_sha256": files.html_sha256,
-                                                  "pdf_sha256": files.pdf_sha256}, at=settings.clock.now())
+    with unit_of_work(settings) as uow:
+        uow.audit(actor, event, subject, {"version": row.version, "html_sha256": files.html_sha256,
+                                          "pdf_sha256": files.pdf_sha256}, settings.clock.now())
     log.info("%s v%d restored", subject, row.version)
 
 
@@ -108,8 +81,3 @@ def shelve(prior: Any) -> dict[str, str]:
             old.rename(target)
         kept[column] = str(target)
     return kept
-
-
-def keep_prior(conn: Connection, table: Table, key: Mapping[str, str], prior: Any, kept: Mapping[str, str]) -> None:
-    """Point the earlier version's row at its shelved files (in the transaction that records the new version)."""
-    conn.execute(update(table).where(*_mine(table, key), table.c.version == prior.version).values(**kept))
