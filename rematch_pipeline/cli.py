@@ -75,10 +75,12 @@ def round_summary_lines(s: Any) -> list[str]:
                      f" {count(o['expired'])} expired and {count(o['pending'])} wait for an answer.")
     bound, gap = st.get("lp_bound_persons"), st.get("gap_to_lp")
     if bound is not None and gap is not None:
-        proven = ("is the most possible (proven)" if st.get("persons_proven_maximal")
-                  else "may not be the most possible")
-        lines.append(f"  {counted(s.persons_placed, 'person')} placed {proven}: the bound over every eligible "
-                     f"pair is {number(bound)} persons (gap {percent(gap)}).")
+        if st.get("persons_proven_maximal"):  # the bound is a fraction: whole persons cannot reach it
+            lines.append(f"  {counted(s.persons_placed, 'person')} placed: the most possible (proven; the LP bound "
+                         f"over every eligible pair is {number(bound)}).")
+        else:
+            lines.append(f"  {counted(s.persons_placed, 'person')} placed, maybe not the most possible: the bound "
+                         f"over every eligible pair is {number(bound)} persons (gap {percent(gap)}).")
     if st.get("quality") is not None and st.get("quality_bound") is not None and st.get("quality_gap") is not None:
         lines.append(f"  Match quality: {number(st['quality'], 1)} points, bound {number(st['quality_bound'], 1)} "
                      f"(gap {percent(st['quality_gap'])}).")

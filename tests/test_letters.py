@@ -286,7 +286,8 @@ def test_needs_met_follow_the_household_and_the_offer(letters_html: dict[str, st
         "ties", "settlement",
     ]
     assert needs["housing"][1] == "A flat for your household (7 persons) with at least 4 rooms."
-    assert needs["kita_u3"] == ("Childcare (Kita), ages 0–2", "1 place for your child")
+    # Word joiners around the dash: an age range never breaks over two lines.
+    assert needs["kita_u3"] == ("Childcare (Kita), ages 0\u2060–\u20602", "1 place for your child")
     assert needs["language_course_seats"][1] == "2 seats in an integration course"  # the parent is 76
     assert needs["units_pets_allowed"][1] == "A flat where pets are allowed (dog)."
     # Only the household's own need, not everything the municipality offers; only working-age adults' sectors.

@@ -223,7 +223,8 @@ def _needs_met(letter: LetterInput, tr: gettext.GNUTranslations) -> list[dict[st
     ):
         n = int(getattr(demand, key))
         if n:
-            row(key, label % {"lo": ages[0], "hi": ages[1]},
+            # A word joiner on each side of the dash: an age range never breaks over two lines.
+            row(key, re.sub(r"(\d)\s*([–-])\s*(\d)", "\\1\u2060\\2\u2060\\3", label % {"lo": ages[0], "hi": ages[1]}),
                 ngettext("%(num)d place for your child", "%(num)d places for your children", n) % {"num": n})
     if demand.language_course_seats:
         n = demand.language_course_seats

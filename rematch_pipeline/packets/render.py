@@ -35,7 +35,7 @@ RELATION_DE = {
 LANGUAGE_DE = {
     "uk": "Ukrainisch", "ru": "Russisch", "en": "Englisch", "de": "Deutsch", "pl": "Polnisch", "other": "andere",
 }
-GERMAN_LEVEL_DE = {"none": "keine Deutschkenntnisse", "a1": "A1", "a2": "A2", "b1": "B1", "b2_plus": "B2 oder höher"}
+GERMAN_LEVEL_DE = {"none": "keine", "a1": "A1", "a2": "A2", "b1": "B1", "b2_plus": "B2 oder höher"}
 PETS_DE = {"none": "keine", "cat": "Katze", "dog": "Hund", "other": "anderes Haustier"}
 MEDICAL_DE = {
     "dialysis": "Dialyse", "oncology": "Onkologie", "psychotherapy": "Psychotherapie",
