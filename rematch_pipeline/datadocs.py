@@ -6,6 +6,7 @@ import html
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -189,6 +190,11 @@ def _write(path: Path, text: str) -> None:
 
 
 def _install_stylesheet(site: Path) -> Path:
+    # GX copies its own styles, fonts and images into static/ at each build; no page of ours links them, and its
+    # stylesheet fetches a logo from an outside server: they go.
+    for child in (site / "static").glob("*"):
+        if child.name != STYLESHEET.parts[1]:
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
     target = site / STYLESHEET
     css = (STATIC_DIR / "data_docs.css").read_text(encoding="utf-8")
     if not target.is_file() or target.read_text(encoding="utf-8") != css:

@@ -132,6 +132,13 @@ def test_no_page_fetches_or_runs_anything_from_outside_the_site(site: Site) -> N
         assert any(tag == "link" and url.endswith(".css") for tag, url in page.urls), path
 
 
+def test_no_file_of_the_site_names_an_outside_server(site: Site) -> None:
+    """Not even a stylesheet no page links: the folder can be handed to an auditor as it is."""
+    for path in site.settings.data_docs.rglob("*"):
+        if path.is_file() and path.suffix in (".html", ".css", ".js", ".json", ".svg"):
+            assert not re.search(r"https?://", path.read_text(encoding="utf-8", errors="replace")), path
+
+
 def test_gx_analytics_are_off_in_the_project(site: Site) -> None:
     config = (site.settings.gx_root / "great_expectations.yml").read_text(encoding="utf-8")
     assert re.search(r"^analytics_enabled: false$", config, re.M)
