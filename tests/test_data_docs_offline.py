@@ -220,6 +220,8 @@ def test_rule_descriptions_read_as_rules_not_as_failures() -> None:
             assert text != exp["meta"]["message"], exp["meta"]["rule"]
             # A rule states what holds; a failure message tells the sender what went wrong and what to do.
             assert not re.search(r"\b(must|fill it|correct|remove|type it|check|send|failed|empty)\b|;", text), text
+            # It names the sender's column (Kobo's own `_submission_time` too), never a helper column of ours.
+            assert not re.search(r"_(one_script|visible_only|int)\b|\b_fits_", text), text
     rules = {e["meta"]["rule"]: e for e in load_suite_dict("capacity_offers")["expectations"]}
     assert rule_description(rules["places_persons_at_least_8"]) == \
         f"places_persons is at least {contract.MIN_PLACES_PERSONS}"
