@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import builtins
 import json
 import logging
 import os
@@ -26,6 +27,14 @@ def _at_least_one(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
     return int(value)
+
+
+def print(*values: Any, sep: str = " ", end: str = "\n", file: Any = None, flush: bool = False) -> None:  # noqa: A001
+    """Every line this command prints, with control characters escaped: file names, ids and messages come from
+    senders' files, and a terminal must only show them, never obey them (`progress.visible`)."""
+    from rematch_pipeline.progress import visible
+
+    builtins.print(*(visible(str(v)) for v in values), sep=sep, end=end, file=file, flush=flush)
 
 
 def _print(obj: Any, as_json: bool, text: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import time
@@ -99,6 +100,19 @@ def reporting(reporter: Reporter) -> Iterator[Reporter]:
         _reporter.reset(token)
 
 
+# Characters that steer a terminal or reorder a line rather than show: C0 and C1 controls, DEL, bidi controls.
+_STEERING = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(text: str, keep_lines: bool = True) -> str:
+    """Text safe to show on a terminal: a control character written as its escape (`\\u001b`), so a file name
+    cannot move the cursor, clear the screen or set the window title; line breaks and tabs stay unless
+    `keep_lines` is off. The escape is also valid inside a JSON string."""
+    if not keep_lines:
+        text = text.replace("\n", "\\u000a").replace("\t", "\\u0009")
+    return _STEERING.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def describe(steps: list[Step], tick: int | None = None, width: int | None = None) -> str:
     """One line for people: the steps from outermost to innermost, the innermost with its bar, counts and time (and
     a spinner at `tick` when its total is not known). On a terminal `width` wide the innermost step alone, cut
@@ -113,7 +127,7 @@ def describe(steps: list[Step], tick: int | None = None, width: int | None = Non
 
 def _line(steps: list[Step], tick: int | None) -> tuple[str, str]:
     inner = steps[-1]
-    text = " › ".join(s.name for s in steps if s.name)
+    text = " › ".join(visible(s.name, keep_lines=False) for s in steps if s.name)
     if inner.total:
         filled = min(BAR_WIDTH, BAR_WIDTH * inner.done // inner.total)
         text += f" [{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {count(inner.done)} of {count(inner.total)}"
@@ -121,7 +135,7 @@ def _line(steps: list[Step], tick: int | None) -> tuple[str, str]:
     elif inner.unit and inner.done:
         text += f" {count(inner.done)} {inner.unit}"
     if inner.detail:
-        text += f", {inner.detail}"
+        text += f", {visible(inner.detail, keep_lines=False)}"
     tail = f" ({seconds(inner.elapsed())})"
     if inner.total is None and tick is not None:  # it still moves while the step reports nothing (a solve)
         tail += f" {SPINNER[tick % len(SPINNER)]}"
@@ -191,7 +205,7 @@ class TerminalReporter:
                 self._said.discard(id(step))
                 total = f" of {count(step.total)}" if step.total else ""
                 unit = f", {count(step.done)}{total} {step.unit}" if step.unit else ""
-                self._write(f"{step.name}: done{unit} ({seconds(step.elapsed())})\n")
+                self._write(f"{visible(step.name, keep_lines=False)}: done{unit} ({seconds(step.elapsed())})\n")
                 self._last_line = time.monotonic()
             self._show()
 

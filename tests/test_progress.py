@@ -96,3 +96,19 @@ def test_progress_of_ingest_round_and_packets_carries_no_personal_data(settings:
     assert "storing households.xlsx" in text and "solving" in text and "rendering packets" in text  # captured
     for secret in (PHONE, MAIL, NOTE, PLACE, "dialysis", "Kharkiv"):
         assert secret not in text
+
+
+ESCAPES = "esc\x1b]0;TITLE\x07\x1b[2J\x1b[31mRED\rCR\nNL\b\u202e.xlsx"
+
+
+def test_a_file_name_never_steers_the_terminal_in_progress_or_output(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rematch_pipeline.cli import main
+    from rematch_pipeline.progress import Step, describe, visible
+
+    line = describe([Step(f"reading {ESCAPES}")])
+    assert not any(ch in line for ch in "\x1b\x07\r\n\b\u202e") and "\\u001b]0;TITLE" in line
+    assert visible("a\nb\tc\x9bd") == "a\nb\tc\\u009bd"  # lines stay; a C1 control shows as its escape
+    main(["ingest", str(tmp_path / ESCAPES)])
+    out, err = capsys.readouterr()
+    assert "TITLE" in err and not any(ch in out + err for ch in "\x1b\x07\r\b\u202e")
