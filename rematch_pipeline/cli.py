@@ -174,7 +174,7 @@ def cmd_audit_export(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.retention import purge
 
-    report = purge(settings, args.before)
+    report = purge(settings, args.before, allow_future=args.allow_future)
     _print(report.to_json(), args.json, f"{report.households} closed households purged (contact data, free text, "
                                         f"health details); {report.archived_files} archived exports deleted")
     return 0
@@ -484,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pu = _command(sub, "purge", "remove the personal details of households whose case closed before a date")
     pu.add_argument("--before", type=_date, required=True, metavar="YYYY-MM-DD", help="cases closed before this date")
+    pu.add_argument("--allow-future", action="store_true",
+                    help="allow a date after today (cases closed today lose their details too, packets included)")
     pu.add_argument("--json", action="store_true", help=JSON_HELP)
     pu.set_defaults(func=cmd_purge)
     er = _command(sub, "erase", "erase one household's personal details on request")

@@ -96,8 +96,15 @@ def _unlink(rows: Iterable[DocumentFile]) -> int:
     return gone
 
 
-def purge(settings: Settings, before: date, actor: str = "cli") -> PurgeReport:
-    """Purge the personal details of every household whose case closed before `before`."""
+def purge(settings: Settings, before: date, actor: str = "cli", *, allow_future: bool = False) -> PurgeReport:
+    """Purge the personal details of every household whose case closed before `before`; a date after today is
+    refused unless `allow_future` (a household that accepted today may not have had its packet delivered yet)."""
+    from rematch_pipeline.rounds import FutureDateError
+
+    today = settings.clock.today()
+    if before > today and not allow_future:
+        raise FutureDateError(f"the purge date {before} is after today ({today}): households that closed today would "
+                              "lose their contact details before their municipality's packet went out")
     require_schema(settings.database_url)
     cutoff = datetime.combine(before, time.min, tzinfo=UTC)
     report = PurgeReport()

@@ -304,7 +304,9 @@ def test_purge_removes_contact_free_text_and_health_of_closed_cases_only(setting
     from rematch_pipeline.packets.letters import render_round_letters
 
     letters = {r["case_id"]: r for r in render_round_letters(settings, load_policy(), r1.round_id)}
-    report = purge(settings, date(2099, 1, 1))
+    with pytest.raises(FutureDateError, match="after today"):  # a mistyped year would purge today's cases
+        purge(settings, date(2099, 1, 1))
+    report = purge(settings, date(2099, 1, 1), allow_future=True)
     assert report.households == 1
     # The accepted household's offer letter (its own needs) is gone; the others' letters stay.
     assert report.letter_files == 2 and not Path(letters[accepted]["pdf_path"]).exists()
