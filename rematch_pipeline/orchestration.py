@@ -258,7 +258,11 @@ def deliver_municipality_packet(round_id: str, ags: str) -> list[dict[str, Any]]
     from rematch_pipeline.config import load_settings
     from rematch_pipeline.packets.delivery import deliver_round
 
-    return deliver_round(load_settings(), round_id, actor="airflow", kinds=("packet",), ags=ags)
+    delivered = deliver_round(load_settings(), round_id, actor="airflow", kinds=("packet",), ags=ags)
+    refused = sorted({str(d["reason"]) for d in delivered if d["attempt"] == "refused"})
+    if refused:  # rendering again (the next run of this DAG) is the fix, not a retry of the delivery
+        raise _no_retry(ValueError(f"the packet of municipality {ags} was not delivered: {'; '.join(refused)}"))
+    return delivered
 
 
 @fails_at_once
@@ -274,10 +278,9 @@ def letters_for_municipality(round_id: str, ags: str) -> dict[str, Any]:
     settings, policy = load_settings(), load_policy()
     rendered = render_round_letters(settings, policy, round_id, actor="airflow", ags=ags)
     delivered = deliver_round(settings, round_id, actor="airflow", kinds=("letter",), ags=ags)
-    refused = sum(1 for d in delivered if d["attempt"] == "refused")
+    refused = [str(d["reason"]) for d in delivered if d["attempt"] == "refused"]
     if refused:  # the same letters would be refused again: the data team sets the contact, then clears the task
-        from rematch_pipeline.packets.delivery import UNANSWERABLE
-
-        raise _no_retry(ValueError(f"{refused} offer letter(s) of municipality {ags} not delivered: {UNANSWERABLE}"))
+        raise _no_retry(ValueError(f"{len(refused)} offer letter(s) of municipality {ags} not delivered: "
+                                   f"{'; '.join(sorted(set(refused)))}"))
     return {"round_id": round_id, "ags": ags, "letters": len(rendered),
             "new": sum(1 for r in rendered if r.get("new")), "delivered": sum(1 for d in delivered if d["delivered"])}

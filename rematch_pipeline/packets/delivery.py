@@ -97,6 +97,8 @@ def answerable(letter_html: Path) -> bool:
     return found is not None and is_reachable(html.unescape(re.sub(r"<[^>]+>", "", found.group(1))))
 
 
+MISSING = ("its rendered files are missing (retention deleted them, or the outbox lost them); render the round "
+           "again, then deliver")
 TAMPERED = ("its file was changed after it was rendered (it no longer matches the version on record); render the "
             "round again, then deliver")
 
@@ -131,8 +133,12 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
                                 "version": doc.version, "channel": channel, "delivered": False,
                                 "attempt": "done", "files": "missing"})
                 continue
-            raise FileNotFoundError(f"{doc.kind} {doc.round_id}/{doc.label} v{doc.version}: rendered file missing; "
-                                    f"render the round again before delivering")
+            # Not delivered, and said so; the other documents still go out (an erasure deletes one packet's files).
+            log.warning("%s %s/%s v%d not delivered: %s", doc.kind, doc.round_id, doc.label, doc.version, MISSING)
+            results.append({"document": doc.kind, "round_id": doc.round_id, "recipient": doc.label,
+                            "version": doc.version, "channel": channel, "delivered": False, "attempt": "refused",
+                            "reason": MISSING})
+            continue
         refusal = _refusal(doc)
         if refusal:
             log.warning("%s %s/%s v%d not delivered: %s", doc.kind, doc.round_id, doc.label, doc.version, refusal)
