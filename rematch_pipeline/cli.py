@@ -176,8 +176,17 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
 
     report = purge(settings, args.before, allow_future=args.allow_future)
     _print(report.to_json(), args.json, f"{report.households} closed households purged (contact data, free text, "
-                                        f"health details); {report.archived_files} archived exports deleted")
+                                        f"health details); {report.archived_files} archived exports deleted"
+                                        + _documents_deleted(report))
     return 0
+
+
+def _documents_deleted(report: Any) -> str:
+    """What an erasure or purge deleted from the outbox, and how the other households' packets come back."""
+    if not (report.packet_files or report.letter_files):
+        return ""
+    return (f"; {report.packet_files} packet and {report.letter_files} letter files deleted from the outbox (render "
+            "the round again: the packets come back without these households)")
 
 
 def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
@@ -185,7 +194,7 @@ def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
 
     report = erase(settings, args.case_id)
     _print(report.to_json(), args.json, f"household {report.pseudonyms[0]} erased: it left the pool and its contact "
-                                        "data, free text and health details are gone")
+                                        "data, free text and health details are gone" + _documents_deleted(report))
     return 0
 
 

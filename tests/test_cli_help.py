@@ -130,3 +130,12 @@ def _entry(**kw: object) -> dict[str, Any]:
 ])
 def test_a_quarantine_entry_is_one_statement_of_where_what_and_why(entry: dict[str, Any], line: str) -> None:
     assert _quarantine_line(entry) == line
+
+
+def test_an_erasure_says_which_outbox_files_it_deleted_and_how_packets_come_back() -> None:
+    from rematch_pipeline.cli import _documents_deleted
+    from rematch_pipeline.retention import PurgeReport
+
+    said = _documents_deleted(PurgeReport(households=1, packet_files=2, letter_files=2))
+    assert "2 packet and 2 letter files deleted" in said and "render the round again" in said
+    assert _documents_deleted(PurgeReport(households=1)) == ""
