@@ -181,6 +181,16 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _scenario_size(parser: argparse.ArgumentParser, *, households: int, municipalities: int) -> None:
+    """The size and seed of a generated scenario, as every bench takes them."""
+    parser.add_argument("--households", type=int, default=households, metavar="N",
+                        help="households to generate (default: %(default)s)")
+    parser.add_argument("--municipalities", type=int, default=municipalities, metavar="M",
+                        help="municipalities to generate (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=1, metavar="S",
+                        help="seed of the generated scenario (default: %(default)s)")
+
+
 def _documents_deleted(report: Any) -> str:
     """What an erasure or purge deleted from the outbox, and how the other households' packets come back."""
     if not (report.packet_files or report.letter_files):
@@ -524,12 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = _group(sub, "bench", "benchmarks on generated data (nothing is written to REMATCH_HOME)")
     bm = _command(b, "match", "generate a scenario and time one round")
-    bm.add_argument("--households", type=int, default=2000, metavar="N",
-                    help="households to generate (default: %(default)s)")
-    bm.add_argument("--municipalities", type=int, default=60, metavar="M",
-                    help="municipalities to generate (default: %(default)s)")
-    bm.add_argument("--seed", type=int, default=1, metavar="S", help="seed of the generated scenario (default: "
-                                                                          "%(default)s)")
+    _scenario_size(bm, households=2000, municipalities=60)
     bm.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                     help="the round's time limit in seconds (default: time_limit_s of the policy)")
     bm.add_argument("--balanced-fill-weight", type=float, default=None, metavar="POINTS",
@@ -549,12 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--json", action="store_true", help=JSON_HELP)
     bi.set_defaults(func=cmd_bench_ingest)
     bp = _command(b, "packets", "solve a generated round and time rendering every packet (HTML and PDF)")
-    bp.add_argument("--households", type=int, default=2000, metavar="N",
-                    help="households to generate (default: %(default)s)")
-    bp.add_argument("--municipalities", type=int, default=80, metavar="M",
-                    help="municipalities to generate (default: %(default)s)")
-    bp.add_argument("--seed", type=int, default=1, metavar="S", help="seed of the generated scenario (default: "
-                                                                          "%(default)s)")
+    _scenario_size(bp, households=2000, municipalities=80)
     bp.add_argument("--workers", type=int, metavar="W", help="render processes (default: one per CPU)")
     bp.add_argument("--json", action="store_true", help=JSON_HELP)
     bp.set_defaults(func=cmd_bench_packets)
