@@ -1,4 +1,4 @@
-"""Repositories of the round, offer and quarantine lifecycles and their unit of work: the only SQL those rules need."""
+"""Repositories of what the services keep, and their unit of work: the only SQL the services need (ingest aside)."""
 
 from __future__ import annotations
 
