@@ -156,6 +156,10 @@ def resubmit(settings: Settings, quarantine_id: int, corrected: Path,
     elif report.status == "duplicate":
         message = (f"{report.file} was ingested before and did not fix row {quarantine_id}; correct the file and "
                    "resubmit it (the row stays)")
+    elif report.status == "ingested":  # stored as any file would be, but not the record this row waits for
+        message = (f"{report.file} was ingested (its valid rows are stored like those of any file), but it did not "
+                   f"fix quarantine row {quarantine_id}: it does not hold that row's record corrected; the row stays "
+                   "(see `rematch quarantine list`)")
     else:
         message = (f"{report.file} did not fix quarantine row {quarantine_id} ({report.status}: the corrected "
                    f"record was not stored; see `rematch quarantine list`)")

@@ -90,6 +90,9 @@ def test_quarantine_resubmit_resolves_the_row_through_the_normal_ingest(settings
     still_bad.write_bytes(x.kobo_xlsx([x.household("RM-A", interview_date="2031-01-01")], only_a))
     result = resubmit(settings, household_row["id"], still_bad)
     assert result["resolved"] is False and len(list_quarantine(settings)) == 2 * len(rows)
+    # Its valid rows are stored like any file's, and the message says both: ingested, row not fixed.
+    assert result["message"].startswith("still_bad.xlsx was ingested") and "did not fix quarantine row" in \
+        result["message"]
 
     fixed = tmp_path / "fixed.xlsx"
     fixed.write_bytes(x.kobo_xlsx([x.household("RM-A")], only_a))
