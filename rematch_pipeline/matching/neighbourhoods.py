@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -188,7 +189,7 @@ def _reachable(data: MatchingData, model: LinearModel, chosen_cols: np.ndarray, 
     return reach
 
 
-class _Columns:
+class _Columns(ABC):
     """Frees every eligible pair of the households placed in, or wanting, a few drawn municipalities, and solves
     that part as its own small MIP; everything else stays as it is, so each neighbourhood starts feasible."""
 
@@ -200,9 +201,10 @@ class _Columns:
     def value(self) -> float:
         return self.placement.best
 
+    @abstractmethod
     def gain(self, placed: np.ndarray, chosen_cols: np.ndarray) -> np.ndarray:
-        """Per column: what the household would gain there; municipalities are drawn by their households' gains."""
-        raise NotImplementedError
+        """Per column: what the household would gain there; municipalities are drawn by their households' gains
+        (each strategy says what a gain is)."""
 
     def constrain(self, sub: HighsDirect, sub_model: LinearModel, cols: np.ndarray, whole: bool) -> None:
         """Rows a neighbourhood adds so that it never loses what the search keeps."""
