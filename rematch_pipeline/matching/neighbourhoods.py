@@ -208,6 +208,7 @@ class _Columns(ABC):
 
     def constrain(self, sub: HighsDirect, sub_model: LinearModel, cols: np.ndarray, whole: bool) -> None:
         """Rows a neighbourhood adds so that it never loses what the search keeps."""
+        return None  # by default none: the persons search keeps nothing beyond its objective
 
     def polish(self, candidate: np.ndarray, moved: np.ndarray) -> np.ndarray:
         """The improved incumbent made ready for the next neighbourhood."""
