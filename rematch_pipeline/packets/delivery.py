@@ -112,6 +112,12 @@ def _refusal(doc: Document) -> str | None:
     return None
 
 
+def _outcome(doc: Document, channel: str, attempt: str, **extra: str) -> dict[str, Any]:
+    """What became of one document on one channel, as the CLI and the DAG report it (never the recipient's id)."""
+    return {"document": doc.kind, "round_id": doc.round_id, "recipient": doc.label, "version": doc.version,
+            "channel": channel, "delivered": False, "attempt": attempt, **extra}
+
+
 def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cli",
                       mailer: Mailer | None = None, domain: str = "rematch.invalid") -> list[dict[str, Any]]:
     """Deliver each document version at most once per channel; a retry skips what the ledger holds as delivered.
@@ -122,37 +128,28 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
     results = []
     for doc in docs:
         channel = "smtp" if mailer is not None and doc.address else "outbox"
-        if not doc.pdf_path.is_file() or not doc.html_path.is_file():
+        missing = not doc.pdf_path.is_file() or not doc.html_path.is_file()
+        if missing:
             with reading(settings) as uow:
                 delivered_before = uow.deliveries.status(doc, channel) == "delivered"
             if delivered_before:
                 # Delivered before retention deleted the files: not delivered twice, but nobody should miss it.
                 log.warning("%s %s/%s v%d was delivered, but its files are gone (retention); render the round "
                             "again to restore them", doc.kind, doc.round_id, doc.label, doc.version)
-                results.append({"document": doc.kind, "round_id": doc.round_id, "recipient": doc.label,
-                                "version": doc.version, "channel": channel, "delivered": False,
-                                "attempt": "done", "files": "missing"})
+                results.append(_outcome(doc, channel, "done", files="missing"))
                 continue
-            # Not delivered, and said so; the other documents still go out (an erasure deletes one packet's files).
-            log.warning("%s %s/%s v%d not delivered: %s", doc.kind, doc.round_id, doc.label, doc.version, MISSING)
-            results.append({"document": doc.kind, "round_id": doc.round_id, "recipient": doc.label,
-                            "version": doc.version, "channel": channel, "delivered": False, "attempt": "refused",
-                            "reason": MISSING})
-            continue
-        refusal = _refusal(doc)
+        # Refused, and said so; the other documents still go out (an erasure deletes one packet's files).
+        refusal = MISSING if missing else _refusal(doc)
         if refusal:
             log.warning("%s %s/%s v%d not delivered: %s", doc.kind, doc.round_id, doc.label, doc.version, refusal)
-            results.append({"document": doc.kind, "round_id": doc.round_id, "recipient": doc.label,
-                            "version": doc.version, "channel": channel, "delivered": False, "attempt": "refused",
-                            "reason": refusal})
+            results.append(_outcome(doc, channel, "refused", reason=refusal))
             continue
         try:
             with unit_of_work(settings) as uow:
                 claim = uow.deliveries.claim(doc, channel, settings.clock.now())
         except Conflict:
             claim = "busy"  # another worker claimed it this instant; it delivers
-        outcome = {"document": doc.kind, "round_id": doc.round_id, "recipient": doc.label, "version": doc.version,
-                   "channel": channel, "delivered": False, "attempt": claim}
+        outcome = _outcome(doc, channel, claim)
         if claim in ("done", "busy"):
             results.append(outcome)
             continue
