@@ -375,6 +375,7 @@ class RawFile:
     kind: str | None
     status: str
     received_at: datetime
+    format: str | None = None  # as read (csv, xlsx, odk-zip); None: never read
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,11 @@ class Decisions(Protocol):
 
 class Households(Protocol):
     def get_many(self, case_ids: Iterable[str]) -> list[Household]: ...
+    def apply(self, rows: list[dict[str, Any]], members: dict[str, list[dict[str, Any]]] | None,
+              at: datetime) -> dict[str, str]:
+        """Store validated households (and their members); returns an outcome per case_id."""
+        ...
+
     def pool(self) -> list[Household]:
         """The households waiting in the pool (consenting to matching, not closed)."""
         ...
@@ -96,6 +101,9 @@ class Households(Protocol):
 
 class CapacityOffers(Protocol):
     def all(self, valid_on: date | None = None) -> list[CapacityOffer]: ...
+    def apply(self, rows: list[dict[str, Any]], at: datetime) -> dict[str, str]:
+        """Store validated offers; returns an outcome per offer_id."""
+        ...
 
 
 class Quarantine(Protocol):
@@ -105,16 +113,34 @@ class Quarantine(Protocol):
     def resolve(self, row_ids: Sequence[int], at: datetime, by_raw_file_id: int | None) -> None: ...
     def listing(self, include_resolved: bool) -> list[dict[str, Any]]: ...
     def add(self, *, raw_file_id: int | None, table_name: str, field: str | None, rule: str, message: str,
-            record: Mapping[str, Any] | None, at: datetime) -> None:
+            record: Mapping[str, Any] | None, at: datetime, sheet: str | None = None,
+            source_row: int | None = None) -> None:
         """Keep a refused entry with what to do about it."""
+        ...
+
+    def add_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Keep many entries at once (each with the keyword arguments of `add`)."""
         ...
 
 
 class RawFiles(Protocol):
     def get(self, raw_file_id: int) -> RawFile | None: ...
+    def by_digest(self, sha256: str) -> RawFile | None: ...
     def digests(self) -> set[str]:
         """The sha256 of every file received, whatever became of it."""
         ...
+
+    def record(self, values: Mapping[str, Any], retry_of: int | None) -> int:
+        """Keep what became of a file: a new row, or the failed one this attempt retries; returns its id."""
+        ...
+
+    def reports(self, raw_file_id: int) -> dict[str, str]:
+        """The validation report of each table of a file that has one."""
+        ...
+
+    def add_validation(self, raw_file_id: int, table_name: str, *, success: bool, evaluated_rows: int,
+                       invalid_rows: int, report_path: str | None, statistics: Mapping[str, Any] | None,
+                       at: datetime) -> None: ...
 
 
 class Records(Protocol):
@@ -408,6 +434,10 @@ class SqlHouseholds:
     def get_many(self, case_ids: Iterable[str]) -> list[Household]:
         return store.load_households(self.conn, list(case_ids))
 
+    def apply(self, rows: list[dict[str, Any]], members: dict[str, list[dict[str, Any]]] | None,
+              at: datetime) -> dict[str, str]:
+        return store.apply_households(self.conn, rows, members, at, actor="ingest")
+
     def pool(self) -> list[Household]:
         return store.load_households(self.conn, pool_only=True)
 
@@ -428,6 +458,9 @@ class SqlCapacityOffers:
 
     def all(self, valid_on: date | None = None) -> list[CapacityOffer]:
         return store.load_offers(self.conn, valid_on)
+
+    def apply(self, rows: list[dict[str, Any]], at: datetime) -> dict[str, str]:
+        return store.apply_offers(self.conn, rows, at, actor="ingest")
 
 
 def _quarantine_row(r: Any) -> QuarantineRow:
@@ -470,10 +503,18 @@ class SqlQuarantine:
         return [dict(r._mapping) for r in self.conn.execute(q)]
 
     def add(self, *, raw_file_id: int | None, table_name: str, field: str | None, rule: str, message: str,
-            record: Mapping[str, Any] | None, at: datetime) -> None:
-        self.conn.execute(insert(t.quarantine).values(
-            raw_file_id=raw_file_id, table_name=table_name, field=field, rule=rule, message=message,
-            record=None if record is None else dict(record), created_at=at))
+            record: Mapping[str, Any] | None, at: datetime, sheet: str | None = None,
+            source_row: int | None = None) -> None:
+        self.add_many([dict(raw_file_id=raw_file_id, table_name=table_name, field=field, rule=rule, message=message,
+                            record=record, at=at, sheet=sheet, source_row=source_row)])
+
+    def add_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            self.conn.execute(insert(t.quarantine), [
+                dict(raw_file_id=r["raw_file_id"], table_name=r["table_name"], sheet=r.get("sheet"),
+                     source_row=r.get("source_row"), field=r["field"], rule=r["rule"], message=r["message"],
+                     record=None if r["record"] is None else dict(r["record"]), created_at=r["at"])
+                for r in rows])
 
 
 class SqlRawFiles:
@@ -484,8 +525,32 @@ class SqlRawFiles:
         r = self.conn.execute(select(t.raw_files).where(t.raw_files.c.id == raw_file_id)).first()
         return None if r is None else _raw_file(r)
 
+    def by_digest(self, sha256: str) -> RawFile | None:
+        r = self.conn.execute(select(t.raw_files).where(t.raw_files.c.sha256 == sha256)).first()
+        return None if r is None else _raw_file(r)
+
     def digests(self) -> set[str]:
         return set(self.conn.execute(select(t.raw_files.c.sha256)).scalars())
+
+    def record(self, values: Mapping[str, Any], retry_of: int | None) -> int:
+        if retry_of is not None:
+            self.conn.execute(update(t.raw_files).where(t.raw_files.c.id == retry_of).values(**values))
+            return retry_of
+        key = self.conn.execute(insert(t.raw_files).values(**values)).inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+    def reports(self, raw_file_id: int) -> dict[str, str]:
+        v = t.validation_runs.c
+        q = select(v.table_name, v.report_path).where(v.raw_file_id == raw_file_id).order_by(v.id)
+        return {r.table_name: r.report_path for r in self.conn.execute(q) if r.report_path}
+
+    def add_validation(self, raw_file_id: int, table_name: str, *, success: bool, evaluated_rows: int,
+                       invalid_rows: int, report_path: str | None, statistics: Mapping[str, Any] | None,
+                       at: datetime) -> None:
+        self.conn.execute(insert(t.validation_runs).values(
+            raw_file_id=raw_file_id, table_name=table_name, success=success, evaluated_rows=evaluated_rows,
+            invalid_rows=invalid_rows, report_path=report_path, statistics=statistics, created_at=at))
 
 
 class SqlRecords:
@@ -507,7 +572,7 @@ def _chunks(items: Sequence[str], size: int = 500) -> Iterator[list[str]]:
 def _raw_file(r: Any) -> RawFile:
     received_at = _utc(r.received_at)
     assert received_at is not None
-    return RawFile(r.id, r.original_name, r.archived_path or "", r.kind, r.status, received_at)
+    return RawFile(r.id, r.original_name, r.archived_path or "", r.kind, r.status, received_at, r.format)
 
 
 class SqlPersonalData:

@@ -13,7 +13,7 @@ import pytest
 from rematch_pipeline import offers
 from rematch_pipeline.config import Settings, shipped_policy
 from rematch_pipeline.domain import Assignment, Household, MatchingRound, MatchOffer
-from rematch_pipeline.repository import unit_of_work
+from rematch_pipeline.repository import reading, unit_of_work
 from tests.factories import ROUND_DATE, adult, household, solved_round
 
 OFFERED = datetime(2026, 11, 23, 9, tzinfo=UTC)
@@ -227,3 +227,34 @@ def test_the_sql_repositories_keep_what_the_lifecycle_wrote(settings: Settings, 
         assert uow.households.kept([first, "no-such-case"]) == {first}
         assert len(uow.raw_files.digests()) == 2 and {o.offer_id for o in uow.capacity_offers.all()}
 
+
+
+def test_the_sql_repositories_keep_what_the_ingest_writes(settings: Settings) -> None:
+    """A file's row (new, then updated by its retry), its validation and its quarantine rows, read back as written."""
+    at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    raw = dict(sha256="ab" * 32, original_name="export.xlsx", archived_path="raw/ab.xlsx", size_bytes=10,
+               received_at=at)
+    with unit_of_work(settings) as uow:
+        raw_id = uow.raw_files.record({**raw, "kind": None, "status": "failed"}, retry_of=None)
+        uow.raw_files.add_validation(raw_id, "households", success=False, evaluated_rows=3, invalid_rows=1,
+                                     report_path="data_docs/h.html", statistics={"evaluated_expectations": 4}, at=at)
+        uow.raw_files.add_validation(raw_id, "members", success=True, evaluated_rows=5, invalid_rows=0,
+                                     report_path=None, statistics=None, at=at)
+        uow.quarantine.add_many([
+            dict(raw_file_id=raw_id, table_name="households", sheet="Interviews", source_row=3, field="ags",
+                 rule="ags_eight_digits", message="m", record={"case_id": "A"}, at=at),
+            dict(raw_file_id=raw_id, table_name="file", field=None, rule="sheet_not_read", message="n",
+                 record=None, at=at)])
+    with unit_of_work(settings) as uow:
+        assert uow.raw_files.record({**raw, "kind": "households", "format": "xlsx", "status": "ingested"},
+                                    retry_of=raw_id) == raw_id
+    with reading(settings) as uow:
+        stored = uow.raw_files.by_digest("ab" * 32)
+        assert stored is not None and (stored.id, stored.status, stored.kind, stored.format) == (
+            raw_id, "ingested", "households", "xlsx")
+        assert uow.raw_files.by_digest("cd" * 32) is None
+        assert uow.raw_files.reports(raw_id) == {"households": "data_docs/h.html"}
+        rows = {r["rule"]: r for r in uow.quarantine.listing(include_resolved=False)}
+        assert (rows["ags_eight_digits"]["sheet"], rows["ags_eight_digits"]["source_row"]) == ("Interviews", 3)
+        assert rows["sheet_not_read"]["source_row"] is None
+        assert [r.record for r in uow.quarantine.of_file(raw_id)] == [{"case_id": "A"}, None]

@@ -16,16 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import insert, select, update
 
 from rematch_pipeline import offers, progress, store
 from rematch_pipeline.config import Settings
-from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import is_busy, require_schema
+from rematch_pipeline.domain import RawFile
 from rematch_pipeline.ingest.safety import RefusedFileError, check_size
 from rematch_pipeline.quarantine import FAILED_RULE
 from rematch_pipeline.reports.charts import counted
-from rematch_pipeline.repository import SqlUnitOfWork
+from rematch_pipeline.repository import UnitOfWork, reading, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +126,8 @@ _MEMBER_REJECT = ("case_id", "member_of_unapplied_household",
                   "the person waits with it.")
 
 
-def _duplicate_report(path_name: str, digest: str, seen: Any, runs: list[Any], settings: Settings) -> IngestReport:
+def _duplicate_report(path_name: str, digest: str, seen: RawFile, reports: dict[str, str],
+                      settings: Settings) -> IngestReport:
     """The same bytes again: nothing changes. If they were refused or held the first time, the report says so with
     that status (nothing of the file was ever applied), so the sender is not told all is well."""
     index = settings.data_docs / "index.html"
@@ -143,7 +143,7 @@ def _duplicate_report(path_name: str, digest: str, seen: Any, runs: list[Any], s
             "nothing changed"
     return IngestReport(path_name, digest, status, message,
                         kind=seen.kind, format=seen.format, duplicate=True, raw_file_id=seen.id,
-                        reports={r.table_name: r.report_path for r in runs if r.report_path},
+                        reports=reports,
                         data_docs=str(index) if index.exists() else None)
 
 
@@ -161,15 +161,12 @@ def ingest_file(path: Path, settings: Settings, actor: str = "cli",
         raise FileNotFoundError(f"{path}: no such file")
     require_schema(settings.database_url)
     settings.ensure_dirs()
-    engine = settings.engine()
     digest = sha256_of(path)
-    with engine.connect() as conn:
-        seen = conn.execute(select(t.raw_files).where(t.raw_files.c.sha256 == digest)).first()
-        runs = [] if seen is None else conn.execute(
-            select(t.validation_runs.c.table_name, t.validation_runs.c.report_path)
-            .where(t.validation_runs.c.raw_file_id == seen.id)).all()
+    with reading(settings) as uow:
+        seen = uow.raw_files.by_digest(digest)
+        reports = {} if seen is None else uow.raw_files.reports(seen.id)
     if seen is not None and not (retry_failed and seen.status == FAILED):
-        return _duplicate_report(name, digest, seen, list(runs), settings)
+        return _duplicate_report(name, digest, seen, reports, settings)
     try:
         check_size(path, name, settings.limits)
         refused = None
@@ -189,11 +186,11 @@ def ingest_file(path: Path, settings: Settings, actor: str = "cli",
     except Exception as exc:  # whatever the file made us fail on: recorded with its rows, never lost
         if is_busy(exc):
             raise  # another run holds the database: nothing was applied, the same command works once it ended
-        with engine.connect() as conn:
-            now_seen = conn.execute(select(t.raw_files).where(t.raw_files.c.sha256 == digest)).first()
+        with reading(settings) as uow:
+            now_seen = uow.raw_files.by_digest(digest)
         if now_seen is not None and now_seen.id != attempt.retry_of:
             # The same bytes were ingested by another run at the same moment: that one counts.
-            return _duplicate_report(name, digest, now_seen, [], settings)
+            return _duplicate_report(name, digest, now_seen, {}, settings)
         return _record_failure(exc, attempt, settings)
 
 
@@ -210,24 +207,19 @@ class _Attempt:
     stored: bool = False  # its outcome is committed
 
 
-def _store_raw(conn: Any, attempt: _Attempt, **values: Any) -> int:
+def _store_raw(uow: UnitOfWork, attempt: _Attempt, **values: Any) -> int:
     """The file's raw_files row: new, or the failed one it retries, now with this attempt's outcome."""
-    if attempt.retry_of is not None:
-        conn.execute(update(t.raw_files).where(t.raw_files.c.id == attempt.retry_of).values(**attempt.raw, **values))
-        return attempt.retry_of
-    return int(conn.execute(insert(t.raw_files).values(**attempt.raw, **values)).inserted_primary_key[0])
+    return uow.raw_files.record({**attempt.raw, **values}, attempt.retry_of)
 
 
 def _refuse(attempt: _Attempt, status: str, rule: str, message: str, settings: Settings) -> IngestReport:
     """Record a file refused or not recognised as a whole: its raw_files row and one quarantine row saying why."""
     at = settings.clock.now()
-    with settings.engine().begin() as conn:
-        raw_id = _store_raw(conn, attempt, kind=None, status=status)
-        conn.execute(insert(t.quarantine).values(raw_file_id=raw_id, table_name="file", sheet=None,
-                                                 source_row=None, field=None, rule=rule,
-                                                 message=message, record=None, created_at=at))
-        store.audit(conn, attempt.actor, "file_rejected", attempt.digest[:12], {"file": attempt.name, "rule": rule},
-                    at=at)
+    with unit_of_work(settings) as uow:
+        raw_id = _store_raw(uow, attempt, kind=None, status=status)
+        uow.quarantine.add(raw_file_id=raw_id, table_name="file", field=None, rule=rule, message=message,
+                           record=None, at=at)
+        uow.audit(attempt.actor, "file_rejected", attempt.digest[:12], {"file": attempt.name, "rule": rule}, at=at)
     attempt.stored = True
     return IngestReport(attempt.name, attempt.digest, status, message, raw_file_id=raw_id)
 
@@ -236,7 +228,6 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings) -> I
     from rematch_pipeline.ingest.readers import UnrecognisedFileError, read_file
     from rematch_pipeline.validation import RowError, SourceFile, validate_batch
 
-    engine = settings.engine()
     name, digest, actor = attempt.name, attempt.digest, attempt.actor
     started = time.perf_counter()
     try:
@@ -264,17 +255,18 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings) -> I
                           notes=list(batch.notes))
     at = settings.clock.now()
     # The file's rows, its validation and its quarantine land together or not at all.
-    with progress.step(f"storing {name}", total=len(results), unit="tables") as storing, engine.begin() as conn:
-        raw_id = _store_raw(conn, attempt, kind=batch.kind, format=batch.format, status=report.status)
+    with progress.step(f"storing {name}", total=len(results), unit="tables") as storing, \
+            unit_of_work(settings) as uow:
+        raw_id = _store_raw(uow, attempt, kind=batch.kind, format=batch.format, status=report.status)
         report.raw_file_id = raw_id
         salt = settings.pseudonym_salt
-        rejects: list[_Reject] = [] if held else _apply(conn, batch, results, raw_id, salt, report, actor, at)
+        rejects: list[_Reject] = [] if held else _apply(uow, batch, results, raw_id, salt, report, actor, at)
         for table, res in results.items():
             df = batch.tables[table]
-            conn.execute(insert(t.validation_runs).values(
-                raw_file_id=raw_id, table_name=table, success=res.success, evaluated_rows=res.evaluated_rows,
+            uow.raw_files.add_validation(
+                raw_id, table, success=res.success, evaluated_rows=res.evaluated_rows,
                 invalid_rows=len(res.invalid_rows), report_path=str(res.report_path) if res.report_path else None,
-                statistics=res.statistics, created_at=at))
+                statistics=res.statistics, at=at)
             q_rows = []
             errors = [(e.row_index, e.field, e.rule, e.message) for e in res.row_errors]
             errors += [(r.index, r.field, r.rule, r.message) for r in rejects if r.table == table]
@@ -283,15 +275,14 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings) -> I
                 sheet = rec.get("source_sheet")  # a CSV's sheet is its file name, which may be long
                 q_rows.append(dict(raw_file_id=raw_id, table_name=table, sheet=_clip(sheet, SHEET_CHARS),
                                    source_row=rec.get("source_row"), field=fld, rule=rule,
-                                   message=message, record=rec, created_at=at))
+                                   message=message, record=rec, at=at))
             if held:
                 # The whole batch waits for review: every row is kept, none is applied.
                 q_rows.append(dict(raw_file_id=raw_id, table_name=table, sheet=None, source_row=None, field=None,
-                                   rule="batch_held", record=None, created_at=at,
+                                   rule="batch_held", record=None, at=at,
                                    message=f"{invalid} of {total} rows invalid (more than "
                                            f"{settings.max_invalid_share:.0%}); batch held for review"))
-            if q_rows:
-                conn.execute(insert(t.quarantine), q_rows)
+            uow.quarantine.add_many(q_rows)
             bad = set(res.invalid_rows) | {r.index for r in rejects if r.table == table}
             counts = report.counts.setdefault(table, {})
             counts.update(rows=len(df), quarantined=len(bad), accepted=0 if held else len(df) - len(bad),
@@ -299,17 +290,16 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings) -> I
             if res.report_path:
                 report.reports[table] = str(res.report_path)
             storing.advance(detail=f"{counted(len(df), 'row')} of {table.replace('_', ' ')}")
-        if batch.unread:
-            conn.execute(insert(t.quarantine), [
-                dict(raw_file_id=raw_id, table_name="file", sheet=_clip(sheet, SHEET_CHARS), source_row=None,
-                     field=None, rule="sheet_not_read", record=None, created_at=at,
-                     message=f"Sheet {_clip(sheet, SHEET_CHARS)!r} has {n} filled rows but no header row of the "
-                             f"data contract, so none of them was read; if they are interviews or offers, copy them "
-                             f"into the right sheet and send the file again.")
-                for sheet, n in batch.unread.items()])
-        store.audit(conn, actor, "file_ingested", digest[:12],
-                    {"file": name, "kind": batch.kind, "format": batch.format, "status": report.status,
-                     "counts": report.counts}, at=at)
+        uow.quarantine.add_many([
+            dict(raw_file_id=raw_id, table_name="file", sheet=_clip(sheet, SHEET_CHARS), source_row=None,
+                 field=None, rule="sheet_not_read", record=None, at=at,
+                 message=f"Sheet {_clip(sheet, SHEET_CHARS)!r} has {n} filled rows but no header row of the "
+                         f"data contract, so none of them was read; if they are interviews or offers, copy them "
+                         f"into the right sheet and send the file again.")
+            for sheet, n in batch.unread.items()])
+        uow.audit(actor, "file_ingested", digest[:12],
+                  {"file": name, "kind": batch.kind, "format": batch.format, "status": report.status,
+                   "counts": report.counts}, at=at)
     attempt.stored = True
     stored = time.perf_counter()
     report.timings = {"parse_s": round(parsed - started, 3), "validate_s": round(validated - parsed, 3),
@@ -338,7 +328,9 @@ def _failure_reason(exc: BaseException) -> str:
     """What went wrong, in words a sender and the data team can act on; never the exception's text, which may quote
     the file's values (a database error names the value it refused)."""
     # By the DB-API's classes (PEP 249), which SQLAlchemy, sqlite3 and psycopg (COPY included) all use.
-    kinds = {c.__name__ for e in (exc, getattr(exc, "orig", None)) if e is not None for c in type(e).__mro__}
+    # The repository's Conflict carries the database's IntegrityError as its cause.
+    causes = (exc, exc.__cause__, getattr(exc, "orig", None), getattr(exc.__cause__, "orig", None))
+    kinds = {c.__name__ for e in causes if e is not None for c in type(e).__mro__}
     if isinstance(exc, MemoryError):
         why = "it needs more memory than this machine has to read it. Split it into smaller files"
     elif isinstance(exc, UnicodeError):
@@ -378,13 +370,12 @@ def _record_failure(exc: Exception, attempt: _Attempt, settings: Settings) -> In
         report.counts[table] = {"rows": len(df), "accepted": 0, "quarantined": 0, "held": len(df)}
     report.rows_read = report.held = sum(c["rows"] for c in report.counts.values())
     at = settings.clock.now()
-    with settings.engine().begin() as conn:
-        report.raw_file_id = _store_raw(conn, attempt, kind=report.kind, format=report.format, status=FAILED)
-        conn.execute(insert(t.quarantine).values(raw_file_id=report.raw_file_id, table_name="file", sheet=None,
-                                                 source_row=None, field=None, rule=FAILED_RULE,
-                                                 message=message, record=None, created_at=at))
-        store.audit(conn, attempt.actor, "file_failed", digest[:12],
-                    {"file": name, "error": type(exc).__name__, "rows": report.rows_read}, at=at)
+    with unit_of_work(settings) as uow:
+        report.raw_file_id = _store_raw(uow, attempt, kind=report.kind, format=report.format, status=FAILED)
+        uow.quarantine.add(raw_file_id=report.raw_file_id, table_name="file", field=None, rule=FAILED_RULE,
+                           message=message, record=None, at=at)
+        uow.audit(attempt.actor, "file_failed", digest[:12],
+                  {"file": name, "error": type(exc).__name__, "rows": report.rows_read}, at=at)
     return report
 
 
@@ -400,7 +391,7 @@ def _valid_records(df: pd.DataFrame, bad: set[Any]) -> list[tuple[Any, dict[str,
     return list(zip(good.index, good.to_dict("records"), strict=True))
 
 
-def _apply(conn: Any, batch: Any, results: dict[str, Any], raw_id: int, salt: str,
+def _apply(uow: UnitOfWork, batch: Any, results: dict[str, Any], raw_id: int, salt: str,
            report: IngestReport, actor: str, at: datetime) -> list[_Reject]:
     """Store the valid rows at `at`; returns the valid rows storing could not apply (they go to the quarantine)."""
     rejects: list[_Reject] = []
@@ -421,7 +412,7 @@ def _apply(conn: Any, batch: Any, results: dict[str, Any], raw_id: int, salt: st
             row = store.household_row(rec, raw_id, salt)
             rows.append(row)
             index_of[row["case_id"]] = idx
-        outcomes = store.apply_households(conn, rows, members, at, actor="ingest")
+        outcomes = uow.households.apply(rows, members, at)
         for case_id, outcome in outcomes.items():
             if outcome in _APPLY_RULES:
                 rejects.append(_Reject("households", index_of[case_id], *_APPLY_RULES[outcome]))
@@ -431,21 +422,19 @@ def _apply(conn: Any, batch: Any, results: dict[str, Any], raw_id: int, salt: st
         df = batch.tables["capacity_offers"]
         valid = _valid_records(df, results["capacity_offers"].invalid_rows)
         rows = [store.offer_row(rec, raw_id) for _, rec in valid]
-        outcomes_o = store.apply_offers(conn, rows, at, actor="ingest")
+        outcomes_o = uow.capacity_offers.apply(rows, at)
         for (idx, _), row in zip(valid, rows, strict=True):
             if outcomes_o[row["offer_id"]] in _APPLY_RULES:
                 rejects.append(_Reject("capacity_offers", idx, *_APPLY_RULES[outcomes_o[row["offer_id"]]]))
         _tally(report, "capacity_offers", outcomes_o.values())
         replaced = [oid for oid, outcome in outcomes_o.items() if outcome == "replaced"]
-        for offer_id, warning in offers.overcommitted(SqlUnitOfWork(conn), replaced):
+        for offer_id, warning in offers.overcommitted(uow, replaced):
             report.notes.append(f"warning: {warning}")
-            store.audit(conn, actor, "offer_overcommitted", offer_id, {"raw_file_id": raw_id, "warning": warning},
-                        at=at)
+            uow.audit(actor, "offer_overcommitted", offer_id, {"raw_file_id": raw_id, "warning": warning}, at=at)
     elif batch.kind == "decisions":
         df = batch.tables["decisions"]
         valid = _valid_records(df, results["decisions"].invalid_rows)
         outcomes_d = []
-        uow = SqlUnitOfWork(conn)
         for idx, rec in valid:
             outcome = offers.record_decision(
                 uow, str(rec["case_id"]).strip(), str(rec["round_id"]).strip(), str(rec["decision"]).strip(),
