@@ -8,7 +8,8 @@ Docs under `$REMATCH_HOME/data_docs`), quarantines bad rows with a reason and st
 processing fails is recorded `failed` with its reason (`rematch quarantine list`) and fails only its own task, at
 once; the inbox scan leaves it until it is resubmitted.
 Updates the assets `rematch://households`, `rematch://capacities` and `rematch://decisions` only when valid rows of
-that kind were added; decisions refresh the open rounds' packets, letters and report (packets DAG).
+that kind were added; decisions refresh the open rounds' packets, letters and report (packets DAG). Its last task
+says in one line what the run did ("nothing new in the inbox: ..." when it found nothing to ingest).
 """
 
 from __future__ import annotations
@@ -63,10 +64,16 @@ def rematch_ingest() -> None:
 
         return publish
 
+    @task(trigger_rule="all_done")
+    def outcome(reports: list[dict]) -> str:
+        from rematch_pipeline.orchestration import ingest_outcome
+
+        return ingest_outcome(list(reports))
+
     reports = ingest.expand(path=scan_inbox())
-    publisher("households", HOUSEHOLDS_ASSET)(reports)
-    publisher("capacity", CAPACITIES_ASSET)(reports)
-    publisher("decisions", DECISIONS_ASSET)(reports)
+    published = [publisher(kind, asset)(reports) for kind, asset in (
+        ("households", HOUSEHOLDS_ASSET), ("capacity", CAPACITIES_ASSET), ("decisions", DECISIONS_ASSET))]
+    published >> outcome(reports)  # the run's last word
 
 
 rematch_ingest()

@@ -175,9 +175,13 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.retention import purge
 
     report = purge(settings, args.before, allow_future=args.allow_future)
-    _print(report.to_json(), args.json, f"{report.households} closed households purged (contact data, free text, "
-                                        f"health details); {report.archived_files} archived exports deleted"
-                                        + _documents_deleted(report))
+    if report.nothing_left:
+        text = (f"nothing left to purge: no household whose case closed before {args.before} still holds personal "
+                "details (nothing was changed)")
+    else:
+        text = (f"{report.households} closed households purged (contact data, free text, health details); "
+                f"{report.archived_files} archived exports deleted" + _documents_deleted(report))
+    _print(report.to_json(), args.json, text)
     return 0
 
 
@@ -203,8 +207,13 @@ def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.retention import erase
 
     report = erase(settings, args.case_id)
-    _print(report.to_json(), args.json, f"household {report.pseudonyms[0]} erased: it left the pool and its contact "
-                                        "data, free text and health details are gone" + _documents_deleted(report))
+    if report.nothing_left:
+        text = (f"nothing left to erase: household {report.pseudonyms[0]} was erased on {report.erased_at} "
+                "(nothing was changed)")
+    else:
+        text = (f"household {report.pseudonyms[0]} erased: it left the pool and its contact data, free text and "
+                "health details are gone" + _documents_deleted(report))
+    _print(report.to_json(), args.json, text)
     return 0
 
 

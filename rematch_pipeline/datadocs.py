@@ -9,7 +9,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
@@ -35,6 +35,17 @@ class SourceFile:
 
 
 @dataclass(frozen=True)
+class OutsideFinding:
+    """A rule judged outside the expectation suite (across a household's rows, or on the file's structure) and the
+    rows it held back, by number only."""
+
+    rule: str
+    description: str
+    fields: tuple[str, ...]
+    rows: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class RunSummary:
     """What a validation page says about its batch in its header, and what the index lists."""
 
@@ -50,6 +61,7 @@ class RunSummary:
     success: bool | None
     sender_rows: bool  # the page names rows as the sender numbers them
     page: str = ""  # relative to the site, set when published
+    outside: tuple[OutsideFinding, ...] = ()  # rules judged outside the suite, when the run was part of a batch
 
 
 def _env() -> Environment:
@@ -205,7 +217,7 @@ def _install_stylesheet(site: Path) -> Path:
 def publish(site: Path, page: Path, run: RunSummary, *, index: bool = True) -> None:
     """Make the page of one run static and named by its file, keep its record, and write the index again."""
     css = _install_stylesheet(site)
-    run = RunSummary(**{**asdict(run), "page": page.relative_to(site).as_posix()})
+    run = replace(run, page=page.relative_to(site).as_posix())
     header = _env().get_template("run_header.html.j2").render(run=run, index_href=_href(site / "index.html", page))
     _write(page, offline_page(page.read_text(encoding="utf-8"), css_href=_href(css, page), header=header,
                                    folder=page.parent, row_label="Row in file" if run.sender_rows else "Position"))

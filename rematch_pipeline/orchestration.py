@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import functools
+import logging
+from collections import Counter
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
     from rematch_pipeline.config import Settings
+
+log = logging.getLogger(__name__)
 
 # Team rules every DAG follows (checked by tests/test_dag_validity.py).
 DEFAULT_ARGS: dict[str, Any] = {
@@ -128,6 +132,22 @@ def ingest_path(url: str, settings: Settings | None = None) -> dict[str, Any]:
 def rows_added(reports: list[dict[str, Any]], kind: str) -> int:
     """Valid rows of `kind` (households or capacity) the run stored new or as replacements."""
     return sum(int(r.get("rows_added") or 0) for r in reports if r and r.get("kind") == kind)
+
+
+def ingest_outcome(reports: list[dict[str, Any]]) -> str:
+    """One plain line on what an ingest run did, logged as the run's last task: a run that found nothing new says
+    so (`make dag` would otherwise end on skipped tasks alone). A file whose task failed has no report."""
+    done = [r for r in reports if r]
+    if not done:
+        line = "nothing new in the inbox: no file ingested, no asset updated (no packets refreshed)"
+    else:
+        statuses = Counter(str(r.get("status")) for r in done)
+        added = {kind: rows_added(done, kind) for kind in ("households", "capacity", "decisions")}
+        line = (f"{len(done)} new file(s) in the inbox: "
+                + ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+                + "; valid rows added: " + ", ".join(f"{kind} {n}" for kind, n in added.items()))
+    log.info("%s", line)
+    return line
 
 
 def round_day(round_date: str | None, logical_date: str | None, settings: Settings | None = None) -> str:

@@ -153,6 +153,7 @@ class CaseRef(NamedTuple):
     case_id: str
     pseudonym: str
     status: str
+    purged_at: datetime | None = None  # when its personal details were erased or purged
 
 
 class DocumentFile(NamedTuple):
@@ -587,8 +588,9 @@ class SqlPersonalData:
 
     def case(self, case_id: str) -> CaseRef | None:
         h = t.households.c
-        r = self.conn.execute(select(h.case_id, h.pseudonym, h.status).where(h.case_id == case_id)).first()
-        return None if r is None else CaseRef(*r)
+        r = self.conn.execute(select(h.case_id, h.pseudonym, h.status, h.purged_at)
+                              .where(h.case_id == case_id)).first()
+        return None if r is None else CaseRef(r.case_id, r.pseudonym, r.status, _utc(r.purged_at))
 
     def withdraw(self, case_id: str, at: datetime) -> None:
         self.conn.execute(update(t.households).where(t.households.c.case_id == case_id)

@@ -21,6 +21,8 @@ from rematch_pipeline.snapshot import canonical, unpack
 log = logging.getLogger(__name__)
 
 CLOSED_STATES = ("accepted", "withdrawn")
+# The events of a purge or an erasure that found nothing left (`data_purged`, `data_erased`: one that removed details).
+NOTHING_TO_PURGE, NOTHING_TO_ERASE = "nothing_to_purge", "nothing_to_erase"
 
 
 @dataclass
@@ -33,6 +35,8 @@ class PurgeReport:
     archived_files: int = 0
     letter_files: int = 0
     packet_files: int = 0
+    nothing_left: bool = False  # an earlier run took everything: this one changed nothing
+    erased_at: str | None = None  # of an erasure that found nothing left: when the details went (UTC, ISO 8601)
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "pseudonyms"} | {"pseudonyms": self.pseudonyms}
@@ -112,9 +116,13 @@ def purge(settings: Settings, before: date, actor: str = "cli", *, allow_future:
         closed = uow.personal_data.closed_before(cutoff, CLOSED_STATES)
         report.households, report.pseudonyms = len(closed), [c.pseudonym for c in closed]
         at = settings.clock.now()
+        subject = f"before {before.isoformat()}"
         if closed:
             _scrub(uow, [c.case_id for c in closed], settings, report, at)
-        uow.audit(actor, "data_purged", f"before {before.isoformat()}", report.to_json(), at)
+            uow.audit(actor, "data_purged", subject, report.to_json(), at)
+        else:  # the run is on the record, and that it removed nothing
+            report.nothing_left = True
+            uow.audit(actor, NOTHING_TO_PURGE, subject, {"before": before.isoformat()}, at)
     log.info("purge before %s: %d households", before, report.households)
     return report
 
@@ -128,6 +136,13 @@ def erase(settings: Settings, case_id: str, actor: str = "cli") -> PurgeReport:
         if row is None:
             raise LookupError(f"no household with case_id {case_id!r}")
         at = settings.clock.now()
+        if row.purged_at is not None and row.status != "pool" and not uow.offers.pending_of(case_id):
+            # Erased or purged before, out of the pool, no offer running: the request is on the record, nothing else.
+            report.pseudonyms, report.nothing_left = [row.pseudonym], True
+            report.erased_at = row.purged_at.astimezone(UTC).isoformat(timespec="seconds")
+            uow.audit(actor, NOTHING_TO_ERASE, row.pseudonym, {"erased_at": report.erased_at}, at)
+            log.info("erasure of household %s: nothing left", row.pseudonym)
+            return report
         if row.status == "pool":
             uow.personal_data.withdraw(case_id, at)
         for offer in uow.offers.pending_of(case_id):

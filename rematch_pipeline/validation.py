@@ -9,7 +9,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -131,19 +131,22 @@ def _with_storage_rules(table: str, suite_dict: dict[str, Any]) -> dict[str, Any
         if isinstance(kind, Integer):
             message = f"{column} must be a whole number from {INT_MIN} to {INT_MAX}."
             description = f"{column} fits the database: a whole number from {INT_MIN} to {INT_MAX}"
+            failing = "out of range"
         elif isinstance(kind, String) and kind.length:
             message = f"{column} is longer than {kind.length} characters or holds a NUL character; correct it."
             description = f"{column} fits the database: at most {kind.length} characters, no NUL character"
+            failing = f"longer than {kind.length} characters or holds a NUL character"
         elif isinstance(kind, String):
             message = f"{column} holds a NUL character; remove it."
             description = f"{column} fits the database: no NUL character"
+            failing = "holds a NUL character"
         else:
             continue  # dates and yes/no: their own rules read the value
         suite_dict["expectations"].append({
             "type": "expect_column_values_to_be_in_set",
             "kwargs": {"column": f"_fits_{column}", "value_set": [True]},
             "description": description,
-            "meta": {"rule": f"{column}_fits_storage", "field": column, "message": message,
+            "meta": {"rule": f"{column}_fits_storage", "field": column, "message": message, "failing_value": failing,
                      "storage": {"integer": isinstance(kind, Integer),
                                  "min": INT_MIN if "min_value" in sides else None,
                                  "max": INT_MAX if "max_value" in sides else None,
@@ -180,6 +183,7 @@ def _fits_storage(frame: pd.DataFrame, suite_dict: Mapping[str, Any]) -> dict[st
 # Health and disability details (contract §1). A rule on their values is judged in Python and GX sees only whether
 # each row passes, so no value of these columns is ever written into a validation result or the Data Docs.
 HEALTH_COLUMNS = frozenset({"medical_needs", "wheelchair_access", "mobility_impaired"})
+HEALTH_VALUE_WITHHELD = "not allowed (health data: the value is not shown)"
 _VALUE_RULES = frozenset({"expect_column_values_to_match_regex", "expect_column_values_to_not_match_regex",
                           "expect_column_values_to_be_in_set"})
 
@@ -192,7 +196,8 @@ def _shield(suite_dict: dict[str, Any]) -> dict[str, Any]:
             judged = f"_ok_{meta.get('rule') or i}"
             suite_dict["expectations"][i] = {
                 **exp, "type": "expect_column_values_to_be_in_set", "kwargs": {"column": judged, "value_set": [True]},
-                "meta": {**meta, "field": column, "judged_aside": {"type": exp["type"], "kwargs": exp["kwargs"]}}}
+                "meta": {**meta, "field": column, "failing_value": HEALTH_VALUE_WITHHELD,
+                         "judged_aside": {"type": exp["type"], "kwargs": exp["kwargs"]}}}
     return suite_dict
 
 
@@ -692,6 +697,20 @@ _VALUE_KEYS = ("partial_unexpected_list", "unexpected_list", "partial_unexpected
                "details")
 
 
+def _readable(value: Any, failing: str) -> Any:
+    """A value of a result as its reader takes it: a derived yes/no column's "False" as the rule's plain word (the
+    `failing_value` of its suite entry), a whole number without ".0" (pandas holds numbers beside blanks as floats)."""
+    if isinstance(value, (bool, np.bool_)):
+        return failing
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _readable(v, failing) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_readable(v, failing) for v in value]
+    return value
+
+
 def _safe(value: Any) -> Any:
     """A value of the file as text that cannot become markup in the Data Docs; numbers and None stay as they are."""
     if isinstance(value, str):
@@ -704,8 +723,8 @@ def _safe(value: Any) -> Any:
 
 
 def _render_docs(context: Any, key: Any) -> None:
-    """Make the stored result's values safe as markup, then render its Data Docs page (the index is ours:
-    `datadocs.write_index`).
+    """Make the stored result's values readable and safe as markup, then render its Data Docs page (the index is
+    ours: `datadocs.write_index`).
 
     GX writes the unexpected values of a rule into its pages verbatim: a `<script>` in a cell of a sender's file
     would run in an auditor's browser. The row errors come from the result in memory, which stays as it was.
@@ -714,7 +733,8 @@ def _render_docs(context: Any, key: Any) -> None:
     stored = store.get(key)
     for res in stored.results:
         if res.result:
-            res.result = {k: _safe(v) if k in _VALUE_KEYS else v for k, v in res.result.items()}
+            failing = (res.expectation_config.meta or {}).get("failing_value") or "fails the rule"
+            res.result = {k: _safe(_readable(v, failing)) if k in _VALUE_KEYS else v for k, v in res.result.items()}
     store.set(key, stored)
     context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=[key], build_index=False)
 
@@ -747,6 +767,33 @@ def validate_table(
     `{"households": ...}` for members); without it the cross-table rules are skipped, not failed. Date rules are
     judged on the day of `settings.clock`. `source` names the file on the page (else the batch id stands for it).
     """
+    tv, docs = _run_table(table, df, batch_id=batch_id, settings=settings, related=related, source=source)
+    tv.report_path = docs.publish()
+    return tv
+
+
+@dataclass
+class _Docs:
+    """A run's Data Docs page as GX rendered it, published (made static, named, indexed) once its findings are in."""
+
+    page: Path | None
+    site: Path
+    run: datadocs.RunSummary
+    sender_rows: pd.Index | None  # the rows as the sender numbers them, by position in the table
+
+    def row_numbers(self, index: pd.Index, labels: Iterable[Any]) -> list[int]:
+        """The given rows as the page names them: the sender's numbers, else positions in the table."""
+        positions = sorted({int(index.get_loc(label)) for label in labels if label in index})
+        return [int(self.sender_rows[p]) if self.sender_rows is not None else p for p in positions]
+
+    def publish(self, outside: tuple[datadocs.OutsideFinding, ...] = ()) -> Path:
+        held = any(f.rows for f in outside)
+        self.run = replace(self.run, outside=outside, success=bool(self.run.success) and not held)
+        return _publish(self.page, self.site, self.run)
+
+
+def _run_table(table: str, df: pd.DataFrame, *, batch_id: str, settings: Settings,
+               related: dict[str, pd.DataFrame] | None, source: SourceFile | None) -> tuple[TableValidation, _Docs]:
     if not df.index.is_unique:
         raise ValueError(f"{table}: the DataFrame index must be unique, row errors are reported by index label")
     started = time.perf_counter()
@@ -784,12 +831,12 @@ def validate_table(
     _render_docs(project.context, key)
     statistics = dict(suite_result.statistics)
     sheets = frame["source_sheet"].dropna().astype(str).unique() if "source_sheet" in frame else []
-    report_path = _publish(_docs_page(project.context, key, data_docs), data_docs, datadocs.RunSummary(
+    docs = _Docs(_docs_page(project.context, key, data_docs), data_docs, datadocs.RunSummary(
         table=table, batch_id=batch_id, batch_time=run_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         file_name=source.name if source else None, sha256_prefix=source.sha256[:12] if source else batch_id,
         sheets=tuple(sheets), rows=len(frame), rules=int(statistics.get("evaluated_expectations") or 0),
         rules_held=int(statistics.get("successful_expectations") or 0), success=bool(suite_result.success),
-        sender_rows=sender_rows is not None))
+        sender_rows=sender_rows is not None), sender_rows)
 
     frame.index = index
     row_errors = _in_row_order(_row_errors(suite_result.results, index, label_of), index)
@@ -811,9 +858,9 @@ def validate_table(
         invalid_rows=invalid,
         row_errors=row_errors,
         statistics=statistics,
-        report_path=report_path,
+        report_path=None,
         result=result,
-    )
+    ), docs
 
 
 def _invalid_cases(df: pd.DataFrame, rows: set[int]) -> set[str]:
@@ -844,21 +891,28 @@ def validate_batch(
 ) -> dict[str, TableValidation]:
     """Validate every given table; a household and its members pass or fail together. `structure` holds rows the
     reader found ambiguous (a repeated column, a shared submission key), reported with the rules' findings;
-    `source` names the file on the Data Docs pages."""
+    `source` names the file on the Data Docs pages, which list the rules judged outside the suites too."""
     unknown = sorted(set(tables) - set(TABLES))
     if unknown:
         raise ValueError(f"no expectation suite for table(s) {', '.join(unknown)}; expected {', '.join(TABLES)}")
     others = {"households": "members", "members": "households"}
     out: dict[str, TableValidation] = {}
+    docs: dict[str, _Docs] = {}
+    outside: dict[str, list[RowError]] = {}
+
+    def add_outside(table: str, errors: list[RowError]) -> None:
+        _add_errors(out[table], errors, tables[table].index)
+        outside.setdefault(table, []).extend(errors)
+
     for table in TABLES:
         if table not in tables:
             continue
         other = others.get(table)
         related = {other: tables[other]} if other in tables else None
-        out[table] = validate_table(table, tables[table], batch_id=batch_id, settings=settings,
-                                    related=related, source=source)
+        out[table], docs[table] = _run_table(table, tables[table], batch_id=batch_id, settings=settings,
+                                             related=related, source=source)
         if structure and structure.get(table):
-            _add_errors(out[table], structure[table], tables[table].index)
+            add_outside(table, structure[table])
 
     if "households" in out and "members" in out:
         households, members = tables["households"], tables["members"]
@@ -867,19 +921,51 @@ def validate_batch(
         h_cases = _case_ids(households)
         m_cases = _case_ids(members)
         if h_cases is not None:
-            _add_errors(out["households"], [
+            add_outside("households", [
                 RowError(_label(i), "members", "household_has_invalid_members",
                          "household has invalid members; fix the member rows listed for this case_id.")
                 for i, c in h_cases.items() if c in bad_members
-            ], households.index)
+            ])
         if m_cases is not None:
             own_invalid = set(out["members"].invalid_rows)
             # Members of a household that is invalid (by its own row or by another member) are held back with it.
-            _add_errors(out["members"], [
+            add_outside("members", [
                 RowError(_label(i), "case_id", "member_of_invalid_household",
                          f"this person's household {c} is invalid (see its household row and its other members); "
                          "the whole household waits until it is fixed.")
                 for i, c in m_cases.items()
                 if c in bad_households or (c in bad_members and _label(i) not in own_invalid)
-            ], members.index)
+            ])
+    # The rules a household and its members are judged by together: listed on both pages even when they held nothing.
+    checked = ({"households": ("household_has_invalid_members",), "members": ("member_of_invalid_household",)}
+               if "households" in out and "members" in out else {})
+    for table, tv in out.items():
+        tv.report_path = docs[table].publish(_outside_findings(
+            outside.get(table, []), tables[table].index, docs[table], checked.get(table, ())))
     return out
+
+
+# Rules judged outside the expectation suites: a household and its members pass or wait together (here), and the
+# structure of the file as read (`ingest.readers`). Data Docs list them with the rows they held back.
+OUTSIDE_SUITE_RULES = {
+    "household_has_invalid_members": "every member of the household passes the members' rules",
+    "member_of_invalid_household": "the person's household and its other members pass their rules (a household "
+                                   "is stored whole or waits whole)",
+    "repeated_column_disagrees": "a column named twice in the header holds the same value both times",
+    "submission_key_not_unique": "each household row has its own submission key (Kobo _uuid, ODK KEY)",
+    "household_link_ambiguous": "each person's row links to exactly one household row",
+}
+
+
+def _outside_findings(errors: list[RowError], index: pd.Index, docs: _Docs,
+                      checked: Iterable[str]) -> tuple[datadocs.OutsideFinding, ...]:
+    """Per rule judged outside the suite (those `checked`, and any that held a row): what it requires, the fields it
+    names, and the rows it held back (their numbers only)."""
+    fields: dict[str, set[str]] = {rule: set() for rule in checked}
+    labels: dict[str, set[Any]] = {rule: set() for rule in checked}
+    for e in errors:
+        fields.setdefault(e.rule, set()).add(e.field)
+        labels.setdefault(e.rule, set()).add(e.row_index)
+    return tuple(datadocs.OutsideFinding(rule=rule, description=OUTSIDE_SUITE_RULES.get(rule, rule),
+                                         fields=tuple(sorted(fields[rule])),
+                                         rows=tuple(docs.row_numbers(index, labels[rule]))) for rule in labels)

@@ -80,3 +80,19 @@ def test_dag_files_do_not_import_heavy_modules_at_top_level(dag_file: Path) -> N
             names = [node.module]
         for name in names:
             assert name.split(".")[0] not in HEAVY_MODULES, f"{dag_file.name} imports {name} at top level"
+
+
+def test_an_ingest_run_ends_with_one_plain_line_that_says_when_nothing_was_new(dagbag: DagBag) -> None:
+    from rematch_pipeline.orchestration import ingest_outcome
+
+    dag = dagbag.dags["rematch_ingest"]
+    # The run's last task (what `make dag` shows last): downstream of every other task.
+    assert [t.task_id for t in dag.tasks if not t.downstream_task_ids] == ["outcome"]
+    publishers = {t.task_id for t in dag.tasks if t.task_id.startswith("publish_")}
+    assert publishers and publishers <= dag.get_task("outcome").upstream_task_ids
+    for nothing in ([], [None]):  # an empty inbox; a file whose task failed leaves no report
+        line = ingest_outcome(nothing)
+        assert line.startswith("nothing new in the inbox:") and "\n" not in line, line
+    line = ingest_outcome([{"status": "ingested", "kind": "households", "rows_added": 3},
+                           {"status": "held", "kind": "capacity", "rows_added": 0}])
+    assert line.startswith("2 new file(s) in the inbox: 1 held, 1 ingested") and "households 3" in line, line

@@ -44,9 +44,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
                            interview_location=SECRETS[1], contact_phone=SECRETS[2])
     files = {
         "good.xlsx": x.kobo_xlsx([x.household("RM-A")], {"uuid-RM-A": x.family("head", "child")}),
-        "bad.xlsx": x.kobo_xlsx([x.household("RM-C"), withheld, x.household("RM-D", pets="lizard")],
+        "bad.xlsx": x.kobo_xlsx([x.household("RM-C"), withheld, x.household("RM-D", pets="lizard"),
+                                 x.household("RM-E", interview_date="2026-02-30", weight_work="12")],
                                 {"uuid-RM-C": x.family("head"), "uuid-RM-B": x.family("head"),
-                                 "uuid-RM-D": [x.member("head"), x.member("child", sex="unknown")]}),
+                                 "uuid-RM-D": [x.member("head"), x.member("child", sex="unknown")],
+                                 "uuid-RM-E": x.family("head", "spouse")}),
         "offers.csv": x.capacity_csv([x.offer("OF-1"), x.offer("OF-2", places_persons="3")]),
     }
     reports = {}
@@ -191,10 +193,10 @@ def test_a_validation_page_names_the_file_it_was_given(tmp_path: Path) -> None:
 
 
 def _page_rows(path: Path) -> set[int]:
-    """The rows the tables of failing values name (their column "Row in file")."""
+    """The rows the suite's tables of failing values name (their column "Row in file")."""
     rows: set[int] = set()
     for table in parse(path).tables:
-        if table and "Row in file" in table[0]:
+        if table and "Row in file" in table[0] and table[0] != OUTSIDE_HEADER:
             column = table[0].index("Row in file")
             for row in table[1:]:
                 rows.update(int(n) for n in re.findall(r"\d+", row[column]))
@@ -276,3 +278,63 @@ def test_pages_written_before_the_upgrade_are_made_static_and_listed(tmp_path: P
     (runs,) = parse(tmp_path / "index.html").tables
     assert runs[1][:4] == ["2026-03-01 10:15:00", "households", "(not named)", "0123456789ab"]
     assert runs[1][4] == "not recorded"
+
+
+def _value_cells(path: Path) -> list[tuple[str, str]]:
+    """(failing value, rows) of every table of failing values on a page."""
+    return [(row[0], row[2]) for table in parse(path).tables if table and table[0][:2] == ["Unexpected Value", "Count"]
+            for row in table[1:]]
+
+
+def _page_of(site: Site, name: str, table: str) -> Path:
+    return Path(site.reports[name].reports[table])
+
+
+def test_a_failing_yes_no_rule_shows_a_plain_word_never_a_boolean(site: Site) -> None:
+    # Rules on a derived yes/no column (a real date, plain characters...) fail with False; the page says what it is.
+    for table in TABLES:
+        for exp in load_suite_dict(table)["expectations"]:
+            if exp["kwargs"].get("value_set") == [True]:
+                assert exp["meta"].get("failing_value"), exp["meta"]["rule"]
+    cells = [cell for path in pages(site) for cell in _value_cells(path)]
+    assert cells and not [c for c in cells if c[0] in ("True", "False")], cells
+    row_e = 5  # RM-E: the header, then RM-C, RM-B, RM-D
+    assert ("not a date", str(row_e)) in _value_cells(_page_of(site, "bad.xlsx", "households"))
+
+
+def test_whole_numbers_show_as_the_sender_wrote_them(site: Site) -> None:
+    cells = [cell for path in pages(site) for cell in _value_cells(path)]
+    assert not [c for c in cells if re.fullmatch(r"-?\d+\.0", c[0])], cells
+    assert ("3", "3") in _value_cells(_page_of(site, "offers.csv", "capacity_offers"))  # places_persons 3, line 3
+    assert ("12", "5") in _value_cells(_page_of(site, "bad.xlsx", "households"))  # weight_work 12 of RM-E
+
+
+OUTSIDE_HEADER = ["Rule", "What it requires", "Field", "Rows quarantined", "Row in file"]
+
+
+def _outside_rules(path: Path) -> dict[str, list[str]]:
+    """The section of rules judged outside the suite: rule -> its row (the rule, what it requires, ...)."""
+    found = [t for t in parse(path).tables if t and t[0] == OUTSIDE_HEADER]
+    return {row[0]: row for table in found for row in table[1:]}
+
+
+def test_rules_judged_across_tables_are_listed_with_the_rows_they_quarantined(site: Site) -> None:
+    quarantined = list_quarantine(site.settings)
+    for name, report in site.reports.items():
+        for table, page in report.reports.items():
+            suite_rules = {e["meta"]["rule"] for e in load_suite_dict(table)["expectations"]}
+            expected: dict[str, set[int]] = {}
+            for q in quarantined:
+                if q["sha256"] == report.sha256 and q["table_name"] == table and q["rule"] not in suite_rules:
+                    expected.setdefault(q["rule"], set()).add(int(q["source_row"]))
+            listed = _outside_rules(Path(page))
+            shown = {rule: {int(n) for n in re.findall(r"\d+", row[4])}
+                     for rule, row in listed.items() if row[3] != "0"}
+            assert shown == expected, (name, table, listed)
+            for row in listed.values():  # numbers only: no value of a row, no free text
+                assert int(row[3]) == len(re.findall(r"\d+", row[4])) and re.fullmatch(r"none|\d+(, \d+)*", row[4])
+    households = _outside_rules(_page_of(site, "bad.xlsx", "households"))
+    assert households["household_has_invalid_members"][3:] == ["1", "4"]  # RM-D, whose child fails
+    # Checked and found nothing: still listed, so an auditor sees the rule was applied.
+    assert _outside_rules(_page_of(site, "good.xlsx", "members"))["member_of_invalid_household"][3:] == ["0", "none"]
+    assert _header(_page_of(site, "bad.xlsx", "members"))  # the page still opens with its run header
