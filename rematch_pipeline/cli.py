@@ -299,7 +299,9 @@ def _quarantine_line(r: dict[str, Any]) -> str:
     if message.startswith(f"{r['file']}: "):  # the file is named already: the sentence starts after it
         message = message[len(r["file"]) + 2:]
         message = message[:1].upper() + message[1:]
-    return f"#{r['id']} {where}: {message} [rule {r['rule']}" + (", resolved]" if r.get("resolved_at") else "]")
+    state = (f", sent again: see #{r['superseded_by']}" if r.get("superseded_by")
+             else ", resolved" if r.get("resolved_at") else "")
+    return f"#{r['id']} {where}: {message} [rule {r['rule']}{state}]"
 
 
 def _quarantine_text(rows: list[dict[str, Any]], include_resolved: bool) -> str:

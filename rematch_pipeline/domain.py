@@ -389,6 +389,8 @@ class QuarantineRow:
     record: Mapping[str, Any] | None  # the row as sent, to be corrected; None for a whole file or once purged
     created_at: datetime
     resolved_at: datetime | None = None
+    field: str | None = None  # the column the rule is about; None for a whole row or file
+    superseded_by: int | None = None  # the row of a newer file with the same problem of the same record
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,31 @@ _FAMILY = {"households": ("households", "members"), "capacity_offers": ("capacit
 
 COMMAND_LINE = "(rematch decide)"  # the "file" of a decision refused at the command line
 FAILED_RULE = "ingest_failed"  # the whole-file row of a file whose processing failed (ingest.service)
+
+
+def _problem(row: QuarantineRow) -> tuple[Any, ...] | None:
+    """What makes two quarantine rows the same problem of the same record, wherever it sat in its file; None for
+    a whole-file row or a row without a record to compare."""
+    if row.record is None or row.raw_file_id is None:
+        return None
+    key = _key(row.table_name, row.record)
+    if key is not None and row.table_name == "members":
+        key += (str(row.record.get("member_no") or "").strip(),)
+    what = key if key is not None else tuple(sorted(
+        (k, str(v)) for k, v in row.record.items() if k not in ("source_row", "source_sheet")))
+    return (row.table_name, row.rule, row.field, what)
+
+
+def supersede_repeats(uow: UnitOfWork, raw_file_id: int, at: datetime) -> int:
+    """Close each open row of an earlier file that this file's quarantine repeats (a weekly cumulative export
+    sends the same bad row again): the newer row is the one to act on, so each problem is listed once. Returns how
+    many rows were closed."""
+    newer = {p: r.id for r in uow.quarantine.of_file(raw_file_id) if (p := _problem(r)) is not None}
+    replaced = {o.id: newer[p] for o in uow.quarantine.open_rows()
+                if o.raw_file_id is not None and o.raw_file_id < raw_file_id
+                and (p := _problem(o)) is not None and p in newer}
+    uow.quarantine.supersede(replaced, at)
+    return len(replaced)
 
 
 def list_quarantine(settings: Settings, include_resolved: bool = False) -> list[dict[str, Any]]:
@@ -128,6 +154,8 @@ def resubmit(settings: Settings, quarantine_id: int, corrected: Path,
     require_schema(settings.database_url)
     with reading(settings) as uow:
         row = uow.quarantine.get(quarantine_id)
+        while row is not None and row.superseded_by is not None:  # the problem sent again: its newest row counts
+            row = uow.quarantine.get(row.superseded_by)
     if row is None:
         raise LookupError(f"no quarantine row {quarantine_id}; see `rematch quarantine list`")
     if row.resolved_at is not None:
@@ -148,8 +176,12 @@ def resubmit(settings: Settings, quarantine_id: int, corrected: Path,
         else:
             uow.audit(actor, "quarantine_resubmit_failed", str(quarantine_id),
                       {"raw_file_id": report.raw_file_id, "file": report.file, "status": report.status}, at)
+        now = uow.quarantine.get(row.id)
     ok = bool(resolved_ids)
-    if ok:
+    if now is not None and now.superseded_by is not None:
+        message = (f"{report.file} was ingested but has the same problem as quarantine row {quarantine_id}; it is "
+                   f"listed as row {now.superseded_by} now: correct that record and resubmit row {now.superseded_by}")
+    elif ok:
         message = (f"quarantine row {quarantine_id} resolved by {report.file}"
                    + (f" (with {len(resolved_ids) - 1} more row(s) of the same record or file)"
                       if len(resolved_ids) > 1 else ""))

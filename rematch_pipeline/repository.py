@@ -122,6 +122,10 @@ class Quarantine(Protocol):
         """Keep many entries at once (each with the keyword arguments of `add`)."""
         ...
 
+    def supersede(self, replaced: Mapping[int, int], at: datetime) -> None:
+        """Close each open row (key) that a newer file's row (value) repeats."""
+        ...
+
 
 class RawFiles(Protocol):
     def get(self, raw_file_id: int) -> RawFile | None: ...
@@ -467,7 +471,8 @@ class SqlCapacityOffers:
 def _quarantine_row(r: Any) -> QuarantineRow:
     created_at = _utc(r.created_at)
     assert created_at is not None
-    return QuarantineRow(r.id, r.raw_file_id, r.table_name, r.rule, r.record, created_at, _utc(r.resolved_at))
+    return QuarantineRow(r.id, r.raw_file_id, r.table_name, r.rule, r.record, created_at, _utc(r.resolved_at),
+                         r.field, r.superseded_by)
 
 
 class SqlQuarantine:
@@ -490,12 +495,17 @@ class SqlQuarantine:
         self.conn.execute(update(t.quarantine).where(t.quarantine.c.id.in_(list(row_ids)))
                           .values(resolved_at=at, resolved_by_raw_file_id=by_raw_file_id))
 
+    def supersede(self, replaced: Mapping[int, int], at: datetime) -> None:
+        for old, new in sorted(replaced.items()):
+            self.conn.execute(update(t.quarantine).where(t.quarantine.c.id == old)
+                              .values(resolved_at=at, superseded_by=new))
+
     def listing(self, include_resolved: bool) -> list[dict[str, Any]]:
         """Every row with the name and sha256 of its file, for people to read."""
         q = (select(t.quarantine.c.id, t.raw_files.c.original_name.label("file"), t.raw_files.c.sha256,
                     t.quarantine.c.table_name, t.quarantine.c.sheet, t.quarantine.c.source_row, t.quarantine.c.field,
                     t.quarantine.c.rule, t.quarantine.c.message, t.quarantine.c.created_at,
-                    t.quarantine.c.resolved_at)
+                    t.quarantine.c.resolved_at, t.quarantine.c.superseded_by)
              # Outer: a decision refused at the command line (`rematch decide`) has no file but is kept here too.
              .outerjoin(t.raw_files, t.raw_files.c.id == t.quarantine.c.raw_file_id)
              .order_by(t.quarantine.c.id))

@@ -165,9 +165,11 @@ CREATE TABLE quarantine (
 	created_at TIMESTAMP WITH TIME ZONE NOT NULL,
 	resolved_at TIMESTAMP WITH TIME ZONE,
 	resolved_by_raw_file_id INTEGER,
+	superseded_by INTEGER,
 	PRIMARY KEY (id),
 	FOREIGN KEY(raw_file_id) REFERENCES raw_files (id),
-	FOREIGN KEY(resolved_by_raw_file_id) REFERENCES raw_files (id)
+	FOREIGN KEY(resolved_by_raw_file_id) REFERENCES raw_files (id),
+	CONSTRAINT fk_quarantine_superseded_by FOREIGN KEY(superseded_by) REFERENCES quarantine (id)
 );
 
 CREATE TABLE round_inputs (

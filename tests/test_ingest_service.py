@@ -89,10 +89,14 @@ def test_quarantine_resubmit_resolves_the_row_through_the_normal_ingest(settings
     only_a = {"uuid-RM-A": MEMBERS["uuid-RM-A"]}
     still_bad.write_bytes(x.kobo_xlsx([x.household("RM-A", interview_date="2031-01-01")], only_a))
     result = resubmit(settings, household_row["id"], still_bad)
-    assert result["resolved"] is False and len(list_quarantine(settings)) == 2 * len(rows)
-    # Its valid rows are stored like any file's, and the message says both: ingested, row not fixed.
-    assert result["message"].startswith("still_bad.xlsx was ingested") and "did not fix quarantine row" in \
-        result["message"]
+    # The same problems again: listed once, under the newer file, and the message names the row to act on now.
+    again = list_quarantine(settings)
+    assert result["resolved"] is False and len(again) == len(rows)
+    assert {r["file"] for r in again} == {"still_bad.xlsx"}
+    new_id = next(r["id"] for r in again if r["table_name"] == "households")
+    assert result["message"] == (
+        f"still_bad.xlsx was ingested but has the same problem as quarantine row {household_row['id']}; it is "
+        f"listed as row {new_id} now: correct that record and resubmit row {new_id}")
 
     fixed = tmp_path / "fixed.xlsx"
     fixed.write_bytes(x.kobo_xlsx([x.household("RM-A")], only_a))
@@ -101,20 +105,45 @@ def test_quarantine_resubmit_resolves_the_row_through_the_normal_ingest(settings
                 settings=settings) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["resolved"] is True and out["ingest"]["status"] == "ingested"
-    # The household row, its members' rows, and the rows of the failed attempt are all resolved.
+    # Resubmitted under the row's first number: the household row and its members' rows, as sent last, are resolved.
     assert list_quarantine(settings) == []
     with get_engine(settings.database_url).connect() as conn:
         stored = conn.execute(select(t.households.c.case_id, t.households.c.raw_file_id)).all()
-        resolved = conn.execute(select(t.quarantine.c.resolved_by_raw_file_id).distinct()).scalars().all()
+        resolved = conn.execute(select(t.quarantine.c.resolved_by_raw_file_id).distinct()
+                                .where(t.quarantine.c.superseded_by.is_(None))).scalars().all()
         event = conn.execute(select(t.audit_events.c.subject, t.audit_events.c.details)
                              .where(t.audit_events.c.event == "quarantine_resolved")).one()
     assert sorted(c for c, _ in stored) == ["RM-A", "RM-B"]
     assert resolved == [out["ingest"]["raw_file_id"]]
-    assert event.subject == str(household_row["id"]) and len(event.details["resolved_ids"]) == 2 * len(rows)
+    assert event.subject == str(household_row["id"]) and len(event.details["resolved_ids"]) == len(rows)
     assert main(["quarantine", "list", "--all"], settings=settings) == 0
     listed = capsys.readouterr().out
     assert listed.startswith("In the quarantine: 0 entries waiting for a correction, ")
-    assert listed.count(", resolved]") == 2 * len(rows)
+    assert listed.count(", resolved]") == len(rows) and listed.count(", sent again: see #") == len(rows)
+
+
+def test_the_same_problem_sent_again_in_a_newer_export_is_listed_once(settings: Settings, tmp_path: Path) -> None:
+    members = {**MEMBERS, "uuid-RM-C": x.family("head")}
+    week1, week2 = tmp_path / "week1.xlsx", tmp_path / "week2.xlsx"
+    late = x.household("RM-A", interview_date="2030-01-01")
+    week1.write_bytes(x.kobo_xlsx([late, x.household("RM-C", ties_ags="123")],
+                                  {k: v for k, v in members.items() if k != "uuid-RM-B"}))
+    ingest_file(week1, settings)
+    first = {(r["table_name"], r["rule"]): r["id"] for r in list_quarantine(settings)}
+    # A cumulative export a week later: RM-A's problem again (a row further down), RM-C with another problem.
+    week2.write_bytes(x.kobo_xlsx([B, late, x.household("RM-C", german_level="fluent")], members))
+    report = ingest_file(week2, settings)
+    # RM-A and its two members, and RM-C's member (whose household is invalid again), each listed once.
+    assert "4 quarantined rows of earlier files came again with the same problem" in report.message
+    waiting = {(r["file"], r["table_name"], r["rule"]) for r in list_quarantine(settings)}
+    assert waiting == {("week2.xlsx", "households", "interview_date_not_in_future"),
+                       ("week2.xlsx", "households", "german_level_allowed_value"),
+                       ("week2.xlsx", "members", "member_of_invalid_household"),
+                       ("week1.xlsx", "households", "ties_ags_eight_digits")}  # another problem: both stay
+    assert sum(r["rule"] == "interview_date_not_in_future" for r in list_quarantine(settings)) == 1
+    everything = {r["id"]: r for r in list_quarantine(settings, include_resolved=True)}
+    replaced = everything[first[("households", "interview_date_not_in_future")]]
+    assert replaced["resolved_at"] is not None and everything[replaced["superseded_by"]]["file"] == "week2.xlsx"
 
 
 def test_quarantine_resubmit_of_a_refused_file(settings: Settings, tmp_path: Path) -> None:
@@ -193,7 +222,7 @@ def test_an_older_file_does_not_resolve_a_newer_files_row(settings: Settings, tm
     fixed.write_bytes(x.capacity_csv([x.offer("OF-1", places_persons="14")]))
     ingest_file(fixed, settings)
     newest = tmp_path / "newest.csv"
-    newest.write_bytes(x.capacity_csv([x.offer("OF-1", places_persons="2")]))
+    newest.write_bytes(x.capacity_csv([x.offer("OF-1", units_wheelchair="5")]))  # another problem
     ingest_file(newest, settings)
     result = resubmit(settings, row["id"], fixed)
     assert result["resolved"] is True and result["resolved_ids"] == [row["id"]]

@@ -64,6 +64,8 @@ quarantine = Table(
     Column("resolved_at", DateTime(timezone=True)),
     # the corrected file whose ingest resolved this row (`rematch quarantine resubmit`)
     Column("resolved_by_raw_file_id", Integer, ForeignKey("raw_files.id")),
+    # the same problem of the same record again, in a newer file: that row is the one to act on
+    Column("superseded_by", Integer, ForeignKey("quarantine.id", name="fk_quarantine_superseded_by")),
 )
 
 households = Table(

@@ -22,7 +22,7 @@ from rematch_pipeline.config import Settings
 from rematch_pipeline.db.engine import is_busy, require_schema
 from rematch_pipeline.domain import RawFile
 from rematch_pipeline.ingest.safety import RefusedFileError, check_size
-from rematch_pipeline.quarantine import FAILED_RULE
+from rematch_pipeline.quarantine import FAILED_RULE, supersede_repeats
 from rematch_pipeline.reports.charts import counted
 from rematch_pipeline.repository import UnitOfWork, reading, unit_of_work
 
@@ -297,9 +297,13 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings) -> I
                          f"data contract, so none of them was read; if they are interviews or offers, copy them "
                          f"into the right sheet and send the file again.")
             for sheet, n in batch.unread.items()])
+        repeated = supersede_repeats(uow, raw_id, at)
+        if repeated:
+            report.notes.append(f"{counted(repeated, 'quarantined row')} of earlier files came again with the same "
+                                "problem; each is listed once, under this file")
         uow.audit(actor, "file_ingested", digest[:12],
                   {"file": name, "kind": batch.kind, "format": batch.format, "status": report.status,
-                   "counts": report.counts}, at=at)
+                   "counts": report.counts, "superseded_quarantine_rows": repeated}, at=at)
     attempt.stored = True
     stored = time.perf_counter()
     report.timings = {"parse_s": round(parsed - started, 3), "validate_s": round(validated - parsed, 3),
