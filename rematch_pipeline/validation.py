@@ -870,6 +870,13 @@ def _invalid_cases(df: pd.DataFrame, rows: set[int]) -> set[str]:
     return {c for c in cases[cases.index.isin(list(rows))] if isinstance(c, str)}
 
 
+def _explained(tv: TableValidation, errors: list[RowError]) -> None:
+    """Drop the suite's findings on a row and field that the reader's own finding explains better (a person whose
+    household row has no case_id is not told that the export lost the link)."""
+    why = {(e.row_index, e.field) for e in errors}
+    tv.row_errors[:] = [e for e in tv.row_errors if (e.row_index, e.field) not in why]
+
+
 def _add_errors(tv: TableValidation, errors: list[RowError], index: pd.Index) -> None:
     tv.row_errors[:] = _in_row_order(tv.row_errors + errors, index)
     tv.invalid_rows.update(e.row_index for e in errors)
@@ -912,6 +919,7 @@ def validate_batch(
         out[table], docs[table] = _run_table(table, tables[table], batch_id=batch_id, settings=settings,
                                              related=related, source=source)
         if structure and structure.get(table):
+            _explained(out[table], structure[table])
             add_outside(table, structure[table])
 
     if "households" in out and "members" in out:
@@ -954,6 +962,7 @@ OUTSIDE_SUITE_RULES = {
     "repeated_column_disagrees": "a column named twice in the header holds the same value both times",
     "submission_key_not_unique": "each household row has its own submission key (Kobo _uuid, ODK KEY)",
     "household_link_ambiguous": "each person's row links to exactly one household row",
+    "household_without_case_id": "each person's household row has a case_id",
 }
 
 

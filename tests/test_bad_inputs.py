@@ -285,9 +285,10 @@ CASES = [
          ("formula_offer.csv", x.capacity_csv([x.offer("@SUM(A1)"), x.offer("OF-2")])),
          accepted={"capacity_offers": [3]}, quarantined={("capacity_offers", 2): {"offer_id_not_formula_like"}}),
     Case("case_id_empty", ("noid.xlsx", kobo(x.household(None, _uuid="uuid-RM-A"), B)),
+         # Its members are linked, not lost: they are told their household row lacks the case_id, nothing else.
          accepted=HH_B_ONLY, quarantined={("households", 2): {"case_id_required"},
-                                          ("members", 2): {"member_case_id_required"},
-                                          ("members", 3): {"member_case_id_required"}}),
+                                          ("members", 2): {"household_without_case_id"},
+                                          ("members", 3): {"household_without_case_id"}}),
     Case("two_heads_in_one_household",
          ("heads.xlsx", kobo(A, B, members={"uuid-RM-A": x.family("head", "head", "child"),
                                             "uuid-RM-B": x.family("head")})),

@@ -510,6 +510,11 @@ def _households_batch(main: _Table, members: _Table | None, fmt: str, link: _Lin
                                    _rows_note(f"This person's row links by {link_name} to more than one household "
                                               f"of sheet {main.sheet!r}, so whose member it is cannot be told",
                                               [main.records[p][0] for p in found])))
+        elif found and not case_id:  # linked, but to a household row that has no case_id: the person waits with it
+            issues.append(RowIssue("members", pos, "case_id", "household_without_case_id",
+                                   _rows_note(f"This person's household row of sheet {main.sheet!r} has no case_id "
+                                              f"(see its own entry); once it has one, the person is stored with it",
+                                              [main.records[found[0]][0]])))
         elif case_id is None:
             orphans.append(row_no)
         counters[k] = counters.get(k, 0) + 1
