@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
+from rematch_pipeline import glossary
 from rematch_pipeline.contract import (
     AGS_PATTERN,
     CAPACITY_COUNT_FIELDS,
@@ -37,7 +38,7 @@ from rematch_pipeline.reproducible import workbook_bytes, write_atomically
 _CREATOR = "Re:Match"
 
 FORM_ID = "rematch_household"
-FORM_VERSION = "2026112201"
+FORM_VERSION = "2026120401"  # a new version whenever a label changes
 XLSFORM_FILE = "rematch_household.xlsx"
 TEMPLATE_FILE = "rematch_capacity_template.xlsx"
 CAPACITY_SHEET = "capacity"
@@ -47,61 +48,55 @@ TEMPLATE_ROWS = 500  # rows of the capacity sheet that carry the dropdowns and c
 # Spreadsheet programs run a cell that starts with one of these as a formula (CSV/formula injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
-# (de, uk, en) labels
+# (de, uk, en) labels; the German one of every concept the packets and the report name too is the glossary's.
 _L = tuple[str, str, str]
+
+
+def _de(german: Mapping[str, str], uk_en: Mapping[str, tuple[str, str]]) -> dict[str, _L]:
+    return {code: (german[code], uk, en) for code, (uk, en) in uk_en.items()}
+
+
 _CHOICES: dict[str, dict[str, _L]] = {
     "yes_no": {"yes": ("Ja", "Так", "Yes"), "no": ("Nein", "Ні", "No")},
-    "languages": {
-        "uk": ("Ukrainisch", "Українська", "Ukrainian"), "ru": ("Russisch", "Російська", "Russian"),
-        "en": ("Englisch", "Англійська", "English"), "de": ("Deutsch", "Німецька", "German"),
-        "pl": ("Polnisch", "Польська", "Polish"), "other": ("Andere", "Інша", "Other"),
-    },
-    "german_level": {
-        "none": ("Keine Kenntnisse", "Не володію", "None"), "a1": ("A1", "A1", "A1"), "a2": ("A2", "A2", "A2"),
-        "b1": ("B1", "B1", "B1"), "b2_plus": ("B2 oder besser", "B2 або вище", "B2 or better"),
-    },
-    "medical_needs": {
-        "dialysis": ("Dialyse", "Діаліз", "Dialysis"), "oncology": ("Onkologie", "Онкологія", "Oncology"),
-        "psychotherapy": ("Psychotherapie", "Психотерапія", "Psychotherapy"),
-        "paediatric_specialist": ("Kinderfacharzt", "Дитячий спеціаліст", "Paediatric specialist"),
-        "diabetes_care": ("Diabetesversorgung", "Лікування діабету", "Diabetes care"),
-        "none": ("Keine", "Немає", "None"),
-    },
-    "pets": {"none": ("Keine", "Немає", "None"), "cat": ("Katze", "Кіт", "Cat"), "dog": ("Hund", "Собака", "Dog"),
-             "other": ("Anderes Tier", "Інша тварина", "Other animal")},
-    "pref_settlement": {
-        "big_city": ("Großstadt", "Велике місто", "Big city"), "mid_city": ("Mittelstadt", "Середнє місто",
-                                                                          "Mid-sized city"),
-        "small_town": ("Kleinstadt", "Невелике місто", "Small town"), "rural": ("Ländlich", "Село", "Rural"),
-        "any": ("Egal", "Без різниці", "Any"),
-    },
-    "relation": {
-        "head": ("Haushaltsvorstand", "Голова домогосподарства", "Head of household"),
-        "spouse": ("Ehe-/Lebenspartner:in", "Чоловік/дружина", "Spouse or partner"),
-        "child": ("Kind", "Дитина", "Child"), "parent": ("Elternteil", "Батько/мати", "Parent"),
-        "sibling": ("Geschwister", "Брат/сестра", "Sibling"), "other": ("Andere", "Інше", "Other"),
-    },
-    "sex": {"female": ("weiblich", "жіноча", "female"), "male": ("männlich", "чоловіча", "male"),
-            "diverse": ("divers", "інша", "diverse")},
-    "occupation": {
-        "health_care": ("Gesundheit/Pflege", "Охорона здоров'я", "Health care"),
-        "education": ("Bildung", "Освіта", "Education"), "it": ("IT", "ІТ", "IT"),
-        "engineering": ("Ingenieurwesen", "Інженерія", "Engineering"),
-        "construction": ("Bau", "Будівництво", "Construction"),
-        "hospitality": ("Gastgewerbe", "Готельно-ресторанна справа", "Hospitality"),
-        "manufacturing": ("Produktion", "Виробництво", "Manufacturing"),
-        "logistics": ("Logistik", "Логістика", "Logistics"), "agriculture": ("Landwirtschaft", "Сільське господарство",
-                                                                            "Agriculture"),
-        "retail": ("Handel", "Торгівля", "Retail"), "public_admin": ("Öffentliche Verwaltung", "Державне управління",
-                                                                    "Public administration"),
-        "other": ("Andere", "Інше", "Other"), "none": ("Keine Erwerbstätigkeit", "Не працює", "None"),
-    },
-    "qualification": {
-        "none": ("Kein Abschluss", "Без освіти", "None"), "vocational": ("Berufsausbildung", "Професійна освіта",
-                                                                         "Vocational"),
-        "bachelor": ("Bachelor", "Бакалавр", "Bachelor"), "master_plus": ("Master oder höher", "Магістр або вище",
-                                                                          "Master or higher"),
-    },
+    "languages": _de(glossary.LANGUAGES, {
+        "uk": ("Українська", "Ukrainian"), "ru": ("Російська", "Russian"), "en": ("Англійська", "English"),
+        "de": ("Німецька", "German"), "pl": ("Польська", "Polish"), "other": ("Інша", "Other"),
+    }),
+    "german_level": _de(glossary.GERMAN_LEVELS, {
+        "none": ("Не володію", "None"), "a1": ("A1", "A1"), "a2": ("A2", "A2"), "b1": ("B1", "B1"),
+        "b2_plus": ("B2 або вище", "B2 or better"),
+    }),
+    "medical_needs": _de({**glossary.MEDICAL_SERVICES, "none": "Keine"}, {
+        "dialysis": ("Діаліз", "Dialysis"), "oncology": ("Онкологія", "Oncology"),
+        "psychotherapy": ("Психотерапія", "Psychotherapy"),
+        "paediatric_specialist": ("Дитячий спеціаліст", "Paediatric specialist"),
+        "diabetes_care": ("Лікування діабету", "Diabetes care"), "none": ("Немає", "None"),
+    }),
+    "pets": _de(glossary.PET_KINDS, {"none": ("Немає", "None"), "cat": ("Кіт", "Cat"), "dog": ("Собака", "Dog"),
+                                     "other": ("Інша тварина", "Other animal")}),
+    "pref_settlement": _de(glossary.SETTLEMENTS, {
+        "big_city": ("Велике місто", "Big city"), "mid_city": ("Середнє місто", "Mid-sized city"),
+        "small_town": ("Невелике місто", "Small town"), "rural": ("Село", "Rural"), "any": ("Без різниці", "Any"),
+    }),
+    "relation": _de(glossary.RELATIONS, {
+        "head": ("Голова домогосподарства", "Head of household"), "spouse": ("Чоловік/дружина", "Spouse or partner"),
+        "child": ("Дитина", "Child"), "parent": ("Батько/мати", "Parent"), "sibling": ("Брат/сестра", "Sibling"),
+        "other": ("Інше", "Other"),
+    }),
+    "sex": _de(glossary.SEXES, {"female": ("жіноча", "female"), "male": ("чоловіча", "male"),
+                                "diverse": ("інша", "diverse")}),
+    "occupation": _de(glossary.OCCUPATIONS, {
+        "health_care": ("Охорона здоров'я", "Health care"), "education": ("Освіта", "Education"), "it": ("ІТ", "IT"),
+        "engineering": ("Інженерія", "Engineering"), "construction": ("Будівництво", "Construction"),
+        "hospitality": ("Готельно-ресторанна справа", "Hospitality"), "manufacturing": ("Виробництво", "Manufacturing"),
+        "logistics": ("Логістика", "Logistics"), "agriculture": ("Сільське господарство", "Agriculture"),
+        "retail": ("Торгівля", "Retail"), "public_admin": ("Державне управління", "Public administration"),
+        "other": ("Інше", "Other"), "none": ("Не працює", "None"),
+    }),
+    "qualification": _de(glossary.QUALIFICATIONS, {
+        "none": ("Без освіти", "None"), "vocational": ("Професійна освіта", "Vocational"),
+        "bachelor": ("Бакалавр", "Bachelor"), "master_plus": ("Магістр або вище", "Master or higher"),
+    }),
 }
 # The choice lists must be the contract's lists, in its order.
 assert tuple(_CHOICES["languages"]) == LANGUAGES and tuple(_CHOICES["german_level"]) == GERMAN_LEVELS
@@ -110,13 +105,11 @@ assert tuple(_CHOICES["pref_settlement"]) == PREF_SETTLEMENTS and tuple(_CHOICES
 assert tuple(_CHOICES["sex"]) == SEXES and tuple(_CHOICES["occupation"]) == OCCUPATIONS
 assert tuple(_CHOICES["qualification"]) == QUALIFICATIONS
 
-_WEIGHT_LABELS: dict[str, _L] = {
-    "work": ("Arbeit", "Робота", "Work"), "education": ("Bildung und Schule", "Освіта і школа", "Education"),
-    "community": ("Ukrainische Gemeinschaft", "Українська громада", "Ukrainian community"),
-    "healthcare": ("Gesundheitsversorgung", "Медична допомога", "Health care"),
-    "housing": ("Wohnung", "Житло", "Housing"), "culture": ("Kultur und Freizeit", "Культура і дозвілля",
-                                                            "Culture and leisure"),
-}
+_WEIGHT_LABELS: dict[str, _L] = _de({k: t.de for k, t in glossary.ASPECTS.items()}, {
+    "work": ("Робота", "Work"), "education": ("Освіта і школа", "Education"),
+    "community": ("Українська громада", "Ukrainian community"), "healthcare": ("Медична допомога", "Health care"),
+    "housing": ("Житло", "Housing"), "culture": ("Культура і дозвілля", "Culture and leisure"),
+})
 _LOW, _HIGH = WEIGHT_RANGE
 _RANGE_0_5: _L = (f"Bitte {_LOW} bis {_HIGH} eingeben.", f"Введіть число від {_LOW} до {_HIGH}.",
                   f"Enter {_LOW} to {_HIGH}.")
@@ -258,6 +251,7 @@ def xlsform_workbook() -> Workbook:
     return wb
 
 
+_DIM = {k: t.de for k, t in glossary.DIMENSIONS.items()}
 CAPACITY_INSTRUCTIONS = (
     "Re:Match – Kapazitätsmeldung der Kommune",
     "Bitte tragen Sie im Blatt „capacity“ eine Zeile pro Angebot ein. Spaltennamen und Reihenfolge nicht ändern.",
@@ -266,12 +260,13 @@ CAPACITY_INSTRUCTIONS = (
     "state: Länderkürzel (SH HH NI HB NW HE RP BW BY SL BE BB MV SN ST TH), passend zu den ersten beiden AGS-Ziffern.",
     "settlement_type: big_city, mid_city, small_town oder rural.",
     "valid_from / valid_until: Zeitraum, in dem das Angebot gilt (Datum, TT.MM.JJJJ).",
-    f"places_persons: Zahl der Personen, die aufgenommen werden können (mindestens {MIN_PLACES_PERSONS}).",
-    "units_1_room … units_4plus_rooms: freie Wohneinheiten nach Zimmerzahl; units_wheelchair und "
-    "units_pets_allowed zählen zu diesen Einheiten.",
-    "kita_u3 / kita_ue3: Kitaplätze für 0–2 bzw. 3–5 Jahre; school_primary / school_secondary: Schulplätze für "
-    "6–9 bzw. 10–17 Jahre.",
-    "language_course_seats: Plätze in Integrationskursen für Erwachsene (18–64 Jahre) unter Sprachniveau B1.",
+    f"places_persons ({_DIM['places_persons']}): wie viele Personen aufgenommen werden können "
+    f"(mindestens {MIN_PLACES_PERSONS}).",
+    f"units_1_room … units_4plus_rooms: freie Wohnungen nach Zimmerzahl; units_wheelchair "
+    f"({_DIM['units_wheelchair']}) und units_pets_allowed ({_DIM['units_pets_allowed']}) zählen zu diesen Wohnungen.",
+    f"kita_u3 ({_DIM['kita_u3']}, 0–2 Jahre) / kita_ue3 ({_DIM['kita_ue3']}, 3–5 Jahre); school_primary "
+    f"({_DIM['school_primary']}, 6–9 Jahre) / school_secondary ({_DIM['school_secondary']}, 10–17 Jahre).",
+    f"language_course_seats ({_DIM['language_course_seats']}): für Erwachsene (18–64 Jahre) unter Sprachniveau B1.",
     "medical_services (dialysis oncology psychotherapy paediatric_specialist diabetes_care) und "
     "job_sectors_shortage (Berufsfelder mit Bedarf): mehrere Werte durch Leerzeichen trennen.",
     "ukrainian_community: none, small oder large.",

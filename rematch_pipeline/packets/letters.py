@@ -283,7 +283,7 @@ def letter_context(letter: LetterInput) -> dict[str, Any]:
     offer, a = letter.offer, letter.assignment
     state = STATE_NAMES.get(offer.state)
     rank = a.preference_rank if a.preference_rank >= 1 else None
-    arrival_from, arrival_until = arrival_window(letter.respond_by)
+    arrival_from, arrival_until = arrival_window(letter.respond_by, offer.valid_from)
     return {
         "lang": letter.language.replace("_", "-"),
         "dir": "rtl" if locale.character_order == "right-to-left" else "ltr",

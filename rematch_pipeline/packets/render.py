@@ -13,9 +13,10 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from rematch_pipeline import glossary
 from rematch_pipeline.config import fixed_font_timestamps
 from rematch_pipeline.contract import AGS_RE, LANGUAGES, MEDICAL_SERVICES, SEXES, WEIGHT_ASPECTS
-from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Policy, ages_on, demand_of
+from rematch_pipeline.domain import Assignment, CapacityOffer, Demand, Household, Policy, ages_on, demand_of
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 TEMPLATE_NAME = "municipality_packet.html.j2"
@@ -26,57 +27,6 @@ AGE_BANDS: tuple[tuple[int, int | None], ...] = ((0, 2), (3, 5), (6, 9), (10, 17
 ADULT_AGE = 18
 
 _ROUND_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-
-SEX_DE = {"female": "weiblich", "male": "männlich", "diverse": "divers"}
-RELATION_DE = {
-    "head": "Haushaltsvorstand", "spouse": "Ehe-/Lebenspartner(in)", "child": "Kind", "parent": "Elternteil",
-    "sibling": "Geschwister", "other": "andere Person",
-}
-LANGUAGE_DE = {
-    "uk": "Ukrainisch", "ru": "Russisch", "en": "Englisch", "de": "Deutsch", "pl": "Polnisch", "other": "andere",
-}
-GERMAN_LEVEL_DE = {"none": "keine", "a1": "A1", "a2": "A2", "b1": "B1", "b2_plus": "B2 oder höher"}
-PETS_DE = {"none": "keine", "cat": "Katze", "dog": "Hund", "other": "anderes Haustier"}
-MEDICAL_DE = {
-    "dialysis": "Dialyse", "oncology": "Onkologie", "psychotherapy": "Psychotherapie",
-    "paediatric_specialist": "kinderfachärztliche Versorgung", "diabetes_care": "Diabetesversorgung",
-}
-OCCUPATION_DE = {
-    "health_care": "Gesundheitswesen/Pflege", "education": "Bildung/Erziehung", "it": "IT",
-    "engineering": "Ingenieurwesen", "construction": "Bau", "hospitality": "Gastgewerbe",
-    "manufacturing": "Produktion/Industrie", "logistics": "Logistik", "agriculture": "Landwirtschaft",
-    "retail": "Einzelhandel", "public_admin": "Öffentliche Verwaltung", "other": "sonstiger Beruf",
-    "none": "ohne Beruf",
-}
-QUALIFICATION_DE = {
-    "none": "ohne Berufsabschluss", "vocational": "Berufsausbildung", "bachelor": "Bachelor",
-    "master_plus": "Master oder höher",
-}
-SETTLEMENT_DE = {
-    "big_city": "Großstadt", "mid_city": "Mittelstadt", "small_town": "Kleinstadt", "rural": "ländlicher Raum",
-    "any": "keine Präferenz",
-}
-WEIGHT_DE = {
-    "work": "Arbeit", "education": "Bildung", "community": "Ukrainische Gemeinschaft",
-    "healthcare": "Gesundheitsversorgung", "housing": "Wohnen", "culture": "Kultur",
-}
-# Labels of the solver's score terms; unknown terms fall back to their key so nothing is silently dropped.
-SCORE_TERM_DE = {
-    "work": "Arbeitsmarkt (Berufe im Fachkräftebedarf)",
-    "education": "Bildung (Kita- und Schulplätze)",
-    "community": "Ukrainische Gemeinschaft vor Ort",
-    "healthcare": "Gesundheitsversorgung",
-    "housing": "Wohnraum",
-    "culture": "Kultur",
-    "settlement": "Gewünschter Siedlungstyp",
-    "ties": "Familiäre oder freundschaftliche Bindungen",
-    "ties_same_municipality": "Angehörige in dieser Gemeinde",
-    "ties_same_kreis": "Angehörige in diesem Kreis",
-    "municipality_interest": "Interesse der Kommune",
-    "fairness": "Ausgleich zwischen Kommunen",
-    "preference": "Präferenz des Haushalts",
-}
-
 
 @dataclass(frozen=True)
 class PacketHousehold:
@@ -95,7 +45,7 @@ class PacketInput:
     coordination_contact: str
     response_deadline: date
     policy: Policy
-    # Households that declined or let their offer expire: counted on the cover, their details withdrawn.
+    # Households that declined or let their offer expire: counted in the overview, their details withdrawn.
     withdrawn: int = 0
     # Every household of the packet has answered: the municipality can plan with it as it stands.
     final: bool = False
@@ -109,18 +59,19 @@ class PacketFiles:
     pdf_sha256: str
 
 
-def arrival_window(response_deadline: date) -> tuple[date, date]:
-    """The arrival planning window, first and last day: packets and offer letters state the same one."""
-    return response_deadline, response_deadline + timedelta(days=ARRIVAL_WINDOW_DAYS)
+def arrival_window(response_deadline: date, valid_from: date | None = None) -> tuple[date, date]:
+    """The arrival planning window, first and last day: packets and offer letters state the same one.
+
+    Answers are accepted up to and including the deadline (offers expire once it has passed), so the municipality
+    knows who comes only the day after; a capacity offer that starts later moves the start to its valid_from."""
+    start = response_deadline + timedelta(days=1)
+    if valid_from is not None and valid_from > start:
+        start = valid_from
+    return start, start + timedelta(days=ARRIVAL_WINDOW_DAYS)
 
 
 def _de_date(d: date) -> str:
     return d.strftime("%d.%m.%Y")
-
-
-def _de_num(x: float, digits: int = 2) -> str:
-    s = f"{x:+.{digits}f}" if x else f"{0:.{digits}f}"
-    return s.replace("-", "\u2212").replace(".", ",")  # typographic minus, decimal comma
 
 
 def document_environment(template_dir: Path = TEMPLATE_DIR, extensions: tuple[str, ...] = ()) -> Environment:
@@ -141,7 +92,7 @@ def document_environment(template_dir: Path = TEMPLATE_DIR, extensions: tuple[st
 def _environment() -> Environment:
     env = document_environment()
     env.filters["de_date"] = _de_date
-    env.filters["de_num"] = _de_num
+    env.filters["de_day"] = lambda d: d.strftime("%d.%m.")
     env.filters["yes_no"] = lambda v: "ja" if v else "nein"
     return env
 
@@ -192,10 +143,37 @@ def _ties(household: Household, offer: CapacityOffer) -> dict[str, str]:
     return {"kind": "elsewhere", "text": "Angehörige oder Bekannte leben außerhalb Ihres Kreises."}
 
 
-def _score_terms(assignment: Assignment) -> list[dict[str, Any]]:
-    order = {k: i for i, k in enumerate(SCORE_TERM_DE)}
-    keys = sorted(assignment.score_terms, key=lambda k: (order.get(k, len(order)), k))
-    return [{"label": SCORE_TERM_DE.get(k, k), "value": float(assignment.score_terms[k])} for k in keys]
+REASON_TERMS = 3  # the one-line reason names at most this many of the match's largest score terms
+
+
+def _has_need(term: str, household: Household, demand: Demand) -> bool:
+    """Whether a score term names a need the packet may say this household has. The solver scores health care and
+    education for every household that weights them; a household without such a need must not read as having it,
+    and a medical need is a health detail, named only with consent."""
+    if term == "healthcare":
+        return household.consent_health_share and bool(household.hard_medical_needs)
+    if term == "education":
+        return demand.kita_u3 + demand.kita_ue3 + demand.school_primary + demand.school_secondary > 0
+    if term == "ties":
+        return bool(household.ties_ags)
+    return True
+
+
+def match_reason(household: Household, assignment: Assignment, demand: Demand) -> str:
+    """Why this match, in one line, from the explanation the round stored: the preference rank and the largest
+    positive score terms the household's needs allow naming."""
+    order = list(glossary.SCORE_TERMS)
+    terms = [k for k in order if assignment.score_terms.get(k, 0.0) > 0 and _has_need(k, household, demand)]
+    top = sorted(terms, key=lambda k: (-assignment.score_terms[k], order.index(k)))[:REASON_TERMS]
+    parts = []
+    if assignment.preference_rank >= 1:
+        parts.append(f"Rang {assignment.preference_rank} auf der Wunschliste des Haushalts")
+    if top:
+        # Commas only: the terms themselves contain "und".
+        parts.append("passt vor allem bei: " + ", ".join(glossary.SCORE_TERMS[k].de for k in top))
+    if not parts:
+        return "Zugeordnet nach den Bedarfen des Haushalts und den freien Plätzen."
+    return "; ".join(parts) + "."
 
 
 def _household_view(ph: PacketHousehold, packet: PacketInput) -> dict[str, Any]:
@@ -213,22 +191,22 @@ def _household_view(ph: PacketHousehold, packet: PacketInput) -> dict[str, Any]:
         composition[band][SEXES.index(m.sex) if m.sex in SEXES else SEXES.index("diverse")] += 1
         members.append({
             "number": n,
-            "relation": RELATION_DE.get(m.relation, m.relation),
-            "sex": SEX_DE.get(m.sex, m.sex),
+            "relation": glossary.RELATIONS.get(m.relation, m.relation),
+            "sex": glossary.SEXES.get(m.sex, m.sex),
             "band": _band_label(*AGE_BANDS[band]),
             "adult": age >= ADULT_AGE,
-            "occupation": OCCUPATION_DE.get(m.occupation, m.occupation),
-            "qualification": QUALIFICATION_DE.get(m.qualification, m.qualification),
+            "occupation": glossary.OCCUPATIONS.get(m.occupation, m.occupation),
+            "qualification": glossary.QUALIFICATIONS.get(m.qualification, m.qualification),
             "shortage": m.occupation in packet.offer.job_sectors_shortage,
         })
-    rows: list[dict[str, Any]] = [
+    rows: list[dict[str, Any]] = [  # bands nobody is in are left out: half a page per household
         {"label": _band_label(*AGE_BANDS[i]), "counts": counts, "total": sum(counts)}
-        for i, counts in enumerate(composition)
+        for i, counts in enumerate(composition) if sum(counts)
     ]
     health = None  # health and disability details leave the pipeline only with the household's consent
     if hh.consent_health_share:
         health = {
-            "medical_needs": [MEDICAL_DE[s] for s in MEDICAL_SERVICES if s in hh.hard_medical_needs],
+            "medical_needs": [glossary.MEDICAL_SERVICES[s] for s in MEDICAL_SERVICES if s in hh.hard_medical_needs],
             "wheelchair": hh.wheelchair_access,
             "mobility_impaired": [v for v, m in zip(members, hh.members, strict=True) if m.mobility_impaired],
         }
@@ -243,24 +221,24 @@ def _household_view(ph: PacketHousehold, packet: PacketInput) -> dict[str, Any]:
         "pseudonym": ph.pseudonym,
         "anchor": "hh-" + re.sub(r"[^A-Za-z0-9_-]", "-", ph.pseudonym),
         "accepted": ph.accepted,
-        "status": "angenommen" if ph.accepted else "Antwort ausstehend",
+        "status": glossary.STATUSES["accepted" if ph.accepted else "pending"].de,
         "demand": demand,
         "composition": rows,
         "composition_totals": [sum(r["counts"][j] for r in rows) for j in range(len(SEXES))],
         "adults": [m for m in members if m["adult"]],
-        "languages": [LANGUAGE_DE[code] for code in LANGUAGES if code in hh.languages],
-        "letter_language": LANGUAGE_DE.get(letter_code, letter_code),
-        "german_level": GERMAN_LEVEL_DE.get(hh.german_level, hh.german_level),
+        "languages": [glossary.LANGUAGES[code] for code in LANGUAGES if code in hh.languages],
+        "letter_language": glossary.LANGUAGES.get(letter_code, letter_code),
+        "german_level": glossary.GERMAN_LEVELS.get(hh.german_level, hh.german_level),
         # It follows from a wheelchair user or a mobility-impaired member: a disability detail (contract §1), so it
         # is shown only with consent, like the rest; the solver still placed the household where such units exist.
         "accessible_unit": hh.needs_accessible_unit if hh.consent_health_share else None,
-        "pets": PETS_DE.get(hh.pets, hh.pets),
+        "pets": glossary.PET_KINDS.get(hh.pets, hh.pets),
         "ties": _ties(hh, packet.offer),
-        "pref_settlement": SETTLEMENT_DE.get(hh.pref_settlement, hh.pref_settlement),
-        "weights": [{"label": WEIGHT_DE[k], "value": int(hh.weights.get(k, 0))} for k in WEIGHT_ASPECTS],
-        "score": float(ph.assignment.score),
-        "score_terms": _score_terms(ph.assignment),
-        "preference_rank": ph.assignment.preference_rank,
+        "pref_settlement": glossary.SETTLEMENTS.get(hh.pref_settlement, hh.pref_settlement),
+        # What the household weights, most important first; aspects it gave no weight are left out.
+        "weights": sorted(({"label": glossary.ASPECTS[k].de, "value": int(hh.weights.get(k, 0))}
+                           for k in WEIGHT_ASPECTS if hh.weights.get(k, 0)), key=lambda w: -w["value"]),
+        "reason": match_reason(hh, ph.assignment, demand),
         "health": health,
         "contact": contact,
     }
@@ -279,7 +257,7 @@ def packet_context(packet: PacketInput) -> dict[str, Any]:
     # Only the needs shown above: a total over withheld ones could name the household in a small packet.
     totals["units_wheelchair"] = sum(h["demand"].units_wheelchair for h in households if h["accessible_unit"])
     offer = packet.offer
-    arrival_from, arrival_until = arrival_window(packet.response_deadline)
+    arrival_from, arrival_until = arrival_window(packet.response_deadline, offer.valid_from)
     return {
         "round_id": packet.round_id,
         "round_date": packet.round_date,
@@ -298,7 +276,15 @@ def packet_context(packet: PacketInput) -> dict[str, Any]:
         "arrival_from": arrival_from,
         "arrival_until": arrival_until,
         "coordination_contact": packet.coordination_contact,
-        "sexes": [SEX_DE[s] for s in SEXES],
+        "status_pending": glossary.STATUSES["pending"].de,
+        "status_withdrawn": f"{glossary.STATUSES['declined'].de.capitalize()} oder {glossary.STATUSES['expired'].de}",
+        "sexes": [glossary.SEXES[s] for s in SEXES],
+        "terms": {**{k: t.de for k, t in glossary.DIMENSIONS.items()}, "rooms_needed": glossary.ROOMS_NEEDED.de,
+                  "pets": glossary.PETS.de, "arrival_window": glossary.ARRIVAL_WINDOW.de,
+                  "medical_need": glossary.MEDICAL_NEED.de},
+        "headers": {**{k: t.de_breakable for k, t in glossary.DIMENSIONS.items()},
+                    "rooms_needed": glossary.ROOMS_NEEDED.de_breakable, "pets": glossary.PETS.de_breakable,
+                    "arrival_window": glossary.ARRIVAL_WINDOW.de_breakable},
     }
 
 

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from rematch_pipeline import glossary
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.domain import (
@@ -44,11 +45,7 @@ TEMPLATE_DIR = Path(__file__).with_name("templates")
 RANK_BUCKETS = ("1", "2", "3", "4-5", "6-10", "11+")
 METHODS = (("rematch", "Re:Match (ours)"), ("greedy_by_score", "greedy by score"),
            ("state_quota", "state quota (Königstein key)"))
-DIMENSION_LABELS = {
-    "places_persons": "persons", "units_wheelchair": "wheelchair units", "units_pets_allowed": "pet units",
-    "kita_u3": "Kita U3", "kita_ue3": "Kita Ü3", "school_primary": "primary", "school_secondary": "secondary",
-    "language_course_seats": "language course",
-}
+DIMENSION_LABELS = {d: glossary.DIMENSIONS[d].en for d in CAPACITY_DIMENSIONS}
 SHADOW_PRICES_SHOWN = 25
 OFFER_STATES = (PENDING, ACCEPTED, DECLINED, EXPIRED)
 
