@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, text, update
@@ -206,6 +207,27 @@ class Documents(Protocol):
     def latest_letters(self, round_id: str, ags: str | None, salt: str) -> list[Document]:
         """The latest version of each letter of households still kept (not erased), optionally of one municipality."""
         ...
+
+
+class StoredPaths:
+    """Paths of files under REMATCH_HOME are stored relative to it, so a copy of the home on another machine (an
+    auditor's) finds them; read back, they are under this machine's home. Rows stored absolute still read."""
+
+    def __init__(self, home: Path | None) -> None:
+        self.home = home
+
+    def store(self, path: Any) -> Any:
+        if not path or self.home is None:
+            return None if path is None else str(path)
+        p = Path(path)
+        try:
+            return p.resolve().relative_to(self.home.resolve()).as_posix()
+        except ValueError:
+            return str(p)
+
+    def load(self, stored: Any) -> Path:
+        p = Path(stored)
+        return p if p.is_absolute() or self.home is None else self.home / p
 
 
 @dataclass(frozen=True)
@@ -529,8 +551,9 @@ class SqlQuarantine:
 
 
 class SqlRawFiles:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, paths: StoredPaths) -> None:
         self.conn = conn
+        self.paths = paths
 
     def get(self, raw_file_id: int) -> RawFile | None:
         r = self.conn.execute(select(t.raw_files).where(t.raw_files.c.id == raw_file_id)).first()
@@ -554,14 +577,15 @@ class SqlRawFiles:
     def reports(self, raw_file_id: int) -> dict[str, str]:
         v = t.validation_runs.c
         q = select(v.table_name, v.report_path).where(v.raw_file_id == raw_file_id).order_by(v.id)
-        return {r.table_name: r.report_path for r in self.conn.execute(q) if r.report_path}
+        return {r.table_name: str(self.paths.load(r.report_path)) for r in self.conn.execute(q) if r.report_path}
 
     def add_validation(self, raw_file_id: int, table_name: str, *, success: bool, evaluated_rows: int,
                        invalid_rows: int, report_path: str | None, statistics: Mapping[str, Any] | None,
                        at: datetime) -> None:
         self.conn.execute(insert(t.validation_runs).values(
             raw_file_id=raw_file_id, table_name=table_name, success=success, evaluated_rows=evaluated_rows,
-            invalid_rows=invalid_rows, report_path=report_path, statistics=statistics, created_at=at))
+            invalid_rows=invalid_rows, report_path=self.paths.store(report_path), statistics=statistics,
+            created_at=at))
 
 
 class SqlRecords:
@@ -587,8 +611,9 @@ def _raw_file(r: Any) -> RawFile:
 
 
 class SqlPersonalData:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, paths: StoredPaths) -> None:
         self.conn = conn
+        self.paths = paths
 
     def closed_before(self, cutoff: datetime, states: Sequence[str]) -> list[CaseRef]:
         h = t.households.c
@@ -620,14 +645,17 @@ class SqlPersonalData:
 
     def letter_files(self, case_ids: Sequence[str]) -> list[DocumentFile]:
         q = select(t.letters.c.html_path, t.letters.c.pdf_path, t.letters.c.version)
-        return [DocumentFile(*r) for chunk in _chunks(case_ids)
+        return [self._file(r) for chunk in _chunks(case_ids)
                 for r in self.conn.execute(q.where(t.letters.c.case_id.in_(chunk)))]
+
+    def _file(self, r: Any) -> DocumentFile:
+        return DocumentFile(str(self.paths.load(r.html_path)), str(self.paths.load(r.pdf_path)), r.version)
 
     def packet_files(self, case_ids: Sequence[str]) -> list[DocumentFile]:
         packet_of = and_(t.packets.c.round_id == t.assignments.c.round_id, t.packets.c.ags == t.assignments.c.ags)
         q = (select(t.packets.c.html_path, t.packets.c.pdf_path, t.packets.c.version).distinct()
              .join(t.assignments, packet_of))
-        return sorted({DocumentFile(*r) for chunk in _chunks(case_ids)
+        return sorted({self._file(r) for chunk in _chunks(case_ids)
                        for r in self.conn.execute(q.where(t.assignments.c.case_id.in_(chunk)))})
 
     def clear_quarantined_records(self, case_ids: Sequence[str]) -> int:
@@ -675,8 +703,9 @@ class SqlPersonalData:
 
 
 class SqlDocuments:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, paths: StoredPaths) -> None:
         self.conn = conn
+        self.paths = paths
 
     def latest_packets(self, round_id: str) -> list[Document]:
         p = t.packets.c
@@ -689,8 +718,8 @@ class SqlDocuments:
                                           .where(t.assignments.c.round_id == round_id)
                                           .group_by(t.assignments.c.ags)).all())
         emails = {o.offer_id: o.contact_email for o in SqlCapacityOffers(self.conn).all()}
-        return [Document("packet", round_id, r.ags, r.ags, r.version, r.sha256, Path(r.html_path), Path(r.pdf_path),
-                         emails.get(offer_of.get(r.ags, ""), "") or "") for r in rows]
+        return [Document("packet", round_id, r.ags, r.ags, r.version, r.sha256, self.paths.load(r.html_path),
+                         self.paths.load(r.pdf_path), emails.get(offer_of.get(r.ags, ""), "") or "") for r in rows]
 
     def latest_letters(self, round_id: str, ags: str | None, salt: str) -> list[Document]:
         lt = t.letters.c
@@ -704,15 +733,17 @@ class SqlDocuments:
             q = q.join(t.match_offers, and_(t.match_offers.c.round_id == lt.round_id,
                                             t.match_offers.c.case_id == lt.case_id)).where(t.match_offers.c.ags == ags)
         return [Document("letter", round_id, r.case_id, pseudonym(r.case_id, salt), r.version, r.sha256,
-                         Path(r.html_path), Path(r.pdf_path), r.contact_email or "") for r in self.conn.execute(q)]
+                         self.paths.load(r.html_path), self.paths.load(r.pdf_path), r.contact_email or "")
+                for r in self.conn.execute(q)]
 
 
 _VERSIONED = {"packet": t.packets, "letter": t.letters}
 
 
 class SqlDocumentVersions:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, paths: StoredPaths) -> None:
         self.conn = conn
+        self.paths = paths
 
     def look_up(self, kind: str, key: Mapping[str, str], digest: str) -> Ledger:
         table = _VERSIONED[kind]
@@ -721,7 +752,15 @@ class SqlDocumentVersions:
         latest = self.conn.execute(select(func.max(table.c.version)).where(*mine)).scalar()
         prior = None if not latest else self.conn.execute(
             select(table).where(*mine, table.c.version == latest)).first()
-        return Ledger(same, prior)
+        return Ledger(self._loaded(same), self._loaded(prior))
+
+    def _loaded(self, row: Any) -> Any:
+        """A ledger row with its files' paths under this machine's home."""
+        if row is None:
+            return None
+        values = dict(row._mapping)
+        values.update(html_path=str(self.paths.load(row.html_path)), pdf_path=str(self.paths.load(row.pdf_path)))
+        return SimpleNamespace(**values)
 
     def add(self, kind: str, key: Mapping[str, str], ledger: Ledger, kept: Mapping[str, str],
             values: Mapping[str, Any]) -> None:
@@ -729,7 +768,8 @@ class SqlDocumentVersions:
         if ledger.prior is not None:
             mine = [table.c[name] == value for name, value in key.items()]
             self.conn.execute(update(table).where(*mine, table.c.version == ledger.prior.version).values(**kept))
-        self.conn.execute(insert(table).values(**key, **values, version=ledger.next_version))
+        stored = {**values, **{k: self.paths.store(values[k]) for k in ("html_path", "pdf_path") if k in values}}
+        self.conn.execute(insert(table).values(**key, **stored, version=ledger.next_version))
 
 
 def _ledger_key(doc: Document, channel: str) -> tuple[Any, ...]:
@@ -768,17 +808,22 @@ class SqlDeliveries:
 
 
 class SqlAuditTrail:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, paths: StoredPaths) -> None:
         self.conn = conn
+        self.paths = paths
 
     def _rows(self, q: Any) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in self.conn.execute(q)]
+
+    def _runs(self, q: Any) -> list[dict[str, Any]]:
+        return [{**r, "report_path": r["report_path"] and str(self.paths.load(r["report_path"]))}
+                for r in self._rows(q)]
 
     def validations_until(self, cutoff: datetime | None) -> list[dict[str, Any]]:
         if cutoff is None:
             return []
         v = t.validation_runs
-        return self._rows(select(v, t.raw_files.c.original_name).join(t.raw_files, t.raw_files.c.id == v.c.raw_file_id)
+        return self._runs(select(v, t.raw_files.c.original_name).join(t.raw_files, t.raw_files.c.id == v.c.raw_file_id)
                           .where(v.c.created_at <= cutoff).order_by(v.c.id))
 
     def round_record(self, round_id: str, cutoff: datetime | None) -> RoundRecord:
@@ -789,7 +834,7 @@ class SqlAuditTrail:
         # No cutoff (a round never recorded as created): no file can be shown to precede it.
         files = (self._rows(select(t.raw_files).where(t.raw_files.c.received_at <= cutoff).order_by(t.raw_files.c.id))
                  if cutoff is not None else [])
-        runs = (self._rows(select(t.validation_runs).where(t.validation_runs.c.created_at <= cutoff)
+        runs = (self._runs(select(t.validation_runs).where(t.validation_runs.c.created_at <= cutoff)
                            .order_by(t.validation_runs.c.id)) if cutoff is not None else [])
         by_case = [(tbl, tbl.c.case_id) for tbl in (t.assignments, t.unmatched, t.match_offers, t.decisions)]
         assignments, unmatched, offers, decisions = (
@@ -803,21 +848,22 @@ class SqlAuditTrail:
 class SqlUnitOfWork:
     """The lifecycle's repositories over one open transaction (the caller's, so a step can join a larger one)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, home: Path | None = None) -> None:
         self.conn = conn
+        paths = StoredPaths(home)
         self.rounds = SqlRounds(conn)
         self.offers = SqlMatchOffers(conn)
         self.decisions = SqlDecisions(conn)
         self.households = SqlHouseholds(conn)
         self.capacity_offers = SqlCapacityOffers(conn)
         self.quarantine = SqlQuarantine(conn)
-        self.raw_files = SqlRawFiles(conn)
+        self.raw_files = SqlRawFiles(conn, paths)
         self.records = SqlRecords(conn)
-        self.personal_data = SqlPersonalData(conn)
-        self.documents = SqlDocuments(conn)
+        self.personal_data = SqlPersonalData(conn, paths)
+        self.documents = SqlDocuments(conn, paths)
         self.deliveries = SqlDeliveries(conn)
-        self.versions = SqlDocumentVersions(conn)
-        self.audit_trail = SqlAuditTrail(conn)
+        self.versions = SqlDocumentVersions(conn, paths)
+        self.audit_trail = SqlAuditTrail(conn, paths)
 
     def audit(self, actor: str, event: str, subject: str | None, detail: Mapping[str, Any], at: datetime) -> None:
         store.audit(self.conn, actor, event, subject, dict(detail), at=at)
@@ -828,7 +874,7 @@ def unit_of_work(settings: Settings) -> Iterator[SqlUnitOfWork]:
     """A new transaction: committed when the block ends, rolled back when it raises."""
     try:
         with settings.engine().begin() as conn:
-            yield SqlUnitOfWork(conn)
+            yield SqlUnitOfWork(conn, settings.home)
     except IntegrityError as exc:  # also when the commit itself finds the other writer's row
         raise Conflict("another transaction wrote the same row first") from exc
 
@@ -837,4 +883,4 @@ def unit_of_work(settings: Settings) -> Iterator[SqlUnitOfWork]:
 def reading(settings: Settings) -> Iterator[SqlUnitOfWork]:
     """The repositories for reading only: nothing is committed."""
     with settings.engine().connect() as conn:
-        yield SqlUnitOfWork(conn)
+        yield SqlUnitOfWork(conn, settings.home)

@@ -367,7 +367,7 @@ def test_ingest_round_packets_chain_succeeds_on_celery_workers(topology: Topolog
     assert placed and sorted(offered) == sorted((a.case_id, "pending") for a in placed)
     # One packet per receiving municipality, rendered by the mapped tasks on the worker.
     assert sorted(p.ags for p in packets) == sorted({a.ags for a in placed})
-    assert all(Path(p.pdf_path).is_file() for p in packets)
+    assert all((settings.home / p.pdf_path).is_file() for p in packets)  # stored relative to the home
     assert (settings.exports / rnd.round_id / "assignments.csv").is_file()
     assert n_validations == 3 and list(settings.data_docs.rglob("*.html"))
     # Letters for every offered household, and every packet and letter delivered once (outbox: no SMTP here).

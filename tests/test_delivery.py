@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -84,7 +85,9 @@ def _packets(settings: Settings, round_id: str) -> dict[str, Any]:
     with get_engine(settings.database_url).connect() as conn:
         rows = conn.execute(select(t.packets).where(t.packets.c.round_id == round_id)
                             .order_by(t.packets.c.version)).all()
-    return {r.ags: r for r in rows}  # the latest version of each
+    # The latest version of each, its files under the home (the database holds them relative to it).
+    return {r.ags: SimpleNamespace(**{**r._mapping, "html_path": str(settings.home / r.html_path),
+                                      "pdf_path": str(settings.home / r.pdf_path)}) for r in rows}
 
 
 @pytest.mark.full

@@ -70,7 +70,7 @@ def test_full_round_runs_through_the_real_dags(settings: Settings, airflow_env: 
     assert sorted(offered) == sorted((a.case_id, "pending") for a in placed)
     # One packet per receiving municipality, and its files exist.
     assert sorted(p.ags for p in packets) == sorted({a.ags for a in placed})
-    assert all(Path(p.pdf_path).is_file() for p in packets)
+    assert all((settings.home / p.pdf_path).is_file() for p in packets)  # stored relative to the home
     assert (settings.exports / rnd.round_id / "assignments.csv").is_file()
     assert n_validations == 3 and list(settings.data_docs.rglob("*.html"))
     # Each offered household has its letter, every packet and letter went out once, the report is written.
@@ -78,7 +78,7 @@ def test_full_round_runs_through_the_real_dags(settings: Settings, airflow_env: 
         letters = conn.execute(select(t.letters.c.case_id, t.letters.c.pdf_path)).all()
         deliveries = conn.execute(select(t.deliveries.c.document, t.deliveries.c.status)).all()
     assert sorted(c for c, _ in letters) == sorted(a.case_id for a in placed)
-    assert all(Path(p).is_file() for _, p in letters)
+    assert all((settings.home / p).is_file() for _, p in letters)
     assert sorted(deliveries) == sorted([("packet", "delivered")] * len(packets)
                                         + [("letter", "delivered")] * len(letters))
     assert (settings.exports / rnd.round_id / "round_report.html").is_file()

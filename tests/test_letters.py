@@ -479,7 +479,7 @@ def test_rerendering_round_letters_is_idempotent_and_a_changed_letter_is_a_new_v
     rows = _letter_rows(settings)
     assert [(r.case_id, r.version) for r in rows] == [(c, v) for c in ("RM-L-1", "RM-L-2", "RM-L-3") for v in (1, 2)]
     for r in rows:
-        assert Path(r.html_path).is_file() and Path(r.pdf_path).is_file()
+        assert (settings.home / r.html_path).is_file() and (settings.home / r.pdf_path).is_file()
         assert (r.version == 1) == r.html_path.endswith("_v1.html")
     assert len(render_round_letters(settings, policy, round_id)) == 3 and len(_letter_rows(settings)) == 6
 

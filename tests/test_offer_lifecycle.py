@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from rematch_pipeline import offers
 from rematch_pipeline.config import Settings, shipped_policy
 from rematch_pipeline.domain import Assignment, Household, MatchingRound, MatchOffer
-from rematch_pipeline.repository import reading, unit_of_work
+from rematch_pipeline.repository import SqlUnitOfWork, reading, unit_of_work
 from tests.factories import ROUND_DATE, adult, household, solved_round
 
 OFFERED = datetime(2026, 11, 23, 9, tzinfo=UTC)
@@ -237,7 +238,8 @@ def test_the_sql_repositories_keep_what_the_ingest_writes(settings: Settings) ->
     with unit_of_work(settings) as uow:
         raw_id = uow.raw_files.record({**raw, "kind": None, "status": "failed"}, retry_of=None)
         uow.raw_files.add_validation(raw_id, "households", success=False, evaluated_rows=3, invalid_rows=1,
-                                     report_path="data_docs/h.html", statistics={"evaluated_expectations": 4}, at=at)
+                                     report_path=str(settings.home / "data_docs" / "h.html"),
+                                     statistics={"evaluated_expectations": 4}, at=at)
         uow.raw_files.add_validation(raw_id, "members", success=True, evaluated_rows=5, invalid_rows=0,
                                      report_path=None, statistics=None, at=at)
         uow.quarantine.add_many([
@@ -253,8 +255,37 @@ def test_the_sql_repositories_keep_what_the_ingest_writes(settings: Settings) ->
         assert stored is not None and (stored.id, stored.status, stored.kind, stored.format) == (
             raw_id, "ingested", "households", "xlsx")
         assert uow.raw_files.by_digest("cd" * 32) is None
-        assert uow.raw_files.reports(raw_id) == {"households": "data_docs/h.html"}
+        assert uow.raw_files.reports(raw_id) == {"households": str(settings.home / "data_docs" / "h.html")}
         rows = {r["rule"]: r for r in uow.quarantine.listing(include_resolved=False)}
         assert (rows["ags_eight_digits"]["sheet"], rows["ags_eight_digits"]["source_row"]) == ("Interviews", 3)
         assert rows["sheet_not_read"]["source_row"] is None
         assert [r.record for r in uow.quarantine.of_file(raw_id)] == [{"case_id": "A"}, None]
+
+
+def test_paths_under_the_home_are_stored_relative_to_it_and_read_under_the_home_of_the_reader(
+        settings: Settings, tmp_path: Path) -> None:
+    """A copy of REMATCH_HOME on another machine finds every file the database names (issue 20, exports)."""
+    round_id = solved_round(settings, tmp_path, households=6, municipalities=2, seed=5)
+    at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    html, pdf = settings.home / "outbox" / "p.html", settings.home / "outbox" / "p.pdf"
+    with unit_of_work(settings) as uow:
+        ags = uow.rounds.assignments(round_id)[0].ags
+        key = {"round_id": round_id, "ags": ags}
+        uow.versions.add("packet", key, uow.versions.look_up("packet", key, "ab" * 32), {},
+                         {"html_path": str(html), "pdf_path": str(pdf), "sha256": "ab" * 32, "created_at": at})
+        raw_id = uow.raw_files.record(dict(sha256="cd" * 32, original_name="x.csv", archived_path="raw/x.csv",
+                                           size_bytes=1, received_at=at, status="ingested"), retry_of=None)
+        uow.raw_files.add_validation(raw_id, "capacity_offers", success=True, evaluated_rows=1, invalid_rows=0,
+                                     report_path=str(settings.home / "data_docs" / "v.html"), statistics=None, at=at)
+    with settings.engine().connect() as conn:
+        stored = conn.execute(text("SELECT html_path, pdf_path FROM packets")).one()
+        report = conn.execute(text("SELECT report_path FROM validation_runs WHERE raw_file_id = :id"),
+                              {"id": raw_id}).scalar()
+    assert tuple(stored) == ("outbox/p.html", "outbox/p.pdf") and report == "data_docs/v.html"
+    elsewhere = tmp_path / "copied-home"
+    with settings.engine().connect() as conn:
+        uow = SqlUnitOfWork(conn, elsewhere)
+        (packet,) = uow.documents.latest_packets(round_id)
+        assert (packet.html_path, packet.pdf_path) == (elsewhere / "outbox/p.html", elsewhere / "outbox/p.pdf")
+        assert uow.versions.look_up("packet", key, "ab" * 32).same.pdf_path == str(elsewhere / "outbox/p.pdf")
+        assert uow.raw_files.reports(raw_id) == {"capacity_offers": str(elsewhere / "data_docs/v.html")}
