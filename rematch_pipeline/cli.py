@@ -81,7 +81,9 @@ def round_summary_lines(s: Any) -> list[str]:
     if o.get("offered"):
         lines.append(f"  Offers: {counted(o['offered'], 'household')} offered a place; of them {count(o['accepted'])} "
                      f"accepted ({counted(o.get('persons_accepted', 0), 'person')}), {count(o['declined'])} declined,"
-                     f" {count(o['expired'])} expired and {count(o['pending'])} wait for an answer.")
+                     f" {count(o['expired'])} expired"
+                     + (f", {count(o['withdrawn'])} withdrawn (erased on request)" if o.get("withdrawn") else "")
+                     + f" and {count(o['pending'])} wait for an answer.")
     bound, gap = st.get("lp_bound_persons"), st.get("gap_to_lp")
     if bound is not None and gap is not None:
         if st.get("persons_proven_maximal"):  # the bound is a fraction: whole persons cannot reach it

@@ -294,6 +294,7 @@ class UnmatchedReason:
 
 
 PENDING, ACCEPTED, DECLINED, EXPIRED = "pending", "accepted", "declined", "expired"
+WITHDRAWN = "withdrawn"  # the household's data were erased on request while its offer was pending
 HOLDS_CAPACITY = (PENDING, ACCEPTED)  # a pending offer keeps its places until it is answered or expires
 
 
@@ -321,6 +322,8 @@ class MatchOffer:
         if when < offered_at:
             return "before_offer"
         # The deadline is a day in UTC, as every time here: 23:30 at UTC-12 on the last day is already the next day.
+        if self.status == WITHDRAWN:
+            return "withdrawn"
         if self.status == EXPIRED or when.astimezone(UTC).date() > self.respond_by:
             return "after_deadline"
         if self.status != PENDING:
@@ -333,6 +336,13 @@ class MatchOffer:
         if self.status != PENDING or self.respond_by >= today:
             return False
         self.status, self.resolved_at = EXPIRED, at
+        return True
+
+    def withdraw(self, at: datetime) -> bool:
+        """A pending offer of a household erased on request ends as withdrawn (not as expired: nobody let it lapse)."""
+        if self.status != PENDING:
+            return False
+        self.status, self.resolved_at = WITHDRAWN, at
         return True
 
 

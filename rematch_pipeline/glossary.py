@@ -51,6 +51,7 @@ STATUSES: dict[str, Term] = {
     "accepted": Term("angenommen", "accepted"),
     "declined": Term("abgelehnt", "declined"),
     "expired": Term("Frist abgelaufen", "expired"),
+    "withdrawn": Term("zurückgezogen", "withdrawn"),
 }
 
 # What a household weights (contract WEIGHT_ASPECTS); the solver's score terms of the same name are these concepts.

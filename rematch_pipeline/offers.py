@@ -15,6 +15,7 @@ from rematch_pipeline.domain import (
     EXPIRED,
     HOLDS_CAPACITY,
     PENDING,
+    WITHDRAWN,
     Capacity,
     Consumption,
     MatchOffer,
@@ -32,6 +33,9 @@ DECISION_REJECTS: dict[str, tuple[str, str, str]] = {
     "before_offer": ("decided_at", "decision_before_offer",
                      "The answer is dated before the household was offered this place; check decided_at (its date, "
                      "time and time zone) and send the decision again."),
+    "withdrawn": ("case_id", "decision_for_withdrawn_offer",
+                  "This household's offer was withdrawn because its data were erased on request; the answer cannot "
+                  "be applied. Ask the coordination team."),
     "after_deadline": ("decided_at", "decision_after_deadline",
                        "The answer came after the offer's response deadline (or the offer had already expired); "
                        "the household is back in the pool and can be matched again in the next round."),
@@ -82,8 +86,9 @@ def expire_offers(uow: UnitOfWork, today: date, actor: str, at: datetime) -> int
 
 
 def withdraw_offer(uow: UnitOfWork, offer: MatchOffer, actor: str, at: datetime) -> None:
-    """A household erased on request: its pending offer ends as expired, and its round closes if nothing is left."""
-    offer.status, offer.resolved_at = EXPIRED, at
+    """A household erased on request: its pending offer ends as withdrawn, and its round closes if nothing is left."""
+    if not offer.withdraw(at):
+        return
     uow.offers.save(offer)
     uow.audit(actor, "offer_withdrawn", offer.round_id, {"case_id": offer.case_id}, at)
     close_if_answered(uow, offer.round_id, actor, at)
@@ -193,7 +198,7 @@ def offer_counts(round_offers: Iterable[MatchOffer]) -> dict[str, Any]:
     """How many of a round's offers are in each state, and the persons of those accepted."""
     listed = list(round_offers)
     counts: dict[str, Any] = {"offered": len(listed)}
-    for status in (ACCEPTED, DECLINED, EXPIRED, PENDING):
+    for status in (ACCEPTED, DECLINED, EXPIRED, WITHDRAWN, PENDING):
         counts[status] = sum(o.status == status for o in listed)
     counts["persons_accepted"] = sum(o.persons for o in listed if o.status == ACCEPTED)
     return counts

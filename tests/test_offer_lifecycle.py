@@ -191,6 +191,19 @@ def test_an_answer_after_expiry_is_refused_and_expiry_closes_the_round() -> None
     assert offers.record_decision(uow, "A", "R-1", "accept", OFFERED, None, "test", OFFERED) == "after_deadline"
 
 
+def test_an_offer_of_a_household_erased_on_request_is_withdrawn_not_expired() -> None:
+    uow = _offered("A", "B")
+    offers.withdraw_offer(uow, uow.offers.rows["R-1", "A"], "test", OFFERED)
+    assert (_status(uow, "A"), _status(uow, "B")) == ("withdrawn", "pending")
+    assert offers.offer_counts(uow.offers.of_round("R-1"))["withdrawn"] == 1
+    assert offers.record_decision(uow, "A", "R-1", "accept", OFFERED, None, "test", OFFERED) == "withdrawn"
+    assert offers.record_decision(uow, "B", "R-1", "decline", OFFERED, None, "test", OFFERED) == "inserted"
+    assert uow.rounds.rows["R-1"].status == "closed"  # nothing is left pending
+    # An answered offer is not withdrawn afterwards: the household's answer stands.
+    offers.withdraw_offer(uow, uow.offers.rows["R-1", "B"], "test", OFFERED)
+    assert _status(uow, "B") == "declined"
+
+
 def test_a_decision_other_than_accept_or_decline_is_an_error() -> None:
     with pytest.raises(ValueError, match="accept or decline"):
         offers.record_decision(_offered("A"), "A", "R-1", "maybe", OFFERED, None, "test", OFFERED)

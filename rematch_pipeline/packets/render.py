@@ -277,7 +277,8 @@ def packet_context(packet: PacketInput) -> dict[str, Any]:
         "arrival_until": arrival_until,
         "coordination_contact": packet.coordination_contact,
         "status_pending": glossary.STATUSES["pending"].de,
-        "status_withdrawn": f"{glossary.STATUSES['declined'].de.capitalize()} oder {glossary.STATUSES['expired'].de}",
+        "status_withdrawn": (f"{glossary.STATUSES['declined'].de.capitalize()}, {glossary.STATUSES['expired'].de} "
+                             f"oder {glossary.STATUSES['withdrawn'].de}"),
         "sexes": [glossary.SEXES[s] for s in SEXES],
         "terms": {**{k: t.de for k, t in glossary.DIMENSIONS.items()}, "rooms_needed": glossary.ROOMS_NEEDED.de,
                   "pets": glossary.PETS.de, "arrival_window": glossary.ARRIVAL_WINDOW.de,

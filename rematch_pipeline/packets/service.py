@@ -19,7 +19,7 @@ from rematch_pipeline.repository import Ledger, reading, require_round, unit_of_
 
 log = logging.getLogger(__name__)
 
-WITHDRAWN = ("declined", "expired")
+WITHDRAWN = ("declined", "expired", "withdrawn")  # offers whose households are not coming
 
 
 def round_packet_inputs(settings: Settings, policy: Policy, round_id: str, ags: str | None = None) -> list[Any]:

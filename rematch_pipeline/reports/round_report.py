@@ -17,6 +17,7 @@ from rematch_pipeline.domain import (
     EXPIRED,
     PENDING,
     ROOM_CLASSES,
+    WITHDRAWN,
     Assignment,
     Capacity,
     MatchingRound,
@@ -47,7 +48,7 @@ METHODS = (("rematch", "Re:Match (ours)"), ("greedy_by_score", "greedy by score"
            ("state_quota", "state quota (Königstein key)"))
 DIMENSION_LABELS = {d: glossary.DIMENSIONS[d].en for d in CAPACITY_DIMENSIONS}
 SHADOW_PRICES_SHOWN = 25
-OFFER_STATES = (PENDING, ACCEPTED, DECLINED, EXPIRED)
+OFFER_STATES = (PENDING, ACCEPTED, DECLINED, EXPIRED, WITHDRAWN)
 
 _ENV = document_environment(TEMPLATE_DIR)
 # The template formats every number with the charts' functions, so a figure reads the same in a chart and a table.
