@@ -43,6 +43,13 @@ def member(relation: str = "head", birth_year: Any = "1985", **overrides: Any) -
     return row
 
 
+def canonical(row: dict[str, Any], source_row: str = "2") -> dict[str, str | None]:
+    """An export row as the reader hands it to validation: text values, the export's own system columns gone, the
+    sender's row number added."""
+    kept = {k: (None if v is None else str(v)) for k, v in row.items() if k not in KOBO_SYSTEM}
+    return {**kept, "source_row": source_row}
+
+
 def family(*relations: str) -> list[dict[str, Any]]:
     return [member(r, str(1980 + 5 * i)) for i, r in enumerate(relations)]
 

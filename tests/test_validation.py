@@ -22,44 +22,26 @@ from rematch_pipeline.validation import (
     validate_batch,
     validate_table,
 )
+from tests import exports as x
 
 TODAY = date(2026, 6, 1)
 
 
+# Canonical rows (as the reader hands them on), built from the export rows of tests.exports with dates before TODAY.
 def household(case_id: str = "RM-2026-00001", **overrides: str | None) -> dict[str, str | None]:
-    row: dict[str, str | None] = {
-        "case_id": case_id, "interview_date": "2026-03-15", "interview_location": "Warszawa",
-        "consent_matching": "yes", "consent_health_share": "no", "contact_phone": "+48 600 000 000",
-        "contact_email": "family@example.org", "languages": "uk ru", "german_level": "a1",
-        "wheelchair_access": "no", "medical_needs": "none", "pets": "none", "pref_settlement": "any",
-        "weight_work": "3", "weight_education": "2", "weight_community": "1", "weight_healthcare": "0",
-        "weight_housing": "5", "weight_culture": "4", "ties_ags": None, "notes": "<b>not markup</b>", "source_row": "2",
-    }
+    row = x.canonical(x.household(case_id, interview_date="2026-03-15", notes="<b>not markup</b>"))
     row.update(overrides)
     return row
 
 
 def member(case_id: str = "RM-2026-00001", member_no: str = "1", **overrides: str | None) -> dict[str, str | None]:
-    row: dict[str, str | None] = {
-        "case_id": case_id, "member_no": member_no, "relation": "head", "sex": "female", "birth_year": "1985",
-        "mobility_impaired": "no", "occupation": "health_care", "qualification": "vocational", "source_row": "2",
-    }
+    row = x.canonical({**x.member(), "case_id": case_id, "member_no": member_no})
     row.update(overrides)
     return row
 
 
 def offer(offer_id: str = "OF-1", **overrides: str | None) -> dict[str, str | None]:
-    row: dict[str, str | None] = {
-        "offer_id": offer_id, "ags": "09162000", "municipality_name": "München", "state": "BY",
-        "settlement_type": "big_city", "valid_from": "2026-01-01", "valid_until": "2026-12-31",
-        "places_persons": "12", "units_1_room": "1", "units_2_rooms": "2", "units_3_rooms": "1",
-        "units_4plus_rooms": "0", "units_wheelchair": "1", "units_pets_allowed": "2", "kita_u3": "1",
-        "kita_ue3": "2", "school_primary": "3", "school_secondary": "2", "language_course_seats": "6",
-        "medical_services": "dialysis oncology", "job_sectors_shortage": "health_care it",
-        "ukrainian_community": "small", "contact_name": "Amt für Integration",
-        "contact_email": "integration@example.de",
-        "source_row": "2",
-    }
+    row = x.canonical(x.offer(offer_id, valid_from="2026-01-01", valid_until="2026-12-31"))
     row.update(overrides)
     return row
 
