@@ -6,8 +6,6 @@ import csv
 import json
 from datetime import date
 
-from sqlalchemy import insert
-
 from rematch_pipeline import store
 from rematch_pipeline.config import Settings, load_policy
 from rematch_pipeline.db import tables as t
@@ -15,34 +13,21 @@ from rematch_pipeline.db.engine import get_engine, migrate
 from rematch_pipeline.domain import UnmatchedReason
 from rematch_pipeline.matching.reasons import words
 from rematch_pipeline.rounds import export_round, run_round
-from tests.factories import adult, child, household, offer
+from tests import exports as x
+from tests.factories import store_records
 
 ROUND_DATE = date(2026, 11, 23)
 
 
 def _seed(settings: Settings) -> None:
+    """Three households, one of six persons, and one offer of four places (valid on ROUND_DATE)."""
     migrate(settings.database_url)
-    with get_engine(settings.database_url).begin() as conn:
-        raw = conn.execute(insert(t.raw_files).values(
-            sha256="0" * 64, original_name="seed", archived_path="x", size_bytes=0, status="ingested",
-            received_at=settings.clock.now())).inserted_primary_key[0]
-        for h in (household("RM-1", (adult(), child())), household("RM-2", (adult(),)),
-                  household("=RM-3", (adult(), adult("spouse"), child(), child(), child(), child()))):
-            row = {"case_id": h.case_id, "interview_date": "2026-11-01", "consent_matching": "yes",
-                   "consent_health_share": "yes", "languages": "uk", "german_level": "a1", "wheelchair_access": "no",
-                   "medical_needs": "none", "pets": "none", "pref_settlement": "any", "_submission_time": "x",
-                   **{f"weight_{a}": "1" for a in ("work", "education", "community", "healthcare", "housing",
-                                                   "culture")}}
-            members = [store.member_row({"case_id": h.case_id, "member_no": i + 1, "relation": m.relation,
-                                         "sex": m.sex, "birth_year": m.birth_year, "mobility_impaired": "no",
-                                         "occupation": m.occupation, "qualification": m.qualification})
-                       for i, m in enumerate(h.members)]
-            store.upsert_household(conn, store.household_row(row, raw, settings.pseudonym_salt), members,
-                                   settings.clock.now())
-        o = offer("05111000", places=4)
-        store.upsert_offer(conn, store.offer_row({**{k: str(v) for k, v in o.__dict__.items()},
-                                                  "medical_services": "", "job_sectors_shortage": ""}, raw),
-                          settings.clock.now())
+    families = {"RM-1": [x.member("head"), x.member("child", "2018")], "RM-2": [x.member("head")],
+                "=RM-3": [x.member("head"), x.member("spouse", "1984"), *[x.member("child", "2018")] * 4]}
+    store_records(
+        settings, [x.household(c, languages="uk", consent_health_share="yes") for c in families], families,
+        [x.offer("OF-05111000", ags="05111000", state="NW", places_persons="4", units_1_room="5", units_2_rooms="5",
+                 units_3_rooms="5", units_4plus_rooms="5", valid_from="2026-01-01", valid_until="2026-12-31")])
 
 
 def test_round_is_solved_once_per_date_and_rerun_changes_nothing(settings: Settings) -> None:
