@@ -1,4 +1,4 @@
-"""Repository over the project database: validated rows in, domain objects out, rounds and the audit trail."""
+"""Row mapping for the repositories: canonical records to table rows, rows to domain objects, bulk writes of a batch."""
 
 from __future__ import annotations
 
