@@ -35,7 +35,7 @@ DIMENSIONS: dict[str, Term] = {
     "kita_u3": _t("Kita|plätze U3", "Kita U3"),
     "kita_ue3": _t("Kita|plätze Ü3", "Kita Ü3"),
     "school_primary": _t("Grund|schul|plätze", "primary"),
-    "school_secondary": _t("Plätze weiter|führende Schule", "secondary"),
+    "school_secondary": _t("Plätze weiter|füh|rende Schule", "secondary"),
     "language_course_seats": _t("Inte|gra|tions|kurs|plätze", "language course"),
 }
 

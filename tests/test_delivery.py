@@ -195,7 +195,7 @@ def test_declined_households_leave_the_packet_and_it_is_final_once_all_answered(
     for case_id in cases[1:]:
         decide(settings, case_id, round_id, "accept")
     [after] = round_packet_inputs(settings, load_policy(), round_id, ags=ags)
-    assert after.final and after.withdrawn == 1
+    assert after.final and after.withdrawn == {"declined": 1}
     assert sorted(ph.household.case_id for ph in after.households) == cases[1:]
     rendered = {r["ags"]: r for r in render_round_packets(settings, load_policy(), round_id)}
     assert rendered[ags]["new"] and rendered[ags]["final"]

@@ -7,8 +7,14 @@ import re
 import pytest
 from babel.dates import format_date
 
+from rematch_pipeline import glossary
 from rematch_pipeline.packets.exonyms import EXONYMS, local_name
-from rematch_pipeline.packets.letters import letter_language, render_letter_html
+from rematch_pipeline.packets.letters import (
+    SCORE_TERMS,
+    letter_language,
+    render_letter_html,
+    translations,
+)
 from rematch_pipeline.packets.render import arrival_window, render_packet_html
 from rematch_pipeline.scenario import _CITY_STATES, PILOT_CITIES
 from tests import test_packets as packets
@@ -152,3 +158,30 @@ def test_letter_states_the_packets_arrival_window_and_the_next_steps(lang: str) 
     assert facts == [start.isoformat(), end.isoformat()]
     steps = next(n for n in doc.iter("ol") if n.has_class("next-steps")).iter("li")
     assert len(steps) == 4 and all(li.flat_text() for li in steps)
+
+
+# ---------------------------------------------------------------- German words
+
+
+def test_german_letter_names_each_concept_with_the_glossarys_term() -> None:
+    de = translations("de").gettext
+    for key in set(SCORE_TERMS) & set(glossary.SCORE_TERMS):
+        assert de(SCORE_TERMS[key]).startswith(glossary.SCORE_TERMS[key].de), key
+    # The needs the packet's caseworker reads under the same words: one term per concept for both readers.
+    same_concept = {
+        "German course": glossary.DIMENSIONS["language_course_seats"].de,
+        "Accessible flat": glossary.DIMENSIONS["units_wheelchair"].de,
+        "Medical care": glossary.MEDICAL_NEED.de,
+        "Type of place": "Siedlungstyp",
+    }
+    assert {msgid: de(msgid) for msgid in same_concept} == same_concept
+    doc = letter_doc("de", household=make_household(languages=("de",)))
+    assert "Angehörige oder Freunde" not in doc.flat_text()
+
+
+@pytest.mark.parametrize(("lang", "waiting_list"), [("de", "Warteliste"), ("en", "waiting list")])
+def test_letter_speaks_of_the_waiting_list_not_the_pool(lang: str, waiting_list: str) -> None:
+    # "Pool" is the team's word for the households not yet placed; a household knows a waiting list.
+    text = letter_doc(lang).flat_text()
+    assert not re.search(r"\bpool\b", text, flags=re.IGNORECASE)
+    assert waiting_list in text

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
+from rematch_pipeline import glossary
 from rematch_pipeline.config import DEFAULT_PSEUDONYM_SALT, load_policy
+from rematch_pipeline.contract import WEIGHT_RANGE
 from rematch_pipeline.domain import Assignment, CapacityOffer, Household, Member, demand_of, pseudonym
 from rematch_pipeline.packets.render import (
     PacketHousehold,
@@ -178,6 +180,64 @@ def test_interview_notes_reach_the_municipality_only_with_health_consent(
     assert HEALTH_NO.contact_phone in section_of(doc, no).flat_text()  # accepted: the contact is there
     assert HEALTH_NO.notes not in mixed_html and HEALTH_NO.notes not in "\n".join(pdf_text(mixed_pdf))
     assert HEALTH_YES.notes in section_of(doc, yes).flat_text()
+
+
+def test_interview_notes_are_introduced_as_the_households_untranslated_words(
+        mixed_packet: PacketInput, mixed_html: str) -> None:
+    # Notes stay in the language they were taken in: the caseworker must not read them as the packet's own German.
+    doc = parse(mixed_html)
+    section = section_of(doc, next(ph for ph in mixed_packet.households if ph.household is HEALTH_YES))
+    label = next(p for p in section.iter("p") if p.has_class("notes-label")).flat_text()
+    assert "im Wortlaut" in label and "nicht übersetzt" in label
+
+
+def test_the_households_weights_name_their_scale(mixed_html: str) -> None:
+    low, high = WEIGHT_RANGE
+    labels = [dt.flat_text() for dt in parse(mixed_html).iter("dt") if dt.flat_text().startswith("Wichtig ist")]
+    assert labels and all(f"Gewicht {low} bis {high}" in label for label in labels)
+
+
+def test_weight_on_health_care_is_shown_only_with_consent(mixed_packet: PacketInput, mixed_html: str) -> None:
+    doc = parse(mixed_html)
+    no, yes = (next(ph for ph in mixed_packet.households if ph.household is hh) for hh in (HEALTH_NO, HEALTH_YES))
+    assert HEALTH_NO.weights["healthcare"] and HEALTH_YES.weights["healthcare"]
+    weights = {ph.pseudonym: next(dd for dd in section_of(doc, ph).iter("dd") if dd.has_class("weights")).flat_text()
+               for ph in (no, yes)}
+    assert glossary.ASPECTS["healthcare"].de not in weights[no.pseudonym]
+    assert glossary.ASPECTS["healthcare"].de in weights[yes.pseudonym]
+
+
+def test_households_not_coming_are_counted_under_their_own_status() -> None:
+    packet = replace(make_packet(entry(PENDING, False)), withdrawn={"withdrawn": 1, "declined": 2})
+    doc = parse(render_packet_html(packet))
+    line = next(dd for dd in doc.iter("dd") if dd.has_class("withdrawn")).flat_text()
+    assert line.startswith("abgelehnt: 2 Haushalte; zurückgezogen: 1 Haushalt")
+    assert "Frist abgelaufen" not in line  # a household erased on request did not let its offer lapse
+
+
+def _text_boxes(box: object, cell: object = None) -> list[tuple[object, object]]:
+    cell = box if type(box).__name__ == "TableCellBox" else cell
+    found = [(box, cell)] if hasattr(box, "text") else []
+    for child in getattr(box, "children", None) or []:
+        found += _text_boxes(child, cell)
+    return found
+
+
+def test_overview_text_stays_inside_its_cell_and_the_page() -> None:
+    from weasyprint import HTML
+
+    packet = replace(make_packet(entry(ACCEPTED, True), entry(PENDING, False)),
+                     withdrawn={"declined": 1, "expired": 2, "withdrawn": 1},
+                     coordination_contact="Koordinationsteam Re:Match, koordination@rematch.example")
+    page = HTML(string=render_packet_html(packet)).render().pages[0]._page_box
+    right = page.content_box_x() + page.width
+    over = []
+    for text, cell in _text_boxes(page.children[0]):  # the document, not the page's running header and footer
+        end = text.position_x + text.width
+        limit = right if cell is None else cell.content_box_x() + cell.width
+        if end > limit + 0.5:
+            over.append((text.text, round(end - limit, 1)))
+    assert over == [], "text running out of its cell or off the page"
 
 
 def test_script_tag_in_notes_is_escaped() -> None:

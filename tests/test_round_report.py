@@ -163,14 +163,14 @@ def test_report_shows_numbers_for_people_in_every_cell_and_chart(settings: Setti
     figures = {th.text(): td.text() for th, td in (r.iter("th") + r.iter("td") for r in
                                                     _section(doc, "figures").iter("table")[0].iter("tr"))}
     assert figures["persons proven maximal"] in ("yes", "no")
-    assert figures["gap to the LP bound"].endswith(" %")
+    assert figures["gap to the LP bound"].endswith("\u00a0%")
     solver = _rows(_section(doc, "solver").iter("table")[1])
-    assert solver["solve_s"][0].text().endswith(" s")
-    assert all(td.text().endswith(" s") for tr in _section(doc, "solver").iter("table")[0].iter("tr")
+    assert solver["solve_s"][0].text().endswith("\u00a0s")
+    assert all(td.text().endswith("\u00a0s") for tr in _section(doc, "solver").iter("table")[0].iter("tr")
                for td in tr.iter("td")[:1])
     fill = [tx.text() for tx in _section(doc, "fill").iter("svg")[0].iter("text")
             if tx.attrs.get("text-anchor") != "end"]
-    assert fill and all(re.fullmatch(r"(?:< )?\d+(?:\.\d)? %", v) for v in fill), fill
+    assert fill and all(re.fullmatch(r"(?:<\s)?\d+(?:\.\d)?\u00a0%", v) for v in fill), fill
 
 
 def test_baseline_that_breaks_rules_is_marked_on_the_chart(settings: Settings, tmp_path: Path) -> None:
@@ -250,4 +250,27 @@ def test_an_offer_with_no_places_left_shows_words_not_a_share() -> None:
 
     assert _fill_label({"no_places_left": True, "persons_used": 3})(2.0) == "3 persons placed, no places left"
     assert _fill_label({"no_places_left": True, "persons_used": 0})(0.0) == "no places left"
-    assert _fill_label({"no_places_left": False, "persons_used": 3})(0.75) == "75 %"
+    assert _fill_label({"no_places_left": False, "persons_used": 3})(0.75) == "75\u00a0%"
+
+
+def test_report_never_breaks_a_line_between_a_number_and_its_unit(settings: Settings, tmp_path: Path) -> None:
+    html = write_round_report(settings, _round(settings, tmp_path)).read_text(encoding="utf-8")
+    assert re.search("\\d\u00a0%", html) and re.search("\\d\u00a0s\\b", html)
+    breakable = re.findall(r"\d[ \t\n]+(?:%|s\b)", html)
+    assert breakable == [], "a breaking space between a number and its unit"
+
+
+def test_printed_report_keeps_every_chart_and_table_on_the_page(settings: Settings, tmp_path: Path) -> None:
+    from weasyprint import HTML
+
+    html = write_round_report(settings, _round(settings, tmp_path, cologne=LONG_NAME)).read_text(encoding="utf-8")
+
+    def boxes(box: object) -> list[object]:
+        return [box] + [b for child in getattr(box, "children", None) or [] for b in boxes(child)]
+
+    over = []
+    for number, page in enumerate(HTML(string=html).render().pages, start=1):
+        right = page._page_box.content_box_x() + page._page_box.width
+        over += [(number, type(b).__name__) for b in boxes(page._page_box.children[0])
+                 if isinstance(getattr(b, "width", None), int | float) and b.position_x + b.width > right + 0.5]
+    assert over == [], "charts or tables running off the printed page"

@@ -6,7 +6,8 @@ import hashlib
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from rematch_pipeline import glossary
 from rematch_pipeline.config import fixed_font_timestamps
-from rematch_pipeline.contract import AGS_RE, LANGUAGES, MEDICAL_SERVICES, SEXES, WEIGHT_ASPECTS
+from rematch_pipeline.contract import AGS_RE, LANGUAGES, MEDICAL_SERVICES, SEXES, WEIGHT_ASPECTS, WEIGHT_RANGE
 from rematch_pipeline.domain import Assignment, CapacityOffer, Demand, Household, Policy, ages_on, demand_of
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
@@ -45,8 +46,9 @@ class PacketInput:
     coordination_contact: str
     response_deadline: date
     policy: Policy
-    # Households that declined or let their offer expire: counted in the overview, their details withdrawn.
-    withdrawn: int = 0
+    # Households not coming, by their offer's status (declined, expired, withdrawn): counted in the overview under
+    # their own status, their details left out.
+    withdrawn: Mapping[str, int] = field(default_factory=dict)
     # Every household of the packet has answered: the municipality can plan with it as it stands.
     final: bool = False
 
@@ -235,9 +237,11 @@ def _household_view(ph: PacketHousehold, packet: PacketInput) -> dict[str, Any]:
         "pets": glossary.PET_KINDS.get(hh.pets, hh.pets),
         "ties": _ties(hh, packet.offer),
         "pref_settlement": glossary.SETTLEMENTS.get(hh.pref_settlement, hh.pref_settlement),
-        # What the household weights, most important first; aspects it gave no weight are left out.
+        # What the household weights, most important first; aspects it gave no weight are left out, and so is the
+        # weight on health care without consent: how much it matters hints at a health need.
         "weights": sorted(({"label": glossary.ASPECTS[k].de, "value": int(hh.weights.get(k, 0))}
-                           for k in WEIGHT_ASPECTS if hh.weights.get(k, 0)), key=lambda w: -w["value"]),
+                           for k in WEIGHT_ASPECTS if hh.weights.get(k, 0)
+                           and (k != "healthcare" or hh.consent_health_share)), key=lambda w: -w["value"]),
         "reason": match_reason(hh, ph.assignment, demand),
         "health": health,
         "contact": contact,
@@ -270,16 +274,17 @@ def packet_context(packet: PacketInput) -> dict[str, Any]:
         "n_households": len(households),
         "n_accepted": sum(1 for h in households if h["accepted"]),
         "n_pending": sum(1 for h in households if not h["accepted"]),
-        "n_withdrawn": packet.withdrawn,
+        "n_withdrawn": sum(packet.withdrawn.values()),
+        "withdrawn": [(glossary.STATUSES[s].de, n) for s, n in sorted(
+            packet.withdrawn.items(), key=lambda sn: list(glossary.STATUSES).index(sn[0])) if n],
         "final": packet.final,
         "response_deadline": packet.response_deadline,
         "arrival_from": arrival_from,
         "arrival_until": arrival_until,
         "coordination_contact": packet.coordination_contact,
         "status_pending": glossary.STATUSES["pending"].de,
-        "status_withdrawn": (f"{glossary.STATUSES['declined'].de.capitalize()}, {glossary.STATUSES['expired'].de} "
-                             f"oder {glossary.STATUSES['withdrawn'].de}"),
         "sexes": [glossary.SEXES[s] for s in SEXES],
+        "weight_range": WEIGHT_RANGE,
         "terms": {**{k: t.de for k, t in glossary.DIMENSIONS.items()}, "rooms_needed": glossary.ROOMS_NEEDED.de,
                   "pets": glossary.PETS.de, "arrival_window": glossary.ARRIVAL_WINDOW.de,
                   "medical_need": glossary.MEDICAL_NEED.de},

@@ -34,12 +34,13 @@ def round_packet_inputs(settings: Settings, policy: Policy, round_id: str, ags: 
         households = {h.case_id: h for h in uow.households.get_many(a.case_id for a in assignments)}
         offers = {o.offer_id: o for o in uow.capacity_offers.all()}
     by_offer: dict[str, list[Any]] = {}
-    withdrawn: dict[str, int] = {}
+    withdrawn: dict[str, dict[str, int]] = {}
     for a in assignments:
         answer = answers.get(a.case_id, "pending")
         by_offer.setdefault(a.offer_id, [])
         if answer in WITHDRAWN:
-            withdrawn[a.offer_id] = withdrawn.get(a.offer_id, 0) + 1  # they are not coming: their details go
+            by_status = withdrawn.setdefault(a.offer_id, {})  # they are not coming: their details go
+            by_status[answer] = by_status.get(answer, 0) + 1
             continue
         by_offer[a.offer_id].append(PacketHousehold(
             household=households[a.case_id], assignment=a, pseudonym=pseudonym(a.case_id, settings.pseudonym_salt),
@@ -50,7 +51,7 @@ def round_packet_inputs(settings: Settings, policy: Policy, round_id: str, ags: 
         PacketInput(round_id=round_id, round_date=rnd.round_date, offer=offers[oid],
                     households=tuple(sorted(items, key=lambda ph: ph.pseudonym)), coordination_contact=contact,
                     response_deadline=rnd.round_date + timedelta(days=policy.offer_response_days), policy=policy,
-                    withdrawn=withdrawn.get(oid, 0), final=offered and all(ph.accepted for ph in items))
+                    withdrawn=withdrawn.get(oid, {}), final=offered and all(ph.accepted for ph in items))
         for oid, items in sorted(by_offer.items(), key=lambda kv: (offers[kv[0]].ags, kv[0]))
     ]
 

@@ -57,8 +57,16 @@ def count(value: Any) -> str:
     return number(value)
 
 
+UNIT_SPACE = "\u00a0"  # no-break space: a line never breaks between a number and its unit
+
+
+def with_unit(number_text: str, unit: str) -> str:
+    """`87.5 %`, `< 0.1 s`: the number, its comparison sign and its unit held together on one line."""
+    return f"{number_text} {unit}".replace(" ", UNIT_SPACE)
+
+
 def percent(share: Any) -> str:
-    """A share (0.875) as per cent with at most one decimal: `87.5 %`, `100 %`."""
+    """A share (0.875) as per cent with at most one decimal: `87.5 %`, `100 %` (no-break space)."""
     if share is None:
         return NONE
     x = 100 * float(share) + 0.0  # + 0.0 turns a negative zero into zero, which would read "-0 %"
@@ -67,10 +75,10 @@ def percent(share: Any) -> str:
     text = f"{x:,.1f}"
     # Near the ends a rounded share would claim none or all.
     if x != 0 and float(text.replace(",", "")) == 0:
-        return "< 0.1 %"
+        return with_unit("< 0.1", "%")
     if x < 100 and float(text.replace(",", "")) == 100:
-        return "> 99.9 %"
-    return text.removesuffix(".0") + " %"
+        return with_unit("> 99.9", "%")
+    return with_unit(text.removesuffix(".0"), "%")
 
 
 def seconds(value: Any) -> str:
@@ -78,7 +86,7 @@ def seconds(value: Any) -> str:
         return NONE
     x = float(value)
     # Stored times are rounded to milliseconds, so a stored 0.0 was also a moment, not nothing.
-    return "< 0.1 s" if 0 <= x < 0.05 else f"{x:,.1f} s"
+    return with_unit("< 0.1", "s") if 0 <= x < 0.05 else with_unit(f"{x:,.1f}", "s")
 
 
 def counted(n: Any, noun: str, plural: str | None = None) -> str:
@@ -105,7 +113,7 @@ def stat(key: str, value: Any) -> str:
 
 # --- Text width: per-character advance widths in em, the larger of DejaVu Sans and Arial, rounded up.
 _EM_GROUPS = (
-    (0.28, "'ijl"), (0.30, "I"), (0.32, " ,.·’‘"), (0.34, ":;/\\|"), (0.37, "-f"), (0.40, "()[]t"), (0.42, "r!"),
+    (0.28, "'ijl"), (0.30, "I"), (0.32, " \u00a0,.·’‘"), (0.34, ":;/\\|"), (0.37, "-f"), (0.40, "()[]t"), (0.42, "r!"),
     (0.46, '"'), (0.50, "*J`–§°"), (0.53, "sz“”"), (0.56, "c?L_"), (0.58, "k"), (0.60, "vxy"), (0.62, "FTaeo"),
     (0.64, "bdghnpqu0123456789$ß€{}"), (0.67, "EKPSY"), (0.69, "ABVXZ"), (0.73, "CR"), (0.74, "U"), (0.76, "NH"),
     (0.78, "DG&"), (0.79, "OQ"), (0.82, "w"), (0.84, "#+<=>^~×−"), (0.87, "M"), (0.96, "%"), (0.98, "m"), (0.99, "W"),
