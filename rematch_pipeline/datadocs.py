@@ -8,7 +8,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from html.parser import HTMLParser
@@ -62,6 +62,8 @@ class RunSummary:
     sender_rows: bool  # the page names rows as the sender numbers them
     page: str = ""  # relative to the site, set when published
     outside: tuple[OutsideFinding, ...] = ()  # rules judged outside the suite, when the run was part of a batch
+    # The columns a rule is judged on that the validation derives (`_fits_ags`), by what the sender can read.
+    column_labels: tuple[tuple[str, str], ...] = ()
 
 
 def _env() -> Environment:
@@ -87,10 +89,12 @@ class _Offline(HTMLParser):
     """Streams a GX page through: no script, style sheet, outside resource, event handler or comment stays; the
     local stylesheet, a content security policy and the run header go in."""
 
-    def __init__(self, head: str, header: str, folder: Path | None, row_label: str) -> None:
+    def __init__(self, head: str, header: str, folder: Path | None, row_label: str,
+                 labels: Mapping[str, str]) -> None:
         super().__init__(convert_charrefs=False)
         self.out: list[str] = []
         self.row_label = row_label
+        self.labels = labels
         self.head = head
         self.header = header
         self.folder = folder
@@ -162,6 +166,8 @@ class _Offline(HTMLParser):
             return
         if self.in_th and data.strip() == "Index":  # GX's name for the column of failing rows
             data = data.replace("Index", self.row_label)
+        elif data.strip() in self.labels:  # a derived column in the contents and section headings
+            data = data.replace(data.strip(), html.escape(self.labels[data.strip()]))
         self.out.append(data)
 
     def handle_entityref(self, name: str) -> None:
@@ -176,17 +182,33 @@ class _Offline(HTMLParser):
         self.out.append(f"<!{decl}>")
 
 
+# GX's blocks about how it held the data in memory: nothing an auditor can use ("dataframe: <DATAFRAME>").
+_GX_INTERNALS = re.compile(r'<div id="([\w-]+)-header">\s*<div>\s*<h6[^>]*>\s*(?:Batch Parameters|Batch Spec)\s*'
+                           r'</h6>\s*</div>\s*</div>')
+
+
+def _without_gx_internals(page_html: str, table: str | None) -> str:
+    for block in reversed(list(_GX_INTERNALS.finditer(page_html))):
+        body = re.compile(rf'\s*<table id="{re.escape(block.group(1))}-body".*?</table>', re.S)
+        found = body.match(page_html, block.end())
+        page_html = page_html[:block.start()] + page_html[found.end() if found else block.end():]
+    # GX names no data asset for a batch of an in-memory frame: the table is what was validated.
+    return page_html.replace("Data asset: None", f"Table: {html.escape(table)}" if table else "")
+
+
 def offline_page(page_html: str, *, css_href: str, header: str = "", folder: Path | None = None,
-                 row_label: str = "Row in file") -> str:
+                 row_label: str = "Row in file", column_labels: Mapping[str, str] | None = None,
+                 table: str | None = None) -> str:
     """A GX page as a static page: readable without scripts, fetching nothing from outside the site; with the
     page's `folder`, links to pages that do not exist lose their target. `row_label` heads the column of failing
-    rows (GX calls it "Index")."""
+    rows (GX calls it "Index"); `column_labels` name the derived columns as the sender reads them."""
     head = (f'\n<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             f'\n<link rel="stylesheet" href="{html.escape(css_href, quote=True)}">')
-    parser = _Offline(head, header, folder, row_label)
+    parser = _Offline(head, header, folder, row_label, column_labels or {})
     parser.feed(page_html)
     parser.close()
-    return "".join(parser.out)
+    # On the parser's output, whose tags are written one way whatever way GX wrote them.
+    return _without_gx_internals("".join(parser.out), table)
 
 
 def _write(path: Path, text: str) -> None:
@@ -220,7 +242,8 @@ def publish(site: Path, page: Path, run: RunSummary, *, index: bool = True) -> N
     run = replace(run, page=page.relative_to(site).as_posix())
     header = _env().get_template("run_header.html.j2").render(run=run, index_href=_href(site / "index.html", page))
     _write(page, offline_page(page.read_text(encoding="utf-8"), css_href=_href(css, page), header=header,
-                                   folder=page.parent, row_label="Row in file" if run.sender_rows else "Position"))
+                                   folder=page.parent, row_label="Row in file" if run.sender_rows else "Position",
+                                   column_labels=dict(run.column_labels), table=run.table))
     _write(page.parent / RUN_RECORD, json.dumps(asdict(run), ensure_ascii=False, indent=1))
     if index:
         write_index(site)

@@ -792,6 +792,18 @@ class _Docs:
         return _publish(self.page, self.site, self.run)
 
 
+def _column_labels(suite_dict: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Each derived column a rule is judged on (`_fits_ags`), named by the sender's column and the rule, as the
+    quarantine names them: "ags (rule ags_fits_storage)"."""
+    labels: dict[str, str] = {}
+    for exp in suite_dict["expectations"]:
+        column, meta = exp.get("kwargs", {}).get("column"), exp.get("meta") or {}
+        if isinstance(column, str) and column.startswith("_") and meta.get("rule"):
+            field = meta.get("field")
+            labels.setdefault(column, f"{field} (rule {meta['rule']})" if field else f"rule {meta['rule']}")
+    return tuple(sorted(labels.items()))
+
+
 def _run_table(table: str, df: pd.DataFrame, *, batch_id: str, settings: Settings,
                related: dict[str, pd.DataFrame] | None, source: SourceFile | None) -> tuple[TableValidation, _Docs]:
     if not df.index.is_unique:
@@ -836,7 +848,7 @@ def _run_table(table: str, df: pd.DataFrame, *, batch_id: str, settings: Setting
         file_name=source.name if source else None, sha256_prefix=source.sha256[:12] if source else batch_id,
         sheets=tuple(sheets), rows=len(frame), rules=int(statistics.get("evaluated_expectations") or 0),
         rules_held=int(statistics.get("successful_expectations") or 0), success=bool(suite_result.success),
-        sender_rows=sender_rows is not None), sender_rows)
+        sender_rows=sender_rows is not None, column_labels=_column_labels(suite_dict)), sender_rows)
 
     frame.index = index
     row_errors = _in_row_order(_row_errors(suite_result.results, index, label_of), index)

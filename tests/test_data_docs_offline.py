@@ -338,3 +338,24 @@ def test_rules_judged_across_tables_are_listed_with_the_rows_they_quarantined(si
     # Checked and found nothing: still listed, so an auditor sees the rule was applied.
     assert _outside_rules(_page_of(site, "good.xlsx", "members"))["member_of_invalid_household"][3:] == ["0", "none"]
     assert _header(_page_of(site, "bad.xlsx", "members"))  # the page still opens with its run header
+
+
+def _text(path: Path) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", " ", path.read_text(encoding="utf-8")))
+
+
+def test_a_page_names_derived_columns_by_the_senders_column_and_rule(site: Site) -> None:
+    page = _page_of(site, "offers.csv", "capacity_offers")
+    text = _text(page)
+    # The contents and section headings name what the sender wrote and the rule the quarantine names, never the
+    # helper column the validation derives for it.
+    assert "places_persons (rule places_persons_fits_storage)" in text and "ags (rule ags_valid_land)" in text
+    assert not re.search(r"(?<![\w])_(fits|ok)_\w+", text), re.findall(r"(?<![\w])_(?:fits|ok)_\w+", text)[:5]
+
+
+def test_a_page_shows_no_internals_of_how_gx_held_the_data(site: Site) -> None:
+    for page in (p for p in pages(site) if p.name != "index.html"):
+        text = _text(page)
+        assert "Data asset: None" not in text and "<DATAFRAME>" not in text and "Batch Parameters" not in text
+        assert "Batch Spec" not in text
+    assert "Table: capacity_offers" in _text(_page_of(site, "offers.csv", "capacity_offers"))
