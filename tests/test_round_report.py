@@ -274,3 +274,21 @@ def test_printed_report_keeps_every_chart_and_table_on_the_page(settings: Settin
         over += [(number, type(b).__name__) for b in boxes(page._page_box.children[0])
                  if isinstance(getattr(b, "width", None), int | float) and b.position_x + b.width > right + 0.5]
     assert over == [], "charts or tables running off the printed page"
+
+
+def test_every_statistic_and_phase_of_a_round_is_named_in_words(settings: Settings, tmp_path: Path) -> None:
+    from rematch_pipeline.reports.round_report import PHASE_LABELS, STAT_LABELS
+    from rematch_pipeline.repository import reading
+
+    round_id = _round(settings, tmp_path)
+    with reading(settings) as uow:
+        rnd = uow.rounds.get(round_id)
+    assert rnd is not None
+    stats = dict(rnd.solver_stats or {})
+    listed = set(stats) - {"phases", "comparison", "planning"}  # these have tables of their own
+    assert listed and listed <= set(STAT_LABELS), sorted(listed - set(STAT_LABELS))
+    assert {p["phase"] for p in stats["phases"]} <= set(PHASE_LABELS)
+    solver = _section(_report(settings, round_id), "solver")
+    headings = [th.text() for th in solver.iter("th") if th.attrs.get("scope") == "row"]
+    assert any(h.startswith("upper bound on persons placed (LP, all eligible pairs)") for h in headings)
+    assert not any(h in listed for h in headings)  # no bare key as a row heading

@@ -48,6 +48,35 @@ METHODS = (("rematch", "Re:Match (ours)"), ("greedy_by_score", "greedy by score"
            ("state_quota", "state quota (Königstein key)"))
 DIMENSION_LABELS = {d: glossary.DIMENSIONS[d].en for d in CAPACITY_DIMENSIONS}
 SHADOW_PRICES_SHOWN = 25
+# What each statistic stored with a round means, in the table that lists them all (its key beside it).
+STAT_LABELS = {
+    "households": "households in the pool", "persons_in_pool": "persons in the pool",
+    "offers": "capacity offers valid on the round date",
+    "eligible_pairs": "household-municipality pairs meeting every hard need",
+    "candidate_pairs": "pairs in the model (the others priced out by the LP's capacity prices)",
+    "priced_pairs": "pairs added to the model by pricing", "pricing_rounds": "LP solves while pricing",
+    "persons_placed": "persons placed", "lp_bound_persons": "upper bound on persons placed (LP, all eligible pairs)",
+    "gap_to_lp": "persons placed short of that bound",
+    "persons_proven_maximal": "persons placed proven the most possible",
+    "quality": "match quality (the households' weighted scores, summed)",
+    "quality_bound": "upper bound on match quality, persons as placed",
+    "quality_gap": "match quality short of its bound",
+    "status": "solver outcome", "message": "summary",
+    "interface": "how it was solved (pyomo: one model; highspy: neighbourhoods of a large round)",
+    "data_s": "time reading the round's data", "build_s": "time building the model",
+    "solve_s": "time in the solver's phases", "baselines_s": "time computing the baselines",
+    "balanced_fill": "balanced fill: weight, points, persons within each municipality's share",
+    "deterministic_work": "work limits of the search (the same on every machine)",
+}
+# The solver's phases (table "Phases").
+PHASE_LABELS = {
+    "lp_persons": "LP relaxation of persons placed (its objective adds a tie-break of at most 0.5 for quality, so it "
+                  "can lie above the bound on persons)",
+    "lagrangian_bound": "bound on persons from the LP's capacity prices (rounds too large for the LP)",
+    "max_persons": "most persons placed (integer)", "max_persons_types": "most persons placed, over household types",
+    "max_quality": "best match quality with persons placed kept", "quality_bound": "upper bound on match quality (LP)",
+}
+
 OFFER_STATES = (PENDING, ACCEPTED, DECLINED, EXPIRED, WITHDRAWN)
 
 _ENV = document_environment(TEMPLATE_DIR)
@@ -225,7 +254,8 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
     return {
         "round_id": round_id, "round_date": r.round_date.isoformat(), "state": r.status,
         "message": _headline(stats, placed), "stats": stats,
-        "phases": stats.get("phases") or [],
+        "phases": [{**p, "label": PHASE_LABELS.get(str(p.get("phase")), "")} for p in stats.get("phases") or []],
+        "stat_labels": STAT_LABELS,
         "key_figures": [
             ("households in the pool", count(stats.get("households"))),
             ("persons in the pool", count(stats.get("persons_in_pool"))),
