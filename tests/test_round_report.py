@@ -164,7 +164,8 @@ def test_report_shows_numbers_for_people_in_every_cell_and_chart(settings: Setti
                                                     _section(doc, "figures").iter("table")[0].iter("tr"))}
     assert figures["persons proven maximal"] in ("yes", "no")
     assert figures["gap to the LP bound"].endswith("\u00a0%")
-    solver = _rows(_section(doc, "solver").iter("table")[1])
+    # Each row is headed by the statistic in words, its key last.
+    solver = {heading.split()[-1]: row for heading, row in _rows(_section(doc, "solver").iter("table")[1]).items()}
     assert solver["solve_s"][0].text().endswith("\u00a0s")
     assert all(td.text().endswith("\u00a0s") for tr in _section(doc, "solver").iter("table")[0].iter("tr")
                for td in tr.iter("td")[:1])
