@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from rematch_pipeline.config import load_policy, policy_with
 from rematch_pipeline.domain import CAPACITY_DIMENSIONS, CapacityOffer, Household
-from rematch_pipeline.matching import quality_bound, solve
+from rematch_pipeline.matching import solve
 from rematch_pipeline.matching.bound import Prices
 from rematch_pipeline.matching.data import build_data
 from rematch_pipeline.matching.engine import match
@@ -76,7 +76,7 @@ def _lp_prices(data, placed: float, fair: FairShare | None) -> QualityPrices:  #
     """The duals of the quality LP over every eligible pair (as `quality_bound` prices them)."""
     lp = QualityLP(data, POLICY, placed, fair)
     lp.add(*np.nonzero(data.eligible))
-    lp.solve(10.0)
+    lp.solve(solve.BUDGET, 10.0)
     return lp.prices()[0]
 
 
@@ -98,7 +98,7 @@ def test_a_persons_lp_given_up_after_its_iterations_is_a_work_limit_and_still_bo
 def test_a_quality_lp_given_up_after_its_iterations_still_gives_a_valid_bound(path: dict, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     hs, os_ = _scenario(24)
     optimum = _run(hs, os_)  # solved exactly: its quality is within the MIP gap of the best
-    monkeypatch.setattr(quality_bound, "QUALITY_LP_ITERATIONS", 1)
+    monkeypatch.setattr(solve, "BUDGET", dataclasses.replace(solve.BUDGET, quality_bound_ipm_iterations=1))
     result = _run(hs, os_, **path)
     phase = next(p for p in result.stats["phases"] if p["phase"] == "quality_bound")
     assert phase["termination"] == "work_limit"
@@ -142,7 +142,8 @@ def test_a_quality_bound_the_clock_cut_marks_the_round_as_not_replayable(monkeyp
     real = qb_module.quality_bound
 
     def late(*args, **kwargs):  # type: ignore[no-untyped-def]
-        return real(*args[:-1], time.perf_counter() - 1.0)
+        *rest, _deadline, budget = args
+        return real(*rest, time.perf_counter() - 1.0, budget)
 
     hs, os_ = _scenario(24)
     assert _run(hs, os_).status == "optimal"
@@ -151,3 +152,19 @@ def test_a_quality_bound_the_clock_cut_marks_the_round_as_not_replayable(monkeyp
     assert next(p for p in result.stats["phases"] if p["phase"] == "quality_bound")["termination"] == "time_limit"
     assert result.status == "time_limit"
     assert result.stats["quality_bound"] >= result.stats["quality"]
+
+
+def test_the_quality_lps_solution_is_given_over_the_data_pairs_whatever_the_order_of_its_columns() -> None:
+    # The neighbourhoods read it per model column: a pair's value must be that pair's, never its neighbour's.
+    hs, os_ = _scenario(24)
+    data = build_data(hs, os_, ROUND_DATE, POLICY)
+    h, o = np.nonzero(data.eligible)
+    data.set_pairs(h, o)
+    lp = QualityLP(data, POLICY, 0.0, None)
+    order = np.random.default_rng(1).permutation(len(h))
+    lp.add(h[order], o[order])
+    value = lp.solve(solve.BUDGET, 10.0)
+    x = lp.on_pairs()
+    assert len(x) == data.n_pairs
+    assert float(data.score[data.pair_h, data.pair_o] @ x) == pytest.approx(value, rel=1e-9)
+    assert np.bincount(data.pair_h, weights=x, minlength=len(data.households)).max() <= 1 + 1e-9

@@ -17,6 +17,7 @@ from rematch_pipeline.matching.build import build_model
 from rematch_pipeline.matching.data import build_data
 from rematch_pipeline.matching.exchange import capacity_classes
 from rematch_pipeline.matching.neighbourhoods import (
+    GuidedNeighbourhoods,
     KeptNeighbourhoods,
     PersonsNeighbourhoods,
     Placement,
@@ -119,11 +120,12 @@ def _strategies() -> dict[str, Strategy]:
     return {"persons": PersonsNeighbourhoods(persons, 4),
             "quality": QualityNeighbourhoods(quality, 2, classes, in_model),
             "kept": KeptNeighbourhoods(quality, 4, classes, in_model),
+            "guided": GuidedNeighbourhoods(quality, 2, classes, in_model, 1.0 - x),
             "types": TypeNeighbourhoods(alloc, np.zeros(types.data.n_pairs), np.zeros(types.data.codes.shape), POLICY,
                                         2)}
 
 
-@pytest.mark.parametrize("kind", ["persons", "quality", "kept", "types"])
+@pytest.mark.parametrize("kind", ["persons", "quality", "kept", "guided", "types"])
 def test_a_neighbourhood_stopped_at_its_node_limit_halves_the_next_ones_movers_for_every_strategy(kind: str) -> None:
     strategy = _strategies()[kind]
     seen: list[int | None] = []
@@ -155,13 +157,18 @@ def test_deterministic_work_reports_the_budgets_values(monkeypatch: pytest.Monke
         BUDGET, pricing_rounds=3, lp_ipm_iterations=4, lp_simplex_iterations=5, subgradient_steps=6,
         type_mip_nodes=7, types=dataclasses.replace(BUDGET.types, rounds=8, nodes=9),
         persons=dataclasses.replace(BUDGET.persons, rounds=10, nodes=11, stop_after=12),
-        quality=dataclasses.replace(BUDGET.quality, rounds=13, nodes=14))
+        quality=dataclasses.replace(BUDGET.quality, rounds=13, nodes=14), quality_bound_lps=15,
+        quality_bound_columns=16, quality_bound_candidates=17, quality_bound_ipm_iterations=18,
+        quality_bound_crossover_iterations=19, lp_guided_every=20, guided_offers=21,
+        guided_rounds=22)
     monkeypatch.setattr(solve, "BUDGET", budget)
     assert solve.deterministic_work() == {
         "pricing_rounds": 3, "lp_ipm_iterations": 4, "lp_simplex_iterations": 5, "subgradient_steps": 6,
         "type_mip_nodes": 7, "type_neighbourhoods": 8, "type_neighbourhood_nodes": 9, "persons_neighbourhoods": 10,
         "persons_neighbourhood_nodes": 11, "neighbourhoods_without_gain": 12, "quality_neighbourhoods": 13,
-        "quality_neighbourhood_nodes": 14}
+        "quality_neighbourhood_nodes": 14, "quality_bound_lps": 15, "quality_bound_columns": 16,
+        "quality_bound_candidates": 17, "quality_bound_ipm_iterations": 18, "quality_bound_crossover_iterations": 19,
+        "lp_guided_every": 20, "guided_offers": 21, "guided_neighbourhoods": 22}
 
 
 @pytest.mark.parametrize("phase", ["persons", "quality"])
@@ -183,7 +190,8 @@ def test_the_round_runs_its_neighbourhoods_by_the_budget_it_reports(phase: str,
         ran.append((work.rounds, outcome.rounds))
         return outcome
 
-    budget = dataclasses.replace(BUDGET, **{phase: dataclasses.replace(getattr(BUDGET, phase), rounds=2)})
+    budget = dataclasses.replace(BUDGET, **{phase: dataclasses.replace(getattr(BUDGET, phase), rounds=2)},
+                                 **({"guided_rounds": 2} if phase == "quality" else {}))
     monkeypatch.setattr(solve, "BUDGET", budget)
     monkeypatch.setattr(solve, "solve_lp", stopped)  # no LP: persons by neighbourhoods too
     monkeypatch.setattr(neighbourhoods, "search", counted)
@@ -193,3 +201,47 @@ def test_the_round_runs_its_neighbourhoods_by_the_budget_it_reports(phase: str,
     assert solve.deterministic_work()[f"{phase}_neighbourhoods"] == 2
     assert 2 in {limit for limit, _ in ran}  # the search of this phase ran by the budget
     assert all(done <= limit for limit, done in ran)
+
+
+def test_a_guided_neighbourhood_frees_where_the_quality_lp_places_a_household_the_incumbent_does_not() -> None:
+    guided = _strategies()["guided"]
+    assert isinstance(guided, GuidedNeighbourhoods)
+    p = guided.placement
+    data = p.data
+    # The LP's whole weight on one pair the incumbent lacks: that municipality is drawn, that household moves.
+    col = int(np.nonzero((p.x < 0.5) & (p.model.quality > 0))[0][-1])
+    guided.guide = np.zeros_like(p.x)
+    guided.guide[col] = 0.6
+    free = guided.draw(np.random.default_rng(1), 1, movers=None)
+    assert free is not None
+    placed_there = (p.x > 0.5) & (data.pair_o == data.pair_o[col])
+    assert set(data.pair_h[free]) == set(data.pair_h[placed_there]) | {int(data.pair_h[col])}
+    assert free[data.pair_h == data.pair_h[col]].all()
+    # Nothing where the LP agrees with the incumbent: a guide equal to it draws nothing.
+    guided.guide = p.x.copy()
+    assert guided.draw(np.random.default_rng(1), 1, movers=None) is None
+
+
+def test_beyond_the_pyomo_size_the_quality_lp_guides_one_quality_neighbourhood_in_every_three(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The bound's LP comes before the quality neighbourhoods, and its solution (over the model's columns) guides
+    # every third one: a guided one of `guided_offers` municipalities, then a kept and a quality one, for
+    # `guided_rounds` neighbourhoods in all.
+    from rematch_pipeline.config import policy_with
+    from rematch_pipeline.matching import neighbourhoods
+    from rematch_pipeline.matching.engine import match
+
+    kinds: list[tuple[list[tuple[type, int]], int]] = []
+    real = neighbourhoods.search
+
+    def recorded(strategies: list[Strategy], work: SearchWork, *args: object, **kwargs: object) -> object:
+        kinds.append(([(type(s), s.offers) for s in strategies], work.rounds))
+        return real(strategies, work, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(neighbourhoods, "search", recorded)
+    hs, os_ = _scenario(40)
+    result = match(hs, os_, ROUND_DATE, policy_with(POLICY, pyomo_max_pairs=0, time_limit_s=60.0), "R")
+    assert "max_quality_lns" in {p["phase"] for p in result.stats["phases"]}
+    assert ([(GuidedNeighbourhoods, BUDGET.guided_offers), (KeptNeighbourhoods, BUDGET.kept_offers),
+             (QualityNeighbourhoods, BUDGET.quality.offers)], BUDGET.guided_rounds) in kinds
+    assert result.stats["quality"] <= result.stats["quality_bound"] + 1e-6

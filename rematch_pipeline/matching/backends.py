@@ -55,8 +55,8 @@ class PhaseResult:
 
 
 def highs_options(policy: Policy) -> dict[str, bool | int | float | str]:
-    # HiGHS's heuristics stay at their defaults: without RENS the pilot's quality MIPs took 17 % less time, but one
-    # at 600 x 25 went from 13.5 s to the 60-s limit.
+    # HiGHS's heuristics stay at their defaults: without RENS some quality MIPs got faster and others far slower
+    # (docs/solver-tuning.md).
     return {
         # HiGHS stalls on assignment models while detecting symmetry; a fixed seed keeps rounds reproducible.
         "mip_detect_symmetry": False,
@@ -191,7 +191,7 @@ class PyomoHighs:
         self.solver.set_instance(m)  # persistent from here on, so the first solve can take a start too
 
     def _warm_start(self, start: np.ndarray) -> None:
-        """Hand the incumbent to HiGHS as a MIP start (7 s -> 2 s for the pilot's quality phase).
+        """Hand the incumbent to HiGHS as a MIP start (the pilot's quality phase is far faster from one).
 
         Pyomo's HiGHS interface has no warm-start option, but it is persistent: after `update()` its highspy
         model holds this Pyomo model, and a solution set there is used as the start of the next run.

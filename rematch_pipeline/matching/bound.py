@@ -10,7 +10,7 @@ import numpy as np
 from rematch_pipeline.matching.build import LinearModel
 from rematch_pipeline.matching.data import MatchingData, capacity_left, used_capacity
 
-CHUNK = 4096  # households per slice of the (households x offers) value matrix, to bound memory at 50,000 x 400
+CHUNK = 4096  # households per slice of the (households x offers) value matrix, to bound memory at national scale
 INTEGRAL = 1e-6  # a solver's value this close to an integer counts as that integer
 PRICED_PER_HOUSEHOLD = 5  # columns added per household and pricing round (the most attractive first)
 
@@ -57,7 +57,7 @@ def most_attractive(values: np.ndarray, attractive: np.ndarray,
                     k: int = PRICED_PER_HOUSEHOLD) -> tuple[np.ndarray, np.ndarray]:
     """(rows, columns) of each row's k highest `values` among its `attractive` pairs: the columns a pricing round adds.
 
-    argpartition, not a sort: at 10,000 x 400 it is the cheaper of the two, and it picks alike on every machine.
+    argpartition, not a sort: at national scale it is the cheaper of the two, and it picks alike on every machine.
     """
     k = min(k, values.shape[1])
     if k == 0:

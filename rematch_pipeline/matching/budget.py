@@ -45,6 +45,20 @@ class WorkBudget:
         offers=2, rounds=100, nodes=500, stop_after=100, movers=150, min_movers=20))
     # Every other quality neighbourhood keeps each household it holds placed; those solve faster, so take more.
     kept_offers: int = 4
+    lp_guided_every: int = 2  # neighbourhoods of the other kinds after each one guided by the quality LP (0: none)
+    guided_offers: int = 4  # municipalities per guided neighbourhood
+    # Quality neighbourhoods of all kinds when some are guided (instead of `quality.rounds`): the guided ones are
+    # larger, and this many take about the time of `quality.rounds` without them.
+    guided_rounds: int = 45
+    # The quality bound: LPs over candidate pairs, each followed by pricing in the eligible pairs it lacks, up to a
+    # number of columns; a round whose first LP already exceeds them keeps the loose bound of every household at its
+    # best offer. The first LP's candidates: the placement found and each household's best offers by score (the
+    # whole candidate set is too large for one LP at national scale).
+    quality_bound_lps: int = 6
+    quality_bound_columns: int = 30_000
+    quality_bound_candidates: int = 3
+    quality_bound_ipm_iterations: int = 400  # per LP
+    quality_bound_crossover_iterations: int = 200_000  # simplex iterations of the crossover, per LP
     # Shares of the time limit (the safety net, not the work).
     wrap_up_share: float = 0.05  # kept for extracting assignments and the baselines after the solve
     lp_share: float = 0.5  # the persons LP bound with pricing
@@ -61,7 +75,13 @@ class WorkBudget:
                 "type_neighbourhoods": self.types.rounds, "type_neighbourhood_nodes": self.types.nodes,
                 "persons_neighbourhoods": self.persons.rounds, "persons_neighbourhood_nodes": self.persons.nodes,
                 "quality_neighbourhoods": self.quality.rounds, "quality_neighbourhood_nodes": self.quality.nodes,
-                "neighbourhoods_without_gain": self.persons.stop_after or 0}
+                "neighbourhoods_without_gain": self.persons.stop_after or 0,
+                "quality_bound_lps": self.quality_bound_lps, "quality_bound_columns": self.quality_bound_columns,
+                "quality_bound_candidates": self.quality_bound_candidates,
+                "quality_bound_ipm_iterations": self.quality_bound_ipm_iterations,
+                "quality_bound_crossover_iterations": self.quality_bound_crossover_iterations,
+                "lp_guided_every": self.lp_guided_every, "guided_offers": self.guided_offers,
+                "guided_neighbourhoods": self.guided_rounds}
 
 
 BUDGET = WorkBudget()

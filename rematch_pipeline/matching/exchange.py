@@ -8,9 +8,9 @@ from scipy.optimize import linear_sum_assignment
 from rematch_pipeline.matching.data import MatchingData
 
 FORBIDDEN = -1e12  # an ineligible (household, place) edge: never chosen, as the holders alone fill every place
-# Places per assignment problem. Its cost grows with the cube of the places, and a class holds up to 12,000 places
-# at 50,000 x 400 (one problem of that size took minutes); the places are split by municipality into parts this
-# large, so an exchange between two parts waits for a later call.
+# Places per assignment problem. Its cost grows with the cube of the places, and a class at national scale holds
+# thousands (docs/solver-tuning.md); the places are split by municipality into parts this large, so an exchange
+# between two parts waits for a later call.
 MAX_PLACES = 400
 
 

@@ -6,7 +6,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -332,6 +332,21 @@ class KeptNeighbourhoods(QualityNeighbourhoods):
             sub.keep_placed(self.placement.model.household_rows(cols[x[cols] > 0.5]))
 
 
+class GuidedNeighbourhoods(QualityNeighbourhoods):
+    """Quality up where the quality LP places households the incumbent does not: municipalities drawn by the LP's
+    quality there on households placed elsewhere (or not at all), those households first among the movers."""
+
+    def __init__(self, placement: Placement, offers: int, classes: np.ndarray, in_model: np.ndarray,
+                 guide: np.ndarray) -> None:
+        super().__init__(placement, offers, classes, in_model)
+        self.guide = guide
+
+    def gain(self, placed: np.ndarray, chosen_cols: np.ndarray) -> np.ndarray:
+        model = self.placement.model
+        gain: np.ndarray = np.where(chosen_cols, 0.0, self.guide * np.maximum(model.quality, INTEGRAL))
+        return gain
+
+
 def _run(placement: Placement, strategies: Sequence[Strategy], work: SearchWork, budget: WorkBudget,
          deadline: float, bound: float = float("inf")) -> PhaseResult:
     t0 = time.perf_counter()
@@ -353,11 +368,19 @@ def persons_search(data: MatchingData, model: LinearModel, policy: Policy, incum
 
 
 def quality_search(data: MatchingData, model: LinearModel, policy: Policy, incumbent: PhaseResult, deadline: float,
-                   classes: np.ndarray, fair: FairShare | None, budget: WorkBudget) -> PhaseResult:
+                   classes: np.ndarray, fair: FairShare | None, budget: WorkBudget,
+                   guide: np.ndarray | None = None) -> PhaseResult:
     """Quality (plus balanced-fill points) up from `incumbent` with persons kept: kept and quality neighbourhoods
-    take turns, a kept one first."""
+    take turns, a kept one first. With `guide` (the quality LP's solution over the model's columns), a neighbourhood
+    guided by it comes first and after every `budget.lp_guided_every` of the others."""
     placement = Placement(data, model, policy, incumbent.x, model.quality, "max_quality_lns", fair)
     in_model = model_pairs(data)  # the model's columns do not change here
-    strategies = [KeptNeighbourhoods(placement, budget.kept_offers, classes, in_model),
-                  QualityNeighbourhoods(placement, budget.quality.offers, classes, in_model)]
+    strategies: list[Strategy] = [KeptNeighbourhoods(placement, budget.kept_offers, classes, in_model),
+                                  QualityNeighbourhoods(placement, budget.quality.offers, classes, in_model)]
+    if budget.lp_guided_every and guide is not None and len(guide) == len(model.quality):
+        guided = GuidedNeighbourhoods(placement, budget.guided_offers, classes, in_model, guide)
+        cheap = (strategies * budget.lp_guided_every)[:budget.lp_guided_every]
+        strategies = [guided, *cheap]
+        return _run(placement, strategies, replace(budget.quality, rounds=budget.guided_rounds), budget,
+                    deadline)
     return _run(placement, strategies, budget.quality, budget, deadline)

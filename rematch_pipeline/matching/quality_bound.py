@@ -12,22 +12,13 @@ import numpy as np
 from rematch_pipeline.domain import ROOM_CLASSES, Policy
 from rematch_pipeline.matching.backends import PhaseResult, SolveError, highs_options
 from rematch_pipeline.matching.bound import CHUNK, INTEGRAL, Prices, most_attractive, priced_capacity, priced_use
+from rematch_pipeline.matching.budget import WorkBudget
 from rematch_pipeline.matching.data import MatchingData, capacity_left, top_candidates
 from rematch_pipeline.matching.fair_share import FairShare
 
 log = logging.getLogger(__name__)
 
-# Work, not time: LPs over the candidate pairs, each followed by pricing in the eligible pairs it lacks, up to a
-# number of columns, and interior-point iterations per LP. A round whose first LP already exceeds the columns (national
-# scale) keeps the bound of every household at its best offer, which is loose (see docs/solver-tuning.md).
-QUALITY_PRICING_ROUNDS = 6
-QUALITY_MAX_COLUMNS = 30_000
-QUALITY_LP_ITERATIONS = 400
-QUALITY_SIMPLEX_ITERATIONS = 200_000
 FEASIBLE = 2  # HiGHS's solution status "feasible"
-# The first LP's columns: the placement found and each household's best offers by score. Pricing adds the rest
-# that matter; the whole candidate set is too large (10,000 x 400: 389,000 columns, 92 s for one LP).
-QUALITY_BOUND_CANDIDATES = 3
 # Pricing stops once the bound is within this share of the LP over the candidate pairs: more columns could close
 # at most that much of the gap.
 QUALITY_PRICING_TOLERANCE = 1e-5
@@ -125,13 +116,13 @@ class QualityLP:
         self.pair_h = np.concatenate([self.pair_h, h])
         self.pair_o = np.concatenate([self.pair_o, o])
 
-    def solve(self, time_limit: float) -> float:
-        """Interior point with crossover, every time: simplex stalls on these degenerate LPs, even from the last
-        basis (10,000 x 400: 60-150 s per re-solve, against 25-75 s). Returns the LP value; raises SolveError when
-        it stopped without prices."""
+    def solve(self, budget: WorkBudget, time_limit: float) -> float:
+        """Interior point with crossover, every time: simplex from the last basis stalls on these degenerate LPs and
+        was slower than a fresh solve (docs/solver-tuning.md). Returns the LP value; raises SolveError when it
+        stopped without prices."""
         self.h.setOptionValue("solver", "ipm")
-        self.h.setOptionValue("ipm_iteration_limit", QUALITY_LP_ITERATIONS)
-        self.h.setOptionValue("simplex_iteration_limit", QUALITY_SIMPLEX_ITERATIONS)  # of the crossover
+        self.h.setOptionValue("ipm_iteration_limit", budget.quality_bound_ipm_iterations)
+        self.h.setOptionValue("simplex_iteration_limit", budget.quality_bound_crossover_iterations)
         self.h.setOptionValue("time_limit", max(0.01, float(time_limit)))
         self.h.run()
         status = self.h.getModelStatus()
@@ -139,6 +130,19 @@ class QualityLP:
         if status != highspy.HighsModelStatus.kOptimal or info.dual_solution_status != FEASIBLE:
             raise SolveError(f"quality_bound: the LP stopped ({self.h.modelStatusToString(status)}) without prices")
         return float(info.objective_function_value)
+
+    def on_pairs(self) -> np.ndarray:
+        """The last LP's solution over the data's candidate pairs (the household model's columns; 0 where the LP
+        has no column)."""
+        data = self.data
+        n_off = max(1, len(data.offers))
+        values = np.asarray(self.h.getSolution().col_value)[len(self.share_offers):]
+        codes = self.pair_h * n_off + self.pair_o
+        order = np.argsort(codes, kind="stable")
+        want = data.pair_h * n_off + data.pair_o
+        at = np.clip(np.searchsorted(codes[order], want), 0, max(0, len(codes) - 1))
+        found = codes[order][at] == want if len(codes) else np.zeros(len(want), dtype=bool)
+        return np.where(found, values[order][at], 0.0)
 
     def prices(self) -> tuple[QualityPrices, np.ndarray]:
         """The row duals as prices (HiGHS, maximising: a binding <= row has a non-negative dual, a binding >= row a
@@ -154,23 +158,24 @@ class QualityLP:
 
 
 def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairShare | None,
-                  chosen_h: np.ndarray, chosen_o: np.ndarray, deadline: float) -> PhaseResult:
+                  chosen_h: np.ndarray, chosen_o: np.ndarray, deadline: float, budget: WorkBudget) -> PhaseResult:
     """The quality LP (persons at least `placed`) over a few pairs, priced over every eligible pair.
 
     The LP starts from the placement found (`chosen_h`, `chosen_o`, which keeps it feasible) and each household's
     best offers. Its duals are prices for `lagrangian_quality`, which holds for pairs the LP never saw; pairs that
     could raise it are added and the LP solved again, a fixed number of times. Every round's value is a valid
     bound; the lowest is kept. A round whose first LP would already reach the column budget keeps the bound of every
-    household at its best offer instead. Leaves `data` as it was.
+    household at its best offer instead. The result's `x` is the last LP's solution over the data's candidate pairs
+    (empty without an LP), which guides the quality neighbourhoods. Leaves `data` as it was.
     """
     t0 = time.perf_counter()
-    top_h, top_o = top_candidates(data, QUALITY_BOUND_CANDIDATES)
+    top_h, top_o = top_candidates(data, budget.quality_bound_candidates)
     n_off = max(1, len(data.offers))
     codes = np.unique(np.concatenate([top_h * n_off + top_o, chosen_h * n_off + chosen_o]))
     best = lagrangian_quality(data, QualityPrices.zero(data), placed, fair)  # every household at its best
-    if len(codes) >= QUALITY_MAX_COLUMNS:
-        # The first LP alone would exceed the column budget (10,000 x 400: 37,000 columns, 10 s; 50,000 x 400: more
-        # than the safety net left), and its bound there was looser than every household at its best offer.
+    if len(codes) >= budget.quality_bound_columns:
+        # The first LP alone would exceed the column budget: at national scale it is slow and its bound was looser
+        # than every household at its best offer (docs/solver-tuning.md).
         log.info("quality bound %.3f: every household at its best offer (%d columns exceed the LP's budget)", best,
                  len(codes))
         return PhaseResult("quality_bound", "work_limit", float("nan"), best, time.perf_counter() - t0, np.zeros(0))
@@ -179,24 +184,26 @@ def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairS
     in_lp = np.zeros(data.codes.shape, dtype=bool)
     in_lp[lp.pair_h, lp.pair_o] = True
     termination, rounds = "work_limit", 0
-    for rounds in range(1, QUALITY_PRICING_ROUNDS + 1):  # noqa: B007 (reported below)
+    solution = np.zeros(0)
+    for rounds in range(1, budget.quality_bound_lps + 1):  # noqa: B007 (reported below)
         if time.perf_counter() >= deadline:
             termination = "time_limit"  # the safety net: fewer LPs than on a faster machine
             break
         try:
-            objective = lp.solve(deadline - time.perf_counter())
+            objective = lp.solve(budget, deadline - time.perf_counter())
         except SolveError as exc:
             log.warning("%s; keeping the bound before it", exc)
             termination = "time_limit" if time.perf_counter() >= deadline else "work_limit"
             break
         prices, assignment = lp.prices()
+        solution = lp.on_pairs()
         value = lagrangian_quality(data, prices, placed, fair)
         log.debug("quality bound round %d: LP %.3f, bound %.3f, %d columns", rounds, objective, value, len(lp.pair_h))
         best = min(best, value)
         if value - objective <= QUALITY_PRICING_TOLERANCE * max(1.0, abs(value)):
             termination = "optimal"  # the LP over its columns is the LP over every eligible pair
             break
-        if len(lp.pair_h) >= QUALITY_MAX_COLUMNS:
+        if len(lp.pair_h) >= budget.quality_bound_columns:
             break
         h, o = _priced(data, prices, assignment, in_lp)
         if not len(h):
@@ -204,12 +211,12 @@ def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairS
         lp.add(h, o)
         in_lp[h, o] = True
     log.info("quality bound %.3f after %d LP rounds (%s)", best, rounds, termination)
-    return PhaseResult("quality_bound", termination, float("nan"), best, time.perf_counter() - t0, np.zeros(0))
+    return PhaseResult("quality_bound", termination, float("nan"), best, time.perf_counter() - t0, solution)
 
 
 def round_quality_bound(data: MatchingData, policy: Policy, placed: int, proven: bool, lp_bound: float,
                         fair: FairShare | None, chosen: np.ndarray, mip: PhaseResult,
-                        deadline: float) -> tuple[PhaseResult, float]:
+                        deadline: float, budget: WorkBudget) -> tuple[PhaseResult, float]:
     """The round's proof of quality: the `quality_bound` phase and the bound the round reports.
 
     With balanced fill the bound's shares are those of the most persons any placement could place (the persons
@@ -219,7 +226,7 @@ def round_quality_bound(data: MatchingData, policy: Policy, placed: int, proven:
     pool = float(data.hh.persons.sum())
     most = placed if proven else int(np.floor(min(lp_bound, pool) if np.isfinite(lp_bound) else pool) + INTEGRAL)
     fair_bound = None if fair is None else FairShare.of(data, max(placed, most), fair.weight)
-    qb = quality_bound(data, policy, placed, fair_bound, data.pair_h[chosen], data.pair_o[chosen], deadline)
+    qb = quality_bound(data, policy, placed, fair_bound, data.pair_h[chosen], data.pair_o[chosen], deadline, budget)
     best = qb.bound
     if np.isfinite(mip.bound) and data.n_pairs >= data.n_eligible and proven:
         best = min(best, mip.bound)

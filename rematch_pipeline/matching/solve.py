@@ -309,27 +309,25 @@ def _max_persons(data: MatchingData, model: LinearModel, policy: Policy, found: 
     return (lns if lns.objective > found.objective else found), [lns], None
 
 
-def _max_quality(data: MatchingData, model: LinearModel, policy: Policy, x1: np.ndarray, placed: int,
-                 backend: PyomoHighs | None, classes: np.ndarray, deadline: float
-                 ) -> tuple[PhaseResult, FairShare | None]:
+def _max_quality(data: MatchingData, model: LinearModel, policy: Policy, incumbent: PhaseResult, placed: int,
+                 backend: PyomoHighs | None, classes: np.ndarray, fair: FairShare | None, deadline: float,
+                 guide: np.ndarray) -> PhaseResult:
     """Phase 2: the best quality (plus balanced-fill points when weighted) among placements of `placed` persons,
-    from the persons-maximal placement `x1` with each capacity class's places given to its best households."""
-    fair = FairShare.of(data, placed, policy.balanced_fill_weight) if policy.balanced_fill_weight > 0 else None
-    incumbent = PhaseResult("max_quality", "time_limit", float(model.quality @ x1)
-                            + balanced_fill_points(data, model, fair, x1), float("inf"), 0.0, x1)
+    from the persons-maximal `incumbent` with each capacity class's places given to its best households. `guide`:
+    the quality LP's solution over the model's columns (empty when there is none)."""
     if backend is None:
         # Neighbourhoods improve quality with persons kept; at this size HiGHS's branch and bound on the whole quality
         # model found nothing better than its start in the same time (docs/solver-tuning.md).
-        return quality_search(data, model, policy, incumbent, deadline, classes, fair, BUDGET), fair
+        return quality_search(data, model, policy, incumbent, deadline, classes, fair, BUDGET, guide)
     backend.add_min_persons(placed)
     if fair is not None:
         backend.add_fair_share(fair, data.pair_o)
     try:
         return backend.solve("max_quality", model.quality, deadline - time.perf_counter(),
-                             rel_gap=policy.solver.mip_rel_gap, start=x1), fair
+                             rel_gap=policy.solver.mip_rel_gap, start=incumbent.x)
     except SolveError as exc:
         log.warning("quality phase gave no solution (%s); keeping the persons-maximal incumbent", exc)
-        return incumbent, fair
+        return incumbent
 
 
 def solve_model(data: MatchingData, policy: Policy, started: float | None = None) -> SolveResult:
@@ -365,7 +363,17 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     proven = proven or (not pruned and full_optimal)
     # The allocation over types had its exchange before the model was built.
     x1 = np.round(p1.x) if p1 is found and begin.over_types else exchange(data, np.round(p1.x), classes)
-    p2, fair = _max_quality(data, model, policy, x1, placed, backend, classes, deadline)
+    fair = FairShare.of(data, placed, policy.balanced_fill_weight) if policy.balanced_fill_weight > 0 else None
+    incumbent = PhaseResult("max_quality", "time_limit", float(model.quality @ x1)
+                            + balanced_fill_points(data, model, fair, x1), float("inf"), 0.0, x1)
+    early = None
+    if backend is None:
+        # The quality bound before the neighbourhoods (over the incumbent's pairs and the best offers, which keep its
+        # LP feasible): its LP's solution guides them.
+        early = round_quality_bound(data, policy, placed, proven, lp_bound, fair, np.nonzero(x1 > 0.5)[0], incumbent,
+                                    deadline, BUDGET)
+    p2 = _max_quality(data, model, policy, incumbent, placed, backend, classes, fair, deadline,
+                      np.zeros(0) if early is None else early[0].x)
     phases.append(p2)
     chosen = np.nonzero(p2.x > 0.5)[0]
     # In small rounds the allocation over types is only the start of the exact persons MIP: once that is optimal,
@@ -377,7 +385,11 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     status = ("time_limit" if "time_limit" in terminations else "optimal" if terminations <= {"optimal"}
               else "work_limit" if terminations <= {"optimal", "work_limit", "heuristic", "solution_limit"}
               else next(p.termination for p in deciding if p.termination != "optimal"))
-    qb, best_bound = round_quality_bound(data, policy, placed, proven, lp_bound, fair, chosen, p2, deadline)
+    if early is None:
+        qb, best_bound = round_quality_bound(data, policy, placed, proven, lp_bound, fair, chosen, p2, deadline,
+                                             BUDGET)
+    else:
+        qb, best_bound = early[0], max(early[1], p2.objective)  # within the solvers' tolerances, as there
     phases.append(qb)
     if qb.termination == "time_limit":
         status = "time_limit"  # the bound in round.json then depends on the machine's speed
