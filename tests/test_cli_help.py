@@ -90,8 +90,8 @@ def test_round_status_says_of_every_count_whether_it_counts_households_or_person
         "  1,203 persons placed: the most possible (proven; the LP bound over every eligible pair is 1,203.50).",
         "  Match quality: 6,781.2 points, bound 6,790 (gap 0.1\u00a0%).",  # number and unit never split
         "  Fill per municipality (places are for persons):",
-        "    09162000 München  1,200 persons placed of 1,500 places (80 %), 30 persons accepted",
-        "    05315000 Köln         3 persons placed of     8 places (37.5 %), 0 persons accepted",
+        "    09162000 München  1,200 persons placed of 1,500 places (80\u00a0%), 30 persons accepted",
+        "    05315000 Köln         3 persons placed of     8 places (37.5\u00a0%), 0 persons accepted",
     ]
     unproven = _summary(stats={"status": "work_limit", "lp_bound_persons": 1210.0, "gap_to_lp": 0.00579,
                                "persons_proven_maximal": False})
