@@ -7,6 +7,10 @@ export REMATCH_HOME ?= $(CURDIR)/var
 export AIRFLOW_HOME ?= $(REMATCH_HOME)/airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
+# Logins with roles, as in the compose file (rematch_pipeline/access.py), for the embedded Airflow's targets only
+# (the tests start their own Airflow); `airflow standalone` would force the development-only SimpleAuthManager, so
+# `make airflow` starts the components itself.
+FAB_AUTH_MANAGER := airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager
 
 .PHONY: install system-deps demo test test-all airflow airflow-init dag lint clean
 
@@ -42,11 +46,15 @@ test-all: install
 
 # The embedded Airflow: its metadata database (SQLite) in $(AIRFLOW_HOME), the project's DAGs, no examples. Migrated
 # again when the pinned versions change.
-# Init, like the compose file's airflow-init: Airflow's migrations, then the project's. `make dag` never migrates.
+# Init, like the compose file's airflow-init: Airflow's migrations, the project's, then the roles and the logins
+# named in AIRFLOW_ADMIN_USERNAME etc. (an unset password is generated into $(AIRFLOW_HOME)/passwords/). `make dag`
+# never migrates.
+$(AIRFLOW_HOME)/airflow.db airflow-init dag airflow: export AIRFLOW__CORE__AUTH_MANAGER := $(FAB_AUTH_MANAGER)
 $(AIRFLOW_HOME)/airflow.db: constraints.txt | $(BIN)/rematch
 	mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate
 	$(BIN)/rematch db upgrade
+	$(BIN)/rematch access sync
 	touch $@
 
 airflow-init: $(AIRFLOW_HOME)/airflow.db
@@ -57,8 +65,10 @@ DAG ?= rematch_ingest
 dag: airflow-init
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow dags test $(DAG)
 
+# The UI on http://localhost:8080 until Ctrl-C, which stops all four components.
 airflow: airflow-init
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/airflow standalone
+	export PATH="$(CURDIR)/$(BIN):$$PATH"; trap 'kill $$(jobs -p) 2>/dev/null' EXIT INT TERM; \
+	  airflow scheduler & airflow dag-processor & airflow triggerer & airflow api-server --port 8080
 
 lint: install
 	$(BIN)/ruff check rematch_pipeline dags tests

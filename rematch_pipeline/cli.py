@@ -376,6 +376,14 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_access_sync(args: argparse.Namespace, settings: Settings) -> int:
+    from rematch_pipeline.access import LOGIN_VARIABLES, sync
+    from rematch_pipeline.config import environment
+
+    sync(environment(LOGIN_VARIABLES), require_passwords=args.require_passwords)
+    return 0
+
+
 def cmd_config_show(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.config import setting_sources
 
@@ -589,6 +597,12 @@ def build_parser() -> argparse.ArgumentParser:
     db = _group(sub, "db", "the project database")
     du = _command(db, "upgrade", "create or migrate the schema: once per install or upgrade")
     du.set_defaults(func=cmd_db_upgrade)
+
+    ac = _group(sub, "access", "Airflow's login roles and accounts (FAB auth manager)")
+    asy = _command(ac, "sync", "create or update the project's roles, and the accounts named in the environment")
+    asy.add_argument("--require-passwords", action="store_true",
+                     help="refuse when a named account has no password set, instead of generating one")
+    asy.set_defaults(func=cmd_access_sync)
     return p
 
 

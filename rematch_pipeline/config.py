@@ -12,7 +12,7 @@ import os
 import re
 import threading
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -220,6 +220,11 @@ def save_home_setting(home: Path, name: str, value: str) -> Path:
                    encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def environment(names: Iterable[str]) -> dict[str, str]:
+    """The named variables that are set, for a step that is not a Re:Match setting (Airflow's logins at init)."""
+    return {name: os.environ[name] for name in names if name in os.environ}
 
 
 def setting_sources(home: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from rematch_pipeline import access
 from rematch_pipeline.clock import SystemClock
 from rematch_pipeline.config import Settings
 
@@ -41,7 +42,7 @@ def test_secrets_come_from_an_uncommitted_env_file() -> None:
     assert ".env" in (REPO / ".gitignore").read_text().split()
     example = (REPO / ".env.example").read_text()
     for key in ("POSTGRES_PASSWORD", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY", "REMATCH_DB",
-                "AIRFLOW_DB", "AIRFLOW_ADMIN_PASSWORD"):
+                "AIRFLOW_DB", *(a.password_var for a in access.ACCOUNTS)):
         assert f"{key}=" in example
 
 
@@ -77,3 +78,13 @@ def test_health_check_tools_are_installed_in_the_image() -> None:
         test = " ".join(svc.get("healthcheck", {}).get("test", []))
         if name.startswith("airflow-") and "curl" in test:
             assert " curl" in dockerfile.split("apt-get install", 1)[1].split("&& rm", 1)[0], name
+
+
+def test_every_airflow_service_logs_in_with_the_fab_auth_manager_and_init_applies_the_roles() -> None:
+    services = _compose()["services"]
+    for name, svc in services.items():
+        if name.startswith("airflow-"):
+            assert svc["environment"]["AIRFLOW__CORE__AUTH_MANAGER"] == access.AUTH_MANAGER, name
+    assert "SIMPLE_AUTH_MANAGER" not in (REPO / "docker-compose.yml").read_text()
+    # Containers keep no generated password file: init must refuse a login without its password in .env.
+    assert "rematch access sync --require-passwords" in services["airflow-init"]["command"][1]

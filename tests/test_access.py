@@ -1,0 +1,106 @@
+"""Login with roles on the embedded default: the FAB auth manager, the project's roles, the REST API in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rematch_pipeline import access
+
+# The login tests migrate an Airflow database and start the API app: 18 to 30 s here, hence the slow tier.
+login = pytest.mark.slow
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+# Runs in a child process: Airflow reads its configuration once per process, and this one may hold another's.
+PROBE = """
+import json, os
+from pathlib import Path
+from fastapi.testclient import TestClient
+from airflow.api_fastapi.app import create_app
+from rematch_pipeline import access
+
+access.sync(dict(os.environ), say=lambda line: None)
+generated = access.password_dir(Path(os.environ["AIRFLOW_HOME"])) / "admin"
+admin_password = generated.read_text().strip()
+client = TestClient(create_app(apps="core"))
+
+def login(user, password):
+    r = client.post("/auth/token", json={"username": user, "password": password})
+    return {"Authorization": "Bearer " + r.json()["access_token"]} if r.status_code in (200, 201) else None
+
+auditor = login("auditor", "auditor-pw")
+team = login("team", "team-pw")
+trigger = {"logical_date": None}
+print(json.dumps({
+    "anonymous_list": client.get("/api/v2/dags").status_code,
+    "anonymous_trigger": client.post("/api/v2/dags/rematch_round/dagRuns", json=trigger).status_code,
+    "auditor_list": client.get("/api/v2/dags", headers=auditor).status_code,
+    "auditor_trigger": client.post("/api/v2/dags/rematch_round/dagRuns", headers=auditor, json=trigger).status_code,
+    "team_trigger": client.post("/api/v2/dags/rematch_round/dagRuns", headers=team, json=trigger).status_code,
+    "admin_generated_login": login("admin", admin_password) is not None,
+    "password_mode": oct(generated.stat().st_mode & 0o777),
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def answers(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    home = tmp_path_factory.mktemp("airflow-login")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "REMATCH"))}
+    env.update(AIRFLOW_HOME=str(home / "airflow"), REMATCH_HOME=str(home / "rematch"),
+               AIRFLOW__CORE__AUTH_MANAGER=access.AUTH_MANAGER, AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
+               AIRFLOW__CORE__LOAD_EXAMPLES="False", PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+               AIRFLOW_AUDITOR_USERNAME="auditor", AIRFLOW_AUDITOR_PASSWORD="auditor-pw",
+               AIRFLOW_DATA_TEAM_USERNAME="team", AIRFLOW_DATA_TEAM_PASSWORD="team-pw")
+    for step in (["airflow", "db", "migrate"], ["airflow", "dags", "reserialize"]):
+        subprocess.run([str(BIN / step[0]), *step[1:]], env=env, check=True, capture_output=True, timeout=300)
+    probe = subprocess.run([sys.executable, "-c", PROBE], env=env, check=True, capture_output=True, text=True,
+                           timeout=300)
+    return json.loads(probe.stdout.strip().splitlines()[-1])
+
+
+@login
+def test_rest_api_requires_authentication(answers: dict) -> None:
+    assert answers["anonymous_list"] == 401
+    assert answers["anonymous_trigger"] == 401
+
+
+@login
+def test_auditor_lists_the_dags(answers: dict) -> None:
+    assert answers["auditor_list"] == 200
+
+
+@login
+def test_auditor_cannot_trigger_the_round(answers: dict) -> None:
+    assert answers["auditor_trigger"] == 403
+
+
+@login
+def test_data_team_triggers_the_round(answers: dict) -> None:
+    assert answers["team_trigger"] == 200
+
+
+@login
+def test_unset_admin_password_is_generated_into_an_owner_only_file(answers: dict) -> None:
+    assert answers["admin_generated_login"] is True
+    assert answers["password_mode"] == "0o600"
+
+
+def test_auditor_role_only_reads() -> None:
+    assert {action for action, _ in access.ROLES[access.AUDITOR]} == {access.READ}
+
+
+def test_auditor_reads_nothing_the_data_team_cannot() -> None:
+    assert access.ROLES[access.AUDITOR] <= access.ROLES[access.DATA_TEAM]
+
+
+def test_containers_refuse_a_login_without_its_password() -> None:
+    env = {"AIRFLOW_ADMIN_PASSWORD": "x", "AIRFLOW_AUDITOR_USERNAME": "auditor"}
+    with pytest.raises(ValueError, match="AIRFLOW_AUDITOR_PASSWORD"):
+        access.sync(env, require_passwords=True)
