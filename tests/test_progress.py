@@ -42,12 +42,12 @@ def test_on_a_terminal_the_bar_is_drawn_in_place_and_cleared_at_the_end() -> Non
 def test_nested_steps_show_their_path_and_a_step_without_total_its_time() -> None:
     outer, inner = progress.Step("round R-2026-11-23"), progress.Step("solving", detail="412 candidate pairs")
     assert progress.describe([outer, inner]).startswith("round R-2026-11-23 › solving, 412 candidate pairs (")
-    assert progress.describe([outer, inner], tick=1).endswith(" s) /")  # a spinner moves while nothing is counted
+    assert progress.describe([outer, inner], tick=1).endswith("\u00a0s) /")  # a spinner moves while nothing is counted
     # A narrow terminal shows the innermost step whole rather than cut; what is wider still is cut before its time,
     # one column short of the width, so the cursor stays on the line and the moving part in sight.
     assert progress.describe([outer, inner], width=50).startswith("solving, 412 candidate pairs (")
     narrow = progress.describe([outer, inner], tick=0, width=25)
-    assert len(narrow) == 24 and narrow.startswith("solving, ") and "… (" in narrow and narrow.endswith(" s) |")
+    assert len(narrow) == 24 and narrow.startswith("solving, ") and "… (" in narrow and narrow.endswith("\u00a0s) |")
 
 
 def test_without_a_terminal_short_steps_say_nothing_and_long_ones_a_line_each_interval() -> None:
