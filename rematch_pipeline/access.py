@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -91,6 +92,22 @@ def _sync_role(sm: Any, name: str, wanted: frozenset[tuple[str, str]]) -> None:
         sm.remove_permission_from_role(role, have[key])
 
 
+def _write_password(folder: Path, username: str, password: str, variable: str) -> Path:
+    """The generated password in a file only its owner reads, whatever a file left there earlier allowed."""
+    if not username or "/" in username or "\\" in username or username.startswith("."):
+        raise ValueError(f"{variable} must be a plain user name (no '/', '\\' or leading '.')")
+    folder.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(folder, 0o700)
+    where = folder / username
+    fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a file left by an earlier init keeps its mode through os.open
+        os.write(fd, (password + "\n").encode())
+    finally:
+        os.close(fd)
+    return where
+
+
 def _sync_user(sm: Any, account: Account, username: str, password: str | None, airflow_home: Path,
                say: Callable[[str], None]) -> None:
     role = sm.find_role(account.role)
@@ -98,10 +115,7 @@ def _sync_user(sm: Any, account: Account, username: str, password: str | None, a
     if user is None:
         if not password:
             password = secrets.token_urlsafe(18)
-            where = password_dir(airflow_home) / username
-            where.parent.mkdir(mode=0o700, exist_ok=True)
-            where.touch(mode=0o600)
-            where.write_text(password + "\n")
+            where = _write_password(password_dir(airflow_home), username, password, account.username_var)
             say(f"{account.password_var} is not set: the password of {username} was generated into {where}")
         if not sm.add_user(username, username, account.role, f"{username}@localhost", role, password):
             raise RuntimeError(f"could not create the Airflow user {username}")

@@ -32,7 +32,8 @@ validation_runs.csv every validation of those files: table, rows evaluated, rows
 assignment_details.csv the solver's result per matched household: municipality (AGS), offer, persons, score,
                     preference rank and the score by term.
 unmatched.csv       households of the pool left unmatched, with the reason in words.
-offers.csv          one offer per matched household: deadline, status (pending, accepted, declined, expired).
+offers.csv          one offer per matched household: deadline, status (pending, accepted, declined, expired,
+                    withdrawn).
 decisions.csv       the households' answers: accept or decline, when, and whether entered from a file or by hand.
                     Free-text reasons are not exported (personal data); reason_given says whether one exists.
 

@@ -24,27 +24,35 @@ COMMAND_LINE = "(rematch decide)"  # the "file" of a decision refused at the com
 FAILED_RULE = "ingest_failed"  # the whole-file row of a file whose processing failed (ingest.service)
 
 
-def _problem(row: QuarantineRow) -> tuple[Any, ...] | None:
-    """What makes two quarantine rows the same problem of the same record, wherever it sat in its file; None for
-    a whole-file row or a row without a record to compare."""
+def _problem(row: QuarantineRow, same_content: bool = True) -> tuple[Any, ...] | None:
+    """What makes two quarantine rows the same problem of the same record, wherever it sat in its file (with
+    `same_content`, the record as sent word for word too); None for a whole-file row or a row without a record."""
     if row.record is None or row.raw_file_id is None:
         return None
     key = _key(row.table_name, row.record)
     if key is not None and row.table_name == "members":
         key += (str(row.record.get("member_no") or "").strip(),)
-    what = key if key is not None else tuple(sorted(
-        (k, str(v)) for k, v in row.record.items() if k not in ("source_row", "source_sheet")))
-    return (row.table_name, row.rule, row.field, what)
+    content = tuple(sorted((k, str(v)) for k, v in row.record.items() if k not in ("source_row", "source_sheet")))
+    return (row.table_name, row.rule, row.field, key if key is not None and not same_content else content)
 
 
-def supersede_repeats(uow: UnitOfWork, raw_file_id: int, at: datetime) -> int:
-    """Close each open row of an earlier file that this file's quarantine repeats (a weekly cumulative export
-    sends the same bad row again): the newer row is the one to act on, so each problem is listed once. Returns how
-    many rows were closed."""
-    newer = {p: r.id for r in uow.quarantine.of_file(raw_file_id) if (p := _problem(r)) is not None}
+def supersede_repeats(uow: UnitOfWork, raw_file_id: int, at: datetime, *,
+                      of_record: tuple[str, tuple[str, ...]] | None = None) -> int:
+    """Close each open row of an earlier file that this file's quarantine repeats, so each problem is listed once,
+    under the newest file. A row sent again word for word (a weekly cumulative export) is repeated whatever order the
+    files were ingested in; a record sent again changed but with the same problem only when the file was sent as its
+    correction (`of_record`: the table and key of the row resubmitted), since ingest order does not say which version
+    is newer. Returns how many rows were closed."""
+    def problem(row: QuarantineRow) -> tuple[Any, ...] | None:
+        corrected = of_record is not None and (_ENTITY.get(row.table_name, ("",))[0], _key(row.table_name, row.record)
+                                               ) == of_record
+        return _problem(row, same_content=not corrected)
+
+    newer = {p: r.id for r in uow.quarantine.of_file(raw_file_id) if (p := problem(r)) is not None}
     replaced = {o.id: newer[p] for o in uow.quarantine.open_rows()
-                if o.raw_file_id is not None and o.raw_file_id < raw_file_id
-                and (p := _problem(o)) is not None and p in newer}
+                if o.raw_file_id is not None and o.raw_file_id != raw_file_id
+                and (of_record is None or o.raw_file_id < raw_file_id)
+                and (p := problem(o)) is not None and p in newer}
     uow.quarantine.supersede(replaced, at)
     return len(replaced)
 
@@ -174,6 +182,9 @@ def resubmit(settings: Settings, quarantine_id: int, corrected: Path,
                       {"resolved_ids": resolved_ids, "raw_file_id": report.raw_file_id, "file": report.file,
                        "rule": row.rule}, at)
         else:
+            key = _key(row.table_name, row.record)
+            if raw is not None and key is not None:  # sent as its correction: the same problem again replaces it
+                supersede_repeats(uow, raw.id, at, of_record=(_ENTITY[row.table_name][0], key))
             uow.audit(actor, "quarantine_resubmit_failed", str(quarantine_id),
                       {"raw_file_id": report.raw_file_id, "file": report.file, "status": report.status}, at)
         now = uow.quarantine.get(row.id)

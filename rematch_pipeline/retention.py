@@ -128,7 +128,7 @@ def purge(settings: Settings, before: date, actor: str = "cli", *, allow_future:
 
 
 def erase(settings: Settings, case_id: str, actor: str = "cli") -> PurgeReport:
-    """Erase one household's personal details on request; it leaves the pool and any pending offer expires."""
+    """Erase one household's personal details on request; it leaves the pool and any pending offer is withdrawn."""
     require_schema(settings.database_url)
     report = PurgeReport()
     with unit_of_work(settings) as uow:

@@ -882,11 +882,14 @@ def _invalid_cases(df: pd.DataFrame, rows: set[int]) -> set[str]:
     return {c for c in cases[cases.index.isin(list(rows))] if isinstance(c, str)}
 
 
+# The suite's findings a reader's finding explains better, on the same row: a person whose household row has no
+# case_id is not also told that the export lost the link. Every other finding stays.
+_EXPLAINED_BY = {"household_without_case_id": frozenset({"member_case_id_required", "member_has_household"})}
+
+
 def _explained(tv: TableValidation, errors: list[RowError]) -> None:
-    """Drop the suite's findings on a row and field that the reader's own finding explains better (a person whose
-    household row has no case_id is not told that the export lost the link)."""
-    why = {(e.row_index, e.field) for e in errors}
-    tv.row_errors[:] = [e for e in tv.row_errors if (e.row_index, e.field) not in why]
+    why = {(e.row_index, rule) for e in errors for rule in _EXPLAINED_BY.get(e.rule, ())}
+    tv.row_errors[:] = [e for e in tv.row_errors if (e.row_index, e.rule) not in why]
 
 
 def _add_errors(tv: TableValidation, errors: list[RowError], index: pd.Index) -> None:

@@ -104,3 +104,18 @@ def test_containers_refuse_a_login_without_its_password() -> None:
     env = {"AIRFLOW_ADMIN_PASSWORD": "x", "AIRFLOW_AUDITOR_USERNAME": "auditor"}
     with pytest.raises(ValueError, match="AIRFLOW_AUDITOR_PASSWORD"):
         access.sync(env, require_passwords=True)
+
+
+def test_a_generated_password_is_owner_only_even_where_an_earlier_file_was_not(tmp_path: Path) -> None:
+    folder = tmp_path / "passwords"
+    folder.mkdir(mode=0o755)
+    (folder / "admin").write_text("old\n")
+    os.chmod(folder, 0o755)
+    os.chmod(folder / "admin", 0o644)  # left by an earlier init, before the Airflow database was recreated
+    where = access._write_password(folder, "admin", "new-secret", "AIRFLOW_ADMIN_USERNAME")
+    assert where.read_text() == "new-secret\n"
+    assert (folder.stat().st_mode & 0o777, where.stat().st_mode & 0o777) == (0o700, 0o600)
+    for name in ("../admin", ".hidden", "a/b"):
+        with pytest.raises(ValueError, match="AIRFLOW_ADMIN_USERNAME must be a plain user name"):
+            access._write_password(folder, name, "x", "AIRFLOW_ADMIN_USERNAME")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["passwords"]  # nothing written outside the folder

@@ -290,3 +290,16 @@ def test_assets_are_updated_only_when_valid_rows_were_added() -> None:
                {"kind": "households", "rows_added": 0, "status": "duplicate"}, {}]
     assert orchestration.rows_added(reports, "households") == 0
     assert orchestration.rows_added(reports, "capacity") == 3
+
+
+def test_a_changed_record_with_the_same_problem_is_listed_under_both_files(settings: Settings, tmp_path: Path) -> None:
+    # Ingest order does not say which export is newer (the inbox is ingested in parallel): a record sent again
+    # changed keeps both rows open, so no newer version is ever closed in favour of an older one.
+    newer, older = tmp_path / "week2.xlsx", tmp_path / "week1.xlsx"
+    newer.write_bytes(x.kobo_xlsx([x.household("RM-A", german_level="zz"), B], MEMBERS))
+    older.write_bytes(x.kobo_xlsx([x.household("RM-A", german_level="c9")], {"uuid-RM-A": MEMBERS["uuid-RM-A"]}))
+    ingest_file(newer, settings)
+    ingest_file(older, settings)
+    open_rows = [(r["file"], r["rule"]) for r in list_quarantine(settings) if r["table_name"] == "households"]
+    assert sorted(open_rows) == [("week1.xlsx", "german_level_allowed_value"),
+                                 ("week2.xlsx", "german_level_allowed_value")]

@@ -441,3 +441,15 @@ def test_markup_in_any_text_field_of_either_file_kind_stays_text_in_the_data_doc
         assert payload not in page
         assert "<script>alert" not in page and "<img src=x" not in page and "<svg onload" not in page
     assert any(html_escape(payload) in page for page in pages)  # shown, as text
+
+
+def test_a_readers_finding_replaces_only_the_suite_findings_it_explains() -> None:
+    from rematch_pipeline.validation import RowError, _explained
+
+    suite = [RowError(0, "german_level", "german_level_allowed_value", "m"),
+             RowError(1, "case_id", "member_case_id_required", "m"), RowError(1, "sex", "sex_allowed_value", "m")]
+    tv = TableValidation("members", False, 2, {0, 1}, list(suite), {}, None, {})
+    _explained(tv, [RowError(0, "german_level", "repeated_column_disagrees", "r"),
+                    RowError(1, "case_id", "household_without_case_id", "r")])
+    # The lost-link message goes (the household row lacks the case_id); a value the file states twice and wrong stays.
+    assert [e.rule for e in tv.row_errors] == ["german_level_allowed_value", "sex_allowed_value"]
