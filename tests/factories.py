@@ -60,6 +60,19 @@ def offer(ags: str, places: int = 10, units: tuple[int, int, int, int] = (5, 5, 
     return CapacityOffer(**values)  # type: ignore[arg-type]
 
 
+def munich_offer(**kw: object) -> CapacityOffer:
+    """München's offer of 40 places: two units of each size, one accessible and one for pets, a named contact."""
+    values: dict[str, object] = dict(
+        ags="09162000", places=40, units=(2, 2, 2, 2), offer_id="OF-0001", municipality_name="München", state="BY",
+        settlement_type="big_city", units_wheelchair=1, units_pets_allowed=1, kita_u3=2, kita_ue3=2, school_primary=2,
+        school_secondary=2, language_course_seats=10, ukrainian_community="large", contact_name="Frau Huber",
+        contact_email="huber@muenchen.example",
+    )
+    values.update(kw)
+    ags = str(values.pop("ags"))
+    return offer(ags, **values)  # type: ignore[arg-type]
+
+
 def store_records(settings: Settings, households: Sequence[Mapping[str, Any]],
                   members: Mapping[str, Sequence[Mapping[str, Any]]], offers: Sequence[Mapping[str, Any]]) -> None:
     """A seeded database: export rows (`tests.exports`) stored through the store, without ingest and validation

@@ -41,7 +41,7 @@ from rematch_pipeline.packets.letters import (
 )
 from rematch_pipeline.rounds import decide, offer_round, run_round
 from tests import exports as x
-from tests.factories import household, member, store_records
+from tests.factories import household, member, munich_offer, store_records
 from tests.html_tree import Node, parse
 
 REPO = Path(__file__).resolve().parent.parent
@@ -72,16 +72,8 @@ EXPECTED = {  # what each catalogue must make of the same letter
 
 
 def make_offer(**overrides: Any) -> CapacityOffer:
-    values: dict[str, Any] = dict(
-        offer_id="OF-0001", ags="09162000", municipality_name="München", state="BY", settlement_type="big_city",
-        valid_from=date(2026, 1, 1), valid_until=date(2026, 12, 31), places_persons=40, units_1_room=2,
-        units_2_rooms=2, units_3_rooms=2, units_4plus_rooms=2, units_wheelchair=1, units_pets_allowed=1,
-        kita_u3=2, kita_ue3=2, school_primary=2, school_secondary=2, language_course_seats=10,
-        medical_services=frozenset({"dialysis", "oncology"}), job_sectors_shortage=frozenset({"it", "retail"}),
-        ukrainian_community="large", contact_name="Frau Huber", contact_email="huber@muenchen.example",
-    )
-    values.update(overrides)
-    return CapacityOffer(**values)
+    return munich_offer(**{"medical_services": frozenset({"dialysis", "oncology"}),
+                           "job_sectors_shortage": frozenset({"it", "retail"}), **overrides})
 
 
 def make_household(case_id: str = "RM-2026-00301", **overrides: Any) -> Household:

@@ -21,7 +21,7 @@ from rematch_pipeline.packets.render import (
     render_packet_pdf,
     write_packet,
 )
-from tests.factories import household, member
+from tests.factories import household, member, munich_offer
 from tests.html_tree import Node, parse
 
 AGS = "09162000"
@@ -33,15 +33,8 @@ POLICY = load_policy()
 
 
 def make_offer(ags: str = AGS) -> CapacityOffer:
-    return CapacityOffer(
-        offer_id="OF-0001", ags=ags, municipality_name="München", state="BY", settlement_type="big_city",
-        valid_from=date(2026, 1, 1), valid_until=date(2026, 12, 31), places_persons=40,
-        units_1_room=2, units_2_rooms=2, units_3_rooms=2, units_4plus_rooms=2, units_wheelchair=1,
-        units_pets_allowed=1, kita_u3=2, kita_ue3=2, school_primary=2, school_secondary=2,
-        language_course_seats=10, medical_services=frozenset({"dialysis"}),
-        job_sectors_shortage=frozenset({"health_care"}), ukrainian_community="large",
-        contact_name="Frau Huber", contact_email="huber@muenchen.example",
-    )
+    return munich_offer(ags=ags, medical_services=frozenset({"dialysis"}),
+                        job_sectors_shortage=frozenset({"health_care"}))
 
 
 def adult(relation: str = "head", sex: str = "female", mobility_impaired: bool = False) -> Member:
