@@ -10,33 +10,36 @@ SHY = "\u00ad"
 @dataclass(frozen=True)
 class Term:
     de: str
-    en: str
+    en: str  # a label (a table column, a chart)
     # The German term with soft hyphens placed by hand, at compound joins or, in a simple word, a syllable (pyphen's
     # German patterns break "Kurs|plätze" as "kur-splät-ze"): narrow table headers may break there and nowhere else.
     de_breakable: str = ""
+    en_phrase: str = ""  # the same in an English sentence ("places for persons"); the label if not given
 
     def __post_init__(self) -> None:
         if not self.de_breakable:
             object.__setattr__(self, "de_breakable", self.de)
+        if not self.en_phrase:
+            object.__setattr__(self, "en_phrase", self.en)
         if self.de_breakable.replace(SHY, "") != self.de:
             raise ValueError(f"hyphenated form of {self.de!r} spells another word")
 
 
-def _t(breakable: str, en: str) -> Term:
+def _t(breakable: str, en: str, en_phrase: str = "") -> Term:
     """A term given by its hyphenated form ('|' marks a correct break point)."""
-    return Term(breakable.replace("|", ""), en, breakable.replace("|", SHY))
+    return Term(breakable.replace("|", ""), en, breakable.replace("|", SHY), en_phrase)
 
 
 # Capacity dimensions (domain.CAPACITY_DIMENSIONS): what a municipality offers and a household consumes.
 DIMENSIONS: dict[str, Term] = {
-    "places_persons": _t("Per|sonen", "persons"),
-    "units_wheelchair": _t("Barriere|freie Wohnung", "wheelchair units"),
-    "units_pets_allowed": _t("Wohnung mit Haus|tier|erlaubnis", "pet units"),
-    "kita_u3": _t("Kita|plätze U3", "Kita U3"),
-    "kita_ue3": _t("Kita|plätze Ü3", "Kita Ü3"),
-    "school_primary": _t("Grund|schul|plätze", "primary"),
-    "school_secondary": _t("Plätze weiter|füh|rende Schule", "secondary"),
-    "language_course_seats": _t("Inte|gra|tions|kurs|plätze", "language course"),
+    "places_persons": _t("Per|sonen", "persons", "places for persons"),
+    "units_wheelchair": _t("Barriere|freie Wohnung", "wheelchair units", "wheelchair-accessible units"),
+    "units_pets_allowed": _t("Wohnung mit Haus|tier|erlaubnis", "pet units", "pet-allowed units"),
+    "kita_u3": _t("Kita|plätze U3", "Kita U3", "Kita U3 places"),
+    "kita_ue3": _t("Kita|plätze Ü3", "Kita Ü3", "Kita Ü3 places"),
+    "school_primary": _t("Grund|schul|plätze", "primary", "primary-school places"),
+    "school_secondary": _t("Plätze weiter|füh|rende Schule", "secondary", "secondary-school places"),
+    "language_course_seats": _t("Inte|gra|tions|kurs|plätze", "language course", "language-course seats"),
 }
 
 # Household needs that are not capacity dimensions.

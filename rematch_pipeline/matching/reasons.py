@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rematch_pipeline import glossary
 from rematch_pipeline.domain import ROOM_CLASSES, UnmatchedReason
 
 HEALTH_NEED = "health_need"  # a health or disability need of a household that did not consent to share which
@@ -18,14 +19,7 @@ EXCLUSION_WORDS = {
     HEALTH_NEED: "a health or disability need not met (which one only with the household's consent)",
 }
 DIMENSION_WORDS = {
-    "places_persons": "places for persons",
-    "units_wheelchair": "wheelchair-accessible units",
-    "units_pets_allowed": "pet-allowed units",
-    "kita_u3": "Kita U3 places",
-    "kita_ue3": "Kita Ü3 places",
-    "school_primary": "primary-school places",
-    "school_secondary": "secondary-school places",
-    "language_course_seats": "language-course seats",
+    **{dimension: term.en_phrase for dimension, term in glossary.DIMENSIONS.items()},
     HEALTH_UNITS: "units for a health or disability need",
     **{f"units_{k}_rooms_or_more": f"units with {k}+ rooms" for k in ROOM_CLASSES},
 }
