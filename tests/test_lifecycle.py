@@ -110,7 +110,8 @@ def test_three_rounds_respect_declines_consumed_capacity_expiry_and_new_capacity
         rules = conn.execute(select(t.quarantine.c.rule).where(t.quarantine.c.table_name == "decisions")).scalars()
         assert sorted(rules) == ["decision_after_deadline", "decision_already_recorded", "decision_without_offer"]
     assert summarize(settings, r1.round_id).offers == {
-        "offered": 4, "accepted": 2, "declined": 1, "expired": 0, "pending": 1, "persons_accepted": 2}
+        "offered": 4, "accepted": 2, "declined": 1, "expired": 0, "withdrawn": 0, "pending": 1,
+        "persons_accepted": 2}
 
     # Round 2: the silent offer expired (its household is back), the decline is never offered that city again,
     # and the two accepted places stay taken: two places are left for four households.
