@@ -24,11 +24,18 @@ _AUDIT_READS = ("Website", "DAGs", "DAG Runs", "DAG Code", "DAG Versions", "DAG 
 _TEAM_READS = _AUDIT_READS + ("XComs", "Pools", "Assets", "Asset Aliases", "Jobs", "Triggers", "Plugins",
                               "Providers", "Cluster Activity", "HITL Detail")
 
+# The project's report views inside Airflow (rematch_pipeline/web.py), one resource each: auditors read every report
+# but the packets, which name households and may hold health details; the data team reads them all.
+ROUND_REPORTS, DATA_DOCS, AUDIT_EXPORTS = "Re:Match Round Reports", "Re:Match Data Docs", "Re:Match Audit Exports"
+QUARANTINE, PACKETS = "Re:Match Quarantine", "Re:Match Packets"
+REPORT_VIEWS = (ROUND_REPORTS, DATA_DOCS, AUDIT_EXPORTS, QUARANTINE, PACKETS)
+_AUDIT_REPORTS = (ROUND_REPORTS, DATA_DOCS, AUDIT_EXPORTS, QUARANTINE)
+
 # FAB checks a trigger as "create a DAG run" plus "edit the DAG", a clear as "edit task instances" plus "edit the
 # DAG"; editing the DAG also (un)pauses it, which the data team needs since DAGs start paused.
 ROLES: Mapping[str, frozenset[tuple[str, str]]] = {
-    AUDITOR: frozenset((READ, r) for r in _AUDIT_READS),
-    DATA_TEAM: frozenset({(READ, r) for r in _TEAM_READS}
+    AUDITOR: frozenset((READ, r) for r in _AUDIT_READS + _AUDIT_REPORTS),
+    DATA_TEAM: frozenset({(READ, r) for r in _TEAM_READS + REPORT_VIEWS}
                          | {(EDIT, "DAGs"), (CREATE, "DAG Runs"), (EDIT, "DAG Runs"), (DELETE, "DAG Runs"),
                             (EDIT, "Task Instances"), (EDIT, "My Profile"), (EDIT, "My Password"),
                             (READ, "My Password")}),
@@ -76,6 +83,7 @@ def sync(env: Mapping[str, str], say: Callable[[str], None] = print, *, require_
         sm = appbuilder.sm
         for name, wanted in ROLES.items():
             _sync_role(sm, name, wanted)
+        _sync_role(sm, ADMIN, frozenset((READ, view) for view in REPORT_VIEWS), trim=False)  # FAB's own role
         for account in ACCOUNTS:
             username = env.get(account.username_var) or account.default_username
             if username:
@@ -83,12 +91,13 @@ def sync(env: Mapping[str, str], say: Callable[[str], None] = print, *, require_
     say(f"roles {', '.join(ROLES)} are up to date")
 
 
-def _sync_role(sm: Any, name: str, wanted: frozenset[tuple[str, str]]) -> None:
+def _sync_role(sm: Any, name: str, wanted: frozenset[tuple[str, str]], *, trim: bool = True) -> None:
+    """Give the role every wanted permission; with `trim`, take away every other one."""
     role = sm.find_role(name) or sm.add_role(name)
     have = {(p.action.name, p.resource.name): p for p in role.permissions}
     for action, resource in sorted(wanted - have.keys()):
         sm.add_permission_to_role(role, sm.create_permission(action, resource))
-    for key in have.keys() - wanted:
+    for key in (have.keys() - wanted) if trim else ():
         sm.remove_permission_from_role(role, have[key])
 
 

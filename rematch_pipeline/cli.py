@@ -273,40 +273,8 @@ def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-# What a quarantined row of each table holds, and what all of them are, for people.
-_QUARANTINED_KIND = {"households": ("a household", "household rows"),
-                     "members": ("a person of a household", "rows of persons"),
-                     "capacity_offers": ("a capacity offer", "capacity offer rows"),
-                     "decisions": ("a decision", "decision rows")}
-
-
-def _quarantine_line(r: dict[str, Any]) -> str:
-    """One quarantined entry as a statement: which file, where in it and what it holds, what is wrong; the rule's
-    name for reference."""
-    from rematch_pipeline.quarantine import COMMAND_LINE
-
-    kind, kinds = _QUARANTINED_KIND.get(r["table_name"], (None, None))
-    field = f", field {r['field']}" if r.get("field") else ""
-    if r["file"] == COMMAND_LINE:
-        where = f"{kind or 'an entry'} given with `rematch decide`{field}"
-    else:
-        sheet = f"sheet {r['sheet']}, " if r.get("sheet") and r["sheet"] != r["file"] else ""  # a CSV's is the file
-        if r.get("source_row"):
-            where = f"{r['file']}, {sheet}row {r['source_row']} ({kind or 'a row'}){field}"
-        elif kind:  # a batch held for review: every row of that table waits
-            where = f"{r['file']}, {sheet}all its {kinds}{field}"
-        else:
-            where = f"{r['file']}, {sheet or 'the whole file'}".removesuffix(", ")
-    message = str(r["message"])
-    if message.startswith(f"{r['file']}: "):  # the file is named already: the sentence starts after it
-        message = message[len(r["file"]) + 2:]
-        message = message[:1].upper() + message[1:]
-    state = (f", sent again: see #{r['superseded_by']}" if r.get("superseded_by")
-             else ", resolved" if r.get("resolved_at") else "")
-    return f"#{r['id']} {where}: {message} [rule {r['rule']}{state}]"
-
-
 def _quarantine_text(rows: list[dict[str, Any]], include_resolved: bool) -> str:
+    from rematch_pipeline.quarantine import describe
     from rematch_pipeline.reports.charts import counted
 
     waiting = sum(1 for r in rows if not r.get("resolved_at"))
@@ -315,7 +283,7 @@ def _quarantine_text(rows: list[dict[str, Any]], include_resolved: bool) -> str:
     head = (f"In the quarantine: {counted(waiting, 'entry', 'entries')} waiting for a correction"
             + (f", {counted(len(rows) - waiting, 'entry', 'entries')} resolved:" if include_resolved else ":"))
     tail = ["Correct the file and send it with `rematch quarantine resubmit ID --file CORRECTED`."] if waiting else []
-    return "\n".join([head, *(_quarantine_line(r) for r in rows), *tail])
+    return "\n".join([head, *(describe(r) for r in rows), *tail])
 
 
 def cmd_quarantine_resubmit(args: argparse.Namespace, settings: Settings) -> int:
@@ -363,7 +331,7 @@ def cmd_bench_packets(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.packets.bench import bench_packets
 
     result = bench_packets(households=args.households, municipalities=args.municipalities, seed=args.seed,
-                           workers=args.workers)
+                           workers=args.workers, letters=args.letters)
     _print(result, args.json, "\n".join(f"{k:>22}: {v}" for k, v in result.items()))
     return 0
 
@@ -574,9 +542,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                            "file)")
     bi.add_argument("--json", action="store_true", help=JSON_HELP)
     bi.set_defaults(func=cmd_bench_ingest)
-    bp = _command(b, "packets", "solve a generated round and time rendering every packet (HTML and PDF)")
+    bp = _command(b, "packets", "solve a generated round and time rendering every packet (HTML and PDF), on Typst "
+                  "and, for a sample, on WeasyPrint")
     _scenario_size(bp, households=2000, municipalities=80)
     bp.add_argument("--workers", type=int, metavar="W", help="render processes (default: one per CPU)")
+    bp.add_argument("--letters", action="store_true", help="every household's offer letter too (default: packets only)")
     bp.add_argument("--json", action="store_true", help=JSON_HELP)
     bp.set_defaults(func=cmd_bench_packets)
 

@@ -63,6 +63,37 @@ def list_quarantine(settings: Settings, include_resolved: bool = False) -> list[
         return [{**r, "file": r["file"] or COMMAND_LINE} for r in uow.quarantine.listing(include_resolved)]
 
 
+# What a quarantined row of each table holds, and what all of them are, for people.
+_QUARANTINED_KIND = {"households": ("a household", "household rows"),
+                     "members": ("a person of a household", "rows of persons"),
+                     "capacity_offers": ("a capacity offer", "capacity offer rows"),
+                     "decisions": ("a decision", "decision rows")}
+
+
+def describe(r: Mapping[str, Any]) -> str:
+    """One quarantined entry as a statement: which file, where in it and what it holds, what is wrong; the rule's
+    name for reference."""
+    kind, kinds = _QUARANTINED_KIND.get(r["table_name"], (None, None))
+    field = f", field {r['field']}" if r.get("field") else ""
+    if r["file"] == COMMAND_LINE:
+        where = f"{kind or 'an entry'} given with `rematch decide`{field}"
+    else:
+        sheet = f"sheet {r['sheet']}, " if r.get("sheet") and r["sheet"] != r["file"] else ""  # a CSV's is the file
+        if r.get("source_row"):
+            where = f"{r['file']}, {sheet}row {r['source_row']} ({kind or 'a row'}){field}"
+        elif kind:  # a batch held for review: every row of that table waits
+            where = f"{r['file']}, {sheet}all its {kinds}{field}"
+        else:
+            where = f"{r['file']}, {sheet or 'the whole file'}".removesuffix(", ")
+    message = str(r["message"])
+    if message.startswith(f"{r['file']}: "):  # the file is named already: the sentence starts after it
+        message = message[len(r["file"]) + 2:]
+        message = message[:1].upper() + message[1:]
+    state = (f", sent again: see #{r['superseded_by']}" if r.get("superseded_by")
+             else ", resolved" if r.get("resolved_at") else "")
+    return f"#{r['id']} {where}: {message} [rule {r['rule']}{state}]"
+
+
 def _key(table: str, record: Any) -> tuple[str, ...] | None:
     if table not in _ENTITY or not isinstance(record, Mapping):
         return None

@@ -16,6 +16,7 @@ from rematch_pipeline import access
 login = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+PACKET = "outbox/09162000/R-2026-11-23/packet_09162000_R-2026-11-23.pdf"
 
 # Runs in a child process: Airflow reads its configuration once per process, and this one may hold another's.
 PROBE = """
@@ -37,7 +38,17 @@ def login(user, password):
 auditor = login("auditor", "auditor-pw")
 team = login("team", "team-pw")
 trigger = {"logical_date": None}
+report, packet = "/rematch/home/exports/R-2026-11-23/round_report.html", os.environ["PROBE_PACKET"]
 print(json.dumps({
+    "anonymous_report": client.get(report).status_code,
+    "auditor_report": client.get(report, headers=auditor).status_code,
+    "auditor_data_docs": client.get("/rematch/home/data_docs/index.html", headers=auditor).status_code,
+    "auditor_packet": client.get(packet, headers=auditor).status_code,
+    "team_packet": client.get(packet, headers=team).status_code,
+    "team_traversal": client.get("/rematch/home/data_docs/%2e%2e/rematch.sqlite", headers=team).status_code,
+    "auditor_cookie_report": client.get(report, cookies={"_token": auditor["Authorization"][7:]}).status_code,
+    "plugin_views": [v["name"] for v in client.get("/api/v2/plugins", headers=team).json()["plugins"][0]
+                     .get("external_views", []) if v],
     "anonymous_list": client.get("/api/v2/dags").status_code,
     "anonymous_trigger": client.post("/api/v2/dags/rematch_round/dagRuns", json=trigger).status_code,
     "auditor_list": client.get("/api/v2/dags", headers=auditor).status_code,
@@ -57,7 +68,12 @@ def answers(tmp_path_factory: pytest.TempPathFactory) -> dict:
                AIRFLOW__CORE__AUTH_MANAGER=access.AUTH_MANAGER, AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
                AIRFLOW__CORE__LOAD_EXAMPLES="False", PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
                AIRFLOW_AUDITOR_USERNAME="auditor", AIRFLOW_AUDITOR_PASSWORD="auditor-pw",
-               AIRFLOW_DATA_TEAM_USERNAME="team", AIRFLOW_DATA_TEAM_PASSWORD="team-pw")
+               AIRFLOW_DATA_TEAM_USERNAME="team", AIRFLOW_DATA_TEAM_PASSWORD="team-pw",
+               PROBE_PACKET=f"/rematch/home/{PACKET}")
+    for rel in ("exports/R-2026-11-23/round_report.html", "data_docs/index.html", PACKET):
+        (home / "rematch" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (home / "rematch" / rel).write_text("<p>made up</p>")
+    subprocess.run([str(BIN / "rematch"), "db", "upgrade"], env=env, check=True, capture_output=True, timeout=300)
     for step in (["airflow", "db", "migrate"], ["airflow", "dags", "reserialize"]):
         subprocess.run([str(BIN / step[0]), *step[1:]], env=env, check=True, capture_output=True, timeout=300)
     probe = subprocess.run([sys.executable, "-c", PROBE], env=env, check=True, capture_output=True, text=True,
@@ -84,6 +100,32 @@ def test_auditor_cannot_trigger_the_round(answers: dict) -> None:
 @login
 def test_data_team_triggers_the_round(answers: dict) -> None:
     assert answers["team_trigger"] == 200
+
+
+@login
+def test_the_reports_app_refuses_an_anonymous_request(answers: dict) -> None:
+    assert answers["anonymous_report"] == 401
+
+
+@login
+def test_an_auditor_opens_a_round_report_and_the_data_docs_in_airflow(answers: dict) -> None:
+    assert (answers["auditor_report"], answers["auditor_data_docs"], answers["auditor_cookie_report"]) == (200, 200,
+                                                                                                           200)
+
+
+@login
+def test_an_auditor_cannot_open_a_packet_in_airflow_but_the_data_team_can(answers: dict) -> None:
+    assert (answers["auditor_packet"], answers["team_packet"]) == (403, 200)
+
+
+@login
+def test_the_reports_app_refuses_a_path_out_of_the_reports(answers: dict) -> None:
+    assert answers["team_traversal"] == 404
+
+
+@login
+def test_the_reports_are_linked_in_airflows_navigation(answers: dict) -> None:
+    assert answers["plugin_views"] == ["Re:Match reports"]
 
 
 @login

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from rematch_pipeline.cli import _quarantine_line, build_parser, main, round_summary_lines
-from rematch_pipeline.quarantine import COMMAND_LINE
+from rematch_pipeline.cli import build_parser, main, round_summary_lines
+from rematch_pipeline.quarantine import COMMAND_LINE, describe
 from rematch_pipeline.rounds import RoundSummary
 
 
@@ -129,7 +129,7 @@ def _entry(**kw: object) -> dict[str, Any]:
      "#7 a decision given with `rematch decide`, field case_id: What is wrong. [rule r, resolved]"),
 ])
 def test_a_quarantine_entry_is_one_statement_of_where_what_and_why(entry: dict[str, Any], line: str) -> None:
-    assert _quarantine_line(entry) == line
+    assert describe(entry) == line
 
 
 def test_an_erasure_says_which_outbox_files_it_deleted_and_how_packets_come_back() -> None:

@@ -1,0 +1,195 @@
+"""The reports inside Airflow: round reports, Data Docs, audit exports, quarantine and packets, behind its login."""
+
+import io
+import mimetypes
+import re
+import tempfile
+import zipfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from rematch_pipeline import access
+from rematch_pipeline.config import Settings
+
+# Under REMATCH_HOME the reports keep the layout the commands write, so the relative links between them (a round
+# report's links to its Data Docs and export files) work unchanged when served. Only these paths are served; the
+# rest of the home (inbox, archive, database, letters, settings, Airflow's files and passwords) never is.
+_AGS = r"[0-9]{8}"
+_ROUND = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+_SERVED: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), view) for p, view in (
+    (rf"exports/{_ROUND}/round_report\.html", access.ROUND_REPORTS),
+    (rf"exports/{_ROUND}/(assignments\.csv|round\.json|audit(/.*)?)", access.AUDIT_EXPORTS),
+    (r"data_docs(/.*)?", access.DATA_DOCS),
+    (rf"outbox/{_AGS}/{_ROUND}/packet_[^/]+\.(pdf|html)", access.PACKETS),
+))
+_NOT_RECORDED = re.compile(r"data_docs/static/.*")  # the Data Docs' style sheet holds nothing about anyone
+_ROUND_OF = re.compile(rf"(exports|outbox/{_AGS})/({_ROUND})(/|$)")
+
+# Served pages may frame in Airflow's UI and load nothing from elsewhere; a page about people is never cached.
+_HEADERS = {"Content-Security-Policy": "default-src 'self' 'unsafe-inline' data:; frame-ancestors 'self'",
+            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+
+
+def view_of(relative: str) -> str | None:
+    """The view (an access resource) a path under REMATCH_HOME belongs to; None for a path that is never served."""
+    return next((view for pattern, view in _SERVED if pattern.fullmatch(relative)), None)
+
+
+def resolve(home: Path, relative: str) -> Path | None:
+    """The served file or folder a request names, or None: a path outside the served ones, a parent step, a hidden
+    name, a link leading out of the home or anything that does not exist all read as "not here"."""
+    parts = PurePosixPath(relative).parts
+    if (not relative or "\\" in relative or "\x00" in relative or relative.startswith("/")
+            or any(p in ("", ".", "..") or p.startswith(".") for p in parts)):
+        return None
+    if view_of("/".join(parts)) is None:
+        return None
+    root = home.resolve()
+    target = (root / Path(*parts)).resolve()
+    if not target.is_relative_to(root) or not target.exists():
+        return None
+    # The real path must be served too: a link inside a served folder to the database or inbox is not.
+    return target if view_of(target.relative_to(root).as_posix()) is not None else None
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Who asks (a FastAPI dependency that answers 401 to an anonymous request) and whether they may read a view."""
+
+    who: Callable[..., Awaitable[Any]]
+    may: Callable[[Any, str], bool]
+
+
+async def _airflow_user(request: Request) -> Any:
+    """The person Airflow's login says is asking (its UI's session cookie or a bearer token); 401 for nobody. Airflow's
+    API modules load on the first request, not when every Airflow process imports the plugin."""
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.security import HTTPAuthorizationCredentials
+    from fastapi.security.utils import get_authorization_scheme_param
+
+    scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
+    bearer = HTTPAuthorizationCredentials(scheme=scheme, credentials=token) if scheme and token else None
+    return await get_user(request, None, bearer)
+
+
+def _airflow_may(user: Any, view: str) -> bool:
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return bool(get_auth_manager().is_authorized_custom_view(method="GET", resource_name=view, user=user))
+
+
+AIRFLOW_GATE = Gate(who=_airflow_user, may=_airflow_may)  # Airflow's own login and its auth manager's roles
+
+
+def _name(user: Any) -> str:
+    return str(user.get_name() if hasattr(user, "get_name") else user)[:64]
+
+
+_pages = Environment(loader=PackageLoader("rematch_pipeline", "reports/templates"), autoescape=select_autoescape())
+
+
+def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
+    """The reports app, mounted by the Airflow plugin under /rematch; `gate` defaults to Airflow's login."""
+    gate = gate or AIRFLOW_GATE
+    app = FastAPI(title="Re:Match reports", docs_url=None, redoc_url=None, openapi_url=None)
+    home = settings.home
+    # Every page: the person asking, or 401. (No postponed annotations in this module: FastAPI reads this one.)
+    Who = Annotated[Any, Depends(gate.who)]
+
+    def record(user: Any, event: str, view: str, relative: str) -> None:
+        from rematch_pipeline.repository import unit_of_work
+
+        found = _ROUND_OF.match(relative)
+        ags = relative.split("/")[1] if relative.startswith("outbox/") else None
+        subject = (f"{found.group(2)}/{ags}" if ags else found.group(2)) if found else view
+        with unit_of_work(settings) as uow:
+            uow.audit(_name(user), event, subject[:128], {"view": view, "path": relative[:500]},
+                      at=settings.clock.now())
+
+    def allowed(user: Any, view: str, relative: str) -> None:
+        """Refuse (403, recorded) a person whose role does not read this view."""
+        if not gate.may(user, view):
+            record(user, "report_refused", view, relative)
+            raise HTTPException(status_code=403, detail=f"your role does not allow reading {view}")
+
+    def page(request: Request, template: str, user: Any, **context: Any) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/") + "/"  # where Airflow mounted this app
+        return HTMLResponse(_pages.get_template(template).render(root=root, user=_name(user), **context),
+                            headers=_HEADERS)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index(request: Request, user: Who) -> HTMLResponse:
+        from rematch_pipeline.repository import reading
+
+        with reading(settings) as uow:
+            rounds = uow.rounds.ids(newest_first=True)
+        views = {v: gate.may(user, v) for v in access.REPORT_VIEWS}
+        listed = [{"id": r, "report": (home / "exports" / r / "round_report.html").exists()} for r in rounds]
+        return page(request, "web_index.html.j2", user, rounds=listed, may=views, A=access,
+                    data_docs=(home / "data_docs" / "index.html").exists())
+
+    @app.get("/quarantine", response_class=HTMLResponse)
+    async def quarantine(request: Request, user: Who) -> HTMLResponse:
+        from rematch_pipeline.quarantine import describe, list_quarantine
+
+        allowed(user, access.QUARANTINE, "quarantine")
+        rows = list_quarantine(settings)
+        record(user, "report_opened", access.QUARANTINE, "quarantine")
+        return page(request, "web_quarantine.html.j2", user, lines=[describe(r) for r in rows])
+
+    @app.get("/rounds/{round_id}/packets", response_class=HTMLResponse)
+    async def packets(request: Request, round_id: str, user: Who) -> HTMLResponse:
+        if not re.fullmatch(_ROUND, round_id):
+            raise HTTPException(status_code=404, detail="no such round")
+        allowed(user, access.PACKETS, f"outbox/{round_id}")
+        files = sorted(p.relative_to(home).as_posix() for p in (home / "outbox").glob(f"*/{round_id}/packet_*")
+                       if view_of(p.relative_to(home).as_posix()) == access.PACKETS)
+        record(user, "report_opened", access.PACKETS, f"outbox/{round_id}")
+        return page(request, "web_packets.html.j2", user, round_id=round_id, files=files)
+
+    @app.get("/rounds/{round_id}/audit.zip")
+    async def audit_zip(round_id: str, user: Who) -> Response:
+        from rematch_pipeline.audit import export_audit
+
+        if not re.fullmatch(_ROUND, round_id):
+            raise HTTPException(status_code=404, detail="no such round")
+        allowed(user, access.AUDIT_EXPORTS, f"exports/{round_id}/audit")
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                folder = export_audit(settings, round_id, Path(tmp))
+            except LookupError:
+                raise HTTPException(status_code=404, detail="no such round") from None
+            record(user, "report_opened", access.AUDIT_EXPORTS, f"exports/{round_id}/audit.zip")
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+                for f in sorted(folder.iterdir()):
+                    zf.write(f, f"{round_id}/{f.name}")
+        return Response(buffer.getvalue(), media_type="application/zip", headers={
+            **_HEADERS, "Content-Disposition": f'attachment; filename="audit_{round_id}.zip"'})
+
+    @app.get("/home/{relative:path}")
+    async def served(request: Request, relative: str, user: Who) -> Response:
+        view = view_of(relative.rstrip("/"))
+        target = resolve(home, relative.rstrip("/"))
+        if view is None or target is None:
+            raise HTTPException(status_code=404, detail="there is no report at this address")
+        allowed(user, view, relative)
+        if not _NOT_RECORDED.fullmatch(relative):
+            record(user, "report_opened", view, relative)
+        if target.is_dir():
+            if not relative.endswith("/"):  # the folder's own links are relative to it
+                return RedirectResponse(request.url.path + "/", status_code=307)
+            names = sorted(p.name + ("/" if p.is_dir() else "") for p in target.iterdir() if not p.name.startswith("."))
+            return page(request, "web_folder.html.j2", user, folder=relative.rstrip("/"), names=names)
+        kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        disposition = "inline" if kind in ("text/html", "application/pdf", "text/css") else "attachment"
+        return Response(target.read_bytes(), media_type=kind, headers={
+            **_HEADERS, "Content-Disposition": f'{disposition}; filename="{target.name}"'})
+
+    return app

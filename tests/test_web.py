@@ -1,0 +1,180 @@
+"""The reports app inside Airflow (rematch_pipeline/web.py), with the project's roles and a stand-in for the login."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import HTTPException, Request
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from rematch_pipeline import access
+from rematch_pipeline.config import Settings
+from rematch_pipeline.db import tables as t
+from rematch_pipeline.reports.round_report import write_round_report
+from rematch_pipeline.web import Gate, create_app, resolve, view_of
+from tests import factories
+
+ROUND, AGS = "R-2026-11-23", "09162000"
+PACKET = f"outbox/{AGS}/{ROUND}/packet_{AGS}_{ROUND}.pdf"
+
+
+class Person:
+    def __init__(self, name: str, role: str) -> None:
+        self.name, self.role = name, role
+
+    def get_name(self) -> str:
+        return self.name
+
+
+PEOPLE = {"ada": Person("ada", access.AUDITOR), "tom": Person("tom", access.DATA_TEAM)}
+
+
+async def _who(request: Request) -> Person:
+    person = PEOPLE.get(request.headers.get("X-Person", ""))
+    if person is None:
+        raise HTTPException(status_code=401, detail="Not authenticated")
+    return person
+
+
+def _may(person: Any, view: str) -> bool:
+    return (access.READ, view) in access.ROLES[person.role]  # the roles exactly as `rematch access sync` sets them
+
+
+AUDITOR, TEAM = {"X-Person": "ada"}, {"X-Person": "tom"}
+
+
+def _home(settings: Settings) -> None:
+    """A home with one file of every kind, served or not."""
+    home = settings.home
+    for rel, body in {"data_docs/index.html": "<p>docs</p>", "data_docs/static/rematch/data_docs.css": "p{}",
+                      f"exports/{ROUND}/round_report.html": "<p>report</p>", f"exports/{ROUND}/round.json": "{}",
+                      PACKET: "%PDF-packet", f"outbox/letters/{ROUND}/offer_H1_{ROUND}_uk.pdf": "%PDF-letter",
+                      "inbox/households.xlsx": "interviews", "settings.toml": "x = 1",
+                      "airflow/passwords/admin": "secret"}.items():
+        (home / rel).parent.mkdir(parents=True, exist_ok=True)
+        (home / rel).write_text(body)
+
+
+@pytest.fixture
+def client(settings: Settings) -> TestClient:
+    _home(settings)
+    return TestClient(create_app(settings, Gate(who=_who, may=_may)), root_path="/rematch")
+
+
+def _events(settings: Settings) -> list[dict[str, Any]]:
+    with settings.engine().connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(t.audit_events).order_by(t.audit_events.c.id))
+                if r.event.startswith("report_")]
+
+
+def test_an_anonymous_request_gets_401_on_every_page(client: TestClient) -> None:
+    for url in ("/", "/quarantine", f"/rounds/{ROUND}/packets", f"/rounds/{ROUND}/audit.zip",
+                f"/home/exports/{ROUND}/round_report.html", "/home/data_docs/index.html", f"/home/{PACKET}"):
+        assert client.get(url).status_code == 401, url
+
+
+def test_an_auditor_opens_the_round_report_and_the_data_docs(client: TestClient) -> None:
+    report = client.get(f"/home/exports/{ROUND}/round_report.html", headers=AUDITOR)
+    docs = client.get("/home/data_docs/index.html", headers=AUDITOR)
+    assert (report.status_code, report.text, docs.status_code, docs.text) == (200, "<p>report</p>", 200,
+                                                                                "<p>docs</p>")
+    assert "frame-ancestors 'self'" in report.headers["content-security-policy"]
+    assert report.headers["cache-control"] == "no-store"
+
+
+def test_an_auditor_cannot_open_a_packet_nor_the_packet_list_and_the_refusal_is_recorded(
+        client: TestClient, settings: Settings) -> None:
+    assert client.get(f"/home/{PACKET}", headers=AUDITOR).status_code == 403
+    assert client.get(f"/rounds/{ROUND}/packets", headers=AUDITOR).status_code == 403
+    assert "%PDF" not in client.get(f"/home/{PACKET}", headers=AUDITOR).text
+    refused = [e for e in _events(settings) if e["event"] == "report_refused"]
+    assert refused and all(e["actor"] == "ada" and e["details"]["view"] == access.PACKETS for e in refused)
+
+
+def test_the_data_team_opens_a_packet_and_the_opening_is_recorded_under_its_round(client: TestClient,
+                                                                                  settings: Settings) -> None:
+    listed = client.get(f"/rounds/{ROUND}/packets", headers=TEAM)
+    assert listed.status_code == 200 and f"packet_{AGS}_{ROUND}.pdf" in listed.text
+    link = re.search(r'href="([^"]+\.pdf)"', listed.text)
+    assert link is not None and link.group(1) == f"../../home/{PACKET}"  # relative to /rematch/rounds/R/packets
+    packet = client.get(f"/home/{PACKET}", headers=TEAM)
+    assert (packet.status_code, packet.content, packet.headers["content-type"]) == (200, b"%PDF-packet",
+                                                                                     "application/pdf")
+    opened = [e for e in _events(settings) if e["event"] == "report_opened" and e["details"]["path"] == PACKET]
+    # The subject names the round and municipality, so the round's audit export lists who read its packets.
+    assert [(e["actor"], e["subject"]) for e in opened] == [("tom", f"{ROUND}/{AGS}")]
+
+
+@pytest.mark.parametrize("attempt", [
+    "../rematch.sqlite", "data_docs/../settings.toml", "data_docs/%2e%2e/settings.toml", "settings.toml",
+    "inbox/households.xlsx", "airflow/passwords/admin", f"outbox/letters/{ROUND}/offer_H1_{ROUND}_uk.pdf",
+    f"exports/{ROUND}/../../settings.toml", "data_docs/..%2fsettings.toml", "data_docs\\..\\settings.toml",
+    "data_docs/.hidden", f"outbox/{AGS}/{ROUND}/../../letters/{ROUND}/offer_H1_{ROUND}_uk.pdf",
+])
+def test_a_path_outside_the_reports_is_refused(client: TestClient, attempt: str) -> None:
+    answer = client.get(f"/home/{attempt}", headers=TEAM)
+    assert answer.status_code == 404
+    assert not {"secret", "interviews", "x = 1", "%PDF-letter"} & {answer.text}
+
+
+def test_a_link_inside_a_served_folder_to_the_rest_of_the_home_is_refused(client: TestClient,
+                                                                          settings: Settings) -> None:
+    (settings.home / "data_docs" / "db.html").symlink_to(settings.home / "settings.toml")
+    (settings.home / "data_docs" / "inbox").symlink_to(settings.home / "inbox")
+    assert resolve(settings.home, "data_docs/db.html") is None
+    assert client.get("/home/data_docs/db.html", headers=TEAM).status_code == 404
+    assert client.get("/home/data_docs/inbox/households.xlsx", headers=TEAM).status_code == 404
+
+
+def test_only_reports_are_served() -> None:
+    assert view_of(f"exports/{ROUND}/round_report.html") == access.ROUND_REPORTS
+    assert view_of(f"exports/{ROUND}/audit/{ROUND}/events.csv") == access.AUDIT_EXPORTS
+    assert view_of(PACKET) == access.PACKETS
+    for never in ("rematch.sqlite", "archive/e9/x.xlsx", "gx/x", f"outbox/letters/{ROUND}/x.pdf", "exports/x.csv",
+                  f"outbox/{AGS}/{ROUND}/notes.txt"):
+        assert view_of(never) is None, never
+
+
+def test_the_index_links_only_what_the_role_may_read(client: TestClient, settings: Settings) -> None:
+    page = client.get("/", headers=AUDITOR)
+    assert page.status_code == 200 and "signed in as ada" in page.text
+    assert "/packets" not in page.text and "home/data_docs/index.html" in page.text
+    assert 'href="/rematch/"' in page.text  # the way back, where Airflow mounted the app
+
+
+def test_the_quarantine_page_gives_each_reason_without_the_rows_values(settings: Settings, tmp_path: Path) -> None:
+    from rematch_pipeline.ingest.service import ingest_file
+    from tests.exports import capacity_csv, offer
+
+    (tmp_path / "capacity.csv").write_bytes(capacity_csv([offer(places_persons="3", contact_name="Frau Geheim")]))
+    ingest_file(tmp_path / "capacity.csv", settings)
+    client = TestClient(create_app(settings, Gate(who=_who, may=_may)), root_path="/rematch")
+    page = client.get("/quarantine", headers=AUDITOR)
+    assert page.status_code == 200 and "capacity.csv, row 2" in page.text and "places_persons" in page.text
+    assert "Frau Geheim" not in page.text
+
+
+def test_the_audit_export_downloads_as_a_zip_made_now_and_the_report_links_resolve(
+        settings: Settings, tmp_path: Path) -> None:
+    round_id = factories.solved_round(settings, tmp_path)
+    write_round_report(settings, round_id)
+    client = TestClient(create_app(settings, Gate(who=_who, may=_may)), root_path="/rematch")
+    answer = client.get(f"/rounds/{round_id}/audit.zip", headers=AUDITOR)
+    assert answer.status_code == 200
+    names = set(zipfile.ZipFile(io.BytesIO(answer.content)).namelist())
+    assert {f"{round_id}/events.csv", f"{round_id}/assignments.csv", f"{round_id}/README.txt"} <= names
+    assert client.get("/rounds/R-1999-01-01/audit.zip", headers=AUDITOR).status_code == 404
+    # Every link of the round report that leads to another file opens for an auditor where Airflow serves it.
+    base = f"/home/exports/{round_id}/"
+    report = client.get(base + "round_report.html", headers=AUDITOR).text
+    links = {h for h in re.findall(r'href="([^"#]+)"', report) if "://" not in h}
+    assert links, "the report links its Data Docs and export files"
+    for href in links:
+        url = str(Path(base + href).resolve()) if not href.startswith("/") else href
+        assert client.get(url + ("/" if href.endswith("/") else ""), headers=AUDITOR).status_code == 200, href
