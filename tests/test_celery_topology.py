@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.engine import URL, make_url
 
+from rematch_pipeline import access
 from rematch_pipeline.clock import ManualClock
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db import tables as t
@@ -64,6 +66,7 @@ class Topology:
     home: Path
     metadata_url: str  # plain psycopg URL of Airflow's metadata database
     deadline: float
+    api_url: str  # the api-server, where people log in
     components: list[Component] = field(default_factory=list)
 
     def start(self, name: str, *args: str) -> None:
@@ -81,6 +84,24 @@ class Topology:
             self.fail(f"`airflow {' '.join(args)}` exited with {proc.returncode}:\n{proc.stdout[-3000:]}\n"
                       f"{proc.stderr[-3000:]}")
         return proc.stdout
+
+    def api(self, method: str, path: str, token: str | None = None, body: dict[str, Any] | None = None
+            ) -> tuple[int, bytes]:
+        """A person's request to the api-server: its status and body (an error status is an answer, not a failure)."""
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+        request = urllib.request.Request(self.api_url + path, method=method, headers=headers,
+                                         data=None if body is None else json.dumps(body).encode())
+        try:
+            with urllib.request.urlopen(request, timeout=60) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def login(self, username: str, password: str) -> str:
+        status, body = self.api("POST", "/auth/token", body={"username": username, "password": password})
+        if status not in (200, 201):
+            self.fail(f"{username} could not log in: {status} {body[:300]!r}")
+        return str(json.loads(body)["access_token"])
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -223,6 +244,10 @@ def topology(databases: tuple[URL, URL], tmp_path: Path) -> Iterator[Topology]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        # Logins with the project's roles, as the compose file sets them up.
+        "AIRFLOW__CORE__AUTH_MANAGER": access.AUTH_MANAGER,
+        **{a.username_var: a.role.lower() for a in access.ACCOUNTS},
+        **{a.password_var: secrets.token_urlsafe(16) for a in access.ACCOUNTS},
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
@@ -249,12 +274,13 @@ def topology(databases: tuple[URL, URL], tmp_path: Path) -> Iterator[Topology]:
         "REMATCH_COORDINATION_CONTACT": TEST_CONTACT,
     })
     topo = Topology(env, home, metadata_db.render_as_string(hide_password=False),
-                    time.monotonic() + DEADLINE_S)
+                    time.monotonic() + DEADLINE_S, f"http://127.0.0.1:{api_port}")
     try:
         topo.run("db", "migrate")
         # Then, as the compose file's airflow-init does, the project's schema: tasks never migrate.
-        subprocess.run([str(Path(sys.executable).with_name("rematch")), "db", "upgrade"], env=env, cwd=home,
-                       check=True, capture_output=True, timeout=120)
+        for step in (["db", "upgrade"], ["access", "sync", "--require-passwords"]):
+            subprocess.run([str(Path(sys.executable).with_name("rematch")), *step], env=env, cwd=home,
+                           check=True, capture_output=True, timeout=120)
         topo.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1")
         topo.start("scheduler", "scheduler")
         topo.start("dag-processor", "dag-processor")
@@ -333,7 +359,18 @@ def test_ingest_round_packets_chain_succeeds_on_celery_workers(topology: Topolog
 
     ingest_run = _trigger_due_run(topology, "rematch_ingest")
     topology.wait("the ingest run", lambda: _succeeded(topology, "rematch_ingest", ingest_run))
-    round_run = _trigger_due_run(topology, "rematch_round", {"round_date": ROUND_DATE.isoformat()})
+    # The round is started as the data team starts it: logged in, through the REST API; an auditor may not.
+    auditor, team = (topology.login(topology.env[f"AIRFLOW_{who}_USERNAME"], topology.env[f"AIRFLOW_{who}_PASSWORD"])
+                     for who in ("AUDITOR", "DATA_TEAM"))
+    (next_run,) = topology.query("SELECT next_dagrun FROM dag WHERE dag_id = 'rematch_round'")[0]
+    trigger = {"dag_run_id": "celery_test__rematch_round", "logical_date": next_run.isoformat(),
+               "conf": {"round_date": ROUND_DATE.isoformat()}}
+    assert topology.api("POST", "/api/v2/dags/rematch_round/dagRuns", None, trigger)[0] == 401
+    assert topology.api("POST", "/api/v2/dags/rematch_round/dagRuns", auditor, trigger)[0] == 403
+    status, body = topology.api("POST", "/api/v2/dags/rematch_round/dagRuns", team, trigger)
+    assert status == 200, body[:500]
+    topology.run("dags", "unpause", "rematch_round")
+    round_run = trigger["dag_run_id"]
     topology.wait("the round run", lambda: _succeeded(topology, "rematch_round", round_run))
     topology.wait("the packets run started by the round's asset event",
                   lambda: _succeeded(topology, "rematch_packets"))
@@ -373,3 +410,15 @@ def test_ingest_round_packets_chain_succeeds_on_celery_workers(topology: Topolog
     # Letters for every offered household, and every packet and letter delivered once (outbox: no SMTP here).
     assert letters == len(placed) and delivered == len(packets) + len(placed)
     assert (settings.exports / rnd.round_id / "round_report.html").is_file()
+
+    # The reports inside Airflow, on this topology's api-server: an auditor reads the round report and the Data
+    # Docs, not a packet; the data team reads the packet; a path out of the reports is refused for everyone.
+    report = f"/rematch/home/exports/{rnd.round_id}/round_report.html"
+    packet = f"/rematch/home/{packets[0].pdf_path}"
+    assert topology.api("GET", report)[0] == 401
+    assert topology.api("GET", report, auditor)[0] == 200
+    assert topology.api("GET", "/rematch/home/data_docs/index.html", auditor)[0] == 200
+    assert topology.api("GET", packet, auditor)[0] == 403
+    status, body = topology.api("GET", packet, team)
+    assert status == 200 and body.startswith(b"%PDF")
+    assert topology.api("GET", "/rematch/home/data_docs/%2e%2e/%2e%2e/airflow/airflow.cfg", team)[0] == 404
