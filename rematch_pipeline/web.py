@@ -11,11 +11,12 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from rematch_pipeline import access
 from rematch_pipeline.config import Settings
+from rematch_pipeline.db.engine import SchemaNotReady, require_schema
 
 # Under REMATCH_HOME the reports keep the layout the commands write, so the relative links between them (a round
 # report's links to its Data Docs and export files) work unchanged when served. Only these paths are served; the
@@ -102,9 +103,16 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
     # Every page: the person asking, or 401. (No postponed annotations in this module: FastAPI reads this one.)
     Who = Annotated[Any, Depends(gate.who)]
 
+    @app.exception_handler(SchemaNotReady)
+    async def not_ready(request: Request, exc: SchemaNotReady) -> Response:
+        # Not the exception's text: it may name a path of the server.
+        return PlainTextResponse("The project database is not set up yet: an operator runs `rematch db upgrade`.",
+                                 status_code=503, headers=_HEADERS)
+
     def record(user: Any, event: str, view: str, relative: str) -> None:
         from rematch_pipeline.repository import unit_of_work
 
+        require_schema(settings.database_url)  # nothing is shown that could not be recorded
         found = _ROUND_OF.match(relative)
         ags = relative.split("/")[1] if relative.startswith("outbox/") else None
         subject = (f"{found.group(2)}/{ags}" if ags else found.group(2)) if found else view
@@ -127,6 +135,7 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
     async def index(request: Request, user: Who) -> HTMLResponse:
         from rematch_pipeline.repository import reading
 
+        require_schema(settings.database_url)
         with reading(settings) as uow:
             rounds = uow.rounds.ids(newest_first=True)
         views = {v: gate.may(user, v) for v in access.REPORT_VIEWS}

@@ -178,3 +178,15 @@ def test_the_audit_export_downloads_as_a_zip_made_now_and_the_report_links_resol
     for href in links:
         url = str(Path(base + href).resolve()) if not href.startswith("/") else href
         assert client.get(url + ("/" if href.endswith("/") else ""), headers=AUDITOR).status_code == 200, href
+
+
+def test_without_the_project_database_a_page_says_what_to_do_and_names_no_path(tmp_path: Path) -> None:
+    from rematch_pipeline.clock import ManualClock
+
+    bare = Settings(home=tmp_path / "nowhere", database_url=f"sqlite:///{tmp_path}/nowhere/rematch.sqlite",
+                    clock=ManualClock(factories.ROUND_DATE))
+    client = TestClient(create_app(bare, Gate(who=_who, may=_may)), root_path="/rematch")
+    for url in ("/", "/quarantine"):
+        answer = client.get(url, headers=AUDITOR)
+        assert answer.status_code == 503 and "rematch db upgrade" in answer.text
+        assert str(tmp_path) not in answer.text
