@@ -12,7 +12,7 @@ from typing import Any
 from rematch_pipeline.config import Settings, exported_policy
 from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.forms import safe_text
-from rematch_pipeline.repository import reading, require_round
+from rematch_pipeline.repository import StoredPaths, reading, require_round
 from rematch_pipeline.rounds import export_round
 
 README = """Audit export of matching round {round_id}
@@ -57,18 +57,6 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date) else value
 
 
-def _relative(path: Any, home: Path) -> Any:
-    """A stored path as the auditor can find it in a copy of REMATCH_HOME: relative to it, never the producing
-    machine's absolute path (outside the home only the file's name)."""
-    if not path:
-        return path
-    p = Path(path)
-    try:
-        return p.resolve().relative_to(home.resolve()).as_posix()
-    except ValueError:
-        return p.name
-
-
 def export_audit(settings: Settings, round_id: str, out_dir: Path) -> Path:
     """Write the round's audit files into out_dir/round_id; returns that directory."""
     require_schema(settings.database_url)
@@ -99,9 +87,10 @@ def export_audit(settings: Settings, round_id: str, out_dir: Path) -> Path:
     _write_csv(out / "input_files.csv", ["id", "received_at", "original_name", "sha256", "size_bytes", "status",
                                          "kind", "format"],
                [{**f, "received_at": _iso(f["received_at"])} for f in record.files])
+    paths = StoredPaths(settings.home)
     _write_csv(out / "validation_runs.csv", ["id", "raw_file_id", "table_name", "success", "evaluated_rows",
                                              "invalid_rows", "report_path", "created_at"],
-               [{**v, "created_at": _iso(v["created_at"]), "report_path": _relative(v["report_path"], settings.home)}
+               [{**v, "created_at": _iso(v["created_at"]), "report_path": paths.shown(v["report_path"])}
                 for v in record.validation_runs])
     _write_csv(out / "assignment_details.csv", ["case_id", "ags", "offer_id", "persons", "score", "preference_rank",
                                                 "score_terms"],

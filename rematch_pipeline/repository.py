@@ -216,14 +216,24 @@ class StoredPaths:
     def __init__(self, home: Path | None) -> None:
         self.home = home
 
-    def store(self, path: Any) -> Any:
-        if not path or self.home is None:
-            return None if path is None else str(path)
-        p = Path(path)
+    def relative(self, path: Any) -> str | None:
+        """The path relative to the home, or None for a path outside it."""
+        if self.home is None:
+            return None
         try:
-            return p.resolve().relative_to(self.home.resolve()).as_posix()
+            return Path(path).resolve().relative_to(self.home.resolve()).as_posix()
         except ValueError:
-            return str(p)
+            return None
+
+    def store(self, path: Any) -> Any:
+        if not path:
+            return None if path is None else str(path)
+        return self.relative(path) or str(path)
+
+    def shown(self, path: Any) -> Any:
+        """A stored path as someone with a copy of the home finds it: relative to the home, never this machine's
+        absolute path (outside the home only the file's name)."""
+        return path and (self.relative(path) or Path(path).name)
 
     def load(self, stored: Any) -> Path:
         p = Path(stored)
