@@ -44,6 +44,19 @@ def _plain(ch: str) -> bool:
     return category.startswith("L") or category == "Nd"
 
 
+# What a line of text shows nothing of, or shows out of order: controls (line breaks and tabs too), format characters
+# (bidi overrides, zero-width characters, the soft hyphen), surrogates, private-use and unassigned code points, line
+# and paragraph separators.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def hidden_characters(value: str) -> bool:
+    """Whether a one-line text (a name) holds a character that does not show as itself: a bidi override could make
+    it read as another name, a line break could start a line of its own in a letter."""
+    return any(not (ch.isascii() and ch.isprintable()) and unicodedata.category(ch) in _HIDDEN_CATEGORIES
+               for ch in value)
+
+
 def _script(ch: str) -> str | None:
     """The script a letter or digit is written in (LATIN, CYRILLIC, ...); None for what all scripts share."""
     if ch.isascii() and not ch.isalpha():

@@ -33,9 +33,13 @@ DECISIONS = ("accept", "decline")
 # Field names in contract order; they cross the boundary.
 HOUSEHOLD_FIELDS = (
     "case_id", "interview_date", "interview_location", "consent_matching", "consent_health_share",
-    "contact_phone", "contact_email", "languages", "german_level", "wheelchair_access", "medical_needs", "pets",
-    "pref_settlement", *(f"weight_{aspect}" for aspect in WEIGHT_ASPECTS), "ties_ags", "notes",
+    "contact_name", "contact_phone", "contact_email", "languages", "german_level", "wheelchair_access",
+    "medical_needs", "pets", "pref_settlement", *(f"weight_{aspect}" for aspect in WEIGHT_ASPECTS), "ties_ags",
+    "notes",
 )
+# Fields this project added to the shared contract: its senders do not know them, so a file without the column
+# reads as before (nothing to note, the value empty).
+HOUSEHOLD_OPTIONAL_FIELDS = ("contact_name",)
 MEMBER_FIELDS = ("relation", "sex", "birth_year", "mobility_impaired", "occupation", "qualification")
 CAPACITY_FIELDS = (
     "offer_id", "ags", "municipality_name", "state", "settlement_type", "valid_from", "valid_until",
@@ -74,3 +78,4 @@ AGS_RE = re.compile(AGS_PATTERN, re.ASCII)
 WEIGHT_RANGE = (0, 5)  # how important an aspect is to the household
 EARLIEST_BIRTH_YEAR = 1900
 MIN_PLACES_PERSONS = 8  # the pilot's minimum offer: a municipality offers places for at least 8 persons
+CONTACT_NAME_MAX_LENGTH = 100  # characters of the name a household wants to be addressed by

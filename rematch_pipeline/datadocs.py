@@ -236,12 +236,15 @@ def _install_stylesheet(site: Path) -> Path:
     return target
 
 
-def publish(site: Path, page: Path, run: RunSummary, *, index: bool = True) -> None:
-    """Make the page of one run static and named by its file, keep its record, and write the index again."""
+def publish(site: Path, page: Path, run: RunSummary, *, index: bool = True, source_html: str | None = None) -> None:
+    """Make the page of one run static and named by its file, keep its record, and write the index again;
+    `source_html` is GX's page as it rendered it, when the page was published before (it is published again whole,
+    from GX's page, with what is known now)."""
     css = _install_stylesheet(site)
     run = replace(run, page=page.relative_to(site).as_posix())
     header = _env().get_template("run_header.html.j2").render(run=run, index_href=_href(site / "index.html", page))
-    _write(page, offline_page(page.read_text(encoding="utf-8"), css_href=_href(css, page), header=header,
+    gx_page = page.read_text(encoding="utf-8") if source_html is None else source_html
+    _write(page, offline_page(gx_page, css_href=_href(css, page), header=header,
                                    folder=page.parent, row_label="Row in file" if run.sender_rows else "Position",
                                    column_labels=dict(run.column_labels), table=run.table))
     _write(page.parent / RUN_RECORD, json.dumps(asdict(run), ensure_ascii=False, indent=1))

@@ -44,6 +44,7 @@ class Household:
     ties_ags: str | None = None
     interview_location: str = ""
     # Personal data below: never logged, never given to the solver, only in packets after acceptance.
+    contact_name: str = field(default="", repr=False)  # the name the household wants to be addressed by
     contact_phone: str = field(default="", repr=False)
     contact_email: str = field(default="", repr=False)
     notes: str = field(default="", repr=False)

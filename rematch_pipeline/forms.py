@@ -18,6 +18,7 @@ from rematch_pipeline.contract import (
     CAPACITY_FIELDS,
     CAPACITY_SELECT_MULTIPLE,
     CHOICES,
+    CONTACT_NAME_MAX_LENGTH,
     EARLIEST_BIRTH_YEAR,
     GERMAN_LEVELS,
     LANGUAGES,
@@ -38,7 +39,7 @@ from rematch_pipeline.reproducible import workbook_bytes, write_atomically
 _CREATOR = "Re:Match"
 
 FORM_ID = "rematch_household"
-FORM_VERSION = "2026120401"  # a new version whenever a label changes
+FORM_VERSION = "2026120402"  # a new version whenever a label changes
 XLSFORM_FILE = "rematch_household.xlsx"
 TEMPLATE_FILE = "rematch_capacity_template.xlsx"
 CAPACITY_SHEET = "capacity"
@@ -145,6 +146,12 @@ def _survey() -> list[_Q]:
          ("Einverständnis, Gesundheitsangaben an die Kommune weiterzugeben",
           "Згода на передачу даних про здоров'я громаді", "Consent to share health details with the municipality"),
          "yes", "", None, "", ""),
+        ("text", "contact_name", ("Name, mit dem der Haushalt angesprochen werden möchte",
+                                  "Ім'я, яким домогосподарство хоче, щоб до нього зверталися",
+                                  "Name the household wants to be addressed by"), "",
+         f"string-length(.) <= {CONTACT_NAME_MAX_LENGTH}",
+         (f"Höchstens {CONTACT_NAME_MAX_LENGTH} Zeichen.", f"Не більше {CONTACT_NAME_MAX_LENGTH} символів.",
+          f"At most {CONTACT_NAME_MAX_LENGTH} characters."), "", ""),
         ("text", "contact_phone", ("Telefon", "Телефон", "Phone"), "", "", None, "", "numbers"),
         ("text", "contact_email", ("E-Mail", "Ел. пошта", "Email"), "", r"regex(., '^[^@\s]+@[^@\s]+\.[^@\s]+$')",
          ("Keine gültige E-Mail-Adresse.", "Недійсна адреса ел. пошти.", "Not a valid email address."), "", ""),

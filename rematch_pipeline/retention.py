@@ -43,8 +43,8 @@ class PurgeReport:
 
 
 # What a purged household keeps of its personal details: nothing that reaches it or tells of its health.
-SCRUBBED_HOUSEHOLD = {"contact_phone": None, "contact_email": None, "notes": None, "interview_location": None,
-                      "medical_needs": "", "wheelchair_access": False}
+SCRUBBED_HOUSEHOLD = {"contact_name": None, "contact_phone": None, "contact_email": None, "notes": None,
+                      "interview_location": None, "medical_needs": "", "wheelchair_access": False}
 SCRUBBED_MEMBER = {"mobility_impaired": False}
 
 

@@ -55,7 +55,8 @@ _GROUP = {
 }
 _HXL = {
     "case_id": "#beneficiary+id", "interview_date": "#date+interview", "interview_location": "#loc+name",
-    "contact_phone": "#contact+phone", "contact_email": "#contact+email", "languages": "#meta+languages",
+    "contact_name": "#contact+name", "contact_phone": "#contact+phone", "contact_email": "#contact+email",
+    "languages": "#meta+languages",
     "relation": "#beneficiary+relation", "sex": "#beneficiary+sex", "birth_year": "#beneficiary+birth_year",
 }
 
@@ -475,6 +476,7 @@ def _household(rng: random.Random, number: int, round_date: date, munis: Sequenc
         "interview_location": rng.choices(_LOCATION_NAMES, _LOCATION_WEIGHTS)[0],
         "consent_matching": "yes" if rng.random() < 0.97 else "no",
         "consent_health_share": "yes" if rng.random() < 0.80 else "no",
+        "contact_name": f"{first} {last}",  # no draw of its own: the same seed gives the same households
         "contact_phone": phone,
         "contact_email": email,
         "languages": " ".join(languages),

@@ -15,7 +15,7 @@ from rematch_pipeline.config import policy_from_dict, policy_to_dict
 from rematch_pipeline.domain import CapacityOffer, Consumption, Household, Member, Policy
 
 # Contact data and free text never enter a snapshot: the solver does not use them.
-PERSONAL_FIELDS = ("contact_phone", "contact_email", "notes", "interview_location")
+PERSONAL_FIELDS = ("contact_name", "contact_phone", "contact_email", "notes", "interview_location")
 
 
 @dataclass

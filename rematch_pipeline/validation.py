@@ -28,7 +28,7 @@ from great_expectations.exceptions.resource_freshness import (
 )
 
 from rematch_pipeline import datadocs
-from rematch_pipeline.canonical import identifier_problem, parse_instant
+from rematch_pipeline.canonical import hidden_characters, identifier_problem, parse_instant
 from rematch_pipeline.config import DEFAULT_EXPECTATIONS_DIR, Settings
 from rematch_pipeline.contract import AGS_PATTERN, DATE_PATTERN, INT_PATTERN, LAND_BY_AGS_PREFIX
 
@@ -74,6 +74,7 @@ class TableValidation:
     statistics: dict
     report_path: Path | None
     result: dict = field(repr=False)  # the JSON-able GX validation result
+    docs: _Docs | None = field(default=None, repr=False, compare=False)  # its Data Docs page, to publish again
 
 
 def load_suite_dict(table: str, expectations_dir: Path = DEFAULT_EXPECTATIONS_DIR) -> dict[str, Any]:
@@ -476,6 +477,13 @@ def _judged(s: pd.Series, test: Any, index: pd.Index) -> pd.Series:
     return _tristate(s.map(lambda v: isinstance(v, str) and bool(test(v))), s.notna(), index)
 
 
+def _text_of(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A text column a rule reads only through a derived column; an optional one the file lacks is all empty."""
+    if column in frame:
+        return _normalise(frame[column])
+    return pd.Series(None, index=frame.index, dtype=object)
+
+
 def _derive_generic(frame: pd.DataFrame, columns: Iterable[str]) -> dict[str, pd.Series]:
     """`_<col>_int` and `_<col>_is_calendar_date` columns named by the suite, cast from their source column."""
     out: dict[str, pd.Series] = {}
@@ -488,6 +496,13 @@ def _derive_generic(frame: pd.DataFrame, columns: Iterable[str]) -> dict[str, pd
             out[col] = _tristate(raw.map(_parse_date).notna(), _matches(raw, DATE_PATTERN), frame.index)
         elif (m := re.fullmatch(r"_(.+)_visible_only", col)) and m.group(1) in frame:
             out[col] = _judged(frame[m.group(1)], lambda v: identifier_problem(v) != "invisible", frame.index)
+        elif m := re.fullmatch(r"_(.+)_shows_as_written", col):
+            out[col] = _judged(_text_of(frame, m.group(1)), lambda v: not hidden_characters(v), frame.index)
+        elif m := re.fullmatch(r"_(.+)_length", col):
+            # The length alone goes to GX: a rule on the text itself would print the value (personal data) in its
+            # Data Docs page.
+            text = _text_of(frame, m.group(1))
+            out[col] = text.map(lambda v: float(len(v)) if isinstance(v, str) else np.nan).astype(float)
         elif (m := re.fullmatch(r"_(.+)_one_script", col)) and m.group(1) in frame:
             # An invisible character is that rule's to report: judged here only on ids without one.
             ids = frame[m.group(1)]
@@ -739,11 +754,11 @@ def _render_docs(context: Any, key: Any) -> None:
     context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=[key], build_index=False)
 
 
-def _publish(page: Path | None, data_docs: Path, run: datadocs.RunSummary) -> Path:
+def _publish(page: Path | None, data_docs: Path, run: datadocs.RunSummary, source_html: str | None) -> Path:
     if page is None or page.parent == data_docs:  # no page of its own was found: the index names the runs
         datadocs.write_index(data_docs)
         return data_docs / "index.html"
-    datadocs.publish(data_docs, page, run)
+    datadocs.publish(data_docs, page, run, source_html=source_html)
     return page
 
 
@@ -768,7 +783,7 @@ def validate_table(
     judged on the day of `settings.clock`. `source` names the file on the page (else the batch id stands for it).
     """
     tv, docs = _run_table(table, df, batch_id=batch_id, settings=settings, related=related, source=source)
-    tv.report_path = docs.publish()
+    tv.report_path, tv.docs = docs.publish(), docs
     return tv
 
 
@@ -780,6 +795,7 @@ class _Docs:
     site: Path
     run: datadocs.RunSummary
     sender_rows: pd.Index | None  # the rows as the sender numbers them, by position in the table
+    source_html: str | None = None  # GX's page as rendered, kept once published: a later publish starts from it
 
     def row_numbers(self, index: pd.Index, labels: Iterable[Any]) -> list[int]:
         """The given rows as the page names them: the sender's numbers, else positions in the table."""
@@ -789,7 +805,9 @@ class _Docs:
     def publish(self, outside: tuple[datadocs.OutsideFinding, ...] = ()) -> Path:
         held = any(f.rows for f in outside)
         self.run = replace(self.run, outside=outside, success=bool(self.run.success) and not held)
-        return _publish(self.page, self.site, self.run)
+        if self.source_html is None and self.page is not None and self.page.parent != self.site:
+            self.source_html = self.page.read_text(encoding="utf-8")
+        return _publish(self.page, self.site, self.run, self.source_html)
 
 
 def _column_labels(suite_dict: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -965,7 +983,18 @@ def validate_batch(
     for table, tv in out.items():
         tv.report_path = docs[table].publish(_outside_findings(
             outside.get(table, []), tables[table].index, docs[table], checked.get(table, ())))
+        tv.docs = docs[table]
     return out
+
+
+def report_refused_while_storing(tv: TableValidation, index: pd.Index, errors: list[RowError]) -> None:
+    """Rows that passed every rule but that storing refused (a submission older than the one stored, an id of
+    another municipality, ...): listed on the batch's Data Docs page with the other rules judged outside the suite,
+    by rule and row number; their values stay in the quarantine. The page is published again from GX's page."""
+    if not errors or tv.docs is None:
+        return
+    found = _outside_findings(errors, index, tv.docs, ())
+    tv.report_path = tv.docs.publish(tv.docs.run.outside + found)
 
 
 # Rules judged outside the expectation suites: a household and its members pass or wait together (here), and the
@@ -978,6 +1007,20 @@ OUTSIDE_SUITE_RULES = {
     "submission_key_not_unique": "each household row has its own submission key (Kobo _uuid, ODK KEY)",
     "household_link_ambiguous": "each person's row links to exactly one household row",
     "household_without_case_id": "each person's household row has a case_id",
+    # Judged while storing (`ingest.service`): the row passed every rule, the database says it cannot be applied.
+    "older_submission_than_stored": "a household's submission is not older than the one already stored for its "
+                                    "case_id (an older one is not applied)",
+    "offer_id_of_another_municipality": "an offer_id stays with the municipality (AGS) that first submitted it",
+    "case_id_looks_like_another": "a case_id is not drawn exactly like another one stored or in this file",
+    "offer_id_looks_like_another": "an offer_id is not drawn exactly like another one stored or in this file",
+    "household_unknown_without_members": "a household not stored yet comes with its members (a KoboToolbox CSV "
+                                         "export has none)",
+    "member_of_unapplied_household": "the person's household row was applied (a person waits with its household)",
+    "decision_already_recorded": "only the first decision for a case_id and round_id counts",
+    "decision_without_offer": "a decision answers a match offered to that case_id in that round_id",
+    "decision_before_offer": "a decision is not dated before its offer was made",
+    "decision_for_withdrawn_offer": "a decision answers an offer that was not withdrawn",
+    "decision_after_deadline": "a decision comes by its offer's response deadline",
 }
 
 

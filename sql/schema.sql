@@ -113,6 +113,7 @@ CREATE TABLE households (
 	interview_location TEXT,
 	consent_matching BOOLEAN NOT NULL,
 	consent_health_share BOOLEAN NOT NULL,
+	contact_name TEXT,
 	contact_phone TEXT,
 	contact_email TEXT,
 	languages VARCHAR(64) NOT NULL,

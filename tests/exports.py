@@ -10,7 +10,13 @@ from typing import Any
 
 from openpyxl import Workbook
 
-from rematch_pipeline.contract import CAPACITY_FIELDS, DECISION_FIELDS, HOUSEHOLD_FIELDS, MEMBER_FIELDS
+from rematch_pipeline.contract import (
+    CAPACITY_FIELDS,
+    DECISION_FIELDS,
+    HOUSEHOLD_FIELDS,
+    HOUSEHOLD_OPTIONAL_FIELDS,
+    MEMBER_FIELDS,
+)
 from rematch_pipeline.reproducible import FIXED_TIME, workbook_bytes
 
 GROUP = {"wheelchair_access": "grp_needs", "medical_needs": "grp_needs", "pets": "grp_needs",
@@ -54,9 +60,16 @@ def family(*relations: str) -> list[dict[str, Any]]:
     return [member(r, str(1980 + 5 * i)) for i, r in enumerate(relations)]
 
 
-def _kobo_header(sep: str = "/", option_columns: bool = True) -> list[tuple[str, str, str | None]]:
+def household_fields(households: Sequence[dict[str, Any]]) -> list[str]:
+    """The columns an export of these households has: the shared contract's, and an optional field of this project
+    (`contact_name`) only where a household gives it, as the outside senders' files have it not."""
+    return [n for n in HOUSEHOLD_FIELDS if n not in HOUSEHOLD_OPTIONAL_FIELDS or any(n in h for h in households)]
+
+
+def _kobo_header(fields: Sequence[str], sep: str = "/", option_columns: bool = True,
+                 ) -> list[tuple[str, str, str | None]]:
     cols: list[tuple[str, str, str | None]] = []
-    for name in HOUSEHOLD_FIELDS:
+    for name in fields:
         header = f"{GROUP[name]}{sep}{name}" if name in GROUP else name
         cols.append((header, name, None))
         if option_columns:
@@ -65,7 +78,7 @@ def _kobo_header(sep: str = "/", option_columns: bool = True) -> list[tuple[str,
 
 
 def kobo_main_rows(households: Sequence[dict[str, Any]], option_columns: bool = True) -> list[list[Any]]:
-    cols = _kobo_header(option_columns=option_columns)
+    cols = _kobo_header(household_fields(households), option_columns=option_columns)
     rows: list[list[Any]] = [[h for h, _, _ in cols] + list(KOBO_SYSTEM)]
     for i, h in enumerate(households, start=1):
         cells: list[Any] = []
@@ -122,13 +135,14 @@ def kobo_csv(households: Sequence[dict[str, Any]], option_columns: bool = True, 
 def odk_zip(households: Sequence[dict[str, Any]], members: dict[str, list[dict[str, Any]]],
             form_id: str = "rematch_household") -> bytes:
     """ODK Central: comma CSVs, `-` group paths, KEY / PARENT_KEY; members keyed by the household's _uuid."""
-    main_cols = [f"{GROUP[n]}-{n}" if n in GROUP else n for n in HOUSEHOLD_FIELDS]
+    fields = household_fields(households)
+    main_cols = [f"{GROUP[n]}-{n}" if n in GROUP else n for n in fields]
     main = io.StringIO()
     w = csv.writer(main, lineterminator="\n")
     w.writerow(["SubmissionDate", *main_cols, "meta-instanceID", "KEY", "SubmitterID", "ReviewState"])
     for h in households:
         key = f"uuid:{h['_uuid']}"
-        w.writerow([h.get("_submission_time"), *("" if h.get(n) is None else h.get(n) for n in HOUSEHOLD_FIELDS),
+        w.writerow([h.get("_submission_time"), *("" if h.get(n) is None else h.get(n) for n in fields),
                     key, key, "5", ""])
     rep = io.StringIO()
     w = csv.writer(rep, lineterminator="\n")

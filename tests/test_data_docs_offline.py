@@ -18,11 +18,18 @@ from rematch_pipeline.datadocs import SourceFile, adopt_earlier_pages, offline_p
 from rematch_pipeline.db.engine import migrate
 from rematch_pipeline.ingest.service import IngestReport, ingest_file
 from rematch_pipeline.quarantine import list_quarantine
-from rematch_pipeline.validation import TABLES, load_suite_dict, rule_description, validate_batch
+from rematch_pipeline.validation import (
+    OUTSIDE_SUITE_RULES,
+    TABLES,
+    load_suite_dict,
+    rule_description,
+    validate_batch,
+)
 from tests import exports as x
 from tests.conftest import TEST_NOW
 
-SECRETS = ("Tante Olena wohnt in Köln", "Przemyśl Hauptbahnhof Gleis 4", "+48 601 234 567")
+SECRETS = ("Tante Olena wohnt in Köln", "Przemyśl Hauptbahnhof Gleis 4", "+48 601 234 567", "Olena Stale-Kovalenko",
+           "Ältere Fassung des Interviews")
 URL_ATTRIBUTES = {"src", "href", "srcset", "action", "formaction", "poster", "data", "background"}
 
 
@@ -50,6 +57,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
                                  "uuid-RM-D": [x.member("head"), x.member("child", sex="unknown")],
                                  "uuid-RM-E": x.family("head", "spouse")}),
         "offers.csv": x.capacity_csv([x.offer("OF-1"), x.offer("OF-2", places_persons="3")]),
+        # RM-A again, valid, but submitted before the stored one: storing refuses it and its two members.
+        "stale.xlsx": x.kobo_xlsx([x.household("RM-A", _submission_time="2026-11-01T09:00:00", contact_name=SECRETS[3],
+                                               notes=SECRETS[4])], {"uuid-RM-A": x.family("head", "child")}),
     }
     reports = {}
     for name, data in files.items():
@@ -153,7 +163,7 @@ def test_the_index_lists_every_run_in_a_static_table(site: Site) -> None:
     (runs,) = [t for t in page.tables if t and t[0][:3] == ["Batch time (UTC)", "Table", "File"]]
     linked = {(index.parent / url).resolve() for tag, url in page.urls if tag == "a"}
     reported = {Path(p).resolve() for r in site.reports.values() for p in r.reports.values()}
-    assert reported == linked and len(runs) - 1 == len(reported) == 5
+    assert reported == linked and len(runs) - 1 == len(reported) == 7
     listed = {(row[1], row[3]) for row in runs[1:]}
     assert listed == {(table, r.sha256[:12]) for r in site.reports.values() for table in r.reports}
     assert all(row[0] == TEST_NOW.strftime("%Y-%m-%d %H:%M:%S") for row in runs[1:])
@@ -338,6 +348,22 @@ def test_rules_judged_across_tables_are_listed_with_the_rows_they_quarantined(si
     # Checked and found nothing: still listed, so an auditor sees the rule was applied.
     assert _outside_rules(_page_of(site, "good.xlsx", "members"))["member_of_invalid_household"][3:] == ["0", "none"]
     assert _header(_page_of(site, "bad.xlsx", "members"))  # the page still opens with its run header
+
+
+def test_rows_refused_while_storing_are_on_their_batchs_page_with_their_plain_reason(site: Site) -> None:
+    # Rule: validation.report_refused_while_storing: a stale submission passes every rule, the store refuses it; the
+    # batch's page lists it like the other refused rows, by rule, reason and row number, never by its values.
+    report = site.reports["stale.xlsx"]
+    assert (report.accepted, report.quarantined) == (0, 3)
+    households, members = (_page_of(site, "stale.xlsx", table) for table in ("households", "members"))
+    assert _outside_rules(households)["older_submission_than_stored"][1:] == [
+        OUTSIDE_SUITE_RULES["older_submission_than_stored"], "_submission_time", "1", "2"]
+    assert _outside_rules(members)["member_of_unapplied_household"][3:] == ["2", "2, 3"]
+    for page in (households, members):
+        text = page.read_text(encoding="utf-8")
+        assert text.count('<header class="rematch-run">') == 1 and text.count("Content-Security-Policy") == 1
+        assert _header(page)["File"] == "stale.xlsx" and "Validation of" in text and ": failed" in text
+        assert not any(secret in text for secret in SECRETS)
 
 
 def _text(path: Path) -> str:

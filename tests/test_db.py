@@ -67,8 +67,8 @@ def test_commands_never_migrate_and_say_to_run_db_upgrade_on_an_empty_database(
 
 
 def test_a_database_of_an_older_version_is_refused_until_upgraded(db_url: str) -> None:
-    migrate(db_url, "0006")
-    with pytest.raises(SchemaNotReady, match=r"at revision 0006, this version of Re:Match needs 0007: run `rematch db "
+    migrate(db_url, "0007")
+    with pytest.raises(SchemaNotReady, match=r"at revision 0007, this version of Re:Match needs 0008: run `rematch db "
                                              r"upgrade`"):
         require_schema(db_url)
     migrate(db_url)
@@ -86,8 +86,8 @@ def test_a_database_written_by_a_newer_version_is_refused(db_url: str) -> None:
 def test_a_database_with_tables_but_no_single_schema_version_is_refused_with_what_to_do(db_url: str) -> None:
     migrate(db_url)
     with get_engine(db_url).begin() as conn:
-        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0006')"))
-    with pytest.raises(SchemaNotReady, match=r"records 2 schema versions \(0006, 0007\) instead of one"):
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0007')"))
+    with pytest.raises(SchemaNotReady, match=r"records 2 schema versions \(0007, 0008\) instead of one"):
         require_schema(db_url)
     with get_engine(db_url).begin() as conn:
         conn.execute(text("DELETE FROM alembic_version"))

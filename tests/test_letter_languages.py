@@ -82,6 +82,24 @@ def test_greeting_is_neutral_and_the_opening_continues_it_in_the_languages_case(
         assert opening[0].isupper(), (greeting, opening)
 
 
+# A neutral form with the name: the letter does not know the sex of who reads it, so no "Liebe Frau".
+NAMED_GREETING = {"uk": "Доброго дня, Olena Kovalenko!", "ru": "Здравствуйте, Olena Kovalenko!",
+                  "pl": "Dzień dobry, Olena Kovalenko,", "de": "Guten Tag, Olena Kovalenko,",
+                  "en": "Dear Olena Kovalenko,"}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_household_that_gave_its_name_is_greeted_by_it_and_the_opening_goes_on_as_after_the_neutral_one(
+        lang: str) -> None:
+    named = letter_doc(lang, household=make_household(contact_name="Olena Kovalenko"))
+    neutral = letter_doc(lang)
+    assert paragraph(named, "greeting") == NAMED_GREETING[lang]
+    # It ends as the neutral greeting ends, so the opening (lower case after a German comma) reads on the same way.
+    assert paragraph(named, "greeting")[-1] == paragraph(neutral, "greeting")[-1]
+    assert paragraph(named, "opening") == paragraph(neutral, "opening")
+    assert "Olena Kovalenko" not in paragraph(neutral, "greeting")
+
+
 def test_german_letter_goes_on_after_guten_tag_in_lower_case() -> None:
     doc = letter_doc("de")
     assert paragraph(doc, "greeting") == "Guten Tag,"

@@ -362,7 +362,8 @@ def test_free_text_never_becomes_markup_in_letters() -> None:
     contact = '<img src=x onerror="alert(1)">=HYPERLINK("http://evil.example") {% if 1 %}yes{% endif %}'
     case_id = '=1+1<b>RM-{{ 7*7 }}</b>'
     notes = '<script>steal()</script>=cmd|" /C calc"!A0 {{ 7*7 }}'
-    hh = make_household(case_id, notes=notes)
+    greeted = '<b onmouseover="x()">Olena</b> {{ 7*7 }} %(rank)d'
+    hh = make_household(case_id, notes=notes, contact_name=greeted)
     offer = make_offer(municipality_name=name, contact_name="<script>x()</script>")
     html = render_letter_html(make_letter("uk", household=hh, offer=offer, coordination_contact=contact))
     doc = parse(html)
@@ -373,6 +374,7 @@ def test_free_text_never_becomes_markup_in_letters() -> None:
     assert [n.flat_text() for n in doc.iter("dd") if n.has_class("municipality-name")] == [name]
     assert doc.iter("h1")[0].flat_text() == f"Пропозиція житла: {name}"
     assert [n.flat_text() for n in doc.iter("strong") if n.has_class("case-id")] == [case_id]
+    assert next(n for n in doc.iter("p") if n.has_class("greeting")).flat_text() == f"Доброго дня, {greeted}!"
     assert next(n for n in doc.iter("p") if n.has_class("contact")).flat_text() == f"Координаційна команда: {contact}"
     assert "steal()" not in html  # interview notes are not part of the letter at all
     pages = "\n".join(pdf_text(render_letter_pdf(html)))

@@ -46,8 +46,9 @@ def make_household(case_id: str, **overrides: object) -> Household:
     values: dict[str, object] = dict(
         interview_date=date(2026, 1, 10), languages=("uk", "ru"), german_level="a1", pref_settlement="big_city",
         weights={"work": 5, "education": 4, "community": 3, "healthcare": 2, "housing": 1, "culture": 0},
-        members=(adult(),), contact_phone=f"+48 600 {case_id[-3:]} 000",
-        contact_email=f"{case_id.lower()}@mail.example", notes=f"Notiz zu {case_id}",
+        members=(adult(),), contact_name=f"Olena Kovalenko-{case_id[-3:]}",
+        contact_phone=f"+48 600 {case_id[-3:]} 000", contact_email=f"{case_id.lower()}@mail.example",
+        notes=f"Notiz zu {case_id}",
     )
     values.update(overrides)
     return household(case_id, **values)  # type: ignore[arg-type]
@@ -155,14 +156,25 @@ def test_contact_data_only_after_acceptance(mixed_packet: PacketInput, mixed_htm
     pending = next(ph for ph in mixed_packet.households if ph.household.case_id == PENDING.case_id)
     accepted_text = section_of(doc, next(ph for ph in mixed_packet.households if ph.household is ACCEPTED)).flat_text()
     pending_text = section_of(doc, pending).flat_text()
-    for value in (ACCEPTED.case_id, ACCEPTED.contact_phone, ACCEPTED.contact_email, "Braucht Erdgeschoss."):
+    for value in (ACCEPTED.case_id, ACCEPTED.contact_name, ACCEPTED.contact_phone, ACCEPTED.contact_email,
+                  "Braucht Erdgeschoss."):
         assert value in accepted_text
     assert "Kontaktdaten folgen nach der Annahme" in pending_text and pending.pseudonym in pending_text
     pages = "\n".join(pdf_text(mixed_pdf))
-    for hh in (PENDING, FAMILY):  # neither has accepted yet: no case id, phone, e-mail or notes anywhere
-        for secret in (hh.case_id, hh.contact_phone, hh.contact_email, hh.notes):
+    for hh in (PENDING, FAMILY):  # neither has accepted yet: no case id, name, phone, e-mail or notes anywhere
+        for secret in (hh.case_id, hh.contact_name, hh.contact_phone, hh.contact_email, hh.notes):
             assert secret not in mixed_html, secret
             assert secret not in pages, secret
+
+
+def test_the_households_name_stands_with_its_contact_after_acceptance_and_a_missing_one_adds_no_line() -> None:
+    # Rule: contact_name is contact data: in the packet with phone and e-mail once the household accepted.
+    named, nameless = make_household("RM-2026-00211"), make_household("RM-2026-00212", contact_name="")
+    doc = parse(render_packet_html(make_packet(entry(named, True), entry(nameless, True))))
+    shown = [[n.flat_text() for n in section_of(doc, ph).iter("dd") if n.has_class("contact-name")]
+             for ph in (entry(named, True), entry(nameless, True))]
+    assert shown == [[named.contact_name], []]
+    assert "Name (Anrede)" not in section_of(doc, entry(nameless, True)).flat_text()
 
 
 def test_interview_notes_reach_the_municipality_only_with_health_consent(
@@ -171,6 +183,7 @@ def test_interview_notes_reach_the_municipality_only_with_health_consent(
     doc = parse(mixed_html)
     no, yes = (next(ph for ph in mixed_packet.households if ph.household is hh) for hh in (HEALTH_NO, HEALTH_YES))
     assert HEALTH_NO.contact_phone in section_of(doc, no).flat_text()  # accepted: the contact is there
+    assert HEALTH_NO.contact_name in section_of(doc, no).flat_text()  # the name is contact data, not a health detail
     assert HEALTH_NO.notes not in mixed_html and HEALTH_NO.notes not in "\n".join(pdf_text(mixed_pdf))
     assert HEALTH_YES.notes in section_of(doc, yes).flat_text()
 
@@ -235,7 +248,8 @@ def test_overview_text_stays_inside_its_cell_and_the_page() -> None:
 
 def test_script_tag_in_notes_is_escaped() -> None:
     notes = '<script>alert("x")</script><img src=x onerror="alert(1)"> & <b>fett</b>'
-    hostile = make_household("RM-2026-00666", notes=notes, contact_email="<i>a@b.example</i>")
+    hostile = make_household("RM-2026-00666", notes=notes, contact_email="<i>a@b.example</i>",
+                             contact_name='<b onmouseover="x()">Olena</b>')
     packet = make_packet(entry(hostile, True))
     packet = replace(packet, offer=replace(packet.offer, municipality_name="<script>x()</script>Stadt"))
     html = render_packet_html(packet)
@@ -245,6 +259,7 @@ def test_script_tag_in_notes_is_escaped() -> None:
     assert "<script" not in html and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     notes_div = [n for n in doc.iter("div") if n.has_class("notes")]
     assert len(notes_div) == 1 and notes_div[0].text() == notes  # shown verbatim, as text
+    assert [n.text() for n in doc.iter("dd") if n.has_class("contact-name")] == [hostile.contact_name]
     assert "<script>alert(\"x\")</script>" in "\n".join(pdf_text(render_packet_pdf(html)))
 
 

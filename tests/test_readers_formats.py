@@ -8,6 +8,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas.testing as pd_testing
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -279,3 +280,25 @@ def test_fast_xlsx_reader_gives_what_openpyxl_gives(tmp_path: Path, rows: list[l
 
 def test_households_columns_are_the_contract_fields() -> None:
     assert "case_id" in HOUSEHOLD_FIELDS and "relation" in MEMBER_FIELDS
+
+
+@pytest.mark.parametrize(("fmt", "export"), [
+    ("kobo_xlsx", lambda hh: x.kobo_xlsx(hh, MEMBERS)), ("kobo_csv", lambda hh: x.kobo_csv(hh)),
+    ("odk_central_zip", lambda hh: x.odk_zip(hh, MEMBERS))])
+def test_an_export_without_the_optional_contact_name_reads_as_one_with_the_column_left_empty(
+        tmp_path: Path, fmt: str, export: Any) -> None:
+    # Rule: contract.HOUSEHOLD_OPTIONAL_FIELDS: the shared contract's senders do not know contact_name; its absence
+    # means "no name", with no note and no finding.
+    def read(kind: str, households: list[dict[str, Any]]) -> Any:
+        (tmp_path / kind).mkdir()
+        return read_file(write(tmp_path / kind, "export.bin", export(households)))  # one name: the same sheet names
+
+    without = read("without", [A, B])
+    empty = read("empty", [{**A, "contact_name": None}, {**B, "contact_name": None}])
+    named = read("named", [{**A, "contact_name": "Olena Kovalenko"}, B])
+    assert b"contact_name" not in export([A, B]) and without.format == fmt
+    assert without.notes == empty.notes and not any("contact_name" in n for n in without.notes)
+    for table in without.tables:
+        pd_testing.assert_frame_equal(without.tables[table], empty.tables[table])
+    assert list(without.tables["households"]["contact_name"]) == [None, None]
+    assert list(named.tables["households"]["contact_name"]) == ["Olena Kovalenko", None]

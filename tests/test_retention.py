@@ -73,3 +73,26 @@ def test_a_second_purge_changes_nothing_says_so_and_is_not_recorded_as_a_purge(
     events = _events(settings)
     assert [e for e, _ in events] == ["data_purged", NOTHING_TO_PURGE], events
     assert _purged_at(settings, "H2") is None  # an open case keeps its details
+
+
+def test_erasure_takes_the_name_with_the_phone_and_e_mail_and_no_round_snapshot_holds_it(
+        settings: Settings, tmp_path: Path) -> None:
+    # Rule: contact_name is contact data (retention.SCRUBBED_HOUSEHOLD, snapshot.PERSONAL_FIELDS): it goes with them.
+    from rematch_pipeline.snapshot import household_json
+    from rematch_pipeline.store import load_households
+
+    path = tmp_path / "named.xlsx"
+    path.write_bytes(x.kobo_xlsx([x.household("H1", contact_name="Olena Kovalenko"),
+                                  x.household("H2", contact_name="Iryna Shevchenko")],
+                                 {"uuid-H1": x.family("head"), "uuid-H2": x.family("head")}))
+    assert ingest_file(path, settings).status == "ingested"
+    with get_engine(settings.database_url).connect() as conn:
+        stored = {h.case_id: h for h in load_households(conn)}
+    assert stored["H1"].contact_name == "Olena Kovalenko"
+    assert "contact_name" not in household_json(stored["H1"])  # what the solver saw never names the household
+    assert main(["erase", "H1"], settings=settings) == 0
+    h = t.households.c
+    with get_engine(settings.database_url).connect() as conn:
+        rows = {r.case_id: r for r in conn.execute(select(h.case_id, h.contact_name, h.contact_phone))}
+    assert (rows["H1"].contact_name, rows["H1"].contact_phone) == (None, None)
+    assert rows["H2"].contact_name == "Iryna Shevchenko"  # an open case keeps its name

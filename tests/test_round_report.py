@@ -77,7 +77,7 @@ def test_report_has_a_chart_and_a_table_for_every_view(settings: Settings, tmp_p
     assert rows["Re:Match (ours)"][4:6] == ["0", "0"]
     # Balance across municipalities for every method: persons placed beyond their offer's proportional share.
     header = [c.text() for c in _section(doc, "baselines").iter("th") if c.attrs.get("scope") == "col"]
-    assert header[-1] == "persons beyond share"
+    assert header[-1] == "persons beyond share*"  # the mark of its note under the table
     assert all(float(cells[-1]) >= 0 for cells in rows.values())
 
 
@@ -293,3 +293,23 @@ def test_every_statistic_and_phase_of_a_round_is_named_in_words(settings: Settin
     headings = [th.text() for th in solver.iter("th") if th.attrs.get("scope") == "row"]
     assert any(h.startswith("upper bound on persons placed (LP, all eligible pairs)") for h in headings)
     assert not any(h in listed for h in headings)  # no bare key as a row heading
+
+
+def test_persons_beyond_share_is_explained_under_the_table_also_when_printed(
+        settings: Settings, tmp_path: Path) -> None:
+    # Rule: a column a reader cannot work out from its heading is explained where it is read, not in a hover title
+    # (which neither a printed page nor a touch screen shows).
+    import io
+
+    from pypdf import PdfReader
+    from weasyprint import HTML
+
+    html = write_round_report(settings, _round(settings, tmp_path)).read_text(encoding="utf-8")
+    section = _section(parse(html), "baselines")
+    (heading,) = [th for th in section.iter("th") if th.text().startswith("persons beyond share")]
+    assert "title" not in heading.attrs
+    note = section.by_id(str(heading.attrs["aria-describedby"])).flat_text()
+    assert note.startswith("* Persons beyond share: the persons each municipality received above its fair share")
+    printed = " ".join(" ".join((p.extract_text() or "").split())
+                       for p in PdfReader(io.BytesIO(HTML(string=html).write_pdf())).pages)
+    assert "Persons beyond share: the persons each municipality received above its fair share" in printed

@@ -309,6 +309,25 @@ def test_valid_rows_pass_and_invalid_rows_are_named(settings: Settings) -> None:
     assert all(tv.success and not tv.invalid_rows and not tv.row_errors for tv in ok.values())
 
 
+def test_contact_name_is_held_to_its_length_and_to_characters_that_show_and_its_value_never_reaches_data_docs(
+        tmp_path: Path) -> None:
+    # Rule: contact_name_shows_as_written, contact_name_at_most_100_characters; judged on derived columns, so GX
+    # (and the Data Docs page) sees whether a name passed or its length, never the name (personal data).
+    settings = Settings(home=tmp_path, database_url="sqlite://", clock=ManualClock(TODAY))
+    names = {"A": None, "B": "Olena Kovalenko", "C": "Olena \u202eoknelavoK", "D": "Kovalenko" * 1_112,
+             "E": "Olena\nKovalenko", "F": '<b onmouseover="x()">Olena</b>', "G": "Олена\u200bКоваленко",
+             "H": "Ю" * contract.CONTACT_NAME_MAX_LENGTH}
+    tv = check("households", [household(c, contact_name=n) for c, n in names.items()], settings)
+    assert rules_by_row(tv) == {2: {"contact_name_shows_as_written"}, 3: {"contact_name_at_most_100_characters"},
+                                4: {"contact_name_shows_as_written"}, 6: {"contact_name_shows_as_written"}}
+    assert len("Kovalenko" * 1_112) > 10_000
+    assert tv.report_path is not None
+    page = tv.report_path.read_text(encoding="utf-8")
+    assert "contact_name is at most 100 characters long" in page and "holds a hidden character" in page
+    for name in ("oknelavoK", "Kovalenko", "Olena", "Коваленко"):
+        assert name not in page and all(name not in e.message for e in tv.row_errors), name
+
+
 def test_data_docs_html_is_written(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, database_url="sqlite://", clock=ManualClock(TODAY))
     tv = validate_table("capacity_offers", pd.DataFrame([offer("OF-1", ags="9162000")]), batch_id="docs-run",
@@ -363,6 +382,7 @@ def test_the_suites_say_what_the_contract_module_says() -> None:
         rule = households[f"weight_{aspect}_0_to_5"]["kwargs"]
         assert (rule["min_value"], rule["max_value"]) == contract.WEIGHT_RANGE
     assert members["birth_year_1900_to_current_year"]["kwargs"]["min_value"] == contract.EARLIEST_BIRTH_YEAR
+    assert households["contact_name_at_most_100_characters"]["kwargs"]["max_value"] == contract.CONTACT_NAME_MAX_LENGTH
 
 
 def test_expectations_dir_can_be_overridden(tmp_path: Path) -> None:

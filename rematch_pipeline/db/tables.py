@@ -78,6 +78,7 @@ households = Table(
     Column("interview_location", Text),
     Column("consent_matching", Boolean, nullable=False),
     Column("consent_health_share", Boolean, nullable=False),
+    Column("contact_name", Text),  # the name the household wants to be addressed by (optional)
     Column("contact_phone", Text),
     Column("contact_email", Text),
     Column("languages", String(64), nullable=False),

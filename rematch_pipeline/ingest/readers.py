@@ -21,6 +21,7 @@ from rematch_pipeline.contract import (
     CAPACITY_SELECT_MULTIPLE,
     DECISION_FIELDS,
     HOUSEHOLD_FIELDS,
+    HOUSEHOLD_OPTIONAL_FIELDS,
     HOUSEHOLD_SELECT_MULTIPLE,
     LAND_BY_AGS_PREFIX,
     MEMBER_FIELDS,
@@ -304,9 +305,9 @@ def _rows_note(what: str, rows: list[int]) -> str:
     return f"{what} (row{'s' if len(rows) > 1 else ''} {shown}{more})"
 
 
-def _column_notes(where: str, lay: _Layout, expected: Sequence[str]) -> list[str]:
+def _column_notes(where: str, lay: _Layout, expected: Sequence[str], optional: Sequence[str] = ()) -> list[str]:
     notes = []
-    missing = [f for f in expected if f not in lay.fields and f not in lay.options]
+    missing = [f for f in expected if f not in lay.fields and f not in lay.options and f not in optional]
     if missing:
         notes.append(f"{where}: missing column(s) {', '.join(missing)}; left empty")
     if lay.unknown:
@@ -457,7 +458,7 @@ def _odk_link(main: _Layout, members: _Layout, notes: list[str]) -> tuple[str | 
 def _households_batch(main: _Table, members: _Table | None, fmt: str, link: _Link) -> Batch:
     notes: list[str] = []
     lay = _layout(main.header, HOUSEHOLD_FIELDS, HOUSEHOLD_SELECT_MULTIPLE, main.sep)
-    notes += _column_notes(f"sheet {main.sheet!r}", lay, HOUSEHOLD_FIELDS)
+    notes += _column_notes(f"sheet {main.sheet!r}", lay, HOUSEHOLD_FIELDS, HOUSEHOLD_OPTIONAL_FIELDS)
     issues = _repeat_issues(main, lay, "households")
     cols = _fields(main, lay, HOUSEHOLD_FIELDS, HOUSEHOLD_SELECT_MULTIPLE)
     if fmt == "odk_central_zip":

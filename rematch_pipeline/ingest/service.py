@@ -226,7 +226,7 @@ def _refuse(attempt: _Attempt, status: str, rule: str, message: str, settings: S
 
 def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings) -> IngestReport:
     from rematch_pipeline.ingest.readers import UnrecognisedFileError, read_file
-    from rematch_pipeline.validation import RowError, SourceFile, validate_batch
+    from rematch_pipeline.validation import RowError, SourceFile, report_refused_while_storing, validate_batch
 
     name, digest, actor = attempt.name, attempt.digest, attempt.actor
     started = time.perf_counter()
@@ -261,6 +261,9 @@ def _ingest_archived(archived: Path, attempt: _Attempt, settings: Settings) -> I
         report.raw_file_id = raw_id
         salt = settings.pseudonym_salt
         rejects: list[_Reject] = [] if held else _apply(uow, batch, results, raw_id, salt, report, actor, at)
+        for table, res in results.items():  # on the batch's Data Docs page too, like the rows the rules refused
+            report_refused_while_storing(res, batch.tables[table].index, [
+                RowError(r.index, r.field, r.rule, r.message) for r in rejects if r.table == table])
         for table, res in results.items():
             df = batch.tables[table]
             uow.raw_files.add_validation(

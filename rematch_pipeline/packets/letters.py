@@ -290,6 +290,8 @@ def letter_context(letter: LetterInput) -> dict[str, Any]:
         "round_id": letter.round_id,
         "round_date": format_date(letter.round_date, format="long", locale=locale),
         "case_id": letter.household.case_id,
+        # The letter goes to the household itself: greeted by the name it gave, else neutrally.
+        "household_name": letter.household.contact_name,
         "offer": {
             "name": local_name(offer.ags, offer.municipality_name, letter.language),
             "name_de": offer.municipality_name,  # beside a translated name: the one on signs and forms

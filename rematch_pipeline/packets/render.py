@@ -216,7 +216,7 @@ def _household_view(ph: PacketHousehold, packet: PacketInput) -> dict[str, Any]:
     if ph.accepted:
         # Interview notes are free text and may hold health details: like those, only with the household's consent.
         contact = {
-            "case_id": hh.case_id, "phone": hh.contact_phone, "email": hh.contact_email,
+            "case_id": hh.case_id, "name": hh.contact_name, "phone": hh.contact_phone, "email": hh.contact_email,
             "notes": hh.notes if hh.consent_health_share else None,
         }
     return {
