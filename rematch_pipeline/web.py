@@ -1,8 +1,9 @@
 """The reports inside Airflow: round reports, Data Docs, audit exports, quarantine and packets, behind its login."""
 
-import io
 import mimetypes
 import re
+import shutil
+import stat
 import tempfile
 import zipfile
 from collections.abc import Awaitable, Callable
@@ -11,8 +12,9 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.background import BackgroundTask
 
 from rematch_pipeline import access
 from rematch_pipeline.config import Settings
@@ -32,9 +34,13 @@ _SERVED: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), view) f
 _NOT_RECORDED = re.compile(r"data_docs/static/.*")  # the Data Docs' style sheet holds nothing about anyone
 _ROUND_OF = re.compile(rf"(exports|outbox/{_AGS})/({_ROUND})(/|$)")
 
-# Served pages may frame in Airflow's UI and load nothing from elsewhere; a page about people is never cached.
-_HEADERS = {"Content-Security-Policy": "default-src 'self' 'unsafe-inline' data:; frame-ancestors 'self'",
+# Served pages may frame in Airflow's UI, run no script (none of the reports has any: a page planted in a served
+# folder must not act with the reader's login), send no form and load nothing from elsewhere; a page about people is
+# never cached.
+_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                                       "script-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'self'",
             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+_INLINE = frozenset({"text/html", "application/pdf", "text/css"})  # shown in the browser; anything else downloads
 
 
 def view_of(relative: str) -> str | None:
@@ -51,12 +57,17 @@ def resolve(home: Path, relative: str) -> Path | None:
         return None
     if view_of("/".join(parts)) is None:
         return None
-    root = home.resolve()
-    target = (root / Path(*parts)).resolve()
-    if not target.is_relative_to(root) or not target.exists():
+    # No link on the way, and no file with a second name: either could make a packet read as a Data Docs page.
+    try:
+        target = home.resolve()
+        for part in parts:
+            target = target / part
+            if target.is_symlink():
+                return None
+        found = target.lstat()
+    except (OSError, ValueError):  # missing, a name too long for the file system, ...
         return None
-    # The real path must be served too: a link inside a served folder to the database or inbox is not.
-    return target if view_of(target.relative_to(root).as_posix()) is not None else None
+    return target if stat.S_ISDIR(found.st_mode) or (stat.S_ISREG(found.st_mode) and found.st_nlink == 1) else None
 
 
 @dataclass(frozen=True)
@@ -114,7 +125,7 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
 
         require_schema(settings.database_url)  # nothing is shown that could not be recorded
         found = _ROUND_OF.match(relative)
-        ags = relative.split("/")[1] if relative.startswith("outbox/") else None
+        ags = relative.split("/")[1] if found and relative.startswith("outbox/") else None
         subject = (f"{found.group(2)}/{ags}" if ags else found.group(2)) if found else view
         with unit_of_work(settings) as uow:
             uow.audit(_name(user), event, subject[:128], {"view": view, "path": relative[:500]},
@@ -132,7 +143,7 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
                             headers=_HEADERS)
 
     @app.get("/", response_class=HTMLResponse)
-    async def index(request: Request, user: Who) -> HTMLResponse:
+    def index(request: Request, user: Who) -> HTMLResponse:
         from rematch_pipeline.repository import reading
 
         require_schema(settings.database_url)
@@ -144,7 +155,7 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
                     data_docs=(home / "data_docs" / "index.html").exists())
 
     @app.get("/quarantine", response_class=HTMLResponse)
-    async def quarantine(request: Request, user: Who) -> HTMLResponse:
+    def quarantine(request: Request, user: Who) -> HTMLResponse:
         from rematch_pipeline.quarantine import describe, list_quarantine
 
         allowed(user, access.QUARANTINE, "quarantine")
@@ -153,52 +164,61 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
         return page(request, "web_quarantine.html.j2", user, lines=[describe(r) for r in rows])
 
     @app.get("/rounds/{round_id}/packets", response_class=HTMLResponse)
-    async def packets(request: Request, round_id: str, user: Who) -> HTMLResponse:
+    def packets(request: Request, round_id: str, user: Who) -> HTMLResponse:
         if not re.fullmatch(_ROUND, round_id):
             raise HTTPException(status_code=404, detail="no such round")
-        allowed(user, access.PACKETS, f"outbox/{round_id}")
+        listing = f"exports/{round_id}/packets"  # recorded under its round
+        allowed(user, access.PACKETS, listing)
         files = sorted(p.relative_to(home).as_posix() for p in (home / "outbox").glob(f"*/{round_id}/packet_*")
                        if view_of(p.relative_to(home).as_posix()) == access.PACKETS)
-        record(user, "report_opened", access.PACKETS, f"outbox/{round_id}")
+        record(user, "report_opened", access.PACKETS, listing)
         return page(request, "web_packets.html.j2", user, round_id=round_id, files=files)
 
     @app.get("/rounds/{round_id}/audit.zip")
-    async def audit_zip(round_id: str, user: Who) -> Response:
+    def audit_zip(round_id: str, user: Who) -> Response:
         from rematch_pipeline.audit import export_audit
 
         if not re.fullmatch(_ROUND, round_id):
             raise HTTPException(status_code=404, detail="no such round")
         allowed(user, access.AUDIT_EXPORTS, f"exports/{round_id}/audit")
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                folder = export_audit(settings, round_id, Path(tmp))
-            except LookupError:
-                raise HTTPException(status_code=404, detail="no such round") from None
-            record(user, "report_opened", access.AUDIT_EXPORTS, f"exports/{round_id}/audit.zip")
-            buffer = io.BytesIO()
-            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        # Written to disk and streamed from there, then removed: a large round's export never sits in memory whole.
+        tmp = Path(tempfile.mkdtemp(prefix="rematch-audit-"))
+        try:
+            folder = export_audit(settings, round_id, tmp)
+            with zipfile.ZipFile(tmp / "audit.zip", "w", zipfile.ZIP_DEFLATED) as zf:
                 for f in sorted(folder.iterdir()):
                     zf.write(f, f"{round_id}/{f.name}")
-        return Response(buffer.getvalue(), media_type="application/zip", headers={
-            **_HEADERS, "Content-Disposition": f'attachment; filename="audit_{round_id}.zip"'})
+        except LookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise HTTPException(status_code=404, detail="no such round") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        record(user, "report_opened", access.AUDIT_EXPORTS, f"exports/{round_id}/audit.zip")
+        return FileResponse(tmp / "audit.zip", media_type="application/zip", filename=f"audit_{round_id}.zip",
+                            headers=_HEADERS, background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True))
 
     @app.get("/home/{relative:path}")
-    async def served(request: Request, relative: str, user: Who) -> Response:
+    def served(request: Request, relative: str, user: Who) -> Response:
         view = view_of(relative.rstrip("/"))
-        target = resolve(home, relative.rstrip("/"))
-        if view is None or target is None:
+        if view is None:  # probing for the database, the inbox or a password is kept too
+            record(user, "report_refused", "no report", relative)
             raise HTTPException(status_code=404, detail="there is no report at this address")
+        # The role first, then whether the file exists: who may not read packets cannot tell which exist.
         allowed(user, view, relative)
+        target = resolve(home, relative.rstrip("/"))
+        if target is None:
+            raise HTTPException(status_code=404, detail="there is no report at this address")
+        if target.is_dir() and not relative.endswith("/"):  # the folder's own links are relative to it
+            return RedirectResponse(request.url.path + "/", status_code=307)
         if not _NOT_RECORDED.fullmatch(relative):
             record(user, "report_opened", view, relative)
         if target.is_dir():
-            if not relative.endswith("/"):  # the folder's own links are relative to it
-                return RedirectResponse(request.url.path + "/", status_code=307)
             names = sorted(p.name + ("/" if p.is_dir() else "") for p in target.iterdir() if not p.name.startswith("."))
             return page(request, "web_folder.html.j2", user, folder=relative.rstrip("/"), names=names)
         kind = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-        disposition = "inline" if kind in ("text/html", "application/pdf", "text/css") else "attachment"
-        return Response(target.read_bytes(), media_type=kind, headers={
-            **_HEADERS, "Content-Disposition": f'{disposition}; filename="{target.name}"'})
+        # FileResponse streams the file and writes its name percent-encoded, so a name cannot add parameters.
+        return FileResponse(target, media_type=kind, filename=target.name, headers=_HEADERS,
+                            content_disposition_type="inline" if kind in _INLINE else "attachment")
 
     return app

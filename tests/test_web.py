@@ -123,13 +123,53 @@ def test_a_path_outside_the_reports_is_refused(client: TestClient, attempt: str)
     assert not {"secret", "interviews", "x = 1", "%PDF-letter"} & {answer.text}
 
 
-def test_a_link_inside_a_served_folder_to_the_rest_of_the_home_is_refused(client: TestClient,
-                                                                          settings: Settings) -> None:
-    (settings.home / "data_docs" / "db.html").symlink_to(settings.home / "settings.toml")
-    (settings.home / "data_docs" / "inbox").symlink_to(settings.home / "inbox")
-    assert resolve(settings.home, "data_docs/db.html") is None
-    assert client.get("/home/data_docs/db.html", headers=TEAM).status_code == 404
-    assert client.get("/home/data_docs/inbox/households.xlsx", headers=TEAM).status_code == 404
+def test_a_link_or_second_name_inside_a_served_folder_is_refused(client: TestClient, settings: Settings) -> None:
+    import os
+
+    home = settings.home
+    (home / "data_docs" / "db.html").symlink_to(home / "settings.toml")
+    (home / "data_docs" / "inbox").symlink_to(home / "inbox")
+    (home / "data_docs" / "p.pdf").symlink_to(home / PACKET)  # a packet dressed as a Data Docs page
+    (home / "exports" / ROUND / "audit").mkdir()
+    (home / "exports" / ROUND / "audit" / "pk").symlink_to(home / "outbox" / AGS / ROUND)
+    os.link(home / PACKET, home / "data_docs" / "copy.pdf")
+    assert resolve(home, "data_docs/db.html") is None
+    for attempt in ("data_docs/db.html", "data_docs/inbox/households.xlsx", "data_docs/p.pdf", "data_docs/copy.pdf",
+                    f"exports/{ROUND}/audit/pk/packet_{AGS}_{ROUND}.pdf"):
+        answer = client.get(f"/home/{attempt}", headers=AUDITOR)
+        assert answer.status_code == 404 and b"%PDF" not in answer.content, attempt
+
+
+def test_a_page_planted_in_a_served_folder_runs_no_script_and_a_file_name_adds_nothing(
+        client: TestClient, settings: Settings) -> None:
+    (settings.home / "data_docs" / "x.html").write_text("<script>fetch('/api/v2/connections')</script>")
+    page = client.get("/home/data_docs/x.html", headers=AUDITOR)
+    assert "script-src 'none'" in page.headers["content-security-policy"]
+    assert "form-action 'none'" in page.headers["content-security-policy"]
+    odd = "a\";filename*=UTF-8''evil.exe;x=\".csv"
+    (settings.home / "data_docs" / odd).write_text("x")
+    (settings.home / "data_docs" / "Überprüfung.html").write_text("<p>ok</p>")
+    answer = client.get("/home/data_docs/" + odd.replace('"', "%22").replace(";", "%3B"), headers=AUDITOR)
+    assert answer.status_code == 200 and "evil.exe;" not in answer.headers["content-disposition"]
+    assert client.get("/home/data_docs/Überprüfung.html", headers=AUDITOR).status_code == 200
+    listing = client.get("/home/data_docs/", headers=AUDITOR).text
+    assert 'href="./a%22%3Bfilename' in listing  # a name is a link to itself, never markup or a scheme
+
+
+def test_whoever_may_not_read_packets_cannot_tell_which_exist(client: TestClient) -> None:
+    missing = f"/home/outbox/05111000/{ROUND}/packet_05111000_{ROUND}.pdf"
+    assert client.get(missing, headers=AUDITOR).status_code == client.get(f"/home/{PACKET}",
+                                                                           headers=AUDITOR).status_code == 403
+    assert client.get(missing, headers=TEAM).status_code == 404
+
+
+def test_probing_for_what_is_never_served_and_reading_a_packet_list_are_recorded(client: TestClient,
+                                                                                 settings: Settings) -> None:
+    assert client.get("/home/airflow/passwords/admin", headers=AUDITOR).status_code == 404
+    assert client.get(f"/rounds/{ROUND}/packets", headers=TEAM).status_code == 200
+    events = [(e["actor"], e["event"], e["subject"], e["details"]["path"]) for e in _events(settings)]
+    assert events == [("ada", "report_refused", "no report", "airflow/passwords/admin"),
+                      ("tom", "report_opened", ROUND, f"exports/{ROUND}/packets")]
 
 
 def test_only_reports_are_served() -> None:
@@ -190,3 +230,14 @@ def test_without_the_project_database_a_page_says_what_to_do_and_names_no_path(t
         answer = client.get(url, headers=AUDITOR)
         assert answer.status_code == 503 and "rematch db upgrade" in answer.text
         assert str(tmp_path) not in answer.text
+
+
+def test_no_page_blocks_airflows_event_loop(settings: Settings) -> None:
+    import inspect
+
+    from fastapi.routing import APIRoute
+
+    app = create_app(settings, Gate(who=_who, may=_may))
+    pages = [r for r in app.routes if isinstance(r, APIRoute)]
+    # Database, files and ZIPs are blocking work: as plain functions FastAPI runs them in its thread pool.
+    assert pages and not [r.path for r in pages if inspect.iscoroutinefunction(r.endpoint)]
