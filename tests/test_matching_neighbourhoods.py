@@ -28,7 +28,14 @@ from rematch_pipeline.matching.neighbourhoods import (
     search,
     start_vector,
 )
-from rematch_pipeline.matching.types import TypeAllocation, TypeNeighbourhoods, household_types, starting_pairs
+from rematch_pipeline.matching.types import (
+    GuidedTypeNeighbourhoods,
+    TypeAllocation,
+    TypeNeighbourhoods,
+    household_types,
+    improve_by_neighbourhoods,
+    starting_pairs,
+)
 from tests.factories import ROUND_DATE
 from tests.test_matching import _scenario
 
@@ -122,10 +129,12 @@ def _strategies() -> dict[str, Strategy]:
             "kept": KeptNeighbourhoods(quality, 4, classes, in_model),
             "guided": GuidedNeighbourhoods(quality, 2, classes, in_model, 1.0 - x),
             "types": TypeNeighbourhoods(alloc, np.zeros(types.data.n_pairs), np.zeros(types.data.codes.shape), POLICY,
-                                        2)}
+                                        2),
+            "guided_types": GuidedTypeNeighbourhoods(alloc, alloc.counts[types.data.pair_h, types.data.pair_o] + 1.0,
+                                                     np.zeros(types.data.codes.shape), POLICY, 4)}
 
 
-@pytest.mark.parametrize("kind", ["persons", "quality", "kept", "guided", "types"])
+@pytest.mark.parametrize("kind", ["persons", "quality", "kept", "guided", "types", "guided_types"])
 def test_a_neighbourhood_stopped_at_its_node_limit_halves_the_next_ones_movers_for_every_strategy(kind: str) -> None:
     strategy = _strategies()[kind]
     seen: list[int | None] = []
@@ -156,6 +165,7 @@ def test_deterministic_work_reports_the_budgets_values(monkeypatch: pytest.Monke
     budget = dataclasses.replace(
         BUDGET, pricing_rounds=3, lp_ipm_iterations=4, lp_simplex_iterations=5, subgradient_steps=6,
         type_mip_nodes=7, types=dataclasses.replace(BUDGET.types, rounds=8, nodes=9),
+        guided_types=dataclasses.replace(BUDGET.guided_types, rounds=23, offers=24, nodes=25),
         persons=dataclasses.replace(BUDGET.persons, rounds=10, nodes=11, stop_after=12),
         quality=dataclasses.replace(BUDGET.quality, rounds=13, nodes=14), quality_bound_lps=15,
         quality_bound_columns=16, quality_bound_candidates=17, quality_bound_ipm_iterations=18,
@@ -164,10 +174,12 @@ def test_deterministic_work_reports_the_budgets_values(monkeypatch: pytest.Monke
     monkeypatch.setattr(solve, "BUDGET", budget)
     assert solve.deterministic_work() == {
         "pricing_rounds": 3, "lp_ipm_iterations": 4, "lp_simplex_iterations": 5, "subgradient_steps": 6,
-        "type_mip_nodes": 7, "type_neighbourhoods": 8, "type_neighbourhood_nodes": 9, "persons_neighbourhoods": 10,
-        "persons_neighbourhood_nodes": 11, "neighbourhoods_without_gain": 12, "quality_neighbourhoods": 13,
-        "quality_neighbourhood_nodes": 14, "quality_bound_lps": 15, "quality_bound_columns": 16,
-        "quality_bound_candidates": 17, "quality_bound_ipm_iterations": 18, "quality_bound_crossover_iterations": 19,
+        "type_mip_nodes": 7, "type_neighbourhoods": 8, "type_neighbourhood_nodes": 9,
+        "guided_type_neighbourhoods": 23, "guided_type_offers": 24, "guided_type_nodes": 25,
+        "persons_neighbourhoods": 10, "persons_neighbourhood_nodes": 11, "neighbourhoods_without_gain": 12,
+        "quality_neighbourhoods": 13, "quality_neighbourhood_nodes": 14, "quality_bound_lps": 15,
+        "quality_bound_columns": 16, "quality_bound_candidates": 17, "quality_bound_ipm_iterations": 18,
+        "quality_bound_crossover_iterations": 19,
         "lp_guided_every": 20, "guided_offers": 21, "guided_neighbourhoods": 22}
 
 
@@ -245,3 +257,50 @@ def test_beyond_the_pyomo_size_the_quality_lp_guides_one_quality_neighbourhood_i
     assert ([(GuidedNeighbourhoods, BUDGET.guided_offers), (KeptNeighbourhoods, BUDGET.kept_offers),
              (QualityNeighbourhoods, BUDGET.quality.offers)], BUDGET.guided_rounds) in kinds
     assert result.stats["quality"] <= result.stats["quality_bound"] + 1e-6
+
+
+def test_a_guided_type_neighbourhood_joins_where_the_lp_places_a_type_to_where_the_allocation_has_it() -> None:
+    # Rule (GuidedTypeNeighbourhoods): the first municipality is where the persons LP places a type the allocation
+    # has elsewhere; the next one is where the allocation has that type beyond the LP, so the move fits in one MIP.
+    guided = _strategies()["guided_types"]
+    assert isinstance(guided, GuidedTypeNeighbourhoods)
+    alloc = guided.alloc
+    t, b = (int(v[0]) for v in np.nonzero(alloc.counts > 0.5))
+    a = int(np.nonzero(alloc.data.eligible[t] & (np.arange(alloc.counts.shape[1]) != b))[0][-1])
+    guided.lp_counts = alloc.counts.copy()
+    guided.lp_counts[t, b] -= 1.0
+    guided.lp_counts[t, a] += 1.0
+    for seed in range(5):
+        assert sorted(guided.draw(np.random.default_rng(seed), 2, movers=None).tolist()) == sorted([a, b])
+    guided.lp_counts = alloc.counts.copy()  # the allocation holds every type where the LP does
+    assert guided.draw(np.random.default_rng(1), 2, movers=None) is None
+
+
+@pytest.mark.parametrize(("first_ends", "guided_rounds", "searches"), [
+    ("work_limit", 2, [("TypeNeighbourhoods", 3), ("GuidedTypeNeighbourhoods", 2)]),
+    ("optimal", 2, [("TypeNeighbourhoods", 3)]),
+    ("work_limit", 0, [("TypeNeighbourhoods", 3)]),
+])
+def test_the_guided_type_search_follows_the_plain_one_by_its_own_budget(
+        first_ends: str, guided_rounds: int, searches: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rule (improve_by_neighbourhoods): after the plain type neighbourhoods stop by their work, the guided ones run
+    # `guided_types.rounds` more; none when the plain ones proved the optimum or the budget has none.
+    from rematch_pipeline.matching import types as types_module
+    from rematch_pipeline.matching.neighbourhoods import Outcome
+
+    ran: list[tuple[str, int]] = []
+
+    def recorded(strategies: list[Strategy], work: SearchWork, *args: object, **kwargs: object) -> Outcome:
+        ran.append((type(strategies[0]).__name__, work.rounds))
+        return Outcome(first_ends if len(ran) == 1 else "work_limit", work.rounds)
+
+    monkeypatch.setattr(types_module, "search", recorded)
+    guided = _strategies()["guided_types"]
+    assert isinstance(guided, GuidedTypeNeighbourhoods)
+    budget = dataclasses.replace(BUDGET, types=dataclasses.replace(BUDGET.types, rounds=3),
+                                 guided_types=dataclasses.replace(BUDGET.guided_types, rounds=guided_rounds))
+    termination, rounds = improve_by_neighbourhoods(guided.alloc, np.zeros(guided.alloc.data.n_pairs),
+                                                    np.zeros(guided.alloc.data.codes.shape), POLICY, FAR,
+                                                    float("inf"), budget)
+    assert ran == searches
+    assert (termination, rounds) == (first_ends, sum(r for _, r in searches))

@@ -40,6 +40,10 @@ class WorkBudget:
     # Neighbourhoods over household types: two municipalities at first, doubled whenever 50 in a row found nothing.
     types: SearchWork = field(default_factory=lambda: SearchWork(
         offers=2, rounds=400, nodes=2000, stop_after=None, grow_after=50, max_offers=16))
+    # Then neighbourhoods over types guided by the persons LP (`GuidedTypeNeighbourhoods`): municipalities where the
+    # LP places persons of a type the allocation has elsewhere or unplaced, chained to where it has those types.
+    guided_types: SearchWork = field(default_factory=lambda: SearchWork(
+        offers=16, rounds=200, nodes=2000, stop_after=None))
     persons: SearchWork = field(default_factory=lambda: SearchWork(offers=4, rounds=100, nodes=2000, stop_after=100))
     quality: SearchWork = field(default_factory=lambda: SearchWork(
         offers=2, rounds=100, nodes=500, stop_after=100, movers=150, min_movers=20))
@@ -73,6 +77,8 @@ class WorkBudget:
                 "lp_simplex_iterations": self.lp_simplex_iterations, "subgradient_steps": self.subgradient_steps,
                 "type_mip_nodes": self.type_mip_nodes,
                 "type_neighbourhoods": self.types.rounds, "type_neighbourhood_nodes": self.types.nodes,
+                "guided_type_neighbourhoods": self.guided_types.rounds,
+                "guided_type_offers": self.guided_types.offers, "guided_type_nodes": self.guided_types.nodes,
                 "persons_neighbourhoods": self.persons.rounds, "persons_neighbourhood_nodes": self.persons.nodes,
                 "quality_neighbourhoods": self.quality.rounds, "quality_neighbourhood_nodes": self.quality.nodes,
                 "neighbourhoods_without_gain": self.persons.stop_after or 0,

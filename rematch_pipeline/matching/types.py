@@ -173,11 +173,16 @@ def round_lp(tdata: MatchingData, lp_x: np.ndarray) -> TypeAllocation:
 
 def improve_by_neighbourhoods(alloc: TypeAllocation, lp_x: np.ndarray, values: np.ndarray, policy: Policy,
                               deadline: float, bound: float, budget: WorkBudget) -> tuple[str, int]:
-    """Persons up, a few municipalities at a time (`TypeNeighbourhoods`, by the shared loop of `neighbourhoods`).
+    """Persons up, a few municipalities at a time (`TypeNeighbourhoods`, by the shared loop of `neighbourhoods`),
+    then many at a time where the LP's placement differs (`GuidedTypeNeighbourhoods`, docs/solver-tuning.md).
     Returns the termination and the number of neighbourhoods solved."""
     outcome = search([TypeNeighbourhoods(alloc, lp_x, values, policy, budget.types.offers)], budget.types,
                      policy.solver.random_seed, deadline, budget.deadline_margin_s, bound)
-    return outcome.termination, outcome.rounds
+    if outcome.termination != "work_limit" or budget.guided_types.rounds == 0:
+        return outcome.termination, outcome.rounds  # optimal, or the safety net has cut in
+    guided = search([GuidedTypeNeighbourhoods(alloc, lp_x, values, policy, budget.guided_types.offers)],
+                    budget.guided_types, policy.solver.random_seed, deadline, budget.deadline_margin_s, bound)
+    return guided.termination, outcome.rounds + guided.rounds
 
 
 class TypeNeighbourhoods:
@@ -232,3 +237,43 @@ class TypeNeighbourhoods:
         counts[sub.pair_h, np.searchsorted(chosen, sub.pair_o)] = x
         alloc.replace_offers(chosen, counts)
         return Step(res.termination, improved=True)
+
+
+class GuidedTypeNeighbourhoods(TypeNeighbourhoods):
+    """Re-solves the municipalities where the LP and the allocation differ type by type, linked by the types that
+    would move between them.
+
+    The first municipality is drawn by the persons the LP places there of types the allocation has elsewhere or
+    not at all; each further one by how many persons of the types the chosen ones lack (by the LP) the allocation
+    holds there beyond the LP, and of the types the chosen ones hold beyond the LP that the LP places there. A
+    household can only move between municipalities of one neighbourhood, so the chain keeps each move's both ends
+    together; the plain neighbourhoods compare only the persons per municipality, where such moves cancel out.
+    """
+
+    def __init__(self, alloc: TypeAllocation, lp_x: np.ndarray, values: np.ndarray, policy: Policy,
+                 offers: int) -> None:
+        super().__init__(alloc, lp_x, values, policy, offers)
+        tdata = alloc.data
+        self.lp_counts = np.zeros(tdata.codes.shape)
+        self.lp_counts[tdata.pair_h, tdata.pair_o] = lp_x
+
+    def draw(self, rng: np.random.Generator, offers: int, movers: int | None) -> np.ndarray | None:
+        """The offers of the neighbourhood, in order; None when the allocation holds every type where the LP does."""
+        diff = (self.lp_counts - self.alloc.counts) * self.persons[:, None]
+        lacking = np.where(diff > INTEGRAL, diff, 0.0)  # (T, O) persons the LP places there and the allocation not
+        beyond = np.where(diff < -INTEGRAL, -diff, 0.0)  # the allocation's persons there beyond the LP
+        weights = lacking.sum(axis=0)
+        if not weights.any():
+            return None
+        n = len(weights)
+        chosen = np.zeros(n, dtype=bool)
+        chosen[rng.choice(n, p=weights / weights.sum())] = True
+        while chosen.sum() < offers:
+            # Where the types the chosen municipalities lack are now, and where those they hold beyond the LP go;
+            # a little of the first weight keeps every municipality with a difference in reach.
+            link = lacking[:, chosen].sum(axis=1) @ (beyond > 0) + beyond[:, chosen].sum(axis=1) @ (lacking > 0)
+            link = np.where(chosen, 0.0, link + 1e-3 * weights)
+            if not link.any():
+                break
+            chosen[rng.choice(n, p=link / link.sum())] = True
+        return np.nonzero(chosen)[0]
