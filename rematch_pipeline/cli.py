@@ -331,7 +331,7 @@ def cmd_bench_packets(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.packets.bench import bench_packets
 
     result = bench_packets(households=args.households, municipalities=args.municipalities, seed=args.seed,
-                           workers=args.workers)
+                           workers=args.workers, letters=args.letters)
     _print(result, args.json, "\n".join(f"{k:>22}: {v}" for k, v in result.items()))
     return 0
 
@@ -542,9 +542,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                            "file)")
     bi.add_argument("--json", action="store_true", help=JSON_HELP)
     bi.set_defaults(func=cmd_bench_ingest)
-    bp = _command(b, "packets", "solve a generated round and time rendering every packet (HTML and PDF)")
+    bp = _command(b, "packets", "solve a generated round and time rendering every packet (HTML and PDF), on Typst "
+                  "and, for a sample, on WeasyPrint")
     _scenario_size(bp, households=2000, municipalities=80)
     bp.add_argument("--workers", type=int, metavar="W", help="render processes (default: one per CPU)")
+    bp.add_argument("--letters", action="store_true", help="every household's offer letter too (default: packets only)")
     bp.add_argument("--json", action="store_true", help=JSON_HELP)
     bp.set_defaults(func=cmd_bench_packets)
 

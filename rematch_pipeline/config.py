@@ -262,6 +262,18 @@ def load_settings(env: Mapping[str, str] | None = None, clock: Clock | None = No
     )
 
 
+PDF_RENDERERS = ("typst", "weasyprint")
+
+
+def pdf_renderer(env: Mapping[str, str] | None = None) -> str:
+    """What prints packets and letters to PDF (REMATCH_PDF_RENDERER): Typst, or WeasyPrint, the printer before it."""
+    env = os.environ if env is None else env
+    name = env.get("REMATCH_PDF_RENDERER", "").strip().lower() or PDF_RENDERERS[0]
+    if name not in PDF_RENDERERS:
+        raise ValueError(f"REMATCH_PDF_RENDERER must be one of {', '.join(PDF_RENDERERS)}")
+    return name
+
+
 _LIBRARY_ENV_LOCK = threading.Lock()
 
 

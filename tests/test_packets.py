@@ -19,6 +19,7 @@ from rematch_pipeline.packets.render import (
     PacketInput,
     render_packet_html,
     render_packet_pdf,
+    render_packet_pdf_weasyprint,
     write_packet,
 )
 from tests.factories import household, member, munich_offer
@@ -305,7 +306,7 @@ def test_pdf_is_identical_without_harfbuzz_subset(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(weasyprint.pdf.fonts, "harfbuzz_subset", None)  # forces WeasyPrint's fontTools fallback
     html = render_packet_html(make_packet(entry(ACCEPTED, True)))
-    assert render_packet_pdf(html) == render_packet_pdf(html)
+    assert render_packet_pdf_weasyprint(html) == render_packet_pdf_weasyprint(html)
 
 
 # ---------------------------------------------------------------- content

@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from rematch_pipeline import glossary
-from rematch_pipeline.config import fixed_font_timestamps
+from rematch_pipeline.config import fixed_font_timestamps, pdf_renderer
 from rematch_pipeline.contract import AGS_RE, LANGUAGES, MEDICAL_SERVICES, SEXES, WEIGHT_ASPECTS, WEIGHT_RANGE
 from rematch_pipeline.domain import Assignment, CapacityOffer, Demand, Household, Policy, ages_on, demand_of
 
@@ -300,7 +300,18 @@ def render_packet_html(packet: PacketInput) -> str:
 
 
 def render_packet_pdf(html: str) -> bytes:
-    """Print the packet HTML to a tagged PDF; same HTML, same bytes (no dates; the file ID derives from the HTML)."""
+    """Print the packet HTML to a tagged PDF; same HTML, same bytes (no dates; the file ID derives from the HTML).
+
+    Typst by default (packets/typeset.py); REMATCH_PDF_RENDERER=weasyprint prints with WeasyPrint as before."""
+    if pdf_renderer() == "typst":
+        from rematch_pipeline.packets.typeset import typeset_pdf
+
+        return typeset_pdf(html)
+    return render_packet_pdf_weasyprint(html)
+
+
+def render_packet_pdf_weasyprint(html: str) -> bytes:
+    """The HTML printed by WeasyPrint with its print stylesheet: the renderer before Typst, and the bench's baseline."""
     from weasyprint import HTML
     from weasyprint.urls import URLFetcher
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from functools import partial
 from itertools import repeat
@@ -112,10 +111,11 @@ def render_round_packets(settings: Settings, policy: Policy, round_id: str, acto
                          workers: int = 1) -> list[dict[str, Any]]:
     """Render every packet of a round; with workers > 1 the PDFs are laid out in parallel processes.
 
-    Layout is CPU-bound pure Python (WeasyPrint), so threads would not help. Workers only produce files; the
+    Layout is CPU-bound, so threads would not help. Workers only produce files; the
     ledger is read and written here, in one process, so the database never sees concurrent writers.
     """
     from rematch_pipeline.packets.render import write_packet
+    from rematch_pipeline.packets.typeset import render_pool
 
     require_schema(settings.database_url)
     packets = round_packet_inputs(settings, policy, round_id)
@@ -125,7 +125,7 @@ def render_round_packets(settings: Settings, policy: Policy, round_id: str, acto
     plans = [(p, *_ledger(settings, p)) for p in packets]
     todo = [(p, digest, ledger, shelve(ledger.prior) if ledger.prior is not None else {})
             for p, digest, ledger in plans if ledger.same is None]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with render_pool(workers) as pool:
         files = list(progress.track(pool.map(write_packet, [p for p, *_ in todo], repeat(settings.outbox), chunksize=1),
                                     "rendering changed packets", total=len(todo), unit="packets"))
     written = {p.offer.offer_id: _record(settings, p, digest, ledger, kept, f, actor)
