@@ -5,13 +5,13 @@ Runs when a round is solved (`rematch_solved_round`) and whenever decisions arri
 hand with the param `round_id`.
 
 1. **targets**: the triggering round, or every round whose offers are still open; one entry per receiving
-   municipality.
+   municipality (and **letter_batches**: the round's households in batches).
 2. **packet** (mapped, one task per municipality): renders the German pre-arrival packet (HTML + PDF) into
    `outbox/<AGS>/<round>/` and delivers it — by e-mail to the offer's contact when the `rematch_smtp` connection
    is configured. A ledger with the content hash delivers each version once across retries; a packet that changed
    (an acceptance, a decline) becomes a new version.
-3. **letters** (mapped, one task per municipality): the offer letter of each household offered a place there, in
-   its language, rendered and delivered likewise.
+3. **letters** (mapped, one task per batch of about 250 households, cut by pseudonym): the offer letter of each
+   household offered a place, in its language, rendered and delivered likewise.
 4. **report**: the round report (HTML with charts) and the audit export in `exports/<round>/`.
 """
 
@@ -60,10 +60,16 @@ def rematch_packets() -> None:
         return {**target, "rendered": rendered, "delivered": delivered}
 
     @task
-    def letters(target: dict) -> dict:
-        from rematch_pipeline.orchestration import letters_for_municipality
+    def letter_batches(round_ids: list[str]) -> list[dict]:
+        from rematch_pipeline.orchestration import letter_batches
 
-        return letters_for_municipality(target["round_id"], target["ags"])
+        return letter_batches(round_ids)
+
+    @task
+    def letters(batch: dict) -> dict:
+        from rematch_pipeline.orchestration import letters_in_batch
+
+        return letters_in_batch(batch["round_id"], batch["from"], batch["before"])
 
     @task
     def report(round_ids: list[str]) -> list[str]:
@@ -73,7 +79,7 @@ def rematch_packets() -> None:
 
     rounds = pick_rounds()
     municipalities = targets(rounds)
-    [packet.expand(target=municipalities), letters.expand(target=municipalities)] >> report(rounds)
+    [packet.expand(target=municipalities), letters.expand(batch=letter_batches(rounds))] >> report(rounds)
 
 
 rematch_packets()

@@ -230,14 +230,22 @@ def cmd_round_export(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_packets_render(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline import progress
     from rematch_pipeline.packets.letters import render_round_letters
-    from rematch_pipeline.packets.service import render_round_packets
+    from rematch_pipeline.packets.service import render_round_packets, render_sample
 
     policy = load_policy()
-    for r in render_round_packets(settings, policy, args.round_id):
+    if args.sample:
+        out = Path(args.out or f"rematch-sample-{args.round_id}-{args.sample}")
+        for path in render_sample(settings, policy, args.round_id, args.sample, out):
+            print(path)
+        print(f"note: these files hold the personal data of households of round {args.round_id} as the packet and "
+              "letters show it; delete them once looked at")
+        return 0
+    workers = args.workers or os.cpu_count() or 1
+    for r in render_round_packets(settings, policy, args.round_id, workers=workers):
         print(f"packet {r['ags']} v{r['version']} {'new' if r['new'] else 'unchanged'}"
               f"{' (final)' if r.get('final') else ''}: {r['pdf_path']}")
     with progress.step("rendering the offer letters"):
-        letters = render_round_letters(settings, policy, args.round_id)
+        letters = render_round_letters(settings, policy, args.round_id, workers=workers)
     for r in letters:
         print(f"letter {r['pseudonym']} [{r['language']}] v{r['version']} {'new' if r['new'] else 'unchanged'}: "
               f"{r['pdf_path']}")
@@ -504,6 +512,10 @@ def build_parser() -> argparse.ArgumentParser:
     pk = _group(sub, "packets", "municipality packets and household offer letters")
     pr = _command(pk, "render", "render the packets and offer letters of a round (only what changed is new)")
     pr.add_argument("round_id", metavar="ROUND_ID", help=ROUND_ID_HELP)
+    pr.add_argument("--workers", type=int, metavar="W", help="render processes (default: one per CPU)")
+    pr.add_argument("--sample", metavar="AGS", help="instead: write this municipality's packet and one offer letter "
+                    "per language, as they print now, for a person to look at (not versioned, not delivered)")
+    pr.add_argument("--out", metavar="DIR", help="where --sample writes (default: rematch-sample-ROUND_ID-AGS)")
     pr.set_defaults(func=cmd_packets_render)
     pd = _command(pk, "deliver", "deliver the latest packets and letters of a round, once per version")
     pd.add_argument("round_id", metavar="ROUND_ID", help=ROUND_ID_HELP)

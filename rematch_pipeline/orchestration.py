@@ -285,22 +285,47 @@ def deliver_municipality_packet(round_id: str, ags: str) -> list[dict[str, Any]]
     return delivered
 
 
-@fails_at_once
-def letters_for_municipality(round_id: str, ags: str) -> dict[str, Any]:
-    """The offer letters of the households offered a place there, each in its language: rendered, then delivered.
+LETTER_BATCH = 250  # offer letters per mapped task: a few seconds of printing, so the workers share a round evenly
 
-    Mapped with the packets, so the letters of a national round spread over the workers like the packets do.
-    """
+
+def letter_batches(round_ids: list[str]) -> list[dict[str, Any]]:
+    """The unit the letters task maps over: each round's households cut into ranges of their pseudonyms of about
+    LETTER_BATCH each. A range, not a list, so a household offered a place since still falls in exactly one batch;
+    pseudonyms, not case ids, so the task list in Airflow's UI names nobody."""
+    from rematch_pipeline.config import load_settings
+    from rematch_pipeline.domain import pseudonym
+    from rematch_pipeline.repository import reading
+
+    settings = load_settings()
+    batches: list[dict[str, Any]] = []
+    for rid in round_ids:
+        with reading(settings) as uow:
+            aliases = sorted(pseudonym(m.case_id, settings.pseudonym_salt) for m in uow.offers.of_round(rid))
+        starts = ["", *aliases[LETTER_BATCH::LETTER_BATCH]]  # one batch even before any offer
+        batches += [{"round_id": rid, "from": start, "before": starts[i + 1] if i + 1 < len(starts) else None}
+                    for i, start in enumerate(starts)]
+    return batches
+
+
+@fails_at_once
+def letters_in_batch(round_id: str, first: str, before: str | None) -> dict[str, Any]:
+    """The offer letters of the round's households whose pseudonyms lie in [first, before), each in its language:
+    rendered, then delivered."""
     from rematch_pipeline.config import load_policy, load_settings
+    from rematch_pipeline.domain import pseudonym
     from rematch_pipeline.packets.delivery import deliver_round
     from rematch_pipeline.packets.letters import render_round_letters
+    from rematch_pipeline.repository import reading
 
     settings, policy = load_settings(), load_policy()
-    rendered = render_round_letters(settings, policy, round_id, actor="airflow", ags=ags)
-    delivered = deliver_round(settings, round_id, actor="airflow", kinds=("letter",), ags=ags)
+    with reading(settings) as uow:
+        aliases = {m.case_id: pseudonym(m.case_id, settings.pseudonym_salt) for m in uow.offers.of_round(round_id)}
+    case_ids = {c for c, alias in aliases.items() if first <= alias and (before is None or alias < before)}
+    rendered = render_round_letters(settings, policy, round_id, actor="airflow", case_ids=case_ids)
+    delivered = deliver_round(settings, round_id, actor="airflow", kinds=("letter",), case_ids=case_ids)
     refused = [str(d["reason"]) for d in delivered if d["attempt"] == "refused"]
     if refused:  # the same letters would be refused again: the data team sets the contact, then clears the task
-        raise _no_retry(ValueError(f"{len(refused)} offer letter(s) of municipality {ags} not delivered: "
+        raise _no_retry(ValueError(f"{len(refused)} offer letter(s) of round {round_id} not delivered: "
                                    f"{'; '.join(sorted(set(refused)))}"))
-    return {"round_id": round_id, "ags": ags, "letters": len(rendered),
-            "new": sum(1 for r in rendered if r.get("new")), "delivered": sum(1 for d in delivered if d["delivered"])}
+    return {"round_id": round_id, "letters": len(rendered), "new": sum(1 for r in rendered if r.get("new")),
+            "delivered": sum(1 for d in delivered if d["delivered"])}

@@ -37,6 +37,7 @@ from rematch_pipeline.packets.letters import (
     render_letter_html,
     render_letter_pdf,
     render_round_letters,
+    round_letter_inputs,
     write_letter,
 )
 from rematch_pipeline.rounds import decide, offer_round, run_round
@@ -522,3 +523,83 @@ def test_packets_and_letters_are_not_rendered_with_a_contact_nobody_can_reach(
             reachable_contact(settings)
     else:
         assert reachable_contact(settings) == value
+
+
+def test_letters_printed_in_worker_processes_are_those_printed_in_one(settings: Settings, tmp_path: Path) -> None:
+    """Rule: the CLI's process pool changes how fast letters print, never what they say or how they are recorded."""
+    policy = load_policy()
+    round_id = _seed_offered_round(settings)
+    pooled = render_round_letters(settings, policy, round_id, workers=2)
+    assert [(r["case_id"], r["version"], r["new"]) for r in pooled] == [
+        (c, 1, True) for c in ("RM-L-1", "RM-L-2", "RM-L-3", "RM-L-4")]
+    files = _outbox_files(settings)
+    for letter in round_letter_inputs(settings, policy, round_id):  # the same letters printed here, in this process
+        one = write_letter(letter, tmp_path)
+        assert files[f"{round_id}/{one.pdf_path.name}"] == one.pdf_path.read_bytes()
+        assert files[f"{round_id}/{one.html_path.name}"] == one.html_path.read_bytes()
+    again = render_round_letters(settings, policy, round_id)  # in one process: the ledger already holds them all
+    assert not any(r["new"] for r in again) and len(_letter_rows(settings)) == 4 and len(_audit(settings)) == 4
+    assert _outbox_files(settings) == files
+
+
+def test_letters_of_chosen_households_only(settings: Settings) -> None:
+    """Rule: a batch of letters (Airflow maps over batches) renders exactly the households it names."""
+    round_id = _seed_offered_round(settings)
+    batch = render_round_letters(settings, load_policy(), round_id, case_ids=["RM-L-3", "RM-L-1", "RM-NOT-HERE"])
+    assert [r["case_id"] for r in batch] == ["RM-L-1", "RM-L-3"]
+    assert [r.case_id for r in _letter_rows(settings)] == ["RM-L-1", "RM-L-3"]
+
+
+def test_sample_writes_the_packet_and_one_letter_per_language_unversioned(
+        settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Rule: `packets render --sample AGS` gives a person the municipality's packet and a letter in every language to
+    look at, without making a version, a delivery or a file in the outbox; it is recorded in the audit trail."""
+    from rematch_pipeline.cli import main
+
+    round_id = _seed_offered_round(settings)
+    out = tmp_path / "sample"
+    assert main(["packets", "render", round_id, "--sample", "09162000", "--out", str(out)], settings) == 0
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    aliases = {pseudonym(c, settings.pseudonym_salt): c for c in CASES}
+    letters = [p for p in written if p.startswith("letters/") and p.endswith(".pdf")]
+    assert len([p for p in written if p.startswith("09162000/")]) == 2  # the packet, HTML and PDF
+    assert sorted(p.rsplit("_", 1)[1][:-4] for p in letters) == sorted(available_languages())
+    for path in letters:
+        alias, lang = Path(path).stem.split("_")[1], Path(path).stem.rsplit("_", 1)[1]
+        assert alias in aliases
+        assert PdfReader(out / path).trailer["/Root"]["/Lang"] == lang
+        if lang == "pl":  # a household who reads Polish is shown in its own letter
+            assert aliases[alias] == "RM-L-3"
+    assert set(capsys.readouterr().out.split()) >= {str(out / p) for p in written}
+    assert not _letter_rows(settings) and not (settings.outbox / "letters").exists()
+    with get_engine(settings.database_url).connect() as conn:
+        events = list(conn.execute(select(t.audit_events).where(t.audit_events.c.event == "sample_rendered")))
+    assert [(e.subject, e.details["languages"]) for e in events] == [
+        (f"{round_id}/09162000", list(available_languages()))]
+
+    # A municipality the round placed nobody in: one plain line, nothing written.
+    assert main(["packets", "render", round_id, "--sample", "01001000", "--out", str(tmp_path / "none")],
+                settings) == 2
+    assert "placed no household in municipality 01001000" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
+def test_letter_batches_cover_every_household_of_the_round_exactly_once(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rule: the packets DAG maps letters over batches that together hold each household of the round once, named by
+    pseudonym ranges (never case ids), and every batch renders and delivers only its own households."""
+    from rematch_pipeline import orchestration
+
+    monkeypatch.setattr(orchestration, "LETTER_BATCH", 3)
+    round_id = _seed_offered_round(settings)
+    batches = orchestration.letter_batches([round_id, "R-NO-OFFERS"])
+    aliases = sorted(pseudonym(c, settings.pseudonym_salt) for c in CASES)
+    assert batches == [{"round_id": round_id, "from": "", "before": aliases[3]},
+                       {"round_id": round_id, "from": aliases[3], "before": None},
+                       {"round_id": "R-NO-OFFERS", "from": "", "before": None}]  # a round without offers: one batch
+    assert not any(c in str(batches) for c in CASES)
+    done = [orchestration.letters_in_batch(b["round_id"], b["from"], b["before"]) for b in batches[:2]]
+    assert [(d["letters"], d["new"], d["delivered"]) for d in done] == [(3, 3, 3), (1, 1, 1)]
+    assert sorted(r.case_id for r in _letter_rows(settings)) == sorted(CASES)
+    again = orchestration.letters_in_batch(round_id, "", None)  # a retry of everything: nothing new, nothing resent
+    assert (again["letters"], again["new"], again["delivered"]) == (4, 0, 0)

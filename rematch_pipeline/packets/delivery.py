@@ -6,6 +6,7 @@ import hashlib
 import html
 import logging
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -53,13 +54,15 @@ class SmtpMailer:
 
 
 def round_documents(settings: Settings, round_id: str, kinds: tuple[str, ...] = DOCUMENTS,
-                    ags: str | None = None) -> list[Document]:
+                    ags: str | None = None, case_ids: Collection[str] | None = None) -> list[Document]:
     """The latest version of every packet and letter of a round, with the address it goes to (the packet: the
-    contact of the offer the round placed households in; the letters: the households offered a place in `ags`)."""
+    contact of the offer the round placed households in; the letters: the households offered a place in `ags`, or
+    the households `case_ids`)."""
     with reading(settings) as uow:
         packets = uow.documents.latest_packets(round_id) if "packet" in kinds else []
         letters = uow.documents.latest_letters(round_id, ags, settings.pseudonym_salt) if "letter" in kinds else []
-    return [d for d in packets if ags is None or d.recipient == ags] + letters
+    return [d for d in packets if ags is None or d.recipient == ags] + [
+        d for d in letters if case_ids is None or d.recipient in case_ids]
 
 
 def message_id(doc: Document, domain: str) -> str:
@@ -171,10 +174,11 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
 
 def deliver_round(settings: Settings, round_id: str, actor: str = "cli",
                   kinds: tuple[str, ...] = DOCUMENTS, ags: str | None = None,
-                  mailer: Mailer | None = None) -> list[dict[str, Any]]:
-    """Deliver the latest packets and letters of a round; by e-mail through the configured SMTP connection if any."""
+                  mailer: Mailer | None = None, case_ids: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """Deliver the latest packets and letters of a round (of one municipality, or the letters of some households);
+    by e-mail through the configured SMTP connection if any."""
     require_schema(settings.database_url)
-    docs = round_documents(settings, round_id, kinds, ags)
+    docs = round_documents(settings, round_id, kinds, ags, case_ids)
     if mailer is not None:
         return deliver_documents(settings, docs, actor, mailer)
     conn_id = settings.smtp_conn_id

@@ -21,7 +21,6 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from jinja2 import Environment
 
-from rematch_pipeline import progress
 from rematch_pipeline.config import Settings, reachable_contact
 from rematch_pipeline.contract import AGS_RE, LANGUAGES, MEDICAL_SERVICES, OCCUPATIONS
 from rematch_pipeline.db.engine import require_schema
@@ -34,8 +33,8 @@ from rematch_pipeline.packets.render import (
     render_packet_pdf,
     write_atomic,
 )
-from rematch_pipeline.packets.versions import files_not_as_recorded, restore, shelve
-from rematch_pipeline.repository import reading, require_round, unit_of_work
+from rematch_pipeline.packets.versions import DocumentKind, Files, files_not_as_recorded, render_all, restore
+from rematch_pipeline.repository import Ledger, reading, require_round, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -384,47 +383,52 @@ def round_letter_inputs(settings: Settings, policy: Policy, round_id: str,
     ]
 
 
-def render_letter_record(settings: Settings, letter: LetterInput, actor: str = "cli") -> dict[str, Any]:
-    """Write one letter unless the ledger already holds the same content; a changed letter becomes a new version."""
-    round_id, case_id = letter.round_id, letter.household.case_id
-    key = {"round_id": round_id, "case_id": case_id}
-    alias = letter.pseudonym
+def _key(letter: LetterInput) -> dict[str, str]:
+    return {"round_id": letter.round_id, "case_id": letter.household.case_id}
+
+
+def _look_up(settings: Settings, letter: LetterInput) -> tuple[str, Ledger]:
+    """The letter's content hash and what the ledger holds for it (the same content, the latest version)."""
     digest = hashlib.sha256(render_letter_html(letter).encode("utf-8")).hexdigest()
     with reading(settings) as uow:
-        ledger = uow.versions.look_up("letter", key, digest)
-    result = {"case_id": case_id, "pseudonym": alias, "language": letter.language}
-    same = ledger.same
-    if same is not None:
-        if files_not_as_recorded(same):  # deleted, lost or edited: the same content gives that version's files again
-            restore(same, partial(write_letter, letter), settings, actor, "letter_restored",
-                    f"{round_id}/{alias}")
-        return {**result, "language": same.language, "version": same.version, "new": False,
-                "html_path": same.html_path, "pdf_path": same.pdf_path}
-    version = ledger.next_version
-    kept = shelve(ledger.prior) if ledger.prior is not None else {}
-    files = write_letter(letter, settings.outbox)
-    at = settings.clock.now()
+        return digest, uow.versions.look_up("letter", _key(letter), digest)
+
+
+def _unchanged(settings: Settings, letter: LetterInput, same: Any, actor: str) -> dict[str, Any]:
+    if files_not_as_recorded(same):  # deleted, lost or edited: the same content gives that version's files again
+        restore(same, partial(write_letter, letter), settings, actor, "letter_restored",
+                f"{letter.round_id}/{letter.pseudonym}")
+    return {"case_id": letter.household.case_id, "pseudonym": letter.pseudonym, "language": same.language,
+            "version": same.version, "new": False, "html_path": same.html_path, "pdf_path": same.pdf_path}
+
+
+def _record(settings: Settings, letter: LetterInput, digest: str, ledger: Ledger, kept: dict[str, str],
+            files: Files, actor: str) -> dict[str, Any]:
+    version, at = ledger.next_version, settings.clock.now()
     with unit_of_work(settings) as uow:
-        uow.versions.add("letter", key, ledger, kept, {
+        uow.versions.add("letter", _key(letter), ledger, kept, {
             "language": letter.language, "html_path": str(files.html_path), "pdf_path": str(files.pdf_path),
             "sha256": digest, "created_at": at})
-        uow.audit(actor, "letter_rendered", f"{round_id}/{alias}",
+        uow.audit(actor, "letter_rendered", f"{letter.round_id}/{letter.pseudonym}",
                   {"version": version, "language": letter.language, "html_sha256": files.html_sha256,
                    "pdf_sha256": files.pdf_sha256}, at)
-    log.info("letter %s/%s v%d (%s) rendered", round_id, alias, version, letter.language)
-    return {**result, "version": version, "new": True, "html_path": str(files.html_path),
-            "pdf_path": str(files.pdf_path)}
+    log.info("letter %s/%s v%d (%s) rendered", letter.round_id, letter.pseudonym, version, letter.language)
+    return {"case_id": letter.household.case_id, "pseudonym": letter.pseudonym, "language": letter.language,
+            "version": version, "new": True, "html_path": str(files.html_path), "pdf_path": str(files.pdf_path)}
+
+
+LETTERS = DocumentKind("offer letters", _look_up, write_letter, _record, _unchanged)
 
 
 def render_round_letters(settings: Settings, policy: Policy, round_id: str, actor: str = "cli",
-                         ags: str | None = None) -> list[dict[str, Any]]:
-    """Render every pending or accepted household's offer letter of the round (or of one municipality's offers);
-    rerunning writes nothing new."""
+                         ags: str | None = None, case_ids: Iterable[str] | None = None,
+                         workers: int = 1) -> list[dict[str, Any]]:
+    """Render every pending or accepted household's offer letter of the round (or of one municipality's offers, or
+    of the given households); rerunning writes nothing new. With workers > 1 the changed ones are printed in
+    parallel processes."""
     require_schema(settings.database_url)
-    case_ids = None
     if ags is not None:
         with reading(settings) as uow:
-            case_ids = [m.case_id for m in uow.offers.of_round(round_id) if m.ags == ags]
-    letters = round_letter_inputs(settings, policy, round_id, case_ids)
-    return [render_letter_record(settings, letter, actor)
-            for letter in progress.track(letters, "rendering offer letters", total=len(letters), unit="letters")]
+            in_ags = {m.case_id for m in uow.offers.of_round(round_id) if m.ags == ags}
+        case_ids = in_ags if case_ids is None else in_ags & set(case_ids)
+    return render_all(settings, LETTERS, round_letter_inputs(settings, policy, round_id, case_ids), actor, workers)

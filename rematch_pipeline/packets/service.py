@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from functools import partial
-from itertools import repeat
+from pathlib import Path
 from typing import Any
 
-from rematch_pipeline import progress
 from rematch_pipeline.config import Settings, reachable_contact
 from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.domain import Policy, pseudonym
-from rematch_pipeline.packets.versions import files_not_as_recorded, restore, shelve
+from rematch_pipeline.packets import versions
+from rematch_pipeline.packets.letters import available_languages, round_letter_inputs, write_letter
+from rematch_pipeline.packets.render import PacketHousehold, PacketInput, render_packet_html, write_packet
+from rematch_pipeline.packets.versions import DocumentKind, Files, files_not_as_recorded, render_all, restore
 from rematch_pipeline.repository import Ledger, reading, require_round, unit_of_work
 
 log = logging.getLogger(__name__)
@@ -23,8 +26,6 @@ WITHDRAWN = ("declined", "expired", "withdrawn")  # offers whose households are 
 
 def round_packet_inputs(settings: Settings, policy: Policy, round_id: str, ags: str | None = None) -> list[Any]:
     """One PacketInput per receiving municipality (offer) of the round, in AGS order."""
-    from rematch_pipeline.packets.render import PacketHousehold, PacketInput
-
     with reading(settings) as uow:
         rnd = require_round(uow, round_id)
         assignments = [a for a in uow.rounds.assignments(round_id) if ags is None or a.ags == ags]
@@ -61,14 +62,12 @@ def _key(packet: Any) -> dict[str, str]:
 
 def _ledger(settings: Settings, packet: Any) -> tuple[str, Ledger]:
     """The packet's content hash and what the ledger holds for it (the same content, the latest version)."""
-    from rematch_pipeline.packets.render import render_packet_html
-
     digest = hashlib.sha256(render_packet_html(packet).encode("utf-8")).hexdigest()
     with reading(settings) as uow:
         return digest, uow.versions.look_up("packet", _key(packet), digest)
 
 
-def _record(settings: Settings, packet: Any, digest: str, ledger: Ledger, kept: dict[str, str], files: Any,
+def _record(settings: Settings, packet: Any, digest: str, ledger: Ledger, kept: dict[str, str], files: Files,
             actor: str) -> dict[str, Any]:
     ags, round_id, version = packet.offer.ags, packet.round_id, ledger.next_version
     at = settings.clock.now()
@@ -88,47 +87,47 @@ def _unchanged(settings: Settings, packet: Any, same: Any, actor: str) -> dict[s
     """The version already recorded with this content; its files written again if they are gone (retention deletes
     every packet that listed a purged household: one whose content did not change on re-render comes back)."""
     if files_not_as_recorded(same):
-        from rematch_pipeline.packets.render import write_packet
-
         restore(same, partial(write_packet, packet), settings, actor, "packet_restored",
                 f"{packet.round_id}/{same.ags}")
     return {"ags": same.ags, "version": same.version, "new": False, "final": same.final,
             "html_path": same.html_path, "pdf_path": same.pdf_path}
 
 
+PACKETS = DocumentKind("packets", _ledger, write_packet, _record, _unchanged)
+
+
 def render_one(settings: Settings, packet: Any, actor: str = "cli") -> dict[str, Any]:
     """Write one packet unless the ledger already holds the same content; a changed packet becomes a new version."""
-    from rematch_pipeline.packets.render import write_packet
-
-    digest, ledger = _ledger(settings, packet)
-    if ledger.same is not None:
-        return _unchanged(settings, packet, ledger.same, actor)
-    kept = shelve(ledger.prior) if ledger.prior is not None else {}
-    return _record(settings, packet, digest, ledger, kept, write_packet(packet, settings.outbox), actor)
+    return versions.render_one(settings, PACKETS, packet, actor)
 
 
 def render_round_packets(settings: Settings, policy: Policy, round_id: str, actor: str = "cli",
                          workers: int = 1) -> list[dict[str, Any]]:
-    """Render every packet of a round; with workers > 1 the PDFs are laid out in parallel processes.
-
-    Layout is CPU-bound, so threads would not help. Workers only produce files; the
-    ledger is read and written here, in one process, so the database never sees concurrent writers.
-    """
-    from rematch_pipeline.packets.render import write_packet
-    from rematch_pipeline.packets.typeset import render_pool
-
+    """Render every packet of a round; with workers > 1 the changed ones are printed in parallel processes."""
     require_schema(settings.database_url)
-    packets = round_packet_inputs(settings, policy, round_id)
-    if workers <= 1:
-        return [render_one(settings, p, actor)
-                for p in progress.track(packets, "rendering packets", total=len(packets), unit="packets")]
-    plans = [(p, *_ledger(settings, p)) for p in packets]
-    todo = [(p, digest, ledger, shelve(ledger.prior) if ledger.prior is not None else {})
-            for p, digest, ledger in plans if ledger.same is None]
-    with render_pool(workers) as pool:
-        files = list(progress.track(pool.map(write_packet, [p for p, *_ in todo], repeat(settings.outbox), chunksize=1),
-                                    "rendering changed packets", total=len(todo), unit="packets"))
-    written = {p.offer.offer_id: _record(settings, p, digest, ledger, kept, f, actor)
-               for (p, digest, ledger, kept), f in zip(todo, files, strict=True)}
-    return [written[p.offer.offer_id] if ledger.same is None else _unchanged(settings, p, ledger.same, actor)
-            for p, _, ledger in plans]
+    return render_all(settings, PACKETS, round_packet_inputs(settings, policy, round_id), actor, workers)
+
+
+def render_sample(settings: Settings, policy: Policy, round_id: str, ags: str, out_dir: Path,
+                  actor: str = "cli") -> list[Path]:
+    """The municipality's packet and one offer letter per language, as they print now, written to `out_dir` for a
+    person to look at: not versioned, not delivered, recorded in the audit trail.
+
+    Each language's letter is that of a household of the municipality who reads it, else the first household's letter
+    in that language, so every catalogue's typesetting can be looked at.
+    """
+    require_schema(settings.database_url)
+    packets = round_packet_inputs(settings, policy, round_id, ags=ags)
+    if not packets:
+        raise ValueError(f"round {round_id} placed no household in municipality {ags}: there is no packet to sample")
+    with reading(settings) as uow:
+        in_ags = [m.case_id for m in uow.offers.of_round(round_id) if m.ags == ags]
+    letters = round_letter_inputs(settings, policy, round_id, in_ags)
+    samples = [replace(next((x for x in letters if x.language == lang), letters[0]), language=lang)
+               for lang in available_languages()] if letters else []
+    files: list[Files] = [*(write_packet(p, out_dir) for p in packets), *(write_letter(x, out_dir) for x in samples)]
+    written = [path for f in files for path in (f.html_path, f.pdf_path)]
+    with unit_of_work(settings) as uow:
+        uow.audit(actor, "sample_rendered", f"{round_id}/{ags}",
+                  {"packets": len(packets), "languages": [x.language for x in samples]}, settings.clock.now())
+    return written

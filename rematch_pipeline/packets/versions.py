@@ -6,12 +6,15 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Protocol
 
+from rematch_pipeline import progress
 from rematch_pipeline.config import Settings
-from rematch_pipeline.repository import unit_of_work
+from rematch_pipeline.repository import Ledger, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -81,3 +84,49 @@ def shelve(prior: Any) -> dict[str, str]:
             old.rename(target)
         kept[column] = str(target)
     return kept
+
+
+@dataclass(frozen=True)
+class DocumentKind:
+    """How one kind of document (packet, letter) is looked up in its ledger, written and recorded."""
+
+    name: str  # plural, for progress lines: "packets", "offer letters"
+    look_up: Callable[[Settings, Any], tuple[str, Ledger]]  # content hash, and what the ledger holds for it
+    write: Callable[[Any, Path], Files]  # a module-level function: render workers are given it by name
+    record: Callable[[Settings, Any, str, Ledger, dict[str, str], Files, str], dict[str, Any]]
+    unchanged: Callable[[Settings, Any, Any, str], dict[str, Any]]
+
+
+def render_one(settings: Settings, kind: DocumentKind, doc: Any, actor: str) -> dict[str, Any]:
+    """Write one document unless the ledger already holds the same content; a changed one becomes a new version."""
+    digest, ledger = kind.look_up(settings, doc)
+    if ledger.same is not None:
+        return kind.unchanged(settings, doc, ledger.same, actor)
+    kept = shelve(ledger.prior) if ledger.prior is not None else {}
+    return kind.record(settings, doc, digest, ledger, kept, kind.write(doc, settings.outbox), actor)
+
+
+def render_all(settings: Settings, kind: DocumentKind, docs: Sequence[Any], actor: str,
+               workers: int = 1) -> list[dict[str, Any]]:
+    """Render documents, only the changed ones new; with workers > 1 the changed ones are printed in processes.
+
+    Printing is CPU-bound, so threads would not help. Workers only write files; the ledger is read and written
+    here, in one process, so the database never sees concurrent writers.
+    """
+    if workers <= 1 or len(docs) < 2:
+        return [render_one(settings, kind, d, actor)
+                for d in progress.track(docs, f"rendering {kind.name}", total=len(docs), unit=kind.name)]
+    from rematch_pipeline.packets.typeset import render_pool
+
+    plans = [(d, *kind.look_up(settings, d)) for d in docs]
+    todo = [(d, digest, ledger, shelve(ledger.prior) if ledger.prior is not None else {})
+            for d, digest, ledger in plans if ledger.same is None]
+    with render_pool(min(workers, max(len(todo), 1))) as pool:
+        files = list(progress.track(
+            pool.map(kind.write, [d for d, *_ in todo], repeat(settings.outbox),
+                     chunksize=max(1, min(16, len(todo) // (8 * workers)))),
+            f"rendering changed {kind.name}", total=len(todo), unit=kind.name))
+    written = iter([kind.record(settings, d, digest, ledger, kept, f, actor)
+                    for (d, digest, ledger, kept), f in zip(todo, files, strict=True)])
+    return [next(written) if ledger.same is None else kind.unchanged(settings, d, ledger.same, actor)
+            for d, _, ledger in plans]
