@@ -7,14 +7,17 @@ import re
 import subprocess
 import sys
 from dataclasses import replace
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pypdf import PdfReader
 
 from rematch_pipeline.config import pdf_renderer
+from rematch_pipeline.packets import typeset
 from rematch_pipeline.packets.bench import round_documents
-from rematch_pipeline.packets.letters import LetterInput, render_letter_html
+from rematch_pipeline.packets.letters import LetterInput, available_languages, render_letter_html
 from rematch_pipeline.packets.render import PacketInput, render_packet_html, render_packet_pdf
 from rematch_pipeline.packets.typeset import document_tree, typeset_pdf
 from tests.html_tree import parse
@@ -138,3 +141,47 @@ def test_renderer_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_text_outside_known_blocks_is_refused() -> None:
     with pytest.raises(ValueError, match="outside"):
         document_tree('<html lang="de"><head><title>T</title></head><body>lose <b>Text</b></body></html>')
+
+
+class _StandardParser(HTMLParser):
+    """Python's own HTML parser driving the same tree builder: the yardstick for the fast reader."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.builder = typeset._TreeBuilder()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.builder.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        self.builder.handle_endtag(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.builder.handle_data(data)
+
+
+def _read(html: str, standard: bool) -> tuple[str, str, Any]:
+    if standard:
+        parser = _StandardParser()
+        parser.feed(html)
+        parser.close()
+        builder = parser.builder
+    else:
+        builder = typeset._TreeBuilder()
+        builder.feed(html)
+    return builder.lang, builder.title, typeset._tidy(builder.root["children"])
+
+
+def test_fast_reader_reads_our_documents_as_pythons_html_parser_does(
+        generated_round: tuple[list[PacketInput], list[LetterInput]]) -> None:
+    """Rule: the document tree comes from the HTML exactly as a standard parser reads it (the PDF says what the HTML
+    says): every packet and every letter in every language of a generated round, and free text full of markup."""
+    packets, letters = generated_round
+    hostile = 'a < b & c > d "e" \'f\' <!-- g --> <br/> &amp;lt; &#x3C;script&#x3E; `h` =i= <span>'
+    htmls = [render_packet_html(p) for p in packets]
+    htmls += [render_letter_html(replace(x, language=lang)) for x in letters[:3] for lang in available_languages()]
+    htmls.append(render_letter_html(make_letter("de", household=replace(
+        make_letter("de").household, contact_name=hostile, notes=hostile))))
+    for html in htmls:
+        assert _read(html, standard=False) == _read(html, standard=True)
+    assert len(htmls) >= len(packets) + 15
