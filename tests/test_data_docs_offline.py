@@ -385,3 +385,13 @@ def test_a_page_shows_no_internals_of_how_gx_held_the_data(site: Site) -> None:
         assert "Data asset: None" not in text and "<DATAFRAME>" not in text and "Batch Parameters" not in text
         assert "Batch Spec" not in text
     assert "Table: capacity_offers" in _text(_page_of(site, "offers.csv", "capacity_offers"))
+
+
+def test_every_rule_judged_while_storing_is_described_on_the_data_docs() -> None:
+    """Rule: a row refused while storing shows on its batch's Data Docs page with what the rule requires, never with
+    the bare rule name: each rule the store can give has its description."""
+    from rematch_pipeline.ingest import service
+
+    storing = {rule for _, rule, _ in service._APPLY_RULES.values()} | {service._MEMBER_REJECT[1]}
+    assert len(storing) >= 10
+    assert sorted(storing - set(OUTSIDE_SUITE_RULES)) == []
