@@ -562,6 +562,10 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--json", action="store_true", help=JSON_HELP)
     bp.set_defaults(func=cmd_bench_packets)
 
+    from rematch_pipeline.simulation.command import add_parser as add_simulate  # light: the run imports the rest
+
+    add_simulate(sub, _command, JSON_HELP)
+
     fo = _group(sub, "forms", "the forms we hand out")
     fe = _command(fo, "export", "write the household XLSForm and the capacity XLSX template")
     fe.add_argument("dir", metavar="DIR", help="directory to write the two files into")

@@ -1,0 +1,62 @@
+"""`rematch simulate`: its arguments and what it prints (the heavy modules load only when it runs)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any, command: Callable[[Any, str, str], argparse.ArgumentParser], json_help: str) -> None:
+    s = command(sub, "simulate", "run weekly rounds on generated arrivals through the whole pipeline (ingest, round, "
+                                 "offers, answers) on a throwaway home and compare with the hindsight optimum")
+    s.add_argument("--weeks", type=int, default=4, metavar="W", help="weekly rounds (default: %(default)s)")
+    s.add_argument("--arrivals-per-week", type=int, default=100, metavar="N",
+                   help="households arriving each week (default: %(default)s)")
+    s.add_argument("--municipalities", type=int, default=20, metavar="M",
+                   help="municipalities offering places (default: %(default)s)")
+    s.add_argument("--seed", type=int, default=1, metavar="S", help="seed of everything drawn (default: %(default)s)")
+    s.add_argument("--start", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
+                   help="date of the first round (default: the scenario generator's round date)")
+    s.add_argument("--accept-share", type=float, default=0.8, metavar="P",
+                   help="share of offers accepted (default: %(default)s)")
+    s.add_argument("--decline-share", type=float, default=0.1, metavar="P",
+                   help="share of offers declined; the rest go unanswered and expire (default: %(default)s)")
+    s.add_argument("--response-days", type=int, default=2, metavar="D",
+                   help="days after the round the answers come back, 0-6 (default: %(default)s)")
+    s.add_argument("--capacity-share", type=float, default=1.0, metavar="P",
+                   help="initial capacity sized for this share of all the horizon's arrivals (default: %(default)s)")
+    s.add_argument("--renew-every", type=int, default=0, metavar="K",
+                   help="every K weeks the municipalities offer places again; 0: never (default: %(default)s)")
+    s.add_argument("--renew-share", type=float, default=0.0, metavar="P",
+                   help="a renewal's size as a share of the municipality's initial offer (default: %(default)s)")
+    s.add_argument("--out", metavar="DIR", help="write simulation.json and simulation_report.html into DIR")
+    s.add_argument("--json", action="store_true", help=json_help)
+    s.set_defaults(func=cmd_simulate)
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Any) -> int:
+    # `settings` (the user's home) is deliberately unused: a simulation runs on a home of its own.
+    import sys
+
+    from rematch_pipeline.scenario import DEFAULT_ROUND_DATE
+    from rematch_pipeline.simulation.report import summary_json, summary_lines, write_report
+    from rematch_pipeline.simulation.runner import SimulationParameters, run_simulation
+
+    params = SimulationParameters(
+        weeks=args.weeks, arrivals_per_week=args.arrivals_per_week, municipalities=args.municipalities,
+        seed=args.seed, start=args.start or DEFAULT_ROUND_DATE, accept_share=args.accept_share,
+        decline_share=args.decline_share, response_days=args.response_days, capacity_share=args.capacity_share,
+        renew_every_weeks=args.renew_every, renew_share=args.renew_share)
+    run = run_simulation(params)
+    written = write_report(run.summary, Path(args.out)) if args.out else None
+    if args.json:
+        sys.stdout.write(summary_json(run.summary))
+        return 0
+    print("\n".join(summary_lines(run.summary)))
+    print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in run.timings.items()))
+    if written:
+        print(f"report: {written[1]}\nsummary: {written[0]}")
+    return 0

@@ -1,0 +1,86 @@
+"""The simulation report: simulation.json and an HTML page with static charts (the round report's chart helpers)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rematch_pipeline.packets.render import document_environment, write_atomic
+from rematch_pipeline.reports.charts import Series, count, counted, hbar_chart, number, percent
+from rematch_pipeline.reports.round_report import DIMENSION_LABELS, TEMPLATE_DIR
+
+JSON_FILE = "simulation.json"
+HTML_FILE = "simulation_report.html"
+FILL_SHOWN = 30  # municipalities in the fill chart: all of a small run, the least filled of a large one
+
+_ENV = document_environment(TEMPLATE_DIR)
+_ENV.filters.update(count=count, number=number, percent=percent)
+
+
+def summary_json(summary: dict[str, Any]) -> str:
+    """The summary as `--json` prints it and simulation.json holds it: the same seed gives the same text."""
+    return json.dumps(summary, indent=2, sort_keys=True) + "\n"
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The summary for people (no names: the report speaks of counts, weeks and municipalities only)."""
+    t, placed, ratio = summary["totals"], summary["persons_placed"], summary["ratio_to_hindsight"]
+    wait = t["wait_weeks"]
+    return [
+        f"weeks: {len(summary['weeks'])}, households arrived: {count(t['households_arrived'])} "
+        f"({counted(t['persons_arrived'], 'person')})",
+        f"persons placed (accepted), myopic rounds: {count(placed['myopic'])}",
+        f"persons placed, hindsight optimum: {count(placed['hindsight'])} "
+        f"(myopic rounds reach {percent(ratio['myopic'])} of it)",
+        "rounds that look ahead: absent (" + summary["absent"]["look_ahead"] + ")",
+        f"households still waiting at the end: {count(t['households_waiting_at_end'])}",
+        f"rounds a household spent in the pool before its place (all households; those still waiting: so far): mean "
+        f"{number(wait['mean'])}, 90th percentile {number(wait['p90'])}, max {number(wait['max'])}",
+        f"longest wait while a place the household could take stayed free: "
+        f"{counted(summary['max_wait_weeks_with_free_place'], 'week')}",
+    ]
+
+
+def _context(summary: dict[str, Any]) -> dict[str, Any]:
+    weeks = summary["weeks"]
+    labels = [f"week {w['week'] + 1} ({w['round_date']})" for w in weeks]
+    placed = summary["persons_placed"]
+    policies = [("myopic rounds", placed["myopic"]), ("hindsight optimum", placed["hindsight"])]
+    fill = [f for f in summary["fill_by_municipality"] if f["fill"] is not None]
+    shown = sorted(fill, key=lambda f: (f["fill"], f["ags"]))[:FILL_SHOWN]
+    shown.sort(key=lambda f: f["ags"])
+    exhausted = sorted({d for w in weeks for d in w["exhausted"]}, key=list(DIMENSION_LABELS).index)
+    return {
+        "summary": summary, "lines": summary_lines(summary), "weeks": weeks, "labels": labels,
+        "dimension_labels": DIMENSION_LABELS, "exhausted_dims": exhausted,
+        "fill_note": "" if len(shown) == len(fill) else f"the {len(shown)} least filled of {len(fill)} municipalities",
+        "policy_chart": hbar_chart("Persons placed over the horizon, per policy", [p for p, _ in policies],
+                                   [Series("persons placed", [v for _, v in policies])],
+                                   fmt=lambda v: counted(v, "person")),
+        "weekly_chart": hbar_chart("Persons per week: offered by the round, accepted", labels, [
+            Series("offered", [w["offered_persons"] for w in weeks]),
+            Series("accepted", [w["persons_accepted"] for w in weeks])]),
+        "waiting_chart": hbar_chart("Households waiting after each week's answers", labels, [
+            Series("waiting", [w["households_waiting"] for w in weeks]),
+            Series("left waiting while a place they could take stayed free",
+                   [w["waiting_with_free_place"] for w in weeks])]),
+        "wait_chart": hbar_chart("Weeks in the pool of the households waiting", labels, [
+            Series("mean", [w["wait_weeks"]["mean"] or 0 for w in weeks]),
+            Series("90th percentile", [w["wait_weeks"]["p90"] or 0 for w in weeks]),
+            Series("maximum", [w["wait_weeks"]["max"] or 0 for w in weeks])], fmt=number),
+        "fill_chart": hbar_chart("Places taken by accepted offers, per municipality",
+                                 [f"{f['municipality']} ({f['ags']})" for f in shown],
+                                 [Series("fill", [f["fill"] for f in shown])], fmt=percent, max_value=1.0)
+        if shown else None,
+    }
+
+
+def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    """Write simulation.json and simulation_report.html into out_dir; the same summary gives the same bytes."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = out_dir / JSON_FILE, out_dir / HTML_FILE
+    write_atomic(json_path, summary_json(summary).encode("utf-8"))
+    html = _ENV.get_template("simulation_report.html.j2").render(**_context(summary))
+    write_atomic(html_path, html.encode("utf-8"))
+    return json_path, html_path

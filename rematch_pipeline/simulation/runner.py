@@ -1,0 +1,302 @@
+"""Weekly rounds through the real pipeline (ingest, round, offers, decisions, expiry) on a throwaway home."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as day_time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rematch_pipeline import offers as offer_rules
+from rematch_pipeline import progress
+from rematch_pipeline.clock import ManualClock
+from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.contract import DECISION_FIELDS
+from rematch_pipeline.db.engine import migrate
+from rematch_pipeline.domain import ACCEPTED, CAPACITY_DIMENSIONS, DECLINED, Capacity, CapacityOffer, Household, Policy
+from rematch_pipeline.ingest.service import ingest_file
+from rematch_pipeline.matching.data import build_data
+from rematch_pipeline.repository import reading
+from rematch_pipeline.rounds import load_round_inputs, offer_round, run_round, settle_offers
+from rematch_pipeline.scenario import DEFAULT_ROUND_DATE
+from rematch_pipeline.simulation.arrivals import WeekFiles, generate_weeks
+from rematch_pipeline.simulation.hindsight import HindsightResult, solve_hindsight
+
+ACTOR = "simulate"
+ANSWERED_AT = day_time(10, 0)  # households answer in office hours (UTC) on the day they answer
+
+
+@dataclass(frozen=True)
+class SimulationParameters:
+    weeks: int
+    arrivals_per_week: int
+    municipalities: int
+    seed: int = 1
+    start: date = DEFAULT_ROUND_DATE
+    accept_share: float = 0.8  # of the offers made, answered "accept"
+    decline_share: float = 0.1  # answered "decline"; the rest are never answered and expire
+    response_days: int = 2  # days after the round the answers come back
+    capacity_share: float = 1.0  # initial capacity sized for this share of the horizon's arrivals
+    renew_every_weeks: int = 0  # 0: no renewals
+    renew_share: float = 0.0  # each renewal offers this share of a municipality's initial offer again
+
+    def check(self, policy: Policy) -> None:
+        if self.weeks < 1 or self.arrivals_per_week < 1 or self.municipalities < 1:
+            raise ValueError("a simulation needs at least one week, one arrival a week and one municipality")
+        if not (0 <= self.accept_share <= 1 and 0 <= self.decline_share <= 1
+                and self.accept_share + self.decline_share <= 1):
+            raise ValueError("accept and decline shares are between 0 and 1 and add up to at most 1")
+        if not 0 <= self.response_days < min(7, policy.offer_response_days + 1):
+            raise ValueError(f"answers come back within the week and the offer's {policy.offer_response_days} days "
+                             "to answer: response_days is 0 to 6")
+        if self.capacity_share <= 0 or self.renew_every_weeks < 0 or self.renew_share < 0:
+            raise ValueError("capacity_share is above 0; renew_every_weeks and renew_share at least 0")
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["start"] = self.start.isoformat()
+        return d
+
+
+@dataclass
+class SimulationRun:
+    """What the weekly rounds did: per week, the arrivals, and the summary (JSON) with timings kept apart."""
+
+    summary: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)  # never in the summary: it is the same on every run
+
+
+def wait_stats(weeks_waited: Sequence[int]) -> dict[str, float | int | None]:
+    """Mean, 90th percentile (nearest rank) and maximum of weeks in the pool."""
+    if not weeks_waited:
+        return {"mean": None, "p90": None, "max": None}
+    ordered = sorted(weeks_waited)
+    return {"mean": round(sum(ordered) / len(ordered), 3), "p90": ordered[math.ceil(0.9 * len(ordered)) - 1],
+            "max": ordered[-1]}
+
+
+def run_simulation(params: SimulationParameters, policy: Policy | None = None,
+                   weeks: Sequence[WeekFiles] | None = None) -> SimulationRun:
+    """Run the weekly rounds on a new home in a temporary folder (deleted afterwards); `weeks` replaces the
+    generated exports (a test's hand-made case). Never reads or writes the user's REMATCH_HOME or database."""
+    policy = policy or load_policy()
+    params.check(policy)
+    with tempfile.TemporaryDirectory(prefix="rematch-simulate-") as tmp:
+        home = Path(tmp) / "home"
+        clock = ManualClock(params.start)
+        settings = Settings(home=home, database_url=f"sqlite:///{home / 'simulation.sqlite'}", clock=clock)
+        settings.ensure_dirs()
+        migrate(settings.database_url)
+        t0 = time.perf_counter()
+        if weeks is None:
+            with progress.step("generating the weekly exports"):
+                weeks = generate_weeks(Path(tmp) / "exports", weeks=params.weeks,
+                                       arrivals_per_week=params.arrivals_per_week,
+                                       municipalities=params.municipalities, seed=params.seed, start=params.start,
+                                       capacity_share=params.capacity_share,
+                                       renew_every_weeks=params.renew_every_weeks, renew_share=params.renew_share)
+        timings = {"generate_s": time.perf_counter() - t0}
+        run = _Simulation(settings, clock, policy, params, Path(tmp), timings).run(weeks)
+        run.timings["total_s"] = round(time.perf_counter() - t0, 3)
+        return run
+
+
+class _Simulation:
+    def __init__(self, settings: Settings, clock: ManualClock, policy: Policy, params: SimulationParameters,
+                 tmp: Path, timings: dict[str, float]) -> None:
+        self.settings, self.clock, self.policy, self.params, self.tmp = settings, clock, policy, params, tmp
+        self.timings = timings
+        self.arrived: dict[str, int] = {}  # case_id -> arrival week
+        self.arrivals: list[tuple[date, list[Household]]] = []
+        self.accepted_week: dict[str, int] = {}
+        self.free_streak: dict[str, int] = {}
+        self.max_free_streak = 0
+
+    def _time(self, key: str, started: float) -> None:
+        self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - started
+
+    def run(self, weeks: Sequence[WeekFiles]) -> SimulationRun:
+        if not weeks:
+            raise ValueError("a simulation needs at least one week")
+        rows = []
+        for wf in progress.track(weeks, "simulated weeks", total=len(weeks), unit="weeks"):
+            rows.append(self._week(wf))
+        last = weeks[-1].round_date
+        self.clock.set(last + timedelta(days=7))
+        settle_offers(self.settings, self.clock.today(), actor=ACTOR)  # the no-answers of the last rounds expire
+        t = time.perf_counter()
+        with progress.step("the hindsight optimum"), reading(self.settings) as uow:
+            capacity = uow.capacity_offers.all()
+            declined = offer_rules.declined_pairs(uow)
+        hindsight = solve_hindsight(self.arrivals, capacity, self.policy, declined)
+        self._time("hindsight_s", t)
+        self.timings["hindsight_data_s"] = hindsight.data_s
+        self.timings.update({f"hindsight_{phase}_s": secs for phase, secs in hindsight.phase_s.items()})
+        summary = self._summary(rows, capacity, hindsight, weeks)
+        return SimulationRun(summary, {k: round(v, 3) for k, v in self.timings.items()})
+
+    def _week(self, wf: WeekFiles) -> dict[str, Any]:
+        s, day, w = self.settings, wf.round_date, wf.week
+        self.clock.set(day)
+        t = time.perf_counter()
+        for f in wf.files:
+            inbox_copy = s.inbox / f"week{w:02d}-{f.name}"  # files arrive through the inbox, as a team drops them
+            shutil.copyfile(f, inbox_copy)
+            report = ingest_file(inbox_copy, s, actor=ACTOR)
+            if report.status != "ingested":
+                raise RuntimeError(f"week {w}: {f.name} was {report.status}, not ingested")
+        with reading(s) as uow:
+            new = sorted((h for h in uow.households.pool() if h.case_id not in self.arrived), key=lambda h: h.case_id)
+        for h in new:
+            self.arrived[h.case_id] = w
+        self.arrivals.append((day, new))
+        self._time("ingest_s", t)
+
+        t = time.perf_counter()
+        summary = run_round(s, self.policy, day, actor=ACTOR)
+        offer_round(s, summary.round_id, actor=ACTOR)
+        self._time("round_s", t)
+        t = time.perf_counter()
+        free = self._waiting_with_free_place(day)
+        self._time("free_place_check_s", t)
+
+        t = time.perf_counter()
+        answers = self._answer(summary.round_id, day, w)
+        self._time("decisions_s", t)
+        with reading(s) as uow:
+            pool = uow.households.pool()
+            accepted = uow.offers.with_status((ACCEPTED,))
+            assignments = {a.case_id: a.score for a in uow.rounds.assignments(summary.round_id)}
+            valid_now = uow.capacity_offers.all(valid_on=day)
+            held = offer_rules.consumed_capacity(uow)
+        for o in accepted:
+            self.accepted_week.setdefault(o.case_id, w)
+        waiting = [w - self.arrived[h.case_id] + 1 for h in pool if h.case_id in self.arrived]
+        accepted_now = [o for o in accepted if o.round_id == summary.round_id]
+        places = sum(o.places_persons for o in valid_now)
+        valid_ids = {o.offer_id for o in valid_now}
+        held_persons = sum(c.dimensions.get("places_persons", 0) for oid, c in held.items() if oid in valid_ids)
+        return {
+            "week": w, "round_date": day.isoformat(), "solver_status": summary.stats.get("status"),
+            "arrived_households": len(new), "arrived_persons": sum(h.persons for h in new),
+            "pool_households": summary.households, "pool_persons": summary.persons_in_pool,
+            "offered_households": summary.households_placed, "offered_persons": summary.persons_placed,
+            "quality_round": summary.stats.get("quality"),
+            "quality_accepted": round(sum(assignments.get(o.case_id, 0.0) for o in accepted_now), 6),
+            **answers,
+            "persons_accepted": sum(o.persons for o in accepted_now),
+            "persons_placed_cumulative": sum(o.persons for o in accepted),
+            "households_waiting": len(waiting), "wait_weeks": wait_stats(waiting),
+            "waiting_with_free_place": free,
+            "fill_valid_offers": round(held_persons / places, 4) if places else None,
+            "exhausted": _exhausted(valid_now, held),
+        }
+
+    def _waiting_with_free_place(self, day: date) -> int:
+        """Households the round left without an offer while a place they could take stayed free: eligible by the
+        round's own rules (`build_data`: hard needs, validity, declines) at an offer whose capacity left after the
+        round's offers still fits their whole demand (`Capacity.fits`). Also counts each one's streak of such weeks
+        (a week without such a place ends it)."""
+        with reading(self.settings) as uow:
+            inputs = load_round_inputs(uow, "free-place-check", day, self.policy)
+        data = build_data(inputs.households, inputs.offers, day, self.policy, inputs.declined, inputs.consumed)
+        left = [Capacity.of(o, inputs.consumed.get(o.offer_id)) for o in data.offers]
+        free = set()
+        for i, h in enumerate(data.households):
+            if any(left[j].fits(data.demands[i]) for j in np.flatnonzero(data.eligible[i])):
+                free.add(h.case_id)
+        self.free_streak = {c: self.free_streak.get(c, 0) + 1 for c in free}
+        self.max_free_streak = max([self.max_free_streak, *self.free_streak.values()])
+        return len(free)
+
+    def _answer(self, round_id: str, day: date, week: int) -> dict[str, int]:
+        """The households' answers, drawn from the seed, come back as a decisions file through the inbox."""
+        p = self.params
+        with reading(self.settings) as uow:
+            made = sorted(uow.offers.of_round(round_id), key=lambda o: o.case_id)
+        rng = random.Random(f"{p.seed}:answers:{week}")
+        answered_at = datetime.combine(day + timedelta(days=p.response_days), ANSWERED_AT, tzinfo=UTC)
+        rows, counts = [], {"accepted": 0, "declined": 0, "no_answer": 0}
+        for o in made:
+            u = rng.random()
+            decision = "accept" if u < p.accept_share else "decline" if u < p.accept_share + p.decline_share else ""
+            counts["accepted" if decision == "accept" else "declined" if decision else "no_answer"] += 1
+            if decision:
+                rows.append({"case_id": o.case_id, "round_id": round_id, "decision": decision,
+                             "decided_at": answered_at.isoformat(), "reason": ""})
+        if rows:
+            self.clock.set(answered_at + timedelta(hours=1))
+            path = self.settings.inbox / f"decisions-{round_id}.csv"
+            with open(path, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.DictWriter(fh, fieldnames=list(DECISION_FIELDS))
+                writer.writeheader()
+                writer.writerows(rows)
+            report = ingest_file(path, self.settings, actor=ACTOR)
+            if report.status != "ingested" or report.quarantined:
+                raise RuntimeError(f"the decisions of {round_id} were not all applied ({report.status})")
+        return counts
+
+    def _summary(self, rows: list[dict[str, Any]], capacity: list[CapacityOffer], hindsight: HindsightResult,
+                 weeks: Sequence[WeekFiles]) -> dict[str, Any]:
+        end = len(weeks)
+        with reading(self.settings) as uow:
+            accepted = uow.offers.with_status((ACCEPTED,))
+            declined = uow.offers.with_status((DECLINED,))
+        persons_arrived = sum(h.persons for _, hs in self.arrivals for h in hs)
+        placed = sum(o.persons for o in accepted)
+        # Rounds each household was in without a place: none if the round of its arrival week placed it.
+        waited = [self.accepted_week.get(c, end) - a for c, a in self.arrived.items()]
+        fill: dict[str, dict[str, Any]] = {}
+        for o in capacity:
+            f = fill.setdefault(o.ags, {"ags": o.ags, "municipality": o.municipality_name, "places_offered": 0,
+                                        "persons_placed": 0})
+            f["places_offered"] += o.places_persons
+        by_offer = {o.offer_id: o.ags for o in capacity}
+        for a in accepted:
+            fill[by_offer[a.offer_id]]["persons_placed"] += a.persons
+        for f in fill.values():
+            f["fill"] = round(f["persons_placed"] / f["places_offered"], 4) if f["places_offered"] else None
+        ratio = round(placed / hindsight.persons_placed, 4) if hindsight.persons_placed else None
+        return {
+            "parameters": self.params.to_json(),
+            "round_dates": [w.round_date.isoformat() for w in weeks],
+            "weeks": rows,
+            "totals": {
+                "households_arrived": len(self.arrived), "persons_arrived": persons_arrived,
+                "households_placed": len(accepted), "persons_placed": placed,
+                "declines": len(declined),
+                "quality_accepted": round(sum(r["quality_accepted"] for r in rows), 6),
+                "households_waiting_at_end": len(self.arrived) - len(self.accepted_week),
+                "wait_weeks": wait_stats(waited),
+                "places_offered": sum(o.places_persons for o in capacity),
+            },
+            "persons_placed": {"myopic": placed, "look_ahead": None, "hindsight": hindsight.persons_placed},
+            "ratio_to_hindsight": {"myopic": ratio, "look_ahead": None,
+                                   "hindsight": 1.0 if ratio is not None else None},
+            "absent": {"look_ahead": "not built yet: rounds that look ahead come in a later step of issue 23"},
+            "max_wait_weeks_with_free_place": self.max_free_streak,
+            "hindsight": hindsight.to_json(),
+            "fill_by_municipality": sorted(fill.values(), key=lambda f: f["ags"]),
+        }
+
+
+def _exhausted(valid: Sequence[CapacityOffer], held: dict[str, Any]) -> dict[str, int]:
+    """Per capacity dimension, the valid offers that offered some of it and have none left."""
+    out = dict.fromkeys(CAPACITY_DIMENSIONS, 0)
+    for o in valid:
+        left = Capacity.of(o, held.get(o.offer_id)).dimensions
+        for d, n in zip(CAPACITY_DIMENSIONS, left, strict=True):
+            if o.capacity(d) > 0 and n <= 0:
+                out[d] += 1
+    return {d: n for d, n in out.items() if n}
