@@ -121,11 +121,13 @@ def render_all(settings: Settings, kind: DocumentKind, docs: Sequence[Any], acto
     plans = [(d, *kind.look_up(settings, d)) for d in docs]
     todo = [(d, digest, ledger, shelve(ledger.prior) if ledger.prior is not None else {})
             for d, digest, ledger in plans if ledger.same is None]
-    with render_pool(min(workers, max(len(todo), 1))) as pool:
-        files = list(progress.track(
-            pool.map(kind.write, [d for d, *_ in todo], repeat(settings.outbox),
-                     chunksize=max(1, min(16, len(todo) // (8 * workers)))),
-            f"rendering changed {kind.name}", total=len(todo), unit=kind.name))
+    files: list[Files] = []
+    if todo:  # a rerun where nothing changed starts no process
+        with render_pool(min(workers, len(todo))) as pool:
+            files = list(progress.track(
+                pool.map(kind.write, [d for d, *_ in todo], repeat(settings.outbox),
+                         chunksize=max(1, min(16, len(todo) // (8 * workers)))),
+                f"rendering changed {kind.name}", total=len(todo), unit=kind.name))
     written = iter([kind.record(settings, d, digest, ledger, kept, f, actor)
                     for (d, digest, ledger, kept), f in zip(todo, files, strict=True)])
     return [next(written) if ledger.same is None else kind.unchanged(settings, d, ledger.same, actor)
