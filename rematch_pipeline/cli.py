@@ -233,14 +233,17 @@ def cmd_packets_render(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.packets.service import render_round_packets, render_sample
 
     policy = load_policy()
-    if args.sample:
+    if args.sample is not None:
         out = Path(args.out or f"rematch-sample-{args.round_id}-{args.sample}")
         for path in render_sample(settings, policy, args.round_id, args.sample, out):
             print(path)
-        print(f"note: these files hold the personal data of households of round {args.round_id} as the packet and "
-              "letters show it; delete them once looked at")
+        print(f"note: the packet holds the personal data of the households of round {args.round_id} placed there, "
+              "as the municipality sees them (the letters are of a household that does not exist); delete it once "
+              "looked at")
         return 0
-    workers = args.workers or os.cpu_count() or 1
+    if args.out is not None:
+        raise ValueError("--out is where --sample writes; without --sample the documents go to the outbox")
+    workers = min(args.workers or os.cpu_count() or 1, os.cpu_count() or 1)  # more processes than CPUs only wait
     for r in render_round_packets(settings, policy, args.round_id, workers=workers):
         print(f"packet {r['ags']} v{r['version']} {'new' if r['new'] else 'unchanged'}"
               f"{' (final)' if r.get('final') else ''}: {r['pdf_path']}")

@@ -14,7 +14,7 @@ from typing import Any
 from rematch_pipeline import offers
 from rematch_pipeline.config import Settings
 from rematch_pipeline.db.engine import require_schema
-from rematch_pipeline.packets.versions import RESTORE_PREFIX, versioned
+from rematch_pipeline.packets.versions import RENDER_PREFIX, RESTORE_PREFIX, versioned
 from rematch_pipeline.repository import DocumentFile, UnitOfWork, unit_of_work
 from rematch_pipeline.snapshot import canonical, unpack
 
@@ -59,8 +59,9 @@ def _scrub(uow: UnitOfWork, case_ids: list[str], settings: Settings, report: Pur
     # households; re-rendering the round writes it again from what is kept (`packets.service`).
     report.letter_files += _unlink(data.letter_files(case_ids))
     report.packet_files += _unlink(data.packet_files(case_ids))
-    for stale in settings.outbox.glob(f"{RESTORE_PREFIX}*"):  # a restore killed half-way left its copies there
-        shutil.rmtree(stale, ignore_errors=True)
+    for prefix in (RESTORE_PREFIX, RENDER_PREFIX):  # a restore or render killed half-way left its copies there
+        for stale in settings.outbox.glob(f"{prefix}*"):
+            shutil.rmtree(stale, ignore_errors=True)
     # Quarantined rows keep the raw record (to be corrected); the record of a closed case goes.
     report.quarantine_rows += data.clear_quarantined_records(case_ids)
     # Snapshots keep what the solver saw; the health details of these households are blanked there too.

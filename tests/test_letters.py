@@ -553,23 +553,23 @@ def test_letters_of_chosen_households_only(settings: Settings) -> None:
 def test_sample_writes_the_packet_and_one_letter_per_language_unversioned(
         settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Rule: `packets render --sample AGS` gives a person the municipality's packet and a letter in every language to
-    look at, without making a version, a delivery or a file in the outbox; it is recorded in the audit trail."""
+    look at, without making a version, a delivery or a file in the outbox, recorded in the audit trail; the letters
+    are of a household that does not exist, so no household's details are copied into other languages."""
     from rematch_pipeline.cli import main
 
     round_id = _seed_offered_round(settings)
     out = tmp_path / "sample"
     assert main(["packets", "render", round_id, "--sample", "09162000", "--out", str(out)], settings) == 0
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    aliases = {pseudonym(c, settings.pseudonym_salt): c for c in CASES}
     letters = [p for p in written if p.startswith("letters/") and p.endswith(".pdf")]
     assert len([p for p in written if p.startswith("09162000/")]) == 2  # the packet, HTML and PDF
-    assert sorted(p.rsplit("_", 1)[1][:-4] for p in letters) == sorted(available_languages())
+    assert sorted(Path(p).stem.rsplit("_", 1)[1] for p in letters) == sorted(available_languages())
     for path in letters:
-        alias, lang = Path(path).stem.split("_")[1], Path(path).stem.rsplit("_", 1)[1]
-        assert alias in aliases
-        assert PdfReader(out / path).trailer["/Root"]["/Lang"] == lang
-        if lang == "pl":  # a household who reads Polish is shown in its own letter
-            assert aliases[alias] == "RM-L-3"
+        assert Path(path).stem.split("_")[1] == "SAMPLE"
+        assert PdfReader(out / path).trailer["/Root"]["/Lang"] == Path(path).stem.rsplit("_", 1)[1]
+        text = (out / path).with_suffix(".html").read_text(encoding="utf-8")
+        for secret in (*CASES, SECRET_PHONE, SECRET_MAIL, SECRET_NOTE):
+            assert secret not in text
     assert set(capsys.readouterr().out.split()) >= {str(out / p) for p in written}
     assert not _letter_rows(settings) and not (settings.outbox / "letters").exists()
     with get_engine(settings.database_url).connect() as conn:
@@ -577,11 +577,26 @@ def test_sample_writes_the_packet_and_one_letter_per_language_unversioned(
     assert [(e.subject, e.details["languages"]) for e in events] == [
         (f"{round_id}/09162000", list(available_languages()))]
 
-    # A municipality the round placed nobody in: one plain line, nothing written.
-    assert main(["packets", "render", round_id, "--sample", "01001000", "--out", str(tmp_path / "none")],
-                settings) == 2
-    assert "placed no household in municipality 01001000" in capsys.readouterr().err
-    assert not (tmp_path / "none").exists()
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--sample", "01001000"], "placed no household in municipality 01001000"),
+    (["--sample", ""], "8 digits"),  # an unset shell variable: never the whole round instead
+    (["--sample", "../../etc"], "8 digits"),
+    (["--sample", "09162000", "--out", "{outbox}"], "outside REMATCH_HOME"),  # would mix with the round's versions
+    (["--out", "{tmp}/x"], "--out is where --sample writes"),
+])
+def test_sample_refusals_are_one_plain_line_and_write_nothing(
+        settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], says: str) -> None:
+    from rematch_pipeline.cli import main
+
+    round_id = _seed_offered_round(settings)
+    argv = [a.format(outbox=settings.outbox, tmp=tmp_path) for a in argv]
+    before = sorted(p for p in settings.home.rglob("*") if p.is_file() and p.suffix in (".html", ".pdf"))
+    assert main(["packets", "render", round_id, *argv], settings) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p for p in settings.home.rglob("*") if p.is_file() and p.suffix in (".html", ".pdf")) == before
+    assert not (tmp_path / "x").exists() and not _letter_rows(settings)
 
 
 def test_letter_batches_cover_every_household_of_the_round_exactly_once(
@@ -603,3 +618,34 @@ def test_letter_batches_cover_every_household_of_the_round_exactly_once(
     assert sorted(r.case_id for r in _letter_rows(settings)) == sorted(CASES)
     again = orchestration.letters_in_batch(round_id, "", None)  # a retry of everything: nothing new, nothing resent
     assert (again["letters"], again["new"], again["delivered"]) == (4, 0, 0)
+
+
+def test_a_letter_that_fails_in_a_worker_leaves_the_others_recorded_or_untouched(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rule: rendering in processes records each document as it comes back: one that cannot be printed stops the run
+    with every letter before it recorded (files in place) and every one after it as it was (its earlier version at
+    its recorded path, not shelved), so delivery never finds a recorded version without its files."""
+    from rematch_pipeline.packets import letters as letters_module
+
+    policy = load_policy()
+    round_id = _seed_offered_round(settings)
+    render_round_letters(settings, policy, round_id, workers=2)
+    changed = replace(settings, coordination_contact="Neues Team, neu@rematch.example")  # every letter changes
+    bad = pseudonym("RM-L-3", settings.pseudonym_salt)
+    original = letters_module.round_letter_inputs
+
+    def with_one_unprintable(*args: Any, **kwargs: Any) -> list[LetterInput]:
+        # A letter that cannot reach its render process (its notes, which no letter shows, cannot be pickled): the
+        # pool reports it at its place in the order, as it does a letter that fails to print there.
+        return [replace(x, household=replace(x.household, notes=lambda: None)) if x.pseudonym == bad else x
+                for x in original(*args, **kwargs)]
+
+    monkeypatch.setattr(letters_module, "round_letter_inputs", with_one_unprintable)
+    with pytest.raises(Exception, match="pickle"):
+        render_round_letters(changed, policy, round_id, workers=2)
+    rows = _letter_rows(settings)
+    latest = {r.case_id: r for r in rows}  # ordered by version: the last one wins
+    assert {c: r.version for c, r in latest.items()} == {"RM-L-1": 2, "RM-L-2": 2, "RM-L-3": 1, "RM-L-4": 1}
+    for r in rows:  # every recorded version, the earlier ones shelved under their versioned names, has its files
+        assert (settings.home / r.html_path).is_file() and (settings.home / r.pdf_path).is_file(), r.html_path
+    assert not list(settings.outbox.glob(".render-*"))  # the processes' scratch folder is gone

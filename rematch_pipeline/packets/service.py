@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import replace
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from rematch_pipeline.config import Settings, reachable_contact
+from rematch_pipeline.contract import AGS_RE
 from rematch_pipeline.db.engine import require_schema
-from rematch_pipeline.domain import Policy, pseudonym
+from rematch_pipeline.domain import Assignment, Household, Member, Policy, pseudonym
 from rematch_pipeline.packets import versions
-from rematch_pipeline.packets.letters import available_languages, round_letter_inputs, write_letter
+from rematch_pipeline.packets.letters import LetterInput, available_languages, write_letter
 from rematch_pipeline.packets.render import PacketHousehold, PacketInput, render_packet_html, write_packet
 from rematch_pipeline.packets.versions import DocumentKind, Files, files_not_as_recorded, render_all, restore
 from rematch_pipeline.repository import Ledger, reading, require_round, unit_of_work
@@ -108,26 +108,49 @@ def render_round_packets(settings: Settings, policy: Policy, round_id: str, acto
     return render_all(settings, PACKETS, round_packet_inputs(settings, policy, round_id), actor, workers)
 
 
+# The sample's letters are of a household that does not exist, so looking at every language's typesetting copies
+# nobody's data: a couple with a child, no health needs, on the municipality's real offer.
+SAMPLE_CASE_ID = "RM-SAMPLE-0001"
+SAMPLE_TERMS = {"work": 2.5, "settlement": 2.0, "community": 1.5, "housing": 1.0, "culture": 0.5}
+
+
+def _sample_letter(packet: PacketInput, language: str, contact: str, policy: Policy) -> LetterInput:
+    born = packet.round_date.year
+    household = Household(
+        case_id=SAMPLE_CASE_ID, interview_date=packet.round_date, consent_matching=True, consent_health_share=False,
+        languages=(language,), german_level="a1", wheelchair_access=False, medical_needs=(), pets="none",
+        pref_settlement="any", weights={"work": 4, "education": 3, "community": 2, "healthcare": 1, "housing": 3,
+                                        "culture": 1},
+        members=(Member("head", "female", born - 38, False, "it", "bachelor"),
+                 Member("spouse", "male", born - 40, False, "construction", "vocational"),
+                 Member("child", "female", born - 9, False, "none", "none")))
+    assignment = Assignment(round_id=packet.round_id, case_id=SAMPLE_CASE_ID, ags=packet.offer.ags, persons=3,
+                            score=sum(SAMPLE_TERMS.values()), score_terms=SAMPLE_TERMS, preference_rank=1,
+                            offer_id=packet.offer.offer_id)
+    return LetterInput(round_id=packet.round_id, round_date=packet.round_date, household=household,
+                       assignment=assignment, offer=packet.offer, respond_by=packet.response_deadline,
+                       language=language, coordination_contact=contact, policy=policy, pseudonym="SAMPLE")
+
+
 def render_sample(settings: Settings, policy: Policy, round_id: str, ags: str, out_dir: Path,
                   actor: str = "cli") -> list[Path]:
-    """The municipality's packet and one offer letter per language, as they print now, written to `out_dir` for a
-    person to look at: not versioned, not delivered, recorded in the audit trail.
-
-    Each language's letter is that of a household of the municipality who reads it, else the first household's letter
-    in that language, so every catalogue's typesetting can be looked at.
-    """
+    """The municipality's packet as it prints now and a letter in every language (of a household that does not
+    exist, on the municipality's offer), written to `out_dir` for a person to look at: not versioned, not
+    delivered, recorded in the audit trail before anything is written."""
+    if not AGS_RE.fullmatch(ags):
+        raise ValueError("--sample needs the municipality's AGS: 8 digits")
+    home = settings.home.resolve()
+    if Path(out_dir).resolve().is_relative_to(home):
+        raise ValueError("write the sample outside REMATCH_HOME: in the outbox or beside it, it would be taken for "
+                         "the documents of the round")
     require_schema(settings.database_url)
     packets = round_packet_inputs(settings, policy, round_id, ags=ags)
     if not packets:
         raise ValueError(f"round {round_id} placed no household in municipality {ags}: there is no packet to sample")
-    with reading(settings) as uow:
-        in_ags = [m.case_id for m in uow.offers.of_round(round_id) if m.ags == ags]
-    letters = round_letter_inputs(settings, policy, round_id, in_ags)
-    samples = [replace(next((x for x in letters if x.language == lang), letters[0]), language=lang)
-               for lang in available_languages()] if letters else []
-    files: list[Files] = [*(write_packet(p, out_dir) for p in packets), *(write_letter(x, out_dir) for x in samples)]
-    written = [path for f in files for path in (f.html_path, f.pdf_path)]
+    contact = reachable_contact(settings)
+    letters = [_sample_letter(packets[0], lang, contact, policy) for lang in available_languages()]
     with unit_of_work(settings) as uow:
         uow.audit(actor, "sample_rendered", f"{round_id}/{ags}",
-                  {"packets": len(packets), "languages": [x.language for x in samples]}, settings.clock.now())
-    return written
+                  {"packets": len(packets), "languages": [x.language for x in letters]}, settings.clock.now())
+    files: list[Files] = [*(write_packet(p, out_dir) for p in packets), *(write_letter(x, out_dir) for x in letters)]
+    return [path for f in files for path in (f.html_path, f.pdf_path)]

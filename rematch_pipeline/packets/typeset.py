@@ -20,7 +20,7 @@ PDF_STANDARDS = ["ua-1"]
 # so no value is ever parsed as markup.
 _BLOCKS = {"p", "h1", "h2", "h3", "dl", "table", "ol", "ul", "section", "div", "header", "footer", "main"}
 _SKIP = {"style", "script", "colgroup"}
-_RAW = {"style", "script"}  # elements whose text html.parser does not read as markup
+_RAW = {tag: re.compile(f"</{tag}", re.I) for tag in ("style", "script")}  # their text is not markup
 _VOID = {"meta", "link", "col", "br", "img", "head", "body", "html"}
 _SPACE_RE = re.compile(r"[ \t\r\n\f]+")
 
@@ -87,9 +87,9 @@ class _TreeBuilder:
             self.handle_starttag(tag, attrs)
             if body.endswith("/"):
                 self.handle_endtag(tag)
-            elif tag in _RAW:  # its text is not markup: on at its end tag
-                end = html.lower().find(f"</{tag}", pos)
-                pos = len(html) if end < 0 else end
+            elif tag in _RAW:  # its text is not markup: on at its end tag (found without lowering the document,
+                end = _RAW[tag].search(html, pos)  # as one İ lowers to two characters)
+                pos = len(html) if end is None else end.start()
         if pos < len(html):
             self._text(html[pos:])
 

@@ -42,6 +42,7 @@ def files_not_as_recorded(row: Any) -> bool:
 
 
 RESTORE_PREFIX = ".restore-"
+RENDER_PREFIX = ".render-"  # where render processes write, inside the outbox (the same file system)
 
 
 def restore(row: Any, write: Callable[[Path], Files], settings: Settings, actor: str, event: str,
@@ -106,12 +107,34 @@ def render_one(settings: Settings, kind: DocumentKind, doc: Any, actor: str) -> 
     return kind.record(settings, doc, digest, ledger, kept, kind.write(doc, settings.outbox), actor)
 
 
+@dataclass(frozen=True)
+class Placed:
+    """A document's files moved from where a render process wrote them to their place in the outbox."""
+
+    html_path: Path
+    pdf_path: Path
+    html_sha256: str
+    pdf_sha256: str
+
+
+def _place(files: Files, written_in: Path, outbox: Path) -> Placed:
+    paths = []
+    for path in (files.html_path, files.pdf_path):
+        target = outbox / Path(path).relative_to(written_in)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        paths.append(target)
+    return Placed(paths[0], paths[1], files.html_sha256, files.pdf_sha256)
+
+
 def render_all(settings: Settings, kind: DocumentKind, docs: Sequence[Any], actor: str,
                workers: int = 1) -> list[dict[str, Any]]:
     """Render documents, only the changed ones new; with workers > 1 the changed ones are printed in processes.
 
-    Printing is CPU-bound, so threads would not help. Workers only write files; the ledger is read and written
-    here, in one process, so the database never sees concurrent writers.
+    Printing is CPU-bound, so threads would not help. Workers only write files, aside in the outbox; here, in one
+    process and one document at a time, the earlier version is shelved, the new files moved into place and the
+    ledger written. So the database never sees concurrent writers, and a document that fails to print leaves every
+    document before it recorded and every one after it as it was.
     """
     if workers <= 1 or len(docs) < 2:
         return [render_one(settings, kind, d, actor)
@@ -119,16 +142,19 @@ def render_all(settings: Settings, kind: DocumentKind, docs: Sequence[Any], acto
     from rematch_pipeline.packets.typeset import render_pool
 
     plans = [(d, *kind.look_up(settings, d)) for d in docs]
-    todo = [(d, digest, ledger, shelve(ledger.prior) if ledger.prior is not None else {})
-            for d, digest, ledger in plans if ledger.same is None]
-    files: list[Files] = []
+    todo = [(d, digest, ledger) for d, digest, ledger in plans if ledger.same is None]
+    recorded: list[dict[str, Any]] = []
     if todo:  # a rerun where nothing changed starts no process
-        with render_pool(min(workers, len(todo))) as pool:
-            files = list(progress.track(
-                pool.map(kind.write, [d for d, *_ in todo], repeat(settings.outbox),
-                         chunksize=max(1, min(16, len(todo) // (8 * workers)))),
-                f"rendering changed {kind.name}", total=len(todo), unit=kind.name))
-    written = iter([kind.record(settings, d, digest, ledger, kept, f, actor)
-                    for (d, digest, ledger, kept), f in zip(todo, files, strict=True)])
+        settings.outbox.mkdir(parents=True, exist_ok=True)
+        with (tempfile.TemporaryDirectory(dir=settings.outbox, prefix=RENDER_PREFIX) as tmp,
+              render_pool(min(workers, len(todo))) as pool):
+            printed = pool.map(kind.write, [d for d, *_ in todo], repeat(Path(tmp)),
+                               chunksize=max(1, min(16, len(todo) // (8 * workers))))
+            for (d, digest, ledger), files in zip(todo, progress.track(
+                    printed, f"rendering changed {kind.name}", total=len(todo), unit=kind.name), strict=True):
+                kept = shelve(ledger.prior) if ledger.prior is not None else {}
+                recorded.append(kind.record(settings, d, digest, ledger, kept, _place(files, Path(tmp),
+                                                                                      settings.outbox), actor))
+    written = iter(recorded)
     return [next(written) if ledger.same is None else kind.unchanged(settings, d, ledger.same, actor)
             for d, _, ledger in plans]
