@@ -633,6 +633,10 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
     except RuntimeError as exc:
         from rematch_pipeline.repository import RoundBusy
 
+        if type(exc).__module__ == "typst":  # its message quotes the document's text: never shown
+            print("error: a document could not be printed to PDF (the ones before it are recorded). "
+                  "Print with REMATCH_PDF_RENDERER=weasyprint meanwhile and report it.", file=sys.stderr)
+            return 2
         if not isinstance(exc, RoundBusy):
             raise
         print(f"error: {exc}", file=sys.stderr)

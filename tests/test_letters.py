@@ -649,3 +649,24 @@ def test_a_letter_that_fails_in_a_worker_leaves_the_others_recorded_or_untouched
     for r in rows:  # every recorded version, the earlier ones shelved under their versioned names, has its files
         assert (settings.home / r.html_path).is_file() and (settings.home / r.pdf_path).is_file(), r.html_path
     assert not list(settings.outbox.glob(".render-*"))  # the processes' scratch folder is gone
+
+
+def test_a_printer_failure_is_one_plain_line_without_the_documents_text(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Rule: when Typst refuses a document, its message (which quotes the document's text) never reaches the
+    operator's screen; one plain line says what to do."""
+    import typst
+
+    from rematch_pipeline.cli import main
+    from rematch_pipeline.packets import letters as letters_module
+
+    round_id = _seed_offered_round(settings)
+
+    def refuse(html: str) -> bytes:
+        raise typst.TypstError(f"the text {SECRET_NOTE!r} could not be displayed")
+
+    monkeypatch.setattr(letters_module, "render_letter_pdf", refuse)
+    assert main(["packets", "render", round_id, "--workers", "1"], settings) == 2
+    err = capsys.readouterr().err
+    assert "could not be printed to PDF" in err and err.count("\n") == 1
+    assert SECRET_NOTE not in err and "Traceback" not in err

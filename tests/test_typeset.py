@@ -6,6 +6,7 @@ import io
 import re
 import subprocess
 import sys
+import unicodedata
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -188,3 +189,35 @@ def test_fast_reader_reads_our_documents_as_pythons_html_parser_does(
     for html in htmls:
         assert _read(html, standard=False) == _read(html, standard=True)
     assert len(htmls) >= len(packets) + 16 and document_tree(htmls[-1])["blocks"]
+
+
+def _printable_characters() -> list[str]:
+    chars = []
+    for piece in re.findall(r".-.|.", typeset.PRINTABLE, re.S):
+        first, last = (piece[0], piece[2]) if len(piece) == 3 else (piece, piece)
+        chars += [chr(c) for c in range(ord(first), ord(last) + 1)]
+    return chars
+
+
+def test_every_printable_character_prints_and_is_a_character() -> None:
+    """Rule: the characters the PDF keeps are those the pinned Typst's fonts draw under PDF/UA (a probe of all of them
+    in one letter); none is unassigned."""
+    chars = [c for c in _printable_characters() if c not in "\t\n\r"]
+    assert len(chars) > 900 and all(unicodedata.category(c) not in ("Cn", "Co", "Cs", "Cc") for c in chars)
+    text = " ".join("".join(chars[i:i + 40]) for i in range(0, len(chars), 40))
+    html = render_letter_html(make_letter("de", household=replace(make_letter("de").household, contact_name=text)))
+    assert typeset_pdf(html)  # PDF/UA export refuses any character its fonts cannot show
+
+
+@pytest.mark.parametrize("odd", ["🌻👍", "中文", "ትግርኛ", "\x01\x1f", "\x9b", "\u0378", "\ufffe", "\u202e", "\u200b"])
+def test_characters_the_fonts_cannot_show_print_as_replacement_not_as_a_failure(odd: str) -> None:
+    """Rule: free text a household or a spreadsheet sends (an emoji in a name, a control character in the notes)
+    never stops its packet or letter from printing: the PDF shows U+FFFD there, the HTML keeps what was sent."""
+    hh = replace(make_letter("uk").household, consent_health_share=True, notes=f"Notiz {odd} Ende",
+                 contact_name=f"Olena {odd} Koval")
+    packet = make_packet(entry(hh, ACCEPTED))
+    letter = make_letter("uk", household=hh)
+    for html in (render_packet_html(packet), render_letter_html(letter)):
+        text = _squeeze(pdf_text(typeset_pdf(html)))
+        assert "Koval" in text and "\ufffd" in text
+        assert not any(c in text for c in odd)

@@ -23,6 +23,14 @@ _SKIP = {"style", "script", "colgroup"}
 _RAW = {tag: re.compile(f"</{tag}", re.I) for tag in ("style", "script")}  # their text is not markup
 _VOID = {"meta", "link", "col", "br", "img", "head", "body", "html"}
 _SPACE_RE = re.compile(r"[ \t\r\n\f]+")
+# What the pinned Typst's built-in fonts draw (Latin, Greek, Cyrillic, the punctuation, currency signs and arrows),
+# probed by PDF/UA export (tests/test_typeset.py). A character outside (an emoji, Chinese, a control character in free
+# text) would stop the whole document, as PDF/UA refuses text it cannot show: the PDF shows U+FFFD there, the HTML the
+# character.
+PRINTABLE = ("\t\n\r\u0020-\u007e\u00a0-\u02ff\u0370-\u0377\u037a-\u037f\u0384-\u038a\u038c\u038e-\u03a1"
+             "\u03a3-\u04ff\u2000-\u200a\u2010-\u2027\u202f\u2030-\u2040\u2060\u20a0-\u20c0\u2100-\u211e\u2120\u2122\u2124"
+             "\u2126-\u214f\u2190-\u21ff\ufffd")
+_UNPRINTABLE_RE = re.compile(f"[^{PRINTABLE}]")
 
 
 # Our templates write well-formed HTML (Jinja2 autoescapes every value), so a regular expression reads it with a third
@@ -176,6 +184,7 @@ class _TreeBuilder:
     def handle_data(self, data: str) -> None:
         if self.skip:
             return
+        data = _UNPRINTABLE_RE.sub("\ufffd", data)
         if self.in_title:
             self.title += data
             return
