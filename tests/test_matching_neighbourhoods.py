@@ -12,6 +12,7 @@ from rematch_pipeline.config import load_policy
 from rematch_pipeline.matching import solve
 from rematch_pipeline.matching.backends import SolveError
 from rematch_pipeline.matching.baselines import greedy_by_score
+from rematch_pipeline.matching.bound import persons_target
 from rematch_pipeline.matching.budget import BUDGET, SearchWork
 from rematch_pipeline.matching.build import build_model
 from rematch_pipeline.matching.data import build_data
@@ -85,6 +86,21 @@ def test_the_search_ends_at_the_bound_at_a_whole_model_solved_and_at_the_deadlin
     assert (late.termination, late.rounds) == ("time_limit", 0)
     cut = search([Fake(steps=[Step("time_limit", improved=True)])], _work(), 1, FAR, 1.0)
     assert (cut.termination, cut.rounds) == ("time_limit", 1)
+
+
+def test_the_search_ends_by_its_work_once_the_incumbent_reaches_the_persons_target() -> None:
+    # Rule (search): reaching `target` ends the search as work done (the same everywhere), not as proven optimal.
+    reached = search([Fake(value=25_337.0)], _work(), 1, FAR, 1.0, bound=25_341.16, target=25_337.0)
+    assert (reached.termination, reached.rounds) == ("work_limit", 0)
+    short = search([Fake(value=25_336.0)], _work(), 1, FAR, 1.0, bound=25_341.16, target=25_337.0)
+    assert (short.termination, short.rounds) == ("work_limit", 10)
+
+
+def test_the_persons_target_is_the_fewest_whole_persons_within_the_gap_never_above_the_proof() -> None:
+    # Rule (persons_target): 0.02 % of the bound, rounded up to whole persons; the goals of issue 18 at 10,000 x 400.
+    assert [persons_target(b, 200) for b in (25_341.156219, 22_685.18, 22_429.66)] == [25_337, 22_681, 22_426]
+    assert persons_target(10.5, 200) == 10  # within one person of the bound already proves maximal
+    assert persons_target(float("inf"), 200) == float("inf")
 
 
 def test_a_neighbourhood_without_a_solution_counts_as_one_without_gain() -> None:
@@ -164,7 +180,7 @@ def test_a_neighbourhood_stopped_at_its_node_limit_halves_the_next_ones_movers_f
 def test_deterministic_work_reports_the_budgets_values(monkeypatch: pytest.MonkeyPatch) -> None:
     budget = dataclasses.replace(
         BUDGET, pricing_rounds=3, lp_ipm_iterations=4, lp_simplex_iterations=5, subgradient_steps=6,
-        type_mip_nodes=7, types=dataclasses.replace(BUDGET.types, rounds=8, nodes=9),
+        type_mip_nodes=7, persons_gap_ppm=26, types=dataclasses.replace(BUDGET.types, rounds=8, nodes=9),
         guided_types=dataclasses.replace(BUDGET.guided_types, rounds=23, offers=24, nodes=25),
         persons=dataclasses.replace(BUDGET.persons, rounds=10, nodes=11, stop_after=12),
         quality=dataclasses.replace(BUDGET.quality, rounds=13, nodes=14), quality_bound_lps=15,
@@ -174,7 +190,7 @@ def test_deterministic_work_reports_the_budgets_values(monkeypatch: pytest.Monke
     monkeypatch.setattr(solve, "BUDGET", budget)
     assert solve.deterministic_work() == {
         "pricing_rounds": 3, "lp_ipm_iterations": 4, "lp_simplex_iterations": 5, "subgradient_steps": 6,
-        "type_mip_nodes": 7, "type_neighbourhoods": 8, "type_neighbourhood_nodes": 9,
+        "type_mip_nodes": 7, "persons_gap_ppm": 26, "type_neighbourhoods": 8, "type_neighbourhood_nodes": 9,
         "guided_type_neighbourhoods": 23, "guided_type_offers": 24, "guided_type_nodes": 25,
         "persons_neighbourhoods": 10, "persons_neighbourhood_nodes": 11, "neighbourhoods_without_gain": 12,
         "quality_neighbourhoods": 13, "quality_neighbourhood_nodes": 14, "quality_bound_lps": 15,
@@ -304,3 +320,26 @@ def test_the_guided_type_search_follows_the_plain_one_by_its_own_budget(
                                                     float("inf"), budget)
     assert ran == searches
     assert (termination, rounds) == (first_ends, sum(r for _, r in searches))
+
+
+def test_no_guided_type_search_once_the_plain_one_reached_the_persons_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rule (improve_by_neighbourhoods): the guided type neighbourhoods only run while persons are short of the
+    # target (`persons_gap_ppm` of the bound); both searches are given that target.
+    from rematch_pipeline.matching import types as types_module
+    from rematch_pipeline.matching.neighbourhoods import Outcome
+
+    targets: list[float] = []
+
+    def recorded(strategies: list[Strategy], work: SearchWork, *args: object, **kwargs: object) -> Outcome:
+        targets.append(float(args[-1]))  # type: ignore[arg-type]
+        return Outcome("work_limit", work.rounds)
+
+    monkeypatch.setattr(types_module, "search", recorded)
+    guided = _strategies()["guided_types"]
+    assert isinstance(guided, GuidedTypeNeighbourhoods)
+    alloc = guided.alloc
+    for bound, searches in ((alloc.persons + 0.3, 1), (alloc.persons + 3.0, 2)):
+        targets.clear()
+        improve_by_neighbourhoods(alloc, np.zeros(alloc.data.n_pairs), np.zeros(alloc.data.codes.shape), POLICY,
+                                  FAR, bound, BUDGET)
+        assert targets == [persons_target(bound, BUDGET.persons_gap_ppm)] * searches

@@ -53,6 +53,14 @@ def proves_maximal(persons: float, bound: float) -> bool:
     return bool(np.isfinite(bound) and persons >= np.floor(bound + INTEGRAL))
 
 
+def persons_target(bound: float, gap_ppm: int) -> float:
+    """The fewest whole persons within `gap_ppm` millionths of a valid bound (never above what proves maximal);
+    infinite without a bound."""
+    if not np.isfinite(bound):
+        return float("inf")
+    return float(min(np.ceil(bound * (1 - gap_ppm / 1e6) - INTEGRAL), np.floor(bound + INTEGRAL)))
+
+
 def most_attractive(values: np.ndarray, attractive: np.ndarray,
                     k: int = PRICED_PER_HOUSEHOLD) -> tuple[np.ndarray, np.ndarray]:
     """(rows, columns) of each row's k highest `values` among its `attractive` pairs: the columns a pricing round adds.

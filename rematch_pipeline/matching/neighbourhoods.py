@@ -13,7 +13,7 @@ import numpy as np
 
 from rematch_pipeline.domain import Policy
 from rematch_pipeline.matching.backends import HighsDirect, PhaseResult, SolveError
-from rematch_pipeline.matching.bound import INTEGRAL, proves_maximal
+from rematch_pipeline.matching.bound import INTEGRAL, persons_target, proves_maximal
 from rematch_pipeline.matching.budget import SearchWork, WorkBudget
 from rematch_pipeline.matching.build import LinearModel
 from rematch_pipeline.matching.data import MatchingData
@@ -57,15 +57,15 @@ class Outcome:
 
 
 def search(strategies: Sequence[Strategy], work: SearchWork, seed: int, deadline: float, margin_s: float,
-           bound: float = float("inf")) -> Outcome:
+           bound: float = float("inf"), target: float = float("inf")) -> Outcome:
     """The shared loop: the strategies take turns (the first one first), one neighbourhood each, until the work is done.
 
-    Ends after `work.rounds` neighbourhoods, after `work.stop_after` in a row without a gain, or when nobody could
-    gain anything anywhere ("work_limit"); when the incumbent reaches `bound` or a neighbourhood was the whole model
-    solved to optimality ("optimal"); or, as a safety net only, at `deadline` ("time_limit": then the result depends
-    on the machine's speed). A neighbourhood that gives no solution counts as one without a gain. A neighbourhood
-    stopped short of optimality (its node limit) was too large to solve: the next one takes half the movers, and
-    they grow back while neighbourhoods solve.
+    Ends after `work.rounds` neighbourhoods, after `work.stop_after` in a row without a gain, when nobody could gain
+    anything anywhere, or when the incumbent reaches `target` ("work_limit"); when it reaches `bound` or a
+    neighbourhood was the whole model solved to optimality ("optimal"); or, as a safety net only, at `deadline`
+    ("time_limit": then the result depends on the machine's speed). A neighbourhood that gives no solution counts
+    as one without a gain. A neighbourhood stopped short of optimality (its node limit) was too large to solve: the
+    next one takes half the movers, and they grow back while neighbourhoods solve.
     """
     rng = np.random.default_rng(seed)
     rounds, stalled, scale, termination = 0, 0, 1, "work_limit"
@@ -84,6 +84,8 @@ def search(strategies: Sequence[Strategy], work: SearchWork, seed: int, deadline
         if proves_maximal(strategies[0].value(), bound):
             termination = "optimal"  # the bound is reached: nothing left to find
             break
+        if strategies[0].value() >= target - INTEGRAL:
+            break  # the round's goal is reached: the rest of the work would buy little for its time
         strategy = strategies[rounds % len(strategies)]
         hood = strategy.draw(rng, size(strategy), movers)
         if hood is None:
@@ -174,6 +176,7 @@ class Placement:
         self.objective, self.phase, self.fair = objective, phase, fair
         self.x = np.round(x)
         self.best = self.value_of(self.x)
+        self.columns = model.matrix.tocsc()  # neighbourhoods take columns: a column slice of CSR costs far more
 
     def value_of(self, v: np.ndarray) -> float:
         return float(self.objective @ v) + balanced_fill_points(self.data, self.model, self.fair, v)
@@ -250,7 +253,7 @@ class _Columns(ABC):
         # feasible). Passing the whole model with fixed bounds costs more than solving the neighbourhood.
         cols = np.nonzero(free)[0]
         rest = np.where(free, 0.0, x)
-        sub_model = LinearModel(matrix=model.matrix[:, cols].tocsr(), upper=model.upper - model.matrix @ rest,
+        sub_model = LinearModel(matrix=p.columns[:, cols].tocsr(), upper=model.upper - p.columns @ rest,
                                 blocks=model.blocks, offsets=model.offsets, persons=model.persons[cols],
                                 quality=model.quality[cols])
         sub = HighsDirect(sub_model, p.policy, integer=True)
@@ -348,11 +351,11 @@ class GuidedNeighbourhoods(QualityNeighbourhoods):
 
 
 def _run(placement: Placement, strategies: Sequence[Strategy], work: SearchWork, budget: WorkBudget,
-         deadline: float, bound: float = float("inf")) -> PhaseResult:
+         deadline: float, bound: float = float("inf"), target: float = float("inf")) -> PhaseResult:
     t0 = time.perf_counter()
     start = placement.best
     outcome = search(strategies, work, placement.policy.solver.random_seed, deadline, budget.deadline_margin_s,
-                     bound)
+                     bound, target)
     log.info("neighbourhood search (%s): %d rounds, %.1f (from %.1f)", placement.phase, outcome.rounds,
              placement.best, start)
     return PhaseResult(placement.phase, outcome.termination, placement.best, float("inf"), time.perf_counter() - t0,
@@ -364,7 +367,7 @@ def persons_search(data: MatchingData, model: LinearModel, policy: Policy, incum
     """Persons up from `incumbent` when the LP is out of reach (national scale), a few municipalities at a time."""
     placement = Placement(data, model, policy, incumbent.x, model.persons, "max_persons_lns")
     return _run(placement, [PersonsNeighbourhoods(placement, budget.persons.offers)], budget.persons, budget,
-                deadline, bound)
+                deadline, bound, persons_target(bound, budget.persons_gap_ppm))
 
 
 def quality_search(data: MatchingData, model: LinearModel, policy: Policy, incumbent: PhaseResult, deadline: float,
