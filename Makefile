@@ -41,8 +41,9 @@ demo: install
 test: install
 	env -u REMATCH_TEST_DATABASE_URL $(BIN)/python -m pytest -q -n 2 -m "not slow and not full"
 
+# Two workers here too: serial, every test took well over an hour on a slow day of the 2-core CI machine.
 test-all: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 # The embedded Airflow: its metadata database (SQLite) in $(AIRFLOW_HOME), the project's DAGs, no examples. Migrated
 # again when the pinned versions change.
