@@ -17,6 +17,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from rematch_pipeline.locks import exclusive
+
 STATIC_DIR = Path(__file__).resolve().parent / "datadocs_static"
 STYLESHEET = PurePosixPath("static", "rematch", "data_docs.css")  # where the site keeps its copy of the stylesheet
 _HEADER_MARK = '<header class="rematch-run">'  # what run_header.html.j2 opens with
@@ -240,37 +242,39 @@ def publish(site: Path, page: Path, run: RunSummary, *, index: bool = True, sour
     """Make the page of one run static and named by its file, keep its record, and write the index again;
     `source_html` is GX's page as it rendered it, when the page was published before (it is published again whole,
     from GX's page, with what is known now)."""
-    css = _install_stylesheet(site)
-    run = replace(run, page=page.relative_to(site).as_posix())
-    header = _env().get_template("run_header.html.j2").render(run=run, index_href=_href(site / "index.html", page))
-    gx_page = page.read_text(encoding="utf-8") if source_html is None else source_html
-    _write(page, offline_page(gx_page, css_href=_href(css, page), header=header,
-                                   folder=page.parent, row_label="Row in file" if run.sender_rows else "Position",
-                                   column_labels=dict(run.column_labels), table=run.table))
-    _write(page.parent / RUN_RECORD, json.dumps(asdict(run), ensure_ascii=False, indent=1))
-    if index:
-        write_index(site)
+    with exclusive(site):
+        css = _install_stylesheet(site)
+        run = replace(run, page=page.relative_to(site).as_posix())
+        header = _env().get_template("run_header.html.j2").render(run=run, index_href=_href(site / "index.html", page))
+        gx_page = page.read_text(encoding="utf-8") if source_html is None else source_html
+        _write(page, offline_page(gx_page, css_href=_href(css, page), header=header,
+                                  folder=page.parent, row_label="Row in file" if run.sender_rows else "Position",
+                                  column_labels=dict(run.column_labels), table=run.table))
+        _write(page.parent / RUN_RECORD, json.dumps(asdict(run), ensure_ascii=False, indent=1))
+        if index:
+            write_index(site)
 
 
 def adopt_earlier_pages(site: Path) -> int:
     """Make the validation pages GX wrote before this module existed static too, and list them in the index (by
     what their folder says: table, batch, time); returns how many there were."""
-    adopted = 0
-    for page in site.glob("validations/*/*/*/*.html"):
-        if (page.parent / RUN_RECORD).exists() or _HEADER_MARK in page.read_text(encoding="utf-8"):
-            continue  # made static already (by another run this moment, if its record is not there yet)
-        suite, batch_id, stamp = page.parts[-4:-1]
-        try:
-            when = datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").strftime("%Y-%m-%d %H:%M:%S")
-        except ValueError:  # not a folder GX names by run time: not a validation page
-            continue
-        publish(site, page, RunSummary(table=suite, batch_id=batch_id, batch_time=when, file_name=None,
-                                       sha256_prefix=batch_id, sheets=(), rows=None, rules=None, rules_held=None,
-                                       success=None, sender_rows=False), index=False)
-        adopted += 1
-    if adopted:
-        write_index(site)
-    return adopted
+    with exclusive(site):
+        adopted = 0
+        for page in site.glob("validations/*/*/*/*.html"):
+            if (page.parent / RUN_RECORD).exists() or _HEADER_MARK in page.read_text(encoding="utf-8"):
+                continue  # made static already (by another run this moment, if its record is not there yet)
+            suite, batch_id, stamp = page.parts[-4:-1]
+            try:
+                when = datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").strftime("%Y-%m-%d %H:%M:%S")
+            except ValueError:  # not a folder GX names by run time: not a validation page
+                continue
+            publish(site, page, RunSummary(table=suite, batch_id=batch_id, batch_time=when, file_name=None,
+                                           sha256_prefix=batch_id, sheets=(), rows=None, rules=None, rules_held=None,
+                                           success=None, sender_rows=False), index=False)
+            adopted += 1
+        if adopted:
+            write_index(site)
+        return adopted
 
 
 def _records(site: Path) -> Iterable[dict[str, Any]]:
@@ -283,12 +287,13 @@ def _records(site: Path) -> Iterable[dict[str, Any]]:
 
 def write_index(site: Path) -> Path:
     """The site's index as a static table of the runs, newest first (GX's own index is filled by a script)."""
-    css = _install_stylesheet(site)
-    # The page's folder is GX's run time to the microsecond: runs of one second keep their order.
-    runs = sorted(_records(site), key=lambda r: (r.get("batch_time", ""), PurePosixPath(r.get("page", "")).parent.name),
-                  reverse=True)
-    index = site / "index.html"
-    _write(index, _env().get_template("index.html.j2").render(
-        runs=runs[:INDEX_RUNS_LIMIT], total=len(runs), left_out=len(runs) > INDEX_RUNS_LIMIT, csp=CSP,
-        css_href=_href(css, index)))
-    return index
+    with exclusive(site):
+        css = _install_stylesheet(site)
+        # The page's folder is GX's run time to the microsecond: runs of one second keep their order.
+        runs = sorted(_records(site), reverse=True,
+                      key=lambda r: (r.get("batch_time", ""), PurePosixPath(r.get("page", "")).parent.name))
+        index = site / "index.html"
+        _write(index, _env().get_template("index.html.j2").render(
+            runs=runs[:INDEX_RUNS_LIMIT], total=len(runs), left_out=len(runs) > INDEX_RUNS_LIMIT, csp=CSP,
+            css_href=_href(css, index)))
+        return index

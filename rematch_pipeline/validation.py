@@ -31,6 +31,7 @@ from rematch_pipeline import datadocs
 from rematch_pipeline.canonical import hidden_characters, identifier_problem, parse_instant
 from rematch_pipeline.config import DEFAULT_EXPECTATIONS_DIR, Settings
 from rematch_pipeline.contract import AGS_PATTERN, DATE_PATTERN, INT_PATTERN, LAND_BY_AGS_PREFIX
+from rematch_pipeline.locks import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -297,6 +298,7 @@ def _suite_columns(suite_dict: Mapping[str, Any]) -> list[str]:
 @dataclass
 class _Project:
     context: Any  # a GX FileDataContext
+    root: Path  # its folder, held alone while its stores are written
     # table -> (suite file signature, checkpoint in step with it), so unchanged suites cost no store writes
     checkpoints: dict[str, tuple[str, Checkpoint]] = field(default_factory=dict)
 
@@ -304,36 +306,38 @@ class _Project:
 @functools.lru_cache(maxsize=8)
 def _project(gx_root: Path, data_docs: Path) -> _Project:
     """File context at `gx_root` whose only Data Docs site writes into `data_docs`; created once per process."""
-    context: Any = gx.get_context(mode="file", context_root_dir=str(gx_root))
-    config = context.get_config()
-    changed = False
-    site: dict[str, Any] = {
-        "class_name": "SiteBuilder",
-        "show_how_to_buttons": False,
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(data_docs)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder",
-                               "validation_results_limit": DATA_DOCS_RESULTS_LIMIT},
-    }
-    sites = dict(config.data_docs_sites or {})
-    if SITE_NAME not in sites:
-        context.add_data_docs_site(SITE_NAME, site)
-    elif sites[SITE_NAME] != site:
-        context.update_data_docs_site(SITE_NAME, site)
-    if "local_site" in sites:  # the default site would render every run a second time
-        context.delete_data_docs_site("local_site")
-    if config.analytics_enabled is not False:
-        config.analytics_enabled = False
-        changed = True
-    # Progress bars would clutter the Airflow task log with one line per metric batch.
-    current = context.variables.progress_bars  # a ProgressBarsConfig, or a plain dict when read from the YAML file
-    progress = dict(current) if isinstance(current, Mapping) else vars(current) if current else {}
-    if progress.get("globally") is not False or progress.get("metric_calculations") is not False:
-        context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-        changed = True
-    if changed:
-        context.variables.save()
+    # Two workers starting at once on a new home would both write the project's configuration.
+    with exclusive(gx_root):
+        context: Any = gx.get_context(mode="file", context_root_dir=str(gx_root))
+        config = context.get_config()
+        changed = False
+        site: dict[str, Any] = {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(data_docs)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder",
+                                   "validation_results_limit": DATA_DOCS_RESULTS_LIMIT},
+        }
+        sites = dict(config.data_docs_sites or {})
+        if SITE_NAME not in sites:
+            context.add_data_docs_site(SITE_NAME, site)
+        elif sites[SITE_NAME] != site:
+            context.update_data_docs_site(SITE_NAME, site)
+        if "local_site" in sites:  # the default site would render every run a second time
+            context.delete_data_docs_site("local_site")
+        if config.analytics_enabled is not False:
+            config.analytics_enabled = False
+            changed = True
+        # Progress bars would clutter the Airflow task log with one line per metric batch.
+        current = context.variables.progress_bars  # a ProgressBarsConfig, or a plain dict when read from the YAML file
+        progress = dict(current) if isinstance(current, Mapping) else vars(current) if current else {}
+        if progress.get("globally") is not False or progress.get("metric_calculations") is not False:
+            context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+            changed = True
+        if changed:
+            context.variables.save()
     datadocs.adopt_earlier_pages(data_docs)  # a site from before the pages were made static
-    return _Project(context)
+    return _Project(context, gx_root)
 
 
 def _suite_signature(suite: gx.ExpectationSuite) -> str:
@@ -396,8 +400,9 @@ def _checkpoint(project: _Project, table: str, suite_dict: Mapping[str, Any], *,
     if cached and cached[0] == file_signature and not refresh:
         return cached[1]
     suite = _build_suite(suite_dict)
-    stored = None if refresh else _stored_checkpoint(project.context, f"rematch_{table}", _suite_signature(suite))
-    checkpoint = stored or _sync_checkpoint(project.context, table, suite)
+    with exclusive(project.root):  # another worker may be writing the same suite's files this moment
+        stored = None if refresh else _stored_checkpoint(project.context, f"rematch_{table}", _suite_signature(suite))
+        checkpoint = stored or _sync_checkpoint(project.context, table, suite)
     project.checkpoints[table] = (file_signature, checkpoint)
     return checkpoint
 
@@ -737,7 +742,7 @@ def _safe(value: Any) -> Any:
     return value
 
 
-def _render_docs(context: Any, key: Any) -> None:
+def _render_docs(context: Any, key: Any, site: Path) -> None:
     """Make the stored result's values readable and safe as markup, then render its Data Docs page (the index is
     ours: `datadocs.write_index`).
 
@@ -751,7 +756,8 @@ def _render_docs(context: Any, key: Any) -> None:
             failing = (res.expectation_config.meta or {}).get("failing_value") or "fails the rule"
             res.result = {k: _safe(_readable(v, failing)) if k in _VALUE_KEYS else v for k, v in res.result.items()}
     store.set(key, stored)
-    context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=[key], build_index=False)
+    with exclusive(site):  # GX copies its static files into the site at each build; another run removes them
+        context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=[key], build_index=False)
 
 
 def _publish(page: Path | None, data_docs: Path, run: datadocs.RunSummary, source_html: str | None) -> Path:
@@ -858,7 +864,7 @@ def _run_table(table: str, df: pd.DataFrame, *, batch_id: str, settings: Setting
         # Another process re-synced the stored suite or checkpoint since this process cached it.
         checkpoint_result = run(_checkpoint(project, table, suite_dict, refresh=True))
     (key, suite_result), = checkpoint_result.run_results.items()
-    _render_docs(project.context, key)
+    _render_docs(project.context, key, data_docs)
     statistics = dict(suite_result.statistics)
     sheets = frame["source_sheet"].dropna().astype(str).unique() if "source_sheet" in frame else []
     docs = _Docs(_docs_page(project.context, key, data_docs), data_docs, datadocs.RunSummary(

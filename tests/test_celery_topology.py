@@ -146,7 +146,10 @@ class Topology:
         task_logs = sorted((self.home / "logs").glob("dag_id=*/**/*.log"),
                            key=lambda p: ('"level":"error"' in _tail(p, 100_000), p.stat().st_mtime))
         for log in task_logs[-8:]:
-            parts.append(f"----- task log {log.relative_to(self.home / 'logs')} -----\n{_tail(log, 3000)}")
+            # A failed task's error may be far above its log's last lines (the post-execute events follow it).
+            errors = [line for line in _tail(log, 1_000_000).splitlines() if '"level":"error"' in line]
+            parts.append(f"----- task log {log.relative_to(self.home / 'logs')} -----\n{_tail(log, 3000)}"
+                         + ("\n----- its errors -----\n" + "\n".join(errors)[-4000:] if errors else ""))
         return "\n".join(parts)
 
     def stop(self) -> None:
