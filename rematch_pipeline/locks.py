@@ -13,7 +13,7 @@ _depth: dict[Path, int] = {}
 
 
 def lock_file(folder: Path) -> Path:
-    """The file whose lock stands for `folder`: beside it, so nothing inside the folder, which may be served, changes."""
+    """The file whose lock stands for `folder`: beside it, so nothing in the folder (which may be served) changes."""
     folder = folder.resolve()
     return folder.with_name(f".{folder.name}.lock")
 

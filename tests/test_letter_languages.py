@@ -10,6 +10,7 @@ from babel.dates import format_date
 from rematch_pipeline import glossary
 from rematch_pipeline.packets.exonyms import EXONYMS, local_name
 from rematch_pipeline.packets.letters import (
+    FORMAT_LOCALES,
     SCORE_TERMS,
     letter_language,
     render_letter_html,
@@ -170,7 +171,7 @@ def test_letter_states_the_packets_arrival_window_and_the_next_steps(lang: str) 
     assert [t.attrs.get("datetime") for t in arrival.iter("time")] == [start.isoformat(), end.isoformat()]
     text = arrival.flat_text()
     for day in (start, end):
-        assert re.sub(r"\s+", " ", format_date(day, format="long", locale=lang)) in text
+        assert re.sub(r"\s+", " ", format_date(day, format="long", locale=FORMAT_LOCALES.get(lang, lang))) in text
     assert text.endswith(EXACT_DATE[lang])
     facts = [t.attrs.get("datetime") for t in doc.by_id("key-facts").iter("time") if t.has_class("arrival")]
     assert facts == [start.isoformat(), end.isoformat()]

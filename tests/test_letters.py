@@ -64,7 +64,7 @@ EXPECTED = {  # what each catalogue must make of the same letter
            "work": "Arbeit: Bedarf an Arbeitskräften in Ihren Berufen",
            "title": "Angebot einer Unterkunft in München", "name": "München", "persons": "7 Personen",
            "rooms": "4 Zimmern"},
-    "en": {"deadline": "November 30, 2026", "settlement": "big city", "state": "Bavaria (Bayern)",
+    "en": {"deadline": "30 November 2026", "settlement": "big city", "state": "Bavaria (Bayern)",
            "work": "Work: local demand for your occupations", "title": "Offer of accommodation in München",
            "name": "München", "persons": "7 persons", "rooms": "4 rooms"},
 }

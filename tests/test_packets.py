@@ -175,7 +175,7 @@ def test_the_households_name_stands_with_its_contact_after_acceptance_and_a_miss
     shown = [[n.flat_text() for n in section_of(doc, ph).iter("dd") if n.has_class("contact-name")]
              for ph in (entry(named, True), entry(nameless, True))]
     assert shown == [[named.contact_name], []]
-    assert "Name (Anrede)" not in section_of(doc, entry(nameless, True)).flat_text()
+    assert "Name" not in [n.flat_text() for n in section_of(doc, entry(nameless, True)).iter("dt")]
 
 
 def test_interview_notes_reach_the_municipality_only_with_health_consent(
@@ -490,3 +490,19 @@ def test_words_break_only_at_glossary_soft_hyphens_never_inside_references(
     pages = "\n".join(pdf_text(mixed_pdf))
     for ref in refs:
         assert ref in pages, ref
+
+
+def test_the_packet_tells_the_caseworker_what_comes_next() -> None:
+    # Rule: while answers are pending, the deadline to keep the places free; always the arrival window; and whether
+    # a newer version will follow (declines drop out) or this one is final.
+    def steps(packet: PacketInput) -> str:
+        doc = parse(render_packet_html(packet))
+        (ol,) = [n for n in doc.iter("ol") if n.has_class("next-steps")]
+        return ol.flat_text()
+
+    pending = steps(make_packet(entry(ACCEPTED, True), entry(PENDING, False)))
+    assert "bis zum 09.03.2026" in pending and "Plätze bis dahin frei" in pending
+    assert "vom 10.03.2026 bis zum" in pending and "neue Fassung" in pending
+    final = steps(replace(make_packet(entry(ACCEPTED, True)), final=True))
+    assert "endgültig" in final and "neue Fassung" not in final and "Plätze bis dahin frei" not in final
+    assert not [n for n in parse(render_packet_html(make_packet())).iter("ol") if n.has_class("next-steps")]

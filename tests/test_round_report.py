@@ -115,7 +115,8 @@ def test_unmatched_reasons_are_grouped_in_words(settings: Settings, tmp_path: Pa
     why = UnmatchedReason("capacity", 3, (("kita_u3", 3), ("places_persons", 2)))
     assert words(why) == ("capacity exhausted at all 3 eligible municipalities: Kita U3 places (3), "
                           "places for persons (2)")
-    assert reason_group(Unmatched("R", "H", 2, words(why), why)) == "capacity exhausted — Kita U3 places"
+    assert reason_group(Unmatched("R", "H", 2, words(why), why)) == \
+        "not enough capacity left for the household — Kita U3 places"
 
 
 @pytest.mark.full
@@ -216,7 +217,7 @@ def test_offer_and_unmatched_tables_add_up_or_say_why(settings: Settings, tmp_pa
     cells = [_int(td.text()) for td in offers.iter("td")]
     assert statuses[-1] == "total" and sum(cells[:-1]) == cells[-1] == 0
     placed = _int(_rows(_section(doc, "baselines").iter("table")[0])["Re:Match (ours)"][0].text())
-    notes = [p.text() for p in section.iter("p") if p.has_class("note")]
+    notes = [p.text() for p in section.iter("p") if p.has_class("note") and not p.has_class("answers-as-of")]
     assert notes == [f"No offers yet: the round is solved. `rematch round offer {round_id}` makes one offer to "
                      f"each of the {placed} households placed."]
     reasons = _section(doc, "unmatched").iter("table")[0]
@@ -313,3 +314,24 @@ def test_persons_beyond_share_is_explained_under_the_table_also_when_printed(
     printed = " ".join(" ".join((p.extract_text() or "").split())
                        for p in PdfReader(io.BytesIO(HTML(string=html).write_pdf())).pages)
     assert "Persons beyond share: the persons each municipality received above its fair share" in printed
+
+
+def test_the_report_says_up_to_which_answer_it_counts(settings: Settings, tmp_path: Path) -> None:
+    # Rule: the report is written again as answers come in; a copy read later must say which answers it holds.
+    from datetime import UTC, datetime
+
+    from rematch_pipeline import offers
+    from rematch_pipeline.repository import unit_of_work
+
+    round_id = _round(settings, tmp_path)
+
+    def as_of() -> str:
+        (p,) = [p for p in _section(_report(settings, round_id), "figures").iter("p") if p.has_class("answers-as-of")]
+        return p.text()
+
+    assert "up to: no answer recorded yet" in as_of()
+    with unit_of_work(settings) as uow:
+        case_id = uow.offers.of_round(round_id)[0].case_id
+        when = datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
+        assert offers.record_decision(uow, case_id, round_id, "accept", when, None, "test", when) == "inserted"
+    assert "up to: 2026-11-24 10:30 UTC" in as_of()

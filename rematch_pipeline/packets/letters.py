@@ -101,6 +101,8 @@ SCORE_TERMS = {
     "fairness": N_("Balance between municipalities"),
     "preference": N_("Your own preferences"),
 }
+# Dates and numbers as read where the letter's readers are: English in Europe ("11 December 2026", not US order).
+FORMAT_LOCALES = {"en": "en_GB"}
 _SHOWN_POINTS = 0.005  # terms that round to 0.00 points explain nothing and are left out
 
 
@@ -278,7 +280,7 @@ def letter_context(letter: LetterInput) -> dict[str, Any]:
     arrival window."""
     validate_letter(letter)
     tr = translations(letter.language)
-    locale = Locale.parse(letter.language)
+    locale = Locale.parse(FORMAT_LOCALES.get(letter.language, letter.language))
     offer, a = letter.offer, letter.assignment
     state = STATE_NAMES.get(offer.state)
     rank = a.preference_rank if a.preference_rank >= 1 else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,7 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
         assignments, offers = uow.rounds.assignments(round_id), uow.offers.of_round(round_id)
         fill = _fill_rows(r, uow.rounds.snapshot(round_id), assignments, offers)
         counts: Counter[str] = Counter(o.status for o in offers)
+        answered = [o.resolved_at for o in offers if o.resolved_at is not None]
         placed = len(assignments)
         runs = uow.audit_trail.validations_until(r.solved_at or r.created_at)
     comparison = dict(stats.get("comparison") or {})
@@ -275,6 +277,9 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
         "offer_counts": [(s, counts.get(s, 0)) for s in statuses],
         "offers_total": sum(counts.values()),
         "offers_note": _offer_note(sum(counts.values()), placed, r.status, round_id),
+        # The report is written again as answers come in (packets DAG, `rematch round report`): say which it holds.
+        "answers_as_of": (max(answered).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if answered
+                          else "no answer recorded yet"),
         "methods": methods,
         "any_breaks": any(m["breaks"] for m in methods),
         "comparison_chart": _comparison_chart(methods),
