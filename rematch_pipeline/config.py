@@ -385,3 +385,5 @@ def validate_policy(policy: Policy, source: object = "policy") -> None:
         raise ValueError(f"{source}: mip_rel_gap must be in [0, 1), time_limit_s > 0, candidates_per_household >= 1")
     if not math.isfinite(policy.balanced_fill_weight) or policy.balanced_fill_weight < 0:
         raise ValueError(f"{source}: balanced_fill_weight must be >= 0 (0 switches balanced fill off)")
+    if not math.isfinite(policy.waiting_weight_per_week) or policy.waiting_weight_per_week < 0:
+        raise ValueError(f"{source}: waiting_weight_per_week must be >= 0 (0 switches the waiting priority off)")

@@ -129,6 +129,9 @@ class Policy:
     # Balanced fill (optional, 0 = off): points per person placed within their offer's proportional share of the
     # round (`matching.fair_share`). Like the terms above it only decides between placements of equal size.
     balanced_fill_weight: float
+    # Waiting (optional, 0 = off): points per full week since the household's interview (`weeks_waiting`),
+    # so of two placements of equal size the one placing households that waited longer wins.
+    waiting_weight_per_week: float
     offer_response_days: int
     solver: SolverSettings  # how hard to search, as opposed to what a good match is
 
@@ -226,6 +229,12 @@ def rooms_needed(persons: int, policy: Policy) -> int:
 def _count_ages(ages: list[int], bounds: tuple[int, int]) -> int:
     lo, hi = bounds
     return sum(1 for a in ages if lo <= a <= hi)
+
+
+def weeks_waiting(household: Household, round_date: date) -> int:
+    """Full weeks from the household's interview to the round: how long it has waited for a place (0 if the
+    interview is dated after the round, which validation refuses for new files)."""
+    return max(0, (round_date - household.interview_date).days // 7)
 
 
 def ages_on(household: Household, round_date: date) -> list[int]:

@@ -73,6 +73,7 @@ SCORE_TERMS: dict[str, Term] = {
     "settlement": Term("Gewünschter Siedlungstyp", "preferred settlement type"),
     "ties": Term("Angehörige oder Bekannte in der Nähe", "relatives or friends nearby"),
     "municipality_interest": Term("Fachkräftebedarf der Kommune", "the municipality's skill shortages"),
+    "waiting": Term("Vorrang nach Wartezeit", "priority for weeks waited"),
 }
 
 # The contract's choice lists, German only (the forms add Ukrainian and English beside them).

@@ -19,6 +19,7 @@ from rematch_pipeline.domain import (
     Household,
     Policy,
     demand_of,
+    weeks_waiting,
 )
 from rematch_pipeline.matching.eligibility import ELIGIBLE, exclusion_codes, medical_mask
 from rematch_pipeline.matching.scoring import COMMUNITY_VALUE, CULTURE_VALUE, score_matrices
@@ -42,6 +43,7 @@ class HouseholdArrays:
     child_need: np.ndarray  # (H,) Kita and school places needed
     ties_ags: np.ndarray  # (H,) int AGS, 0 if none
     pref_settlement: np.ndarray  # (H,) settlement code, -1 for "any"
+    weeks_waiting: np.ndarray  # (H,) `domain.weeks_waiting` on the round's date
 
     def units_taken(self, h: np.ndarray | slice = slice(None)) -> np.ndarray:
         """(n, len(ROOM_CLASSES)): `domain.units_taken` of each household h, as arrays."""
@@ -174,6 +176,7 @@ def _household_arrays(households: list[Household], demands: list[Demand], round_
                             dtype=np.int64),
         ties_ags=np.array([_ags_code(h.ties_ags) for h in households], dtype=np.int64),
         pref_settlement=np.array([settlement_code.get(h.pref_settlement, -1) for h in households], dtype=np.int64),
+        weeks_waiting=np.array([weeks_waiting(h, round_date) for h in households], dtype=np.int64),
     )
 
 

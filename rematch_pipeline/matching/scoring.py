@@ -21,7 +21,9 @@ EDUCATION_SCALE = 4.0  # four seats per child needing one count as ample
 # Terms that express the household's own preferences (the preference rank uses only these).
 HOUSEHOLD_TERMS = ("work", "education", "community", "healthcare", "housing", "culture", "settlement", "ties")
 MUNICIPALITY_TERMS = ("municipality_interest",)
-ALL_TERMS = HOUSEHOLD_TERMS + MUNICIPALITY_TERMS
+# The round's own priorities: the same for every offer a household could take, so they decide who is placed, not where.
+PRIORITY_TERMS = ("waiting",)
+ALL_TERMS = HOUSEHOLD_TERMS + MUNICIPALITY_TERMS + PRIORITY_TERMS
 
 
 def term_arrays(hh: HouseholdArrays, of: OfferArrays, h: np.ndarray, o: np.ndarray,
@@ -53,6 +55,8 @@ def term_arrays(hh: HouseholdArrays, of: OfferArrays, h: np.ndarray, o: np.ndarr
         "ties": ties,
         "municipality_interest": policy.municipality_interest_weight * fitting,
     }
+    if policy.waiting_weight_per_week > 0:  # off, a round's terms are those of rounds before the option existed
+        terms["waiting"] = policy.waiting_weight_per_week * hh.weeks_waiting[h]
     shape = np.broadcast(h, o).shape
     return {k: np.round(np.broadcast_to(v, shape).astype(np.float64), 6) for k, v in terms.items()}
 
@@ -71,5 +75,5 @@ def score_matrices(hh: HouseholdArrays, of: OfferArrays, policy: Policy) -> tupl
     o = np.arange(len(of.ags))[None, :]
     terms = term_arrays(hh, of, h, o, policy)
     own = sum(terms[t] for t in HOUSEHOLD_TERMS)
-    total = own + sum(terms[t] for t in MUNICIPALITY_TERMS)
+    total = own + sum(terms[t] for t in MUNICIPALITY_TERMS + PRIORITY_TERMS if t in terms)
     return np.asarray(total), np.asarray(own)
