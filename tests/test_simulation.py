@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from rematch_pipeline.cli import main
-from rematch_pipeline.config import shipped_policy
+from rematch_pipeline.config import policy_with, shipped_policy
 from rematch_pipeline.scenario import _FEMALE_NAMES, _MALE_NAMES, _SURNAMES
 from rematch_pipeline.simulation.arrivals import WeekFiles, week_dates
 from rematch_pipeline.simulation.hindsight import solve_hindsight
-from rematch_pipeline.simulation.report import summary_json, write_report
+from rematch_pipeline.simulation.report import summary_json, summary_lines, write_report
 from rematch_pipeline.simulation.runner import SimulationParameters, run_simulation, wait_stats
 from tests import exports as x
 from tests.factories import household, offer
@@ -139,6 +139,15 @@ def test_myopic_rounds_can_fall_short_of_hindsight(tmp_path: Path) -> None:
     assert summary["weeks"][1]["households_waiting"] == 1
     # Q could take no place that stayed free (Y has no accessible unit): not counted as waiting beside a free place.
     assert summary["max_wait_weeks_with_free_place"] == 0
+
+
+def test_a_simulation_names_the_policy_its_rounds_weighed(tmp_path: Path) -> None:
+    # Rule: a comparison of policies must say which each run used (the same seed and policy give the same report).
+    params = SimulationParameters(weeks=2, arrivals_per_week=1, municipalities=2, start=START)
+    policy = policy_with(shipped_policy(), waiting_weight_per_week=2.5)
+    summary = run_simulation(params, policy, weeks=_hand_made_weeks(tmp_path)).summary
+    assert summary["policy"]["waiting_weight_per_week"] == 2.5 and summary["policy"]["balanced_fill_weight"] == 0
+    assert "policy options: waiting priority 2.50 points a week, balanced fill off" in summary_lines(summary)
 
 
 @pytest.mark.slow

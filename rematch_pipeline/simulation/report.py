@@ -30,6 +30,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     return [
         f"weeks: {len(summary['weeks'])}, households arrived: {count(t['households_arrived'])} "
         f"({counted(t['persons_arrived'], 'person')})",
+        "policy options: " + _options(summary.get("policy") or {}),
         f"persons placed (accepted), myopic rounds: {count(placed['myopic'])}",
         f"persons placed, hindsight optimum: {count(placed['hindsight'])} "
         f"(myopic rounds reach {percent(ratio['myopic'])} of it)",
@@ -84,3 +85,10 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     html = _ENV.get_template("simulation_report.html.j2").render(**_context(summary))
     write_atomic(html_path, html.encode("utf-8"))
     return json_path, html_path
+
+
+def _options(policy: dict[str, Any]) -> str:
+    """The policy's optional objective terms as the rounds ran them (off unless weighed)."""
+    waiting, fill = policy.get("waiting_weight_per_week") or 0, policy.get("balanced_fill_weight") or 0
+    return (f"waiting priority {f'{number(waiting)} points a week' if waiting else 'off'}, "
+            f"balanced fill {f'weight {number(fill)}' if fill else 'off'}")

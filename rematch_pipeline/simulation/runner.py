@@ -21,7 +21,7 @@ import numpy as np
 from rematch_pipeline import offers as offer_rules
 from rematch_pipeline import progress
 from rematch_pipeline.clock import ManualClock
-from rematch_pipeline.config import Settings, load_policy
+from rematch_pipeline.config import Settings, load_policy, policy_to_dict
 from rematch_pipeline.contract import DECISION_FIELDS
 from rematch_pipeline.db.engine import migrate
 from rematch_pipeline.domain import ACCEPTED, CAPACITY_DIMENSIONS, DECLINED, Capacity, CapacityOffer, Household, Policy
@@ -270,6 +270,7 @@ class _Simulation:
         ratio = round(placed / hindsight.persons_placed, 4) if hindsight.persons_placed else None
         return {
             "parameters": self.params.to_json(),
+            "policy": policy_to_dict(self.policy),  # what the rounds weighed: a comparison names its policies
             "round_dates": [w.round_date.isoformat() for w in weeks],
             "weeks": rows,
             "totals": {
