@@ -221,14 +221,14 @@ def generate_scenario(out_dir: Path, households: int, municipalities: int, seed:
     rng = random.Random(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    munis, neighbours = _municipalities(rng, municipalities, pilot_cities)
+    munis, neighbours = draw_municipalities(rng, municipalities, pilot_cities)
     # Relatives more often live in bigger places: ties are drawn with weight sqrt(population).
     tie_weights = list(itertools.accumulate(math.sqrt(m.population) for m in munis))
-    hhs = [_household(rng, i + 1, round_date, munis, tie_weights, neighbours) for i in range(households)]
-    offers = _capacity_rows(rng, munis, hhs, round_date)
+    hhs = [draw_household(rng, i + 1, round_date, munis, tie_weights, neighbours) for i in range(households)]
+    offers = capacity_rows(rng, munis, hhs, round_date)
     files = ScenarioFiles(out_dir / HOUSEHOLDS_FILE, out_dir / CAPACITY_FILE)
-    _write_xlsx(files.households_xlsx, _kobo_sheets(rng, hhs, round_date, hxl_row))
-    _save_reproducibly(_capacity_workbook(offers), files.capacity_xlsx)
+    write_xlsx(files.households_xlsx, kobo_sheets(rng, hhs, round_date, hxl_row))
+    save_reproducibly(capacity_workbook(offers), files.capacity_xlsx)
     return files
 
 
@@ -236,7 +236,7 @@ def generate_scenario(out_dir: Path, households: int, municipalities: int, seed:
 # Municipalities
 
 
-def _municipalities(rng: random.Random, n: int, pilot_cities: bool) -> tuple[list[_Municipality], list[str]]:
+def draw_municipalities(rng: random.Random, n: int, pilot_cities: bool) -> tuple[list[_Municipality], list[str]]:
     """Pilot cities first, then synthetic ones; also AGS of same-Kreis neighbours that are not on offer."""
     munis = [_Municipality(a, name, st, pop) for a, name, st, pop in PILOT_CITIES[:n]] if pilot_cities else []
     used_ags = {m.ags for m in munis}
@@ -408,7 +408,7 @@ def _weight(rng: random.Random, centre: float) -> int:
     return max(0, min(5, round(rng.gauss(centre, 1.3))))
 
 
-def _household(rng: random.Random, number: int, round_date: date, munis: Sequence[_Municipality],
+def draw_household(rng: random.Random, number: int, round_date: date, munis: Sequence[_Municipality],
                tie_weights: Sequence[float], neighbours: Sequence[str]) -> _Household:
     kind = rng.choices([k for k, _ in _HOUSEHOLD_TYPES], [w for _, w in _HOUSEHOLD_TYPES])[0]
     members = _members_of(rng, kind)
@@ -540,7 +540,7 @@ def _stochastic_round(rng: random.Random, x: float) -> int:
     return whole + (1 if rng.random() < x - whole else 0)
 
 
-def _capacity_rows(rng: random.Random, munis: Sequence[_Municipality], hhs: Sequence[_Household],
+def capacity_rows(rng: random.Random, munis: Sequence[_Municipality], hhs: Sequence[_Household],
                    round_date: date) -> list[dict[str, object]]:
     # Demand by the domain's own rules (default policy), so capacity is sized in the terms the solver uses.
     policy = shipped_policy()
@@ -628,7 +628,7 @@ _KOBO_SYSTEM = ("_id", "_uuid", "_submission_time", "_validation_status", "_inde
 _MEMBER_SYSTEM = ("_index", "_parent_table_name", "_parent_index", "_submission__uuid")
 
 
-def _kobo_sheets(rng: random.Random, hhs: Sequence[_Household], round_date: date,
+def kobo_sheets(rng: random.Random, hhs: Sequence[_Household], round_date: date,
                  hxl_row: bool) -> list[tuple[str, list[list[object]]]]:
     cols = _kobo_columns()
     main: list[list[object]] = [[*(h for h, _, _ in cols), *_KOBO_SYSTEM]]
@@ -653,7 +653,7 @@ def _kobo_sheets(rng: random.Random, hhs: Sequence[_Household], round_date: date
     return [(KOBO_MAIN_SHEET, main), (KOBO_MEMBERS_SHEET, members)]
 
 
-def _capacity_workbook(offers: Sequence[dict[str, object]]) -> Workbook:
+def capacity_workbook(offers: Sequence[dict[str, object]]) -> Workbook:
     wb = Workbook()
     ws = wb.active
     ws.title = CAPACITY_SHEET
@@ -682,7 +682,7 @@ def _capacity_workbook(offers: Sequence[dict[str, object]]) -> Workbook:
 
 
 
-def _save_reproducibly(wb: Workbook, path: Path) -> None:
+def save_reproducibly(wb: Workbook, path: Path) -> None:
     write_atomically(path, workbook_bytes(wb, _CREATOR))
 
 
@@ -737,7 +737,7 @@ def _sheet_xml(rows: Sequence[Sequence[object]], strings: dict[str, int]) -> str
     return "".join(out)
 
 
-def _write_xlsx(path: Path, sheets: Sequence[tuple[str, Sequence[Sequence[object]]]]) -> None:
+def write_xlsx(path: Path, sheets: Sequence[tuple[str, Sequence[Sequence[object]]]]) -> None:
     """Write sheets of str/int cells (None = empty) as an XLSX file with shared strings."""
     strings: dict[str, int] = {}
     entries = {f"xl/worksheets/sheet{i}.xml": _sheet_xml(rows, strings).encode()

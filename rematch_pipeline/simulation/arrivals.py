@@ -13,13 +13,13 @@ from rematch_pipeline.contract import MIN_PLACES_PERSONS
 from rematch_pipeline.scenario import (
     CAPACITY_FILE,
     HOUSEHOLDS_FILE,
-    _capacity_rows,
-    _capacity_workbook,
-    _household,
-    _kobo_sheets,
-    _municipalities,
-    _save_reproducibly,
-    _write_xlsx,
+    capacity_rows,
+    capacity_workbook,
+    draw_household,
+    draw_municipalities,
+    kobo_sheets,
+    save_reproducibly,
+    write_xlsx,
 )
 
 # The scenario generator's own draws (households, municipalities, capacity sized in the solver's terms) are reused
@@ -57,13 +57,13 @@ def generate_weeks(out_dir: Path, *, weeks: int, arrivals_per_week: int, municip
         raise ValueError("a simulation needs at least one week, one arrival a week and one municipality")
     rng = random.Random(seed)
     dates = week_dates(start, weeks, interval_days)
-    munis, neighbours = _municipalities(rng, municipalities, True)
+    munis, neighbours = draw_municipalities(rng, municipalities, True)
     tie_weights = list(itertools.accumulate(math.sqrt(m.population) for m in munis))
-    arrivals = [[_household(rng, w * arrivals_per_week + i + 1, dates[w], munis, tie_weights, neighbours)
+    arrivals = [[draw_household(rng, w * arrivals_per_week + i + 1, dates[w], munis, tie_weights, neighbours)
                  for i in range(arrivals_per_week)] for w in range(weeks)]
     everyone = [h for week in arrivals for h in week]
     sized_for = rng.sample(everyone, max(1, min(len(everyone), round(capacity_share * len(everyone)))))
-    initial = _capacity_rows(rng, munis, sized_for, start)
+    initial = capacity_rows(rng, munis, sized_for, start)
     out: list[WeekFiles] = []
     for w, day in enumerate(dates):
         folder = Path(out_dir) / f"week_{w:02d}"
@@ -74,10 +74,10 @@ def generate_weeks(out_dir: Path, *, weeks: int, arrivals_per_week: int, municip
             and w % renew_every_weeks == 0 else [])
         if rows:
             path = folder / CAPACITY_FILE
-            _save_reproducibly(_capacity_workbook(rows), path)
+            save_reproducibly(capacity_workbook(rows), path)
             files.append(path)
         path = folder / HOUSEHOLDS_FILE
-        _write_xlsx(path, _kobo_sheets(rng, arrivals[w], day, False))
+        write_xlsx(path, kobo_sheets(rng, arrivals[w], day, False))
         files.append(path)
         out.append(WeekFiles(w, day, tuple(files)))
     return out
