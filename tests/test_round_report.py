@@ -115,8 +115,10 @@ def test_unmatched_reasons_are_grouped_in_words(settings: Settings, tmp_path: Pa
     why = UnmatchedReason("capacity", 3, (("kita_u3", 3), ("places_persons", 2)))
     assert words(why) == ("capacity exhausted at all 3 eligible municipalities: Kita U3 places (3), "
                           "places for persons (2)")
-    assert reason_group(Unmatched("R", "H", 2, words(why), why)) == \
-        "not enough capacity left for the household — Kita U3 places"
+    assert reason_group(Unmatched("R", "H", 2, words(why), why)) == "capacity exhausted — Kita U3 places"
+    # "Exhausted" beside free places in the fill table: the report says what it means.
+    (means,) = [p.text() for p in _section(doc, "unmatched").iter("p") if p.has_class("exhausted-means")]
+    assert "some places may still be free" in means and "not enough for this household" in means
 
 
 @pytest.mark.full

@@ -127,7 +127,8 @@ def require_schema(url: str) -> None:
             if folder.exists() and not folder.is_dir():
                 raise SchemaNotReady(f"There can be no database at {path}: {folder} is a file, not a folder. Point "
                                      "REMATCH_HOME at a folder (it is created when missing).")
-            raise SchemaNotReady(f"There is no database at {path} yet: {UPGRADE_HINT}.")
+            raise SchemaNotReady(f"There is no database at {path} yet: if REMATCH_HOME should point at an existing "
+                                 f"home (the default ./var is relative to this folder), set it; else {UPGRADE_HINT}.")
     with get_engine(url).connect() as connection:
         inspector = inspect(connection)
         if not inspector.has_table("alembic_version"):

@@ -58,6 +58,5 @@ def category(why: UnmatchedReason) -> str:
         return f"no eligible municipality — {EXCLUSION_WORDS[why.counts[0][0]]}" if why.counts \
             else "no eligible municipality"
     if why.kind == "capacity" and why.counts:
-        # Some may be left, only not enough for the household: "exhausted" would contradict the fill table.
-        return f"not enough capacity left for the household — {DIMENSION_WORDS[why.counts[0][0]]}"
-    return "not enough capacity left for the household"
+        return f"capacity exhausted — {DIMENSION_WORDS[why.counts[0][0]]}"
+    return "capacity exhausted"

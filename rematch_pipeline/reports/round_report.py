@@ -75,7 +75,9 @@ PHASE_LABELS = {
                   "can lie above the bound on persons)",
     "lagrangian_bound": "bound on persons from the LP's capacity prices (rounds too large for the LP)",
     "max_persons": "most persons placed (integer)", "max_persons_types": "most persons placed, over household types",
-    "max_quality": "best match quality with persons placed kept", "quality_bound": "upper bound on match quality (LP)",
+    "max_quality": "best match quality with persons placed kept",
+    "quality_bound": "upper bound on match quality (LP); the round's quality bound is the lower of this and the "
+                     "quality MIP's own bound",
 }
 
 OFFER_STATES = (PENDING, ACCEPTED, DECLINED, EXPIRED, WITHDRAWN)

@@ -285,7 +285,7 @@ class _Simulation:
             "persons_placed": {"myopic": placed, "look_ahead": None, "hindsight": hindsight.persons_placed},
             "ratio_to_hindsight": {"myopic": ratio, "look_ahead": None,
                                    "hindsight": 1.0 if ratio is not None else None},
-            "absent": {"look_ahead": "not built yet: rounds that look ahead come in a later step of issue 23"},
+            "absent": {"look_ahead": "not built yet: rounds that price scarce capacity by its future value"},
             "max_wait_weeks_with_free_place": self.max_free_streak,
             "hindsight": hindsight.to_json(),
             "fill_by_municipality": sorted(fill.values(), key=lambda f: f["ags"]),
