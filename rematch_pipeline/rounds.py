@@ -187,7 +187,10 @@ def summarize(settings: Settings, round_id: str, already_existed: bool = False) 
         r = require_round(uow, round_id)
         assignments = uow.rounds.assignments(round_id)
         unmatched = uow.rounds.unmatched(round_id)
-        capacity = {o.offer_id: o for o in uow.capacity_offers.all()}
+        snapshot = uow.rounds.snapshot(round_id)
+        # The offers as the round saw them: capacity sent after it (or changed since) is not the round's.
+        capacity = {o.offer_id: o for o in (inputs_from_json(unpack(snapshot.data)).offers if snapshot
+                                            else uow.capacity_offers.all())}
         made = uow.offers.of_round(round_id)
         warnings = [w for _, w in offers.overcommitted(uow, {a.offer_id for a in assignments})]
     counts = offers.offer_counts(made)

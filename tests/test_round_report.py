@@ -337,3 +337,18 @@ def test_the_report_says_up_to_which_answer_it_counts(settings: Settings, tmp_pa
         when = datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
         assert offers.record_decision(uow, case_id, round_id, "accept", when, None, "test", when) == "inserted"
     assert "up to: 2026-11-24 10:30 UTC" in as_of()
+
+
+def test_round_status_fills_the_offers_the_round_saw_not_capacity_sent_after_it(
+        settings: Settings, tmp_path: Path) -> None:
+    # Rule: a past round's fill is of its own inputs; an offer ingested later (same AGS, new offer id) is not in it.
+    from rematch_pipeline.rounds import summarize
+
+    round_id = _round(settings, tmp_path)
+    before = summarize(settings, round_id).fill
+    later = tmp_path / "later.csv"
+    later.write_bytes(x.capacity_csv([x.offer("OF-9", ags="05315000", municipality_name="Köln", state="NW",
+                                              medical_services="")]))
+    assert ingest_file(later, settings).status == "ingested"
+    assert summarize(settings, round_id).fill == before
+    assert [f["ags"] for f in before] == sorted({"09162000", "05315000"})
