@@ -371,7 +371,10 @@ class SqlRounds:
 
     def lock(self, round_id: str) -> None:
         if self.conn.dialect.name == "postgresql":
-            key = int.from_bytes(hashlib.sha256(round_id.encode()).digest()[:8], "big", signed=True)
+            # Advisory locks are shared by every schema of the database: the key names the schema the round is in,
+            # so two deployments (or two test runs) in one database never hold each other's rounds.
+            schema = self.conn.execute(text("SELECT current_schema()")).scalar()
+            key = int.from_bytes(hashlib.sha256(f"{schema}\x00{round_id}".encode()).digest()[:8], "big", signed=True)
             if not self.conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar():
                 raise RoundBusy(f"round {round_id} is being worked on by another run right now; this attempt stopped "
                                 "without changing anything. Check the other run; rerun this one after it ended.")

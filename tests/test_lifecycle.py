@@ -500,3 +500,41 @@ def test_a_capacity_cut_below_what_offers_hold_is_stored_with_a_warning_and_brea
     assert r2.status == "solved" and r2.households == 3  # the two waiting since R1, and H7
     offer_round(settings, r2.round_id)
     assert not any(o.offer_id == "OF-1" for o in _offers(settings, r2.round_id).values())
+
+
+def test_a_round_is_held_only_within_its_own_schema_of_a_shared_database() -> None:
+    # Rule: PostgreSQL's advisory locks span the database; a round busy in one deployment's schema (or one test's)
+    # must not stop the same round id in another schema, and must still stop a second run in its own.
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from rematch_pipeline.repository import SqlRounds
+    from tests.conftest import PG_URL, _pg_schema_url
+
+    if not PG_URL:
+        pytest.skip("REMATCH_TEST_DATABASE_URL is not set: advisory locks are PostgreSQL's")
+    schemas = [f"t_{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    engines = []
+    try:
+        with admin.begin() as conn:
+            for schema in schemas:
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        engines = [create_engine(_pg_schema_url(s).replace("postgresql://", "postgresql+psycopg://", 1))
+                   for s in (schemas[0], schemas[0], schemas[1])]
+        held, same, other = (e.connect() for e in engines)
+        with held.begin(), same.begin(), other.begin():
+            SqlRounds(held).lock("R-2026-11-23")
+            SqlRounds(other).lock("R-2026-11-23")  # another schema: not held
+            with pytest.raises(RoundBusy, match="another run"):
+                SqlRounds(same).lock("R-2026-11-23")
+        for c in (held, same, other):
+            c.close()
+    finally:
+        for e in engines:
+            e.dispose()
+        with admin.begin() as conn:
+            for schema in schemas:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
