@@ -132,6 +132,21 @@ def test_a_quarantine_entry_is_one_statement_of_where_what_and_why(entry: dict[s
     assert describe(entry) == line
 
 
+def test_the_quarantine_list_says_how_each_kind_of_waiting_entry_is_corrected() -> None:
+    # Rule: a file is resubmitted corrected; a decision refused on the command line has no file and is given again.
+    from rematch_pipeline.cli import _quarantine_text
+
+    def tail(*rows: dict[str, Any]) -> list[str]:
+        return _quarantine_text(list(rows), include_resolved=True).splitlines()[len(rows) + 1:]
+
+    decided = _entry(file=COMMAND_LINE, table_name="decisions", field="case_id")
+    resubmit = "Correct the file and send it with `rematch quarantine resubmit ID --file CORRECTED`."
+    assert tail(_entry()) == [resubmit]
+    assert len(tail(decided)) == 1 and "give it again, corrected, with `rematch decide`" in tail(decided)[0]
+    assert tail(_entry(), decided)[0] == resubmit and len(tail(_entry(), decided)) == 2
+    assert tail(_entry(resolved_at="2026-11-24"), {**decided, "resolved_at": "2026-11-24"}) == []
+
+
 def test_an_erasure_says_which_outbox_files_it_deleted_and_how_packets_come_back() -> None:
     from rematch_pipeline.cli import _documents_deleted
     from rematch_pipeline.retention import PurgeReport
