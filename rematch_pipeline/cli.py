@@ -621,6 +621,8 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # -v is what our steps do; Great Expectations' own INFO (hundreds of lines a file) would bury it.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     try:
         with _progress(args):
             return int(args.func(args, settings or load_settings()))

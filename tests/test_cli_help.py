@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Iterator
 from datetime import date
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,3 +155,20 @@ def test_an_erasure_says_which_outbox_files_it_deleted_and_how_packets_come_back
     said = _documents_deleted(PurgeReport(households=1, packet_files=2, letter_files=2))
     assert "2 packet and 2 letter files deleted" in said and "render the round again" in said
     assert _documents_deleted(PurgeReport(households=1)) == ""
+
+
+def test_verbose_logs_our_steps_not_great_expectations_internals(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # Rule: -v logs what each step of ours does; GX's INFO lines (about 220 for one file) would bury them.
+    import logging
+
+    from rematch_pipeline.cli import main
+
+    monkeypatch.setenv("REMATCH_HOME", str(tmp_path / "home"))
+    gx = logging.getLogger("great_expectations")
+    gx.setLevel(logging.INFO)  # as it is when the root logger logs INFO, which -v asks for
+    try:
+        assert main(["-v", "--no-progress", "config", "show"]) == 0
+        assert gx.getEffectiveLevel() == logging.WARNING
+    finally:
+        gx.setLevel(logging.NOTSET)
