@@ -288,15 +288,16 @@ def _quarantine_text(rows: list[dict[str, Any]], include_resolved: bool) -> str:
     from rematch_pipeline.quarantine import COMMAND_LINE, describe
     from rematch_pipeline.reports.charts import counted
 
-    waiting = sum(1 for r in rows if not r.get("resolved_at"))
+    open_rows = [r for r in rows if not r.get("resolved_at")]
+    waiting = len(open_rows)
     if not rows:
         return "The quarantine is empty: no rejected file or row waits for a correction."
     head = (f"In the quarantine: {counted(waiting, 'entry', 'entries')} waiting for a correction"
             + (f", {counted(len(rows) - waiting, 'entry', 'entries')} resolved:" if include_resolved else ":"))
-    open_sources = {r["file"] == COMMAND_LINE for r in rows if not r.get("resolved_at")}
-    tail = (["Correct the file and send it with `rematch quarantine resubmit ID --file CORRECTED`."]
-            if False in open_sources else [])
-    if True in open_sources:  # no file to correct: the answer itself is given again
+    tail = []
+    if any(r["file"] != COMMAND_LINE for r in open_rows):
+        tail.append("Correct the file and send it with `rematch quarantine resubmit ID --file CORRECTED`.")
+    if any(r["file"] == COMMAND_LINE for r in open_rows):  # no file to correct: the answer itself is given again
         tail.append("A decision refused on the command line is not resubmitted: give it again, corrected, with "
                     "`rematch decide`.")
     return "\n".join([head, *(describe(r) for r in rows), *tail])
