@@ -350,7 +350,9 @@ def _suite_signature(suite: gx.ExpectationSuite) -> str:
 def _stored_checkpoint(context: Any, name: str, signature: str) -> Checkpoint | None:
     try:
         checkpoint = context.checkpoints.get(name)
-    except DataContextError:
+    except (DataContextError, ValueError):
+        # ValueError (pydantic's): stored by another worker for an asset this process's context has not loaded yet;
+        # synced again, which adds it here.
         return None
     definitions = checkpoint.validation_definitions
     same = (

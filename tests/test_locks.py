@@ -103,3 +103,23 @@ def test_data_docs_and_gx_stores_are_written_only_while_their_folder_is_held(
         validation._project.cache_clear()
     assert {s.split(":")[0] for s in seen} == {"GX builds the site", "the site's static files", "GX stores the suite"}
     assert all(s.endswith(": held") for s in seen), seen
+
+
+def test_a_checkpoint_another_worker_stored_for_an_asset_this_process_has_not_loaded_is_synced_again(
+        tmp_path: Path) -> None:
+    # Two files of a new home ingested at once: the other worker stored the checkpoint and its asset after this
+    # process loaded the project; reading that checkpoint through the stale context failed the file.
+    settings = Settings(home=tmp_path, database_url="sqlite://", clock=ManualClock(TEST_NOW))
+    site, gx_root = settings.data_docs.resolve(), settings.gx_root.resolve()
+    site.mkdir(parents=True, exist_ok=True)
+    validation._project.cache_clear()
+    try:
+        stale = validation._project(gx_root, site)
+        validation._project.cache_clear()
+        frame = pd.DataFrame([x.offer("OF-1") | {"source_row": 2}])
+        validation.validate_batch({"capacity_offers": frame}, batch_id="b", settings=settings)  # the other worker
+        suite = validation.load_suite_dict("capacity_offers", settings.expectations_dir)
+        checkpoint = validation._checkpoint(stale, "capacity_offers", suite)
+        assert checkpoint.name == "rematch_capacity_offers"
+    finally:
+        validation._project.cache_clear()
