@@ -373,6 +373,9 @@ def policy_with(policy: Policy, **changes: object) -> Policy:
     return policy_from_dict({**policy_to_dict(policy), **changes})
 
 
+MAX_WEIGHT = 1e6  # points: far above any useful weight, far below where floating-point sums lose persons
+
+
 def validate_policy(policy: Policy, source: object = "policy") -> None:
     """Refuse a policy the model cannot honour, with a message naming the setting."""
     rooms = [k for _, k in policy.rooms_by_persons]
@@ -383,7 +386,8 @@ def validate_policy(policy: Policy, source: object = "policy") -> None:
     solver = policy.solver
     if not 0 <= solver.mip_rel_gap < 1 or solver.time_limit_s <= 0 or solver.candidates_per_household < 1:
         raise ValueError(f"{source}: mip_rel_gap must be in [0, 1), time_limit_s > 0, candidates_per_household >= 1")
-    if not math.isfinite(policy.balanced_fill_weight) or policy.balanced_fill_weight < 0:
-        raise ValueError(f"{source}: balanced_fill_weight must be >= 0 (0 switches balanced fill off)")
-    if not math.isfinite(policy.waiting_weight_per_week) or policy.waiting_weight_per_week < 0:
-        raise ValueError(f"{source}: waiting_weight_per_week must be >= 0 (0 switches the waiting priority off)")
+    for name, what in (("balanced_fill_weight", "balanced fill"), ("waiting_weight_per_week", "the waiting priority")):
+        value = getattr(policy, name)
+        # A number of points: not text or true/false, and small enough that the solver's arithmetic stays exact.
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_WEIGHT:
+            raise ValueError(f"{source}: {name} must be a number from 0 to {MAX_WEIGHT:,.0f} (0 switches {what} off)")

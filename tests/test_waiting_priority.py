@@ -66,7 +66,13 @@ def test_a_letter_names_the_waiting_priority_in_every_language() -> None:
         assert label and (lang == "en" or label != SCORE_TERMS["waiting"]), lang
 
 
-@pytest.mark.parametrize("weight", [-1.0, float("nan"), float("inf")])
-def test_a_waiting_weight_below_zero_or_not_a_number_is_refused(weight: float) -> None:
-    with pytest.raises(ValueError, match="waiting_weight_per_week"):
-        validate_policy(policy_with(POLICY, waiting_weight_per_week=weight))
+@pytest.mark.parametrize("name", ["waiting_weight_per_week", "balanced_fill_weight"])
+@pytest.mark.parametrize("weight", [-1.0, float("nan"), float("inf"), 1e300, "abc", True, [1]])
+def test_a_weight_below_zero_not_a_number_or_absurdly_large_is_refused_in_words(name: str, weight: object) -> None:
+    with pytest.raises(ValueError, match=f"{name} must be a number from 0 to"):
+        validate_policy(policy_with(POLICY, **{name: weight}))
+
+
+def test_whole_and_fractional_weights_are_taken() -> None:
+    for weight in (0, 1, 2.5, 1e6):
+        validate_policy(policy_with(POLICY, waiting_weight_per_week=weight, balanced_fill_weight=weight))
