@@ -386,8 +386,14 @@ def validate_policy(policy: Policy, source: object = "policy") -> None:
     solver = policy.solver
     if not 0 <= solver.mip_rel_gap < 1 or solver.time_limit_s <= 0 or solver.candidates_per_household < 1:
         raise ValueError(f"{source}: mip_rel_gap must be in [0, 1), time_limit_s > 0, candidates_per_household >= 1")
-    for name, what in (("balanced_fill_weight", "balanced fill"), ("waiting_weight_per_week", "the waiting priority")):
+    for name, what in (("balanced_fill_weight", "balanced fill"), ("waiting_weight_per_week", "the waiting priority"),
+                       ("look_ahead_weight", "the look-ahead")):
         value = getattr(policy, name)
         # A number of points: not text or true/false, and small enough that the solver's arithmetic stays exact.
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_WEIGHT:
             raise ValueError(f"{source}: {name} must be a number from 0 to {MAX_WEIGHT:,.0f} (0 switches {what} off)")
+    for name, most in (("look_ahead_rounds", 52), ("look_ahead_samples", 20)):
+        value = getattr(policy, name)
+        # Whole numbers within reach: each sample is one LP, and a year of rounds is as far as a mix stays current.
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+            raise ValueError(f"{source}: {name} must be a whole number from 1 to {most}")

@@ -132,6 +132,12 @@ class Policy:
     # Waiting (optional, 0 = off): points per full week since the household's interview (`weeks_waiting`),
     # so of two placements of equal size the one placing households that waited longer wins.
     waiting_weight_per_week: float
+    # Look-ahead (optional, 0 = off): points per person the capacity a placement spends is expected to place in the
+    # coming `look_ahead_rounds` (`matching.look_ahead`), so of two placements of equal size the one that keeps
+    # what the coming rounds need wins.
+    look_ahead_weight: float
+    look_ahead_rounds: int
+    look_ahead_samples: int
     offer_response_days: int
     solver: SolverSettings  # how hard to search, as opposed to what a good match is
 

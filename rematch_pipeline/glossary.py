@@ -74,6 +74,7 @@ SCORE_TERMS: dict[str, Term] = {
     "ties": Term("Angehörige oder Bekannte in der Nähe", "relatives or friends nearby"),
     "municipality_interest": Term("Fachkräftebedarf der Kommune", "the municipality's skill shortages"),
     "waiting": Term("Vorrang nach Wartezeit", "priority for weeks waited"),
+    "look_ahead": Term("Vorhalten für kommende Wochen", "places kept for the coming weeks"),
 }
 
 # The contract's choice lists, German only (the forms add Ukrainian and English beside them).

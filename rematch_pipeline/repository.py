@@ -61,6 +61,10 @@ class Rounds(Protocol):
         """Store a solve: the round's state, policy, statistics and checksums, its snapshot and results (replacing
         those of an earlier failed attempt)."""
         ...
+    def seen_before(self, round_date: date) -> set[str]:
+        """Households an earlier round (by date) placed or left unplaced: a pool household not among them entered
+        the pool since the last round."""
+        ...
     def ids(self, states: Sequence[str] | None = None, newest_first: bool = False) -> list[str]:
         """Round ids by round date, of these states only (None: every round)."""
         ...
@@ -356,6 +360,11 @@ class SqlRounds:
 
     def unmatched(self, round_id: str) -> list[Unmatched]:
         return store.load_unmatched(self.conn, round_id)
+
+    def seen_before(self, round_date: date) -> set[str]:
+        earlier = select(t.rounds.c.round_id).where(t.rounds.c.round_date < round_date)
+        return {str(c) for table in (t.assignments, t.unmatched)
+                for c in self.conn.execute(select(table.c.case_id).where(table.c.round_id.in_(earlier))).scalars()}
 
     def ids(self, states: Sequence[str] | None = None, newest_first: bool = False) -> list[str]:
         r = t.rounds.c

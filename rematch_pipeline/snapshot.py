@@ -27,9 +27,12 @@ class RoundInputs:
     offers: list[CapacityOffer]
     declined: dict[str, set[str]]  # case_id -> AGS the household declined earlier
     consumed: dict[str, Consumption]  # offer_id -> capacity taken by accepted and still pending offers
+    # Look-ahead rounds only: the households that entered the pool since the last round (the mix their futures are
+    # drawn from). None, and absent from the snapshot, when the policy does not look ahead.
+    arrivals: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "round_id": self.round_id,
             "round_date": self.round_date.isoformat(),
             "policy": policy_to_dict(self.policy),
@@ -40,6 +43,9 @@ class RoundInputs:
                                "rooms_needed": sorted(c.rooms_needed)}
                          for oid, c in sorted(self.consumed.items())},
         }
+        if self.arrivals is not None:
+            doc["arrivals"] = sorted(self.arrivals)
+        return doc
 
     def checksums(self) -> dict[str, str]:
         """sha256 of each input, as recorded with the round (contract §4: the input checksums)."""
@@ -93,6 +99,7 @@ def inputs_from_json(doc: Mapping[str, Any]) -> RoundInputs:
         declined={c: set(a) for c, a in doc["declined"].items()},
         consumed={oid: Consumption(dimensions=dict(c["dimensions"]), rooms_needed=tuple(c["rooms_needed"]))
                   for oid, c in doc["consumed"].items()},
+        arrivals=list(doc["arrivals"]) if "arrivals" in doc else None,
     )
 
 

@@ -129,6 +129,57 @@ def _hand_made_weeks(folder: Path) -> list[WeekFiles]:
     return weeks
 
 
+def _look_ahead_weeks(folder: Path) -> list[WeekFiles]:
+    """Week 0: X offers two units, both accessible; Y ten, none accessible; P (relatives in X) and W1 (needs an
+    accessible unit) arrive. Week 1: W2 (needs one too) arrives.
+
+    Myopic: week 0 places W1 at X and P at X (its relatives), so W2 finds no accessible unit left: 2 persons.
+    Looking ahead (weight 10): the futures drawn from week 0's arrivals hold wheelchair users, so each of X's units is
+    worth about a person later and Y's are not (ten, more than the drawn P-like households need); P in X would cost
+    about 10 points against its relatives' 4, so P goes to Y and W2 finds X's second unit: 3 persons, the hindsight
+    optimum.
+    """
+    d0, d1 = week_dates(START, 2)
+    common = dict(units_2_rooms="0", units_3_rooms="0", units_4plus_rooms="0", units_pets_allowed="0",
+                  places_persons="10")
+    offer_x = x.offer("OF-X-1", ags="05111000", municipality_name="Düsseldorf", state="NW", units_wheelchair="2",
+                      units_1_room="2", **common)
+    offer_y = x.offer("OF-Y-1", ags="03101000", municipality_name="Braunschweig", state="NI", units_wheelchair="0",
+                      units_1_room="10", **common)
+    p = x.household("RM-2026-00001", ties_ags="05111000", weight_housing="0")  # Y's many units: no reason for P
+    w1 = x.household("RM-2026-00002", wheelchair_access="yes", _uuid="uuid-w1")
+    w2 = x.household("RM-2026-00003", wheelchair_access="yes", _uuid="uuid-w2")
+    files = {0: [("capacity.xlsx", x.capacity_xlsx([offer_x, offer_y])),
+                 ("households_0.xlsx", x.kobo_xlsx([p, w1], {p["_uuid"]: [x.member()],
+                                                             "uuid-w1": [x.member(mobility_impaired="yes")]}))],
+             1: [("households_1.xlsx", x.kobo_xlsx([w2], {"uuid-w2": [x.member(mobility_impaired="yes")]}))]}
+    weeks = []
+    for w, day in enumerate((d0, d1)):
+        paths = []
+        for name, data in files[w]:
+            path = folder / name
+            path.write_bytes(data)
+            paths.append(path)
+        weeks.append(WeekFiles(w, day, tuple(paths)))
+    return weeks
+
+
+@pytest.mark.slow
+def test_rounds_that_look_ahead_keep_the_accessible_unit_the_next_week_needs(tmp_path: Path) -> None:
+    params = SimulationParameters(weeks=2, arrivals_per_week=2, municipalities=2, accept_share=1.0,
+                                  decline_share=0.0, start=START, look_ahead_weight=10.0)
+    summary = run_simulation(params, shipped_policy(), weeks=_look_ahead_weeks(tmp_path)).summary
+    assert summary["persons_placed"] == {"myopic": 2, "look_ahead": 3, "hindsight": 3}
+    assert summary["ratio_to_hindsight"] == {"myopic": 0.6667, "look_ahead": 1.0, "hindsight": 1.0}
+    ahead = summary["look_ahead"]
+    assert ahead["policy"]["look_ahead_weight"] == 10.0 and summary["policy"]["look_ahead_weight"] == 0.0
+    assert ahead["totals"]["households_waiting_at_end"] == 0 and summary["totals"]["households_waiting_at_end"] == 1
+    assert "absent" not in summary
+    lines = summary_lines(summary)
+    assert any(line.startswith("persons placed (accepted), rounds that look ahead (") and "3 (100" in line
+               for line in lines), lines
+
+
 @pytest.mark.slow
 def test_myopic_rounds_can_fall_short_of_hindsight(tmp_path: Path) -> None:
     params = SimulationParameters(weeks=2, arrivals_per_week=1, municipalities=2, accept_share=1.0,
@@ -147,7 +198,7 @@ def test_a_simulation_names_the_policy_its_rounds_weighed(tmp_path: Path) -> Non
     policy = policy_with(shipped_policy(), waiting_weight_per_week=2.5)
     summary = run_simulation(params, policy, weeks=_hand_made_weeks(tmp_path)).summary
     assert summary["policy"]["waiting_weight_per_week"] == 2.5 and summary["policy"]["balanced_fill_weight"] == 0
-    assert "policy options: waiting priority 2.50 points a week, balanced fill off" in summary_lines(summary)
+    assert "policy options: waiting priority 2.50 points a week, balanced fill off, look-ahead off" in summary_lines(summary)
 
 
 @pytest.mark.slow

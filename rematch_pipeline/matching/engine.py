@@ -6,10 +6,12 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
+
+import numpy as np
 
 from rematch_pipeline import progress
 from rematch_pipeline.domain import Assignment, CapacityOffer, Consumption, Household, Policy, Unmatched
@@ -17,10 +19,12 @@ from rematch_pipeline.matching.backends import SolveError
 from rematch_pipeline.matching.baselines import evaluate, state_quota
 from rematch_pipeline.matching.data import MatchingData, build_data
 from rematch_pipeline.matching.extract import extract
+from rematch_pipeline.matching.look_ahead import apply_prices, price_future
 from rematch_pipeline.matching.planning import planning_report
 from rematch_pipeline.matching.solve import solve_model
 
 log = logging.getLogger(__name__)
+LOOK_AHEAD_SHARE = 0.2  # of the safety net: the look-ahead LPs stop by their work limits long before it
 
 
 @dataclass
@@ -52,7 +56,10 @@ def match(
     round_id: str,
     declined: Mapping[str, set[str]] | None = None,
     consumed: Mapping[str, Consumption] | None = None,
+    arrivals: Collection[str] | None = None,
 ) -> MatchResult:
+    """Solve one round. `arrivals` (look-ahead rounds): the households of the pool that entered it since the last
+    round; None counts the whole pool as arrived (a first round)."""
     t0 = time.perf_counter()
     with progress.step("preparing the data") as preparing:
         preparing.note(f"{len(households)} households, {len(offers)} capacity offers")
@@ -62,6 +69,14 @@ def match(
         "households": len(data.households), "offers": len(data.offers), "eligible_pairs": data.n_eligible,
         "candidate_pairs": data.n_pairs, "persons_in_pool": int(data.hh.persons.sum()), "data_s": round(t_data, 3),
     }
+    if policy.look_ahead_weight > 0 and data.n_pairs:
+        with progress.step("pricing capacity for the coming rounds (look-ahead)"):
+            arrived = np.array([arrivals is None or h.case_id in arrivals for h in data.households], dtype=bool)
+            future = price_future(data, arrived, policy, round_id,
+                                  t0 + LOOK_AHEAD_SHARE * policy.solver.time_limit_s)
+            apply_prices(data, future, policy)
+        stats["look_ahead"] = future.summary()
+        stats["candidate_pairs"] = data.n_pairs
     log.info("round %s: %d households, %d offers, %d eligible pairs, %d candidates", round_id,
              len(data.households), len(data.offers), data.n_eligible, data.n_pairs)
     if data.n_pairs == 0:
@@ -84,8 +99,11 @@ def match(
     with progress.step("extracting the assignments and the reasons for the unmatched"):
         assignments, unmatched = extract(data, result.chosen, round_id)
     solve_s = sum(p.seconds for p in result.phases)
+    status = result.status
+    if stats.get("look_ahead", {}).get("status") == "time_limit":
+        status = "time_limit"  # the safety net cut the look-ahead's LPs: prices, and so the round, may differ
     stats.update(
-        status=result.status,
+        status=status,
         interface=result.interface,
         candidate_pairs=data.n_pairs,
         priced_pairs=result.priced_pairs,
@@ -120,7 +138,7 @@ def match(
         }
     stats["baselines_s"] = round(time.perf_counter() - t1, 3)
     message = (f"{result.persons_placed} of {stats['persons_in_pool']} persons placed "
-               f"({len(assignments)} households), solver {result.status}")
+               f"({len(assignments)} households), solver {status}")
     with progress.step("planning report (where more places would help)"):
         planning = planning_report(data, result.lp_model, result.duals) if len(result.duals) else []
-    return MatchResult(result.status, message, assignments, unmatched, stats, data, planning)
+    return MatchResult(status, message, assignments, unmatched, stats, data, planning)

@@ -23,7 +23,10 @@ HOUSEHOLD_TERMS = ("work", "education", "community", "healthcare", "housing", "c
 MUNICIPALITY_TERMS = ("municipality_interest",)
 # The round's own priorities: the same for every offer a household could take, so they decide who is placed, not where.
 PRIORITY_TERMS = ("waiting",)
-ALL_TERMS = HOUSEHOLD_TERMS + MUNICIPALITY_TERMS + PRIORITY_TERMS
+# What a placement spends of the coming weeks' capacity (look-ahead rounds): decides who is placed and where, never at
+# the cost of a person placed now.
+FUTURE_TERMS = ("look_ahead",)
+ALL_TERMS = HOUSEHOLD_TERMS + MUNICIPALITY_TERMS + PRIORITY_TERMS + FUTURE_TERMS
 
 
 def term_arrays(hh: HouseholdArrays, of: OfferArrays, h: np.ndarray, o: np.ndarray,
@@ -57,6 +60,11 @@ def term_arrays(hh: HouseholdArrays, of: OfferArrays, h: np.ndarray, o: np.ndarr
     }
     if policy.waiting_weight_per_week > 0:  # off, a round's terms are those of rounds before the option existed
         terms["waiting"] = policy.waiting_weight_per_week * hh.weeks_waiting[h]
+    if policy.look_ahead_weight > 0 and of.future_capacity is not None and of.future_rooms is not None:
+        # Beyond the household's least costly eligible place: the term decides where it goes, never whether (a
+        # household whose every place is scarce, a wheelchair user say, is not held back for later).
+        terms["look_ahead"] = -policy.look_ahead_weight * np.maximum(0.0, future_use(hh, of, h, o)
+                                                                     - hh.future_floor[h])
     shape = np.broadcast(h, o).shape
     return {k: np.round(np.broadcast_to(v, shape).astype(np.float64), 6) for k, v in terms.items()}
 
@@ -69,11 +77,24 @@ def _fitting(hh: HouseholdArrays, of: OfferArrays, h: np.ndarray, o: np.ndarray)
     return np.asarray((hh.occupations[h] * of.shortage[o]).sum(axis=-1), dtype=np.float64)
 
 
+def future_use(hh: HouseholdArrays, of: OfferArrays, h: np.ndarray, o: np.ndarray) -> np.ndarray:
+    """Persons the capacity and the unit a household would take at an offer are expected to place in the coming
+    rounds (the look-ahead prices of `data.of`)."""
+    assert of.future_capacity is not None and of.future_rooms is not None
+    if h.ndim == 2 and h.shape[1] == 1 and o.ndim == 2 and o.shape[0] == 1:
+        # Full matrix: matrix products instead of an (H, O, dimensions) temporary.
+        hs, os = h[:, 0], o[0]
+        return np.asarray(hh.demand[hs] @ of.future_capacity[os].T + hh.units_taken(hs) @ of.future_rooms[os].T,
+                          dtype=np.float64)
+    return np.asarray((hh.demand[h] * of.future_capacity[o]).sum(axis=-1)
+                      + (hh.units_taken(h) * of.future_rooms[o]).sum(axis=-1), dtype=np.float64)
+
+
 def score_matrices(hh: HouseholdArrays, of: OfferArrays, policy: Policy) -> tuple[np.ndarray, np.ndarray]:
     """(total score, household-only score) for every (household, offer) pair, summed term by term."""
     h = np.arange(len(hh.persons))[:, None]
     o = np.arange(len(of.ags))[None, :]
     terms = term_arrays(hh, of, h, o, policy)
     own = sum(terms[t] for t in HOUSEHOLD_TERMS)
-    total = own + sum(terms[t] for t in MUNICIPALITY_TERMS + PRIORITY_TERMS if t in terms)
+    total = own + sum(terms[t] for t in MUNICIPALITY_TERMS + PRIORITY_TERMS + FUTURE_TERMS if t in terms)
     return np.asarray(total), np.asarray(own)

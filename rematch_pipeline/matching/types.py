@@ -50,7 +50,7 @@ def household_types(data: MatchingData) -> HouseholdTypes:
     inverse = inverse.ravel()
     order = np.argsort(inverse, kind="stable")
     members = np.split(order, np.cumsum(np.bincount(inverse))[:-1])
-    copies = np.array([len(m) for m in members], dtype=np.float64)
+    copies = np.bincount(inverse, weights=data.weight)  # rows that already stand for several count as many
     return HouseholdTypes(data.rows(first, copies), inverse.astype(np.int64), members)
 
 

@@ -99,6 +99,7 @@ SCORE_TERMS = {
     "ties_same_kreis": N_("Relatives or friends in this district"),
     "municipality_interest": N_("The municipality's interest in households like yours"),
     "waiting": N_("Priority for the weeks you have waited for a place"),
+    "look_ahead": N_("Places kept for households arriving in the coming weeks"),
     "fairness": N_("Balance between municipalities"),
     "preference": N_("Your own preferences"),
 }

@@ -32,6 +32,9 @@ def add_parser(sub: Any, command: Callable[[Any, str, str], argparse.ArgumentPar
                    help="every K weeks the municipalities offer places again; 0: never (default: %(default)s)")
     s.add_argument("--renew-share", type=float, default=0.0, metavar="P",
                    help="a renewal's size as a share of the municipality's initial offer (default: %(default)s)")
+    s.add_argument("--look-ahead-weight", type=float, default=0.0, metavar="W",
+                   help="also run the same weeks with rounds that look ahead, at this look_ahead_weight; 0: only "
+                        "the myopic rounds (default: %(default)s)")
     s.add_argument("--out", metavar="DIR", help="write simulation.json and simulation_report.html into DIR")
     s.add_argument("--json", action="store_true", help=json_help)
     s.set_defaults(func=cmd_simulate)
@@ -49,7 +52,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Any) -> int:
         weeks=args.weeks, arrivals_per_week=args.arrivals_per_week, municipalities=args.municipalities,
         seed=args.seed, start=args.start or DEFAULT_ROUND_DATE, accept_share=args.accept_share,
         decline_share=args.decline_share, response_days=args.response_days, capacity_share=args.capacity_share,
-        renew_every_weeks=args.renew_every, renew_share=args.renew_share)
+        renew_every_weeks=args.renew_every, renew_share=args.renew_share, look_ahead_weight=args.look_ahead_weight)
     run = run_simulation(params)
     written = write_report(run.summary, Path(args.out)) if args.out else None
     if args.json:

@@ -26,34 +26,49 @@ def summary_json(summary: dict[str, Any]) -> str:
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     """The summary for people (no names: the report speaks of counts, weeks and municipalities only)."""
     t, placed, ratio = summary["totals"], summary["persons_placed"], summary["ratio_to_hindsight"]
-    wait = t["wait_weeks"]
-    return [
+    ahead = summary.get("look_ahead")
+    lines = [
         f"weeks: {len(summary['weeks'])}, households arrived: {count(t['households_arrived'])} "
         f"({counted(t['persons_arrived'], 'person')})",
         "policy options: " + _options(summary.get("policy") or {}),
-        f"persons placed (accepted), myopic rounds: {count(placed['myopic'])}",
-        f"persons placed, hindsight optimum: {count(placed['hindsight'])} "
-        f"(myopic rounds reach {percent(ratio['myopic'])} of it)",
-        "rounds that look ahead: absent (" + summary["absent"]["look_ahead"] + ")",
-        f"households still waiting at the end: {count(t['households_waiting_at_end'])}",
-        f"rounds a household spent in the pool before its place (all households; those still waiting: so far): mean "
-        f"{number(wait['mean'])}, 90th percentile {number(wait['p90'])}, max {number(wait['max'])}",
-        f"longest wait while a place the household could take stayed free: "
-        f"{counted(summary['max_wait_weeks_with_free_place'], 'week')}",
+        f"persons placed, hindsight optimum: {count(placed['hindsight'])}",
+        f"persons placed (accepted), myopic rounds: {count(placed['myopic'])} ({percent(ratio['myopic'])} of "
+        "hindsight)",
     ]
+    if ahead:
+        lines.append(f"persons placed (accepted), rounds that look ahead ({_options(ahead['policy'])}): "
+                     f"{count(placed['look_ahead'])} ({percent(ratio['look_ahead'])} of hindsight)")
+    else:
+        lines.append("rounds that look ahead: absent (" + summary["absent"]["look_ahead"] + ")")
+    for name, part in [("myopic rounds", summary), *([("rounds that look ahead", ahead)] if ahead else [])]:
+        wait = part["totals"]["wait_weeks"]
+        lines += [
+            f"{name}: households still waiting at the end: {count(part['totals']['households_waiting_at_end'])}; "
+            f"rounds a household spent in the pool before its place (all households; those still waiting: so far): "
+            f"mean {number(wait['mean'])}, 90th percentile {number(wait['p90'])}, max {number(wait['max'])}",
+            f"{name}: longest wait while a place the household could take stayed free: "
+            f"{counted(part['max_wait_weeks_with_free_place'], 'week')}",
+        ]
+    return lines
 
 
 def _context(summary: dict[str, Any]) -> dict[str, Any]:
     weeks = summary["weeks"]
     labels = [f"week {w['week'] + 1} ({w['round_date']})" for w in weeks]
-    placed = summary["persons_placed"]
-    policies = [("myopic rounds", placed["myopic"]), ("hindsight optimum", placed["hindsight"])]
+    placed, ahead = summary["persons_placed"], summary.get("look_ahead")
+    policies = [("myopic rounds", placed["myopic"]), *([("rounds that look ahead", placed["look_ahead"])] if ahead
+                                                       else []), ("hindsight optimum", placed["hindsight"])]
+    ratios = summary["ratio_to_hindsight"]
+    compared = [("myopic rounds", {**summary, "ratio": ratios["myopic"]})]
+    if ahead:
+        compared.append(("rounds that look ahead", {**ahead, "ratio": ratios["look_ahead"]}))
     fill = [f for f in summary["fill_by_municipality"] if f["fill"] is not None]
     shown = sorted(fill, key=lambda f: (f["fill"], f["ags"]))[:FILL_SHOWN]
     shown.sort(key=lambda f: f["ags"])
     exhausted = sorted({d for w in weeks for d in w["exhausted"]}, key=list(DIMENSION_LABELS).index)
     return {
-        "summary": summary, "lines": summary_lines(summary), "weeks": weeks, "labels": labels,
+        "summary": summary, "lines": summary_lines(summary), "weeks": weeks, "labels": labels, "ahead": ahead,
+        "compared": compared,
         "dimension_labels": DIMENSION_LABELS, "exhausted_dims": exhausted,
         "fill_note": "" if len(shown) == len(fill) else f"the {len(shown)} least filled of {len(fill)} municipalities",
         "policy_chart": hbar_chart("Persons placed over the horizon, per policy", [p for p, _ in policies],
@@ -90,5 +105,8 @@ def write_report(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
 def _options(policy: dict[str, Any]) -> str:
     """The policy's optional objective terms as the rounds ran them (off unless weighed)."""
     waiting, fill = policy.get("waiting_weight_per_week") or 0, policy.get("balanced_fill_weight") or 0
+    ahead = policy.get("look_ahead_weight") or 0
+    look = (f"look-ahead weight {number(ahead)} over {policy.get('look_ahead_rounds')} rounds, "
+            f"{policy.get('look_ahead_samples')} samples" if ahead else "look-ahead off")
     return (f"waiting priority {f'{number(waiting)} points a week' if waiting else 'off'}, "
-            f"balanced fill {f'weight {number(fill)}' if fill else 'off'}")
+            f"balanced fill {f'weight {number(fill)}' if fill else 'off'}, {look}")

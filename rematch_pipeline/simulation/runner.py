@@ -9,7 +9,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
@@ -21,7 +21,7 @@ import numpy as np
 from rematch_pipeline import offers as offer_rules
 from rematch_pipeline import progress
 from rematch_pipeline.clock import ManualClock
-from rematch_pipeline.config import Settings, load_policy, policy_to_dict
+from rematch_pipeline.config import MAX_WEIGHT, Settings, load_policy, policy_to_dict, policy_with
 from rematch_pipeline.contract import DECISION_FIELDS
 from rematch_pipeline.db.engine import migrate
 from rematch_pipeline.domain import ACCEPTED, CAPACITY_DIMENSIONS, DECLINED, Capacity, CapacityOffer, Household, Policy
@@ -50,6 +50,8 @@ class SimulationParameters:
     capacity_share: float = 1.0  # initial capacity sized for this share of the horizon's arrivals
     renew_every_weeks: int = 0  # 0: no renewals
     renew_share: float = 0.0  # each renewal offers this share of a municipality's initial offer again
+    # The look-ahead run: the same weeks again with the policy's look_ahead_weight set to this; 0: no such run.
+    look_ahead_weight: float = 0.0
 
     def check(self, policy: Policy) -> None:
         if self.weeks < 1 or self.arrivals_per_week < 1 or self.municipalities < 1:
@@ -62,6 +64,8 @@ class SimulationParameters:
                              "to answer: response_days is 0 to 6")
         if self.capacity_share <= 0 or self.renew_every_weeks < 0 or self.renew_share < 0:
             raise ValueError("capacity_share is above 0; renew_every_weeks and renew_share at least 0")
+        if not 0 <= self.look_ahead_weight <= MAX_WEIGHT:
+            raise ValueError(f"look_ahead_weight is from 0 (no look-ahead run) to {MAX_WEIGHT:,.0f}")
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -93,11 +97,6 @@ def run_simulation(params: SimulationParameters, policy: Policy | None = None,
     policy = policy or load_policy()
     params.check(policy)
     with tempfile.TemporaryDirectory(prefix="rematch-simulate-") as tmp:
-        home = Path(tmp) / "home"
-        clock = ManualClock(params.start)
-        settings = Settings(home=home, database_url=f"sqlite:///{home / 'simulation.sqlite'}", clock=clock)
-        settings.ensure_dirs()
-        migrate(settings.database_url)
         t0 = time.perf_counter()
         if weeks is None:
             with progress.step("generating the weekly exports"):
@@ -106,17 +105,67 @@ def run_simulation(params: SimulationParameters, policy: Policy | None = None,
                                        municipalities=params.municipalities, seed=params.seed, start=params.start,
                                        capacity_share=params.capacity_share,
                                        renew_every_weeks=params.renew_every_weeks, renew_share=params.renew_share)
+        if not weeks:
+            raise ValueError("a simulation needs at least one week")
         timings = {"generate_s": time.perf_counter() - t0}
-        run = _Simulation(settings, clock, policy, params, Path(tmp), timings).run(weeks)
-        run.timings["total_s"] = round(time.perf_counter() - t0, 3)
-        return run
+        myopic = policy_with(policy, look_ahead_weight=0.0)
+        runs = [_Simulation(_home(Path(tmp), "myopic", params.start), myopic, params, timings, "").run(weeks)]
+        if params.look_ahead_weight > 0:
+            ahead = policy_with(policy, look_ahead_weight=params.look_ahead_weight)
+            runs.append(_Simulation(_home(Path(tmp), "look_ahead", params.start), ahead, params, timings,
+                                    "look_ahead_").run(weeks))
+        t = time.perf_counter()
+        with progress.step("the hindsight optimum"):
+            hindsight = solve_hindsight(runs[0].arrivals, runs[0].capacity, myopic,
+                                        _union(r.declined for r in runs))
+        timings["hindsight_s"] = time.perf_counter() - t
+        timings["hindsight_data_s"] = hindsight.data_s
+        timings.update({f"hindsight_{phase}_s": secs for phase, secs in hindsight.phase_s.items()})
+        summary = _summary(params, runs, hindsight, weeks)
+        timings["total_s"] = time.perf_counter() - t0
+        return SimulationRun(summary, {k: round(v, 3) for k, v in timings.items()})
+
+
+def _home(tmp: Path, name: str, start: date) -> tuple[Settings, ManualClock]:
+    """A new home with its own database for one policy's rounds."""
+    home = tmp / name
+    clock = ManualClock(start)
+    settings = Settings(home=home, database_url=f"sqlite:///{home / 'simulation.sqlite'}", clock=clock)
+    settings.ensure_dirs()
+    migrate(settings.database_url)
+    return settings, clock
+
+
+def _union(declines: Iterable[dict[str, set[str]]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for d in declines:
+        for case_id, ags in d.items():
+            out.setdefault(case_id, set()).update(ags)
+    return out
+
+
+@dataclass
+class _PolicyRun:
+    """What one policy's weekly rounds did."""
+
+    policy: Policy
+    rows: list[dict[str, Any]]
+    arrivals: list[tuple[date, list[Household]]]
+    arrived: dict[str, int]  # case_id -> arrival week
+    accepted_week: dict[str, int]
+    max_free_streak: int
+    capacity: list[CapacityOffer]
+    declined: dict[str, set[str]]
+    accepted: list[Any]
+    declined_offers: int
 
 
 class _Simulation:
-    def __init__(self, settings: Settings, clock: ManualClock, policy: Policy, params: SimulationParameters,
-                 tmp: Path, timings: dict[str, float]) -> None:
-        self.settings, self.clock, self.policy, self.params, self.tmp = settings, clock, policy, params, tmp
-        self.timings = timings
+    def __init__(self, home: tuple[Settings, ManualClock], policy: Policy, params: SimulationParameters,
+                 timings: dict[str, float], prefix: str) -> None:
+        self.settings, self.clock = home
+        self.policy, self.params = policy, params
+        self.timings, self.prefix = timings, prefix  # timings of the look-ahead run are named look_ahead_...
         self.arrived: dict[str, int] = {}  # case_id -> arrival week
         self.arrivals: list[tuple[date, list[Household]]] = []
         self.accepted_week: dict[str, int] = {}
@@ -124,27 +173,24 @@ class _Simulation:
         self.max_free_streak = 0
 
     def _time(self, key: str, started: float) -> None:
+        key = self.prefix + key
         self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - started
 
-    def run(self, weeks: Sequence[WeekFiles]) -> SimulationRun:
-        if not weeks:
-            raise ValueError("a simulation needs at least one week")
+    def run(self, weeks: Sequence[WeekFiles]) -> _PolicyRun:
         rows = []
-        for wf in progress.track(weeks, "simulated weeks", total=len(weeks), unit="weeks"):
+        label = "simulated weeks" + (" (look-ahead)" if self.prefix else "")
+        for wf in progress.track(weeks, label, total=len(weeks), unit="weeks"):
             rows.append(self._week(wf))
         last = weeks[-1].round_date
         self.clock.set(last + timedelta(days=7))
         settle_offers(self.settings, self.clock.today(), actor=ACTOR)  # the no-answers of the last rounds expire
-        t = time.perf_counter()
-        with progress.step("the hindsight optimum"), reading(self.settings) as uow:
+        with reading(self.settings) as uow:
             capacity = uow.capacity_offers.all()
             declined = offer_rules.declined_pairs(uow)
-        hindsight = solve_hindsight(self.arrivals, capacity, self.policy, declined)
-        self._time("hindsight_s", t)
-        self.timings["hindsight_data_s"] = hindsight.data_s
-        self.timings.update({f"hindsight_{phase}_s": secs for phase, secs in hindsight.phase_s.items()})
-        summary = self._summary(rows, capacity, hindsight, weeks)
-        return SimulationRun(summary, {k: round(v, 3) for k, v in self.timings.items()})
+            accepted = uow.offers.with_status((ACCEPTED,))
+            declined_offers = len(uow.offers.with_status((DECLINED,)))
+        return _PolicyRun(self.policy, rows, self.arrivals, self.arrived, self.accepted_week, self.max_free_streak,
+                          capacity, declined, accepted, declined_offers)
 
     def _week(self, wf: WeekFiles) -> dict[str, Any]:
         s, day, w = self.settings, wf.round_date, wf.week
@@ -225,11 +271,12 @@ class _Simulation:
         p = self.params
         with reading(self.settings) as uow:
             made = sorted(uow.offers.of_round(round_id), key=lambda o: o.case_id)
-        rng = random.Random(f"{p.seed}:answers:{week}")
         answered_at = datetime.combine(day + timedelta(days=p.response_days), ANSWERED_AT, tzinfo=UTC)
         rows, counts = [], {"accepted": 0, "declined": 0, "no_answer": 0}
         for o in made:
-            u = rng.random()
+            # Drawn per household and week, not in offer order: a household answers alike under every policy that
+            # offers it a place that week, so policies differ by their rounds, not by the draws.
+            u = random.Random(f"{p.seed}:answers:{week}:{o.case_id}").random()
             decision = "accept" if u < p.accept_share else "decline" if u < p.accept_share + p.decline_share else ""
             counts["accepted" if decision == "accept" else "declined" if decision else "no_answer"] += 1
             if decision:
@@ -247,49 +294,68 @@ class _Simulation:
                 raise RuntimeError(f"the decisions of {round_id} were not all applied ({report.status})")
         return counts
 
-    def _summary(self, rows: list[dict[str, Any]], capacity: list[CapacityOffer], hindsight: HindsightResult,
-                 weeks: Sequence[WeekFiles]) -> dict[str, Any]:
-        end = len(weeks)
-        with reading(self.settings) as uow:
-            accepted = uow.offers.with_status((ACCEPTED,))
-            declined = uow.offers.with_status((DECLINED,))
-        persons_arrived = sum(h.persons for _, hs in self.arrivals for h in hs)
-        placed = sum(o.persons for o in accepted)
-        # Rounds each household was in without a place: none if the round of its arrival week placed it.
-        waited = [self.accepted_week.get(c, end) - a for c, a in self.arrived.items()]
-        fill: dict[str, dict[str, Any]] = {}
-        for o in capacity:
-            f = fill.setdefault(o.ags, {"ags": o.ags, "municipality": o.municipality_name, "places_offered": 0,
-                                        "persons_placed": 0})
-            f["places_offered"] += o.places_persons
-        by_offer = {o.offer_id: o.ags for o in capacity}
-        for a in accepted:
-            fill[by_offer[a.offer_id]]["persons_placed"] += a.persons
-        for f in fill.values():
-            f["fill"] = round(f["persons_placed"] / f["places_offered"], 4) if f["places_offered"] else None
-        ratio = round(placed / hindsight.persons_placed, 4) if hindsight.persons_placed else None
-        return {
-            "parameters": self.params.to_json(),
-            "policy": policy_to_dict(self.policy),  # what the rounds weighed: a comparison names its policies
-            "round_dates": [w.round_date.isoformat() for w in weeks],
-            "weeks": rows,
-            "totals": {
-                "households_arrived": len(self.arrived), "persons_arrived": persons_arrived,
-                "households_placed": len(accepted), "persons_placed": placed,
-                "declines": len(declined),
-                "quality_accepted": round(sum(r["quality_accepted"] for r in rows), 6),
-                "households_waiting_at_end": len(self.arrived) - len(self.accepted_week),
-                "wait_weeks": wait_stats(waited),
-                "places_offered": sum(o.places_persons for o in capacity),
-            },
-            "persons_placed": {"myopic": placed, "look_ahead": None, "hindsight": hindsight.persons_placed},
-            "ratio_to_hindsight": {"myopic": ratio, "look_ahead": None,
-                                   "hindsight": 1.0 if ratio is not None else None},
-            "absent": {"look_ahead": "not built yet: rounds that price scarce capacity by its future value"},
-            "max_wait_weeks_with_free_place": self.max_free_streak,
-            "hindsight": hindsight.to_json(),
-            "fill_by_municipality": sorted(fill.values(), key=lambda f: f["ags"]),
-        }
+def _policy_summary(run: _PolicyRun, end: int) -> dict[str, Any]:
+    """One policy's rounds: per week, in total, the waits and the fill per municipality."""
+    persons_arrived = sum(h.persons for _, hs in run.arrivals for h in hs)
+    # Rounds each household was in without a place: none if the round of its arrival week placed it.
+    waited = [run.accepted_week.get(c, end) - a for c, a in run.arrived.items()]
+    fill: dict[str, dict[str, Any]] = {}
+    for o in run.capacity:
+        f = fill.setdefault(o.ags, {"ags": o.ags, "municipality": o.municipality_name, "places_offered": 0,
+                                    "persons_placed": 0})
+        f["places_offered"] += o.places_persons
+    by_offer = {o.offer_id: o.ags for o in run.capacity}
+    for a in run.accepted:
+        fill[by_offer[a.offer_id]]["persons_placed"] += a.persons
+    for f in fill.values():
+        f["fill"] = round(f["persons_placed"] / f["places_offered"], 4) if f["places_offered"] else None
+    return {
+        "policy": policy_to_dict(run.policy),  # what the rounds weighed: a comparison names its policies
+        "weeks": run.rows,
+        "totals": {
+            "households_arrived": len(run.arrived), "persons_arrived": persons_arrived,
+            "households_placed": len(run.accepted), "persons_placed": sum(o.persons for o in run.accepted),
+            "declines": run.declined_offers,
+            "quality_accepted": round(sum(r["quality_accepted"] for r in run.rows), 6),
+            "households_waiting_at_end": len(run.arrived) - len(run.accepted_week),
+            "wait_weeks": wait_stats(waited),
+            "places_offered": sum(o.places_persons for o in run.capacity),
+        },
+        "max_wait_weeks_with_free_place": run.max_free_streak,
+        "fill_by_municipality": sorted(fill.values(), key=lambda f: f["ags"]),
+    }
+
+
+def _summary(params: SimulationParameters, runs: Sequence[_PolicyRun], hindsight: HindsightResult,
+             weeks: Sequence[WeekFiles]) -> dict[str, Any]:
+    """The myopic rounds at the top level (as before there were others), the look-ahead run beside them."""
+    end = len(weeks)
+    parts = [_policy_summary(r, end) for r in runs]
+    placed = {"myopic": parts[0]["totals"]["persons_placed"],
+              "look_ahead": parts[1]["totals"]["persons_placed"] if len(parts) > 1 else None,
+              "hindsight": hindsight.persons_placed}
+
+    def ratio(persons: int | None) -> float | None:
+        return round(persons / hindsight.persons_placed, 4) if persons is not None and hindsight.persons_placed \
+            else None
+
+    summary = {
+        "parameters": params.to_json(),
+        **parts[0],
+        "round_dates": [w.round_date.isoformat() for w in weeks],
+        "persons_placed": placed,
+        "ratio_to_hindsight": {"myopic": ratio(placed["myopic"]), "look_ahead": ratio(placed["look_ahead"]),
+                               "hindsight": 1.0 if hindsight.persons_placed else None},
+        "max_wait_weeks_with_free_place_by_policy": {
+            "myopic": parts[0]["max_wait_weeks_with_free_place"],
+            "look_ahead": parts[1]["max_wait_weeks_with_free_place"] if len(parts) > 1 else None},
+        "hindsight": hindsight.to_json(),
+    }
+    if len(parts) > 1:
+        summary["look_ahead"] = parts[1]
+    else:
+        summary["absent"] = {"look_ahead": "not run (look-ahead weight 0)"}
+    return summary
 
 
 def _exhausted(valid: Sequence[CapacityOffer], held: dict[str, Any]) -> dict[str, int]:

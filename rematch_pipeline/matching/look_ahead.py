@@ -1,0 +1,121 @@
+"""Look-ahead prices: what a unit of each offer's capacity is expected to place in the coming rounds (issue 23)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from rematch_pipeline.domain import CAPACITY_DIMENSIONS, ROOM_CLASSES, Policy
+from rematch_pipeline.matching.backends import SolveError
+from rematch_pipeline.matching.bound import Prices
+from rematch_pipeline.matching.data import N_DIMS, MatchingData, OfferArrays, top_candidates
+from rematch_pipeline.matching.scoring import future_use, score_matrices
+from rematch_pipeline.matching.solve import price_out
+from rematch_pipeline.matching.types import household_types
+
+SHARED_FIRST = 1e-3  # of a unit: breaks ties between rows (`_shared_first`), far too little to place anyone
+
+
+@dataclass
+class FuturePrices:
+    """Average capacity prices over the sampled futures, in persons per unit, and how they were found."""
+
+    prices: Prices
+    arrivals: int  # households that entered the pool since the last round: the mix the futures are drawn from
+    future_households: int  # households each sampled future brings (arrivals x rounds)
+    samples: int
+    status: str  # optimal, work_limit (an LP stopped by its work limits), time_limit, no_arrivals
+    seconds: float = 0.0
+    lp_values: list[float] = field(default_factory=list)  # persons the LP of each sample placed, pool included
+
+    def summary(self) -> dict[str, Any]:
+        priced = (self.prices.capacity > 1e-9).any(axis=1) | (self.prices.rooms > 1e-9).any(axis=1)
+        return {"status": self.status, "arrivals": self.arrivals, "future_households": self.future_households,
+                "samples": self.samples, "priced_offers": int(priced.sum()),
+                "lp_persons": [round(v, 3) for v in self.lp_values], "seconds": round(self.seconds, 3)}
+
+
+def sample_seed(round_id: str, policy: Policy) -> int:
+    """The futures a round draws depend on its id and the policy's seed only: a replay draws the same."""
+    digest = hashlib.sha256(f"{round_id}\x00look_ahead\x00{policy.solver.random_seed}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def price_future(data: MatchingData, arrived: np.ndarray, policy: Policy, round_id: str,
+                 deadline: float) -> FuturePrices:
+    """Capacity prices from the persons LP over the pool plus sampled futures, averaged over the samples.
+
+    Each future brings `look_ahead_rounds` rounds of arrivals like the last round's (`arrived`: the pool's rows that
+    entered it since the last round), drawn with replacement. The LP places pool and future households alike
+    against the capacity left now; its dual price of a capacity row is what one more unit there would place over the
+    horizon. Any LP the work limits stop gives no prices for its sample (status work_limit).
+    """
+    t0 = time.perf_counter()
+    rows = np.flatnonzero(arrived)
+    n_future = len(rows) * policy.look_ahead_rounds
+    total = Prices.zero(data)
+    if len(rows) == 0 or not data.offers:
+        return FuturePrices(total, len(rows), 0, 0, "no_arrivals", time.perf_counter() - t0)
+    rng = np.random.default_rng(sample_seed(round_id, policy))
+    status, values = "optimal", []
+    samples = policy.look_ahead_samples
+    pool = np.arange(len(data.households))
+    for _ in range(samples):
+        counts = rng.multinomial(n_future, np.full(len(rows), 1.0 / len(rows)))
+        drawn = counts > 0
+        future = data.rows(np.concatenate([pool, rows[drawn]]),
+                           np.concatenate([np.ones(len(pool)), counts[drawn].astype(np.float64)]))
+        tdata = household_types(future).data
+        tdata.of = _shared_first(tdata.of)
+        tdata.set_pairs(*top_candidates(tdata, policy.solver.candidates_per_household))
+        try:
+            bound = price_out(tdata, policy, deadline)
+        except SolveError:
+            status = _worse(status, "time_limit" if time.perf_counter() >= deadline else "work_limit")
+            continue
+        status = _worse(status, bound.lp.termination)
+        prices = Prices.from_duals(tdata, bound.model, bound.duals)
+        total = Prices(total.capacity + prices.capacity, total.rooms + prices.rooms)
+        values.append(float(bound.model.persons @ bound.lp.x))
+    solved = max(1, len(values))  # a sample without an LP solution adds no prices and is not counted
+    mean = Prices(total.capacity / solved, total.rooms / solved)
+    return FuturePrices(mean, len(rows), n_future, samples, status, time.perf_counter() - t0, values)
+
+
+def _shared_first(of: OfferArrays) -> OfferArrays:
+    """The offer's capacity with what only some households use raised by a trace, so that where a shared row (places,
+    units) and a special one (accessible units, Kita, ...) bind alike, the price falls on the shared one.
+
+    Such LPs are degenerate: a unit of an offer whose units are all accessible, wanted by wheelchair users, may be
+    priced on its accessible-unit row, its unit row or between them, and a household that takes only the unit then
+    seems to spend little, though it blocks a wheelchair user all the same. Larger room classes count as special
+    against smaller ones (every household takes a unit of the smallest class).
+    """
+    bump = np.full(N_DIMS, SHARED_FIRST)
+    bump[CAPACITY_DIMENSIONS.index("places_persons")] = 0.0
+    return replace(of, remaining=of.remaining + bump,
+                   units_ge_left=of.units_ge_left + SHARED_FIRST * np.arange(len(ROOM_CLASSES)))
+
+
+def _worse(status: str, termination: str) -> str:
+    order = ("optimal", "work_limit", "time_limit")
+    known = termination if termination in order else "work_limit"
+    return max(status, known, key=order.index)
+
+
+def apply_prices(data: MatchingData, future: FuturePrices, policy: Policy) -> None:
+    """Score every pair again with the look-ahead term (`scoring`: what a place spends beyond the household's
+    least costly eligible one), and choose the candidate pairs by that score."""
+    data.of.future_capacity = future.prices.capacity
+    data.of.future_rooms = future.prices.rooms
+    if data.households and data.offers:
+        use = future_use(data.hh, data.of, np.arange(len(data.households))[:, None],
+                         np.arange(len(data.offers))[None, :])
+        floor = np.where(data.eligible, use, np.inf).min(axis=1)
+        data.hh.future_floor = np.where(np.isfinite(floor), floor, 0.0)
+        data.score, data.own_score = score_matrices(data.hh, data.of, policy)
+    data.set_pairs(*top_candidates(data, policy.solver.candidates_per_household))

@@ -1,0 +1,131 @@
+"""Look-ahead rounds: capacity priced by what the coming rounds' arrivals need (policy `look_ahead_weight`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rematch_pipeline.config import Settings, load_policy, policy_with, validate_policy
+from rematch_pipeline.db import tables as t
+from rematch_pipeline.db.engine import get_engine
+from rematch_pipeline.domain import CapacityOffer, Household
+from rematch_pipeline.glossary import SCORE_TERMS as GLOSSARY_TERMS
+from rematch_pipeline.matching.engine import match
+from rematch_pipeline.matching.look_ahead import sample_seed
+from rematch_pipeline.matching.scoring import ALL_TERMS
+from rematch_pipeline.packets.letters import SCORE_TERMS, translations
+from rematch_pipeline.rounds import replay_round, run_round
+from rematch_pipeline.snapshot import unpack
+from tests import exports as x
+from tests.factories import ROUND_DATE, household, offer
+from tests.test_lifecycle import R1, R2, _ingest, _seed
+from tests.test_matching import placed
+
+POLICY = load_policy()
+NATIONAL = {"pyomo_max_pairs": 0}  # arrays to HiGHS and quality by neighbourhoods, as at national scale
+NEAR, FAR = "05111000", "06411000"  # X has relatives in NEAR (+4 points); they lie in different districts
+
+
+def _run(hs: list[Household], os_: list[CapacityOffer], weight: float, round_id: str = "R-ahead",
+         **kw: object):  # type: ignore[no-untyped-def]
+    policy = policy_with(POLICY, look_ahead_weight=weight, time_limit_s=30.0, **kw)
+    return match(hs, os_, ROUND_DATE, policy, round_id)
+
+
+def _case() -> tuple[list[Household], list[CapacityOffer]]:
+    # NEAR has the only accessible units: 3 one-room units, all accessible. FAR has 10 one-room units, none
+    # accessible. The pool, and so the mix of the coming rounds: X (no need, relatives in NEAR) and two wheelchair
+    # users. Four coming rounds bring 12 households, about 8 of them wheelchair users: NEAR's units will all be
+    # wanted (each worth one person placed later), FAR's will not (fewer than 10 households could use them).
+    pool = [household("X", ties_ags=NEAR), household("W1", wheelchair_access=True),
+            household("W2", wheelchair_access=True)]
+    offers = [offer(NEAR, places=10, units=(3, 0, 0, 0), units_wheelchair=5), offer(FAR, places=10, units=(10, 0, 0, 0))]
+    return pool, offers
+
+
+@pytest.mark.parametrize("path", [{}, NATIONAL], ids=["pyomo", "national"])
+def test_look_ahead_keeps_the_accessible_unit_for_the_coming_wheelchair_users_when_it_outweighs_preferences(
+        path: dict) -> None:
+    # By hand: X in NEAR spends a unit worth one person later (w points) and gains its relatives' 4 points, so X
+    # goes to NEAR iff 4 > w. Persons placed are 3 either way.
+    pool, offers = _case()
+    off = _run(pool, offers, 0.0, **path)
+    assert placed(off)["X"] == NEAR and "look_ahead" not in off.stats
+    assert all("look_ahead" not in a.score_terms for a in off.assignments)  # off: the terms of rounds before
+    weak = _run(pool, offers, 1.0, **path)
+    assert placed(weak)["X"] == NEAR and weak.persons_placed == 3
+    (x_weak,) = [a for a in weak.assignments if a.case_id == "X"]
+    assert x_weak.score_terms["look_ahead"] == pytest.approx(-1.0, abs=1e-3)  # one unit of NEAR, 1 point a person
+    strong = _run(pool, offers, 10.0, **path)
+    assert placed(strong) == {"X": FAR, "W1": NEAR, "W2": NEAR} and strong.persons_placed == 3
+    (x_strong,) = [a for a in strong.assignments if a.case_id == "X"]
+    assert x_strong.score_terms["look_ahead"] == pytest.approx(0.0, abs=1e-3)  # its least costly place
+    ahead = strong.stats["look_ahead"]
+    assert ahead["status"] == "optimal" and ahead["arrivals"] == 3 and ahead["future_households"] == 12
+    assert ahead["samples"] == POLICY.look_ahead_samples and ahead["priced_offers"] >= 1
+
+
+@pytest.mark.parametrize("path", [{}, NATIONAL], ids=["pyomo", "national"])
+def test_look_ahead_never_holds_back_a_household_whose_every_place_is_scarce(path: dict) -> None:
+    # W's only place is NEAR's accessible unit, which the coming wheelchair users want as well: W is placed now
+    # (the term counts only what a place spends beyond the household's least costly one), and nobody is left out.
+    pool, offers = _case()
+    result = _run(pool, offers, 1000.0, **path)
+    assert result.persons_placed == 3 and set(placed(result)) == {"X", "W1", "W2"}
+    for a in result.assignments:
+        if a.case_id.startswith("W"):
+            assert a.score_terms["look_ahead"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_round_draws_its_futures_from_its_id_so_a_rerun_draws_the_same() -> None:
+    pool, offers = _case()
+    first, again = _run(pool, offers, 10.0), _run(pool, offers, 10.0)
+    assert first.assignments_sha256 == again.assignments_sha256
+    assert first.stats["look_ahead"] == {**again.stats["look_ahead"], "seconds": first.stats["look_ahead"]["seconds"]}
+    assert sample_seed("R-a", POLICY) == sample_seed("R-a", POLICY) != sample_seed("R-b", POLICY)
+    assert sample_seed("R-a", POLICY) != sample_seed("R-a", policy_with(POLICY, random_seed=1))
+
+
+def test_the_snapshot_names_the_arrivals_since_the_last_round_and_the_round_replays(
+        settings: Settings, tmp_path: Path) -> None:
+    # Rule: the futures are drawn from the households that entered the pool since the last round; the snapshot
+    # keeps them, so a replay draws the same futures. A round that does not look ahead keeps no such list.
+    _seed(settings, tmp_path)
+    policy = policy_with(load_policy(), look_ahead_weight=5.0)
+    r1 = run_round(settings, policy, R1)
+    new = [x.household(c) for c in ("H7", "H8")]
+    _ingest(settings, tmp_path, "more.xlsx", x.kobo_xlsx(new, {f"uuid-{c}": x.family("head") for c in ("H7", "H8")}),
+            R2)
+    r2 = run_round(settings, policy, R2)
+    with get_engine(settings.database_url).connect() as conn:
+        snaps = {r.round_id: unpack(r.snapshot) for r in conn.execute(t.round_inputs.select())}
+    assert snaps[r1.round_id]["arrivals"] == [f"H{i}" for i in range(1, 7)]  # the first round: all of its pool
+    pool2 = {h["case_id"] for h in snaps[r2.round_id]["households"]}
+    assert {"H7", "H8"} < pool2 and snaps[r2.round_id]["arrivals"] == ["H7", "H8"]
+    assert replay_round(settings, r2.round_id).identical
+
+
+def test_a_round_that_does_not_look_ahead_keeps_its_snapshot_as_before(settings: Settings, tmp_path: Path) -> None:
+    _seed(settings, tmp_path)
+    r1 = run_round(settings, load_policy(), R1)
+    with get_engine(settings.database_url).connect() as conn:
+        (snap,) = [unpack(r.snapshot) for r in conn.execute(t.round_inputs.select())]
+    assert "arrivals" not in snap and r1.round_id == snap["round_id"]
+
+
+def test_the_look_ahead_term_is_named_in_every_letter_language_and_the_glossary() -> None:
+    assert "look_ahead" in ALL_TERMS and "look_ahead" in GLOSSARY_TERMS
+    for lang in ("de", "en", "pl", "ru", "uk"):
+        label = translations(lang).gettext(SCORE_TERMS["look_ahead"])
+        assert label and (lang == "en" or label != SCORE_TERMS["look_ahead"]), lang
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("look_ahead_weight", -1.0), ("look_ahead_weight", float("nan")), ("look_ahead_weight", "abc"),
+    ("look_ahead_rounds", 0), ("look_ahead_rounds", 2.5), ("look_ahead_rounds", True), ("look_ahead_rounds", 53),
+    ("look_ahead_samples", 0), ("look_ahead_samples", 21), ("look_ahead_samples", "3"),
+])
+def test_look_ahead_settings_out_of_range_are_refused_in_words(name: str, value: object) -> None:
+    with pytest.raises(ValueError, match=name):
+        validate_policy(policy_with(POLICY, **{name: value}))
