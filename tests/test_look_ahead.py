@@ -40,7 +40,8 @@ def _case() -> tuple[list[Household], list[CapacityOffer]]:
     # wanted (each worth one person placed later), FAR's will not (fewer than 10 households could use them).
     pool = [household("X", ties_ags=NEAR), household("W1", wheelchair_access=True),
             household("W2", wheelchair_access=True)]
-    offers = [offer(NEAR, places=10, units=(3, 0, 0, 0), units_wheelchair=5), offer(FAR, places=10, units=(10, 0, 0, 0))]
+    offers = [offer(NEAR, places=10, units=(3, 0, 0, 0), units_wheelchair=5),
+              offer(FAR, places=10, units=(10, 0, 0, 0))]
     return pool, offers
 
 

@@ -10,13 +10,14 @@ import pytest
 
 from rematch_pipeline.cli import main
 from rematch_pipeline.config import policy_with, shipped_policy
+from rematch_pipeline.matching.solve import solve_model
 from rematch_pipeline.scenario import _FEMALE_NAMES, _MALE_NAMES, _SURNAMES
 from rematch_pipeline.simulation.arrivals import WeekFiles, week_dates
-from rematch_pipeline.simulation.hindsight import solve_hindsight
+from rematch_pipeline.simulation.hindsight import hindsight_data, solve_hindsight
 from rematch_pipeline.simulation.report import summary_json, summary_lines, write_report
 from rematch_pipeline.simulation.runner import SimulationParameters, run_simulation, wait_stats
 from tests import exports as x
-from tests.factories import household, offer
+from tests.factories import adult, household, offer
 
 START = date(2026, 11, 23)
 
@@ -44,6 +45,19 @@ def test_hindsight_places_the_most_persons_respecting_arrival_and_validity() -> 
     at_y = {c for c, o in result.placed.items() if o == "OF-Y"}
     assert at_y == {"A", "B"}  # Y ended before anyone else arrived
     assert {c for c, o in result.placed.items() if o == "OF-Z"} <= {"C", "D", "E", "F"}
+
+
+def test_the_hindsight_yardstick_counts_persons_without_a_quality_phase() -> None:
+    # Rule: the yardstick is persons placed; its quality phase (most of its time at scale) is not run, and the
+    # persons are those the full solve of the same model places.
+    weeks = [(START, [household("A"), household("B", members=(adult(), adult("spouse")))]),
+             (START + timedelta(days=7), [household("C")])]
+    offers = [offer("05111000", places=3, units=(2, 0, 0, 0)), offer("03101000", places=1, units=(1, 0, 0, 0))]
+    result = solve_hindsight(weeks, offers, shipped_policy())
+    assert result.persons_placed == 4 and result.status == "optimal"
+    assert not {"max_quality", "quality_bound"} & set(result.phase_s)
+    full = solve_model(hindsight_data(weeks, offers, shipped_policy()), shipped_policy())
+    assert int(full.persons_placed) == 4 and "max_quality" in {p.phase for p in full.phases}
 
 
 def test_hindsight_excludes_a_declined_municipality() -> None:
@@ -198,7 +212,8 @@ def test_a_simulation_names_the_policy_its_rounds_weighed(tmp_path: Path) -> Non
     policy = policy_with(shipped_policy(), waiting_weight_per_week=2.5)
     summary = run_simulation(params, policy, weeks=_hand_made_weeks(tmp_path)).summary
     assert summary["policy"]["waiting_weight_per_week"] == 2.5 and summary["policy"]["balanced_fill_weight"] == 0
-    assert "policy options: waiting priority 2.50 points a week, balanced fill off, look-ahead off" in summary_lines(summary)
+    assert ("policy options: waiting priority 2.50 points a week, balanced fill off, look-ahead off"
+            in summary_lines(summary))
 
 
 @pytest.mark.slow

@@ -238,6 +238,25 @@ def persons_by_types(data: MatchingData, policy: Policy, greedy_h: np.ndarray, g
     return bound, phase, h, o
 
 
+def _persons_result(model: LinearModel, begin: PersonsStart, phases: list[PhaseResult], x1: np.ndarray, placed: int,
+                    proven: bool, exact: bool, greedy: tuple[np.ndarray, np.ndarray], interface: str) -> SolveResult:
+    """The persons phase's placement as a result: no quality phase, so no quality bound either. `exact`: a small
+    round's persons MIP was solved to optimality, so how its start over types ended does not decide the status."""
+    chosen = np.nonzero(x1 > 0.5)[0]
+    deciding = [p for p in phases if not (exact and p.phase == "max_persons_types")]
+    terminations = {p.termination for p in deciding}
+    status = ("time_limit" if "time_limit" in terminations else "optimal" if terminations <= {"optimal"}
+              else "work_limit")
+    bound = begin.bound
+    return SolveResult(
+        status=status, interface=interface, persons_placed=placed,
+        lp_bound_persons=begin.lp_bound, persons_proven_maximal=proven, quality=float(model.quality @ x1),
+        quality_bound=float("nan"), chosen=chosen, model=model, duals=np.zeros(0) if bound is None else bound.duals,
+        lp_model=model if bound is None else bound.model, phases=phases, greedy=greedy,
+        pricing_rounds=0 if bound is None else bound.rounds, priced_pairs=0 if bound is None else bound.added,
+        build_s=0.0, fair=None, balanced_fill_points=0.0)
+
+
 @dataclass
 class PersonsStart:
     """Where the household model starts: the allocation over types (exchanged) and its bound, or greedy and a
@@ -330,9 +349,12 @@ def _max_quality(data: MatchingData, model: LinearModel, policy: Policy, incumbe
         return incumbent
 
 
-def solve_model(data: MatchingData, policy: Policy, started: float | None = None) -> SolveResult:
+def solve_model(data: MatchingData, policy: Policy, started: float | None = None,
+                persons_only: bool = False) -> SolveResult:
     """`started`: when the round began (perf_counter); the time limit covers the whole round from there, with a share
-    of it (`WorkBudget.wrap_up_share`) left for extracting assignments and computing the baselines after the solve."""
+    of it (`WorkBudget.wrap_up_share`) left for extracting assignments and computing the baselines after the solve.
+    `persons_only`: stop after the persons phase (a yardstick that counts persons, like the hindsight optimum; no
+    round is solved so)."""
     began = time.perf_counter() if started is None else started
     deadline = began + policy.solver.time_limit_s * (1 - BUDGET.wrap_up_share)
     t0 = time.perf_counter()
@@ -367,6 +389,9 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     incumbent = PhaseResult("max_quality", "time_limit", float(model.quality @ x1)
                             + balanced_fill_points(data, model, fair, x1), float("inf"), 0.0, x1)
     early = None
+    if persons_only:
+        return _persons_result(model, begin, phases, x1, placed, proven, small and full_optimal,
+                               (greedy_h, greedy_o), "pyomo" if small else "highspy")
     if backend is None:
         # The quality bound before the neighbourhoods (over the incumbent's pairs and the best offers, which keep its
         # LP feasible): its LP's solution guides them.

@@ -95,7 +95,7 @@ def solve_hindsight(arrivals: Sequence[tuple[date, Sequence[Household]]], offers
     persons_arrived = int(data.hh.persons.sum())
     if data.n_pairs == 0:
         return HindsightResult("empty", 0, 0, persons_arrived, {}, 0, round(time.perf_counter() - t0, 3), data_s)
-    result = solve_model(data, policy, started=t0)
+    result = solve_model(data, policy, started=t0, persons_only=True)  # the yardstick counts persons only
     h, o = data.pair_h[result.chosen], data.pair_o[result.chosen]
     placed = {data.households[i].case_id: data.offers[j].offer_id for i, j in zip(h, o, strict=True)}
     bound = round(result.lp_bound_persons, 3) if math.isfinite(result.lp_bound_persons) else None
