@@ -15,6 +15,7 @@ from rematch_pipeline.matching.engine import match
 from rematch_pipeline.matching.look_ahead import sample_seed
 from rematch_pipeline.matching.scoring import ALL_TERMS
 from rematch_pipeline.packets.letters import SCORE_TERMS, translations
+from rematch_pipeline.reports.round_report import write_round_report
 from rematch_pipeline.rounds import replay_round, run_round
 from rematch_pipeline.snapshot import unpack
 from tests import exports as x
@@ -105,6 +106,10 @@ def test_the_snapshot_names_the_arrivals_since_the_last_round_and_the_round_repl
     pool2 = {h["case_id"] for h in snaps[r2.round_id]["households"]}
     assert {"H7", "H8"} < pool2 and snaps[r2.round_id]["arrivals"] == ["H7", "H8"]
     assert replay_round(settings, r2.round_id).identical
+    # The round report says the round looked ahead, and from how many new households it drew.
+    text = write_round_report(settings, r2.round_id, tmp_path / "report").read_text(encoding="utf-8")
+    assert "look-ahead (capacity priced for the coming rounds" in text
+    assert "futures of 8 households each, drawn from 2 new in the pool" in text
 
 
 def test_a_round_that_does_not_look_ahead_keeps_its_snapshot_as_before(settings: Settings, tmp_path: Path) -> None:
@@ -113,6 +118,8 @@ def test_a_round_that_does_not_look_ahead_keeps_its_snapshot_as_before(settings:
     with get_engine(settings.database_url).connect() as conn:
         (snap,) = [unpack(r.snapshot) for r in conn.execute(t.round_inputs.select())]
     assert "arrivals" not in snap and r1.round_id == snap["round_id"]
+    text = write_round_report(settings, r1.round_id, tmp_path / "report").read_text(encoding="utf-8")
+    assert "look-ahead" not in text
 
 
 def test_the_look_ahead_term_is_named_in_every_letter_language_and_the_glossary() -> None:

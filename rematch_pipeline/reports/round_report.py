@@ -68,6 +68,8 @@ STAT_LABELS = {
     "solve_s": "time in the solver's phases", "baselines_s": "time computing the baselines",
     "balanced_fill": "balanced fill: weight, points, persons within each municipality's share",
     "deterministic_work": "work limits of the search (the same on every machine)",
+    "look_ahead": "look-ahead: futures drawn from the households new since the last round, and the offers whose "
+                  "capacity they priced",
 }
 # The solver's phases (table "Phases").
 PHASE_LABELS = {
@@ -210,6 +212,12 @@ def _offer_note(total: int, placed: int, state: str, round_id: str) -> str:
     return f"{counted(total, 'offer')} for {counted(placed, 'household')} placed: one offer per household is expected."
 
 
+def _look_ahead_line(ahead: dict[str, Any]) -> str:
+    return (f"{count(ahead.get('priced_offers'))} offers priced from {count(ahead.get('samples'))} futures of "
+            f"{count(ahead.get('future_households'))} households each, drawn from "
+            f"{count(ahead.get('arrivals'))} new in the pool ({ahead.get('status')})")
+
+
 def _headline(stats: dict[str, Any], placed: int) -> str:
     """The solver's one-line result, with its numbers formatted (the stored message is plain text of the engine)."""
     if stats.get("persons_placed") is None or stats.get("persons_in_pool") is None:
@@ -273,6 +281,9 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
             # Only in rounds whose policy weighs balanced fill; match quality includes these points then.
             *([("balanced-fill points in match quality", number((stats.get("balanced_fill") or {}).get("points")))]
               if stats.get("balanced_fill") else []),
+            # Only in rounds whose policy looks ahead; match quality includes its (never positive) points then.
+            *([("look-ahead (capacity priced for the coming rounds; its points are in match quality)",
+                _look_ahead_line(stats["look_ahead"]))] if stats.get("look_ahead") else []),
             ("eligible pairs", count(stats.get("eligible_pairs"))),
             ("candidate pairs in the model", count(stats.get("candidate_pairs"))),
         ],
