@@ -35,6 +35,12 @@ def add_parser(sub: Any, command: Callable[[Any, str, str], argparse.ArgumentPar
     s.add_argument("--look-ahead-weight", type=float, default=0.0, metavar="W",
                    help="also run the same weeks with rounds that look ahead, at this look_ahead_weight; 0: only "
                         "the myopic rounds (default: %(default)s)")
+    s.add_argument("--what-if", action="append", metavar="CHANGES",
+                   help="also run a variant with these changes and compare it side by side; repeatable. CHANGES is "
+                        "KEY=VALUE parts separated by ';': round-every=2 (a round every 2 weeks), "
+                        "add=AGS:units_3_rooms=5 (capacity added to a municipality's first offer), decline-share=0.3, "
+                        "accept-share, response-days, capacity-share, renew-every, renew-share, look-ahead-weight "
+                        "(default: no variant)")
     s.add_argument("--out", metavar="DIR", help="write simulation.json and simulation_report.html into DIR")
     s.add_argument("--json", action="store_true", help=json_help)
     s.set_defaults(func=cmd_simulate)
@@ -44,16 +50,24 @@ def cmd_simulate(args: argparse.Namespace, settings: Any) -> int:
     # `settings` (the user's home) is deliberately unused: a simulation runs on a home of its own.
     import sys
 
+    from rematch_pipeline.config import load_policy
     from rematch_pipeline.scenario import DEFAULT_ROUND_DATE
     from rematch_pipeline.simulation.report import summary_json, summary_lines, write_report
     from rematch_pipeline.simulation.runner import SimulationParameters, run_simulation
+    from rematch_pipeline.simulation.whatif import variant_parameters, what_if
 
     params = SimulationParameters(
         weeks=args.weeks, arrivals_per_week=args.arrivals_per_week, municipalities=args.municipalities,
         seed=args.seed, start=args.start or DEFAULT_ROUND_DATE, accept_share=args.accept_share,
         decline_share=args.decline_share, response_days=args.response_days, capacity_share=args.capacity_share,
         renew_every_weeks=args.renew_every, renew_share=args.renew_share, look_ahead_weight=args.look_ahead_weight)
-    run = run_simulation(params)
+    policy = load_policy()
+    variants = [(spec, variant_parameters(params, spec)) for spec in args.what_if or []]
+    for _, variant in [("as given", params), *variants]:
+        variant.check(policy)  # every run's parameters before the first run
+    run = run_simulation(params, policy)
+    if variants:
+        run.summary["what_if"] = what_if(run.summary, variants, policy)
     written = write_report(run.summary, Path(args.out)) if args.out else None
     if args.json:
         sys.stdout.write(summary_json(run.summary))

@@ -49,6 +49,13 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"{name}: longest wait while a place the household could take stayed free: "
             f"{counted(part['max_wait_weeks_with_free_place'], 'week')}",
         ]
+    for row in summary.get("what_if") or []:
+        p, r = row["persons_placed"], row["ratio_to_hindsight"]
+        ahead = (f", looking ahead {count(p['look_ahead'])} ({percent(r['look_ahead'])})"
+                 if p.get("look_ahead") is not None else "")
+        lines.append(f"what if {row['variant']}: persons placed, myopic {count(p['myopic'])} "
+                     f"({percent(r['myopic'])} of its hindsight {count(p['hindsight'])}){ahead}; longest wait beside "
+                     f"a free place {counted(row['max_wait_weeks_with_free_place_by_policy']['myopic'], 'week')}")
     return lines
 
 

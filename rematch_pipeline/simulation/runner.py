@@ -52,6 +52,10 @@ class SimulationParameters:
     renew_share: float = 0.0  # each renewal offers this share of a municipality's initial offer again
     # The look-ahead run: the same weeks again with the policy's look_ahead_weight set to this; 0: no such run.
     look_ahead_weight: float = 0.0
+    # A round every this many weeks, on the same arrivals (each round takes all of its weeks' arrivals).
+    round_every_weeks: int = 1
+    # (AGS, capacity column, amount) added to that municipality's first offer: "what if Kiel added five flats".
+    added_capacity: tuple[tuple[str, str, int], ...] = ()
 
     def check(self, policy: Policy) -> None:
         if self.weeks < 1 or self.arrivals_per_week < 1 or self.municipalities < 1:
@@ -64,6 +68,8 @@ class SimulationParameters:
                              "to answer: response_days is 0 to 6")
         if self.capacity_share <= 0 or self.renew_every_weeks < 0 or self.renew_share < 0:
             raise ValueError("capacity_share is above 0; renew_every_weeks and renew_share at least 0")
+        if not 1 <= self.round_every_weeks <= self.weeks or self.weeks % self.round_every_weeks:
+            raise ValueError("round_every_weeks is at least 1 and divides the weeks (whole rounds over the horizon)")
         if not 0 <= self.look_ahead_weight <= MAX_WEIGHT:
             raise ValueError(f"look_ahead_weight is from 0 (no look-ahead run) to {MAX_WEIGHT:,.0f}")
 
@@ -100,11 +106,14 @@ def run_simulation(params: SimulationParameters, policy: Policy | None = None,
         t0 = time.perf_counter()
         if weeks is None:
             with progress.step("generating the weekly exports"):
-                weeks = generate_weeks(Path(tmp) / "exports", weeks=params.weeks,
-                                       arrivals_per_week=params.arrivals_per_week,
+                every = params.round_every_weeks
+                renew = max(1, params.renew_every_weeks // every) if params.renew_every_weeks else 0
+                weeks = generate_weeks(Path(tmp) / "exports", weeks=params.weeks // every,
+                                       arrivals_per_week=params.arrivals_per_week * every,
                                        municipalities=params.municipalities, seed=params.seed, start=params.start,
-                                       capacity_share=params.capacity_share,
-                                       renew_every_weeks=params.renew_every_weeks, renew_share=params.renew_share)
+                                       capacity_share=params.capacity_share, renew_every_weeks=renew,
+                                       renew_share=params.renew_share, interval_days=7 * every,
+                                       added=params.added_capacity)
         if not weeks:
             raise ValueError("a simulation needs at least one week")
         timings = {"generate_s": time.perf_counter() - t0}
@@ -158,6 +167,7 @@ class _PolicyRun:
     declined: dict[str, set[str]]
     accepted: list[Any]
     declined_offers: int
+    every: int  # weeks per round
 
 
 class _Simulation:
@@ -190,7 +200,7 @@ class _Simulation:
             accepted = uow.offers.with_status((ACCEPTED,))
             declined_offers = len(uow.offers.with_status((DECLINED,)))
         return _PolicyRun(self.policy, rows, self.arrivals, self.arrived, self.accepted_week, self.max_free_streak,
-                          capacity, declined, accepted, declined_offers)
+                          capacity, declined, accepted, declined_offers, self.params.round_every_weeks)
 
     def _week(self, wf: WeekFiles) -> dict[str, Any]:
         s, day, w = self.settings, wf.round_date, wf.week
@@ -228,13 +238,14 @@ class _Simulation:
             held = offer_rules.consumed_capacity(uow)
         for o in accepted:
             self.accepted_week.setdefault(o.case_id, w)
-        waiting = [w - self.arrived[h.case_id] + 1 for h in pool if h.case_id in self.arrived]
+        every = self.params.round_every_weeks  # rounds count weeks this many at a time
+        waiting = [(w - self.arrived[h.case_id] + 1) * every for h in pool if h.case_id in self.arrived]
         accepted_now = [o for o in accepted if o.round_id == summary.round_id]
         places = sum(o.places_persons for o in valid_now)
         valid_ids = {o.offer_id for o in valid_now}
         held_persons = sum(c.dimensions.get("places_persons", 0) for oid, c in held.items() if oid in valid_ids)
         return {
-            "week": w, "round_date": day.isoformat(), "solver_status": summary.stats.get("status"),
+            "week": w * every, "round_date": day.isoformat(), "solver_status": summary.stats.get("status"),
             "arrived_households": len(new), "arrived_persons": sum(h.persons for h in new),
             "pool_households": summary.households, "pool_persons": summary.persons_in_pool,
             "offered_households": summary.households_placed, "offered_persons": summary.persons_placed,
@@ -263,7 +274,8 @@ class _Simulation:
             if any(left[j].fits(data.demands[i]) for j in np.flatnonzero(data.eligible[i])):
                 free.add(h.case_id)
         self.free_streak = {c: self.free_streak.get(c, 0) + 1 for c in free}
-        self.max_free_streak = max([self.max_free_streak, *self.free_streak.values()])
+        self.max_free_streak = max([self.max_free_streak,
+                                    *(n * self.params.round_every_weeks for n in self.free_streak.values())])
         return len(free)
 
     def _answer(self, round_id: str, day: date, week: int) -> dict[str, int]:
@@ -298,7 +310,8 @@ def _policy_summary(run: _PolicyRun, end: int) -> dict[str, Any]:
     """One policy's rounds: per week, in total, the waits and the fill per municipality."""
     persons_arrived = sum(h.persons for _, hs in run.arrivals for h in hs)
     # Rounds each household was in without a place: none if the round of its arrival week placed it.
-    waited = [run.accepted_week.get(c, end) - a for c, a in run.arrived.items()]
+    every = run.every
+    waited = [(run.accepted_week.get(c, end) - a) * every for c, a in run.arrived.items()]
     fill: dict[str, dict[str, Any]] = {}
     for o in run.capacity:
         f = fill.setdefault(o.ags, {"ags": o.ags, "municipality": o.municipality_name, "places_offered": 0,

@@ -1,0 +1,88 @@
+"""Planning questions: variants of one simulation (round interval, added capacity, answers) run side by side."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rematch_pipeline.domain import Policy
+from rematch_pipeline.simulation.arrivals import ADDABLE, municipality_ags
+from rematch_pipeline.simulation.runner import SimulationParameters, run_simulation
+
+# What a variant may change, as `rematch simulate` names it: the parameter and how its value is read.
+CHANGES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "round-every": ("round_every_weeks", int),
+    "accept-share": ("accept_share", float),
+    "decline-share": ("decline_share", float),
+    "response-days": ("response_days", int),
+    "capacity-share": ("capacity_share", float),
+    "renew-every": ("renew_every_weeks", int),
+    "renew-share": ("renew_share", float),
+    "look-ahead-weight": ("look_ahead_weight", float),
+}
+ADD = "add"  # add=AGS:column=N adds N of a capacity column to that municipality's first offer
+
+
+def variant_parameters(base: SimulationParameters, spec: str) -> SimulationParameters:
+    """The base parameters with a variant's changes: `KEY=VALUE` parts separated by `;`, for example
+    `round-every=2` or `add=01002000:units_3_rooms=5;add=01002000:places_persons=20`."""
+    changes: dict[str, Any] = {}
+    added = list(base.added_capacity)
+    for part in spec.split(";"):
+        key, sep, value = (s.strip() for s in part.partition("="))
+        if not sep or not value:
+            raise ValueError(f"what-if {spec!r}: each change is KEY=VALUE, KEY one of "
+                             f"{', '.join([*CHANGES, ADD])}")
+        if key == ADD:
+            ags, _, rest = value.partition(":")
+            column, _, amount = rest.partition("=")
+            if not ags or column not in ADDABLE or not amount.lstrip("-").isdigit():
+                raise ValueError(f"what-if {spec!r}: add=AGS:COLUMN=N, COLUMN one of {', '.join(ADDABLE)}, N a "
+                                 "whole number")
+            added.append((ags, column, int(amount)))
+        elif key in CHANGES:
+            name, read = CHANGES[key]
+            try:
+                changes[name] = read(value)
+            except ValueError as exc:
+                kind = "a whole number" if read is int else "a number"
+                raise ValueError(f"what-if {spec!r}: {key} takes {kind}, not {value!r}") from exc
+        else:
+            raise ValueError(f"what-if {spec!r}: unknown change {key!r}; one of {', '.join([*CHANGES, ADD])}")
+    # "What if a third declined?": the share that accepts gives way (and the other way round), unless both are named.
+    for named, other in (("decline_share", "accept_share"), ("accept_share", "decline_share")):
+        if named in changes and other not in changes and isinstance(changes[named], float):
+            changes[other] = round(max(0.0, min(getattr(base, other), 1 - changes[named])), 6)
+    params = dataclasses.replace(base, **changes, added_capacity=tuple(added))
+    known = set(municipality_ags(params.seed, params.municipalities))
+    for ags, _, _ in added:
+        if ags not in known:
+            raise ValueError(f"what-if {spec!r}: AGS {ags} is not one of the simulation's municipalities (its "
+                             "summary's fill_by_municipality lists them)")
+    return params
+
+
+def key_figures(name: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """What a planner compares between variants: persons placed per policy, how long households waited."""
+    ahead = summary.get("look_ahead")
+    return {
+        "variant": name, "parameters": summary["parameters"],
+        "persons_placed": summary["persons_placed"], "ratio_to_hindsight": summary["ratio_to_hindsight"],
+        "households_waiting_at_end": {"myopic": summary["totals"]["households_waiting_at_end"],
+                                      "look_ahead": ahead["totals"]["households_waiting_at_end"] if ahead else None},
+        "wait_weeks": {"myopic": summary["totals"]["wait_weeks"],
+                       "look_ahead": ahead["totals"]["wait_weeks"] if ahead else None},
+        "max_wait_weeks_with_free_place_by_policy": summary["max_wait_weeks_with_free_place_by_policy"],
+    }
+
+
+def what_if(base_summary: dict[str, Any], variants: Sequence[tuple[str, SimulationParameters]],
+            policy: Policy | None = None) -> list[dict[str, Any]]:
+    """The base run's key figures, then each variant's: every variant a whole simulation of its own, on the same seed,
+    so the same households arrive. Read the variants (`variant_parameters`) before the base runs: a typo then costs
+    no time."""
+    rows = [key_figures("as given", base_summary)]
+    for spec, params in variants:
+        rows.append(key_figures(spec, run_simulation(params, policy).summary))
+    return rows

@@ -1,0 +1,106 @@
+"""Planning questions: variants of a simulation (`rematch simulate --what-if`) on the same arrivals, side by side."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from rematch_pipeline.cli import main
+from rematch_pipeline.config import shipped_policy
+from rematch_pipeline.simulation.arrivals import generate_weeks, municipality_ags
+from rematch_pipeline.simulation.runner import SimulationParameters
+from rematch_pipeline.simulation.whatif import variant_parameters
+
+START = date(2026, 11, 23)
+BASE = SimulationParameters(weeks=4, arrivals_per_week=6, municipalities=3, seed=4, start=START)
+
+
+def _rows(path: Path) -> list[dict[str, object]]:
+    rows = list(load_workbook(path).worksheets[0].iter_rows(values_only=True))
+    return [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+
+
+def _case_ids(path: Path) -> list[str]:
+    return [str(r[0]) for r in load_workbook(path).worksheets[0].iter_rows(min_row=2, values_only=True)]
+
+
+def test_a_variant_names_its_changes_and_keeps_the_rest() -> None:
+    ags = municipality_ags(BASE.seed, BASE.municipalities)[0]
+    v = variant_parameters(BASE, f"round-every=2; decline-share=0.3; add={ags}:units_3_rooms=5")
+    assert (v.round_every_weeks, v.decline_share, v.added_capacity) == (2, 0.3, ((ags, "units_3_rooms", 5),))
+    assert (v.weeks, v.seed, v.arrivals_per_week, v.response_days) == (4, 4, 6, BASE.response_days)
+    assert v.accept_share == 0.7  # 0.8 would leave no room for 0.3 declines: the accepting share gives way
+    v.check(shipped_policy())
+    assert variant_parameters(BASE, "decline-share=0.05").accept_share == BASE.accept_share
+
+
+@pytest.mark.parametrize(("spec", "words"), [
+    ("round-every", "each change is KEY=VALUE"),
+    ("rounds=2", "unknown change 'rounds'"),
+    ("round-every=two", "round-every takes a whole number, not 'two'"),
+    ("decline-share=lots", "decline-share takes a number"),
+    ("add=01001000:units_3_rooms=5", "AGS 01001000 is not one of the simulation's municipalities"),
+    ("add=01001000:sauna=5", "add=AGS:COLUMN=N"),
+    ("add=01001000:units_3_rooms=five", "add=AGS:COLUMN=N"),
+])
+def test_a_variant_that_cannot_be_read_is_refused_in_words_before_anything_runs(spec: str, words: str) -> None:
+    with pytest.raises(ValueError, match=words.replace("(", r"\(")):
+        variant_parameters(BASE, spec)
+
+
+def test_a_round_interval_that_does_not_divide_the_weeks_is_refused() -> None:
+    with pytest.raises(ValueError, match="divides the weeks"):
+        variant_parameters(BASE, "round-every=3").check(shipped_policy())
+
+
+def test_rounds_every_two_weeks_see_the_same_households_and_added_capacity_changes_only_its_offer(
+        tmp_path: Path) -> None:
+    # Rule: a variant changes what it names and nothing else: the same households arrive (two weeks' worth per
+    # round), and capacity added to one municipality leaves every other offer and every household as it was.
+    weekly = generate_weeks(tmp_path / "weekly", weeks=4, arrivals_per_week=6, municipalities=3, seed=4, start=START)
+    biweekly = generate_weeks(tmp_path / "biweekly", weeks=2, arrivals_per_week=12, municipalities=3, seed=4,
+                              start=START, interval_days=14)
+    assert [w.round_date for w in biweekly] == [START, date(2026, 12, 7)]
+    households = [f for w in weekly for f in w.files if f.name.startswith("households")]
+    households2 = [f for w in biweekly for f in w.files if f.name.startswith("households")]
+    assert [c for f in households for c in _case_ids(f)] == [c for f in households2 for c in _case_ids(f)]
+
+    ags = municipality_ags(4, 3)[1]
+    added = generate_weeks(tmp_path / "added", weeks=4, arrivals_per_week=6, municipalities=3, seed=4, start=START,
+                           added=[(ags, "units_3_rooms", 5), (ags, "places_persons", 20)])
+    before, after = _rows(weekly[0].files[0]), _rows(added[0].files[0])
+    for b, a in zip(before, after, strict=True):
+        if b["ags"] == ags:
+            assert int(str(a["units_3_rooms"])) == int(str(b["units_3_rooms"])) + 5
+            assert int(str(a["places_persons"])) == int(str(b["places_persons"])) + 20
+            assert {k: v for k, v in a.items() if k not in ("units_3_rooms", "places_persons")} == \
+                {k: v for k, v in b.items() if k not in ("units_3_rooms", "places_persons")}
+        else:
+            assert a == b
+    assert [f.read_bytes() for w in weekly for f in w.files[1:]] == [f.read_bytes() for w in added for f in w.files[1:]]
+
+
+@pytest.mark.slow
+def test_what_if_runs_each_variant_beside_the_base_in_one_summary_and_report(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ags = municipality_ags(4, 3)[0]
+    assert main(["--no-progress", "simulate", "--weeks", "4", "--arrivals-per-week", "6", "--municipalities", "3",
+                 "--seed", "4", "--start", START.isoformat(), "--what-if", "round-every=2",
+                 "--what-if", f"add={ags}:units_1_room=10;add={ags}:places_persons=10",
+                 "--json", "--out", str(tmp_path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    rows = summary["what_if"]
+    assert [r["variant"] for r in rows] == ["as given", "round-every=2",
+                                            f"add={ags}:units_1_room=10;add={ags}:places_persons=10"]
+    assert rows[0]["persons_placed"] == summary["persons_placed"]
+    assert rows[1]["parameters"]["round_every_weeks"] == 2
+    # Waits are counted in weeks: with a round every two weeks every wait is a multiple of two.
+    assert rows[1]["wait_weeks"]["myopic"]["max"] % 2 == 0
+    # More places at one municipality never place fewer persons in hindsight.
+    assert rows[2]["persons_placed"]["hindsight"] >= rows[0]["persons_placed"]["hindsight"]
+    html = (tmp_path / "simulation_report.html").read_text(encoding="utf-8")
+    assert "What if" in html and "round-every=2" in html
