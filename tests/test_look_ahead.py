@@ -17,6 +17,8 @@ from rematch_pipeline.matching.scoring import ALL_TERMS
 from rematch_pipeline.packets.letters import SCORE_TERMS, translations
 from rematch_pipeline.reports.round_report import write_round_report
 from rematch_pipeline.rounds import replay_round, run_round
+from rematch_pipeline.scenario import DEFAULT_ROUND_DATE, generate_scenario
+from rematch_pipeline.scenario_load import load_scenario
 from rematch_pipeline.snapshot import unpack
 from tests import exports as x
 from tests.factories import ROUND_DATE, household, offer
@@ -78,6 +80,18 @@ def test_look_ahead_never_holds_back_a_household_whose_every_place_is_scarce(pat
     for a in result.assignments:
         if a.case_id.startswith("W"):
             assert a.score_terms["look_ahead"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_heavy_look_ahead_never_places_fewer_persons_on_a_generated_round(tmp_path: Path) -> None:
+    # Rule: persons placed come first whatever the weight. Found by a red team: the persons LP's tie-break by quality
+    # assumed quality never negative, and look-ahead points made it cost about half a person per pair (124 -> 123).
+    files = generate_scenario(tmp_path, households=53, municipalities=6, seed=19)
+    hs, os_ = load_scenario(files.households_xlsx, files.capacity_xlsx)
+    placed_at = {w: match(hs, os_, DEFAULT_ROUND_DATE, policy_with(POLICY, look_ahead_weight=w, **NATIONAL), "R-19")
+                 for w in (0.0, 1000.0, 1e6)}
+    assert [r.persons_placed for r in placed_at.values()] == [124, 124, 124]
+    # The bound stays as tight (it rose to 133.7 at the largest weight while the tie-break went negative).
+    assert all(124 <= r.stats["lp_bound_persons"] < 126 for r in placed_at.values())
 
 
 def test_a_round_draws_its_futures_from_its_id_so_a_rerun_draws_the_same() -> None:

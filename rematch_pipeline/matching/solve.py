@@ -97,17 +97,22 @@ def reduced_costs(data: MatchingData, model: LinearModel, duals: np.ndarray) -> 
     for lo in range(0, n_hh, CHUNK):
         hi = min(n_hh, lo + CHUNK)
         rc[lo:hi] = household_values(data, prices, lo, hi, eligible_only=False)
-    rc += perturbation_scale(model) * data.score - u[:, None]
+    rc += perturbation(model, data.score) - u[:, None]
     return rc
 
 
-def perturbation_scale(model: LinearModel) -> float:
+def perturbation(model: LinearModel, quality: np.ndarray) -> np.ndarray:
+    """The tie-break each pair adds to its persons: its quality shifted to be non-negative (look-ahead points are
+    negative), scaled so that any solution gains at most PERTURBATION_TOTAL. Never negative: a pair never seems worth
+    less than its persons, so the perturbed LP value stays an upper bound."""
     households = max(1.0, float(model.upper[:model.blocks[0].n_rows].sum()))  # one pair per household at most
-    return PERTURBATION_TOTAL / (households * max(1.0, float(model.quality.max(initial=0.0))))
+    low = min(0.0, float(model.quality.min(initial=0.0)))
+    scale = PERTURBATION_TOTAL / (households * max(1.0, float(model.quality.max(initial=0.0)) - low))
+    return scale * np.maximum(np.asarray(quality, dtype=np.float64) - low, 0.0)
 
 
 def lp_objective(model: LinearModel) -> np.ndarray:
-    return model.persons + perturbation_scale(model) * model.quality
+    return model.persons + perturbation(model, model.quality)
 
 
 def solve_lp(model: LinearModel, policy: Policy, time_left: float) -> tuple[PhaseResult, np.ndarray]:
@@ -223,6 +228,8 @@ def persons_by_types(data: MatchingData, policy: Policy, greedy_h: np.ndarray, g
             termination = res.termination
         except SolveError as exc:
             log.warning("the persons MIP over household types gave no solution (%s)", exc)
+    if termination == "optimal" and not proves_maximal(alloc.persons, bound.persons):
+        alloc, termination = _types_over_every_pair(tdata, alloc, policy, deadline, bound)
     if termination == "time_limit":
         pass  # the round's deadline is spent: the safety net holds what was found
     elif termination != "optimal":
@@ -255,6 +262,32 @@ def _persons_result(model: LinearModel, begin: PersonsStart, phases: list[PhaseR
         lp_model=model if bound is None else bound.model, phases=phases, greedy=greedy,
         pricing_rounds=0 if bound is None else bound.rounds, priced_pairs=0 if bound is None else bound.added,
         build_s=0.0, fair=None, balanced_fill_points=0.0)
+
+
+def _types_over_every_pair(tdata: MatchingData, alloc: TypeAllocation, policy: Policy, deadline: float,
+                           bound: Bound) -> tuple[TypeAllocation, str]:
+    """The type MIP was optimal over the LP's columns only, short of the bound: once more over every eligible
+    (type, offer) pair when they are few enough, so that "optimal" means the most persons. A red team found a round
+    whose LP columns (they follow the quality tie-break) held 123 persons where 124 fit."""
+    t, o = np.nonzero(tdata.eligible)
+    if len(t) > TYPE_MIP_MAX_COLUMNS or len(t) <= bound.model.n_cols:
+        return alloc, "optimal"  # every pair was a column already, or too many for branch and bound: as before
+    tdata.set_pairs(t, o)
+    try:
+        model = build_model(tdata)
+        mip = HighsDirect(model, policy, integer=True)
+        mip.h.setOptionValue("mip_lp_solver", "ipm")
+        res = mip.solve("max_persons_types", model.persons, deadline - time.perf_counter(), abs_gap=0.5,
+                        start=alloc.counts[tdata.pair_h, tdata.pair_o], max_nodes=BUDGET.type_mip_nodes)
+        x = np.round(res.x)
+        if model.persons @ x > alloc.persons + 0.5:
+            alloc = TypeAllocation.of_counts(tdata, tdata.pair_h, tdata.pair_o, x)
+        return alloc, res.termination
+    except SolveError as exc:
+        log.warning("the persons MIP over every household-type pair gave no solution (%s)", exc)
+        return alloc, "optimal"
+    finally:
+        tdata.set_pairs(bound.pair_h, bound.pair_o)  # the LP's columns, which the neighbourhoods follow
 
 
 @dataclass
