@@ -12,6 +12,7 @@ from rematch_pipeline.cli import main
 from rematch_pipeline.config import policy_with, shipped_policy
 from rematch_pipeline.matching.solve import solve_model
 from rematch_pipeline.scenario import _FEMALE_NAMES, _MALE_NAMES, _SURNAMES
+from rematch_pipeline.simulation import LOOK_AHEAD_WEIGHT
 from rematch_pipeline.simulation.arrivals import WeekFiles, week_dates
 from rematch_pipeline.simulation.hindsight import hindsight_data, solve_hindsight
 from rematch_pipeline.simulation.report import summary_json, summary_lines, write_report
@@ -197,9 +198,10 @@ def test_rounds_that_look_ahead_keep_the_accessible_unit_the_next_week_needs(tmp
 @pytest.mark.slow
 def test_myopic_rounds_can_fall_short_of_hindsight(tmp_path: Path) -> None:
     params = SimulationParameters(weeks=2, arrivals_per_week=1, municipalities=2, accept_share=1.0,
-                                  decline_share=0.0, start=START)
+                                  decline_share=0.0, start=START, look_ahead_weight=0.0)
     summary = run_simulation(params, shipped_policy(), weeks=_hand_made_weeks(tmp_path)).summary
     assert summary["persons_placed"] == {"myopic": 1, "look_ahead": None, "hindsight": 2}
+    assert summary["absent"] == {"look_ahead": "not run (look-ahead weight 0)"}
     assert summary["ratio_to_hindsight"]["myopic"] == 0.5
     assert summary["weeks"][1]["households_waiting"] == 1
     # Q could take no place that stayed free (Y has no accessible unit): not counted as waiting beside a free place.
@@ -231,7 +233,9 @@ def test_the_same_seed_gives_the_same_summary_and_report_and_leaves_the_users_ho
     assert printed == summary_json(first.summary)
     assert not user_home.exists()  # a simulation runs on a home of its own
     s = first.summary
-    assert s["persons_placed"]["look_ahead"] is None and "look_ahead" in s["absent"]
+    # By default the same weeks also run with rounds that look ahead, side by side.
+    assert s["look_ahead"]["policy"]["look_ahead_weight"] == LOOK_AHEAD_WEIGHT and "absent" not in s
+    assert s["persons_placed"]["look_ahead"] <= s["persons_placed"]["hindsight"]
     assert s["persons_placed"]["myopic"] <= s["persons_placed"]["hindsight"]
     assert len(s["weeks"]) == 2 and s["totals"]["households_arrived"] > 0
     json_a, html_a = write_report(first.summary, tmp_path / "a")

@@ -8,6 +8,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from rematch_pipeline.simulation import LOOK_AHEAD_WEIGHT
+
 
 def add_parser(sub: Any, command: Callable[[Any, str, str], argparse.ArgumentParser], json_help: str) -> None:
     s = command(sub, "simulate", "run weekly rounds on generated arrivals through the whole pipeline (ingest, round, "
@@ -32,9 +34,10 @@ def add_parser(sub: Any, command: Callable[[Any, str, str], argparse.ArgumentPar
                    help="every K weeks the municipalities offer places again; 0: never (default: %(default)s)")
     s.add_argument("--renew-share", type=float, default=0.0, metavar="P",
                    help="a renewal's size as a share of the municipality's initial offer (default: %(default)s)")
-    s.add_argument("--look-ahead-weight", type=float, default=0.0, metavar="W",
-                   help="also run the same weeks with rounds that look ahead, at this look_ahead_weight; 0: only "
-                        "the myopic rounds (default: %(default)s)")
+    s.add_argument("--look-ahead-weight", type=float, default=LOOK_AHEAD_WEIGHT, metavar="W",
+                   help="also run the same weeks with rounds that look ahead, at this look_ahead_weight (points per "
+                        "person the capacity a place spends is expected to place later); 0: only the myopic rounds "
+                        "(default: %(default)s)")
     s.add_argument("--what-if", action="append", metavar="CHANGES",
                    help="also run a variant with these changes and compare it side by side; repeatable. CHANGES is "
                         "KEY=VALUE parts separated by ';': round-every=2 (a round every 2 weeks), "

@@ -30,6 +30,7 @@ from rematch_pipeline.matching.data import build_data
 from rematch_pipeline.repository import reading
 from rematch_pipeline.rounds import load_round_inputs, offer_round, run_round, settle_offers
 from rematch_pipeline.scenario import DEFAULT_ROUND_DATE
+from rematch_pipeline.simulation import LOOK_AHEAD_WEIGHT
 from rematch_pipeline.simulation.arrivals import WeekFiles, generate_weeks
 from rematch_pipeline.simulation.hindsight import HindsightResult, solve_hindsight
 
@@ -51,7 +52,7 @@ class SimulationParameters:
     renew_every_weeks: int = 0  # 0: no renewals
     renew_share: float = 0.0  # each renewal offers this share of a municipality's initial offer again
     # The look-ahead run: the same weeks again with the policy's look_ahead_weight set to this; 0: no such run.
-    look_ahead_weight: float = 0.0
+    look_ahead_weight: float = LOOK_AHEAD_WEIGHT
     # A round every this many weeks, on the same arrivals (each round takes all of its weeks' arrivals).
     round_every_weeks: int = 1
     # (AGS, capacity column, amount) added to that municipality's first offer: "what if Kiel added five flats".
