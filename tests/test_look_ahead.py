@@ -15,7 +15,7 @@ from rematch_pipeline.matching.engine import match
 from rematch_pipeline.matching.look_ahead import sample_seed
 from rematch_pipeline.matching.scoring import ALL_TERMS
 from rematch_pipeline.packets.letters import SCORE_TERMS, translations
-from rematch_pipeline.reports.round_report import write_round_report
+from rematch_pipeline.reports.round_report import _look_ahead_line, write_round_report
 from rematch_pipeline.rounds import replay_round, run_round
 from rematch_pipeline.scenario import DEFAULT_ROUND_DATE, generate_scenario
 from rematch_pipeline.scenario_load import load_scenario
@@ -123,7 +123,8 @@ def test_the_snapshot_names_the_arrivals_since_the_last_round_and_the_round_repl
     # The round report says the round looked ahead, and from how many new households it drew.
     text = write_round_report(settings, r2.round_id, tmp_path / "report").read_text(encoding="utf-8")
     assert "look-ahead (capacity priced for the coming rounds" in text
-    assert "futures of 8 households each, drawn from 2 new in the pool" in text
+    assert "futures of 8 households each (coming rounds assumed like this one: drawn from the 2 households new" in text
+    assert "its points in match quality: " in text
 
 
 def test_a_round_that_does_not_look_ahead_keeps_its_snapshot_as_before(settings: Settings, tmp_path: Path) -> None:
@@ -134,6 +135,11 @@ def test_a_round_that_does_not_look_ahead_keeps_its_snapshot_as_before(settings:
     assert "arrivals" not in snap and r1.round_id == snap["round_id"]
     text = write_round_report(settings, r1.round_id, tmp_path / "report").read_text(encoding="utf-8")
     assert "look-ahead" not in text
+
+
+def test_a_round_without_new_households_says_so_in_words() -> None:
+    assert _look_ahead_line({"status": "no_arrivals", "arrivals": 0}) == \
+        "no household entered the pool since the last round, so no capacity was priced"
 
 
 def test_the_look_ahead_term_is_named_in_every_letter_language_and_the_glossary() -> None:

@@ -214,8 +214,8 @@ def test_a_simulation_names_the_policy_its_rounds_weighed(tmp_path: Path) -> Non
     policy = policy_with(shipped_policy(), waiting_weight_per_week=2.5)
     summary = run_simulation(params, policy, weeks=_hand_made_weeks(tmp_path)).summary
     assert summary["policy"]["waiting_weight_per_week"] == 2.5 and summary["policy"]["balanced_fill_weight"] == 0
-    assert ("policy options: waiting priority 2.50 points a week, balanced fill off, look-ahead off"
-            in summary_lines(summary))
+    assert ("policy options of the myopic rounds: waiting priority 2.50 points a week, balanced fill off, "
+            "look-ahead off" in summary_lines(summary))
 
 
 @pytest.mark.slow

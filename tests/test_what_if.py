@@ -11,7 +11,9 @@ from openpyxl import load_workbook
 
 from rematch_pipeline.cli import main
 from rematch_pipeline.config import shipped_policy
+from rematch_pipeline.simulation import LOOK_AHEAD_WEIGHT
 from rematch_pipeline.simulation.arrivals import generate_weeks, municipality_ags
+from rematch_pipeline.simulation.command import look_ahead_weight
 from rematch_pipeline.simulation.runner import SimulationParameters
 from rematch_pipeline.simulation.whatif import variant_parameters
 
@@ -50,6 +52,13 @@ def test_a_variant_names_its_changes_and_keeps_the_rest() -> None:
 def test_a_variant_that_cannot_be_read_is_refused_in_words_before_anything_runs(spec: str, words: str) -> None:
     with pytest.raises(ValueError, match=words.replace("(", r"\(")):
         variant_parameters(BASE, spec)
+
+
+def test_the_look_ahead_run_takes_the_weight_given_else_the_policy_files_else_the_default() -> None:
+    # Rule (red team's finding): a team whose policy file looks ahead simulates with its own weight, not ours.
+    assert look_ahead_weight(None, 50.0) == 50.0
+    assert look_ahead_weight(None, 0.0) == LOOK_AHEAD_WEIGHT
+    assert look_ahead_weight(0.0, 50.0) == 0.0 and look_ahead_weight(3.0, 50.0) == 3.0
 
 
 def test_a_round_interval_that_does_not_divide_the_weeks_is_refused() -> None:
@@ -97,7 +106,9 @@ def test_what_if_runs_each_variant_beside_the_base_in_one_summary_and_report(
     assert [r["variant"] for r in rows] == ["as given", "round-every=2",
                                             f"add={ags}:units_1_room=10;add={ags}:places_persons=10"]
     assert rows[0]["persons_placed"] == summary["persons_placed"]
-    assert rows[1]["parameters"]["round_every_weeks"] == 2
+    assert rows[1]["parameters"]["round_every_weeks"] == 2 and rows[1]["changed"] == {"round_every_weeks": 2}
+    assert rows[2]["persons_placed_change"]["myopic"] == (rows[2]["persons_placed"]["myopic"]
+                                                          - rows[0]["persons_placed"]["myopic"])
     # Waits are counted in weeks: with a round every two weeks every wait is a multiple of two.
     assert rows[1]["wait_weeks"]["myopic"]["max"] % 2 == 0
     # More places at one municipality never place fewer persons in hindsight.

@@ -98,6 +98,8 @@ def match(
         return MatchResult("infeasible", str(exc), assignments, unmatched, stats, data)
     with progress.step("extracting the assignments and the reasons for the unmatched"):
         assignments, unmatched = extract(data, result.chosen, round_id)
+    if "look_ahead" in stats:  # the (never positive) points the look-ahead took from match quality
+        stats["look_ahead"]["points"] = round(sum(a.score_terms.get("look_ahead", 0.0) for a in assignments), 6)
     solve_s = sum(p.seconds for p in result.phases)
     status = result.status
     if stats.get("look_ahead", {}).get("status") == "time_limit":

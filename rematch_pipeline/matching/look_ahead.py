@@ -82,7 +82,8 @@ def price_future(data: MatchingData, arrived: np.ndarray, policy: Policy, round_
         total = Prices(total.capacity + prices.capacity, total.rooms + prices.rooms)
         values.append(float(bound.model.persons @ bound.lp.x))
     solved = max(1, len(values))  # a sample without an LP solution adds no prices and is not counted
-    mean = Prices(total.capacity / solved, total.rooms / solved)
+    # To a hundredth of a person: what the LP's tie-breaks leave below that is noise, not a reason to move anyone.
+    mean = Prices(np.round(total.capacity / solved, 2), np.round(total.rooms / solved, 2))
     return FuturePrices(mean, len(rows), n_future, samples, status, time.perf_counter() - t0, values)
 
 

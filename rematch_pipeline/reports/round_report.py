@@ -212,10 +212,22 @@ def _offer_note(total: int, placed: int, state: str, round_id: str) -> str:
     return f"{counted(total, 'offer')} for {counted(placed, 'household')} placed: one offer per household is expected."
 
 
+LOOK_AHEAD_ENDINGS = {
+    "optimal": "",
+    "work_limit": "; an LP of a future stopped at its work limit, so fewer futures priced",
+    "time_limit": "; the time limit cut the pricing, so a replay may differ",
+}
+
+
 def _look_ahead_line(ahead: dict[str, Any]) -> str:
-    return (f"{count(ahead.get('priced_offers'))} offers priced from {count(ahead.get('samples'))} futures of "
-            f"{count(ahead.get('future_households'))} households each, drawn from "
-            f"{count(ahead.get('arrivals'))} new in the pool ({ahead.get('status')})")
+    if ahead.get("status") == "no_arrivals":
+        return "no household entered the pool since the last round, so no capacity was priced"
+    points = ahead.get("points")
+    return (f"{count(ahead.get('priced_offers'))} capacity offers priced, from {count(ahead.get('samples'))} "
+            f"futures of {count(ahead.get('future_households'))} households each (coming rounds assumed like this "
+            f"one: drawn from the {count(ahead.get('arrivals'))} households new in the pool since the last round)"
+            + (f"; its points in match quality: {number(points)}" if points is not None else "")
+            + LOOK_AHEAD_ENDINGS.get(str(ahead.get("status")), ""))
 
 
 def _headline(stats: dict[str, Any], placed: int) -> str:

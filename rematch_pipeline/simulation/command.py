@@ -34,19 +34,26 @@ def add_parser(sub: Any, command: Callable[[Any, str, str], argparse.ArgumentPar
                    help="every K weeks the municipalities offer places again; 0: never (default: %(default)s)")
     s.add_argument("--renew-share", type=float, default=0.0, metavar="P",
                    help="a renewal's size as a share of the municipality's initial offer (default: %(default)s)")
-    s.add_argument("--look-ahead-weight", type=float, default=LOOK_AHEAD_WEIGHT, metavar="W",
+    s.add_argument("--look-ahead-weight", type=float, metavar="W",
                    help="also run the same weeks with rounds that look ahead, at this look_ahead_weight (points per "
                         "person the capacity a place spends is expected to place later); 0: only the myopic rounds "
-                        "(default: %(default)s)")
+                        f"(default: the policy file's look_ahead_weight when above 0, else {LOOK_AHEAD_WEIGHT:g})")
     s.add_argument("--what-if", action="append", metavar="CHANGES",
                    help="also run a variant with these changes and compare it side by side; repeatable. CHANGES is "
                         "KEY=VALUE parts separated by ';': round-every=2 (a round every 2 weeks), "
-                        "add=AGS:units_3_rooms=5 (capacity added to a municipality's first offer), decline-share=0.3, "
+                        "add=AGS:units_3_rooms=5 (capacity added to a municipality's first offer; flats need person "
+                        "places too: add=AGS:places_persons=N as well; the AGS are those of fill_by_municipality in "
+                        "the summary), decline-share=0.3 (the accepting share gives way), "
                         "accept-share, response-days, capacity-share, renew-every, renew-share, look-ahead-weight "
                         "(default: no variant)")
     s.add_argument("--out", metavar="DIR", help="write simulation.json and simulation_report.html into DIR")
     s.add_argument("--json", action="store_true", help=json_help)
     s.set_defaults(func=cmd_simulate)
+
+
+def look_ahead_weight(given: float | None, in_policy: float) -> float:
+    """The look-ahead run's weight: as given, else the policy's own when it looks ahead, else the default."""
+    return given if given is not None else in_policy if in_policy > 0 else LOOK_AHEAD_WEIGHT
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Any) -> int:
@@ -59,12 +66,13 @@ def cmd_simulate(args: argparse.Namespace, settings: Any) -> int:
     from rematch_pipeline.simulation.runner import SimulationParameters, run_simulation
     from rematch_pipeline.simulation.whatif import variant_parameters, what_if
 
+    policy = load_policy()
     params = SimulationParameters(
         weeks=args.weeks, arrivals_per_week=args.arrivals_per_week, municipalities=args.municipalities,
         seed=args.seed, start=args.start or DEFAULT_ROUND_DATE, accept_share=args.accept_share,
         decline_share=args.decline_share, response_days=args.response_days, capacity_share=args.capacity_share,
-        renew_every_weeks=args.renew_every, renew_share=args.renew_share, look_ahead_weight=args.look_ahead_weight)
-    policy = load_policy()
+        renew_every_weeks=args.renew_every, renew_share=args.renew_share,
+        look_ahead_weight=look_ahead_weight(args.look_ahead_weight, policy.look_ahead_weight))
     variants = [(spec, variant_parameters(params, spec)) for spec in args.what_if or []]
     for _, variant in [("as given", params), *variants]:
         variant.check(policy)  # every run's parameters before the first run

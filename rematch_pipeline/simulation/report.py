@@ -30,7 +30,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines = [
         f"weeks: {len(summary['weeks'])}, households arrived: {count(t['households_arrived'])} "
         f"({counted(t['persons_arrived'], 'person')})",
-        "policy options: " + _options(summary.get("policy") or {}),
+        "policy options of the myopic rounds: " + _options(summary.get("policy") or {}),
         f"persons placed, hindsight optimum: {count(placed['hindsight'])}",
         f"persons placed (accepted), myopic rounds: {count(placed['myopic'])} ({percent(ratio['myopic'])} of "
         "hindsight)",
@@ -44,8 +44,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         wait = part["totals"]["wait_weeks"]
         lines += [
             f"{name}: households still waiting at the end: {count(part['totals']['households_waiting_at_end'])}; "
-            f"rounds a household spent in the pool before its place (all households; those still waiting: so far): "
-            f"mean {number(wait['mean'])}, 90th percentile {number(wait['p90'])}, max {number(wait['max'])}",
+            f"weeks a household waited for its place, from the round it arrived for (all households; those still "
+            f"waiting: so far): mean {number(wait['mean'])}, 90th percentile {number(wait['p90'])}, "
+            f"max {number(wait['max'])}",
             f"{name}: longest wait while a place the household could take stayed free: "
             f"{counted(part['max_wait_weeks_with_free_place'], 'week')}",
         ]

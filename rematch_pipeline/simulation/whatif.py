@@ -83,6 +83,13 @@ def what_if(base_summary: dict[str, Any], variants: Sequence[tuple[str, Simulati
     so the same households arrive. Read the variants (`variant_parameters`) before the base runs: a typo then costs
     no time."""
     rows = [key_figures("as given", base_summary)]
+    base = base_summary["parameters"]
     for spec, params in variants:
-        rows.append(key_figures(spec, run_simulation(params, policy).summary))
+        row = key_figures(spec, run_simulation(params, policy).summary)
+        # Every parameter the variant changed, including those that gave way (accept share under more declines).
+        row["changed"] = {k: v for k, v in row["parameters"].items() if v != base.get(k)}
+        row["persons_placed_change"] = {
+            k: None if v is None or rows[0]["persons_placed"].get(k) is None else v - rows[0]["persons_placed"][k]
+            for k, v in row["persons_placed"].items()}
+        rows.append(row)
     return rows
