@@ -113,6 +113,18 @@ def test_weekly_exports_are_reproducible_with_new_case_ids_each_week_and_renewal
     assert min(int(str(o["places_persons"])) for o in renewed) >= MIN_PLACES_PERSONS
 
 
+def _write_weeks(folder: Path, days: tuple[date, ...], files: dict[int, list[tuple[str, bytes]]]) -> list[WeekFiles]:
+    weeks = []
+    for w, day in enumerate(days):
+        paths = []
+        for name, data in files[w]:
+            path = folder / name
+            path.write_bytes(data)
+            paths.append(path)
+        weeks.append(WeekFiles(w, day, tuple(paths)))
+    return weeks
+
+
 def _hand_made_weeks(folder: Path) -> list[WeekFiles]:
     """Week 0: P (one adult) arrives; X offers one unit, accessible, valid throughout. Week 1: Q (one adult who
     needs an accessible unit) arrives; Y offers one unit, not accessible, valid from week 1.
@@ -133,15 +145,7 @@ def _hand_made_weeks(folder: Path) -> list[WeekFiles]:
                  ("households_0.xlsx", x.kobo_xlsx([p], {p["_uuid"]: [x.member()]}))],
              1: [("capacity_y.xlsx", x.capacity_xlsx([offer_y])),
                  ("households_1.xlsx", x.kobo_xlsx([q], {"uuid-q": [x.member(mobility_impaired="yes")]}))]}
-    weeks = []
-    for w, day in enumerate((d0, d1)):
-        paths = []
-        for name, data in files[w]:
-            path = folder / name
-            path.write_bytes(data)
-            paths.append(path)
-        weeks.append(WeekFiles(w, day, tuple(paths)))
-    return weeks
+    return _write_weeks(folder, (d0, d1), files)
 
 
 def _look_ahead_weeks(folder: Path) -> list[WeekFiles]:
@@ -168,15 +172,7 @@ def _look_ahead_weeks(folder: Path) -> list[WeekFiles]:
                  ("households_0.xlsx", x.kobo_xlsx([p, w1], {p["_uuid"]: [x.member()],
                                                              "uuid-w1": [x.member(mobility_impaired="yes")]}))],
              1: [("households_1.xlsx", x.kobo_xlsx([w2], {"uuid-w2": [x.member(mobility_impaired="yes")]}))]}
-    weeks = []
-    for w, day in enumerate((d0, d1)):
-        paths = []
-        for name, data in files[w]:
-            path = folder / name
-            path.write_bytes(data)
-            paths.append(path)
-        weeks.append(WeekFiles(w, day, tuple(paths)))
-    return weeks
+    return _write_weeks(folder, (d0, d1), files)
 
 
 @pytest.mark.slow

@@ -71,7 +71,8 @@ def match(
     }
     if policy.look_ahead_weight > 0 and data.n_pairs:
         with progress.step("pricing capacity for the coming rounds (look-ahead)"):
-            arrived = np.array([arrivals is None or h.case_id in arrivals for h in data.households], dtype=bool)
+            new = None if arrivals is None else set(arrivals)
+            arrived = np.array([new is None or h.case_id in new for h in data.households], dtype=bool)
             future = price_future(data, arrived, policy, round_id,
                                   t0 + LOOK_AHEAD_SHARE * policy.solver.time_limit_s)
             apply_prices(data, future, policy)
