@@ -59,6 +59,7 @@ def look_ahead_weight(given: float | None, in_policy: float) -> float:
 def cmd_simulate(args: argparse.Namespace, settings: Any) -> int:
     # `settings` (the user's home) is deliberately unused: a simulation runs on a home of its own.
     import sys
+    import time
 
     from rematch_pipeline.config import load_policy
     from rematch_pipeline.scenario import DEFAULT_ROUND_DATE
@@ -78,7 +79,10 @@ def cmd_simulate(args: argparse.Namespace, settings: Any) -> int:
         variant.check(policy)  # every run's parameters before the first run
     run = run_simulation(params, policy)
     if variants:
+        t0 = time.perf_counter()
         run.summary["what_if"] = what_if(run.summary, variants, policy)
+        run.timings["what_if_s"] = round(time.perf_counter() - t0, 3)
+        run.timings["total_s"] = round(run.timings["total_s"] + run.timings["what_if_s"], 3)
     written = write_report(run.summary, Path(args.out)) if args.out else None
     if args.json:
         sys.stdout.write(summary_json(run.summary))
