@@ -108,6 +108,7 @@ def run_simulation(params: SimulationParameters, policy: Policy | None = None,
         if weeks is None:
             with progress.step("generating the weekly exports"):
                 every = params.round_every_weeks
+                # Renewals every K weeks come with every K // every-th round (at least every round).
                 renew = max(1, params.renew_every_weeks // every) if params.renew_every_weeks else 0
                 weeks = generate_weeks(Path(tmp) / "exports", weeks=params.weeks // every,
                                        arrivals_per_week=params.arrivals_per_week * every,
