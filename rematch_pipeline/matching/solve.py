@@ -217,17 +217,7 @@ def persons_by_types(data: MatchingData, policy: Policy, greedy_h: np.ndarray, g
     termination, rounds = "not_run", 0
     if bound.model.n_cols <= TYPE_MIP_MAX_COLUMNS:
         # Small enough for HiGHS's branch and bound to finish from the rounding (docs/solver-tuning.md).
-        mip = HighsDirect(bound.model, policy, integer=True)
-        mip.h.setOptionValue("mip_lp_solver", "ipm")  # its simplex stalls on the type LP (see solve_lp)
-        try:
-            res = mip.solve("max_persons_types", bound.model.persons, deadline - time.perf_counter(), abs_gap=0.5,
-                            start=alloc.counts[tdata.pair_h, tdata.pair_o], max_nodes=BUDGET.type_mip_nodes)
-            x = np.round(res.x)
-            if bound.model.persons @ x > alloc.persons + 0.5:
-                alloc = TypeAllocation.of_counts(tdata, tdata.pair_h, tdata.pair_o, x)
-            termination = res.termination
-        except SolveError as exc:
-            log.warning("the persons MIP over household types gave no solution (%s)", exc)
+        alloc, termination = _type_mip(tdata, bound.model, alloc, policy, deadline, termination)
     if termination == "optimal" and not proves_maximal(alloc.persons, bound.persons):
         alloc, termination = _types_over_every_pair(tdata, alloc, policy, deadline, bound)
     if termination == "time_limit":
@@ -245,15 +235,22 @@ def persons_by_types(data: MatchingData, policy: Policy, greedy_h: np.ndarray, g
     return bound, phase, h, o
 
 
+def round_status(deciding: list[PhaseResult]) -> str:
+    """time_limit: the clock (the safety net) cut a phase, so another machine may find another result; work_limit: a
+    phase stopped after its fixed work, the same everywhere."""
+    terminations = {p.termination for p in deciding}
+    return ("time_limit" if "time_limit" in terminations else "optimal" if terminations <= {"optimal"}
+            else "work_limit" if terminations <= {"optimal", "work_limit", "heuristic", "solution_limit"}
+            else next(p.termination for p in deciding if p.termination != "optimal"))
+
+
 def _persons_result(model: LinearModel, begin: PersonsStart, phases: list[PhaseResult], x1: np.ndarray, placed: int,
                     proven: bool, exact: bool, greedy: tuple[np.ndarray, np.ndarray], interface: str) -> SolveResult:
     """The persons phase's placement as a result: no quality phase, so no quality bound either. `exact`: a small
     round's persons MIP was solved to optimality, so how its start over types ended does not decide the status."""
     chosen = np.nonzero(x1 > 0.5)[0]
     deciding = [p for p in phases if not (exact and p.phase == "max_persons_types")]
-    terminations = {p.termination for p in deciding}
-    status = ("time_limit" if "time_limit" in terminations else "optimal" if terminations <= {"optimal"}
-              else "work_limit")
+    status = round_status(deciding)
     bound = begin.bound
     return SolveResult(
         status=status, interface=interface, persons_placed=placed,
@@ -274,20 +271,27 @@ def _types_over_every_pair(tdata: MatchingData, alloc: TypeAllocation, policy: P
         return alloc, "optimal"  # every pair was a column already, or too many for branch and bound: as before
     tdata.set_pairs(t, o)
     try:
-        model = build_model(tdata)
-        mip = HighsDirect(model, policy, integer=True)
-        mip.h.setOptionValue("mip_lp_solver", "ipm")
-        res = mip.solve("max_persons_types", model.persons, deadline - time.perf_counter(), abs_gap=0.5,
-                        start=alloc.counts[tdata.pair_h, tdata.pair_o], max_nodes=BUDGET.type_mip_nodes)
-        x = np.round(res.x)
-        if model.persons @ x > alloc.persons + 0.5:
-            alloc = TypeAllocation.of_counts(tdata, tdata.pair_h, tdata.pair_o, x)
-        return alloc, res.termination
-    except SolveError as exc:
-        log.warning("the persons MIP over every household-type pair gave no solution (%s)", exc)
-        return alloc, "optimal"
+        return _type_mip(tdata, build_model(tdata), alloc, policy, deadline, "optimal")
     finally:
         tdata.set_pairs(bound.pair_h, bound.pair_o)  # the LP's columns, which the neighbourhoods follow
+
+
+def _type_mip(tdata: MatchingData, model: LinearModel, alloc: TypeAllocation, policy: Policy, deadline: float,
+              failed: str) -> tuple[TypeAllocation, str]:
+    """HiGHS's branch and bound on the persons model over types (its columns: `tdata`'s pairs) from `alloc`; the
+    better allocation and how the MIP ended (`failed` when it gave no solution)."""
+    mip = HighsDirect(model, policy, integer=True)
+    mip.h.setOptionValue("mip_lp_solver", "ipm")  # its simplex stalls on the type LP (see solve_lp)
+    try:
+        res = mip.solve("max_persons_types", model.persons, deadline - time.perf_counter(), abs_gap=0.5,
+                        start=alloc.counts[tdata.pair_h, tdata.pair_o], max_nodes=BUDGET.type_mip_nodes)
+    except SolveError as exc:
+        log.warning("the persons MIP over household types gave no solution (%s)", exc)
+        return alloc, failed
+    x = np.round(res.x)
+    if model.persons @ x > alloc.persons + 0.5:
+        alloc = TypeAllocation.of_counts(tdata, tdata.pair_h, tdata.pair_o, x)
+    return alloc, res.termination
 
 
 @dataclass
@@ -437,12 +441,7 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     # In small rounds the allocation over types is only the start of the exact persons MIP: once that is optimal,
     # how the search over types ended does not decide the round's status.
     deciding = [p for p in phases if not (small and full_optimal and p.phase == "max_persons_types")]
-    # time_limit: the clock (the safety net) cut a phase, so another machine may find another result; work_limit:
-    # a phase stopped after its fixed work, the same everywhere.
-    terminations = {p.termination for p in deciding}
-    status = ("time_limit" if "time_limit" in terminations else "optimal" if terminations <= {"optimal"}
-              else "work_limit" if terminations <= {"optimal", "work_limit", "heuristic", "solution_limit"}
-              else next(p.termination for p in deciding if p.termination != "optimal"))
+    status = round_status(deciding)
     if early is None:
         qb, best_bound = round_quality_bound(data, policy, placed, proven, lp_bound, fair, chosen, p2, deadline,
                                              BUDGET)
