@@ -64,6 +64,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def round_summary_lines(s: Any) -> list[str]:
     """A round for people, one statement a line; every number says whether it counts persons or households."""
     from rematch_pipeline.reports.charts import count, counted, number, percent
+    from rematch_pipeline.reports.round_report import look_ahead_line
 
     def both(households: int, persons: int) -> str:
         return f"{counted(households, 'household')} ({counted(persons, 'person')})"
@@ -95,6 +96,8 @@ def round_summary_lines(s: Any) -> list[str]:
     if st.get("quality") is not None and st.get("quality_bound") is not None and st.get("quality_gap") is not None:
         lines.append(f"  Match quality: {number(st['quality'], 1)} points, bound {number(st['quality_bound'], 1)} "
                      f"(gap {percent(st['quality_gap'])}).")
+    if st.get("look_ahead"):  # the prices moved households between places: say from what
+        lines.append(f"  Look-ahead: {look_ahead_line(st['look_ahead'])}.")
     if s.fill:
         lines.append("  Fill per municipality (places are for persons):")
     width = max((len(f["municipality"]) for f in s.fill), default=0)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from rematch_pipeline.cli import round_summary_lines
 from rematch_pipeline.config import Settings, load_policy, policy_with, validate_policy
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine
@@ -15,8 +16,8 @@ from rematch_pipeline.matching.engine import match
 from rematch_pipeline.matching.look_ahead import sample_seed
 from rematch_pipeline.matching.scoring import ALL_TERMS
 from rematch_pipeline.packets.letters import SCORE_TERMS, translations
-from rematch_pipeline.reports.round_report import _look_ahead_line, write_round_report
-from rematch_pipeline.rounds import replay_round, run_round
+from rematch_pipeline.reports.round_report import look_ahead_line, write_round_report
+from rematch_pipeline.rounds import replay_round, run_round, summarize
 from rematch_pipeline.scenario import DEFAULT_ROUND_DATE, generate_scenario
 from rematch_pipeline.scenario_load import load_scenario
 from rematch_pipeline.snapshot import unpack
@@ -125,6 +126,9 @@ def test_the_snapshot_names_the_arrivals_since_the_last_round_and_the_round_repl
     assert "look-ahead (capacity priced for the coming rounds" in text
     assert "futures of 8 households each (coming rounds assumed like this one: drawn from the 2 households new" in text
     assert "its points in match quality: " in text
+    # So does `rematch round status`, where the data team looks first.
+    status = "\n".join(round_summary_lines(summarize(settings, r2.round_id)))
+    assert "  Look-ahead: " in status and "futures of 8 households each" in status
 
 
 def test_a_round_that_does_not_look_ahead_keeps_its_snapshot_as_before(settings: Settings, tmp_path: Path) -> None:
@@ -135,10 +139,11 @@ def test_a_round_that_does_not_look_ahead_keeps_its_snapshot_as_before(settings:
     assert "arrivals" not in snap and r1.round_id == snap["round_id"]
     text = write_round_report(settings, r1.round_id, tmp_path / "report").read_text(encoding="utf-8")
     assert "look-ahead" not in text
+    assert "Look-ahead" not in "\n".join(round_summary_lines(summarize(settings, r1.round_id)))
 
 
 def test_a_round_without_new_households_says_so_in_words() -> None:
-    assert _look_ahead_line({"status": "no_arrivals", "arrivals": 0}) == \
+    assert look_ahead_line({"status": "no_arrivals", "arrivals": 0}) == \
         "no household entered the pool since the last round, so no capacity was priced"
 
 

@@ -219,7 +219,7 @@ LOOK_AHEAD_ENDINGS = {
 }
 
 
-def _look_ahead_line(ahead: dict[str, Any]) -> str:
+def look_ahead_line(ahead: dict[str, Any]) -> str:
     if ahead.get("status") == "no_arrivals":
         return "no household entered the pool since the last round, so no capacity was priced"
     points = ahead.get("points")
@@ -295,7 +295,7 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
               if stats.get("balanced_fill") else []),
             # Only in rounds whose policy looks ahead; match quality includes its (never positive) points then.
             *([("look-ahead (capacity priced for the coming rounds; its points are in match quality)",
-                _look_ahead_line(stats["look_ahead"]))] if stats.get("look_ahead") else []),
+                look_ahead_line(stats["look_ahead"]))] if stats.get("look_ahead") else []),
             ("eligible pairs", count(stats.get("eligible_pairs"))),
             ("candidate pairs in the model", count(stats.get("candidate_pairs"))),
         ],
