@@ -14,6 +14,7 @@ from rematch_pipeline.config import shipped_policy
 from rematch_pipeline.simulation import LOOK_AHEAD_WEIGHT
 from rematch_pipeline.simulation.arrivals import generate_weeks, municipality_ags
 from rematch_pipeline.simulation.command import look_ahead_weight
+from rematch_pipeline.simulation.report import summary_lines
 from rematch_pipeline.simulation.runner import SimulationParameters
 from rematch_pipeline.simulation.whatif import variant_parameters
 
@@ -115,3 +116,8 @@ def test_what_if_runs_each_variant_beside_the_base_in_one_summary_and_report(
     assert rows[2]["persons_placed"]["hindsight"] >= rows[0]["persons_placed"]["hindsight"]
     html = (tmp_path / "simulation_report.html").read_text(encoding="utf-8")
     assert "What if" in html and "round-every=2" in html
+    # Each variant shows both policies, each with its own waits (the planner compares them side by side).
+    assert html.count("<td>myopic</td>") == html.count("<td>looking ahead</td>") == 3
+    lines = summary_lines(summary)
+    assert sum(line.startswith("what if ") and line.count("longest wait beside a free place") == 2
+               for line in lines) == 3

@@ -12,6 +12,7 @@ from rematch_pipeline.reports.round_report import DIMENSION_LABELS, TEMPLATE_DIR
 
 JSON_FILE = "simulation.json"
 HTML_FILE = "simulation_report.html"
+WHAT_IF_POLICIES = (("myopic", "myopic"), ("look_ahead", "looking ahead"))  # summary key, as the report names it
 FILL_SHOWN = 30  # municipalities in the fill chart: all of a small run, the least filled of a large one
 
 _ENV = document_environment(TEMPLATE_DIR)
@@ -51,12 +52,11 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"{counted(part['max_wait_weeks_with_free_place'], 'week')}",
         ]
     for row in summary.get("what_if") or []:
-        p, r = row["persons_placed"], row["ratio_to_hindsight"]
-        ahead = (f", looking ahead {count(p['look_ahead'])} ({percent(r['look_ahead'])})"
-                 if p.get("look_ahead") is not None else "")
-        lines.append(f"what if {row['variant']}: persons placed, myopic {count(p['myopic'])} "
-                     f"({percent(r['myopic'])} of its hindsight {count(p['hindsight'])}){ahead}; longest wait beside "
-                     f"a free place {counted(row['max_wait_weeks_with_free_place_by_policy']['myopic'], 'week')}")
+        p, r, free = row["persons_placed"], row["ratio_to_hindsight"], row["max_wait_weeks_with_free_place_by_policy"]
+        shown = [(key, name) for key, name in WHAT_IF_POLICIES if p.get(key) is not None]
+        lines.append(f"what if {row['variant']}: hindsight {count(p['hindsight'])}; "
+                     + "; ".join(f"{name} {count(p[key])} ({percent(r[key])}), longest wait beside a free place "
+                                 f"{counted(free[key], 'week')}" for key, name in shown))
     return lines
 
 
@@ -76,7 +76,7 @@ def _context(summary: dict[str, Any]) -> dict[str, Any]:
     exhausted = sorted({d for w in weeks for d in w["exhausted"]}, key=list(DIMENSION_LABELS).index)
     return {
         "summary": summary, "lines": summary_lines(summary), "weeks": weeks, "labels": labels, "ahead": ahead,
-        "compared": compared,
+        "compared": compared, "what_if_policies": WHAT_IF_POLICIES,
         "dimension_labels": DIMENSION_LABELS, "exhausted_dims": exhausted,
         "fill_note": "" if len(shown) == len(fill) else f"the {len(shown)} least filled of {len(fill)} municipalities",
         "policy_chart": hbar_chart("Persons placed over the horizon, per policy", [p for p, _ in policies],
