@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from rematch_pipeline.cli import main
+from rematch_pipeline.cli import build_parser, main
 from rematch_pipeline.config import shipped_policy
-from rematch_pipeline.simulation import LOOK_AHEAD_WEIGHT
+from rematch_pipeline.simulation import LOOK_AHEAD_WEIGHT, PLANS
 from rematch_pipeline.simulation.arrivals import generate_weeks, municipality_ags
 from rematch_pipeline.simulation.command import look_ahead_weight
 from rematch_pipeline.simulation.report import summary_lines
@@ -39,6 +39,18 @@ def test_a_variant_names_its_changes_and_keeps_the_rest() -> None:
     assert v.accept_share == 0.7  # 0.8 would leave no room for 0.3 declines: the accepting share gives way
     v.check(shipped_policy())
     assert variant_parameters(BASE, "decline-share=0.05").accept_share == BASE.accept_share
+
+
+def test_a_variant_key_is_the_name_of_the_simulate_option_that_sets_the_same_parameter() -> None:
+    # Rule: one list names both, so "what if" speaks the command's language and the two cannot drift apart.
+    for plan in PLANS:
+        value = "2"
+        args = build_parser().parse_args(["simulate", f"--{plan.key}", value])
+        assert getattr(args, plan.field) == plan.read(value), plan.key
+        assert getattr(variant_parameters(BASE, f"{plan.key}={value}"), plan.field) == plan.read(value), plan.key
+    # Unset, an option leaves the parameter at the simulation's own default.
+    args = build_parser().parse_args(["simulate"])
+    assert all(getattr(args, p.field) == getattr(BASE, p.field) for p in PLANS if p.default is not None)
 
 
 @pytest.mark.parametrize(("spec", "words"), [

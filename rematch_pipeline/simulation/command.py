@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from rematch_pipeline.simulation import LOOK_AHEAD_WEIGHT
+from rematch_pipeline.simulation import LOOK_AHEAD_WEIGHT, PLANS
 
 
 def add_parser(sub: Any, command: Callable[[Any, str, str], argparse.ArgumentParser], json_help: str) -> None:
@@ -22,30 +22,18 @@ def add_parser(sub: Any, command: Callable[[Any, str, str], argparse.ArgumentPar
     s.add_argument("--seed", type=int, default=1, metavar="S", help="seed of everything drawn (default: %(default)s)")
     s.add_argument("--start", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD",
                    help="date of the first round (default: the scenario generator's round date)")
-    s.add_argument("--accept-share", type=float, default=0.8, metavar="P",
-                   help="share of offers accepted (default: %(default)s)")
-    s.add_argument("--decline-share", type=float, default=0.1, metavar="P",
-                   help="share of offers declined; the rest go unanswered and expire (default: %(default)s)")
-    s.add_argument("--response-days", type=int, default=2, metavar="D",
-                   help="days after the round the answers come back, 0-6 (default: %(default)s)")
-    s.add_argument("--capacity-share", type=float, default=1.0, metavar="P",
-                   help="initial capacity sized for this share of all the horizon's arrivals (default: %(default)s)")
-    s.add_argument("--renew-every", type=int, default=0, metavar="K",
-                   help="every K weeks the municipalities offer places again; 0: never (default: %(default)s)")
-    s.add_argument("--renew-share", type=float, default=0.0, metavar="P",
-                   help="a renewal's size as a share of the municipality's initial offer (default: %(default)s)")
-    s.add_argument("--look-ahead-weight", type=float, metavar="W",
-                   help="also run the same weeks with rounds that look ahead, at this look_ahead_weight (points per "
-                        "person the capacity a place spends is expected to place later); 0: only the myopic rounds "
-                        f"(default: the policy file's look_ahead_weight when above 0, else {LOOK_AHEAD_WEIGHT:g})")
+    for plan in PLANS:
+        s.add_argument(f"--{plan.key}", dest=plan.field, type=plan.read, default=plan.default, metavar=plan.metavar,
+                       help=plan.help)
     s.add_argument("--what-if", action="append", metavar="CHANGES",
                    help="also run a variant with these changes and compare it side by side; repeatable. CHANGES is "
                         "KEY=VALUE parts separated by ';': round-every=2 (a round every 2 weeks), "
                         "add=AGS:units_3_rooms=5 (capacity added to a municipality's first offer; flats need person "
                         "places too: add=AGS:places_persons=N as well; the AGS are those of fill_by_municipality in "
                         "the summary), decline-share=0.3 (the accepting share gives way), "
-                        "accept-share, response-days, capacity-share, renew-every, renew-share, look-ahead-weight "
-                        "(default: no variant)")
+                        "and the other options above by name: " + ", ".join(
+                            p.key for p in PLANS if p.key not in ("round-every", "decline-share")) +
+                        " (default: no variant)")
     s.add_argument("--out", metavar="DIR", help="write simulation.json and simulation_report.html into DIR")
     s.add_argument("--json", action="store_true", help=json_help)
     s.set_defaults(func=cmd_simulate)
@@ -68,12 +56,11 @@ def cmd_simulate(args: argparse.Namespace, settings: Any) -> int:
     from rematch_pipeline.simulation.whatif import variant_parameters, what_if
 
     policy = load_policy()
+    planned = {plan.field: getattr(args, plan.field) for plan in PLANS}
+    planned["look_ahead_weight"] = look_ahead_weight(args.look_ahead_weight, policy.look_ahead_weight)
     params = SimulationParameters(
         weeks=args.weeks, arrivals_per_week=args.arrivals_per_week, municipalities=args.municipalities,
-        seed=args.seed, start=args.start or DEFAULT_ROUND_DATE, accept_share=args.accept_share,
-        decline_share=args.decline_share, response_days=args.response_days, capacity_share=args.capacity_share,
-        renew_every_weeks=args.renew_every, renew_share=args.renew_share,
-        look_ahead_weight=look_ahead_weight(args.look_ahead_weight, policy.look_ahead_weight))
+        seed=args.seed, start=args.start or DEFAULT_ROUND_DATE, **planned)
     variants = [(spec, variant_parameters(params, spec)) for spec in args.what_if or []]
     for _, variant in [("as given", params), *variants]:
         variant.check(policy)  # every run's parameters before the first run

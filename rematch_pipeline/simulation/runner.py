@@ -30,7 +30,7 @@ from rematch_pipeline.matching.data import build_data
 from rematch_pipeline.repository import reading
 from rematch_pipeline.rounds import load_round_inputs, offer_round, run_round, settle_offers
 from rematch_pipeline.scenario import DEFAULT_ROUND_DATE
-from rematch_pipeline.simulation import LOOK_AHEAD_WEIGHT
+from rematch_pipeline.simulation import DEFAULTS, LOOK_AHEAD_WEIGHT
 from rematch_pipeline.simulation.arrivals import WeekFiles, generate_weeks
 from rematch_pipeline.simulation.hindsight import HindsightResult, solve_hindsight
 
@@ -45,16 +45,16 @@ class SimulationParameters:
     municipalities: int
     seed: int = 1
     start: date = DEFAULT_ROUND_DATE
-    accept_share: float = 0.8  # of the offers made, answered "accept"
-    decline_share: float = 0.1  # answered "decline"; the rest are never answered and expire
-    response_days: int = 2  # days after the round the answers come back
-    capacity_share: float = 1.0  # initial capacity sized for this share of the horizon's arrivals
-    renew_every_weeks: int = 0  # 0: no renewals
-    renew_share: float = 0.0  # each renewal offers this share of a municipality's initial offer again
+    accept_share: float = DEFAULTS["accept_share"]  # of the offers made, answered "accept"
+    decline_share: float = DEFAULTS["decline_share"]  # answered "decline"; the rest are never answered and expire
+    response_days: int = DEFAULTS["response_days"]  # days after the round the answers come back
+    capacity_share: float = DEFAULTS["capacity_share"]  # initial capacity for this share of the horizon's arrivals
+    renew_every_weeks: int = DEFAULTS["renew_every_weeks"]  # 0: no renewals
+    renew_share: float = DEFAULTS["renew_share"]  # each renewal offers this share of the initial offer again
     # The look-ahead run: the same weeks again with the policy's look_ahead_weight set to this; 0: no such run.
     look_ahead_weight: float = LOOK_AHEAD_WEIGHT
     # A round every this many weeks, on the same arrivals (each round takes all of its weeks' arrivals).
-    round_every_weeks: int = 1
+    round_every_weeks: int = DEFAULTS["round_every_weeks"]
     # (AGS, capacity column, amount) added to that municipality's first offer: "what if Kiel added five flats".
     added_capacity: tuple[tuple[str, str, int], ...] = ()
 

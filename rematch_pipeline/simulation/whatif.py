@@ -7,20 +7,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rematch_pipeline.domain import Policy
+from rematch_pipeline.simulation import PLANS
 from rematch_pipeline.simulation.arrivals import ADDABLE, municipality_ags
 from rematch_pipeline.simulation.runner import SimulationParameters, run_simulation
 
-# What a variant may change, as `rematch simulate` names it: the parameter and how its value is read.
-CHANGES: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "round-every": ("round_every_weeks", int),
-    "accept-share": ("accept_share", float),
-    "decline-share": ("decline_share", float),
-    "response-days": ("response_days", int),
-    "capacity-share": ("capacity_share", float),
-    "renew-every": ("renew_every_weeks", int),
-    "renew-share": ("renew_share", float),
-    "look-ahead-weight": ("look_ahead_weight", float),
-}
+# What a variant may change, named as `rematch simulate`'s options: the parameter and how its value is read.
+CHANGES: dict[str, tuple[str, Callable[[str], Any]]] = {plan.key: (plan.field, plan.read) for plan in PLANS}
 ADD = "add"  # add=AGS:column=N adds N of a capacity column to that municipality's first offer
 
 
