@@ -313,6 +313,19 @@ def test_rank_sentence_without_eligible_count() -> None:
     assert "ranks 2 of the 5 municipalities" in next(n for n in with_count.iter("p") if n.has_class("rank")).flat_text()
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_look_ahead_term_is_explained_below_the_table_in_the_households_language(lang: str) -> None:
+    # Rule: minus points for "places kept for the coming weeks" would read as a penalty for the household; the
+    # letter says what they mean, starting with the term's name as the table shows it, and only where they occur.
+    doc = parse(render_letter_html(make_letter(lang, terms={"housing": 2.0, "look_ahead": -1.5})))
+    label = rows_by(doc, "terms", "data-term")["look_ahead"][0]
+    (note,) = [n.flat_text() for n in doc.iter("p") if n.attrs.get("data-note") == "look_ahead"]
+    assert note.startswith(label + ": ") and "Re:Match" in note and len(note) > len(label) + 100
+    assert (lang == "en") == ("minus points" in note)  # translated, not left in English
+    plain = parse(render_letter_html(make_letter(lang, terms={"housing": 2.0})))
+    assert not [n for n in plain.iter("p") if n.attrs.get("data-note")]
+
+
 def test_unknown_score_term_is_shown_by_its_key_not_dropped() -> None:
     doc = parse(render_letter_html(make_letter("de", terms={"housing": 0.5, "novel_term": 1.0, "ties": -0.5})))
     terms = rows_by(doc, "terms", "data-term")
