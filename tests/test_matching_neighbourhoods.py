@@ -25,6 +25,7 @@ from rematch_pipeline.matching.neighbourhoods import (
     QualityNeighbourhoods,
     Step,
     Strategy,
+    draw_offers,
     model_pairs,
     search,
     start_vector,
@@ -343,3 +344,17 @@ def test_no_guided_type_search_once_the_plain_one_reached_the_persons_target(mon
         improve_by_neighbourhoods(alloc, np.zeros(alloc.data.n_pairs), np.zeros(alloc.data.codes.shape), POLICY,
                                   FAR, bound, BUDGET)
         assert targets == [persons_target(bound, BUDGET.persons_gap_ppm)] * searches
+
+
+def test_a_draw_never_takes_a_municipality_whose_weight_is_not_positive_even_a_rounding_negative() -> None:
+    # Rule: weights from an LP solution carry zeros like -1e-13 (a 1,500 x 400 round crashed on one in the guided
+    # quality search); such a municipality is simply not drawn.
+    rng = np.random.default_rng(0)
+    weights = np.array([0.0, -2.4e-13, 3.0, 1.0, -1e-9])
+    for _ in range(50):
+        chosen = draw_offers(rng, weights, 2)
+        assert chosen is not None and list(np.flatnonzero(chosen)) == [2, 3]
+    assert draw_offers(rng, np.array([0.0, -1e-13]), 2) is None
+    # Grown by reach: again only where the reach is positive.
+    grown = draw_offers(rng, np.array([0.0, 1.0, 0.0]), 2, lambda inside: np.array([-1e-13, 0.0, 5.0]))
+    assert grown is not None and list(np.flatnonzero(grown)) == [1, 2]

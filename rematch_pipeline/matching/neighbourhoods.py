@@ -117,6 +117,8 @@ def draw_offers(rng: np.random.Generator, weights: np.ndarray, size: int,
                 reach: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray | None:
     """`size` municipalities (a mask) drawn without replacement with probabilities by `weights`; None when no weight
     is positive. When fewer than `size` have a weight, `reach` (of the mask so far) weighs the others."""
+    # Weights may come from an LP solution, whose zeros can be -1e-13: a weight that is not positive is never drawn.
+    weights = np.where(weights > 0, weights, 0.0)
     if not weights.any():
         return None
     n = len(weights)
@@ -124,6 +126,7 @@ def draw_offers(rng: np.random.Generator, weights: np.ndarray, size: int,
     chosen[rng.choice(n, size=min(size, int((weights > 0).sum())), replace=False, p=weights / weights.sum())] = True
     while reach is not None and chosen.sum() < size:
         more = reach(chosen)
+        more = np.where(more > 0, more, 0.0)
         if not more.any():
             break
         chosen[rng.choice(n, size=min(size - int(chosen.sum()), int((more > 0).sum())), replace=False,
