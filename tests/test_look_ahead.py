@@ -124,11 +124,12 @@ def test_the_snapshot_names_the_arrivals_since_the_last_round_and_the_round_repl
     # The round report says the round looked ahead, and from how many new households it drew.
     text = write_round_report(settings, r2.round_id, tmp_path / "report").read_text(encoding="utf-8")
     assert "look-ahead (capacity priced for the coming rounds" in text
-    assert "futures of 8 households each (coming rounds assumed like this one: drawn from the 2 households new" in text
-    assert "its points in match quality: " in text
+    assert ("weight 5, 4 rounds ahead: places at " in text
+            and "sets of future arrivals of 8 households each (drawn from the 2 households new in the pool" in text)
+    assert "look-ahead points included in match quality: " in text
     # So does `rematch round status`, where the data team looks first.
     status = "\n".join(round_summary_lines(summarize(settings, r2.round_id)))
-    assert "  Look-ahead: " in status and "futures of 8 households each" in status
+    assert "  Look-ahead: weight 5, 4 rounds ahead: " in status and "future arrivals of 8 households each" in status
 
 
 def test_a_round_that_does_not_look_ahead_keeps_its_snapshot_as_before(settings: Settings, tmp_path: Path) -> None:
@@ -144,7 +145,8 @@ def test_a_round_that_does_not_look_ahead_keeps_its_snapshot_as_before(settings:
 
 def test_a_round_without_new_households_says_so_in_words() -> None:
     assert look_ahead_line({"status": "no_arrivals", "arrivals": 0}) == \
-        "no household entered the pool since the last round, so no capacity was priced"
+        ("no effect this round: every household in the pool was already in an earlier round's pool, so there were no "
+         "new arrivals to estimate the coming weeks from")
 
 
 def test_the_look_ahead_term_is_named_in_every_letter_language_and_the_glossary() -> None:

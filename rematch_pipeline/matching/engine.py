@@ -76,7 +76,8 @@ def match(
             future = price_future(data, arrived, policy, round_id,
                                   t0 + LOOK_AHEAD_SHARE * policy.solver.time_limit_s)
             apply_prices(data, future, policy)
-        stats["look_ahead"] = future.summary()
+        stats["look_ahead"] = {**future.summary(), "weight": policy.look_ahead_weight,
+                               "rounds": policy.look_ahead_rounds}
         stats["candidate_pairs"] = data.n_pairs
     log.info("round %s: %d households, %d offers, %d eligible pairs, %d candidates", round_id,
              len(data.households), len(data.offers), data.n_eligible, data.n_pairs)

@@ -220,13 +220,18 @@ LOOK_AHEAD_ENDINGS = {
 
 
 def look_ahead_line(ahead: dict[str, Any]) -> str:
+    """What the look-ahead did in a round, in words (the round report and `rematch round status`)."""
     if ahead.get("status") == "no_arrivals":
-        return "no household entered the pool since the last round, so no capacity was priced"
+        return ("no effect this round: every household in the pool was already in an earlier round's pool, so there "
+                "were no new arrivals to estimate the coming weeks from")
     points = ahead.get("points")
-    return (f"{count(ahead.get('priced_offers'))} capacity offers priced, from {count(ahead.get('samples'))} "
-            f"futures of {count(ahead.get('future_households'))} households each (coming rounds assumed like this "
-            f"one: drawn from the {count(ahead.get('arrivals'))} households new in the pool since the last round)"
-            + (f"; its points in match quality: {number(points)}" if points is not None else "")
+    setting = (f"weight {number(ahead['weight'])}, {counted(ahead['rounds'], 'round')} ahead: "
+               if ahead.get("weight") is not None and ahead.get("rounds") is not None else "")
+    return (f"{setting}places at {count(ahead.get('priced_offers'))} capacity offers valued by what they are expected "
+            f"to place in the coming rounds, judged from {count(ahead.get('samples'))} simulated sets of future "
+            f"arrivals of {count(ahead.get('future_households'))} households each (drawn from the "
+            f"{count(ahead.get('arrivals'))} households new in the pool since the last round)"
+            + (f"; look-ahead points included in match quality: {number(points)}" if points is not None else "")
             + LOOK_AHEAD_ENDINGS.get(str(ahead.get("status")), ""))
 
 
