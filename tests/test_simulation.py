@@ -192,6 +192,20 @@ def test_rounds_that_look_ahead_keep_the_accessible_unit_the_next_week_needs(tmp
 
 
 @pytest.mark.slow
+def test_match_quality_compares_policies_without_the_look_aheads_own_points(tmp_path: Path) -> None:
+    # Rule: at weight 1 P keeps its relatives in X (4 points against about 1 for the unit a wheelchair user will want),
+    # so both policies place alike; the look-ahead's minus points are its own price, not what P gets, and must not
+    # make the same placement look worse.
+    params = SimulationParameters(weeks=2, arrivals_per_week=2, municipalities=2, accept_share=1.0,
+                                  decline_share=0.0, start=START, look_ahead_weight=1.0)
+    summary = run_simulation(params, shipped_policy(), weeks=_look_ahead_weeks(tmp_path)).summary
+    assert summary["persons_placed"]["myopic"] == summary["persons_placed"]["look_ahead"] == 2
+    ahead = summary["look_ahead"]
+    assert ahead["totals"]["quality_accepted"] == summary["totals"]["quality_accepted"] > 0
+    assert [w["quality_round"] for w in ahead["weeks"]] == [w["quality_round"] for w in summary["weeks"]]
+
+
+@pytest.mark.slow
 def test_myopic_rounds_can_fall_short_of_hindsight(tmp_path: Path) -> None:
     params = SimulationParameters(weeks=2, arrivals_per_week=1, municipalities=2, accept_share=1.0,
                                   decline_share=0.0, start=START, look_ahead_weight=0.0)

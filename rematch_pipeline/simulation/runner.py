@@ -235,7 +235,10 @@ class _Simulation:
         with reading(s) as uow:
             pool = uow.households.pool()
             accepted = uow.offers.with_status((ACCEPTED,))
-            assignments = {a.case_id: a.score for a in uow.rounds.assignments(summary.round_id)}
+            # Match quality without the look-ahead's own (never positive) points, so the policies compare on what
+            # households and municipalities get.
+            assignments = {a.case_id: a.score - a.score_terms.get("look_ahead", 0.0)
+                           for a in uow.rounds.assignments(summary.round_id)}
             valid_now = uow.capacity_offers.all(valid_on=day)
             held = offer_rules.consumed_capacity(uow)
         for o in accepted:
@@ -251,7 +254,8 @@ class _Simulation:
             "arrived_households": len(new), "arrived_persons": sum(h.persons for h in new),
             "pool_households": summary.households, "pool_persons": summary.persons_in_pool,
             "offered_households": summary.households_placed, "offered_persons": summary.persons_placed,
-            "quality_round": summary.stats.get("quality"),
+            "quality_round": None if summary.stats.get("quality") is None else round(
+                summary.stats["quality"] - (summary.stats.get("look_ahead") or {}).get("points", 0.0), 6),
             "quality_accepted": round(sum(assignments.get(o.case_id, 0.0) for o in accepted_now), 6),
             **answers,
             "persons_accepted": sum(o.persons for o in accepted_now),
