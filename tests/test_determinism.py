@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,22 @@ def test_the_same_round_beside_a_busy_process_places_everyone_alike(tmp_path: Pa
     assert quiet.status in ("optimal", "work_limit") and loaded.status in ("optimal", "work_limit")
     assert loaded.assignments_sha256 == quiet.assignments_sha256
     assert quiet.stats["quality"] == loaded.stats["quality"]
+
+
+def test_a_small_rounds_exact_mips_stop_by_their_node_budget_not_the_clock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rule: the exact persons and quality MIPs of a small round (the Pyomo path) stop after `exact_mip_nodes`
+    # branch-and-bound nodes, and a round stopped so is `work_limit` (the same everywhere), never `time_limit`.
+    from rematch_pipeline.matching import solve
+    from rematch_pipeline.matching.budget import BUDGET
+
+    files = generate_scenario(tmp_path, households=140, municipalities=8, seed=1, round_date=DEFAULT_ROUND_DATE)
+    households, offers = load_scenario(files.households_xlsx, files.capacity_xlsx)
+    policy = load_policy()
+    full = match(households, offers, DEFAULT_ROUND_DATE, policy, "R-NODES")
+    assert full.status == "optimal"
+    monkeypatch.setattr(solve, "BUDGET", replace(BUDGET, exact_mip_nodes=0))  # not even the root node's search
+    cut = match(households, offers, DEFAULT_ROUND_DATE, policy, "R-NODES")
+    ended = {p["phase"]: p["termination"] for p in cut.stats["phases"]}
+    assert ended["max_persons"] == ended["max_quality"] == "work_limit" and cut.status == "work_limit"
+    assert cut.stats["persons_placed"] == full.stats["persons_placed"]  # the start over types was proven maximal

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,7 +182,8 @@ def test_a_neighbourhood_stopped_at_its_node_limit_halves_the_next_ones_movers_f
 def test_deterministic_work_reports_the_budgets_values(monkeypatch: pytest.MonkeyPatch) -> None:
     budget = dataclasses.replace(
         BUDGET, pricing_rounds=3, lp_ipm_iterations=4, lp_simplex_iterations=5, subgradient_steps=6,
-        type_mip_nodes=7, persons_gap_ppm=26, types=dataclasses.replace(BUDGET.types, rounds=8, nodes=9),
+        type_mip_nodes=7, exact_mip_nodes=27, persons_gap_ppm=26,
+        types=dataclasses.replace(BUDGET.types, rounds=8, nodes=9),
         guided_types=dataclasses.replace(BUDGET.guided_types, rounds=23, offers=24, nodes=25),
         persons=dataclasses.replace(BUDGET.persons, rounds=10, nodes=11, stop_after=12),
         quality=dataclasses.replace(BUDGET.quality, rounds=13, nodes=14), quality_bound_lps=15,
@@ -191,7 +193,8 @@ def test_deterministic_work_reports_the_budgets_values(monkeypatch: pytest.Monke
     monkeypatch.setattr(solve, "BUDGET", budget)
     assert solve.deterministic_work() == {
         "pricing_rounds": 3, "lp_ipm_iterations": 4, "lp_simplex_iterations": 5, "subgradient_steps": 6,
-        "type_mip_nodes": 7, "persons_gap_ppm": 26, "type_neighbourhoods": 8, "type_neighbourhood_nodes": 9,
+        "type_mip_nodes": 7, "exact_mip_nodes": 27, "persons_gap_ppm": 26, "type_neighbourhoods": 8,
+        "type_neighbourhood_nodes": 9,
         "guided_type_neighbourhoods": 23, "guided_type_offers": 24, "guided_type_nodes": 25,
         "persons_neighbourhoods": 10, "persons_neighbourhood_nodes": 11, "neighbourhoods_without_gain": 12,
         "quality_neighbourhoods": 13, "quality_neighbourhood_nodes": 14, "quality_bound_lps": 15,
@@ -358,3 +361,19 @@ def test_a_draw_never_takes_a_municipality_whose_weight_is_not_positive_even_a_r
     # Grown by reach: again only where the reach is positive.
     grown = draw_offers(rng, np.array([0.0, 1.0, 0.0]), 2, lambda inside: np.array([-1e-13, 0.0, 5.0]))
     assert grown is not None and list(np.flatnonzero(grown)) == [1, 2]
+
+
+def test_a_type_mip_optimal_over_its_columns_only_hands_on_to_the_neighbourhoods(tmp_path: Path) -> None:
+    # Rule: "optimal" over the LP's columns proves nothing when more eligible (type, offer) pairs exist than branch
+    # and bound takes; the neighbourhoods go on. A red team's sparse round (200 x 400, seed 3, national path) stopped
+    # at 483 persons as "optimal" where the neighbourhoods reach 488.
+    from rematch_pipeline.matching.engine import match
+    from rematch_pipeline.scenario import DEFAULT_ROUND_DATE, generate_scenario
+    from rematch_pipeline.scenario_load import load_scenario
+
+    files = generate_scenario(tmp_path, households=200, municipalities=400, seed=3, round_date=DEFAULT_ROUND_DATE)
+    households, offers = load_scenario(files.households_xlsx, files.capacity_xlsx)
+    result = match(households, offers, DEFAULT_ROUND_DATE, load_policy(overrides={"pyomo_max_pairs": 0}), "R-T")
+    types = next(p for p in result.stats["phases"] if p["phase"] == "max_persons_types")
+    assert result.stats["persons_placed"] >= 488
+    assert types["termination"] == "work_limit" or result.stats["persons_proven_maximal"]

@@ -19,7 +19,8 @@ from rematch_pipeline.matching.fair_share import FairShare, ShareColumns
 PYOMO_ACCEPTED = {
     TerminationCondition.convergenceCriteriaSatisfied: "optimal",
     TerminationCondition.maxTimeLimit: "time_limit",
-    TerminationCondition.iterationLimit: "iteration_limit",
+    # HiGHS's node limit (our work limit) reaches Pyomo as an iteration limit.
+    TerminationCondition.iterationLimit: "work_limit",
 }
 HIGHS_ACCEPTED = {
     highspy.HighsModelStatus.kOptimal: "optimal",
@@ -244,7 +245,9 @@ class PyomoHighs:
         self.share = share
 
     def solve(self, phase: str, objective: np.ndarray, time_limit: float, rel_gap: float = 0.0,
-              abs_gap: float = 1e-6, start: np.ndarray | None = None) -> PhaseResult:
+              abs_gap: float = 1e-6, start: np.ndarray | None = None, max_nodes: int | None = None) -> PhaseResult:
+        """`max_nodes` bounds branch and bound by work, the same on every machine; `time_limit` is only the safety
+        net of the round's deadline."""
         del objective  # the Pyomo model carries both objectives; add_min_persons switches them
         if start is not None:
             self._warm_start(start)
@@ -252,7 +255,8 @@ class PyomoHighs:
         res = self.solver.solve(
             self.m, time_limit=max(1.0, float(time_limit)), rel_gap=rel_gap, abs_gap=abs_gap,
             threads=self.policy.solver.threads, load_solutions=False, raise_exception_on_nonoptimal_result=False,
-            solver_options={k: v for k, v in highs_options(self.policy).items() if k != "threads"},
+            solver_options={**{k: v for k, v in highs_options(self.policy).items() if k != "threads"},
+                            **({"mip_max_nodes": int(max_nodes)} if max_nodes is not None else {})},
         )
         seconds = time.perf_counter() - t0
         term = res.termination_condition

@@ -37,6 +37,9 @@ class WorkBudget:
     lp_simplex_iterations: int = 1_000_000
     subgradient_steps: int = 500  # of that Lagrangian relaxation
     type_mip_nodes: int = 5000  # branch and bound over types; neighbourhoods take over if it stops short
+    # Branch and bound of a small round's exact persons and quality MIPs (the Pyomo path): they used to stop only at
+    # the clock, so a hard small round ended `time_limit` (a red team's 500 x 100 round did).
+    exact_mip_nodes: int = 5000
     # Neighbourhoods over household types: two municipalities at first, doubled whenever 50 in a row found nothing.
     types: SearchWork = field(default_factory=lambda: SearchWork(
         offers=2, rounds=400, nodes=2000, stop_after=None, grow_after=50, max_offers=16))
@@ -79,7 +82,8 @@ class WorkBudget:
         """The work amounts by name, as a round reports them (`deterministic_work`)."""
         return {"pricing_rounds": self.pricing_rounds, "lp_ipm_iterations": self.lp_ipm_iterations,
                 "lp_simplex_iterations": self.lp_simplex_iterations, "subgradient_steps": self.subgradient_steps,
-                "type_mip_nodes": self.type_mip_nodes, "persons_gap_ppm": self.persons_gap_ppm,
+                "type_mip_nodes": self.type_mip_nodes, "exact_mip_nodes": self.exact_mip_nodes,
+                "persons_gap_ppm": self.persons_gap_ppm,
                 "type_neighbourhoods": self.types.rounds, "type_neighbourhood_nodes": self.types.nodes,
                 "guided_type_neighbourhoods": self.guided_types.rounds,
                 "guided_type_offers": self.guided_types.offers, "guided_type_nodes": self.guided_types.nodes,

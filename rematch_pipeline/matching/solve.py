@@ -267,8 +267,12 @@ def _types_over_every_pair(tdata: MatchingData, alloc: TypeAllocation, policy: P
     (type, offer) pair when they are few enough, so that "optimal" means the most persons. A red team found a round
     whose LP columns (they follow the quality tie-break) held 123 persons where 124 fit."""
     t, o = np.nonzero(tdata.eligible)
-    if len(t) > TYPE_MIP_MAX_COLUMNS or len(t) <= bound.model.n_cols:
-        return alloc, "optimal"  # every pair was a column already, or too many for branch and bound: as before
+    if len(t) <= bound.model.n_cols:
+        return alloc, "optimal"  # every pair was a column already: the MIP's optimum is the most persons
+    if len(t) > TYPE_MIP_MAX_COLUMNS:
+        # Too many for branch and bound, and "optimal" over the LP's columns proves nothing: the neighbourhoods,
+        # which also take priced pairs beyond them, go on (a red team's 200 x 400 round placed 5 persons more so).
+        return alloc, "work_limit"
     tdata.set_pairs(t, o)
     try:
         return _type_mip(tdata, build_model(tdata), alloc, policy, deadline, "optimal")
@@ -348,7 +352,7 @@ def _max_persons(data: MatchingData, model: LinearModel, policy: Policy, found: 
         backend = PyomoHighs(model, policy)
         try:
             p1 = backend.solve("max_persons", model.persons, deadline - time.perf_counter(), abs_gap=0.5,
-                               start=found.x)
+                               start=found.x, max_nodes=BUDGET.exact_mip_nodes)
         except SolveError as exc:
             log.warning("persons MIP gave no solution (%s); keeping the allocation found before it", exc)
             return found, [], backend
@@ -380,7 +384,7 @@ def _max_quality(data: MatchingData, model: LinearModel, policy: Policy, incumbe
         backend.add_fair_share(fair, data.pair_o)
     try:
         return backend.solve("max_quality", model.quality, deadline - time.perf_counter(),
-                             rel_gap=policy.solver.mip_rel_gap, start=incumbent.x)
+                             rel_gap=policy.solver.mip_rel_gap, start=incumbent.x, max_nodes=BUDGET.exact_mip_nodes)
     except SolveError as exc:
         log.warning("quality phase gave no solution (%s); keeping the persons-maximal incumbent", exc)
         return incumbent
