@@ -37,9 +37,10 @@ class WorkBudget:
     lp_simplex_iterations: int = 1_000_000
     subgradient_steps: int = 500  # of that Lagrangian relaxation
     type_mip_nodes: int = 5000  # branch and bound over types; neighbourhoods take over if it stops short
-    # Branch and bound of a small round's exact persons and quality MIPs (the Pyomo path): they used to stop only at
-    # the clock, so a hard small round ended `time_limit` (a red team's 500 x 100 round did).
-    exact_mip_nodes: int = 5000
+    # Branch and bound of a small round's exact persons and quality MIPs (the Pyomo path), which used to stop only at
+    # the clock: pilot-size rounds solve within 20 nodes, a hard 500 x 100 round takes about a second a node
+    # (docs/solver-tuning.md).
+    exact_mip_nodes: int = 100
     # Neighbourhoods over household types: two municipalities at first, doubled whenever 50 in a row found nothing.
     types: SearchWork = field(default_factory=lambda: SearchWork(
         offers=2, rounds=400, nodes=2000, stop_after=None, grow_after=50, max_offers=16))
