@@ -114,6 +114,18 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
     # Every page: the person asking, or 401. (No postponed annotations in this module: FastAPI reads this one.)
     Who = Annotated[Any, Depends(gate.who)]
 
+    @app.middleware("http")
+    async def only_from_here(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # Another website may embed a report address (an image, a fetch) that the reader's browser then sends with
+        # the reader's login: each such load would record "report_opened" in the audit log for that person. Browsers
+        # say where a request comes from; a cross-site load that is not the reader following a link is refused and
+        # records nothing. Following a shared link (navigation) still works.
+        if (request.headers.get("sec-fetch-site") == "cross-site"
+                and request.headers.get("sec-fetch-mode") != "navigate"):
+            return PlainTextResponse("Another website asked for this report page; open it from the reports page "
+                                     "instead.", status_code=403, headers=_HEADERS)
+        return await call_next(request)
+
     @app.exception_handler(SchemaNotReady)
     async def not_ready(request: Request, exc: SchemaNotReady) -> Response:
         # Not the exception's text: it may name a path of the server.

@@ -111,6 +111,25 @@ def test_the_data_team_opens_a_packet_and_the_opening_is_recorded_under_its_roun
     assert [(e["actor"], e["subject"]) for e in opened] == [("tom", f"{ROUND}/{AGS}")]
 
 
+def test_another_website_embedding_a_report_is_refused_and_records_no_opening(client: TestClient,
+                                                                             settings: Settings) -> None:
+    # Rule: a report address embedded by another site (an image, a script's fetch) carries the reader's login; it
+    # must not write "report_opened" in their name. A link the reader follows from elsewhere still opens.
+    report = f"/home/exports/{ROUND}/round_report.html"
+    for mode, dest in (("no-cors", "image"), ("cors", "empty"), ("no-cors", "iframe")):
+        embedded = client.get(report, headers={**AUDITOR, "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": mode,
+                                               "Sec-Fetch-Dest": dest})
+        assert embedded.status_code == 403 and embedded.text.startswith("Another website asked"), (mode, dest)
+    assert client.get(f"/rounds/{ROUND}/audit.zip", headers={**TEAM, "Sec-Fetch-Site": "cross-site",
+                                                            "Sec-Fetch-Mode": "no-cors"}).status_code == 403
+    assert not [e for e in _events(settings) if e["event"] == "report_opened"]
+    followed = client.get(report, headers={**AUDITOR, "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate",
+                                           "Sec-Fetch-Dest": "document"})
+    here = client.get(report, headers={**AUDITOR, "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "no-cors"})
+    assert followed.status_code == here.status_code == 200
+    assert len([e for e in _events(settings) if e["event"] == "report_opened"]) == 2
+
+
 @pytest.mark.parametrize("attempt", [
     "../rematch.sqlite", "data_docs/../settings.toml", "data_docs/%2e%2e/settings.toml", "settings.toml",
     "inbox/households.xlsx", "airflow/passwords/admin", f"outbox/letters/{ROUND}/offer_H1_{ROUND}_uk.pdf",
