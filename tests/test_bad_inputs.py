@@ -178,6 +178,17 @@ def _zip_flagged_encrypted(entries: dict[str, bytes]) -> bytes:
     return bytes(data)
 
 
+def _zip_packed_with(method: int, entries: dict[str, bytes]) -> bytes:
+    """An archive whose entries declare another tool's compression method (9: Deflate64)."""
+    data = bytearray(x.zip_bytes(entries))
+    for signature, method_at in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # local and central headers
+        at = data.find(signature)
+        while at >= 0:
+            data[at + method_at:at + method_at + 2] = method.to_bytes(2, "little")
+            at = data.find(signature, at + 4)
+    return bytes(data)
+
+
 def _damaged(archive: bytes) -> bytes:
     """The archive with the compressed bytes of its first entry overwritten (a transfer cut or garbled)."""
     with zipfile.ZipFile(io.BytesIO(archive)) as zf:
@@ -536,6 +547,9 @@ CASES = [
     Case("password_protected_zip_is_refused_with_a_plain_reason",
          ("locked.zip", _zip_flagged_encrypted({"rematch_household.csv": b"case_id\nRM-A\n"})),
          status="refused", file_rule="zip_encrypted"),
+    Case("zip_packed_with_a_method_zipfile_cannot_read_is_refused_with_what_to_do",
+         ("deflate64.zip", _zip_packed_with(9, {"rematch_household.csv": b"case_id\nRM-A\n"})),
+         status="refused", file_rule="zip_compression_method"),
     Case("damaged_zip_is_refused_with_a_plain_reason",
          ("damaged.zip", _damaged(x.odk_zip([A, B], AB_MEMBERS))), status="refused", file_rule="zip_damaged"),
     Case("zip_of_many_small_entries_that_unpacks_far_larger_is_refused",  # each entry under the per-entry floor

@@ -100,8 +100,8 @@ def read_file(path: Path, limits: Limits | None = None, name: str | None = None)
                     check_xlsx(zf, label)
                     return _read_xlsx(path, zf, label)
                 return _read_odk_zip(zf, label)
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
-            # Damaged or cut short on the way (a checksum, a compressed stream, an unknown compression method):
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            # Damaged or cut short on the way (a checksum, a compressed stream; `check_zip` refuses unknown methods):
             # named by kind, never by the library's words, which may quote the content.
             raise RefusedFileError("zip_damaged", f"{label}: the archive is damaged or incomplete "
                                                   f"({type(exc).__name__}) and cannot be read; export it again "

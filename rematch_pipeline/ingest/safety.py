@@ -47,6 +47,10 @@ def _unsafe_name(name: str) -> bool:
     return norm.startswith("/") or bool(_DRIVE.match(norm)) or ".." in norm.split("/")
 
 
+# The compression methods Python's zipfile unpacks; any other fails only when an entry is read.
+_READABLE_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
+
+
 def check_zip(zf: zipfile.ZipFile, name: str, limits: Limits, stored_bytes: int | None = None) -> None:
     """Path traversal, symbolic links, passwords, entry count, total size and compression ratio (per entry and of
     the whole archive, `stored_bytes` long); before anything is unpacked. The sizes are the ones the archive
@@ -62,6 +66,13 @@ def check_zip(zf: zipfile.ZipFile, name: str, limits: Limits, stored_bytes: int 
     if any(info.flag_bits & 0x1 for info in infos):
         raise RefusedFileError("zip_encrypted", f"{name}: the archive is protected by a password; export it again "
                                                 f"without a password and send the new file")
+    unknown = sorted({info.compress_type for info in infos} - _READABLE_METHODS)
+    if unknown:
+        # Another tool's method (Deflate64, PPMd, ...): named by number, before anything is unpacked.
+        raise RefusedFileError("zip_compression_method",
+                               f"{name}: the archive is packed with a compression method this pipeline cannot "
+                               f"read (method {', '.join(map(str, unknown))}); export it again as a standard ZIP "
+                               f"(Deflate) and send the new file")
     total = 0
     for info in infos:
         if _unsafe_name(info.filename):
