@@ -164,7 +164,7 @@ def test_the_quality_lps_solution_is_given_over_the_data_pairs_whatever_the_orde
     order = np.random.default_rng(1).permutation(len(h))
     lp.add(h[order], o[order])
     value = lp.solve(solve.BUDGET, 10.0)
-    x = lp.on_pairs()
+    x = lp.support().on_pairs(data)
     assert len(x) == data.n_pairs
     assert float(data.score[data.pair_h, data.pair_o] @ x) == pytest.approx(value, rel=1e-9)
     assert np.bincount(data.pair_h, weights=x, minlength=len(data.households)).max() <= 1 + 1e-9

@@ -25,6 +25,39 @@ QUALITY_PRICING_TOLERANCE = 1e-5
 
 
 @dataclass
+class LPSupport:
+    """The pairs the quality LP's last solution uses, with their values (none without an LP)."""
+
+    h: np.ndarray
+    o: np.ndarray
+    value: np.ndarray
+
+    @classmethod
+    def empty(cls) -> LPSupport:
+        none = np.zeros(0, dtype=np.int64)
+        return cls(none, none, np.zeros(0))
+
+    def on_pairs(self, data: MatchingData) -> np.ndarray:
+        """The values over the data's candidate pairs (the household model's columns; 0 where the LP uses none)."""
+        n_off = max(1, len(data.offers))
+        codes = self.h * n_off + self.o
+        order = np.argsort(codes, kind="stable")
+        want = data.pair_h * n_off + data.pair_o
+        at = np.clip(np.searchsorted(codes[order], want), 0, max(0, len(codes) - 1))
+        found = codes[order][at] == want if len(codes) else np.zeros(len(want), dtype=bool)
+        return np.where(found, self.value[order][at], 0.0) if len(codes) else np.zeros(len(want))
+
+
+@dataclass
+class QualityProof:
+    """The round's `quality_bound` phase, the bound it reports and the support of the bound's last LP."""
+
+    phase: PhaseResult
+    bound: float
+    support: LPSupport
+
+
+@dataclass
 class QualityPrices:
     """Non-negative prices on the rows the quality bound relaxes."""
 
@@ -131,18 +164,11 @@ class QualityLP:
             raise SolveError(f"quality_bound: the LP stopped ({self.h.modelStatusToString(status)}) without prices")
         return float(info.objective_function_value)
 
-    def on_pairs(self) -> np.ndarray:
-        """The last LP's solution over the data's candidate pairs (the household model's columns; 0 where the LP
-        has no column)."""
-        data = self.data
-        n_off = max(1, len(data.offers))
+    def support(self) -> LPSupport:
+        """The pairs the last LP's solution uses."""
         values = np.asarray(self.h.getSolution().col_value)[len(self.share_offers):]
-        codes = self.pair_h * n_off + self.pair_o
-        order = np.argsort(codes, kind="stable")
-        want = data.pair_h * n_off + data.pair_o
-        at = np.clip(np.searchsorted(codes[order], want), 0, max(0, len(codes) - 1))
-        found = codes[order][at] == want if len(codes) else np.zeros(len(want), dtype=bool)
-        return np.where(found, values[order][at], 0.0)
+        used = values > INTEGRAL
+        return LPSupport(self.pair_h[used], self.pair_o[used], values[used])
 
     def prices(self) -> tuple[QualityPrices, np.ndarray]:
         """The row duals as prices (HiGHS, maximising: a binding <= row has a non-negative dual, a binding >= row a
@@ -158,15 +184,16 @@ class QualityLP:
 
 
 def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairShare | None,
-                  chosen_h: np.ndarray, chosen_o: np.ndarray, deadline: float, budget: WorkBudget) -> PhaseResult:
+                  chosen_h: np.ndarray, chosen_o: np.ndarray, deadline: float,
+                  budget: WorkBudget) -> tuple[PhaseResult, LPSupport]:
     """The quality LP (persons at least `placed`) over a few pairs, priced over every eligible pair.
 
     The LP starts from the placement found (`chosen_h`, `chosen_o`, which keeps it feasible) and each household's
     best offers. Its duals are prices for `lagrangian_quality`, which holds for pairs the LP never saw; pairs that
     could raise it are added and the LP solved again, a fixed number of times. Every round's value is a valid
     bound; the lowest is kept. A round whose first LP would already reach the column budget keeps the bound of every
-    household at its best offer instead. The result's `x` is the last LP's solution over the data's candidate pairs
-    (empty without an LP), which guides the quality neighbourhoods. Leaves `data` as it was.
+    household at its best offer instead. Also returns the pairs the last LP uses (none without an LP): they guide
+    the quality neighbourhoods and join their columns. Leaves `data` as it was.
     """
     t0 = time.perf_counter()
     top_h, top_o = top_candidates(data, budget.quality_bound_candidates)
@@ -178,13 +205,14 @@ def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairS
         # than every household at its best offer (docs/solver-tuning.md).
         log.info("quality bound %.3f: every household at its best offer (%d columns exceed the LP's budget)", best,
                  len(codes))
-        return PhaseResult("quality_bound", "work_limit", float("nan"), best, time.perf_counter() - t0, np.zeros(0))
+        return (PhaseResult("quality_bound", "work_limit", float("nan"), best, time.perf_counter() - t0, np.zeros(0)),
+                LPSupport.empty())
     lp = QualityLP(data, policy, placed, fair)
     lp.add(codes // n_off, codes % n_off)
     in_lp = np.zeros(data.codes.shape, dtype=bool)
     in_lp[lp.pair_h, lp.pair_o] = True
     termination, rounds = "work_limit", 0
-    solution = np.zeros(0)
+    support = LPSupport.empty()
     for rounds in range(1, budget.quality_bound_lps + 1):  # noqa: B007 (reported below)
         if time.perf_counter() >= deadline:
             termination = "time_limit"  # the safety net: fewer LPs than on a faster machine
@@ -196,7 +224,7 @@ def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairS
             termination = "time_limit" if time.perf_counter() >= deadline else "work_limit"
             break
         prices, assignment = lp.prices()
-        solution = lp.on_pairs()
+        support = lp.support()
         value = lagrangian_quality(data, prices, placed, fair)
         log.debug("quality bound round %d: LP %.3f, bound %.3f, %d columns", rounds, objective, value, len(lp.pair_h))
         best = min(best, value)
@@ -211,13 +239,13 @@ def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairS
         lp.add(h, o)
         in_lp[h, o] = True
     log.info("quality bound %.3f after %d LP rounds (%s)", best, rounds, termination)
-    return PhaseResult("quality_bound", termination, float("nan"), best, time.perf_counter() - t0, solution)
+    return PhaseResult("quality_bound", termination, float("nan"), best, time.perf_counter() - t0, np.zeros(0)), support
 
 
 def round_quality_bound(data: MatchingData, policy: Policy, placed: int, proven: bool, lp_bound: float,
                         fair: FairShare | None, chosen: np.ndarray, mip: PhaseResult,
-                        deadline: float, budget: WorkBudget) -> tuple[PhaseResult, float]:
-    """The round's proof of quality: the `quality_bound` phase and the bound the round reports.
+                        deadline: float, budget: WorkBudget) -> QualityProof:
+    """The round's proof of quality: the `quality_bound` phase, the bound the round reports and the LP's support.
 
     With balanced fill the bound's shares are those of the most persons any placement could place (the persons
     bound; shares grow with persons), so it also covers the best placement when the persons search stopped short
@@ -226,11 +254,13 @@ def round_quality_bound(data: MatchingData, policy: Policy, placed: int, proven:
     pool = float(data.hh.persons.sum())
     most = placed if proven else int(np.floor(min(lp_bound, pool) if np.isfinite(lp_bound) else pool) + INTEGRAL)
     fair_bound = None if fair is None else FairShare.of(data, max(placed, most), fair.weight)
-    qb = quality_bound(data, policy, placed, fair_bound, data.pair_h[chosen], data.pair_o[chosen], deadline, budget)
+    qb, support = quality_bound(data, policy, placed, fair_bound, data.pair_h[chosen], data.pair_o[chosen], deadline,
+                                budget)
     best = qb.bound
     if np.isfinite(mip.bound) and data.n_pairs >= data.n_eligible and proven:
         best = min(best, mip.bound)
-    return qb, max(best, mip.objective)  # the solvers' tolerances can put the bound a hair below what was found
+    # The solvers' tolerances can put the bound a hair below what was found.
+    return QualityProof(qb, max(best, mip.objective), support)
 
 
 def _priced(data: MatchingData, prices: QualityPrices, assignment: np.ndarray,

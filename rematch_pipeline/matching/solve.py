@@ -390,6 +390,27 @@ def _max_quality(data: MatchingData, model: LinearModel, policy: Policy, incumbe
         return incumbent
 
 
+def _quality_incumbent(data: MatchingData, model: LinearModel, fair: FairShare | None, x: np.ndarray) -> PhaseResult:
+    """The quality phase's start: the persons-maximal placement `x` with its quality and balanced-fill points."""
+    quality = float(model.quality @ x) + balanced_fill_points(data, model, fair, x)
+    return PhaseResult("max_quality", "time_limit", quality, float("inf"), 0.0, x)
+
+
+def _with_pairs(data: MatchingData, model: LinearModel, x: np.ndarray, h: np.ndarray,
+                o: np.ndarray) -> tuple[LinearModel, np.ndarray]:
+    """The model with the pairs (h, o) among its columns, and `x` over them (the model as it was when none is new).
+
+    In sparse rounds the model's columns (the persons phase's) hold too few of each household's preferred offers for
+    the quality search; the quality LP's pricing finds the ones worth having (docs/solver-tuning.md)."""
+    before = data.n_pairs
+    placed = x > 0.5
+    chosen_h, chosen_o = data.pair_h[placed], data.pair_o[placed]
+    _add_pairs(data, h, o)
+    if data.n_pairs == before:
+        return model, x
+    return build_model(data), start_vector(data, chosen_h, chosen_o)
+
+
 def solve_model(data: MatchingData, policy: Policy, started: float | None = None,
                 persons_only: bool = False) -> SolveResult:
     """`started`: when the round began (perf_counter); the time limit covers the whole round from there, with a share
@@ -427,19 +448,20 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     # The allocation over types had its exchange before the model was built.
     x1 = np.round(p1.x) if p1 is found and begin.over_types else exchange(data, np.round(p1.x), classes)
     fair = FairShare.of(data, placed, policy.balanced_fill_weight) if policy.balanced_fill_weight > 0 else None
-    incumbent = PhaseResult("max_quality", "time_limit", float(model.quality @ x1)
-                            + balanced_fill_points(data, model, fair, x1), float("inf"), 0.0, x1)
     early = None
     if persons_only:
         return _persons_result(model, begin, phases, x1, placed, proven, small and full_optimal,
                                (greedy_h, greedy_o), "pyomo" if small else "highspy")
+    guide = np.zeros(0)
     if backend is None:
         # The quality bound before the neighbourhoods (over the incumbent's pairs and the best offers, which keep its
-        # LP feasible): its LP's solution guides them.
-        early = round_quality_bound(data, policy, placed, proven, lp_bound, fair, np.nonzero(x1 > 0.5)[0], incumbent,
-                                    deadline, BUDGET)
-    p2 = _max_quality(data, model, policy, incumbent, placed, backend, classes, fair, deadline,
-                      np.zeros(0) if early is None else early[0].x)
+        # LP feasible): the pairs its LP uses join the model's columns and guide the search.
+        early = round_quality_bound(data, policy, placed, proven, lp_bound, fair, np.nonzero(x1 > 0.5)[0],
+                                    _quality_incumbent(data, model, fair, x1), deadline, BUDGET)
+        model, x1 = _with_pairs(data, model, x1, early.support.h, early.support.o)
+        guide = early.support.on_pairs(data)
+    incumbent = _quality_incumbent(data, model, fair, x1)
+    p2 = _max_quality(data, model, policy, incumbent, placed, backend, classes, fair, deadline, guide)
     phases.append(p2)
     chosen = np.nonzero(p2.x > 0.5)[0]
     # In small rounds the allocation over types is only the start of the exact persons MIP: once that is optimal,
@@ -447,10 +469,10 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     deciding = [p for p in phases if not (small and full_optimal and p.phase == "max_persons_types")]
     status = round_status(deciding)
     if early is None:
-        qb, best_bound = round_quality_bound(data, policy, placed, proven, lp_bound, fair, chosen, p2, deadline,
-                                             BUDGET)
+        proof = round_quality_bound(data, policy, placed, proven, lp_bound, fair, chosen, p2, deadline, BUDGET)
+        qb, best_bound = proof.phase, proof.bound
     else:
-        qb, best_bound = early[0], max(early[1], p2.objective)  # within the solvers' tolerances, as there
+        qb, best_bound = early.phase, max(early.bound, p2.objective)  # within the solvers' tolerances, as there
     phases.append(qb)
     if qb.termination == "time_limit":
         status = "time_limit"  # the bound in round.json then depends on the machine's speed
