@@ -17,8 +17,9 @@ from rematch_pipeline.matching.bound import Prices
 from rematch_pipeline.matching.data import build_data
 from rematch_pipeline.matching.engine import match
 from rematch_pipeline.matching.fair_share import FairShare
-from rematch_pipeline.matching.quality_bound import QualityLP, QualityPrices, lagrangian_quality
-from tests.factories import ROUND_DATE
+from rematch_pipeline.matching.backends import PhaseResult
+from rematch_pipeline.matching.quality_bound import QualityLP, QualityPrices, lagrangian_quality, round_quality_bound
+from tests.factories import ROUND_DATE, adult, household, offer
 from tests.test_balanced_fill import _best_by_brute_force
 from tests.test_matching import _scenario, brute_force_max_persons, household_st, offer_st
 
@@ -131,6 +132,21 @@ def test_with_balanced_fill_the_bound_holds_even_when_the_persons_search_stops_s
     if result.data is None or not result.assignments:
         return
     assert result.stats["quality_bound"] >= _best_by_brute_force(result.data, weight) - 1e-4
+
+
+def test_a_persons_bound_a_hair_below_a_whole_number_still_allows_that_many_persons_in_the_quality_bound() -> None:
+    # A Lagrangian persons bound of 6.999999999999999 means 7 persons may fit: the quality bound must cover the
+    # placement of 7 (its balanced-fill shares are larger), not only the 6 this round placed (found by a search).
+    sizes = {"H0": 4, "H1": 5, "H2": 3, "H3": 2}
+    hs = [household(c, (adult(),) * n) for c, n in sizes.items()]
+    policy = policy_with(POLICY, balanced_fill_weight=5.0)
+    data = build_data(hs, [offer("05110007", places=7, units=(2, 0, 0, 1))], ROUND_DATE, policy)
+    data.set_pairs(*np.nonzero(data.eligible))
+    placed_h = np.array([i for i, h in enumerate(data.households) if h.case_id in ("H0", "H3")])
+    fair = FairShare.of(data, 6, 5.0)
+    start = PhaseResult("max_quality", "work_limit", 0.0, float("inf"), 0.0, np.zeros(0))
+    proof = round_quality_bound(data, policy, 6, False, 7 - 1e-15, fair, placed_h, start, float("inf"), solve.BUDGET)
+    assert proof.bound >= _best_by_brute_force(data, 5.0) - 1e-6
 
 
 def test_a_quality_bound_the_clock_cut_marks_the_round_as_not_replayable(monkeypatch) -> None:  # type: ignore[no-untyped-def]

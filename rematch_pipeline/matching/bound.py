@@ -48,9 +48,15 @@ def priced_use(data: MatchingData, prices: Prices, lo: int, hi: int) -> np.ndarr
     return hh.demand[lo:hi].astype(np.float64) @ prices.capacity.T + hh.units_taken(slice(lo, hi)) @ prices.rooms.T
 
 
+def most_persons(bound: float) -> float:
+    """The most whole persons a valid (finite) bound allows: a bound a hair below a whole number (the solver's
+    tolerance) still allows that number."""
+    return float(np.floor(bound + INTEGRAL))
+
+
 def proves_maximal(persons: float, bound: float) -> bool:
     """Persons are whole: a placement within one person of a valid bound cannot be beaten."""
-    return bool(np.isfinite(bound) and persons >= np.floor(bound + INTEGRAL))
+    return bool(np.isfinite(bound) and persons >= most_persons(bound))
 
 
 def persons_target(bound: float, gap_ppm: int) -> float:
@@ -58,7 +64,7 @@ def persons_target(bound: float, gap_ppm: int) -> float:
     infinite without a bound."""
     if not np.isfinite(bound):
         return float("inf")
-    return float(min(np.ceil(bound * (1 - gap_ppm / 1e6) - INTEGRAL), np.floor(bound + INTEGRAL)))
+    return float(min(np.ceil(bound * (1 - gap_ppm / 1e6) - INTEGRAL), most_persons(bound)))
 
 
 def most_attractive(values: np.ndarray, attractive: np.ndarray,

@@ -11,7 +11,15 @@ import numpy as np
 
 from rematch_pipeline.domain import ROOM_CLASSES, Policy
 from rematch_pipeline.matching.backends import PhaseResult, SolveError, highs_options
-from rematch_pipeline.matching.bound import CHUNK, INTEGRAL, Prices, most_attractive, priced_capacity, priced_use
+from rematch_pipeline.matching.bound import (
+    CHUNK,
+    INTEGRAL,
+    Prices,
+    most_attractive,
+    most_persons,
+    priced_capacity,
+    priced_use,
+)
 from rematch_pipeline.matching.budget import WorkBudget
 from rematch_pipeline.matching.data import MatchingData, capacity_left, top_candidates
 from rematch_pipeline.matching.fair_share import FairShare
@@ -252,7 +260,7 @@ def round_quality_bound(data: MatchingData, policy: Policy, placed: int, proven:
     of it. A quality MIP over every eligible pair proves its own bound once persons are proven maximal.
     """
     pool = float(data.hh.persons.sum())
-    most = placed if proven else int(np.floor(min(lp_bound, pool) if np.isfinite(lp_bound) else pool) + INTEGRAL)
+    most = placed if proven else int(most_persons(min(lp_bound, pool) if np.isfinite(lp_bound) else pool))
     fair_bound = None if fair is None else FairShare.of(data, max(placed, most), fair.weight)
     qb, support = quality_bound(data, policy, placed, fair_bound, data.pair_h[chosen], data.pair_o[chosen], deadline,
                                 budget)
