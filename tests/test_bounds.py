@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 from rematch_pipeline.config import load_policy, policy_with
 from rematch_pipeline.domain import CAPACITY_DIMENSIONS, CapacityOffer, Household
 from rematch_pipeline.matching import solve
+from rematch_pipeline.matching.backends import PhaseResult
 from rematch_pipeline.matching.bound import Prices
 from rematch_pipeline.matching.data import build_data
 from rematch_pipeline.matching.engine import match
 from rematch_pipeline.matching.fair_share import FairShare
-from rematch_pipeline.matching.backends import PhaseResult
 from rematch_pipeline.matching.quality_bound import QualityLP, QualityPrices, lagrangian_quality, round_quality_bound
 from tests.factories import ROUND_DATE, adult, household, offer
 from tests.test_balanced_fill import _best_by_brute_force
