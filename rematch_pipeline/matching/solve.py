@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 # solution's value, so the perturbed LP value stays a valid upper bound on persons, less than one person loose.
 PERTURBATION_TOTAL = 0.5
 PRICING_MIN_GAIN = 0.5  # persons the full pair set could add over the candidate LP before pricing is worth a round
-TYPE_MIP_MAX_COLUMNS = 15_000  # type models up to this size go to branch and bound first (docs/solver-tuning.md)
+TYPE_MIP_MAX_COLUMNS = 8_000  # type models up to this size go to branch and bound first (docs/solver-tuning.md)
 
 
 @dataclass
