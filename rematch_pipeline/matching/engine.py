@@ -21,6 +21,7 @@ from rematch_pipeline.matching.data import MatchingData, build_data
 from rematch_pipeline.matching.extract import extract
 from rematch_pipeline.matching.look_ahead import apply_prices, price_future
 from rematch_pipeline.matching.planning import planning_report
+from rematch_pipeline.matching.scoring import future_points
 from rematch_pipeline.matching.solve import solve_model
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def match(
     with progress.step("extracting the assignments and the reasons for the unmatched"):
         assignments, unmatched = extract(data, result.chosen, round_id)
     if "look_ahead" in stats:  # the (never positive) points the look-ahead took from match quality
-        stats["look_ahead"]["points"] = round(sum(a.score_terms.get("look_ahead", 0.0) for a in assignments), 6)
+        stats["look_ahead"]["points"] = round(sum(future_points(a.score_terms) for a in assignments), 6)
     solve_s = sum(p.seconds for p in result.phases)
     status = result.status
     if stats.get("look_ahead", {}).get("status") == "time_limit":

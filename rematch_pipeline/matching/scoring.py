@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +28,12 @@ PRIORITY_TERMS = ("waiting",)
 # the cost of a person placed now.
 FUTURE_TERMS = ("look_ahead",)
 ALL_TERMS = HOUSEHOLD_TERMS + MUNICIPALITY_TERMS + PRIORITY_TERMS + FUTURE_TERMS
+
+
+def future_points(score_terms: Mapping[str, float]) -> float:
+    """What an assignment's score spends on the coming weeks (never positive): its score without them is what the
+    household and the municipality get."""
+    return float(sum(score_terms.get(term, 0.0) for term in FUTURE_TERMS))
 
 
 def term_arrays(hh: HouseholdArrays, of: OfferArrays, h: np.ndarray, o: np.ndarray,

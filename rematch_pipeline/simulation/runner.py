@@ -27,6 +27,7 @@ from rematch_pipeline.db.engine import migrate
 from rematch_pipeline.domain import ACCEPTED, CAPACITY_DIMENSIONS, DECLINED, Capacity, CapacityOffer, Household, Policy
 from rematch_pipeline.ingest.service import ingest_file
 from rematch_pipeline.matching.data import build_data
+from rematch_pipeline.matching.scoring import future_points
 from rematch_pipeline.repository import reading
 from rematch_pipeline.rounds import load_round_inputs, offer_round, run_round, settle_offers
 from rematch_pipeline.scenario import DEFAULT_ROUND_DATE
@@ -237,7 +238,7 @@ class _Simulation:
             accepted = uow.offers.with_status((ACCEPTED,))
             # Match quality without the look-ahead's own (never positive) points, so the policies compare on what
             # households and municipalities get.
-            assignments = {a.case_id: a.score - a.score_terms.get("look_ahead", 0.0)
+            assignments = {a.case_id: a.score - future_points(a.score_terms)
                            for a in uow.rounds.assignments(summary.round_id)}
             valid_now = uow.capacity_offers.all(valid_on=day)
             held = offer_rules.consumed_capacity(uow)
@@ -254,6 +255,7 @@ class _Simulation:
             "arrived_households": len(new), "arrived_persons": sum(h.persons for h in new),
             "pool_households": summary.households, "pool_persons": summary.persons_in_pool,
             "offered_households": summary.households_placed, "offered_persons": summary.persons_placed,
+            # The round's look-ahead points are the sum of its assignments' (engine), so both qualities agree.
             "quality_round": None if summary.stats.get("quality") is None else round(
                 summary.stats["quality"] - (summary.stats.get("look_ahead") or {}).get("points", 0.0), 6),
             "quality_accepted": round(sum(assignments.get(o.case_id, 0.0) for o in accepted_now), 6),
