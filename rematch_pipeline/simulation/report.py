@@ -12,7 +12,9 @@ from rematch_pipeline.reports.round_report import DIMENSION_LABELS, TEMPLATE_DIR
 
 JSON_FILE = "simulation.json"
 HTML_FILE = "simulation_report.html"
-WHAT_IF_POLICIES = (("myopic", "myopic"), ("look_ahead", "looking ahead"))  # summary key, as the report names it
+# Summary key, as the report names it (every table and line).
+POLICY_NAMES = {"myopic": "myopic rounds", "look_ahead": "rounds that look ahead"}
+WHAT_IF_POLICIES = tuple(POLICY_NAMES.items())
 FILL_SHOWN = 30  # municipalities in the fill chart: all of a small run, the least filled of a large one
 
 _ENV = document_environment(TEMPLATE_DIR)
@@ -31,17 +33,17 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines = [
         f"weeks: {len(summary['weeks'])}, households arrived: {count(t['households_arrived'])} "
         f"({counted(t['persons_arrived'], 'person')})",
-        "policy options of the myopic rounds: " + _options(summary.get("policy") or {}),
+        f"policy options of the {POLICY_NAMES['myopic']}: " + _options(summary.get("policy") or {}),
         f"persons placed, hindsight optimum: {count(placed['hindsight'])}",
-        f"persons placed (accepted), myopic rounds: {count(placed['myopic'])} ({percent(ratio['myopic'])} of "
-        "hindsight)",
+        f"persons placed (accepted), {POLICY_NAMES['myopic']}: {count(placed['myopic'])} "
+        f"({percent(ratio['myopic'])} of hindsight)",
     ]
     if ahead:
-        lines.append(f"persons placed (accepted), rounds that look ahead ({_options(ahead['policy'])}): "
+        lines.append(f"persons placed (accepted), {POLICY_NAMES['look_ahead']} ({_options(ahead['policy'])}): "
                      f"{count(placed['look_ahead'])} ({percent(ratio['look_ahead'])} of hindsight)")
     else:
-        lines.append("rounds that look ahead: absent (" + summary["absent"]["look_ahead"] + ")")
-    for name, part in [("myopic rounds", summary), *([("rounds that look ahead", ahead)] if ahead else [])]:
+        lines.append(f"{POLICY_NAMES['look_ahead']}: absent (" + summary["absent"]["look_ahead"] + ")")
+    for name, part in [(POLICY_NAMES["myopic"], summary), *([(POLICY_NAMES["look_ahead"], ahead)] if ahead else [])]:
         wait = part["totals"]["wait_weeks"]
         lines += [
             f"{name}: households still waiting at the end: {count(part['totals']['households_waiting_at_end'])}; "
@@ -64,12 +66,12 @@ def _context(summary: dict[str, Any]) -> dict[str, Any]:
     weeks = summary["weeks"]
     labels = [f"week {w['week'] + 1} ({w['round_date']})" for w in weeks]
     placed, ahead = summary["persons_placed"], summary.get("look_ahead")
-    policies = [("myopic rounds", placed["myopic"]), *([("rounds that look ahead", placed["look_ahead"])] if ahead
-                                                       else []), ("hindsight optimum", placed["hindsight"])]
+    runs = ["myopic", *(["look_ahead"] if ahead else [])]
+    policies = [*((POLICY_NAMES[k], placed[k]) for k in runs), ("hindsight optimum", placed["hindsight"])]
     ratios = summary["ratio_to_hindsight"]
-    compared = [("myopic rounds", {**summary, "ratio": ratios["myopic"]})]
+    compared = [(POLICY_NAMES["myopic"], {**summary, "ratio": ratios["myopic"]})]
     if ahead:
-        compared.append(("rounds that look ahead", {**ahead, "ratio": ratios["look_ahead"]}))
+        compared.append((POLICY_NAMES["look_ahead"], {**ahead, "ratio": ratios["look_ahead"]}))
     fill = [f for f in summary["fill_by_municipality"] if f["fill"] is not None]
     shown = sorted(fill, key=lambda f: (f["fill"], f["ags"]))[:FILL_SHOWN]
     shown.sort(key=lambda f: f["ags"])
