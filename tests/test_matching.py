@@ -136,14 +136,6 @@ def test_an_offer_with_fewer_seats_left_than_a_household_needs_is_not_eligible_f
                           "household (1 of 1)"
 
 
-def test_an_offer_cut_below_the_seats_it_holds_still_takes_households_that_need_no_seat() -> None:
-    # Two Kita U3 places accepted, then the offer resubmitted with one: none left, never "minus one", so a household
-    # without small children stays eligible there.
-    held = {"OF-05111000": Consumption(dimensions={"places_persons": 2, "kita_u3": 2}, rooms_needed=(1,))}
-    result = run([household("A", (adult(),))], [offer("05111000", places=10, kita_u3=1)], consumed=held)
-    assert placed(result) == {"A": "05111000"}
-
-
 def test_earlier_accepted_matches_consume_capacity() -> None:
     hs = [household("A", (adult(), adult("spouse")))]
     used = {"OF-05111000": Consumption(dimensions={"places_persons": 9}, rooms_needed=(1,))}

@@ -241,8 +241,7 @@ def build_data(
         pets_left=oa.remaining[:, dims["units_pets_allowed"]],
         medical_offered=oa.medical, places_left=oa.remaining[:, dims["places_persons"]], units_ge_left=oa.units_ge_left,
         seats_needed=ha.demand[:, [dims[d] for d in SEAT_DIMENSIONS]],
-        # A resubmission may cut an offer below what it holds: none left, never less (as in `capacity_left`).
-        seats_left=np.maximum(oa.remaining[:, [dims[d] for d in SEAT_DIMENSIONS]], 0),
+        seats_left=oa.remaining[:, [dims[d] for d in SEAT_DIMENSIONS]],
     )
     score, own = score_matrices(ha, oa, policy) if hh and of else (np.zeros(codes.shape), np.zeros(codes.shape))
     data = MatchingData(
