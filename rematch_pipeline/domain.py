@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 # Capacity dimensions every offer carries and every household consumes; names are the contract's columns.
-SEAT_DIMENSIONS = ("kita_u3", "kita_ue3", "school_primary", "school_secondary", "language_course_seats")
-CAPACITY_DIMENSIONS = ("places_persons", "units_wheelchair", "units_pets_allowed", *SEAT_DIMENSIONS)
+CAPACITY_DIMENSIONS = (
+    "places_persons", "units_wheelchair", "units_pets_allowed", "kita_u3", "kita_ue3",
+    "school_primary", "school_secondary", "language_course_seats",
+)
 ROOM_CLASSES = (1, 2, 3, 4)  # 4 means "4 or more rooms"
 
 

@@ -32,7 +32,7 @@ from rematch_pipeline.contract import (
     OCCUPATIONS,
     WEIGHT_ASPECTS,
 )
-from rematch_pipeline.domain import SEAT_DIMENSIONS, Household, Member, demand_of
+from rematch_pipeline.domain import Household, Member, demand_of
 from rematch_pipeline.forms import CAPACITY_INSTRUCTIONS as _INSTRUCTIONS
 from rematch_pipeline.reproducible import FIXED_TIME, workbook_bytes, write_atomically, zip_bytes
 
@@ -549,7 +549,7 @@ def capacity_rows(rng: random.Random, munis: Sequence[_Municipality], hhs: Seque
         demand_of(_domain_household(hhs[0], round_date), round_date, policy)]
     persons = sum(d.persons for d in demands)
     per_person = {dim: sum(getattr(d, dim) for d in demands) / persons
-                  for dim in SEAT_DIMENSIONS}
+                  for dim in ("kita_u3", "kita_ue3", "school_primary", "school_secondary", "language_course_seats")}
     room_share = [sum(1 for d in demands if d.rooms_needed == k) / len(demands) + 0.02 for k in (1, 2, 3, 4)]
     persons_per_unit = persons / len(demands)
 

@@ -20,7 +20,6 @@ from rematch_pipeline.domain import (
 )
 from rematch_pipeline.matching.baselines import evaluate, greedy_by_score
 from rematch_pipeline.matching.data import build_data
-from rematch_pipeline.matching.eligibility import EXCLUSION_KEYS
 from rematch_pipeline.matching.engine import match
 from rematch_pipeline.matching.reasons import words
 from tests.factories import ROUND_DATE, adult, child, household, offer
@@ -118,22 +117,6 @@ def test_kita_capacity_is_a_hard_bound() -> None:
     result = run(hs, [offer("05111000", kita_u3=1)])
     assert len(result.assignments) == 1
     assert "Kita U3" in result.unmatched[0].reason
-
-
-def test_an_offer_with_fewer_seats_left_than_a_household_needs_is_not_eligible_for_it() -> None:
-    # Two toddlers and one Kita U3 place: the capacity row forbids the pair, and excluding it keeps the LP from
-    # placing half the household, so the bound is the true maximum and the reason says why in plain words.
-    toddler = child(birth_year=ROUND_DATE.year - 1)
-    hs = [household("A", (adult(), toddler, toddler)), household("B", (adult(),))]
-    data = build_data(hs, [offer("05111000", kita_u3=1)], ROUND_DATE, POLICY)
-    assert [EXCLUSION_KEYS[int(c)] if c else "eligible" for c in data.codes[:, 0]] == ["no_seats", "eligible"]
-    result = run(hs, [offer("05111000", kita_u3=1)])
-    assert placed(result) == {"B": "05111000"}
-    assert result.stats["lp_bound_persons"] == 1 and result.stats["persons_proven_maximal"]
-    (left,) = result.unmatched
-    assert left.why.counts == (("no_seats", 1),)
-    assert left.reason == "no eligible municipality: too few Kita, school or language-course places left for the " \
-                          "household (1 of 1)"
 
 
 def test_earlier_accepted_matches_consume_capacity() -> None:

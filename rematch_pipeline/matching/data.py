@@ -12,7 +12,6 @@ from rematch_pipeline.contract import AGS_RE, OCCUPATIONS, SETTLEMENT_TYPES, WEI
 from rematch_pipeline.domain import (
     CAPACITY_DIMENSIONS,
     ROOM_CLASSES,
-    SEAT_DIMENSIONS,
     Capacity,
     CapacityOffer,
     Consumption,
@@ -240,8 +239,6 @@ def build_data(
         wheelchair_left=oa.remaining[:, dims["units_wheelchair"]],
         pets_left=oa.remaining[:, dims["units_pets_allowed"]],
         medical_offered=oa.medical, places_left=oa.remaining[:, dims["places_persons"]], units_ge_left=oa.units_ge_left,
-        seats_needed=ha.demand[:, [dims[d] for d in SEAT_DIMENSIONS]],
-        seats_left=oa.remaining[:, [dims[d] for d in SEAT_DIMENSIONS]],
     )
     score, own = score_matrices(ha, oa, policy) if hh and of else (np.zeros(codes.shape), np.zeros(codes.shape))
     data = MatchingData(

@@ -9,11 +9,10 @@ from rematch_pipeline.matching.units import units_for
 
 # Exclusion codes in the order they are checked; the first that applies explains the exclusion.
 ELIGIBLE = 0
-NOT_VALID, DECLINED, NO_ACCESSIBLE, NO_MEDICAL, NO_PETS, TOO_SMALL, NO_SEATS, NO_ROOMS = range(1, 9)
+NOT_VALID, DECLINED, NO_ACCESSIBLE, NO_MEDICAL, NO_PETS, TOO_SMALL, NO_ROOMS = range(1, 8)
 # Their names in stored reasons (`domain.UnmatchedReason`; the words are in `matching.reasons`).
 EXCLUSION_KEYS = {NOT_VALID: "not_valid", DECLINED: "declined", NO_ACCESSIBLE: "no_accessible",
-                  NO_MEDICAL: "no_medical", NO_PETS: "no_pets", TOO_SMALL: "too_small", NO_SEATS: "no_seats",
-                  NO_ROOMS: "no_rooms"}
+                  NO_MEDICAL: "no_medical", NO_PETS: "no_pets", TOO_SMALL: "too_small", NO_ROOMS: "no_rooms"}
 
 
 def medical_mask(services: frozenset[str] | tuple[str, ...]) -> int:
@@ -34,8 +33,6 @@ def exclusion_codes(
     medical_offered: np.ndarray,  # (O,) int mask
     places_left: np.ndarray,  # (O,) int
     units_ge_left: np.ndarray,  # (O, 4) int: units with >= k rooms left, k = 1..4
-    seats_needed: np.ndarray,  # (H, S) int: Kita, school and language-course seats
-    seats_left: np.ndarray,  # (O, S) int: the same seats left
 ) -> np.ndarray:
     """(H, O) int8 matrix: 0 where the pair is eligible, else the first exclusion code that applies."""
     codes = np.zeros(declined.shape, dtype=np.int8)
@@ -46,22 +43,12 @@ def exclusion_codes(
         (NO_MEDICAL, (need_medical[:, None] & ~medical_offered[None, :]) != 0),
         (NO_PETS, need_pets[:, None] & (pets_left[None, :] <= 0)),
         (TOO_SMALL, places_left[None, :] < persons[:, None]),
-        # The capacity rows forbid such a pair anyway; excluding it keeps the LP bounds from using it in part.
-        (NO_SEATS, _seats_short(seats_needed, seats_left)),
         (NO_ROOMS, units_for(units_ge_left, rooms) <= 0),
     )
     # Apply in reverse so the earliest check wins where several apply.
     for code, mask in reversed(checks):
         codes[np.broadcast_to(mask, codes.shape)] = code
     return codes
-
-
-def _seats_short(needed: np.ndarray, left: np.ndarray) -> np.ndarray:
-    """(H, O) bool: the offer has fewer seats left than the household needs in at least one kind."""
-    short = np.zeros((needed.shape[0], left.shape[0]), dtype=bool)
-    for k in range(needed.shape[1]):
-        short |= left[None, :, k] < needed[:, None, k]
-    return short
 
 
 def missing_services(need_mask: int, offered_mask: int) -> list[str]:

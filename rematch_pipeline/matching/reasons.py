@@ -15,7 +15,6 @@ EXCLUSION_WORDS = {
     "no_medical": "medical service not offered",
     "no_pets": "no unit where pets are allowed",
     "too_small": "too few places for the household's size",
-    "no_seats": "too few Kita, school or language-course places left for the household",
     "no_rooms": "no unit with enough rooms",
     HEALTH_NEED: "a health or disability need not met (which one only with the household's consent)",
 }
