@@ -396,21 +396,6 @@ def _quality_incumbent(data: MatchingData, model: LinearModel, fair: FairShare |
     return PhaseResult("max_quality", "time_limit", quality, float("inf"), 0.0, x)
 
 
-def _with_pairs(data: MatchingData, model: LinearModel, x: np.ndarray, h: np.ndarray,
-                o: np.ndarray) -> tuple[LinearModel, np.ndarray]:
-    """The model with the pairs (h, o) among its columns, and `x` over them (the model as it was when none is new).
-
-    In sparse rounds the model's columns (the persons phase's) hold too few of each household's preferred offers for
-    the quality search; the quality LP's pricing finds the ones worth having (docs/solver-tuning.md)."""
-    before = data.n_pairs
-    placed = x > 0.5
-    chosen_h, chosen_o = data.pair_h[placed], data.pair_o[placed]
-    _add_pairs(data, h, o)
-    if data.n_pairs == before:
-        return model, x
-    return build_model(data), start_vector(data, chosen_h, chosen_o)
-
-
 def solve_model(data: MatchingData, policy: Policy, started: float | None = None,
                 persons_only: bool = False) -> SolveResult:
     """`started`: when the round began (perf_counter); the time limit covers the whole round from there, with a share
@@ -452,15 +437,15 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     if persons_only:
         return _persons_result(model, begin, phases, x1, placed, proven, small and full_optimal,
                                (greedy_h, greedy_o), "pyomo" if small else "highspy")
+    incumbent = _quality_incumbent(data, model, fair, x1)
     guide = np.zeros(0)
     if backend is None:
         # The quality bound before the neighbourhoods (over the incumbent's pairs and the best offers, which keep its
-        # LP feasible): the pairs its LP uses join the model's columns and guide the search.
-        early = round_quality_bound(data, policy, placed, proven, lp_bound, fair, np.nonzero(x1 > 0.5)[0],
-                                    _quality_incumbent(data, model, fair, x1), deadline, BUDGET)
-        model, x1 = _with_pairs(data, model, x1, early.support.h, early.support.o)
+        # LP feasible): its LP's solution guides them. Adding the pairs that LP uses to the model's columns changed
+        # quality by noise only (docs/solver-tuning.md).
+        early = round_quality_bound(data, policy, placed, proven, lp_bound, fair, np.nonzero(x1 > 0.5)[0], incumbent,
+                                    deadline, BUDGET)
         guide = early.support.on_pairs(data)
-    incumbent = _quality_incumbent(data, model, fair, x1)
     p2 = _max_quality(data, model, policy, incumbent, placed, backend, classes, fair, deadline, guide)
     phases.append(p2)
     chosen = np.nonzero(p2.x > 0.5)[0]
