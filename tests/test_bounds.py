@@ -184,3 +184,15 @@ def test_the_quality_lps_solution_is_given_over_the_data_pairs_whatever_the_orde
     assert len(x) == data.n_pairs
     assert float(data.score[data.pair_h, data.pair_o] @ x) == pytest.approx(value, rel=1e-9)
     assert np.bincount(data.pair_h, weights=x, minlength=len(data.households)).max() <= 1 + 1e-9
+
+
+def test_without_a_quality_lp_the_quality_search_runs_as_if_there_were_no_guide() -> None:
+    # At national scale the bound's first LP would exceed its column budget, so there is no LP and no guide: the
+    # search must then run its plain neighbourhoods, not stop at once on an all-zero guide.
+    hs, os_ = _scenario(60)
+    no_lp = dataclasses.replace(solve.BUDGET, quality_bound_columns=1)
+    with mock.patch.object(solve, "BUDGET", no_lp):
+        without_lp = _run(hs, os_, **NATIONAL)
+    with mock.patch.object(solve, "BUDGET", dataclasses.replace(no_lp, lp_guided_every=0)):
+        unguided = _run(hs, os_, **NATIONAL)
+    assert without_lp.assignments_sha256 == unguided.assignments_sha256

@@ -445,7 +445,8 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
         # quality by noise only (docs/solver-tuning.md).
         early = round_quality_bound(data, policy, placed, proven, lp_bound, fair, np.nonzero(x1 > 0.5)[0], incumbent,
                                     deadline, BUDGET)
-        guide = early.support.on_pairs(data)
+        if len(early.support.h):  # no LP (its columns over the budget): no guide, the search as without one
+            guide = early.support.on_pairs(data)
     p2 = _max_quality(data, model, policy, incumbent, placed, backend, classes, fair, deadline, guide)
     phases.append(p2)
     chosen = np.nonzero(p2.x > 0.5)[0]
