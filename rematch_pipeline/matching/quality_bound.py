@@ -46,14 +46,16 @@ class LPSupport:
         return cls(none, none, np.zeros(0))
 
     def on_pairs(self, data: MatchingData) -> np.ndarray:
-        """The values over the data's candidate pairs (the household model's columns; 0 where the LP uses none)."""
+        """The values over the data's candidate pairs (the household model's columns; 0 where the LP uses none), or
+        nothing when there was no LP: no guide, rather than a guide that is 0 everywhere."""
+        if not len(self.h):
+            return np.zeros(0)
         n_off = max(1, len(data.offers))
         codes = self.h * n_off + self.o
         order = np.argsort(codes, kind="stable")
         want = data.pair_h * n_off + data.pair_o
-        at = np.clip(np.searchsorted(codes[order], want), 0, max(0, len(codes) - 1))
-        found = codes[order][at] == want if len(codes) else np.zeros(len(want), dtype=bool)
-        return np.where(found, self.value[order][at], 0.0) if len(codes) else np.zeros(len(want))
+        at = np.clip(np.searchsorted(codes[order], want), 0, len(codes) - 1)
+        return np.where(codes[order][at] == want, self.value[order][at], 0.0)
 
 
 @dataclass
@@ -200,8 +202,8 @@ def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairS
     best offers. Its duals are prices for `lagrangian_quality`, which holds for pairs the LP never saw; pairs that
     could raise it are added and the LP solved again, a fixed number of times. Every round's value is a valid
     bound; the lowest is kept. A round whose first LP would already reach the column budget keeps the bound of every
-    household at its best offer instead. Also returns the pairs the last LP uses (none without an LP): they guide
-    the quality neighbourhoods and join their columns. Leaves `data` as it was.
+    household at its best offer instead. Also returns the pairs the last LP uses (none without an LP), which guide
+    the quality neighbourhoods. Leaves `data` as it was.
     """
     t0 = time.perf_counter()
     top_h, top_o = top_candidates(data, budget.quality_bound_candidates)

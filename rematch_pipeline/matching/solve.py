@@ -438,15 +438,14 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
         return _persons_result(model, begin, phases, x1, placed, proven, small and full_optimal,
                                (greedy_h, greedy_o), "pyomo" if small else "highspy")
     incumbent = _quality_incumbent(data, model, fair, x1)
-    guide = np.zeros(0)
+    guide = np.zeros(0)  # the quality LP's solution over the model's columns, where there is one
     if backend is None:
         # The quality bound before the neighbourhoods (over the incumbent's pairs and the best offers, which keep its
         # LP feasible): its LP's solution guides them. Adding the pairs that LP uses to the model's columns changed
         # quality by noise only (docs/solver-tuning.md).
         early = round_quality_bound(data, policy, placed, proven, lp_bound, fair, np.nonzero(x1 > 0.5)[0], incumbent,
                                     deadline, BUDGET)
-        if len(early.support.h):  # no LP (its columns over the budget): no guide, the search as without one
-            guide = early.support.on_pairs(data)
+        guide = early.support.on_pairs(data)  # none without an LP (its columns over the budget)
     p2 = _max_quality(data, model, policy, incumbent, placed, backend, classes, fair, deadline, guide)
     phases.append(p2)
     chosen = np.nonzero(p2.x > 0.5)[0]
