@@ -441,8 +441,7 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     guide = np.zeros(0)  # the quality LP's solution over the model's columns, where there is one
     if backend is None:
         # The quality bound before the neighbourhoods (over the incumbent's pairs and the best offers, which keep its
-        # LP feasible): its LP's solution guides them. Adding the pairs that LP uses to the model's columns changed
-        # quality by noise only (docs/solver-tuning.md).
+        # LP feasible): its LP's solution guides them.
         early = round_quality_bound(data, policy, placed, proven, lp_bound, fair, np.nonzero(x1 > 0.5)[0], incumbent,
                                     deadline, BUDGET)
         guide = early.support.on_pairs(data)  # none without an LP (its columns over the budget)
