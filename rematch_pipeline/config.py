@@ -392,7 +392,7 @@ def validate_policy(policy: Policy, source: object = "policy") -> None:
         # A number of points: not text or true/false, and small enough that the solver's arithmetic stays exact.
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_WEIGHT:
             raise ValueError(f"{source}: {name} must be a number from 0 to {MAX_WEIGHT:,.0f} (0 switches {what} off)")
-    for name, most in (("look_ahead_rounds", 52), ("look_ahead_samples", 20)):
+    for name, most in (("look_ahead_rounds", 52), ("look_ahead_samples", 20), ("look_ahead_interval_days", 365)):
         value = getattr(policy, name)
         # Whole numbers within reach: each sample is one LP, and a year of rounds is as far as a mix stays current.
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:

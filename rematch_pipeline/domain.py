@@ -137,6 +137,7 @@ class Policy:
     # what the coming rounds need wins.
     look_ahead_weight: float
     look_ahead_rounds: int
+    look_ahead_interval_days: int  # the coming rounds' dates: an offer that expires before one serves none of it
     look_ahead_samples: int
     offer_response_days: int
     solver: SolverSettings  # how hard to search, as opposed to what a good match is

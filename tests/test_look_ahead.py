@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,22 @@ def test_look_ahead_keeps_the_accessible_unit_for_the_coming_wheelchair_users_wh
     ahead = strong.stats["look_ahead"]
     assert ahead["status"] == "optimal" and ahead["arrivals"] == 3 and ahead["future_households"] == 12
     assert ahead["samples"] == POLICY.look_ahead_samples and ahead["priced_offers"] >= 1
+
+
+@pytest.mark.parametrize("path", [{}, NATIONAL], ids=["pyomo", "national"])
+def test_capacity_that_expires_before_the_coming_rounds_is_not_kept_for_them(path: dict) -> None:
+    # The case above, but NEAR's offer ends before the next round (7 days on): the coming wheelchair users will
+    # never find it, so its units are worth nothing later and X goes to its relatives there even at weight 10.
+    pool, (near, far) = _case()
+    strong = _run(pool, [replace(near, valid_until=ROUND_DATE + timedelta(days=3)), far], 10.0, **path)
+    assert placed(strong) == {"X": NEAR, "W1": NEAR, "W2": NEAR} and strong.persons_placed == 3
+    (x_strong,) = [a for a in strong.assignments if a.case_id == "X"]
+    assert x_strong.score_terms["look_ahead"] == pytest.approx(0.0, abs=1e-3)
+    assert strong.stats["look_ahead"]["priced_offers"] == 0  # FAR has room for all the coming households
+    # Ending in 20 days, NEAR serves the rounds 7 and 14 days on, and is kept; with 30 days between rounds, none.
+    ending = [replace(near, valid_until=ROUND_DATE + timedelta(days=20)), far]
+    assert placed(_run(pool, ending, 10.0, **path))["X"] == FAR
+    assert placed(_run(pool, ending, 10.0, look_ahead_interval_days=30, **path))["X"] == NEAR
 
 
 @pytest.mark.parametrize("path", [{}, NATIONAL], ids=["pyomo", "national"])

@@ -13,6 +13,7 @@ from rematch_pipeline.domain import CAPACITY_DIMENSIONS, ROOM_CLASSES, Policy
 from rematch_pipeline.matching.backends import SolveError
 from rematch_pipeline.matching.bound import Prices
 from rematch_pipeline.matching.data import N_DIMS, MatchingData, OfferArrays, top_candidates
+from rematch_pipeline.matching.eligibility import ELIGIBLE, NOT_VALID
 from rematch_pipeline.matching.scoring import future_use, score_matrices
 from rematch_pipeline.matching.solve import price_out
 from rematch_pipeline.matching.types import household_types
@@ -50,9 +51,11 @@ def price_future(data: MatchingData, arrived: np.ndarray, policy: Policy, round_
     """Capacity prices from the persons LP over the pool plus sampled futures, averaged over the samples.
 
     Each future brings `look_ahead_rounds` rounds of arrivals like the last round's (`arrived`: the pool's rows that
-    entered it since the last round), drawn with replacement. The LP places pool and future households alike
-    against the capacity left now; its dual price of a capacity row is what one more unit there would place over the
-    horizon. Any LP the work limits stop gives no prices for its sample (status work_limit).
+    entered it since the last round), drawn with replacement; the k-th comes `look_ahead_interval_days` x k days from
+    now and finds only the offers still valid then, so capacity that expires first is kept for nobody. The LP places
+    pool and future households alike against the capacity left now; its dual price of a capacity row is what one
+    more unit there would place over the horizon. Any LP the work limits stop gives no prices for its sample (status
+    work_limit).
     """
     t0 = time.perf_counter()
     rows = np.flatnonzero(arrived)
@@ -64,11 +67,18 @@ def price_future(data: MatchingData, arrived: np.ndarray, policy: Policy, round_
     status, values = "optimal", []
     samples = policy.look_ahead_samples
     pool = np.arange(len(data.households))
+    gone = _expired_by(data, policy)
     for _ in range(samples):
-        counts = rng.multinomial(n_future, np.full(len(rows), 1.0 / len(rows)))
-        drawn = counts > 0
-        future = data.rows(np.concatenate([pool, rows[drawn]]),
-                           np.concatenate([np.ones(len(pool)), counts[drawn].astype(np.float64)]))
+        idx, copies, expired = [pool], [np.ones(len(pool))], [np.zeros((len(pool), len(data.offers)), dtype=bool)]
+        for k in range(policy.look_ahead_rounds):
+            counts = rng.multinomial(len(rows), np.full(len(rows), 1.0 / len(rows)))
+            drawn = counts > 0
+            idx.append(rows[drawn])
+            copies.append(counts[drawn].astype(np.float64))
+            expired.append(np.broadcast_to(gone[k], (int(drawn.sum()), len(data.offers))))
+        future = data.rows(np.concatenate(idx), np.concatenate(copies))
+        future.codes = np.where(np.concatenate(expired) & (future.codes == ELIGIBLE), NOT_VALID,
+                                future.codes).astype(np.int8)
         tdata = household_types(future).data
         tdata.of = _shared_first(tdata.of)
         tdata.set_pairs(*top_candidates(tdata, policy.solver.candidates_per_household))
@@ -85,6 +95,13 @@ def price_future(data: MatchingData, arrived: np.ndarray, policy: Policy, round_
     # To a hundredth of a person: what the LP's tie-breaks leave below that is noise, not a reason to move anyone.
     mean = Prices(np.round(total.capacity / solved, 2), np.round(total.rooms / solved, 2))
     return FuturePrices(mean, len(rows), n_future, samples, status, time.perf_counter() - t0, values)
+
+
+def _expired_by(data: MatchingData, policy: Policy) -> np.ndarray:
+    """(rounds, O): whether each offer has expired by the date of each coming round (k+1 intervals from now)."""
+    until = np.array([o.valid_until.toordinal() for o in data.offers], dtype=np.int64)
+    days = data.round_date.toordinal() + policy.look_ahead_interval_days * np.arange(1, policy.look_ahead_rounds + 1)
+    return until[None, :] < days[:, None]
 
 
 def _shared_first(of: OfferArrays) -> OfferArrays:

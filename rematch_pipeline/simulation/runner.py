@@ -123,7 +123,9 @@ def run_simulation(params: SimulationParameters, policy: Policy | None = None,
         myopic = policy_with(policy, look_ahead_weight=0.0)
         runs = [_Simulation(_home(Path(tmp), "myopic", params.start), myopic, params, timings, "").run(weeks)]
         if params.look_ahead_weight > 0:
-            ahead = policy_with(policy, look_ahead_weight=params.look_ahead_weight)
+            # Its rounds look ahead to rounds as far apart as the simulation's, whatever the policy file says.
+            ahead = policy_with(policy, look_ahead_weight=params.look_ahead_weight,
+                                look_ahead_interval_days=7 * params.round_every_weeks)
             runs.append(_Simulation(_home(Path(tmp), "look_ahead", params.start), ahead, params, timings,
                                     "look_ahead_").run(weeks))
         t = time.perf_counter()
