@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rematch_pipeline.clock import Clock, SystemClock
-from rematch_pipeline.domain import ROOM_CLASSES, Policy, SolverSettings
+from rematch_pipeline.domain import LOOK_AHEAD_METHODS, ROOM_CLASSES, Policy, SolverSettings
 from rematch_pipeline.ingest.safety import Limits
 
 if TYPE_CHECKING:
@@ -392,6 +392,8 @@ def validate_policy(policy: Policy, source: object = "policy") -> None:
         # A number of points: not text or true/false, and small enough that the solver's arithmetic stays exact.
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_WEIGHT:
             raise ValueError(f"{source}: {name} must be a number from 0 to {MAX_WEIGHT:,.0f} (0 switches {what} off)")
+    if policy.look_ahead_method not in LOOK_AHEAD_METHODS:
+        raise ValueError(f"{source}: look_ahead_method must be one of {', '.join(LOOK_AHEAD_METHODS)}")
     for name, most in (("look_ahead_rounds", 52), ("look_ahead_samples", 20), ("look_ahead_interval_days", 365)):
         value = getattr(policy, name)
         # Whole numbers within reach: each sample is one LP, and a year of rounds is as far as a mix stays current.

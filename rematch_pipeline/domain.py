@@ -15,6 +15,7 @@ CAPACITY_DIMENSIONS = (
     "school_primary", "school_secondary", "language_course_seats",
 )
 ROOM_CLASSES = (1, 2, 3, 4)  # 4 means "4 or more rooms"
+LOOK_AHEAD_METHODS = ("plan", "prices")  # policy look_ahead_method (`matching.look_ahead`)
 
 
 @dataclass(frozen=True)
@@ -132,10 +133,10 @@ class Policy:
     # Waiting (optional, 0 = off): points per full week since the household's interview (`weeks_waiting`),
     # so of two placements of equal size the one placing households that waited longer wins.
     waiting_weight_per_week: float
-    # Look-ahead (optional, 0 = off): points per person the capacity a placement spends is expected to place in the
-    # coming `look_ahead_rounds` (`matching.look_ahead`), so of two placements of equal size the one that keeps
-    # what the coming rounds need wins.
+    # Look-ahead (optional, 0 = off): points per person a placement costs the coming `look_ahead_rounds`
+    # (`matching.look_ahead`), so of two placements of equal size the one that keeps what the coming rounds need wins.
     look_ahead_weight: float
+    look_ahead_method: str  # LOOK_AHEAD_METHODS: by the plan over the coming rounds, or by its dual prices
     look_ahead_rounds: int
     look_ahead_interval_days: int  # the coming rounds' dates: an offer that expires before one serves none of it
     look_ahead_samples: int

@@ -15,7 +15,7 @@ from rematch_pipeline.db.engine import get_engine
 from rematch_pipeline.domain import CapacityOffer, Household
 from rematch_pipeline.glossary import SCORE_TERMS as GLOSSARY_TERMS
 from rematch_pipeline.matching.engine import match
-from rematch_pipeline.matching.look_ahead import sample_seed
+from rematch_pipeline.matching.look_ahead import FUTURE_WEIGHT, sample_seed
 from rematch_pipeline.matching.scoring import ALL_TERMS
 from rematch_pipeline.packets.letters import SCORE_TERMS, translations
 from rematch_pipeline.reports.round_report import look_ahead_line, write_round_report
@@ -51,19 +51,27 @@ def _case() -> tuple[list[Household], list[CapacityOffer]]:
     return pool, offers
 
 
+METHODS = pytest.mark.parametrize("method", ["plan", "prices"])
+
+
+@METHODS
 @pytest.mark.parametrize("path", [{}, NATIONAL], ids=["pyomo", "national"])
 def test_look_ahead_keeps_the_accessible_unit_for_the_coming_wheelchair_users_when_it_outweighs_preferences(
-        path: dict) -> None:
+        path: dict, method: str) -> None:
     # By hand: X in NEAR spends a unit worth one person later (w points) and gains its relatives' 4 points, so X
-    # goes to NEAR iff 4 > w. Persons placed are 3 either way.
+    # goes to NEAR iff 4 > w. Persons placed are 3 either way. By plan: the LP over pool and futures keeps NEAR's
+    # three accessible units for wheelchair users and puts X (one person) in FAR, so NEAR costs X w points too.
     pool, offers = _case()
+    path = {**path, "look_ahead_method": method}
     off = _run(pool, offers, 0.0, **path)
     assert placed(off)["X"] == NEAR and "look_ahead" not in off.stats
     assert all("look_ahead" not in a.score_terms for a in off.assignments)  # off: the terms of rounds before
     weak = _run(pool, offers, 1.0, **path)
     assert placed(weak)["X"] == NEAR and weak.persons_placed == 3
     (x_weak,) = [a for a in weak.assignments if a.case_id == "X"]
-    assert x_weak.score_terms["look_ahead"] == pytest.approx(-1.0, abs=1e-3)  # one unit of NEAR, 1 point a person
+    # One unit of NEAR: by plan X's one person off its planned place; by prices a wheelchair user of a coming round,
+    # who counts FUTURE_WEIGHT of a person now. One point a person.
+    assert x_weak.score_terms["look_ahead"] == pytest.approx(-1.0 if method == "plan" else -FUTURE_WEIGHT, abs=1e-3)
     strong = _run(pool, offers, 10.0, **path)
     assert placed(strong) == {"X": FAR, "W1": NEAR, "W2": NEAR} and strong.persons_placed == 3
     (x_strong,) = [a for a in strong.assignments if a.case_id == "X"]
@@ -71,13 +79,16 @@ def test_look_ahead_keeps_the_accessible_unit_for_the_coming_wheelchair_users_wh
     ahead = strong.stats["look_ahead"]
     assert ahead["status"] == "optimal" and ahead["arrivals"] == 3 and ahead["future_households"] == 12
     assert ahead["samples"] == POLICY.look_ahead_samples and ahead["priced_offers"] >= 1
+    assert ahead["method"] == method and ahead["planned_households"] == 3  # the plan places the whole pool
 
 
+@METHODS
 @pytest.mark.parametrize("path", [{}, NATIONAL], ids=["pyomo", "national"])
-def test_capacity_that_expires_before_the_coming_rounds_is_not_kept_for_them(path: dict) -> None:
+def test_capacity_that_expires_before_the_coming_rounds_is_not_kept_for_them(path: dict, method: str) -> None:
     # The case above, but NEAR's offer ends before the next round (7 days on): the coming wheelchair users will
     # never find it, so its units are worth nothing later and X goes to its relatives there even at weight 10.
     pool, (near, far) = _case()
+    path = {**path, "look_ahead_method": method}
     strong = _run(pool, [replace(near, valid_until=ROUND_DATE + timedelta(days=3)), far], 10.0, **path)
     assert placed(strong) == {"X": NEAR, "W1": NEAR, "W2": NEAR} and strong.persons_placed == 3
     (x_strong,) = [a for a in strong.assignments if a.case_id == "X"]
@@ -89,12 +100,13 @@ def test_capacity_that_expires_before_the_coming_rounds_is_not_kept_for_them(pat
     assert placed(_run(pool, ending, 10.0, look_ahead_interval_days=30, **path))["X"] == NEAR
 
 
+@METHODS
 @pytest.mark.parametrize("path", [{}, NATIONAL], ids=["pyomo", "national"])
-def test_look_ahead_never_holds_back_a_household_whose_every_place_is_scarce(path: dict) -> None:
+def test_look_ahead_never_holds_back_a_household_whose_every_place_is_scarce(path: dict, method: str) -> None:
     # W's only place is NEAR's accessible unit, which the coming wheelchair users want as well: W is placed now
     # (the term counts only what a place spends beyond the household's least costly one), and nobody is left out.
     pool, offers = _case()
-    result = _run(pool, offers, 1000.0, **path)
+    result = _run(pool, offers, 1000.0, look_ahead_method=method, **path)
     assert result.persons_placed == 3 and set(placed(result)) == {"X", "W1", "W2"}
     for a in result.assignments:
         if a.case_id.startswith("W"):
@@ -141,8 +153,9 @@ def test_the_snapshot_names_the_arrivals_since_the_last_round_and_the_round_repl
     assert replay_round(settings, r2.round_id).identical
     # The round report says the round looked ahead, and from how many new households it drew.
     text = write_round_report(settings, r2.round_id, tmp_path / "report").read_text(encoding="utf-8")
-    assert "look-ahead (capacity priced for the coming rounds" in text
-    assert ("weight 5, 4 rounds ahead: places at " in text
+    assert "look-ahead (places weighed for the coming rounds" in text
+    assert ("weight 5, 4 rounds ahead: each household&#39;s place weighed against a plan for this round and the "
+            "coming ones (8 households of the pool had a planned place), judged from 3 simulated sets" in text
             and "sets of future arrivals of 8 households each (drawn from the 2 households new in the pool" in text)
     assert "look-ahead points included in match quality: " in text
     # So does `rematch round status`, where the data team looks first.
@@ -178,6 +191,8 @@ def test_the_look_ahead_term_is_named_in_every_letter_language_and_the_glossary(
     ("look_ahead_weight", -1.0), ("look_ahead_weight", float("nan")), ("look_ahead_weight", "abc"),
     ("look_ahead_rounds", 0), ("look_ahead_rounds", 2.5), ("look_ahead_rounds", True), ("look_ahead_rounds", 53),
     ("look_ahead_samples", 0), ("look_ahead_samples", 21), ("look_ahead_samples", "3"),
+    ("look_ahead_interval_days", 0), ("look_ahead_interval_days", 366), ("look_ahead_interval_days", "7"),
+    ("look_ahead_method", "duals"), ("look_ahead_method", 1), ("look_ahead_method", ""),
 ])
 def test_look_ahead_settings_out_of_range_are_refused_in_words(name: str, value: object) -> None:
     with pytest.raises(ValueError, match=name):

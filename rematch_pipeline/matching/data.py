@@ -44,8 +44,9 @@ class HouseholdArrays:
     ties_ags: np.ndarray  # (H,) int AGS, 0 if none
     pref_settlement: np.ndarray  # (H,) settlement code, -1 for "any"
     weeks_waiting: np.ndarray  # (H,) `domain.weeks_waiting` on the round's date
-    # (H,) look-ahead rounds: the least future value the household's eligible places spend (`matching.look_ahead`).
-    future_floor: np.ndarray
+    # (H, O) look-ahead rounds: persons' worth a place costs the coming rounds beyond the household's least costly
+    # one (`matching.look_ahead`); (H, 0) in a round that does not look ahead.
+    future_cost: np.ndarray
 
     def units_taken(self, h: np.ndarray | slice = slice(None)) -> np.ndarray:
         """(n, len(ROOM_CLASSES)): `domain.units_taken` of each household h, as arrays."""
@@ -66,10 +67,6 @@ class OfferArrays:
     culture: np.ndarray
     settlement: np.ndarray
     education_seats: np.ndarray
-    # Look-ahead prices (`matching.look_ahead`): persons a unit of each dimension, and a unit of each room class, is
-    # expected to place in the coming weeks; None until a look-ahead round has priced them.
-    future_capacity: np.ndarray | None = None  # (O, N_DIMS)
-    future_rooms: np.ndarray | None = None  # (O, len(ROOM_CLASSES))
 
 
 @dataclass
@@ -183,7 +180,7 @@ def _household_arrays(households: list[Household], demands: list[Demand], round_
         ties_ags=np.array([_ags_code(h.ties_ags) for h in households], dtype=np.int64),
         pref_settlement=np.array([settlement_code.get(h.pref_settlement, -1) for h in households], dtype=np.int64),
         weeks_waiting=np.array([weeks_waiting(h, round_date) for h in households], dtype=np.int64),
-        future_floor=np.zeros(len(households), dtype=np.float64),
+        future_cost=np.zeros((len(households), 0), dtype=np.float64),
     )
 
 

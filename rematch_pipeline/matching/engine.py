@@ -19,7 +19,7 @@ from rematch_pipeline.matching.backends import SolveError
 from rematch_pipeline.matching.baselines import evaluate, state_quota
 from rematch_pipeline.matching.data import MatchingData, build_data
 from rematch_pipeline.matching.extract import extract
-from rematch_pipeline.matching.look_ahead import apply_prices, price_future
+from rematch_pipeline.matching.look_ahead import apply_look_ahead, sample_futures
 from rematch_pipeline.matching.planning import planning_report
 from rematch_pipeline.matching.scoring import future_points
 from rematch_pipeline.matching.solve import solve_model
@@ -74,11 +74,11 @@ def match(
         with progress.step("pricing capacity for the coming rounds (look-ahead)"):
             new = None if arrivals is None else set(arrivals)
             arrived = np.array([new is None or h.case_id in new for h in data.households], dtype=bool)
-            future = price_future(data, arrived, policy, round_id,
+            future = sample_futures(data, arrived, policy, round_id,
                                   t0 + LOOK_AHEAD_SHARE * policy.solver.time_limit_s)
-            apply_prices(data, future, policy)
+            apply_look_ahead(data, future, policy)
         stats["look_ahead"] = {**future.summary(), "weight": policy.look_ahead_weight,
-                               "rounds": policy.look_ahead_rounds}
+                               "method": policy.look_ahead_method, "rounds": policy.look_ahead_rounds}
         stats["candidate_pairs"] = data.n_pairs
     log.info("round %s: %d households, %d offers, %d eligible pairs, %d candidates", round_id,
              len(data.households), len(data.offers), data.n_eligible, data.n_pairs)

@@ -14,18 +14,24 @@ from rematch_pipeline.matching.backends import SolveError
 from rematch_pipeline.matching.bound import Prices
 from rematch_pipeline.matching.data import N_DIMS, MatchingData, OfferArrays, top_candidates
 from rematch_pipeline.matching.eligibility import ELIGIBLE, NOT_VALID
-from rematch_pipeline.matching.scoring import future_use, score_matrices
-from rematch_pipeline.matching.solve import price_out
-from rematch_pipeline.matching.types import household_types
+from rematch_pipeline.matching.scoring import score_matrices
+from rematch_pipeline.matching.solve import Bound, price_out
+from rematch_pipeline.matching.types import HouseholdTypes, household_types
 
+# A household of a coming round counts this much of one in the pool: the pool is here, the futures are a guess. So
+# where a pool household and a future one are alike the LP places the pool's (its plan must say where they go), yet
+# more persons later still outweigh fewer now.
+FUTURE_WEIGHT = 0.95
 SHARED_FIRST = 1e-3  # of a unit: breaks ties between rows (`_shared_first`), far too little to place anyone
 
 
 @dataclass
-class FuturePrices:
-    """Average capacity prices over the sampled futures, in persons per unit, and how they were found."""
+class Futures:
+    """What the sampled futures say, averaged over them: capacity prices in persons per unit, the plan for the pool
+    (each household's share of each offer in the LPs), and how they were found."""
 
     prices: Prices
+    plan: np.ndarray  # (H, O) over the round's pool: the LPs' mean share of each household at each offer, 0..1
     arrivals: int  # households that entered the pool since the last round: the mix the futures are drawn from
     future_households: int  # households each sampled future brings (arrivals x rounds)
     samples: int
@@ -37,6 +43,7 @@ class FuturePrices:
         priced = (self.prices.capacity > 1e-9).any(axis=1) | (self.prices.rooms > 1e-9).any(axis=1)
         return {"status": self.status, "arrivals": self.arrivals, "future_households": self.future_households,
                 "samples": self.samples, "priced_offers": int(priced.sum()),
+                "planned_households": int((self.plan.sum(axis=1) >= 0.5).sum()),
                 "lp_persons": [round(v, 3) for v in self.lp_values], "seconds": round(self.seconds, 3)}
 
 
@@ -46,23 +53,25 @@ def sample_seed(round_id: str, policy: Policy) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def price_future(data: MatchingData, arrived: np.ndarray, policy: Policy, round_id: str,
-                 deadline: float) -> FuturePrices:
-    """Capacity prices from the persons LP over the pool plus sampled futures, averaged over the samples.
+def sample_futures(data: MatchingData, arrived: np.ndarray, policy: Policy, round_id: str,
+                   deadline: float) -> Futures:
+    """The persons LP over the pool plus sampled futures: its plan for the pool and its capacity prices, averaged
+    over the samples.
 
     Each future brings `look_ahead_rounds` rounds of arrivals like the last round's (`arrived`: the pool's rows that
     entered it since the last round), drawn with replacement; the k-th comes `look_ahead_interval_days` x k days from
     now and finds only the offers still valid then, so capacity that expires first is kept for nobody. The LP places
-    pool and future households alike against the capacity left now; its dual price of a capacity row is what one
-    more unit there would place over the horizon. Any LP the work limits stop gives no prices for its sample (status
-    work_limit).
+    pool and future households alike against the capacity left now: where it puts the pool's households is a plan
+    that leaves the coming rounds what they need, and its dual price of a capacity row is what one more unit there
+    would place over the horizon. Any LP the work limits stop gives nothing for its sample (status work_limit).
     """
     t0 = time.perf_counter()
     rows = np.flatnonzero(arrived)
     n_future = len(rows) * policy.look_ahead_rounds
     total = Prices.zero(data)
+    plan = np.zeros((len(data.households), len(data.offers)))
     if len(rows) == 0 or not data.offers:
-        return FuturePrices(total, len(rows), 0, 0, "no_arrivals", time.perf_counter() - t0)
+        return Futures(total, plan, len(rows), 0, 0, "no_arrivals", time.perf_counter() - t0)
     rng = np.random.default_rng(sample_seed(round_id, policy))
     status, values = "optimal", []
     samples = policy.look_ahead_samples
@@ -79,7 +88,13 @@ def price_future(data: MatchingData, arrived: np.ndarray, policy: Policy, round_
         future = data.rows(np.concatenate(idx), np.concatenate(copies))
         future.codes = np.where(np.concatenate(expired) & (future.codes == ELIGIBLE), NOT_VALID,
                                 future.codes).astype(np.int8)
-        tdata = household_types(future).data
+        pooled = np.zeros(len(future.households), dtype=np.int64)
+        pooled[:len(pool)] = 1  # the pool's households form types of their own: the plan is read off them
+        types = household_types(future, pooled)
+        tdata = types.data
+        persons = tdata.hh.persons.astype(np.float64)
+        tdata.hh.persons = np.where(np.isin(np.arange(types.n_types), types.of_household[:len(pool)]), persons,
+                                    FUTURE_WEIGHT * persons)
         tdata.of = _shared_first(tdata.of)
         tdata.set_pairs(*top_candidates(tdata, policy.solver.candidates_per_household))
         try:
@@ -90,11 +105,23 @@ def price_future(data: MatchingData, arrived: np.ndarray, policy: Policy, round_
         status = _worse(status, bound.lp.termination)
         prices = Prices.from_duals(tdata, bound.model, bound.duals)
         total = Prices(total.capacity + prices.capacity, total.rooms + prices.rooms)
-        values.append(float(bound.model.persons @ bound.lp.x))
+        values.append(float(persons[bound.pair_h] @ bound.lp.x))
+        plan += _pool_plan(types, bound, len(pool))
     solved = max(1, len(values))  # a sample without an LP solution adds no prices and is not counted
     # To a hundredth of a person: what the LP's tie-breaks leave below that is noise, not a reason to move anyone.
     mean = Prices(np.round(total.capacity / solved, 2), np.round(total.rooms / solved, 2))
-    return FuturePrices(mean, len(rows), n_future, samples, status, time.perf_counter() - t0, values)
+    return Futures(mean, np.round(plan / solved, 2), len(rows), n_future, samples, status, time.perf_counter() - t0,
+                   values)
+
+
+def _pool_plan(types: HouseholdTypes, bound: Bound, n_pool: int) -> np.ndarray:
+    """(n_pool, O): each pool household's share of each offer in the LP, its type's households there spread evenly
+    over the type (they are alike for the plan)."""
+    tdata = types.data
+    per_type = np.zeros(tdata.codes.shape)
+    np.add.at(per_type, (bound.pair_h, bound.pair_o), np.maximum(bound.lp.x, 0.0))
+    of_pool = types.of_household[:n_pool]
+    return np.asarray(per_type[of_pool] / tdata.weight[of_pool][:, None])
 
 
 def _expired_by(data: MatchingData, policy: Policy) -> np.ndarray:
@@ -125,15 +152,17 @@ def _worse(status: str, termination: str) -> str:
     return max(status, known, key=order.index)
 
 
-def apply_prices(data: MatchingData, future: FuturePrices, policy: Policy) -> None:
-    """Score every pair again with the look-ahead term (`scoring`: what a place spends beyond the household's
-    least costly eligible one), and choose the candidate pairs by that score."""
-    data.of.future_capacity = future.prices.capacity
-    data.of.future_rooms = future.prices.rooms
+def apply_look_ahead(data: MatchingData, future: Futures, policy: Policy) -> None:
+    """Score every pair again with the look-ahead term (`scoring`: what a place costs the coming rounds beyond the
+    household's least costly eligible one, judged by `look_ahead_method`), and choose the candidate pairs by that
+    score."""
     if data.households and data.offers:
-        use = future_use(data.hh, data.of, np.arange(len(data.households))[:, None],
-                         np.arange(len(data.offers))[None, :])
-        floor = np.where(data.eligible, use, np.inf).min(axis=1)
-        data.hh.future_floor = np.where(np.isfinite(floor), floor, 0.0)
+        if policy.look_ahead_method == "plan":
+            # A household the plan puts at one place in two samples and another in the third is two-thirds there.
+            cost = data.hh.persons[:, None] * (1.0 - future.plan)
+        else:
+            cost = data.hh.demand @ future.prices.capacity.T + data.hh.units_taken() @ future.prices.rooms.T
+        floor = np.where(data.eligible, cost, np.inf).min(axis=1)
+        data.hh.future_cost = np.maximum(0.0, cost - np.where(np.isfinite(floor), floor, 0.0)[:, None])
         data.score, data.own_score = score_matrices(data.hh, data.of, policy)
     data.set_pairs(*top_candidates(data, policy.solver.candidates_per_household))

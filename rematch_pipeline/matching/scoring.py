@@ -67,11 +67,10 @@ def term_arrays(hh: HouseholdArrays, of: OfferArrays, h: np.ndarray, o: np.ndarr
     }
     if policy.waiting_weight_per_week > 0:  # off, a round's terms are those of rounds before the option existed
         terms["waiting"] = policy.waiting_weight_per_week * hh.weeks_waiting[h]
-    if policy.look_ahead_weight > 0 and of.future_capacity is not None and of.future_rooms is not None:
+    if policy.look_ahead_weight > 0 and hh.future_cost.shape[1]:
         # Beyond the household's least costly eligible place: the term decides where it goes, never whether (a
         # household whose every place is scarce, a wheelchair user say, is not held back for later).
-        terms["look_ahead"] = -policy.look_ahead_weight * np.maximum(0.0, future_use(hh, of, h, o)
-                                                                     - hh.future_floor[h])
+        terms["look_ahead"] = -policy.look_ahead_weight * hh.future_cost[h, o]
     shape = np.broadcast(h, o).shape
     return {k: np.round(np.broadcast_to(v, shape).astype(np.float64), 6) for k, v in terms.items()}
 
@@ -82,19 +81,6 @@ def _fitting(hh: HouseholdArrays, of: OfferArrays, h: np.ndarray, o: np.ndarray)
         # Full matrix: one matrix product instead of an (H, O, sectors) temporary.
         return np.asarray(hh.occupations[h[:, 0]] @ of.shortage[o[0]].T, dtype=np.float64)
     return np.asarray((hh.occupations[h] * of.shortage[o]).sum(axis=-1), dtype=np.float64)
-
-
-def future_use(hh: HouseholdArrays, of: OfferArrays, h: np.ndarray, o: np.ndarray) -> np.ndarray:
-    """Persons the capacity and the unit a household would take at an offer are expected to place in the coming
-    rounds (the look-ahead prices of `data.of`)."""
-    assert of.future_capacity is not None and of.future_rooms is not None
-    if h.ndim == 2 and h.shape[1] == 1 and o.ndim == 2 and o.shape[0] == 1:
-        # Full matrix: matrix products instead of an (H, O, dimensions) temporary.
-        hs, os = h[:, 0], o[0]
-        return np.asarray(hh.demand[hs] @ of.future_capacity[os].T + hh.units_taken(hs) @ of.future_rooms[os].T,
-                          dtype=np.float64)
-    return np.asarray((hh.demand[h] * of.future_capacity[o]).sum(axis=-1)
-                      + (hh.units_taken(h) * of.future_rooms[o]).sum(axis=-1), dtype=np.float64)
 
 
 def score_matrices(hh: HouseholdArrays, of: OfferArrays, policy: Policy) -> tuple[np.ndarray, np.ndarray]:

@@ -44,8 +44,10 @@ class HouseholdTypes:
         return codes // n_off, codes % n_off, n.astype(np.float64)
 
 
-def household_types(data: MatchingData) -> HouseholdTypes:
-    key = np.column_stack([data.hh.demand, data.hh.rooms, np.packbits(data.eligible, axis=1)])
+def household_types(data: MatchingData, group: np.ndarray | None = None) -> HouseholdTypes:
+    """`group` (H,): households of different groups never share a type (the look-ahead keeps its pool apart)."""
+    extra = [] if group is None else [np.asarray(group)[:, None]]
+    key = np.column_stack([data.hh.demand, data.hh.rooms, np.packbits(data.eligible, axis=1), *extra])
     _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
     inverse = inverse.ravel()
     order = np.argsort(inverse, kind="stable")

@@ -214,8 +214,8 @@ def _offer_note(total: int, placed: int, state: str, round_id: str) -> str:
 
 LOOK_AHEAD_ENDINGS = {
     "optimal": "",
-    "work_limit": "; an LP of a future stopped at its work limit, so fewer futures priced",
-    "time_limit": "; the time limit cut the pricing, so a replay may differ",
+    "work_limit": "; an LP of a future stopped at its work limit, so fewer futures counted",
+    "time_limit": "; the time limit cut the look-ahead's LPs, so a replay may differ",
 }
 
 
@@ -227,8 +227,12 @@ def look_ahead_line(ahead: dict[str, Any]) -> str:
     points = ahead.get("points")
     setting = (f"weight {number(ahead['weight'])}, {counted(ahead['rounds'], 'round')} ahead: "
                if ahead.get("weight") is not None and ahead.get("rounds") is not None else "")
-    return (f"{setting}places at {count(ahead.get('priced_offers'))} capacity offers valued by what they are expected "
-            f"to place in the coming rounds, judged from {count(ahead.get('samples'))} simulated sets of future "
+    judged = (f"each household's place weighed against a plan for this round and the coming ones "
+              f"({count(ahead.get('planned_households'))} households of the pool had a planned place)"
+              if ahead.get("method", "prices") == "plan" else
+              f"places at {count(ahead.get('priced_offers'))} capacity offers valued by what they are expected to "
+              "place in the coming rounds")
+    return (f"{setting}{judged}, judged from {count(ahead.get('samples'))} simulated sets of future "
             f"arrivals of {count(ahead.get('future_households'))} households each (drawn from the "
             f"{count(ahead.get('arrivals'))} households new in the pool since the last round)"
             + (f"; look-ahead points included in match quality: {number(points)}" if points is not None else "")
@@ -299,7 +303,7 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
             *([("balanced-fill points in match quality", number((stats.get("balanced_fill") or {}).get("points")))]
               if stats.get("balanced_fill") else []),
             # Only in rounds whose policy looks ahead; match quality includes its (never positive) points then.
-            *([("look-ahead (capacity priced for the coming rounds; its points are in match quality)",
+            *([("look-ahead (places weighed for the coming rounds; its points are in match quality)",
                 look_ahead_line(stats["look_ahead"]))] if stats.get("look_ahead") else []),
             ("eligible pairs", count(stats.get("eligible_pairs"))),
             ("candidate pairs in the model", count(stats.get("candidate_pairs"))),
