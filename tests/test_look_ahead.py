@@ -154,8 +154,9 @@ def test_the_snapshot_names_the_arrivals_since_the_last_round_and_the_round_repl
     # The round report says the round looked ahead, and from how many new households it drew.
     text = write_round_report(settings, r2.round_id, tmp_path / "report").read_text(encoding="utf-8")
     assert "look-ahead (places weighed for the coming rounds" in text
+    assert r2.households_placed == 4  # what the capacity left holds: the plan places as many of the pool
     assert ("weight 5, 4 rounds ahead: each household&#39;s place weighed against a plan for this round and the "
-            "coming ones (8 households of the pool had a planned place), judged from 3 simulated sets" in text
+            "coming ones (4 households of the pool had a planned place), judged from 3 simulated sets" in text
             and "sets of future arrivals of 8 households each (drawn from the 2 households new in the pool" in text)
     assert "look-ahead points included in match quality: " in text
     # So does `rematch round status`, where the data team looks first.

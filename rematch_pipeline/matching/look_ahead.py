@@ -89,7 +89,9 @@ def sample_futures(data: MatchingData, arrived: np.ndarray, policy: Policy, roun
         future.codes = np.where(np.concatenate(expired) & (future.codes == ELIGIBLE), NOT_VALID,
                                 future.codes).astype(np.int8)
         pooled = np.zeros(len(future.households), dtype=np.int64)
-        pooled[:len(pool)] = 1  # the pool's households form types of their own: the plan is read off them
+        # Each pool household is a type of its own: the plan is read off it, and the LP's tie-break by quality
+        # plans each where it fits best (measured against one type per kind of pool household: docs/solver-tuning.md).
+        pooled[:len(pool)] = 1 + pool
         types = household_types(future, pooled)
         tdata = types.data
         persons = tdata.hh.persons.astype(np.float64)
@@ -115,8 +117,7 @@ def sample_futures(data: MatchingData, arrived: np.ndarray, policy: Policy, roun
 
 
 def _pool_plan(types: HouseholdTypes, bound: Bound, n_pool: int) -> np.ndarray:
-    """(n_pool, O): each pool household's share of each offer in the LP, its type's households there spread evenly
-    over the type (they are alike for the plan)."""
+    """(n_pool, O): each pool household's share of each offer in the LP (a pool household is a type of one)."""
     tdata = types.data
     per_type = np.zeros(tdata.codes.shape)
     np.add.at(per_type, (bound.pair_h, bound.pair_o), np.maximum(bound.lp.x, 0.0))
