@@ -373,6 +373,7 @@ def policy_with(policy: Policy, **changes: object) -> Policy:
     return policy_from_dict({**policy_to_dict(policy), **changes})
 
 
+MAX_LOOK_AHEAD_ROUNDS = 52  # a year of weekly rounds: as far as an arrival mix stays current
 MAX_WEIGHT = 1e6  # points: far above any useful weight, far below where floating-point sums lose persons
 
 
@@ -394,7 +395,8 @@ def validate_policy(policy: Policy, source: object = "policy") -> None:
             raise ValueError(f"{source}: {name} must be a number from 0 to {MAX_WEIGHT:,.0f} (0 switches {what} off)")
     if policy.look_ahead_method not in LOOK_AHEAD_METHODS:
         raise ValueError(f"{source}: look_ahead_method must be one of {', '.join(LOOK_AHEAD_METHODS)}")
-    for name, most in (("look_ahead_rounds", 52), ("look_ahead_samples", 20), ("look_ahead_interval_days", 365)):
+    for name, most in (("look_ahead_rounds", MAX_LOOK_AHEAD_ROUNDS), ("look_ahead_samples", 20),
+                       ("look_ahead_interval_days", 365)):
         value = getattr(policy, name)
         # Whole numbers within reach: each sample is one LP, and a year of rounds is as far as a mix stays current.
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:

@@ -178,9 +178,12 @@ def _look_ahead_weeks(folder: Path) -> list[WeekFiles]:
 @pytest.mark.slow
 def test_rounds_that_look_ahead_keep_the_accessible_unit_the_next_week_needs(tmp_path: Path) -> None:
     params = SimulationParameters(weeks=2, arrivals_per_week=2, municipalities=2, accept_share=1.0,
-                                  decline_share=0.0, start=START, look_ahead_weight=10.0)
+                                  decline_share=0.0, start=START, look_ahead_weight=10.0, look_ahead_rounds=2)
     summary = run_simulation(params, shipped_policy(), weeks=_look_ahead_weeks(tmp_path)).summary
     assert summary["persons_placed"] == {"myopic": 2, "look_ahead": 3, "hindsight": 3}
+    # The look-ahead run plans as many rounds ahead as asked, a week apart like the simulation's rounds.
+    assert summary["look_ahead"]["policy"]["look_ahead_rounds"] == 2 != shipped_policy().look_ahead_rounds
+    assert summary["look_ahead"]["policy"]["look_ahead_interval_days"] == 7
     assert summary["ratio_to_hindsight"] == {"myopic": 0.6667, "look_ahead": 1.0, "hindsight": 1.0}
     ahead = summary["look_ahead"]
     assert ahead["policy"]["look_ahead_weight"] == 10.0 and summary["policy"]["look_ahead_weight"] == 0.0
@@ -216,6 +219,13 @@ def test_myopic_rounds_can_fall_short_of_hindsight(tmp_path: Path) -> None:
     assert summary["weeks"][1]["households_waiting"] == 1
     # Q could take no place that stayed free (Y has no accessible unit): not counted as waiting beside a free place.
     assert summary["max_wait_weeks_with_free_place"] == 0
+
+
+@pytest.mark.parametrize("rounds", [0, 53])
+def test_look_ahead_rounds_out_of_range_are_refused_before_any_run(rounds: int) -> None:
+    params = SimulationParameters(weeks=2, arrivals_per_week=1, municipalities=2, look_ahead_rounds=rounds)
+    with pytest.raises(ValueError, match="look_ahead_rounds is from 1 to 52"):
+        params.check(shipped_policy())
 
 
 def test_a_simulation_names_the_policy_its_rounds_weighed(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rematch_pipeline.config import MAX_LOOK_AHEAD_ROUNDS
+
 # The look-ahead run's weight unless told otherwise (measured in README and docs/solver-tuning.md).
 LOOK_AHEAD_WEIGHT = 10.0
 
@@ -39,8 +41,11 @@ PLANS = (
          "a round every K weeks, each taking the arrivals of its K weeks; K divides the weeks; waits are still "
          "counted in weeks (default: %(default)s)"),
     Plan("look-ahead-weight", "look_ahead_weight", float, None, "W",
-         "also run the same weeks with rounds that look ahead, at this look_ahead_weight (points per person the "
-         "capacity a place spends is expected to place later); 0: only the myopic rounds (default: the policy "
-         f"file's look_ahead_weight when above 0, else {LOOK_AHEAD_WEIGHT:g})"),
+         "also run the same weeks with rounds that look ahead, at this look_ahead_weight (points per person placed "
+         "off the plan over the coming rounds, by the policy's look_ahead_method); 0: only the myopic rounds "
+         f"(default: the policy file's look_ahead_weight when above 0, else {LOOK_AHEAD_WEIGHT:g})"),
+    Plan("look-ahead-rounds", "look_ahead_rounds", int, None, "R",
+         f"the rounds that look ahead plan R rounds ahead, 1-{MAX_LOOK_AHEAD_ROUNDS} (default: the policy file's "
+         "look_ahead_rounds)"),
 )
 DEFAULTS = {plan.field: plan.default for plan in PLANS if plan.default is not None}

@@ -21,7 +21,14 @@ import numpy as np
 from rematch_pipeline import offers as offer_rules
 from rematch_pipeline import progress
 from rematch_pipeline.clock import ManualClock
-from rematch_pipeline.config import MAX_WEIGHT, Settings, load_policy, policy_to_dict, policy_with
+from rematch_pipeline.config import (
+    MAX_LOOK_AHEAD_ROUNDS,
+    MAX_WEIGHT,
+    Settings,
+    load_policy,
+    policy_to_dict,
+    policy_with,
+)
 from rematch_pipeline.contract import DECISION_FIELDS
 from rematch_pipeline.db.engine import migrate
 from rematch_pipeline.domain import ACCEPTED, CAPACITY_DIMENSIONS, DECLINED, Capacity, CapacityOffer, Household, Policy
@@ -54,6 +61,7 @@ class SimulationParameters:
     renew_share: float = DEFAULTS["renew_share"]  # each renewal offers this share of the initial offer again
     # The look-ahead run: the same weeks again with the policy's look_ahead_weight set to this; 0: no such run.
     look_ahead_weight: float = LOOK_AHEAD_WEIGHT
+    look_ahead_rounds: int | None = None  # the look-ahead run's rounds ahead; None: the policy's
     # A round every this many weeks, on the same arrivals (each round takes all of its weeks' arrivals).
     round_every_weeks: int = DEFAULTS["round_every_weeks"]
     # (AGS, capacity column, amount) added to that municipality's first offer: "what if Kiel added five flats".
@@ -74,6 +82,8 @@ class SimulationParameters:
             raise ValueError("round_every_weeks is at least 1 and divides the weeks (whole rounds over the horizon)")
         if not 0 <= self.look_ahead_weight <= MAX_WEIGHT:
             raise ValueError(f"look_ahead_weight is from 0 (no look-ahead run) to {MAX_WEIGHT:,.0f}")
+        if self.look_ahead_rounds is not None and not 1 <= self.look_ahead_rounds <= MAX_LOOK_AHEAD_ROUNDS:
+            raise ValueError(f"look_ahead_rounds is from 1 to {MAX_LOOK_AHEAD_ROUNDS}")
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -125,7 +135,8 @@ def run_simulation(params: SimulationParameters, policy: Policy | None = None,
         if params.look_ahead_weight > 0:
             # Its rounds look ahead to rounds as far apart as the simulation's, whatever the policy file says.
             ahead = policy_with(policy, look_ahead_weight=params.look_ahead_weight,
-                                look_ahead_interval_days=7 * params.round_every_weeks)
+                                look_ahead_interval_days=7 * params.round_every_weeks,
+                                look_ahead_rounds=params.look_ahead_rounds or policy.look_ahead_rounds)
             runs.append(_Simulation(_home(Path(tmp), "look_ahead", params.start), ahead, params, timings,
                                     "look_ahead_").run(weeks))
         t = time.perf_counter()
