@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -156,7 +157,7 @@ def test_the_snapshot_names_the_arrivals_since_the_last_round_and_the_round_repl
     assert "look-ahead (places weighed for the coming rounds" in text
     assert r2.households_placed == 4  # what the capacity left holds: the plan places as many of the pool
     assert ("weight 5, 4 rounds ahead: each household&#39;s place weighed against a plan for this round and the "
-            "coming ones (4 households of the pool had a planned place), judged from 3 simulated sets" in text
+            "coming ones (the plan places 4 households of the pool), judged from 3 simulated sets" in text
             and "sets of future arrivals of 8 households each (drawn from the 2 households new in the pool" in text)
     assert "look-ahead points included in match quality: " in text
     # So does `rematch round status`, where the data team looks first.
@@ -198,3 +199,47 @@ def test_the_look_ahead_term_is_named_in_every_letter_language_and_the_glossary(
 def test_look_ahead_settings_out_of_range_are_refused_in_words(name: str, value: object) -> None:
     with pytest.raises(ValueError, match=name):
         validate_policy(policy_with(POLICY, **{name: value}))
+
+
+def test_each_coming_round_draws_at_most_future_draws_households(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rule: the look-ahead LP's size is bounded however many households arrived: each coming round draws at most
+    # FUTURE_DRAWS of them, each standing for its share of the arrivals (so the futures still bring as many).
+    import rematch_pipeline.matching.look_ahead as la
+
+    seen: list[tuple[int, float]] = []
+    real = la.household_types
+
+    def spy(data, group=None):  # type: ignore[no-untyped-def]
+        seen.append((len(data.households), float(data.weight[group == 0].sum())))
+        return real(data, group)
+
+    monkeypatch.setattr(la, "household_types", spy)
+    monkeypatch.setattr(la, "FUTURE_DRAWS", 2)
+    pool = [household(f"H{i}") for i in range(10)]
+    result = _run(pool, [offer(NEAR, places=40, units=(20, 0, 0, 0))], 10.0)
+    assert result.stats["look_ahead"]["future_households"] == 40  # 10 arrivals x 4 rounds
+    assert len(seen) == POLICY.look_ahead_samples
+    for rows, future_households in seen:
+        assert rows <= 10 + 4 * 2  # the pool and at most two drawn households a coming round
+        assert future_households == pytest.approx(40.0)
+
+
+def test_a_look_ahead_without_a_finished_lp_says_it_had_no_effect() -> None:
+    assert look_ahead_line({"status": "time_limit", "samples": 3, "solved": 0}) == (
+        "no effect this round: no LP of a simulated future finished within its limits (the time limit cut them, so a "
+        "replay may differ)")
+    assert look_ahead_line({"status": "work_limit", "samples": 3, "solved": 0}).endswith(
+        "(each stopped at its work limit)")
+
+
+def test_an_unknown_look_ahead_method_is_refused_by_the_round_too() -> None:
+    pool, offers = _case()
+    with pytest.raises(ValueError, match="look_ahead_method must be one of plan, prices"):
+        _run(pool, offers, 1.0, look_ahead_method="duals")
+
+
+def test_no_cost_to_the_coming_rounds_is_stored_as_zero_not_minus_zero() -> None:
+    pool, offers = _case()
+    for a in _run(pool, offers, 10.0).assignments:
+        if a.score_terms["look_ahead"] == 0:
+            assert math.copysign(1.0, a.score_terms["look_ahead"]) == 1.0, a.case_id

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from rematch_pipeline.domain import CAPACITY_DIMENSIONS, ROOM_CLASSES, Policy
+from rematch_pipeline.domain import CAPACITY_DIMENSIONS, LOOK_AHEAD_METHODS, ROOM_CLASSES, Policy
 from rematch_pipeline.matching.backends import SolveError
 from rematch_pipeline.matching.bound import Prices
 from rematch_pipeline.matching.data import N_DIMS, MatchingData, OfferArrays, top_candidates
@@ -22,6 +22,9 @@ from rematch_pipeline.matching.types import HouseholdTypes, household_types
 # where a pool household and a future one are alike the LP places the pool's (its plan must say where they go), yet
 # more persons later still outweigh fewer now.
 FUTURE_WEIGHT = 0.95
+# Households drawn for each coming round at most, each standing for its share of the round's arrivals: the LP's size,
+# and so its work, stays bounded however large the arrivals (docs/solver-tuning.md).
+FUTURE_DRAWS = 200
 SHARED_FIRST = 1e-3  # of a unit: breaks ties between rows (`_shared_first`), far too little to place anyone
 
 
@@ -42,8 +45,8 @@ class Futures:
     def summary(self) -> dict[str, Any]:
         priced = (self.prices.capacity > 1e-9).any(axis=1) | (self.prices.rooms > 1e-9).any(axis=1)
         return {"status": self.status, "arrivals": self.arrivals, "future_households": self.future_households,
-                "samples": self.samples, "priced_offers": int(priced.sum()),
-                "planned_households": int((self.plan.sum(axis=1) >= 0.5).sum()),
+                "samples": self.samples, "solved": len(self.lp_values), "priced_offers": int(priced.sum()),
+                "planned_households": int(round(float(self.plan.sum()))),  # of the pool, in the plan's mean
                 "lp_persons": [round(v, 3) for v in self.lp_values], "seconds": round(self.seconds, 3)}
 
 
@@ -80,18 +83,19 @@ def sample_futures(data: MatchingData, arrived: np.ndarray, policy: Policy, roun
     for _ in range(samples):
         idx, copies, expired = [pool], [np.ones(len(pool))], [np.zeros((len(pool), len(data.offers)), dtype=bool)]
         for k in range(policy.look_ahead_rounds):
-            counts = rng.multinomial(len(rows), np.full(len(rows), 1.0 / len(rows)))
+            draws = min(len(rows), FUTURE_DRAWS)
+            counts = rng.multinomial(draws, np.full(len(rows), 1.0 / len(rows)))
             drawn = counts > 0
             idx.append(rows[drawn])
-            copies.append(counts[drawn].astype(np.float64))
+            copies.append(counts[drawn].astype(np.float64) * (len(rows) / draws))
             expired.append(np.broadcast_to(gone[k], (int(drawn.sum()), len(data.offers))))
         future = data.rows(np.concatenate(idx), np.concatenate(copies))
         future.codes = np.where(np.concatenate(expired) & (future.codes == ELIGIBLE), NOT_VALID,
                                 future.codes).astype(np.int8)
         pooled = np.zeros(len(future.households), dtype=np.int64)
-        # Each pool household is a type of its own: the plan is read off it, and the LP's tie-break by quality
-        # plans each where it fits best (measured against one type per kind of pool household: docs/solver-tuning.md).
-        pooled[:len(pool)] = 1 + pool
+        # The pool's households form types of their own, apart from the futures' (the plan is read off them). One type
+        # per household planned a little better and cost five times the LP time (docs/solver-tuning.md).
+        pooled[:len(pool)] = 1
         types = household_types(future, pooled)
         tdata = types.data
         persons = tdata.hh.persons.astype(np.float64)
@@ -117,7 +121,8 @@ def sample_futures(data: MatchingData, arrived: np.ndarray, policy: Policy, roun
 
 
 def _pool_plan(types: HouseholdTypes, bound: Bound, n_pool: int) -> np.ndarray:
-    """(n_pool, O): each pool household's share of each offer in the LP (a pool household is a type of one)."""
+    """(n_pool, O): each pool household's share of each offer in the LP, its type's households there spread evenly
+    over the type (they are alike for the plan)."""
     tdata = types.data
     per_type = np.zeros(tdata.codes.shape)
     np.add.at(per_type, (bound.pair_h, bound.pair_o), np.maximum(bound.lp.x, 0.0))
@@ -161,8 +166,10 @@ def apply_look_ahead(data: MatchingData, future: Futures, policy: Policy) -> Non
         if policy.look_ahead_method == "plan":
             # A household the plan puts at one place in two samples and another in the third is two-thirds there.
             cost = data.hh.persons[:, None] * (1.0 - future.plan)
-        else:
+        elif policy.look_ahead_method == "prices":
             cost = data.hh.demand @ future.prices.capacity.T + data.hh.units_taken() @ future.prices.rooms.T
+        else:
+            raise ValueError(f"look_ahead_method must be one of {', '.join(LOOK_AHEAD_METHODS)}")
         floor = np.where(data.eligible, cost, np.inf).min(axis=1)
         data.hh.future_cost = np.maximum(0.0, cost - np.where(np.isfinite(floor), floor, 0.0)[:, None])
         data.score, data.own_score = score_matrices(data.hh, data.of, policy)

@@ -70,7 +70,7 @@ def term_arrays(hh: HouseholdArrays, of: OfferArrays, h: np.ndarray, o: np.ndarr
     if policy.look_ahead_weight > 0 and hh.future_cost.shape[1]:
         # Beyond the household's least costly eligible place: the term decides where it goes, never whether (a
         # household whose every place is scarce, a wheelchair user say, is not held back for later).
-        terms["look_ahead"] = -policy.look_ahead_weight * hh.future_cost[h, o]
+        terms["look_ahead"] = 0.0 - policy.look_ahead_weight * hh.future_cost[h, o]  # 0.0, not -0.0, at no cost
     shape = np.broadcast(h, o).shape
     return {k: np.round(np.broadcast_to(v, shape).astype(np.float64), 6) for k, v in terms.items()}
 

@@ -224,11 +224,15 @@ def look_ahead_line(ahead: dict[str, Any]) -> str:
     if ahead.get("status") == "no_arrivals":
         return ("no effect this round: every household in the pool was already in an earlier round's pool, so there "
                 "were no new arrivals to estimate the coming weeks from")
+    if ahead.get("solved") == 0:
+        return ("no effect this round: no LP of a simulated future finished within its limits "
+                + ("(the time limit cut them, so a replay may differ)" if ahead.get("status") == "time_limit"
+                   else "(each stopped at its work limit)"))
     points = ahead.get("points")
     setting = (f"weight {number(ahead['weight'])}, {counted(ahead['rounds'], 'round')} ahead: "
                if ahead.get("weight") is not None and ahead.get("rounds") is not None else "")
     judged = (f"each household's place weighed against a plan for this round and the coming ones "
-              f"({count(ahead.get('planned_households'))} households of the pool had a planned place)"
+              f"(the plan places {count(ahead.get('planned_households'))} households of the pool)"
               if ahead.get("method", "prices") == "plan" else
               f"places at {count(ahead.get('priced_offers'))} capacity offers valued by what they are expected to "
               "place in the coming rounds")

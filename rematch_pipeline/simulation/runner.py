@@ -28,6 +28,7 @@ from rematch_pipeline.config import (
     load_policy,
     policy_to_dict,
     policy_with,
+    validate_policy,
 )
 from rematch_pipeline.contract import DECISION_FIELDS
 from rematch_pipeline.db.engine import migrate
@@ -84,6 +85,15 @@ class SimulationParameters:
             raise ValueError(f"look_ahead_weight is from 0 (no look-ahead run) to {MAX_WEIGHT:,.0f}")
         if self.look_ahead_rounds is not None and not 1 <= self.look_ahead_rounds <= MAX_LOOK_AHEAD_ROUNDS:
             raise ValueError(f"look_ahead_rounds is from 1 to {MAX_LOOK_AHEAD_ROUNDS}")
+        if self.look_ahead_weight > 0:
+            validate_policy(self.look_ahead_policy(policy), "the look-ahead run's policy")
+
+    def look_ahead_policy(self, policy: Policy) -> Policy:
+        """The look-ahead run's policy: its weight and rounds, and rounds ahead as far apart as the simulation's,
+        whatever the policy file says."""
+        return policy_with(policy, look_ahead_weight=self.look_ahead_weight,
+                           look_ahead_interval_days=7 * self.round_every_weeks,
+                           look_ahead_rounds=self.look_ahead_rounds or policy.look_ahead_rounds)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -133,10 +143,7 @@ def run_simulation(params: SimulationParameters, policy: Policy | None = None,
         myopic = policy_with(policy, look_ahead_weight=0.0)
         runs = [_Simulation(_home(Path(tmp), "myopic", params.start), myopic, params, timings, "").run(weeks)]
         if params.look_ahead_weight > 0:
-            # Its rounds look ahead to rounds as far apart as the simulation's, whatever the policy file says.
-            ahead = policy_with(policy, look_ahead_weight=params.look_ahead_weight,
-                                look_ahead_interval_days=7 * params.round_every_weeks,
-                                look_ahead_rounds=params.look_ahead_rounds or policy.look_ahead_rounds)
+            ahead = params.look_ahead_policy(policy)
             runs.append(_Simulation(_home(Path(tmp), "look_ahead", params.start), ahead, params, timings,
                                     "look_ahead_").run(weeks))
         t = time.perf_counter()
