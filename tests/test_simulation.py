@@ -17,6 +17,7 @@ from rematch_pipeline.simulation.arrivals import WeekFiles, week_dates
 from rematch_pipeline.simulation.hindsight import hindsight_data, solve_hindsight
 from rematch_pipeline.simulation.report import summary_json, summary_lines, write_report
 from rematch_pipeline.simulation.runner import SimulationParameters, run_simulation, wait_stats
+from rematch_pipeline.simulation.whatif import variant_parameters
 from tests import exports as x
 from tests.factories import adult, household, offer
 
@@ -79,7 +80,7 @@ def test_answer_shares_and_response_days_are_checked() -> None:
     policy = shipped_policy()
     with pytest.raises(ValueError, match="add up to at most 1"):
         SimulationParameters(1, 1, 1, accept_share=0.8, decline_share=0.3).check(policy)
-    with pytest.raises(ValueError, match="response_days"):
+    with pytest.raises(ValueError, match="response-days is 0 to 6"):
         SimulationParameters(1, 1, 1, response_days=7).check(policy)
 
 
@@ -224,7 +225,30 @@ def test_myopic_rounds_can_fall_short_of_hindsight(tmp_path: Path) -> None:
 @pytest.mark.parametrize("rounds", [0, 53])
 def test_look_ahead_rounds_out_of_range_are_refused_before_any_run(rounds: int) -> None:
     params = SimulationParameters(weeks=2, arrivals_per_week=1, municipalities=2, look_ahead_rounds=rounds)
-    with pytest.raises(ValueError, match="look_ahead_rounds is from 1 to 52"):
+    with pytest.raises(ValueError, match="look_ahead_rounds must be a whole number from 1 to 52"):
+        params.check(shipped_policy())
+
+
+def test_look_ahead_rounds_without_a_look_ahead_run_are_refused_not_ignored() -> None:
+    # Rule: an option that would change nothing is refused with a sentence, never silently dropped.
+    params = SimulationParameters(weeks=2, arrivals_per_week=1, municipalities=2, look_ahead_weight=0.0,
+                                  look_ahead_rounds=3)
+    with pytest.raises(ValueError, match="look-ahead-rounds needs a look-ahead run: look-ahead-weight above 0"):
+        params.check(shipped_policy())
+
+
+def test_a_what_if_without_look_ahead_drops_the_base_runs_rounds_ahead() -> None:
+    base = SimulationParameters(weeks=2, arrivals_per_week=1, municipalities=2, look_ahead_rounds=3)
+    variant = variant_parameters(base, "look-ahead-weight=0")
+    assert variant.look_ahead_weight == 0 and variant.look_ahead_rounds is None
+    variant.check(shipped_policy())
+    with pytest.raises(ValueError, match="look-ahead-rounds needs a look-ahead run"):
+        variant_parameters(base, "look-ahead-weight=0;look-ahead-rounds=2").check(shipped_policy())
+
+
+def test_a_refused_simulation_names_the_option_not_the_field() -> None:
+    params = SimulationParameters(weeks=4, arrivals_per_week=1, municipalities=2, round_every_weeks=3)
+    with pytest.raises(ValueError, match="^round-every is at least 1 and divides the weeks"):
         params.check(shipped_policy())
 
 

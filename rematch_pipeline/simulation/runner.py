@@ -22,8 +22,6 @@ from rematch_pipeline import offers as offer_rules
 from rematch_pipeline import progress
 from rematch_pipeline.clock import ManualClock
 from rematch_pipeline.config import (
-    MAX_LOOK_AHEAD_ROUNDS,
-    MAX_WEIGHT,
     Settings,
     load_policy,
     policy_to_dict,
@@ -69,31 +67,33 @@ class SimulationParameters:
     added_capacity: tuple[tuple[str, str, int], ...] = ()
 
     def check(self, policy: Policy) -> None:
+        """Refuse parameters no run can honour, naming the option (`--KEY`, or KEY= in a what-if variant)."""
         if self.weeks < 1 or self.arrivals_per_week < 1 or self.municipalities < 1:
             raise ValueError("a simulation needs at least one week, one arrival a week and one municipality")
         if not (0 <= self.accept_share <= 1 and 0 <= self.decline_share <= 1
                 and self.accept_share + self.decline_share <= 1):
-            raise ValueError("accept and decline shares are between 0 and 1 and add up to at most 1")
+            raise ValueError("accept-share and decline-share are between 0 and 1 and add up to at most 1")
         if not 0 <= self.response_days < min(7, policy.offer_response_days + 1):
             raise ValueError(f"answers come back within the week and the offer's {policy.offer_response_days} days "
-                             "to answer: response_days is 0 to 6")
+                             "to answer: response-days is 0 to 6")
         if self.capacity_share <= 0 or self.renew_every_weeks < 0 or self.renew_share < 0:
-            raise ValueError("capacity_share is above 0; renew_every_weeks and renew_share at least 0")
+            raise ValueError("capacity-share is above 0; renew-every and renew-share at least 0")
         if not 1 <= self.round_every_weeks <= self.weeks or self.weeks % self.round_every_weeks:
-            raise ValueError("round_every_weeks is at least 1 and divides the weeks (whole rounds over the horizon)")
-        if not 0 <= self.look_ahead_weight <= MAX_WEIGHT:
-            raise ValueError(f"look_ahead_weight is from 0 (no look-ahead run) to {MAX_WEIGHT:,.0f}")
-        if self.look_ahead_rounds is not None and not 1 <= self.look_ahead_rounds <= MAX_LOOK_AHEAD_ROUNDS:
-            raise ValueError(f"look_ahead_rounds is from 1 to {MAX_LOOK_AHEAD_ROUNDS}")
-        if self.look_ahead_weight > 0:
-            validate_policy(self.look_ahead_policy(policy), "the look-ahead run's policy")
+            raise ValueError("round-every is at least 1 and divides the weeks (whole rounds over the horizon)")
+        if self.look_ahead_rounds is not None and not self.look_ahead_weight:
+            raise ValueError("look-ahead-rounds needs a look-ahead run: look-ahead-weight above 0")
+        if self.look_ahead_weight:
+            # The look-ahead run's settings are its policy's, so the policy's rules check them (one home).
+            validate_policy(self.look_ahead_policy(policy),
+                            "the look-ahead run (look-ahead-weight, look-ahead-rounds, round-every)")
 
     def look_ahead_policy(self, policy: Policy) -> Policy:
         """The look-ahead run's policy: its weight and rounds, and rounds ahead as far apart as the simulation's,
         whatever the policy file says."""
         return policy_with(policy, look_ahead_weight=self.look_ahead_weight,
                            look_ahead_interval_days=7 * self.round_every_weeks,
-                           look_ahead_rounds=self.look_ahead_rounds or policy.look_ahead_rounds)
+                           look_ahead_rounds=policy.look_ahead_rounds if self.look_ahead_rounds is None
+                           else self.look_ahead_rounds)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
