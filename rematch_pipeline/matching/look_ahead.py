@@ -1,4 +1,4 @@
-"""Look-ahead prices: what a unit of each offer's capacity is expected to place in the coming rounds (issue 23)."""
+"""Look-ahead: what the coming rounds need of each offer, from LPs over the pool and sampled futures (issue 23)."""
 
 from __future__ import annotations
 
