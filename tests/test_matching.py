@@ -705,3 +705,27 @@ def test_a_kept_neighbourhood_keeps_each_household_it_holds_placed() -> None:
         res = direct.solve("max_quality", model.quality, 5.0)
         got = {data.households[h].case_id for h in data.pair_h[res.x > 0.5]}
         assert got == {"A", "C"} if keep else "B" in got
+
+
+def test_planning_report_never_asks_for_capacity_whose_dual_is_negative() -> None:
+    # Rule: only a binding capacity (a positive shadow price) is worth asking for; a negative dual on a <= row is the
+    # solver's noise, read as the bound reads it (clipped at 0).
+    import numpy as np
+
+    from rematch_pipeline.domain import CAPACITY_DIMENSIONS
+    from rematch_pipeline.matching.build import build_model
+    from rematch_pipeline.matching.planning import planning_report
+
+    toddler = child(birth_year=ROUND_DATE.year - 1)
+    hs = [household("A", (adult(), toddler)), household("B", (adult(), toddler))]
+    data = build_data(hs, [offer("05111000", kita_u3=1)], ROUND_DATE, POLICY)
+    model = build_model(data)
+    duals = np.zeros(model.matrix.shape[0])
+    block, _ = model.block_duals(duals, "capacity_per_dimension")
+    offset = next(off for b, off in zip(model.blocks, model.offsets, strict=True) if b is block)
+    kita = offset + block.keys.index((0, CAPACITY_DIMENSIONS.index("kita_u3")))
+    duals[kita] = -0.8
+    assert planning_report(data, model, duals) == []
+    duals[kita] = 0.8
+    assert planning_report(data, model, duals)[0]["extra_capacity"] == [
+        {"capacity": "+1 Kita U3 place", "persons_per_unit": 0.8}]

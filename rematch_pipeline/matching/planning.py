@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from rematch_pipeline.domain import CAPACITY_DIMENSIONS
+from rematch_pipeline.matching.bound import Prices
 from rematch_pipeline.matching.build import LinearModel
 from rematch_pipeline.matching.data import MatchingData
 
@@ -25,16 +26,15 @@ def planning_report(data: MatchingData, model: LinearModel, duals: np.ndarray, t
     A dual value of 0.8 on Kita U3 means: one more Kita U3 place there would let about 0.8 more persons be
     placed (as long as the LP basis stays the same). Only binding capacities have a positive value.
     """
+    # Read as the bound reads them (`Prices.from_duals`): a negative dual on a capacity row is solver noise, never a
+    # reason to ask for more of it.
+    prices = Prices.from_duals(data, model, duals)
     entries: dict[int, list[tuple[float, str, int]]] = {}
-    block, y = model.block_duals(duals, "capacity_per_dimension")
-    for (o, d), val in zip(block.keys, y, strict=True):
-        if abs(val) > MIN_VALUE:
-            name = CAPACITY_DIMENSIONS[d]
-            entries.setdefault(o, []).append((abs(float(val)), f"+1 {ONE_MORE[name]}", d))
-    block, y = model.block_duals(duals, "units_by_room_class")
-    for (o, k), val in zip(block.keys, y, strict=True):
-        if abs(val) > MIN_VALUE:
-            entries.setdefault(o, []).append((abs(float(val)), f"+1 unit with {k}+ rooms", -k))
+    for o, d in zip(*np.nonzero(prices.capacity > MIN_VALUE), strict=True):
+        name = CAPACITY_DIMENSIONS[d]
+        entries.setdefault(int(o), []).append((float(prices.capacity[o, d]), f"+1 {ONE_MORE[name]}", int(d)))
+    for o, k in zip(*np.nonzero(prices.rooms > MIN_VALUE), strict=True):
+        entries.setdefault(int(o), []).append((float(prices.rooms[o, k]), f"+1 unit with {k + 1}+ rooms", -int(k + 1)))
     report = []
     for o, items in sorted(entries.items(), key=lambda kv: -max(v for v, _, _ in kv[1])):
         offer = data.offers[o]
