@@ -122,7 +122,7 @@ def test_what_if_runs_each_variant_beside_the_base_in_one_summary_and_report(
     assert [r["variant"] for r in rows] == ["as given", "round-every=2",
                                             f"add={ags}:units_1_room=10;add={ags}:places_persons=10"]
     assert rows[0]["persons_placed"] == summary["persons_placed"]
-    assert rows[1]["parameters"]["round_every_weeks"] == 2 and rows[1]["changed"] == {"round_every_weeks": 2}
+    assert rows[1]["parameters"]["round_every_weeks"] == 2 and rows[1]["changed"] == {"round-every": 2}
     assert rows[2]["persons_placed_change"]["myopic"] == (rows[2]["persons_placed"]["myopic"]
                                                           - rows[0]["persons_placed"]["myopic"])
     # Waits are counted in weeks: with a round every two weeks every wait is a multiple of two.

@@ -14,6 +14,7 @@ from rematch_pipeline.simulation.runner import SimulationParameters, run_simulat
 # What a variant may change, named as `rematch simulate`'s options: the parameter and how its value is read.
 CHANGES: dict[str, tuple[str, Callable[[str], Any]]] = {plan.key: (plan.field, plan.read) for plan in PLANS}
 ADD = "add"  # add=AGS:column=N adds N of a capacity column to that municipality's first offer
+NAMES = {**{plan.field: plan.key for plan in PLANS}, "added_capacity": ADD}  # parameter -> what a planner writes
 
 
 def variant_parameters(base: SimulationParameters, spec: str) -> SimulationParameters:
@@ -80,8 +81,9 @@ def what_if(base_summary: dict[str, Any], variants: Sequence[tuple[str, Simulati
     base = base_summary["parameters"]
     for spec, params in variants:
         row = key_figures(spec, run_simulation(params, policy).summary)
-        # Every parameter the variant changed, including those that gave way (accept share under more declines).
-        row["changed"] = {k: v for k, v in row["parameters"].items() if v != base.get(k)}
+        # Every parameter the variant changed, including those that gave way (accept share under more declines),
+        # named as the planner named it (the option, or `add`).
+        row["changed"] = {NAMES.get(k, k): v for k, v in row["parameters"].items() if v != base.get(k)}
         row["persons_placed_change"] = {
             k: None if v is None or rows[0]["persons_placed"].get(k) is None else v - rows[0]["persons_placed"][k]
             for k, v in row["persons_placed"].items()}
