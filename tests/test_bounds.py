@@ -196,3 +196,22 @@ def test_without_a_quality_lp_the_quality_search_runs_as_if_there_were_no_guide(
     with mock.patch.object(solve, "BUDGET", dataclasses.replace(no_lp, lp_guided_every=0)):
         unguided = _run(hs, os_, **NATIONAL)
     assert without_lp.assignments_sha256 == unguided.assignments_sha256
+
+
+@pytest.mark.parametrize("columns", [1, 10_000], ids=["no_lp", "lp_cut_short"])
+def test_subgradient_steps_tighten_a_quality_bound_the_lps_left_loose_and_it_still_holds(
+        columns: int, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Rule: where the quality LPs never ran (over their column budget) or stopped short (one LP, few columns), a
+    # fixed number of subgradient steps lowers the bound; every step is a Lagrangian bound, so it never falls below
+    # the best placement.
+    hs, os_ = _scenario(24)
+    optimum = _run(hs, os_)  # solved exactly
+    budget = dataclasses.replace(solve.BUDGET, quality_bound_columns=columns, quality_bound_lps=1,
+                                 quality_bound_candidates=1)
+    bounds = {}
+    for steps in (0, 200):
+        monkeypatch.setattr(solve, "BUDGET", dataclasses.replace(budget, quality_bound_subgradient_steps=steps))
+        result = _run(hs, os_, **NATIONAL)
+        assert result.stats["quality_bound"] >= optimum.stats["quality"] - 1e-6
+        bounds[steps] = result.stats["quality_bound"]
+    assert bounds[200] < bounds[0] - 1.0

@@ -21,7 +21,7 @@ from rematch_pipeline.matching.bound import (
     priced_use,
 )
 from rematch_pipeline.matching.budget import WorkBudget
-from rematch_pipeline.matching.data import MatchingData, capacity_left, top_candidates
+from rematch_pipeline.matching.data import MatchingData, capacity_left, top_candidates, used_capacity
 from rematch_pipeline.matching.fair_share import FairShare
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,10 @@ FEASIBLE = 2  # HiGHS's solution status "feasible"
 # Pricing stops once the bound is within this share of the LP over the candidate pairs: more columns could close
 # at most that much of the gap.
 QUALITY_PRICING_TOLERANCE = 1e-5
+# The subgradient steps (`improve_quality_bound`): the step halves after this many steps without a lower bound, and
+# each direction keeps this share of the last (measured at 2,000 x 60 and 10,000 x 400, docs/solver-tuning.md).
+SUBGRADIENT_PATIENCE = 10
+DEFLECTION = 0.5
 
 
 @dataclass
@@ -93,16 +97,68 @@ def lagrangian_quality(data: MatchingData, prices: QualityPrices, placed: float,
     For any non-negative prices the value bounds the quality (with balanced-fill points) of every placement over
     all eligible pairs that places at least `placed` persons.
     """
+    return _lagrangian(data, prices, placed, fair)[0]
+
+
+def _lagrangian(data: MatchingData, prices: QualityPrices, placed: float,
+                fair: FairShare | None) -> tuple[float, np.ndarray]:
+    """`lagrangian_quality`, and the offer each household takes in it (-1: none), which gives the subgradient."""
     total = priced_capacity(data, prices.capacity) - prices.persons * placed
+    choice = np.full(len(data.households), -1, dtype=np.int64)
     for lo in range(0, len(data.households), CHUNK):
         hi = min(len(data.households), lo + CHUNK)
         if not data.offers:
             break
-        value = np.where(data.eligible[lo:hi], pair_values(data, prices, lo, hi), -np.inf).max(axis=1)
-        total += float((np.maximum(value, 0.0) * data.weight[lo:hi]).sum())
+        values = np.where(data.eligible[lo:hi], pair_values(data, prices, lo, hi), -np.inf)
+        best = values.argmax(axis=1)
+        value = values[np.arange(hi - lo), best]
+        taken = value > 0
+        choice[lo:hi][taken] = best[taken]
+        total += float((np.where(taken, value, 0.0) * data.weight[lo:hi]).sum())
     if fair is not None:
         total += float((np.maximum(fair.share, 0.0) * np.maximum(fair.weight - prices.share, 0.0)).sum())
-    return total
+    return total, choice
+
+
+def improve_quality_bound(data: MatchingData, prices: QualityPrices, placed: float, fair: FairShare | None,
+                          target: float, steps: int, deadline: float = float("inf")) -> tuple[float, bool]:
+    """The lowest `lagrangian_quality` over `steps` projected subgradient steps from `prices` on the capacity, room
+    and persons prices (the share prices stay), each a Polyak step towards `target` (the quality of a placement
+    found) along the subgradient deflected by half the last direction.
+
+    Every iterate's value is a valid bound, so the lowest is. A fixed number of steps: where the quality LP is over
+    its column budget (national scale) this is the only tightening of the bound, about a tenth of a second a step
+    at 10,000 x 400 (docs/solver-tuning.md). Also returns whether `deadline` (the safety net) cut the steps short.
+    """
+    cap, units = capacity_left(data)
+    best, scale, stale = float("inf"), 2.0, 0
+    direction = None
+    for _ in range(steps):
+        if time.perf_counter() >= deadline:
+            return best, True
+        value, choice = _lagrangian(data, prices, placed, fair)
+        if value < best - 1e-9:
+            best, stale = value, 0
+        else:
+            stale += 1
+            if stale >= SUBGRADIENT_PATIENCE:
+                scale, stale = scale / 2, 0
+        h = np.flatnonzero(choice >= 0)
+        used, used_rooms = used_capacity(data, h, choice[h], data.weight[h])
+        # The value's slope along each price: what is offered minus what the choices use; persons chosen minus placed.
+        slope = np.concatenate([(cap - used).ravel(), (units - used_rooms).ravel(),
+                                [float((data.hh.persons[h] * data.weight[h]).sum()) - placed]])
+        direction = slope if direction is None else slope + DEFLECTION * direction
+        norm = float(direction @ direction)
+        if norm == 0 or value - target <= 0:
+            break
+        move = scale * (value - target) / norm * direction
+        n_cap = cap.size
+        prices = QualityPrices(
+            Prices(np.maximum(prices.capacity.capacity - move[:n_cap].reshape(cap.shape), 0.0),
+                   np.maximum(prices.capacity.rooms - move[n_cap:-1].reshape(units.shape), 0.0)),
+            max(0.0, prices.persons - float(move[-1])), prices.share)
+    return best, False
 
 
 class QualityLP:
@@ -209,14 +265,19 @@ def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairS
     top_h, top_o = top_candidates(data, budget.quality_bound_candidates)
     n_off = max(1, len(data.offers))
     codes = np.unique(np.concatenate([top_h * n_off + top_o, chosen_h * n_off + chosen_o]))
-    best = lagrangian_quality(data, QualityPrices.zero(data), placed, fair)  # every household at its best
+    best_prices = QualityPrices.zero(data)
+    best = lagrangian_quality(data, best_prices, placed, fair)  # every household at its best
+    # What the placement found scores: the steps of `improve_quality_bound` aim at it.
+    found = float((data.score[chosen_h, chosen_o] * data.weight[chosen_h]).sum())
     if len(codes) >= budget.quality_bound_columns:
         # The first LP alone would exceed the column budget: at national scale it is slow and its bound was looser
-        # than every household at its best offer (docs/solver-tuning.md).
-        log.info("quality bound %.3f: every household at its best offer (%d columns exceed the LP's budget)", best,
-                 len(codes))
-        return (PhaseResult("quality_bound", "work_limit", float("nan"), best, time.perf_counter() - t0, np.zeros(0)),
-                LPSupport.empty())
+        # than every household at its best offer (docs/solver-tuning.md). Subgradient steps tighten that instead.
+        stepped, cut = improve_quality_bound(data, best_prices, placed, fair, found,
+                                             budget.quality_bound_subgradient_steps, deadline)
+        best = min(best, stepped)
+        log.info("quality bound %.3f by subgradient steps (%d columns exceed the LP's budget)", best, len(codes))
+        return (PhaseResult("quality_bound", "time_limit" if cut else "work_limit", float("nan"), best,
+                            time.perf_counter() - t0, np.zeros(0)), LPSupport.empty())
     lp = QualityLP(data, policy, placed, fair)
     lp.add(codes // n_off, codes % n_off)
     in_lp = np.zeros(data.codes.shape, dtype=bool)
@@ -237,7 +298,8 @@ def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairS
         support = lp.support()
         value = lagrangian_quality(data, prices, placed, fair)
         log.debug("quality bound round %d: LP %.3f, bound %.3f, %d columns", rounds, objective, value, len(lp.pair_h))
-        best = min(best, value)
+        if value < best:
+            best, best_prices = value, prices
         if value - objective <= QUALITY_PRICING_TOLERANCE * max(1.0, abs(value)):
             termination = "optimal"  # the LP over its columns is the LP over every eligible pair
             break
@@ -248,6 +310,12 @@ def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairS
             break
         lp.add(h, o)
         in_lp[h, o] = True
+    if termination == "work_limit":
+        # The LPs stopped short of the LP over every eligible pair: steps from their best prices may tighten it.
+        stepped, cut = improve_quality_bound(data, best_prices, placed, fair, found,
+                                             budget.quality_bound_subgradient_steps, deadline)
+        best = min(best, stepped)
+        termination = "time_limit" if cut else termination
     log.info("quality bound %.3f after %d LP rounds (%s)", best, rounds, termination)
     return PhaseResult("quality_bound", termination, float("nan"), best, time.perf_counter() - t0, np.zeros(0)), support
 
