@@ -63,8 +63,8 @@ class WorkBudget:
     # larger, and this many take about the time of `quality.rounds` without them.
     guided_rounds: int = 45
     # The quality bound: LPs over candidate pairs, each followed by pricing in the eligible pairs it lacks, up to a
-    # number of columns; a round whose first LP already exceeds them keeps the loose bound of every household at its
-    # best offer. The first LP's candidates: the placement found and each household's best offers by score (the
+    # number of columns; a round whose first LP already exceeds them solves none (subgradient steps bound it). The
+    # first LP's candidates: the placement found and each household's best offers by score (the
     # whole candidate set is too large for one LP at national scale).
     quality_bound_lps: int = 6
     quality_bound_columns: int = 30_000

@@ -257,9 +257,10 @@ def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairS
     The LP starts from the placement found (`chosen_h`, `chosen_o`, which keeps it feasible) and each household's
     best offers. Its duals are prices for `lagrangian_quality`, which holds for pairs the LP never saw; pairs that
     could raise it are added and the LP solved again, a fixed number of times. Every round's value is a valid
-    bound; the lowest is kept. A round whose first LP would already reach the column budget keeps the bound of every
-    household at its best offer instead. Also returns the pairs the last LP uses (none without an LP), which guide
-    the quality neighbourhoods. Leaves `data` as it was.
+    bound; the lowest is kept. A round whose first LP would already reach the column budget solves no LP. Where the
+    LPs stopped short of every eligible pair, or never ran, subgradient steps from their best prices (none: every
+    household at its best offer) tighten the bound (`improve_quality_bound`). Also returns the pairs the last LP
+    uses (none without an LP), which guide the quality neighbourhoods. Leaves `data` as it was.
     """
     t0 = time.perf_counter()
     top_h, top_o = top_candidates(data, budget.quality_bound_candidates)
