@@ -7,7 +7,7 @@ import dataclasses
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +69,15 @@ def load_round_inputs(uow: UnitOfWork, round_id: str, round_date: date, policy: 
     municipalities excluded, offers valid on the date minus what accepted and pending offers take."""
     open_offers = offers.households_with_open_offers(uow)
     households = [h for h in uow.households.pool() if h.case_id not in open_offers]
-    arrivals = None
+    arrivals, later = None, None
     if policy.look_ahead_weight > 0:
         seen = uow.rounds.seen_before(round_date)
         arrivals = sorted(h.case_id for h in households if h.case_id not in seen)
+        last = round_date + timedelta(days=policy.look_ahead_interval_days * policy.look_ahead_rounds)
+        later = [o for o in uow.capacity_offers.all() if round_date < o.valid_from <= last]
     return RoundInputs(round_id=round_id, round_date=round_date, policy=policy, households=households,
                        offers=uow.capacity_offers.all(valid_on=round_date), declined=offers.declined_pairs(uow),
-                       consumed=offers.consumed_capacity(uow), arrivals=arrivals)
+                       consumed=offers.consumed_capacity(uow), arrivals=arrivals, later_offers=later)
 
 
 def _status(settings: Settings, round_id: str) -> str | None:
@@ -114,7 +116,7 @@ def _solve(uow: UnitOfWork, rnd: MatchingRound, policy: Policy, actor: str, at: 
     blob, digest = pack(inputs)
     checksums = {**inputs.checksums(), "snapshot": digest}
     result = match(inputs.households, inputs.offers, round_date, policy, round_id, inputs.declined,
-                   inputs.consumed, inputs.arrivals)
+                   inputs.consumed, inputs.arrivals, inputs.later_offers)
     status = "failed" if result.status == "infeasible" else "solved"
     stats = dict(result.stats)
     stats["message"] = result.message
@@ -270,7 +272,7 @@ def replay_round(settings: Settings, round_id: str) -> ReplayReport:
     inputs = inputs_from_json(unpack(snap.data))
     with progress.step(f"replaying round {round_id}"):
         result = match(inputs.households, inputs.offers, inputs.round_date, inputs.policy, round_id,
-                       inputs.declined, inputs.consumed, inputs.arrivals)
+                       inputs.declined, inputs.consumed, inputs.arrivals, inputs.later_offers)
     replayed = {a.case_id: a.ags for a in result.assignments}
     differences = [{"case_id": c, "stored": stored.get(c, ""), "replayed": replayed.get(c, "")}
                    for c in sorted(set(stored) | set(replayed)) if stored.get(c) != replayed.get(c)]

@@ -30,6 +30,9 @@ class RoundInputs:
     # Look-ahead rounds only: the households that entered the pool since the last round (the mix their futures are
     # drawn from). None, and absent from the snapshot, when the policy does not look ahead.
     arrivals: list[str] | None = None
+    # Look-ahead rounds only: offers that open after the round date, before its last coming round (the look-ahead
+    # plans with them; the round itself cannot place anyone there). None, and absent from the snapshot, otherwise.
+    later_offers: list[CapacityOffer] | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc = {
@@ -45,6 +48,8 @@ class RoundInputs:
         }
         if self.arrivals is not None:
             doc["arrivals"] = sorted(self.arrivals)
+        if self.later_offers is not None:
+            doc["later_capacity_offers"] = [offer_json(o) for o in self.later_offers]
         return doc
 
     def checksums(self) -> dict[str, str]:
@@ -100,6 +105,8 @@ def inputs_from_json(doc: Mapping[str, Any]) -> RoundInputs:
         consumed={oid: Consumption(dimensions=dict(c["dimensions"]), rooms_needed=tuple(c["rooms_needed"]))
                   for oid, c in doc["consumed"].items()},
         arrivals=list(doc["arrivals"]) if "arrivals" in doc else None,
+        later_offers=([offer_from_json(o) for o in doc["later_capacity_offers"]] if "later_capacity_offers" in doc
+                      else None),
     )
 
 

@@ -103,6 +103,40 @@ def test_capacity_that_expires_before_the_coming_rounds_is_not_kept_for_them(pat
 
 @METHODS
 @pytest.mark.parametrize("path", [{}, NATIONAL], ids=["pyomo", "national"])
+def test_capacity_that_opens_before_the_coming_rounds_is_planned_with(path: dict, method: str) -> None:
+    # Rule: an offer that opens after the round date but before a coming round serves that round's households. Here a
+    # third municipality opens 3 days on with room for every coming wheelchair user, so NEAR's accessible units are
+    # not needed later and X joins its relatives there even at weight 10. Opening after the last coming round (60
+    # days on), it changes nothing. The round itself places nobody in an offer not yet open.
+    pool, offers = _case()
+    policy = policy_with(POLICY, look_ahead_weight=10.0, time_limit_s=30.0, look_ahead_method=method, **path)
+    later = offer("09162000", places=40, units=(20, 0, 0, 0), units_wheelchair=20)
+    soon = replace(later, valid_from=ROUND_DATE + timedelta(days=3))
+    opened = match(pool, offers, ROUND_DATE, policy, "R-ahead", later_offers=[soon])
+    assert placed(opened) == {"X": NEAR, "W1": NEAR, "W2": NEAR} and opened.persons_placed == 3
+    too_late = replace(later, valid_from=ROUND_DATE + timedelta(days=60))
+    assert placed(match(pool, offers, ROUND_DATE, policy, "R-ahead", later_offers=[too_late]))["X"] == FAR
+    assert placed(match(pool, offers, ROUND_DATE, policy, "R-ahead"))["X"] == FAR
+
+
+def test_the_snapshot_keeps_the_offers_opening_within_the_look_ahead_and_the_round_replays(
+        settings: Settings, tmp_path: Path) -> None:
+    # Rule: what the look-ahead planned with is part of the round's inputs, so an auditor's replay sees it too.
+    _seed(settings, tmp_path)
+    opening = x.offer("OF-3", ags="08111000", municipality_name="Stuttgart", state="BW", valid_from="30.11.2026")
+    _ingest(settings, tmp_path, "later.csv", x.capacity_csv([opening]), R1)
+    r1 = run_round(settings, policy_with(load_policy(), look_ahead_weight=5.0), R1)
+    with get_engine(settings.database_url).connect() as conn:
+        (snap,) = [unpack(r.snapshot) for r in conn.execute(t.round_inputs.select())]
+        placed_in = {r.ags for r in conn.execute(t.assignments.select())}
+    assert [o["offer_id"] for o in snap["later_capacity_offers"]] == ["OF-3"]
+    assert "OF-3" not in {o["offer_id"] for o in snap["capacity_offers"]}
+    assert placed_in and "08111000" not in placed_in
+    assert replay_round(settings, r1.round_id).identical
+
+
+@METHODS
+@pytest.mark.parametrize("path", [{}, NATIONAL], ids=["pyomo", "national"])
 def test_look_ahead_never_holds_back_a_household_whose_every_place_is_scarce(path: dict, method: str) -> None:
     # W's only place is NEAR's accessible unit, which the coming wheelchair users want as well: W is placed now
     # (the term counts only what a place spends beyond the household's least costly one), and nobody is left out.
@@ -170,7 +204,7 @@ def test_a_round_that_does_not_look_ahead_keeps_its_snapshot_as_before(settings:
     r1 = run_round(settings, load_policy(), R1)
     with get_engine(settings.database_url).connect() as conn:
         (snap,) = [unpack(r.snapshot) for r in conn.execute(t.round_inputs.select())]
-    assert "arrivals" not in snap and r1.round_id == snap["round_id"]
+    assert "arrivals" not in snap and "later_capacity_offers" not in snap and r1.round_id == snap["round_id"]
     text = write_round_report(settings, r1.round_id, tmp_path / "report").read_text(encoding="utf-8")
     assert "look-ahead" not in text
     assert "Look-ahead" not in "\n".join(round_summary_lines(summarize(settings, r1.round_id)))

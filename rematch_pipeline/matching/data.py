@@ -214,8 +214,10 @@ def build_data(
     policy: Policy,
     declined: Mapping[str, set[str]] | None = None,
     consumed: Mapping[str, Consumption] | None = None,
+    ignore_dates: bool = False,
 ) -> MatchingData:
-    """Pure: order inputs canonically (deterministic results), derive demands, eligibility, scores, candidates."""
+    """Pure: order inputs canonically (deterministic results), derive demands, eligibility, scores, candidates.
+    `ignore_dates`: every offer counts as valid (the look-ahead applies each coming round's date itself)."""
     declined = declined or {}
     hh = sorted(households, key=lambda h: h.case_id)
     of = sorted(offers, key=lambda o: (o.ags, o.offer_id))
@@ -232,7 +234,8 @@ def build_data(
     dims = {d: i for i, d in enumerate(CAPACITY_DIMENSIONS)}
     codes = exclusion_codes(
         need_accessible=ha.need_accessible, need_pets=ha.need_pets, need_medical=ha.need_medical,
-        persons=ha.persons, rooms=ha.rooms, declined=declined_m, valid=oa.valid,
+        persons=ha.persons, rooms=ha.rooms, declined=declined_m,
+        valid=np.ones(len(of), dtype=bool) if ignore_dates else oa.valid,
         wheelchair_left=oa.remaining[:, dims["units_wheelchair"]],
         pets_left=oa.remaining[:, dims["units_pets_allowed"]],
         medical_offered=oa.medical, places_left=oa.remaining[:, dims["places_persons"]], units_ge_left=oa.units_ge_left,

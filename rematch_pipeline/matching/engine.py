@@ -58,9 +58,11 @@ def match(
     declined: Mapping[str, set[str]] | None = None,
     consumed: Mapping[str, Consumption] | None = None,
     arrivals: Collection[str] | None = None,
+    later_offers: Sequence[CapacityOffer] | None = None,
 ) -> MatchResult:
     """Solve one round. `arrivals` (look-ahead rounds): the households of the pool that entered it since the last
-    round; None counts the whole pool as arrived (a first round)."""
+    round; None counts the whole pool as arrived (a first round). `later_offers` (look-ahead rounds): offers that
+    open after the round date, which the coming rounds will have."""
     t0 = time.perf_counter()
     with progress.step("preparing the data") as preparing:
         preparing.note(f"{len(households)} households, {len(offers)} capacity offers")
@@ -74,8 +76,11 @@ def match(
         with progress.step("pricing capacity for the coming rounds (look-ahead)"):
             new = None if arrivals is None else set(arrivals)
             arrived = np.array([new is None or h.case_id in new for h in data.households], dtype=bool)
+            # The coming rounds' offers, dates ignored: each coming round applies its own date.
+            horizon = (build_data(households, [*offers, *later_offers], round_date, policy, declined, consumed,
+                                  ignore_dates=True) if later_offers else None)
             future = sample_futures(data, arrived, policy, round_id,
-                                  t0 + LOOK_AHEAD_SHARE * policy.solver.time_limit_s)
+                                    t0 + LOOK_AHEAD_SHARE * policy.solver.time_limit_s, horizon)
             apply_look_ahead(data, future, policy)
         stats["look_ahead"] = {**future.summary(), "weight": policy.look_ahead_weight,
                                "method": policy.look_ahead_method, "rounds": policy.look_ahead_rounds}

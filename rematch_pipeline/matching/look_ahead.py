@@ -57,7 +57,7 @@ def sample_seed(round_id: str, policy: Policy) -> int:
 
 
 def sample_futures(data: MatchingData, arrived: np.ndarray, policy: Policy, round_id: str,
-                   deadline: float) -> Futures:
+                   deadline: float, horizon: MatchingData | None = None) -> Futures:
     """The persons LP over the pool plus sampled futures: its plan for the pool and its capacity prices, averaged
     over the samples.
 
@@ -67,29 +67,36 @@ def sample_futures(data: MatchingData, arrived: np.ndarray, policy: Policy, roun
     pool and future households alike against the capacity left now: where it puts the pool's households is a plan
     that leaves the coming rounds what they need, and its dual price of a capacity row is what one more unit there
     would place over the horizon. Any LP the work limits stop gives nothing for its sample (status work_limit).
+    `horizon`: the same pool over the round's offers and those opening before its last coming round, dates ignored;
+    the LPs run over it, each round's households finding the offers valid on its date (the pool: today's).
     """
     t0 = time.perf_counter()
     rows = np.flatnonzero(arrived)
     n_future = len(rows) * policy.look_ahead_rounds
-    total = Prices.zero(data)
-    plan = np.zeros((len(data.households), len(data.offers)))
+    ahead = data if horizon is None else horizon
+    # The round's offers among the horizon's (both ordered by AGS and offer id, the later ones in between).
+    index = {o.offer_id: j for j, o in enumerate(ahead.offers)}
+    mine = np.array([index[o.offer_id] for o in data.offers], dtype=np.int64)
+    total = Prices.zero(ahead)
+    plan = np.zeros((len(data.households), len(ahead.offers)))
     if len(rows) == 0 or not data.offers:
-        return Futures(total, plan, len(rows), 0, 0, "no_arrivals", time.perf_counter() - t0)
+        return Futures(Prices.zero(data), plan[:, mine], len(rows), 0, 0, "no_arrivals", time.perf_counter() - t0)
     rng = np.random.default_rng(sample_seed(round_id, policy))
     status, values = "optimal", []
     samples = policy.look_ahead_samples
     pool = np.arange(len(data.households))
-    gone = _expired_by(data, policy)
+    closed = _closed_on(ahead, policy)
+    shape = (len(pool), len(ahead.offers))
     for _ in range(samples):
-        idx, copies, expired = [pool], [np.ones(len(pool))], [np.zeros((len(pool), len(data.offers)), dtype=bool)]
+        idx, copies, expired = [pool], [np.ones(len(pool))], [np.broadcast_to(closed[0], shape)]
         for k in range(policy.look_ahead_rounds):
             draws = min(len(rows), FUTURE_DRAWS)
             counts = rng.multinomial(draws, np.full(len(rows), 1.0 / len(rows)))
             drawn = counts > 0
             idx.append(rows[drawn])
             copies.append(counts[drawn].astype(np.float64) * (len(rows) / draws))
-            expired.append(np.broadcast_to(gone[k], (int(drawn.sum()), len(data.offers))))
-        future = data.rows(np.concatenate(idx), np.concatenate(copies))
+            expired.append(np.broadcast_to(closed[k + 1], (int(drawn.sum()), len(ahead.offers))))
+        future = ahead.rows(np.concatenate(idx), np.concatenate(copies))
         future.codes = np.where(np.concatenate(expired) & (future.codes == ELIGIBLE), NOT_VALID,
                                 future.codes).astype(np.int8)
         pooled = np.zeros(len(future.households), dtype=np.int64)
@@ -115,9 +122,9 @@ def sample_futures(data: MatchingData, arrived: np.ndarray, policy: Policy, roun
         plan += _pool_plan(types, bound, len(pool))
     solved = max(1, len(values))  # a sample without an LP solution adds no prices and is not counted
     # To a hundredth of a person: what the LP's tie-breaks leave below that is noise, not a reason to move anyone.
-    mean = Prices(np.round(total.capacity / solved, 2), np.round(total.rooms / solved, 2))
-    return Futures(mean, np.round(plan / solved, 2), len(rows), n_future, samples, status, time.perf_counter() - t0,
-                   values)
+    mean = Prices(np.round(total.capacity[mine] / solved, 2), np.round(total.rooms[mine] / solved, 2))
+    return Futures(mean, np.round(plan[:, mine] / solved, 2), len(rows), n_future, samples, status,
+                   time.perf_counter() - t0, values)
 
 
 def _pool_plan(types: HouseholdTypes, bound: Bound, n_pool: int) -> np.ndarray:
@@ -130,11 +137,13 @@ def _pool_plan(types: HouseholdTypes, bound: Bound, n_pool: int) -> np.ndarray:
     return np.asarray(per_type[of_pool] / tdata.weight[of_pool][:, None])
 
 
-def _expired_by(data: MatchingData, policy: Policy) -> np.ndarray:
-    """(rounds, O): whether each offer has expired by the date of each coming round (k+1 intervals from now)."""
+def _closed_on(data: MatchingData, policy: Policy) -> np.ndarray:
+    """(rounds + 1, O): whether each offer is not valid on the round's date (row 0) and on each coming round's
+    (row k: k intervals from now): expired, or not yet open."""
+    since = np.array([o.valid_from.toordinal() for o in data.offers], dtype=np.int64)
     until = np.array([o.valid_until.toordinal() for o in data.offers], dtype=np.int64)
-    days = data.round_date.toordinal() + policy.look_ahead_interval_days * np.arange(1, policy.look_ahead_rounds + 1)
-    return until[None, :] < days[:, None]
+    days = data.round_date.toordinal() + policy.look_ahead_interval_days * np.arange(policy.look_ahead_rounds + 1)
+    return (until[None, :] < days[:, None]) | (since[None, :] > days[:, None])
 
 
 def _shared_first(of: OfferArrays) -> OfferArrays:
