@@ -133,6 +133,9 @@ def test_the_snapshot_keeps_the_offers_opening_within_the_look_ahead_and_the_rou
     assert "OF-3" not in {o["offer_id"] for o in snap["capacity_offers"]}
     assert placed_in and "08111000" not in placed_in
     assert replay_round(settings, r1.round_id).identical
+    # The round report and `rematch round status` say the look-ahead counted it.
+    status = "\n".join(round_summary_lines(summarize(settings, r1.round_id)))
+    assert "with 1 capacity offer opening before the last of those rounds" in status
 
 
 @METHODS

@@ -41,13 +41,15 @@ class Futures:
     status: str  # optimal, work_limit (an LP stopped by its work limits), time_limit, no_arrivals
     seconds: float = 0.0
     lp_values: list[float] = field(default_factory=list)  # persons the LP of each sample placed, pool included
+    later_offers: int = 0  # offers opening after the round date that the coming rounds had
 
     def summary(self) -> dict[str, Any]:
         priced = (self.prices.capacity > 1e-9).any(axis=1) | (self.prices.rooms > 1e-9).any(axis=1)
         return {"status": self.status, "arrivals": self.arrivals, "future_households": self.future_households,
                 "samples": self.samples, "solved": len(self.lp_values), "priced_offers": int(priced.sum()),
                 "planned_households": int(round(float(self.plan.sum()))),  # of the pool, in the plan's mean
-                "lp_persons": [round(v, 3) for v in self.lp_values], "seconds": round(self.seconds, 3)}
+                "lp_persons": [round(v, 3) for v in self.lp_values], "seconds": round(self.seconds, 3),
+                "later_offers": self.later_offers}
 
 
 def sample_seed(round_id: str, policy: Policy) -> int:
@@ -124,7 +126,7 @@ def sample_futures(data: MatchingData, arrived: np.ndarray, policy: Policy, roun
     # To a hundredth of a person: what the LP's tie-breaks leave below that is noise, not a reason to move anyone.
     mean = Prices(np.round(total.capacity[mine] / solved, 2), np.round(total.rooms[mine] / solved, 2))
     return Futures(mean, np.round(plan[:, mine] / solved, 2), len(rows), n_future, samples, status,
-                   time.perf_counter() - t0, values)
+                   time.perf_counter() - t0, values, len(ahead.offers) - len(data.offers))
 
 
 def _pool_plan(types: HouseholdTypes, bound: Bound, n_pool: int) -> np.ndarray:

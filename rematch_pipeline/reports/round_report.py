@@ -239,6 +239,8 @@ def look_ahead_line(ahead: dict[str, Any]) -> str:
     return (f"{setting}{judged}, judged from {count(ahead.get('samples'))} simulated sets of future "
             f"arrivals of {count(ahead.get('future_households'))} households each (drawn from the "
             f"{count(ahead.get('arrivals'))} households new in the pool since the last round)"
+            + (f", with {counted(ahead['later_offers'], 'capacity offer')} opening before the last of those rounds"
+               if ahead.get("later_offers") else "")
             + (f"; look-ahead points included in match quality: {number(points)}" if points is not None else "")
             + LOOK_AHEAD_ENDINGS.get(str(ahead.get("status")), ""))
 
