@@ -89,7 +89,9 @@ def _status(settings: Settings, round_id: str) -> str | None:
 
 def run_round(settings: Settings, policy: Policy, round_date: date, actor: str = "cli", *,
               allow_future: bool = False) -> RoundSummary:
-    """Plan and solve the round for `round_date` once; a rerun returns the stored round unchanged (idempotent).
+    """Plan and solve the round for `round_date` once; a rerun returns the stored round unchanged (idempotent),
+    except a round that had nothing to solve (no households, no valid offers, or no eligible pair) and made no
+    offers: it is solved again, so a round run before the day's files arrived does not use up the day.
 
     Everything the solve writes (expired offers, snapshot, assignments, state, audit) is one transaction. A date
     after today is refused unless `allow_future` (solving settles the offers as of that day).
@@ -101,14 +103,21 @@ def run_round(settings: Settings, policy: Policy, round_date: date, actor: str =
     with unit_of_work(settings) as uow:
         uow.rounds.lock(round_id)
         rnd = require_round(uow, round_id)
-        solved_before = rnd.status in SOLVED_STATES
+        empty_before = rnd.status in SOLVED_STATES and _had_nothing_to_solve(uow, rnd)
+        solved_before = rnd.status in SOLVED_STATES and not empty_before
         if not solved_before:
             with progress.step(f"round {round_id}"):
-                _solve(uow, rnd, policy, actor, settings.clock.now())
+                _solve(uow, rnd, policy, actor, settings.clock.now(), again=empty_before)
     return summarize(settings, round_id, already_existed=solved_before)
 
 
-def _solve(uow: UnitOfWork, rnd: MatchingRound, policy: Policy, actor: str, at: datetime) -> None:
+def _had_nothing_to_solve(uow: UnitOfWork, rnd: MatchingRound) -> bool:
+    """The round's solve found nothing to match, and it made no offers: nothing depends on it yet."""
+    return (rnd.solver_stats or {}).get("status") == "empty" and not uow.offers.of_round(rnd.round_id)
+
+
+def _solve(uow: UnitOfWork, rnd: MatchingRound, policy: Policy, actor: str, at: datetime,
+           again: bool = False) -> None:
     round_id, round_date = rnd.round_id, rnd.round_date
     # Unanswered offers of earlier rounds return to the pool.
     offers.expire_offers(uow, round_date, actor, at)
@@ -125,9 +134,11 @@ def _solve(uow: UnitOfWork, rnd: MatchingRound, policy: Policy, actor: str, at: 
     solved = dataclasses.replace(rnd, status=status, policy=policy_to_dict(policy), solver_stats=stats,
                                  input_checksums=checksums, solved_at=at)
     uow.rounds.record_solve(solved, blob, digest, result.assignments, result.unmatched)
+    # `again`: an earlier solve of this round had nothing to match; the audit log keeps both.
     uow.audit(actor, "round_solved" if status == "solved" else "round_failed", round_id,
               {"status": result.status, "persons_placed": result.persons_placed,
-               "households": len(inputs.households), "input_checksums": checksums}, at)
+               "households": len(inputs.households), "input_checksums": checksums,
+               **({"solved_again_after": "nothing to solve"} if again else {})}, at)
     log.info("round %s %s: %s", round_id, status, result.message)
 
 

@@ -43,6 +43,23 @@ def test_round_is_solved_once_per_date_and_rerun_changes_nothing(settings: Setti
     assert left.why == UnmatchedReason("no_eligible", 1, (("too_small", 1),)) and left.reason == words(left.why)
 
 
+def test_a_round_run_before_anything_arrived_is_solved_again_once_there_is_something_to_match(
+        settings: Settings) -> None:
+    # Rule: a round that had nothing to solve and made no offers does not use up its date; the audit log keeps both
+    # solves. A round that placed households stays as it was (the test above).
+    migrate(settings.database_url)
+    empty = run_round(settings, load_policy(), ROUND_DATE)
+    assert empty.status == "solved" and empty.stats["status"] == "empty" and empty.households == 0
+    _seed(settings)
+    again = run_round(settings, load_policy(), ROUND_DATE)
+    assert not again.already_existed and (again.persons_placed, again.households_placed) == (3, 2)
+    assert run_round(settings, load_policy(), ROUND_DATE).already_existed  # now it is kept
+    with get_engine(settings.database_url).connect() as conn:
+        solves = [r.details for r in conn.execute(t.audit_events.select().order_by(t.audit_events.c.id))
+                  if r.event == "round_solved"]
+    assert len(solves) == 2 and solves[1]["solved_again_after"] == "nothing to solve"
+
+
 def test_export_has_one_row_per_pool_household_and_neutralises_formulas(settings: Settings, tmp_path) -> None:
     _seed(settings)
     summary = run_round(settings, load_policy(), ROUND_DATE)
