@@ -75,5 +75,7 @@ lint: install
 	$(BIN)/ruff check rematch_pipeline dags tests
 	$(BIN)/mypy rematch_pipeline
 
+# Only the checkout's own ./var: an exported REMATCH_HOME may be a real deployment's data, never removed by make.
 clean:
-	rm -rf $(REMATCH_HOME)
+	rm -rf $(CURDIR)/var
+	@if [ "$(REMATCH_HOME)" != "$(CURDIR)/var" ]; then echo "REMATCH_HOME ($(REMATCH_HOME)) left as it is: make clean removes only ./var"; fi

@@ -186,3 +186,16 @@ def test_what_a_good_match_is_and_how_hard_to_search_are_separate_settings_store
 def test_a_home_settings_file_saved_with_a_byte_order_mark_reads_as_written(tmp_path: Path) -> None:
     (tmp_path / "settings.toml").write_bytes('\ufeffcoordination_contact = "Team, t@rematch.example"\r\n'.encode())
     assert load_settings({"REMATCH_HOME": str(tmp_path)}).coordination_contact == "Team, t@rematch.example"
+
+
+def test_make_clean_removes_only_the_checkouts_own_var_never_an_exported_rematch_home(tmp_path: Path) -> None:
+    # Rule: REMATCH_HOME may be a deployment's data; `make clean` (a developer's reset) must never remove it.
+    import os
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    deployment = tmp_path / "deployment"
+    out = subprocess.run(["make", "-n", "clean"], cwd=repo, capture_output=True, text=True, check=True,
+                         env={**os.environ, "REMATCH_HOME": str(deployment)}).stdout
+    removals = [line for line in out.splitlines() if line.startswith("rm ")]
+    assert removals == [f"rm -rf {repo}/var"]
