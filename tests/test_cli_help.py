@@ -4,6 +4,7 @@ statements whose every count says what it counts."""
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterator
 from datetime import date
 from importlib.metadata import version
@@ -172,3 +173,46 @@ def test_verbose_logs_our_steps_not_great_expectations_internals(
         assert gx.getEffectiveLevel() == logging.WARNING
     finally:
         gx.setLevel(logging.NOTSET)
+
+
+def _readme_command_lines() -> list[str]:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Command line", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    lines: list[str] = []
+    for line in block.splitlines():
+        if line.startswith("rematch "):
+            lines.append("")
+        if lines and line.strip():  # a line that starts with spaces goes on the command above
+            lines[-1] += " " + line.split("  #", 1)[0].strip()
+    return [line.strip() for line in lines]
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return {name: sub for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+            for name, sub in a.choices.items()}
+
+
+def test_the_readmes_command_reference_names_every_command_and_only_options_that_exist() -> None:
+    # Rule: the README's command block is what a newcomer reads first; a command missing there, or an option the
+    # command does not take, sends them astray (the full list of each command's options is its --help).
+    root = build_parser()
+    listed, wrong = set(), []
+    for line in _readme_command_lines():
+        parser, path = root, []
+        for word in line.split()[1:]:
+            sub = _subparsers(parser).get(word)
+            if sub is None:
+                break
+            parser, path = sub, [*path, word]
+        listed.add(" ".join(path))
+        known = {s for a in parser._actions for s in a.option_strings}
+        wrong += [f"{' '.join(path)} {o}" for o in re.findall(r"--[a-z][a-z-]*", line) if o not in known]
+
+    def leaves(parser: argparse.ArgumentParser, path: list[str]) -> Iterator[str]:
+        subs = _subparsers(parser)
+        if not subs:
+            yield " ".join(path)
+        for name, sub in subs.items():
+            yield from leaves(sub, [*path, name])
+
+    assert (sorted(set(leaves(root, [])) - listed), wrong) == ([], [])

@@ -233,7 +233,8 @@ def test_look_ahead_rounds_without_a_look_ahead_run_are_refused_not_ignored() ->
     # Rule: an option that would change nothing is refused with a sentence, never silently dropped.
     params = SimulationParameters(weeks=2, arrivals_per_week=1, municipalities=2, look_ahead_weight=0.0,
                                   look_ahead_rounds=3)
-    with pytest.raises(ValueError, match="look-ahead-rounds needs a look-ahead run: look-ahead-weight above 0"):
+    with pytest.raises(ValueError, match="look-ahead-rounds needs a look-ahead run: leave look-ahead-rounds out, or "
+                       "give a look-ahead-weight above 0"):
         params.check(shipped_policy())
 
 

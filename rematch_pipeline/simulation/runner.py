@@ -79,9 +79,11 @@ class SimulationParameters:
         if self.capacity_share <= 0 or self.renew_every_weeks < 0 or self.renew_share < 0:
             raise ValueError("capacity-share is above 0; renew-every and renew-share at least 0")
         if not 1 <= self.round_every_weeks <= self.weeks or self.weeks % self.round_every_weeks:
-            raise ValueError("round-every is at least 1 and divides the weeks (whole rounds over the horizon)")
+            raise ValueError(f"round-every is at least 1 and divides the weeks (whole rounds over the horizon): "
+                             f"{self.round_every_weeks} does not divide {self.weeks} weeks")
         if self.look_ahead_rounds is not None and not self.look_ahead_weight:
-            raise ValueError("look-ahead-rounds needs a look-ahead run: look-ahead-weight above 0")
+            raise ValueError("look-ahead-rounds needs a look-ahead run: leave look-ahead-rounds out, or give a "
+                             "look-ahead-weight above 0")
         if self.look_ahead_weight:
             # The look-ahead run's settings are its policy's, so the policy's rules check them (one home).
             validate_policy(self.look_ahead_policy(policy),

@@ -53,8 +53,9 @@ def variant_parameters(base: SimulationParameters, spec: str) -> SimulationParam
     known = set(municipality_ags(params.seed, params.municipalities))
     for ags, _, _ in added:
         if ags not in known:
-            raise ValueError(f"what-if {spec!r}: AGS {ags} is not one of the simulation's municipalities (its "
-                             "summary's fill_by_municipality lists them)")
+            some = ", ".join(sorted(known)[:5])
+            raise ValueError(f"what-if {spec!r}: AGS {ags} is not one of the simulation's municipalities (for "
+                             f"example {some}; its summary's fill_by_municipality lists them all)")
     return params
 
 
