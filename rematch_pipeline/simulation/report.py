@@ -116,7 +116,7 @@ def _options(policy: dict[str, Any]) -> str:
     """The policy's optional objective terms as the rounds ran them (off unless weighed)."""
     waiting, fill = policy.get("waiting_weight_per_week") or 0, policy.get("balanced_fill_weight") or 0
     ahead = policy.get("look_ahead_weight") or 0
-    look = (f"look-ahead weight {number(ahead)} over {policy.get('look_ahead_rounds')} rounds, "
-            f"{policy.get('look_ahead_samples')} samples" if ahead else "look-ahead off")
+    look = (f"look-ahead weight {number(ahead)} over {counted(policy.get('look_ahead_rounds'), 'round')}, "
+            f"{counted(policy.get('look_ahead_samples'), 'sample')}" if ahead else "look-ahead off")
     return (f"waiting priority {f'{number(waiting)} points a week' if waiting else 'off'}, "
             f"balanced fill {f'weight {number(fill)}' if fill else 'off'}, {look}")
