@@ -327,8 +327,26 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     result = bench_match(households=args.households, municipalities=args.municipalities, seed=args.seed,
                          time_limit_s=args.time_limit, balanced_fill_weight=args.balanced_fill_weight,
                          repeat=args.repeat)
-    _print(result, args.json, "\n".join(f"{k:>22}: {v}" for k, v in result.items()))
+    _print(result, args.json, "\n".join(_bench_lines(result)))
     return 0
+
+
+def _bench_lines(result: dict[str, Any]) -> list[str]:
+    """The bench's figures for people: one per line, a phase or a baseline on a line of its own (not Python text)."""
+    def flat(v: Any) -> str:
+        if isinstance(v, dict):
+            return ", ".join(f"{k} ({flat(x)})" if isinstance(x, dict) else f"{k} {flat(x)}" for k, x in v.items())
+        return "none" if v is None else str(v)
+
+    lines = []
+    for key, value in result.items():
+        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            lines += [f"{key:>22}: {flat(v)}" for v in value]
+        elif isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()):
+            lines += [f"{key:>22}: {name}: {flat(v)}" for name, v in value.items()]
+        else:
+            lines.append(f"{key:>22}: {flat(value)}")
+    return lines
 
 
 def cmd_forms_export(args: argparse.Namespace, settings: Settings) -> int:

@@ -55,3 +55,13 @@ def test_the_assignments_fingerprint_changes_when_one_household_moves() -> None:
     same = result(("RM-A", "OF-1"), ("RM-B", "OF-2"))
     assert same.assignments_sha256 == result(("RM-B", "OF-2"), ("RM-A", "OF-1")).assignments_sha256  # order-free
     assert same.assignments_sha256 != result(("RM-A", "OF-2"), ("RM-B", "OF-1")).assignments_sha256
+
+
+def test_bench_match_for_people_prints_a_line_per_figure_phase_and_baseline_never_python_text(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--no-progress", "bench", "match", "--households", "60", "--municipalities", "4", "--seed", "3",
+                 "--time-limit", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "{" not in out and "[" not in out and "None" not in out
+    assert "phases: phase lp_persons, termination " in out
+    assert "comparison: greedy_by_score: households_placed " in out
