@@ -198,20 +198,43 @@ def test_without_a_quality_lp_the_quality_search_runs_as_if_there_were_no_guide(
     assert without_lp.assignments_sha256 == unguided.assignments_sha256
 
 
+@pytest.mark.parametrize("weight", [0.0, 100.0], ids=["plain", "balanced_fill"])
 @pytest.mark.parametrize("columns", [1, 10_000], ids=["no_lp", "lp_cut_short"])
 def test_subgradient_steps_tighten_a_quality_bound_the_lps_left_loose_and_it_still_holds(
-        columns: int, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+        columns: int, weight: float, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     # Rule: where the quality LPs never ran (over their column budget) or stopped short (one LP, few columns), a
     # fixed number of subgradient steps lowers the bound; every step is a Lagrangian bound, so it never falls below
     # the best placement.
     hs, os_ = _scenario(24)
-    optimum = _run(hs, os_)  # solved exactly
+    optimum = _run(hs, os_, balanced_fill_weight=weight)  # solved exactly
     budget = dataclasses.replace(solve.BUDGET, quality_bound_columns=columns, quality_bound_lps=1,
                                  quality_bound_candidates=1)
     bounds = {}
     for steps in (0, 200):
         monkeypatch.setattr(solve, "BUDGET", dataclasses.replace(budget, quality_bound_subgradient_steps=steps))
-        result = _run(hs, os_, **NATIONAL)
+        result = _run(hs, os_, balanced_fill_weight=weight, **NATIONAL)
         assert result.stats["quality_bound"] >= optimum.stats["quality"] - 1e-6
         bounds[steps] = result.stats["quality_bound"]
     assert bounds[200] < bounds[0] - 1.0
+
+
+@pytest.mark.slow  # two solves of a generated round, 30 s
+def test_with_balanced_fill_the_subgradient_steps_aim_at_the_quality_with_its_points(
+        tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Rule: the steps aim at what the placement found scores, balanced-fill points included; aimed at its scores
+    # alone (far below the optimum when the points weigh much) every step overshot and the bound stayed at every
+    # household's best offer (a red team's case: 150 x 10, seed 1, weight 5).
+    from rematch_pipeline.scenario import DEFAULT_ROUND_DATE, generate_scenario
+    from rematch_pipeline.scenario_load import load_scenario
+
+    files = generate_scenario(tmp_path, households=150, municipalities=10, seed=1, round_date=DEFAULT_ROUND_DATE)
+    hs, os_ = load_scenario(files.households_xlsx, files.capacity_xlsx)
+    policy = policy_with(POLICY, balanced_fill_weight=5.0, time_limit_s=60.0, **NATIONAL)
+    bounds = {}
+    for steps in (0, 100):
+        monkeypatch.setattr(solve, "BUDGET", dataclasses.replace(
+            solve.BUDGET, quality_bound_columns=1, quality_bound_subgradient_steps=steps))
+        result = match(hs, os_, DEFAULT_ROUND_DATE, policy, "R-bound")
+        bounds[steps] = result.stats["quality_bound"]
+        assert bounds[steps] >= result.stats["quality"]
+    assert bounds[100] < bounds[0] - 0.01 * bounds[0]

@@ -268,8 +268,12 @@ def quality_bound(data: MatchingData, policy: Policy, placed: float, fair: FairS
     codes = np.unique(np.concatenate([top_h * n_off + top_o, chosen_h * n_off + chosen_o]))
     best_prices = QualityPrices.zero(data)
     best = lagrangian_quality(data, best_prices, placed, fair)  # every household at its best
-    # What the placement found scores: the steps of `improve_quality_bound` aim at it.
+    # What the placement found scores, balanced-fill points included (the bound's own shares): the steps of
+    # `improve_quality_bound` aim at it, and a target far below the optimum makes every step overshoot.
     found = float((data.score[chosen_h, chosen_o] * data.weight[chosen_h]).sum())
+    if fair is not None:
+        found += fair.points(chosen_o, (data.hh.persons[chosen_h] * data.weight[chosen_h]).astype(np.float64),
+                             np.ones(len(chosen_h)))
     if len(codes) >= budget.quality_bound_columns:
         # The first LP alone would exceed the column budget: at national scale it is slow and its bound was looser
         # than every household at its best offer (docs/solver-tuning.md). Subgradient steps tighten that instead.
