@@ -290,3 +290,16 @@ def test_the_same_seed_gives_the_same_summary_and_report_and_leaves_the_users_ho
     text = printed + html_a.read_text(encoding="utf-8")
     assert "<svg" in text
     assert not [n for n in (*_FEMALE_NAMES, *_MALE_NAMES, *_SURNAMES) if n in text]
+
+
+@pytest.mark.parametrize("option", ["--capacity-share", "--renew-share", "--accept-share", "--look-ahead-weight"])
+def test_not_a_number_is_refused_naming_the_option(option: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Rule: nan passes every range comparison, so it is refused as such (before: a crash, or renewals silently off).
+    assert main(["simulate", "--weeks", "2", "--arrivals-per-week", "1", "--municipalities", "2", option, "nan"]) == 2
+    assert f"{option[2:]} takes a number, not nan" in capsys.readouterr().err
+
+
+def test_a_refused_what_if_variant_is_named_in_the_refusal(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--weeks", "2", "--arrivals-per-week", "1", "--municipalities", "2",
+                 "--what-if", "decline-share=2"]) == 2
+    assert "what-if 'decline-share=2': accept-share and decline-share are between 0 and 1" in capsys.readouterr().err

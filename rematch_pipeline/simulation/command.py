@@ -62,8 +62,12 @@ def cmd_simulate(args: argparse.Namespace, settings: Any) -> int:
         weeks=args.weeks, arrivals_per_week=args.arrivals_per_week, municipalities=args.municipalities,
         seed=args.seed, start=args.start or DEFAULT_ROUND_DATE, **planned)
     variants = [(spec, variant_parameters(params, spec)) for spec in args.what_if or []]
-    for _, variant in [("as given", params), *variants]:
-        variant.check(policy)  # every run's parameters before the first run
+    params.check(policy)  # every run's parameters before the first run
+    for spec, variant in variants:
+        try:
+            variant.check(policy)
+        except ValueError as exc:
+            raise ValueError(f"what-if {spec!r}: {exc}") from exc
     run = run_simulation(params, policy)
     if variants:
         t0 = time.perf_counter()

@@ -37,7 +37,7 @@ from rematch_pipeline.matching.scoring import future_points
 from rematch_pipeline.repository import reading
 from rematch_pipeline.rounds import load_round_inputs, offer_round, run_round, settle_offers
 from rematch_pipeline.scenario import DEFAULT_ROUND_DATE
-from rematch_pipeline.simulation import DEFAULTS, LOOK_AHEAD_WEIGHT
+from rematch_pipeline.simulation import DEFAULTS, LOOK_AHEAD_WEIGHT, PLANS
 from rematch_pipeline.simulation.arrivals import WeekFiles, generate_weeks
 from rematch_pipeline.simulation.hindsight import HindsightResult, solve_hindsight
 
@@ -68,6 +68,10 @@ class SimulationParameters:
 
     def check(self, policy: Policy) -> None:
         """Refuse parameters no run can honour, naming the option (`--KEY`, or KEY= in a what-if variant)."""
+        for plan in PLANS:
+            value = getattr(self, plan.field)
+            if isinstance(value, float) and not math.isfinite(value):  # nan passes every comparison below
+                raise ValueError(f"{plan.key} takes a number, not {value}")
         if self.weeks < 1 or self.arrivals_per_week < 1 or self.municipalities < 1:
             raise ValueError("a simulation needs at least one week, one arrival a week and one municipality")
         if not (0 <= self.accept_share <= 1 and 0 <= self.decline_share <= 1
