@@ -592,7 +592,8 @@ def test_sample_writes_the_packet_and_one_letter_per_language_unversioned(
 
 
 @pytest.mark.parametrize(("argv", "says"), [
-    (["--sample", "01001000"], "placed no household in municipality 01001000"),
+    (["--sample", "01001000"], "placed no household in municipality 01001000: there is no packet to sample "
+                               "(municipalities with households in this round: 09162000"),
     (["--sample", ""], "8 digits"),  # an unset shell variable: never the whole round instead
     (["--sample", "../../etc"], "8 digits"),
     (["--sample", "09162000", "--out", "{outbox}"], "outside REMATCH_HOME"),  # would mix with the round's versions

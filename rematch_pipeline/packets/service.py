@@ -146,7 +146,12 @@ def render_sample(settings: Settings, policy: Policy, round_id: str, ags: str, o
     require_schema(settings.database_url)
     packets = round_packet_inputs(settings, policy, round_id, ags=ags)
     if not packets:
-        raise ValueError(f"round {round_id} placed no household in municipality {ags}: there is no packet to sample")
+        with reading(settings) as uow:
+            placed = sorted({a.ags for a in uow.rounds.assignments(round_id)})
+        some = ", ".join(placed[:5]) + (", ..." if len(placed) > 5 else "")
+        raise ValueError(f"round {round_id} placed no household in municipality {ags}: there is no packet to sample "
+                         + (f"(municipalities with households in this round: {some})" if placed
+                            else "(the round placed no household at all)"))
     contact = reachable_contact(settings)
     letters = [_sample_letter(packets[0], lang, contact, policy) for lang in available_languages()]
     with unit_of_work(settings) as uow:
