@@ -73,7 +73,7 @@ class WorkBudget:
     quality_bound_crossover_iterations: int = 200_000  # simplex iterations of the crossover, per LP
     # Subgradient steps on the quality bound's prices where its LPs stopped short of every eligible pair, or never
     # ran (over their column budget): at 10,000 x 400 100 steps take the bound from 16.4 % above the quality found
-    # to 7.5 % in about 10 s (docs/solver-tuning.md).
+    # to 7.5 %, 3-13 s by load (docs/solver-tuning.md).
     quality_bound_subgradient_steps: int = 100
     # Shares of the time limit (the safety net, not the work).
     wrap_up_share: float = 0.05  # kept for extracting assignments and the baselines after the solve

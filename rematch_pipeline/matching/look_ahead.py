@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -142,10 +143,11 @@ def _pool_plan(types: HouseholdTypes, bound: Bound, n_pool: int) -> np.ndarray:
 def _closed_on(data: MatchingData, policy: Policy) -> np.ndarray:
     """(rounds + 1, O): whether each offer is not valid on the round's date (row 0) and on each coming round's
     (row k: k intervals from now): expired, or not yet open."""
-    since = np.array([o.valid_from.toordinal() for o in data.offers], dtype=np.int64)
-    until = np.array([o.valid_until.toordinal() for o in data.offers], dtype=np.int64)
-    days = data.round_date.toordinal() + policy.look_ahead_interval_days * np.arange(policy.look_ahead_rounds + 1)
-    return (until[None, :] < days[:, None]) | (since[None, :] > days[:, None])
+    days = [data.round_date + timedelta(days=policy.look_ahead_interval_days * k)
+            for k in range(policy.look_ahead_rounds + 1)]
+    # The offer's own rule (`CapacityOffer.is_valid_on`), as for the round itself.
+    return np.array([[not o.is_valid_on(day) for o in data.offers] for day in days],
+                    dtype=bool).reshape(len(days), len(data.offers))
 
 
 def _shared_first(of: OfferArrays) -> OfferArrays:
