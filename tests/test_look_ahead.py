@@ -280,3 +280,9 @@ def test_no_cost_to_the_coming_rounds_is_stored_as_zero_not_minus_zero() -> None
     for a in _run(pool, offers, 10.0).assignments:
         if a.score_terms["look_ahead"] == 0:
             assert math.copysign(1.0, a.score_terms["look_ahead"]) == 1.0, a.case_id
+
+
+def test_the_look_ahead_line_counts_in_words_one_sample_and_one_household() -> None:
+    line = look_ahead_line({"status": "optimal", "solved": 1, "samples": 1, "future_households": 1, "arrivals": 1,
+                            "method": "plan", "planned_households": 1})
+    assert "judged from 1 simulated set of future arrivals of 1 household each (drawn from the 1 household new" in line

@@ -236,9 +236,9 @@ def look_ahead_line(ahead: dict[str, Any]) -> str:
               if ahead.get("method", "prices") == "plan" else
               f"places at {count(ahead.get('priced_offers'))} capacity offers valued by what they are expected to "
               "place in the coming rounds")
-    return (f"{setting}{judged}, judged from {count(ahead.get('samples'))} simulated sets of future "
-            f"arrivals of {count(ahead.get('future_households'))} households each (drawn from the "
-            f"{count(ahead.get('arrivals'))} households new in the pool since the last round)"
+    return (f"{setting}{judged}, judged from {counted(ahead.get('samples'), 'simulated set')} of future "
+            f"arrivals of {counted(ahead.get('future_households'), 'household')} each (drawn from the "
+            f"{counted(ahead.get('arrivals'), 'household')} new in the pool since the last round)"
             + (f", with {counted(ahead['later_offers'], 'capacity offer')} opening before the last of those rounds"
                if ahead.get("later_offers") else "")
             + (f"; look-ahead points included in match quality: {number(points)}" if points is not None else "")
