@@ -20,4 +20,5 @@ def test_bench_ingest_reports_rows_per_second_for_parse_validate_and_store(
     for phase in ("parse", "validate", "store"):
         assert result[f"{phase}_s"] > 0
         assert result[f"{phase}_rows_per_s"] == round(result["rows"] / result[f"{phase}_s"])
-    assert result["total_s"] >= result["parse_s"] + result["validate_s"] + result["store_s"]
+    # The whole ingest includes its three phases; each of the four figures is rounded to the millisecond.
+    assert result["total_s"] >= result["parse_s"] + result["validate_s"] + result["store_s"] - 0.002

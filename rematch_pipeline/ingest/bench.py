@@ -55,7 +55,7 @@ def bench_ingest(households: int, seed: int = 1, database_url: str | None = None
         "parse_s": timing.get("parse_s"), "parse_rows_per_s": _rate(rows, timing.get("parse_s", 0)),
         "validate_s": timing.get("validate_s"), "validate_rows_per_s": _rate(rows, timing.get("validate_s", 0)),
         "store_s": timing.get("store_s"), "store_rows_per_s": _rate(rows, timing.get("store_s", 0)),
-        "total_s": round(total_s, 2), "total_rows_per_s": _rate(rows, total_s),
+        "total_s": round(total_s, 3), "total_rows_per_s": _rate(rows, total_s),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "database": "sqlite" if database_url is None else database_url.split(":", 1)[0],
     }
