@@ -15,7 +15,7 @@ from rematch_pipeline.scenario import _FEMALE_NAMES, _MALE_NAMES, _SURNAMES
 from rematch_pipeline.simulation import LOOK_AHEAD_WEIGHT
 from rematch_pipeline.simulation.arrivals import WeekFiles, week_dates
 from rematch_pipeline.simulation.hindsight import hindsight_data, solve_hindsight
-from rematch_pipeline.simulation.report import summary_json, summary_lines, write_report
+from rematch_pipeline.simulation.report import summary_json, summary_lines, timing_line, write_report
 from rematch_pipeline.simulation.runner import SimulationParameters, run_simulation, wait_stats
 from rematch_pipeline.simulation.whatif import variant_parameters
 from tests import exports as x
@@ -261,6 +261,32 @@ def test_a_simulation_names_the_policy_its_rounds_weighed(tmp_path: Path) -> Non
     assert summary["policy"]["waiting_weight_per_week"] == 2.5 and summary["policy"]["balanced_fill_weight"] == 0
     assert ("policy options of the myopic rounds: waiting priority 2.50 points a week, balanced fill off, "
             "look-ahead off" in summary_lines(summary))
+
+
+def test_the_weeks_accepted_quality_adds_up_to_the_total_the_report_compares(tmp_path: Path) -> None:
+    # Rule: the week-by-week table shows what was accepted each week beside what was offered, and the accepted
+    # weeks add up to the policies' total (the offers made count declined offers too, so they need not).
+    params = SimulationParameters(weeks=2, arrivals_per_week=1, municipalities=2, start=START)
+    summary = run_simulation(params, weeks=_hand_made_weeks(tmp_path)).summary
+    weeks = summary["weeks"]
+    assert summary["totals"]["quality_accepted"] > 0
+    assert sum(w["quality_accepted"] for w in weeks) == pytest.approx(summary["totals"]["quality_accepted"])
+    html = write_report(summary, tmp_path / "report")[1].read_text(encoding="utf-8")
+    assert "match quality of the offers accepted that week (points)" in html
+    assert "match quality of the round" not in html
+
+
+def test_the_timing_line_names_each_part_in_words_with_the_total_first() -> None:
+    # Rule: people read the time line: no raw keys, the total first, the what-if variants not after the total.
+    timings = {"generate_s": 0.01, "ingest_s": 7.2, "round_s": 1.4, "free_place_check_s": 0.0, "decisions_s": 1.2,
+               "look_ahead_ingest_s": 5.5, "look_ahead_round_s": 1.1, "look_ahead_free_place_check_s": 0.0,
+               "look_ahead_decisions_s": 1.4, "hindsight_s": 0.6, "hindsight_data_s": 0.0,
+               "hindsight_max_persons_types_s": 0.4, "total_s": 21.8, "what_if_s": 3.0}
+    line = timing_line(timings)
+    assert line.startswith("time: 21.8 s in all; generating the exports 0.0 s; myopic rounds: ingest 7.2 s, "
+                           "rounds 1.4 s, free-place check 0.0 s, answers 1.2 s; rounds that look ahead: ingest 5.5 s")
+    assert "hindsight optimum 0.6 s (its data 0.0 s; solver phases: max persons types 0.4 s)" in line
+    assert line.endswith("; what-if variants 3.0 s") and "_s" not in line
 
 
 @pytest.mark.slow

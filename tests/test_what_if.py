@@ -119,7 +119,7 @@ def test_what_if_runs_each_variant_beside_the_base_in_one_summary_and_report(
                  "--json", "--out", str(tmp_path)]) == 0
     summary = json.loads(capsys.readouterr().out)
     rows = summary["what_if"]
-    assert [r["variant"] for r in rows] == ["as given", "round-every=2",
+    assert [r["variant"] for r in rows] == ["without changes", "round-every=2",
                                             f"add={ags}:units_1_room=10;add={ags}:places_persons=10"]
     assert rows[0]["persons_placed"] == summary["persons_placed"]
     assert rows[1]["parameters"]["round_every_weeks"] == 2 and rows[1]["changed"] == {"round-every": 2}

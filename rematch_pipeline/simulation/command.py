@@ -51,7 +51,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Any) -> int:
 
     from rematch_pipeline.config import load_policy
     from rematch_pipeline.scenario import DEFAULT_ROUND_DATE
-    from rematch_pipeline.simulation.report import summary_json, summary_lines, write_report
+    from rematch_pipeline.simulation.report import summary_json, summary_lines, timing_line, write_report
     from rematch_pipeline.simulation.runner import SimulationParameters, run_simulation
     from rematch_pipeline.simulation.whatif import variant_parameters, what_if
 
@@ -79,7 +79,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Any) -> int:
         sys.stdout.write(summary_json(run.summary))
         return 0
     print("\n".join(summary_lines(run.summary)))
-    print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in run.timings.items()))
+    print(timing_line(run.timings))
     if written:
         print(f"report: {written[1]}\nsummary: {written[0]}")
     return 0

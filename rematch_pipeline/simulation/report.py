@@ -62,6 +62,31 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+# The timing line's steps of a run of weekly rounds, in the order they run (keys of `SimulationRun.timings`).
+RUN_STEPS = {"ingest_s": "ingest", "round_s": "rounds", "free_place_check_s": "free-place check",
+             "decisions_s": "answers"}
+
+
+def timing_line(timings: dict[str, float]) -> str:
+    """Where the time went, for people: the total first, then each part in the order it ran (never in the summary)."""
+    def steps(prefix: str) -> str:
+        return ", ".join(f"{label} {timings[prefix + key]:.1f} s" for key, label in RUN_STEPS.items()
+                         if prefix + key in timings)
+
+    parts = [f"generating the exports {timings.get('generate_s', 0.0):.1f} s", f"{POLICY_NAMES['myopic']}: {steps('')}"]
+    if any(key.startswith("look_ahead_") for key in timings):
+        parts.append(f"{POLICY_NAMES['look_ahead']}: {steps('look_ahead_')}")
+    if "hindsight_s" in timings:
+        phases = [f"{key[len('hindsight_'):-len('_s')].replace('_', ' ')} {secs:.1f} s"
+                  for key, secs in timings.items()
+                  if key.startswith("hindsight_") and key not in ("hindsight_s", "hindsight_data_s")]
+        parts.append(f"hindsight optimum {timings['hindsight_s']:.1f} s (its data "
+                     f"{timings.get('hindsight_data_s', 0.0):.1f} s; solver phases: {', '.join(phases) or 'none'})")
+    if "what_if_s" in timings:
+        parts.append(f"what-if variants {timings['what_if_s']:.1f} s")
+    return f"time: {timings.get('total_s', 0.0):.1f} s in all; " + "; ".join(parts)
+
+
 def _context(summary: dict[str, Any]) -> dict[str, Any]:
     weeks = summary["weeks"]
     labels = [f"week {w['week'] + 1} ({w['round_date']})" for w in weeks]
