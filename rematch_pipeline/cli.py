@@ -76,9 +76,11 @@ def round_summary_lines(s: Any) -> list[str]:
     if s.status == "failed" or not s.households_placed:
         lines.append(f"  {s.message}")  # why nobody was placed: an empty pool, no capacity, a solver failure
     lines.append(f"  In the pool: {both(s.households, s.persons_in_pool)}.")
-    lines.append(f"  Placed: {both(s.households_placed, s.persons_placed)}; not placed: "
-                 f"{both(s.households - s.households_placed, s.persons_in_pool - s.persons_placed)}.")
     o = s.offers
+    # "Placed" is the round's decision; a place is taken only when its household accepts (the simulation's sense).
+    lines.append(f"  Placed by the round: {both(s.households_placed, s.persons_placed)}; not placed: "
+                 f"{both(s.households - s.households_placed, s.persons_in_pool - s.persons_placed)}."
+                 + (" A placed household is offered its place and takes it by accepting." if o.get("offered") else ""))
     if o.get("offered"):
         lines.append(f"  Offers: {counted(o['offered'], 'household')} offered a place; of them {count(o['accepted'])} "
                      f"accepted ({counted(o.get('persons_accepted', 0), 'person')}), {count(o['declined'])} declined,"
@@ -88,10 +90,10 @@ def round_summary_lines(s: Any) -> list[str]:
     bound, gap = st.get("lp_bound_persons"), st.get("gap_to_lp")
     if bound is not None and gap is not None:
         if st.get("persons_proven_maximal"):  # the bound is a fraction: whole persons cannot reach it
-            lines.append(f"  {counted(s.persons_placed, 'person')} placed: the most possible (proven; the LP bound "
+            lines.append(f"  {counted(s.persons_placed, 'person')} placed by the round: the most possible (proven; the LP bound "
                          f"over every eligible pair is {number(bound)}).")
         else:
-            lines.append(f"  {counted(s.persons_placed, 'person')} placed, maybe not the most possible: the bound "
+            lines.append(f"  {counted(s.persons_placed, 'person')} placed by the round, maybe not the most possible: the bound "
                          f"over every eligible pair is {number(bound)} persons (gap {percent(gap)}).")
     if st.get("quality") is not None and st.get("quality_bound") is not None and st.get("quality_gap") is not None:
         lines.append(f"  Match quality: {number(st['quality'], 1)} points, bound {number(st['quality_bound'], 1)} "
@@ -99,7 +101,7 @@ def round_summary_lines(s: Any) -> list[str]:
     if st.get("look_ahead"):  # the prices moved households between places: say from what
         lines.append(f"  Look-ahead: {look_ahead_line(st['look_ahead'])}.")
     if s.fill:
-        lines.append("  Fill per municipality (places are for persons):")
+        lines.append("  Fill per municipality (persons placed by the round, of its places for persons):")
     width = max((len(f["municipality"]) for f in s.fill), default=0)
     placed_w = max((len(count(f["persons_placed"])) for f in s.fill), default=0)
     places_w = max((len(count(f["places_persons"])) for f in s.fill), default=0)

@@ -86,18 +86,19 @@ def test_round_status_says_of_every_count_whether_it_counts_households_or_person
     assert round_summary_lines(_summary()) == [
         "Round R-2026-11-23 of 2026-11-23 is offered (solver: optimal).",
         "  In the pool: 500 households (1,290 persons).",
-        "  Placed: 440 households (1,203 persons); not placed: 60 households (87 persons).",
+        "  Placed by the round: 440 households (1,203 persons); not placed: 60 households (87 persons). A placed "
+        "household is offered its place and takes it by accepting.",
         "  Offers: 440 households offered a place; of them 12 accepted (30 persons), 3 declined, 0 expired and 425 "
         "wait for an answer.",
-        "  1,203 persons placed: the most possible (proven; the LP bound over every eligible pair is 1,203.50).",
+        "  1,203 persons placed by the round: the most possible (proven; the LP bound over every eligible pair is 1,203.50).",
         "  Match quality: 6,781.2 points, bound 6,790 (gap 0.1\u00a0%).",  # number and unit never split
-        "  Fill per municipality (places are for persons):",
+        "  Fill per municipality (persons placed by the round, of its places for persons):",
         "    09162000 München  1,200 persons placed of 1,500 places (80\u00a0%), 30 persons accepted",
         "    05315000 Köln         3 persons placed of     8 places (37.5\u00a0%), 0 persons accepted",
     ]
     unproven = _summary(stats={"status": "work_limit", "lp_bound_persons": 1210.0, "gap_to_lp": 0.00579,
                                "persons_proven_maximal": False})
-    assert ("  1,203 persons placed, maybe not the most possible: the bound over every eligible pair is 1,210 persons "
+    assert ("  1,203 persons placed by the round, maybe not the most possible: the bound over every eligible pair is 1,210 persons "
             "(gap 0.6\u00a0%).") in round_summary_lines(unproven)
     assert round_summary_lines(_summary(already_existed=True))[0] == (
         "Round R-2026-11-23 of 2026-11-23 is offered (solver: optimal); it was solved before, nothing changed.")
@@ -110,7 +111,8 @@ def test_round_status_of_a_round_that_placed_nobody_says_why() -> None:
     assert lines[:4] == ["Round R-2026-11-23 of 2026-11-23 failed (solver: infeasible).",
                          "  the solver failed: out of memory",
                          "  In the pool: 500 households (1,290 persons).",
-                         "  Placed: 0 households (0 persons); not placed: 500 households (1,290 persons)."]
+                         "  Placed by the round: 0 households (0 persons); not placed: 500 households (1,290 "
+                         "persons)."]
 
 
 def _entry(**kw: object) -> dict[str, Any]:

@@ -490,7 +490,7 @@ def test_a_capacity_cut_below_what_offers_hold_is_stored_with_a_warning_and_brea
     assert "Warning: offer OF-1" in out
     # Each number says what it counts: households or persons.
     assert "Offers: 4 households offered a place; of them 0 accepted (0 persons)" in out
-    assert "Placed: 4 households (4 persons); not placed: 2 households (2 persons)." in out
+    assert "Placed by the round: 4 households (4 persons); not placed: 2 households (2 persons)." in out
     assert "2 persons placed of 8 places (25\u00a0%), 0 persons accepted" in out
     assert render_round_packets(settings, policy, r1.round_id)  # the packets still render
     mid = R1 + timedelta(days=3)  # a round while those offers still run places nobody more there
