@@ -90,11 +90,11 @@ def round_summary_lines(s: Any) -> list[str]:
     bound, gap = st.get("lp_bound_persons"), st.get("gap_to_lp")
     if bound is not None and gap is not None:
         if st.get("persons_proven_maximal"):  # the bound is a fraction: whole persons cannot reach it
-            lines.append(f"  {counted(s.persons_placed, 'person')} placed by the round: the most possible (proven; the LP bound "
-                         f"over every eligible pair is {number(bound)}).")
+            lines.append(f"  {counted(s.persons_placed, 'person')} placed by the round: the most possible (proven; "
+                         f"the LP bound over every eligible pair is {number(bound)}).")
         else:
-            lines.append(f"  {counted(s.persons_placed, 'person')} placed by the round, maybe not the most possible: the bound "
-                         f"over every eligible pair is {number(bound)} persons (gap {percent(gap)}).")
+            lines.append(f"  {counted(s.persons_placed, 'person')} placed by the round, maybe not the most possible: "
+                         f"the bound over every eligible pair is {number(bound)} persons (gap {percent(gap)}).")
     if st.get("quality") is not None and st.get("quality_bound") is not None and st.get("quality_gap") is not None:
         lines.append(f"  Match quality: {number(st['quality'], 1)} points, bound {number(st['quality_bound'], 1)} "
                      f"(gap {percent(st['quality_gap'])}).")
@@ -324,31 +324,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from rematch_pipeline.bench import bench_match
+    from rematch_pipeline.bench import bench_match, match_lines
 
     result = bench_match(households=args.households, municipalities=args.municipalities, seed=args.seed,
                          time_limit_s=args.time_limit, balanced_fill_weight=args.balanced_fill_weight,
                          repeat=args.repeat)
-    _print(result, args.json, "\n".join(_bench_lines(result)))
+    _print(result, args.json, "\n".join(match_lines(result)))
     return 0
-
-
-def _bench_lines(result: dict[str, Any]) -> list[str]:
-    """The bench's figures for people: one per line, a phase or a baseline on a line of its own (not Python text)."""
-    def flat(v: Any) -> str:
-        if isinstance(v, dict):
-            return ", ".join(f"{k} ({flat(x)})" if isinstance(x, dict) else f"{k} {flat(x)}" for k, x in v.items())
-        return "none" if v is None else str(v)
-
-    lines = []
-    for key, value in result.items():
-        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
-            lines += [f"{key:>22}: {flat(v)}" for v in value]
-        elif isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()):
-            lines += [f"{key:>22}: {name}: {flat(v)}" for name, v in value.items()]
-        else:
-            lines.append(f"{key:>22}: {flat(value)}")
-    return lines
 
 
 def cmd_forms_export(args: argparse.Namespace, settings: Settings) -> int:

@@ -57,11 +57,16 @@ def test_the_assignments_fingerprint_changes_when_one_household_moves() -> None:
     assert same.assignments_sha256 != result(("RM-A", "OF-2"), ("RM-B", "OF-1")).assignments_sha256
 
 
-def test_bench_match_for_people_prints_a_line_per_figure_phase_and_baseline_never_python_text(
+def test_bench_match_for_people_prints_words_units_and_baselines_by_name_never_python_text_or_keys(
         capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--no-progress", "bench", "match", "--households", "60", "--municipalities", "4", "--seed", "3",
-                 "--time-limit", "10"]) == 0
+    # Rule: the bench's lines are for people (the figures by name, with units; `--json` keeps the keys).
+    assert main(["--no-progress", "bench", "match", "--households", "140", "--municipalities", "8", "--seed", "1",
+                 "--time-limit", "60"]) == 0
     out = capsys.readouterr().out
-    assert "{" not in out and "[" not in out and "None" not in out
-    assert "phases: phase lp_persons, termination " in out
-    assert "comparison: greedy_by_score: households_placed " in out
+    assert "{" not in out and "[" not in out and "None" not in out and "True" not in out
+    assert "time_limit_s" not in out and "hashes_agree" not in out and "greedy_by_score" not in out
+    assert "solver outcome: optimal (safety-net time limit 60 s)" in out
+    assert "phase LP relaxation of persons placed (lp_persons): optimal, objective " in out
+    assert "baseline greedy by score: " in out and "baseline state quota (Königstein key): " in out
+    # The households left out of the pool are counted, with why (the pilot-sized scenario of seed 1 has four).
+    assert "scenario: 140 households generated, 136 in the pool (4 did not consent to matching), " in out

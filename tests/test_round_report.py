@@ -168,7 +168,8 @@ def test_report_shows_numbers_for_people_in_every_cell_and_chart(settings: Setti
     assert figures["persons proven maximal"] in ("yes", "no")
     assert figures["gap to the LP bound"].endswith("\u00a0%")
     # Each row is headed by the statistic in words, its name in round.json in a column of its own.
-    solver = {row[-1].text(): (heading, row) for heading, row in _rows(_section(doc, "solver").iter("table")[1]).items()}
+    stats_table = _section(doc, "solver").iter("table")[1]
+    solver = {row[-1].text(): (heading, row) for heading, row in _rows(stats_table).items()}
     heading, row = solver["solve_s"]
     assert heading == "time in the solver's phases" and row[0].text().endswith("\u00a0s")
     assert all(td.text().endswith("\u00a0s") for tr in _section(doc, "solver").iter("table")[0].iter("tr")
