@@ -350,11 +350,11 @@ def cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench_packets(args: argparse.Namespace, settings: Settings) -> int:
-    from rematch_pipeline.packets.bench import bench_packets
+    from rematch_pipeline.packets.bench import bench_packets, packets_lines
 
     result = bench_packets(households=args.households, municipalities=args.municipalities, seed=args.seed,
                            workers=args.workers, letters=args.letters)
-    _print(result, args.json, "\n".join(f"{k:>22}: {v}" for k, v in result.items()))
+    _print(result, args.json, "\n".join(packets_lines(result)))
     return 0
 
 

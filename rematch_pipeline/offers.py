@@ -27,7 +27,8 @@ from rematch_pipeline.repository import UnitOfWork, require_round
 DECISION_REJECTS: dict[str, tuple[str, str, str]] = {
     "already_recorded": ("decision", "decision_already_recorded",
                          "A decision for this case_id and round_id is already stored; only the first decision "
-                         "counts. Ask the coordination team if the household changed its mind."),
+                         "counts and it is not changed. A household that changed its mind after declining is in the "
+                         "pool of the next round; after accepting, arrange it with the receiving municipality."),
     "not_offered": ("case_id", "decision_without_offer",
                     "No match was offered to this case_id in this round_id; check both ids."),
     "before_offer": ("decided_at", "decision_before_offer",

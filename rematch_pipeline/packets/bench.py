@@ -97,6 +97,9 @@ def _sample(docs: Sequence[Any], n: int) -> list[Any]:
     return list(docs[::max(1, len(docs) // n)][:n])
 
 
+GOAL_SIZE, GOAL_S = (10_000, 400), 180.0
+
+
 def bench_packets(households: int, municipalities: int, seed: int, workers: int | None = None,
                   time_limit_s: float = 20.0, letters: bool = False) -> dict[str, Any]:
     """Time the round's documents (packets, with `letters` also every offer letter) on Typst in a process pool,
@@ -135,5 +138,27 @@ def bench_packets(households: int, municipalities: int, seed: int, workers: int 
         "sample_typst_one_process": _figures(one_s, one),
         "sample_weasyprint_one_process": _figures(old_s, old),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "goal_s": 180.0,
+        # The goal is of the national round only: every document of 10,000 households x 400 municipalities.
+        **({"goal_s": GOAL_S, "goal_met": wall_s <= GOAL_S} if (households, municipalities) == GOAL_SIZE else {}),
     }
+
+
+def _rendered(f: dict[str, Any]) -> str:
+    return (f"{f['documents']:,} documents, {f['pages']:,} pages in {f['wall_s']:.2f} s ({f['ms_per_page']:.1f} ms a "
+            f"page, {f['pdf_mb']:.1f} MB of PDF)")
+
+
+def packets_lines(r: dict[str, Any]) -> list[str]:
+    """The bench's figures for people (`--json` keeps every key)."""
+    lines = [
+        f"round: {r['households_in_pool']:,} households generated, {r['municipalities']:,} municipalities, seed "
+        f"{r['seed']}; solved and prepared in {r['prepare_round_s']:.2f} s",
+        f"documents: {r['packets']:,} packets ({r['households_in_packets']:,} households), {r['letters']:,} letters",
+        f"Typst in {r['workers']} processes: {_rendered(r)}; {r['ms_per_household']:.1f} ms a household",
+        f"sample on Typst, one process: {_rendered(r['sample_typst_one_process'])}",
+        f"sample on WeasyPrint, one process: {_rendered(r['sample_weasyprint_one_process'])}",
+        f"peak memory: {r['peak_rss_mb']:.1f} MB",
+    ]
+    if "goal_s" in r:
+        lines.append(f"goal: every document within {r['goal_s']:.0f} s: " + ("met" if r["goal_met"] else "not met"))
+    return lines
