@@ -236,6 +236,7 @@ def cmd_packets_render(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline import progress
     from rematch_pipeline.packets.letters import render_round_letters
     from rematch_pipeline.packets.service import render_round_packets, render_sample
+    from rematch_pipeline.reports.charts import counted
 
     policy = load_policy()
     if args.sample is not None:
@@ -249,25 +250,41 @@ def cmd_packets_render(args: argparse.Namespace, settings: Settings) -> int:
     if args.out is not None:
         raise ValueError("--out is where --sample writes; without --sample the documents go to the outbox")
     workers = min(args.workers or os.cpu_count() or 1, os.cpu_count() or 1)  # more processes than CPUs only wait
-    for r in render_round_packets(settings, policy, args.round_id, workers=workers):
-        print(f"packet {r['ags']} v{r['version']} {'new' if r['new'] else 'unchanged'}"
-              f"{' (final)' if r.get('final') else ''}: {r['pdf_path']}")
+    packets = render_round_packets(settings, policy, args.round_id, workers=workers)
+    for r in packets:
+        if r["new"]:
+            print(f"packet {r['ags']} v{r['version']} new{' (final)' if r.get('final') else ''}: {r['pdf_path']}")
     with progress.step("rendering the offer letters"):
         letters = render_round_letters(settings, policy, args.round_id, workers=workers)
     for r in letters:
-        print(f"letter {r['pseudonym']} [{r['language']}] v{r['version']} {'new' if r['new'] else 'unchanged'}: "
-              f"{r['pdf_path']}")
+        if r["new"]:
+            print(f"letter {r['pseudonym']} [{r['language']}] v{r['version']} new: {r['pdf_path']}")
+    # A round of 10,000 letters rendered again names only what changed; the rest is counted.
+    for noun, done in (("packet", packets), ("letter", letters)):
+        same = [Path(r["pdf_path"]) for r in done if not r["new"]]
+        if same:
+            where = os.path.commonpath([p.parent for p in same])
+            print(f"{counted(len(same), noun)} unchanged (in {where})")
+    if not packets and not letters:
+        print(f"round {args.round_id} has no packet or letter to render")
     return 0
 
 
 def cmd_packets_deliver(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.packets.delivery import deliver_round
+    from rematch_pipeline.reports.charts import counted
 
     results = deliver_round(settings, args.round_id)
-    _print(results, args.json, "\n".join(
-        f"{r['document']} {r['recipient']} v{r['version']} via {r['channel']}: "
-        + ("delivered" if r["delivered"] else f"NOT delivered: {r['reason']}" if r["attempt"] == "refused"
-           else "already delivered") for r in results) or "nothing rendered to deliver")
+    lines, before = [], 0
+    for r in results:  # named one by one only when something happened to them now
+        if r["delivered"] or r["attempt"] == "refused":
+            lines.append(f"{r['document']} {r['recipient']} v{r['version']} via {r['channel']}: "
+                         + ("delivered" if r["delivered"] else f"NOT delivered: {r['reason']}"))
+        else:
+            before += 1
+    if before:
+        lines.append(f"{counted(before, 'document')} already delivered")
+    _print(results, args.json, "\n".join(lines) or "nothing rendered to deliver")
     return 2 if any(r["attempt"] == "refused" for r in results) else 0
 
 

@@ -684,3 +684,18 @@ def test_a_printer_failure_is_one_plain_line_without_the_documents_text(
     err = capsys.readouterr().err
     assert "could not be printed to PDF" in err and err.count("\n") == 1
     assert SECRET_NOTE not in err and "Traceback" not in err
+
+
+def test_rendering_again_names_only_new_documents_and_counts_the_unchanged(
+        settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """Rule: `packets render` run again on an unchanged round prints counts, not a line per letter."""
+    from rematch_pipeline.cli import main
+
+    round_id = _seed_offered_round(settings)
+    assert main(["packets", "render", round_id, "--workers", "1"], settings) == 0
+    first = capsys.readouterr().out
+    assert " new: " in first and "unchanged" not in first
+    assert main(["packets", "render", round_id, "--workers", "1"], settings) == 0
+    again = capsys.readouterr().out.splitlines()
+    assert len(again) == 2 and re.fullmatch(r"\d+ packets? unchanged \(in .+\)", again[0]), again
+    assert re.fullmatch(r"\d+ letters? unchanged \(in .+\)", again[1]), again
