@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -377,3 +378,38 @@ def test_a_type_mip_optimal_over_its_columns_only_hands_on_to_the_neighbourhoods
     types = next(p for p in result.stats["phases"] if p["phase"] == "max_persons_types")
     assert result.stats["persons_placed"] >= 488
     assert types["termination"] == "work_limit" or result.stats["persons_proven_maximal"]
+
+
+def test_a_type_neighbourhood_whose_lp_cannot_add_a_person_skips_its_mip_and_ends_alike(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rule (TypeNeighbourhoods.solve): persons are whole, so a neighbourhood whose LP relaxation stays below the
+    # incumbent plus half a person cannot gain one; its MIP is not run, and the search ends exactly where it would.
+    from rematch_pipeline.matching import types as types_module
+
+    def run(screened: bool) -> tuple[np.ndarray, list[bool], int]:
+        with monkeypatch.context() as m:
+            if not screened:
+                m.setattr(types_module, "relaxation_value", lambda *args, **kwargs: None)
+            mips: list[int] = []
+
+            class Counted(types_module.HighsDirect):
+                def solve(self, *args: Any, **kwargs: Any) -> Any:
+                    mips.append(1)
+                    return super().solve(*args, **kwargs)
+
+            m.setattr(types_module, "HighsDirect", Counted)
+            strategy = _strategies()["types"]
+            assert isinstance(strategy, TypeNeighbourhoods)
+            rng, steps = np.random.default_rng(3), []
+            for _ in range(40):
+                hood = strategy.draw(rng, 2, None)
+                if hood is None:
+                    break
+                steps.append(strategy.solve(hood, 200, FAR).improved)
+            return strategy.alloc.counts.copy(), steps, len(mips)
+
+    counts, steps, mips = run(screened=True)
+    counts_unscreened, steps_unscreened, mips_unscreened = run(screened=False)
+    assert steps == steps_unscreened and np.array_equal(counts, counts_unscreened)
+    assert any(steps) and mips_unscreened == len(steps)
+    assert mips < mips_unscreened  # the neighbourhoods its LP ruled out

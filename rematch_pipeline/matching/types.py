@@ -10,9 +10,9 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
 from rematch_pipeline.domain import Policy
-from rematch_pipeline.matching.backends import HighsDirect
+from rematch_pipeline.matching.backends import HighsDirect, relaxation_value
 from rematch_pipeline.matching.bound import INTEGRAL, persons_target
-from rematch_pipeline.matching.budget import WorkBudget
+from rematch_pipeline.matching.budget import BUDGET, WorkBudget
 from rematch_pipeline.matching.build import build_model
 from rematch_pipeline.matching.data import MatchingData, capacity_left
 from rematch_pipeline.matching.neighbourhoods import Step, draw_offers, search
@@ -232,6 +232,11 @@ class TypeNeighbourhoods:
         sub.set_pairs(t, chosen[k])
         model = build_model(sub)
         start = alloc.counts[sub.pair_h, sub.pair_o]
+        # Most neighbourhoods cannot place one person more: their LP relaxation proves it faster than the MIP's
+        # root does, and the outcome is the same (persons are whole, so a gain is at least one).
+        relaxed = relaxation_value(model, self.policy, model.persons, time_limit, BUDGET.lp_simplex_iterations)
+        if relaxed is not None and relaxed < model.persons @ start + 0.5:
+            return Step("optimal", improved=False)
         res = HighsDirect(model, self.policy, integer=True).solve("max_persons_types", model.persons, time_limit,
                                                                   abs_gap=0.5, start=start, max_nodes=nodes)
         x = np.round(res.x)
