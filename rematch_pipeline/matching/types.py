@@ -223,7 +223,6 @@ class TypeNeighbourhoods:
     def solve(self, chosen: np.ndarray, nodes: int, deadline: float) -> Step:
         """The best counts for these offers given the rest replace theirs when they place more persons."""
         alloc = self.alloc
-        time_limit = deadline - time.perf_counter()
         tdata = alloc.data
         n_types = tdata.codes.shape[0]
         avail = alloc.unplaced + alloc.counts[:, chosen].sum(axis=1)
@@ -234,11 +233,13 @@ class TypeNeighbourhoods:
         start = alloc.counts[sub.pair_h, sub.pair_o]
         # Most neighbourhoods cannot place one person more: their LP relaxation proves it faster than the MIP's
         # root does, and the outcome is the same (persons are whole, so a gain is at least one).
-        relaxed = relaxation_value(model, self.policy, model.persons, time_limit, BUDGET.lp_simplex_iterations)
+        relaxed = relaxation_value(model, self.policy, model.persons, deadline - time.perf_counter(),
+                                   BUDGET.lp_simplex_iterations)
         if relaxed is not None and relaxed < model.persons @ start + 0.5:
             return Step("optimal", improved=False)
-        res = HighsDirect(model, self.policy, integer=True).solve("max_persons_types", model.persons, time_limit,
-                                                                  abs_gap=0.5, start=start, max_nodes=nodes)
+        res = HighsDirect(model, self.policy, integer=True).solve(
+            "max_persons_types", model.persons, deadline - time.perf_counter(), abs_gap=0.5, start=start,
+            max_nodes=nodes)
         x = np.round(res.x)
         if model.persons @ x <= model.persons @ start + 0.5:
             return Step(res.termination, improved=False)
