@@ -133,3 +133,14 @@ def test_series_that_breaks_rules_is_hatched_outlined_and_says_so() -> None:
     values = [t.text() for t in svg.iter("text")]
     assert "412 persons · breaks 26 capacities, 5 hard needs" in values
     assert "400 persons" in values and "48 households" in values
+
+
+def test_a_list_a_message_names_is_cut_short_the_same_way_everywhere() -> None:
+    # Rule (charts.listed): the first few items, then how many more, never "..." in one message and "for example"
+    # in another.
+    from rematch_pipeline.reports.charts import listed
+
+    assert listed(["01001000", "02000000"]) == "01001000, 02000000"
+    assert listed([str(i) for i in range(8)]) == "0, 1, 2, 3, 4 and 3 more"
+    assert listed(list(range(12)), 10) == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 2 more"
+    assert listed([]) == ""

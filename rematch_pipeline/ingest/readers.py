@@ -28,6 +28,7 @@ from rematch_pipeline.contract import (
 )
 from rematch_pipeline.ingest import xlsx
 from rematch_pipeline.ingest.safety import Limits, RefusedFileError, check_size, check_xlsx, check_zip
+from rematch_pipeline.reports.charts import listed
 
 HOUSEHOLD_SYSTEM_KEPT = ("_uuid", "_submission_time")
 HOUSEHOLD_COLUMNS = (*HOUSEHOLD_FIELDS, *HOUSEHOLD_SYSTEM_KEPT, "source_sheet", "source_row")
@@ -300,9 +301,7 @@ def _frame(columns: dict[str, list[object]], names: Sequence[str], int_columns: 
 
 
 def _rows_note(what: str, rows: list[int]) -> str:
-    shown = ", ".join(str(r) for r in rows[:_MAX_ROWS_IN_NOTE])
-    more = f" and {len(rows) - _MAX_ROWS_IN_NOTE} more" if len(rows) > _MAX_ROWS_IN_NOTE else ""
-    return f"{what} (row{'s' if len(rows) > 1 else ''} {shown}{more})"
+    return f"{what} (row{'s' if len(rows) > 1 else ''} {listed(rows, _MAX_ROWS_IN_NOTE)})"
 
 
 def _column_notes(where: str, lay: _Layout, expected: Sequence[str], optional: Sequence[str] = ()) -> list[str]:
@@ -652,8 +651,8 @@ def _read_odk_zip(zf: zipfile.ZipFile, label: str) -> Batch:
         if table is not None:
             mains.append((entry, table))
     if not mains:
-        listed = ", ".join(csvs[:10]) or "no CSV files"
-        raise UnrecognisedFileError(f"{label}: a ZIP archive ({listed}) without a main CSV holding 'case_id'; "
+        held = listed(csvs, 10) or "no CSV files"
+        raise UnrecognisedFileError(f"{label}: a ZIP archive ({held}) without a main CSV holding 'case_id'; "
                                     f"expected {_EXPECTED}")
     if len(mains) > 1:
         raise UnrecognisedFileError(f"{label}: the archive holds more than one household CSV "

@@ -17,6 +17,7 @@ from rematch_pipeline.packets import versions
 from rematch_pipeline.packets.letters import LetterInput, available_languages, write_letter
 from rematch_pipeline.packets.render import PacketHousehold, PacketInput, render_packet_html, write_packet
 from rematch_pipeline.packets.versions import DocumentKind, Files, files_not_as_recorded, render_all, restore
+from rematch_pipeline.reports.charts import listed
 from rematch_pipeline.repository import Ledger, reading, require_round, unit_of_work
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def render_sample(settings: Settings, policy: Policy, round_id: str, ags: str, o
     if not packets:
         with reading(settings) as uow:
             placed = sorted({a.ags for a in uow.rounds.assignments(round_id)})
-        some = ", ".join(placed[:5]) + (", ..." if len(placed) > 5 else "")
+        some = listed(placed)
         raise ValueError(f"round {round_id} placed no household in municipality {ags}: there is no packet to sample "
                          + (f"(municipalities with households in this round: {some})" if placed
                             else "(the round placed no household at all)"))

@@ -94,6 +94,12 @@ def counted(n: Any, noun: str, plural: str | None = None) -> str:
     return f"{count(n)} {noun if n == 1 else plural or noun + 's'}"
 
 
+def listed(items: Sequence[Any], limit: int = 5) -> str:
+    """A list a message names, cut short: `a, b, c and 12 more` (every message cuts the same way)."""
+    shown = ", ".join(str(i) for i in items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
 def stat(key: str, value: Any) -> str:
     """A solver statistic stored with the round, formatted by what its name says it is."""
     if isinstance(value, Mapping):

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rematch_pipeline.domain import Policy
+from rematch_pipeline.reports.charts import listed
 from rematch_pipeline.simulation import PLANS
 from rematch_pipeline.simulation.arrivals import ADDABLE, municipality_ags
 from rematch_pipeline.simulation.runner import SimulationParameters, run_simulation
@@ -53,9 +54,8 @@ def variant_parameters(base: SimulationParameters, spec: str) -> SimulationParam
     known = set(municipality_ags(params.seed, params.municipalities))
     for ags, _, _ in added:
         if ags not in known:
-            some = ", ".join(sorted(known)[:5])
-            raise ValueError(f"what-if {spec!r}: AGS {ags} is not one of the simulation's municipalities (for "
-                             f"example {some}; its summary's fill_by_municipality lists them all)")
+            raise ValueError(f"what-if {spec!r}: AGS {ags} is not one of the simulation's municipalities "
+                             f"({listed(sorted(known))}; its summary's fill_by_municipality lists them all)")
     return params
 
 
