@@ -12,7 +12,7 @@ from rematch_pipeline import progress
 from rematch_pipeline.config import load_policy
 from rematch_pipeline.matching.engine import match
 from rematch_pipeline.matching.solve import deterministic_work
-from rematch_pipeline.reports.charts import count, number, percent
+from rematch_pipeline.reports.charts import count, counted, number, percent
 from rematch_pipeline.reports.round_report import METHODS, PHASE_LABELS
 from rematch_pipeline.scenario import DEFAULT_ROUND_DATE as BENCH_DATE
 from rematch_pipeline.scenario import generate_scenario
@@ -77,20 +77,21 @@ def match_lines(r: dict[str, Any]) -> list[str]:
     left_out = r["households_generated"] - r["households"]
     fill = r.get("balanced_fill")
     lines = [
-        f"scenario: {count(r['households_generated'])} households generated, {count(r['households'])} in the pool"
+        f"scenario: {counted(r['households_generated'], 'household')} generated, {count(r['households'])} in the pool"
         + (f" ({count(left_out)} did not consent to matching)" if left_out else "")
-        + f", {count(r['persons_in_pool'])} persons; {count(r['municipalities'])} capacity offers",
-        f"pairs: {count(r['eligible_pairs'])} eligible household-offer pairs, {count(r['candidate_pairs'])} in the "
-        f"model ({count(r.get('priced_pairs') or 0)} added by pricing); interface {r['interface']}",
+        + f", {counted(r['persons_in_pool'], 'person')}; {counted(r['municipalities'], 'capacity offer')}",
+        f"pairs: {counted(r['eligible_pairs'], 'eligible household-offer pair')}, {count(r['candidate_pairs'])} in "
+        f"the model ({count(r.get('priced_pairs') or 0)} added by pricing); interface {r['interface']}",
         f"solver outcome: {r['status']} (safety-net time limit {number(r['time_limit_s'], 0)} s)",
         f"persons placed: {count(r['persons_placed'])}; upper bound (LP, every eligible pair) "
         f"{number(r['lp_bound_persons'])}, gap {_gap(r['gap_to_lp'])}; proven the most possible: "
         + ("yes" if r["persons_proven_maximal"] else "no")
-        + (f"; {number(r['persons_placed_vs_greedy'])} times greedy by score's"
+        + (f"; {number(r['persons_placed_vs_greedy'])} times as many as greedy by score"
            if r.get("persons_placed_vs_greedy") else ""),
         f"match quality: {number(r['objective'])} points; upper bound {number(r['quality_bound'])}, "
-        f"gap {_gap(r['quality_gap'])}",
-        "balanced fill: " + (f"weight {number(fill['weight'])}, {number(fill['persons_within_share'])} persons within "
+        f"gap {_gap(r['quality_gap'])}" + (" (balanced-fill points included)" if fill else ""),
+        "balanced fill: " + (f"weight {number(fill['weight'])}, {number(fill['points'])} points in match quality, "
+                             f"{number(fill['persons_within_share'])} of {count(r['persons_placed'])} persons within "
                              "their municipality's share" if fill else "off"),
         f"time: the round {_seconds(r['wall_s'])} (reading its data {_seconds(r['data_s'])}, building "
         f"{_seconds(r['build_s'])}, solving {_seconds(r['solve_s'])}, baselines {_seconds(r['baselines_s'])}); "
@@ -98,15 +99,16 @@ def match_lines(r: dict[str, Any]) -> list[str]:
         f"{number(r['peak_rss_mb'], 1)} MB",
     ]
     for p in r.get("phases") or []:
-        lines.append(f"phase {PHASE_LABELS.get(p['phase'], p['phase']).split(' (')[0]} ({p['phase']}): "
+        lines.append(f"phase {p['phase']}: {PHASE_LABELS.get(p['phase'], p['phase'])}: "
                      f"{p['termination']}, objective {number(p.get('objective'))}, bound {number(p.get('bound'))}, "
                      f"{_seconds(p.get('seconds'))}")
     for key, name in METHODS:
         m = (r.get("comparison") or {}).get(key)
         if m:
             broken = m["hard_need_violations"] or m["capacity_violations"]
+            who = "ours" if key == "rematch" else f"baseline {name}"
             lines.append(
-                f"baseline {name}: {count(m['households_placed'])} households, {count(m['persons_placed'])} persons; "
+                f"{who}: {counted(m['households_placed'], 'household')}, {counted(m['persons_placed'], 'person')}; "
                 f"mean preference rank {number(m['mean_preference_rank'])}, {percent(m['share_top3'])} in their "
                 f"top 3; fill {percent(m['fill_min'])} / {percent(m['fill_mean'])} / {percent(m['fill_max'])} "
                 f"(least / mean / most filled); persons beyond share {number(m['persons_beyond_share'])}; "

@@ -264,7 +264,7 @@ def cmd_packets_render(args: argparse.Namespace, settings: Settings) -> int:
         same = [Path(r["pdf_path"]) for r in done if not r["new"]]
         if same:
             where = os.path.commonpath([p.parent for p in same])
-            print(f"{counted(len(same), noun)} unchanged (in {where})")
+            print(f"{counted(len(same), noun)} unchanged (under {where})")
     if not packets and not letters:
         print(f"round {args.round_id} has no packet or letter to render")
     return 0

@@ -27,8 +27,9 @@ from rematch_pipeline.repository import UnitOfWork, require_round
 DECISION_REJECTS: dict[str, tuple[str, str, str]] = {
     "already_recorded": ("decision", "decision_already_recorded",
                          "A decision for this case_id and round_id is already stored; only the first decision "
-                         "counts and it is not changed. A household that changed its mind after declining is in the "
-                         "pool of the next round; after accepting, arrange it with the receiving municipality."),
+                         "counts and it is not changed. A household that declined and changed its mind is in the "
+                         "pool of the next round, but is not offered the municipality it declined again; to give it "
+                         "that place, or to undo an acceptance, arrange it with the municipality."),
     "not_offered": ("case_id", "decision_without_offer",
                     "No match was offered to this case_id in this round_id; check both ids."),
     "before_offer": ("decided_at", "decision_before_offer",

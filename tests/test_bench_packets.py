@@ -18,4 +18,5 @@ def test_bench_packets_speaks_of_the_goal_only_at_the_national_size_and_prints_n
     out = capsys.readouterr().out
     assert "goal" not in out and "{" not in out and "_s:" not in out
     assert out.startswith("round: 20 households generated, 3 municipalities, seed 1; solved and prepared in ")
+    assert "Typst in 2 processes: " in out or "Typst in 1 process: " in out
     assert "sample on WeasyPrint, one process: " in out and " ms a page, " in out

@@ -697,5 +697,5 @@ def test_rendering_again_names_only_new_documents_and_counts_the_unchanged(
     assert " new: " in first and "unchanged" not in first
     assert main(["packets", "render", round_id, "--workers", "1"], settings) == 0
     again = capsys.readouterr().out.splitlines()
-    assert len(again) == 2 and re.fullmatch(r"\d+ packets? unchanged \(in .+\)", again[0]), again
-    assert re.fullmatch(r"\d+ letters? unchanged \(in .+\)", again[1]), again
+    assert len(again) == 2 and re.fullmatch(r"\d+ packets? unchanged \(under .+\)", again[0]), again
+    assert re.fullmatch(r"\d+ letters? unchanged \(under .+\)", again[1]), again

@@ -247,7 +247,8 @@ def test_the_headline_formats_the_solvers_numbers_for_people() -> None:
 
     stats = {"persons_placed": 25323, "persons_in_pool": 25900, "status": "work_limit",
              "message": "25323 of 25900 persons placed (9725 households), solver work_limit"}
-    assert _headline(stats, 9725) == "25,323 of 25,900 persons placed (9,725 households), solver work_limit"
+    assert _headline(stats, 9725) == ("25,323 of 25,900 persons placed by the round (9,725 households), solver "
+                                      "work_limit")
     assert _headline({"message": "no solve: infeasible"}, 0) == "no solve: infeasible"  # a failed round says why
 
 

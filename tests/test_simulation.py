@@ -283,9 +283,10 @@ def test_the_timing_line_names_each_part_in_words_with_the_total_first() -> None
                "look_ahead_decisions_s": 1.4, "hindsight_s": 0.6, "hindsight_data_s": 0.0,
                "hindsight_max_persons_types_s": 0.4, "total_s": 21.8, "what_if_s": 3.0}
     line = timing_line(timings)
-    assert line.startswith("time: 21.8 s in all; generating the exports 0.0 s; myopic rounds: ingest 7.2 s, "
+    assert line.startswith("time: 21.8 s in all; generating the weekly input files 0.0 s; myopic rounds: ingest 7.2 s, "
                            "rounds 1.4 s, free-place check 0.0 s, answers 1.2 s; rounds that look ahead: ingest 5.5 s")
-    assert "hindsight optimum 0.6 s (its data 0.0 s; solver phases: max persons types 0.4 s)" in line
+    assert ("hindsight optimum 0.6 s (its data 0.0 s; solver phases: most persons placed, over household types "
+            "0.4 s)") in line
     assert line.endswith("; what-if variants 3.0 s") and "_s" not in line
 
 

@@ -147,7 +147,7 @@ def match(
             "greedy_by_score": evaluate(data, *result.greedy),  # the solve's own greedy start, on the same input
         }
     stats["baselines_s"] = round(time.perf_counter() - t1, 3)
-    message = (f"{result.persons_placed} of {stats['persons_in_pool']} persons placed "
+    message = (f"{result.persons_placed} of {stats['persons_in_pool']} persons placed by the round "
                f"({len(assignments)} households), solver {status}")
     with progress.step("planning report (where more places would help)"):
         planning = planning_report(data, result.lp_model, result.duals) if len(result.duals) else []

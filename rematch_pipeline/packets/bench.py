@@ -27,6 +27,7 @@ from rematch_pipeline.packets.render import (
     write_atomic,
 )
 from rematch_pipeline.packets.typeset import render_pool, typeset_pdf
+from rematch_pipeline.reports.charts import counted
 
 SAMPLE_DOCUMENTS = 8  # packets (and as many letters) the old renderer prints in the same run: its per-page figure
 CONTACT = "Re:Match Koordinationsteam"
@@ -144,17 +145,20 @@ def bench_packets(households: int, municipalities: int, seed: int, workers: int 
 
 
 def _rendered(f: dict[str, Any]) -> str:
-    return (f"{f['documents']:,} documents, {f['pages']:,} pages in {f['wall_s']:.2f} s ({f['ms_per_page']:.1f} ms a "
-            f"page, {f['pdf_mb']:.1f} MB of PDF)")
+    return (f"{counted(f['documents'], 'document')}, {counted(f['pages'], 'page')} in {f['wall_s']:.2f} s "
+            f"({f['ms_per_page']:.1f} ms a page, {f['pdf_mb']:.1f} MB of PDF)")
 
 
 def packets_lines(r: dict[str, Any]) -> list[str]:
     """The bench's figures for people (`--json` keeps every key)."""
     lines = [
-        f"round: {r['households_in_pool']:,} households generated, {r['municipalities']:,} municipalities, seed "
-        f"{r['seed']}; solved and prepared in {r['prepare_round_s']:.2f} s",
-        f"documents: {r['packets']:,} packets ({r['households_in_packets']:,} households), {r['letters']:,} letters",
-        f"Typst in {r['workers']} processes: {_rendered(r)}; {r['ms_per_household']:.1f} ms a household",
+        f"round: {counted(r['households_in_pool'], 'household')} generated, "
+        f"{counted(r['municipalities'], 'municipality', 'municipalities')}, seed {r['seed']}; solved and prepared in "
+        f"{r['prepare_round_s']:.2f} s",
+        f"documents: {counted(r['packets'], 'packet')} (of the {counted(r['households_in_packets'], 'household')} "
+        f"placed), {counted(r['letters'], 'letter')}",
+        f"Typst in {counted(r['workers'], 'process', 'processes')}: {_rendered(r)}; {r['ms_per_household']:.1f} ms a "
+        "household placed",
         f"sample on Typst, one process: {_rendered(r['sample_typst_one_process'])}",
         f"sample on WeasyPrint, one process: {_rendered(r['sample_weasyprint_one_process'])}",
         f"peak memory: {r['peak_rss_mb']:.1f} MB",

@@ -56,8 +56,9 @@ STAT_LABELS = {
     "eligible_pairs": "household-municipality pairs meeting every hard need",
     "candidate_pairs": "pairs in the model (the others priced out by the LP's capacity prices)",
     "priced_pairs": "pairs added to the model by pricing", "pricing_rounds": "LP solves while pricing",
-    "persons_placed": "persons placed", "lp_bound_persons": "upper bound on persons placed (LP, all eligible pairs)",
-    "gap_to_lp": "persons placed short of that bound",
+    "persons_placed": "persons placed by the round",
+    "lp_bound_persons": "upper bound on persons placed (LP, all eligible pairs)",
+    "gap_to_lp": "persons placed short of the LP bound on persons",
     "persons_proven_maximal": "persons placed proven the most possible",
     "quality": "match quality (the households' weighted scores, summed)",
     "quality_bound": "upper bound on match quality, persons as placed",
@@ -249,7 +250,7 @@ def _headline(stats: dict[str, Any], placed: int) -> str:
     """The solver's one-line result, with its numbers formatted (the stored message is plain text of the engine)."""
     if stats.get("persons_placed") is None or stats.get("persons_in_pool") is None:
         return str(stats.get("message", ""))
-    return (f"{count(stats['persons_placed'])} of {counted(stats['persons_in_pool'], 'person')} placed "
+    return (f"{count(stats['persons_placed'])} of {counted(stats['persons_in_pool'], 'person')} placed by the round "
             f"({counted(placed, 'household')}), solver {stats.get('status', 'unknown')}")
 
 
@@ -298,7 +299,7 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
         "key_figures": [
             ("households in the pool", count(stats.get("households"))),
             ("persons in the pool", count(stats.get("persons_in_pool"))),
-            ("persons placed", count(stats.get("persons_placed"))),
+            ("persons placed by the round (each household offered its place)", count(stats.get("persons_placed"))),
             ("LP bound on persons (all eligible pairs)", number(stats.get("lp_bound_persons"))),
             ("gap to the LP bound", percent(stats.get("gap_to_lp"))),
             ("persons proven maximal", yes_no(stats.get("persons_proven_maximal"))),

@@ -10,6 +10,7 @@ from rematch_pipeline.config import MAX_LOOK_AHEAD_ROUNDS
 
 # The look-ahead run's weight unless told otherwise (measured in README and docs/solver-tuning.md).
 LOOK_AHEAD_WEIGHT = 10.0
+WITHOUT_CHANGES = "without changes"  # the what-if row of the simulation as its options ran it
 
 
 @dataclass(frozen=True)

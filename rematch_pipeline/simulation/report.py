@@ -8,7 +8,8 @@ from typing import Any
 
 from rematch_pipeline.packets.render import document_environment, write_atomic
 from rematch_pipeline.reports.charts import Series, count, counted, hbar_chart, number, percent
-from rematch_pipeline.reports.round_report import DIMENSION_LABELS, TEMPLATE_DIR
+from rematch_pipeline.reports.round_report import DIMENSION_LABELS, PHASE_LABELS, TEMPLATE_DIR
+from rematch_pipeline.simulation import WITHOUT_CHANGES
 
 JSON_FILE = "simulation.json"
 HTML_FILE = "simulation_report.html"
@@ -31,8 +32,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     t, placed, ratio = summary["totals"], summary["persons_placed"], summary["ratio_to_hindsight"]
     ahead = summary.get("look_ahead")
     lines = [
-        f"weeks: {len(summary['weeks'])}, households arrived: {count(t['households_arrived'])} "
-        f"({counted(t['persons_arrived'], 'person')})",
+        f"weeks: {len(summary['weeks'])}, households arrived (consenting to matching, of "
+        f"{count(summary['parameters']['arrivals_per_week'] * summary['parameters']['weeks'])} interviewed): "
+        f"{count(t['households_arrived'])} ({counted(t['persons_arrived'], 'person')})",
         f"policy options of the {POLICY_NAMES['myopic']}: " + _options(summary.get("policy") or {}),
         f"persons placed, hindsight optimum: {count(placed['hindsight'])}",
         f"persons placed (accepted), {POLICY_NAMES['myopic']}: {count(placed['myopic'])} "
@@ -56,7 +58,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     for row in summary.get("what_if") or []:
         p, r, free = row["persons_placed"], row["ratio_to_hindsight"], row["max_wait_weeks_with_free_place_by_policy"]
         shown = [(key, name) for key, name in WHAT_IF_POLICIES if p.get(key) is not None]
-        lines.append(f"what if {row['variant']}: hindsight {count(p['hindsight'])}; "
+        name = ("the simulation above, without changes" if row["variant"] == WITHOUT_CHANGES
+                else f"what if {row['variant']}")
+        lines.append(f"{name}: hindsight {count(p['hindsight'])}; "
                      + "; ".join(f"{name} {count(p[key])} ({percent(r[key])}), longest wait beside a free place "
                                  f"{counted(free[key], 'week')}" for key, name in shown))
     return lines
@@ -73,18 +77,23 @@ def timing_line(timings: dict[str, float]) -> str:
         return ", ".join(f"{label} {timings[prefix + key]:.1f} s" for key, label in RUN_STEPS.items()
                          if prefix + key in timings)
 
-    parts = [f"generating the exports {timings.get('generate_s', 0.0):.1f} s", f"{POLICY_NAMES['myopic']}: {steps('')}"]
+    parts = [f"generating the weekly input files {timings.get('generate_s', 0.0):.1f} s",
+             f"{POLICY_NAMES['myopic']}: {steps('')}"]
     if any(key.startswith("look_ahead_") for key in timings):
         parts.append(f"{POLICY_NAMES['look_ahead']}: {steps('look_ahead_')}")
     if "hindsight_s" in timings:
-        phases = [f"{key[len('hindsight_'):-len('_s')].replace('_', ' ')} {secs:.1f} s"
-                  for key, secs in timings.items()
+        phases = [f"{_phase(key[len('hindsight_'):-len('_s')])} {secs:.1f} s" for key, secs in timings.items()
                   if key.startswith("hindsight_") and key not in ("hindsight_s", "hindsight_data_s")]
         parts.append(f"hindsight optimum {timings['hindsight_s']:.1f} s (its data "
                      f"{timings.get('hindsight_data_s', 0.0):.1f} s; solver phases: {', '.join(phases) or 'none'})")
     if "what_if_s" in timings:
         parts.append(f"what-if variants {timings['what_if_s']:.1f} s")
     return f"time: {timings.get('total_s', 0.0):.1f} s in all; " + "; ".join(parts)
+
+
+def _phase(key: str) -> str:
+    """A solver phase by the round report's words, without their explanation in brackets."""
+    return PHASE_LABELS.get(key, key.replace("_", " ")).split(" (")[0]
 
 
 def _context(summary: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from rematch_pipeline.domain import Policy
 from rematch_pipeline.reports.charts import listed
-from rematch_pipeline.simulation import PLANS
+from rematch_pipeline.simulation import PLANS, WITHOUT_CHANGES
 from rematch_pipeline.simulation.arrivals import ADDABLE, municipality_ags
 from rematch_pipeline.simulation.runner import SimulationParameters, run_simulation
 
@@ -78,7 +78,7 @@ def what_if(base_summary: dict[str, Any], variants: Sequence[tuple[str, Simulati
     """The base run's key figures, then each variant's: every variant a whole simulation of its own, on the same seed,
     so the same households arrive. Read the variants (`variant_parameters`) before the base runs: a typo then costs
     no time."""
-    rows = [key_figures("without changes", base_summary)]
+    rows = [key_figures(WITHOUT_CHANGES, base_summary)]
     base = base_summary["parameters"]
     for spec, params in variants:
         row = key_figures(spec, run_simulation(params, policy).summary)
