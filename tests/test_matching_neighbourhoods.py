@@ -380,8 +380,9 @@ def test_a_type_mip_optimal_over_its_columns_only_hands_on_to_the_neighbourhoods
     assert types["termination"] == "work_limit" or result.stats["persons_proven_maximal"]
 
 
+@pytest.mark.parametrize("kind", ["types", "guided_types"])
 def test_a_type_neighbourhood_whose_lp_cannot_add_a_person_skips_its_mip_and_ends_alike(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # Rule (TypeNeighbourhoods.solve): persons are whole, so a neighbourhood whose LP relaxation stays below the
     # incumbent plus half a person cannot gain one; its MIP is not run, and the search ends exactly where it would.
     from rematch_pipeline.matching import types as types_module
@@ -398,11 +399,11 @@ def test_a_type_neighbourhood_whose_lp_cannot_add_a_person_skips_its_mip_and_end
                     return super().solve(*args, **kwargs)
 
             m.setattr(types_module, "HighsDirect", Counted)
-            strategy = _strategies()["types"]
-            assert isinstance(strategy, TypeNeighbourhoods)
+            strategy = _strategies()[kind]
+            assert isinstance(strategy, TypeNeighbourhoods)  # the guided ones are a kind of them
             rng, steps = np.random.default_rng(3), []
             for _ in range(40):
-                hood = strategy.draw(rng, 2, None)
+                hood = strategy.draw(rng, strategy.offers, None)
                 if hood is None:
                     break
                 steps.append(strategy.solve(hood, 200, FAR).improved)

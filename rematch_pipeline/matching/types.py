@@ -189,6 +189,9 @@ def improve_by_neighbourhoods(alloc: TypeAllocation, lp_x: np.ndarray, values: n
     return guided.termination, outcome.rounds + guided.rounds
 
 
+SCREEN_SLACK = 1e-3  # persons: an LP relaxation this close below one person more cannot reach it
+
+
 class TypeNeighbourhoods:
     """Re-solves a few municipalities' share of the types exactly as a small MIP.
 
@@ -232,10 +235,11 @@ class TypeNeighbourhoods:
         model = build_model(sub)
         start = alloc.counts[sub.pair_h, sub.pair_o]
         # Most neighbourhoods cannot place one person more: their LP relaxation proves it faster than the MIP's
-        # root does, and the outcome is the same (persons are whole, so a gain is at least one).
+        # root does, and the outcome is the same (persons are whole, so a gain is at least one; the slack is far
+        # above the LP's tolerances and below the half-integral values its optimum often takes).
         relaxed = relaxation_value(model, self.policy, model.persons, deadline - time.perf_counter(),
                                    BUDGET.lp_simplex_iterations)
-        if relaxed is not None and relaxed < model.persons @ start + 0.5:
+        if relaxed is not None and relaxed < model.persons @ start + 1.0 - SCREEN_SLACK:
             return Step("optimal", improved=False)
         res = HighsDirect(model, self.policy, integer=True).solve(
             "max_persons_types", model.persons, deadline - time.perf_counter(), abs_gap=0.5, start=start,
