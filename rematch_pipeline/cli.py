@@ -234,9 +234,10 @@ def cmd_round_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_packets_render(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline import progress
-    from rematch_pipeline.packets.letters import render_round_letters
+    from rematch_pipeline.packets.letters import LETTER_STATUSES, render_round_letters
     from rematch_pipeline.packets.service import render_round_packets, render_sample
     from rematch_pipeline.reports.charts import counted
+    from rematch_pipeline.repository import reading
 
     policy = load_policy()
     if args.sample is not None:
@@ -265,6 +266,10 @@ def cmd_packets_render(args: argparse.Namespace, settings: Settings) -> int:
         if same:
             where = os.path.commonpath([p.parent for p in same])
             print(f"{counted(len(same), noun)} unchanged (under {where})")
+    with reading(settings) as uow:
+        unlettered = sum(o.status not in LETTER_STATUSES for o in uow.offers.of_round(args.round_id))
+    if unlettered:  # so a letter missing from the count is not taken for a lost one
+        print(f"{counted(unlettered, 'offer')} declined, expired or withdrawn: no letter")
     if not packets and not letters:
         print(f"round {args.round_id} has no packet or letter to render")
     return 0

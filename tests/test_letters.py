@@ -694,8 +694,18 @@ def test_rendering_again_names_only_new_documents_and_counts_the_unchanged(
     round_id = _seed_offered_round(settings)
     assert main(["packets", "render", round_id, "--workers", "1"], settings) == 0
     first = capsys.readouterr().out
-    assert " new: " in first and "unchanged" not in first
+    assert " new: " in first and "unchanged" not in first and "no letter" not in first
     assert main(["packets", "render", round_id, "--workers", "1"], settings) == 0
     again = capsys.readouterr().out.splitlines()
     assert len(again) == 2 and re.fullmatch(r"\d+ packets? unchanged \(under .+\)", again[0]), again
     assert re.fullmatch(r"\d+ letters? unchanged \(under .+\)", again[1]), again
+
+
+def test_rendering_says_how_many_offers_get_no_letter(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """Rule: a declined offer's letter is not rendered again; the output says so, so it is not taken for a lost one."""
+    from rematch_pipeline.cli import main
+
+    round_id = _seed_offered_round(settings)
+    decide(settings, "RM-L-4", round_id, "decline", decided_at=datetime(2026, 11, 24, 9, tzinfo=UTC))
+    assert main(["packets", "render", round_id, "--workers", "1"], settings) == 0
+    assert "1 offer declined, expired or withdrawn: no letter" in capsys.readouterr().out.splitlines()
