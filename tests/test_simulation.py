@@ -290,6 +290,18 @@ def test_the_timing_line_names_each_part_in_words_with_the_total_first() -> None
     assert line.endswith("; what-if variants 3.0 s") and "_s" not in line
 
 
+def test_every_step_a_simulation_times_is_named_in_the_timing_line(tmp_path: Path) -> None:
+    # Rule: the step names live in the runner and in the line's words; a step timed but not named would vanish.
+    from rematch_pipeline.simulation.report import RUN_STEPS
+
+    params = SimulationParameters(weeks=2, arrivals_per_week=1, municipalities=2, start=START)
+    timings = run_simulation(params, weeks=_hand_made_weeks(tmp_path)).timings
+    steps = {key.removeprefix("look_ahead_") for key in timings
+             if not key.startswith("hindsight_") and key not in ("generate_s", "hindsight_s", "total_s")}
+    assert steps and steps <= set(RUN_STEPS), sorted(steps - set(RUN_STEPS))
+    assert any(key.startswith("look_ahead_") for key in timings)  # both runs were timed
+
+
 @pytest.mark.slow
 def test_the_same_seed_gives_the_same_summary_and_report_and_leaves_the_users_home_alone(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
