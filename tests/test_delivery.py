@@ -111,6 +111,8 @@ def test_packets_are_emailed_to_the_offer_contact_exactly_once_across_retries(
     # A retry (the task ran again) sends nothing and adds no ledger row.
     again = deliver_round(settings, round_id, kinds=("packet",))
     assert not any(r["delivered"] for r in again) and {r["attempt"] for r in again} == {"done"}
+    # ... and says each was delivered before, so the JSON does not read as "not delivered".
+    assert all(r["delivered_before"] for r in again) and not any(r["delivered_before"] for r in first)
     assert len(smtp.messages) == len(packets)
     assert len(_ledger(settings)) == len(packets)
     with get_engine(settings.database_url).connect() as conn:

@@ -116,9 +116,13 @@ def _refusal(doc: Document) -> str | None:
 
 
 def _outcome(doc: Document, channel: str, attempt: str, **extra: str) -> dict[str, Any]:
-    """What became of one document on one channel, as the CLI and the DAG report it (never the recipient's id)."""
+    """What became of one document on one channel, as the CLI and the DAG report it (never the recipient's id).
+
+    `delivered`: by this run; `delivered_before`: by an earlier one (attempt "done"), so a reader of the JSON does not
+    take a document sent last week for one that never went out."""
     return {"document": doc.kind, "round_id": doc.round_id, "recipient": doc.label, "version": doc.version,
-            "channel": channel, "delivered": False, "attempt": attempt, **extra}
+            "channel": channel, "delivered": False, "delivered_before": attempt == "done", "attempt": attempt,
+            **extra}
 
 
 def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cli",
