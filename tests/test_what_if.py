@@ -16,7 +16,7 @@ from rematch_pipeline.simulation.arrivals import generate_weeks, municipality_ag
 from rematch_pipeline.simulation.command import look_ahead_weight
 from rematch_pipeline.simulation.report import summary_lines
 from rematch_pipeline.simulation.runner import SimulationParameters
-from rematch_pipeline.simulation.whatif import variant_parameters
+from rematch_pipeline.simulation.whatif import gave_way, variant_parameters
 
 START = date(2026, 11, 23)
 BASE = SimulationParameters(weeks=4, arrivals_per_week=6, municipalities=3, seed=4, start=START)
@@ -106,6 +106,15 @@ def test_rounds_every_two_weeks_see_the_same_households_and_added_capacity_chang
     assert [f.read_bytes() for w in weekly for f in w.files[1:]] == [f.read_bytes() for w in added for f in w.files[1:]]
 
 
+def test_the_report_names_beside_a_variant_only_the_changes_its_name_does_not_say() -> None:
+    more_declines = {"variant": "decline-share=0.4", "changed": {"decline-share": 0.4, "accept-share": 0.6}}
+    assert gave_way(more_declines) == {"accept-share": 0.6}
+    assert gave_way({"variant": "round-every=2", "changed": {"round-every": 2}}) == {}
+    added = {"variant": "add=01002000:units_1_room=1; round-every=2",
+             "changed": {"add": [["01002000", "units_1_room", 1]], "round-every": 2}}
+    assert gave_way(added) == {} and gave_way({"variant": "without changes"}) == {}
+
+
 @pytest.mark.slow
 def test_what_if_runs_each_variant_beside_the_base_in_one_summary_and_report(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -130,7 +139,7 @@ def test_what_if_runs_each_variant_beside_the_base_in_one_summary_and_report(
     # More places at one municipality never place fewer persons in hindsight.
     assert rows[2]["persons_placed"]["hindsight"] >= rows[0]["persons_placed"]["hindsight"]
     html = (tmp_path / "simulation_report.html").read_text(encoding="utf-8")
-    assert "What if" in html and "round-every=2" in html
+    assert "What if" in html and "round-every=2" in html and "(and so round-every 2)" not in html
     # Each variant shows both policies, each with its own waits (the planner compares them side by side).
     what_if = html[html.index('<h2 id="what-if">'):]
     what_if = what_if[:what_if.index("</table>")]

@@ -10,6 +10,7 @@ from rematch_pipeline.packets.render import document_environment, write_atomic
 from rematch_pipeline.reports.charts import Series, count, counted, hbar_chart, number, percent
 from rematch_pipeline.reports.round_report import DIMENSION_LABELS, PHASE_LABELS, TEMPLATE_DIR
 from rematch_pipeline.simulation import WITHOUT_CHANGES
+from rematch_pipeline.simulation.whatif import gave_way
 
 JSON_FILE = "simulation.json"
 HTML_FILE = "simulation_report.html"
@@ -112,7 +113,7 @@ def _context(summary: dict[str, Any]) -> dict[str, Any]:
     exhausted = sorted({d for w in weeks for d in w["exhausted"]}, key=list(DIMENSION_LABELS).index)
     return {
         "summary": summary, "lines": summary_lines(summary), "weeks": weeks, "labels": labels, "ahead": ahead,
-        "compared": compared, "what_if_policies": WHAT_IF_POLICIES,
+        "compared": compared, "what_if_policies": WHAT_IF_POLICIES, "gave_way": gave_way,
         "dimension_labels": DIMENSION_LABELS, "exhausted_dims": exhausted,
         "fill_note": "" if len(shown) == len(fill) else f"the {len(shown)} least filled of {len(fill)} municipalities",
         "policy_chart": hbar_chart("Persons placed over the horizon, per policy", [p for p, _ in policies],

@@ -59,6 +59,13 @@ def variant_parameters(base: SimulationParameters, spec: str) -> SimulationParam
     return params
 
 
+def gave_way(row: dict[str, Any]) -> dict[str, Any]:
+    """The changes of a what-if row its name does not say (the accept share under more declines): the report names
+    these beside the variant, not again the ones the planner wrote."""
+    named = {part.partition("=")[0].strip() for part in str(row["variant"]).split(";")}
+    return {k: v for k, v in (row.get("changed") or {}).items() if k not in named}
+
+
 def key_figures(name: str, summary: dict[str, Any]) -> dict[str, Any]:
     """What a planner compares between variants: persons placed per policy, how long households waited."""
     ahead = summary.get("look_ahead")
