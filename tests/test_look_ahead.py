@@ -286,3 +286,31 @@ def test_the_look_ahead_line_counts_in_words_one_sample_and_one_household() -> N
     line = look_ahead_line({"status": "optimal", "solved": 1, "samples": 1, "future_households": 1, "arrivals": 1,
                             "method": "plan", "planned_households": 1})
     assert "judged from 1 simulated set of future arrivals of 1 household each (drawn from the 1 household new" in line
+
+
+def test_each_look_ahead_sample_starts_from_the_columns_the_sample_before_ended_with(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rule: the samples draw from the same arrivals, so a sample's LP starts from the columns the sample before priced
+    # in (matched by type), sparing pricing rounds; every sample still reaches its LP optimum.
+    import rematch_pipeline.matching.look_ahead as la
+
+    files = generate_scenario(tmp_path, households=80, municipalities=40, seed=3)
+    hs, os_ = load_scenario(files.households_xlsx, files.capacity_xlsx)
+    rounds: list[int] = []
+    real = la.price_out
+
+    def spy(data, policy, deadline):  # type: ignore[no-untyped-def]
+        bound = real(data, policy, deadline)
+        rounds.append(bound.rounds)  # LPs this sample solved
+        return bound
+
+    monkeypatch.setattr(la, "price_out", spy)
+    policy = policy_with(POLICY, look_ahead_weight=10.0, candidates_per_household=1, **NATIONAL)
+    carried = match(hs, os_, DEFAULT_ROUND_DATE, policy, "R-carry").stats["look_ahead"]["lp_persons"]
+    with_carry, rounds[:] = list(rounds), []
+    monkeypatch.setattr(la, "_with_carried", lambda tdata, keys, carried, pairs: pairs)
+    alone = match(hs, os_, DEFAULT_ROUND_DATE, policy, "R-carry").stats["look_ahead"]["lp_persons"]
+    assert len(with_carry) == len(rounds) == POLICY.look_ahead_samples > 1
+    assert with_carry[0] == rounds[0] > 1  # the first sample has nothing to start from
+    assert sum(with_carry[1:]) < sum(rounds[1:]), (with_carry, rounds)
+    assert carried == pytest.approx(alone, abs=1e-6)  # the same LP optimum either way

@@ -17,7 +17,7 @@ from rematch_pipeline.matching.data import N_DIMS, MatchingData, OfferArrays, to
 from rematch_pipeline.matching.eligibility import ELIGIBLE, NOT_VALID
 from rematch_pipeline.matching.scoring import score_matrices
 from rematch_pipeline.matching.solve import Bound, price_out
-from rematch_pipeline.matching.types import HouseholdTypes, household_types
+from rematch_pipeline.matching.types import HouseholdTypes, dedupe, household_types
 
 # A household of a coming round counts this much of one in the pool: the pool is here, the futures are a guess. So
 # where a pool household and a future one are alike the LP places the pool's (its plan must say where they go), yet
@@ -90,6 +90,9 @@ def sample_futures(data: MatchingData, arrived: np.ndarray, policy: Policy, roun
     pool = np.arange(len(data.households))
     closed = _closed_on(ahead, policy)
     shape = (len(pool), len(ahead.offers))
+    # The columns the last sample's pricing ended with, by type: the samples draw from the same arrivals, so most of
+    # a sample's types were in the one before, and starting from its columns spares most pricing rounds.
+    carried: dict[bytes, np.ndarray] = {}
     for _ in range(samples):
         idx, copies, expired = [pool], [np.ones(len(pool))], [np.broadcast_to(closed[0], shape)]
         for k in range(policy.look_ahead_rounds):
@@ -109,15 +112,18 @@ def sample_futures(data: MatchingData, arrived: np.ndarray, policy: Policy, roun
         types = household_types(future, pooled)
         tdata = types.data
         persons = tdata.hh.persons.astype(np.float64)
-        tdata.hh.persons = np.where(np.isin(np.arange(types.n_types), types.of_household[:len(pool)]), persons,
-                                    FUTURE_WEIGHT * persons)
+        of_pool = np.isin(np.arange(types.n_types), types.of_household[:len(pool)])
+        tdata.hh.persons = np.where(of_pool, persons, FUTURE_WEIGHT * persons)
         tdata.of = _shared_first(tdata.of)
-        tdata.set_pairs(*top_candidates(tdata, policy.solver.candidates_per_household))
+        keys = _type_keys(tdata, of_pool)
+        start = top_candidates(tdata, policy.solver.candidates_per_household)
+        tdata.set_pairs(*_with_carried(tdata, keys, carried, start))
         try:
             bound = price_out(tdata, policy, deadline)
         except SolveError:
             status = _worse(status, "time_limit" if time.perf_counter() >= deadline else "work_limit")
             continue
+        carried = _carry(keys, bound)
         status = _worse(status, bound.lp.termination)
         prices = Prices.from_duals(tdata, bound.model, bound.duals)
         total = Prices(total.capacity + prices.capacity, total.rooms + prices.rooms)
@@ -128,6 +134,32 @@ def sample_futures(data: MatchingData, arrived: np.ndarray, policy: Policy, roun
     mean = Prices(np.round(total.capacity[mine] / solved, 2), np.round(total.rooms[mine] / solved, 2))
     return Futures(mean, np.round(plan[:, mine] / solved, 2), len(rows), n_future, samples, status,
                    time.perf_counter() - t0, values, len(ahead.offers) - len(data.offers))
+
+
+def _type_keys(tdata: MatchingData, of_pool: np.ndarray) -> list[bytes]:
+    """What makes a type in `household_types` (capacity, rooms, where it may go, pool or future), as bytes: the same
+    kind of household has the same key in every sample of a round."""
+    key = np.column_stack([tdata.hh.demand, tdata.hh.rooms, np.packbits(tdata.eligible, axis=1), of_pool])
+    return [row.tobytes() for row in np.ascontiguousarray(key)]
+
+
+def _carry(keys: list[bytes], bound: Bound) -> dict[bytes, np.ndarray]:
+    """The offers of each type's columns in the LP's final model, by the type's key."""
+    order = np.argsort(bound.pair_h, kind="stable")
+    per_type = np.split(bound.pair_o[order], np.cumsum(np.bincount(bound.pair_h, minlength=len(keys)))[:-1])
+    return {keys[t]: offers for t, offers in enumerate(per_type) if len(offers)}
+
+
+def _with_carried(tdata: MatchingData, keys: list[bytes], carried: dict[bytes, np.ndarray],
+                  pairs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate pairs and, for each type the sample before had, the offers of its columns there (a key holds
+    the type's eligibility, so every such pair is eligible)."""
+    extra = [(np.full(len(carried[k]), t), carried[k]) for t, k in enumerate(keys) if k in carried]
+    if not extra:
+        return pairs
+    h = np.concatenate([pairs[0], *(e[0] for e in extra)])
+    o = np.concatenate([pairs[1], *(e[1] for e in extra)])
+    return dedupe(h, o, len(tdata.offers))
 
 
 def _pool_plan(types: HouseholdTypes, bound: Bound, n_pool: int) -> np.ndarray:
