@@ -18,6 +18,7 @@ from rematch_pipeline.glossary import SCORE_TERMS as GLOSSARY_TERMS
 from rematch_pipeline.matching.engine import match
 from rematch_pipeline.matching.look_ahead import FUTURE_WEIGHT, sample_seed
 from rematch_pipeline.matching.scoring import ALL_TERMS
+from rematch_pipeline.matching.solve import PERTURBATION_TOTAL, PRICING_MIN_GAIN
 from rematch_pipeline.packets.letters import SCORE_TERMS, translations
 from rematch_pipeline.reports.round_report import look_ahead_line, write_round_report
 from rematch_pipeline.rounds import replay_round, run_round, summarize
@@ -291,7 +292,8 @@ def test_the_look_ahead_line_counts_in_words_one_sample_and_one_household() -> N
 def test_each_look_ahead_sample_starts_from_the_columns_the_sample_before_ended_with(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Rule: the samples draw from the same arrivals, so a sample's LP starts from the columns the sample before priced
-    # in (matched by type), sparing pricing rounds; every sample still reaches its LP optimum.
+    # in (matched by type), sparing pricing rounds. Pricing stops, either way, once its bound is within
+    # PRICING_MIN_GAIN of the LP, so the LPs agree to within that (plus the quality tie-break), not exactly.
     import rematch_pipeline.matching.look_ahead as la
 
     files = generate_scenario(tmp_path, households=80, municipalities=40, seed=3)
@@ -313,4 +315,4 @@ def test_each_look_ahead_sample_starts_from_the_columns_the_sample_before_ended_
     assert len(with_carry) == len(rounds) == POLICY.look_ahead_samples > 1
     assert with_carry[0] == rounds[0] > 1  # the first sample has nothing to start from
     assert sum(with_carry[1:]) < sum(rounds[1:]), (with_carry, rounds)
-    assert carried == pytest.approx(alone, abs=1e-6)  # the same LP optimum either way
+    assert all(abs(a - b) <= PRICING_MIN_GAIN + PERTURBATION_TOTAL for a, b in zip(carried, alone, strict=True))
