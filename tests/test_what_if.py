@@ -113,6 +113,8 @@ def test_the_report_names_beside_a_variant_only_the_changes_its_name_does_not_sa
     added = {"variant": "add=01002000:units_1_room=1; round-every=2",
              "changed": {"add": [["01002000", "units_1_room", 1]], "round-every": 2}}
     assert gave_way(added) == {} and gave_way({"variant": "without changes"}) == {}
+    no_look_ahead = {"variant": "look-ahead-weight=0", "changed": {"look-ahead-weight": 0.0, "look-ahead-rounds": None}}
+    assert gave_way(no_look_ahead) == {}  # not "look-ahead-rounds None": the rounds ahead are simply unused
 
 
 @pytest.mark.slow

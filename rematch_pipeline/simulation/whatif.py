@@ -61,9 +61,10 @@ def variant_parameters(base: SimulationParameters, spec: str) -> SimulationParam
 
 def gave_way(row: dict[str, Any]) -> dict[str, Any]:
     """The changes of a what-if row its name does not say (the accept share under more declines): the report names
-    these beside the variant, not again the ones the planner wrote."""
+    these beside the variant, not again the ones the planner wrote, nor a setting the change left unused (the
+    rounds ahead of a run without look-ahead)."""
     named = {part.partition("=")[0].strip() for part in str(row["variant"]).split(";")}
-    return {k: v for k, v in (row.get("changed") or {}).items() if k not in named}
+    return {k: v for k, v in (row.get("changed") or {}).items() if k not in named and v is not None}
 
 
 def key_figures(name: str, summary: dict[str, Any]) -> dict[str, Any]:
