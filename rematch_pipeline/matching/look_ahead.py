@@ -17,7 +17,7 @@ from rematch_pipeline.matching.data import N_DIMS, MatchingData, OfferArrays, to
 from rematch_pipeline.matching.eligibility import ELIGIBLE, NOT_VALID
 from rematch_pipeline.matching.scoring import score_matrices
 from rematch_pipeline.matching.solve import Bound, price_out
-from rematch_pipeline.matching.types import HouseholdTypes, dedupe, household_types
+from rematch_pipeline.matching.types import HouseholdTypes, dedupe, household_types, type_keys
 
 # A household of a coming round counts this much of one in the pool: the pool is here, the futures are a guess. So
 # where a pool household and a future one are alike the LP places the pool's (its plan must say where they go), yet
@@ -137,10 +137,9 @@ def sample_futures(data: MatchingData, arrived: np.ndarray, policy: Policy, roun
 
 
 def _type_keys(tdata: MatchingData, of_pool: np.ndarray) -> list[bytes]:
-    """What makes a type in `household_types` (capacity, rooms, where it may go, pool or future), as bytes: the same
-    kind of household has the same key in every sample of a round."""
-    key = np.column_stack([tdata.hh.demand, tdata.hh.rooms, np.packbits(tdata.eligible, axis=1), of_pool])
-    return [row.tobytes() for row in np.ascontiguousarray(key)]
+    """Each type's key (`type_keys`, pool or future as its group) as bytes: the same kind of household has the same
+    key in every sample of a round."""
+    return [row.tobytes() for row in np.ascontiguousarray(type_keys(tdata, of_pool))]
 
 
 def _carry(keys: list[bytes], bound: Bound) -> dict[bytes, np.ndarray]:

@@ -44,10 +44,15 @@ class HouseholdTypes:
         return codes // n_off, codes % n_off, n.astype(np.float64)
 
 
+def type_keys(data: MatchingData, group: np.ndarray | None = None) -> np.ndarray:
+    """(H, k): what makes a household's type: the capacity it needs, its rooms, where it may go, and `group`."""
+    extra = [] if group is None else [np.asarray(group)[:, None]]
+    return np.column_stack([data.hh.demand, data.hh.rooms, np.packbits(data.eligible, axis=1), *extra])
+
+
 def household_types(data: MatchingData, group: np.ndarray | None = None) -> HouseholdTypes:
     """`group` (H,): households of different groups never share a type (the look-ahead keeps its pool apart)."""
-    extra = [] if group is None else [np.asarray(group)[:, None]]
-    key = np.column_stack([data.hh.demand, data.hh.rooms, np.packbits(data.eligible, axis=1), *extra])
+    key = type_keys(data, group)
     _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
     inverse = inverse.ravel()
     order = np.argsort(inverse, kind="stable")
