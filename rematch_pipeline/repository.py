@@ -269,7 +269,9 @@ class DocumentVersions(Protocol):
 class Deliveries(Protocol):
     """The ledger: one row per document version and channel."""
 
-    def status(self, doc: Document, channel: str) -> str | None: ...
+    def delivered_at(self, doc: Document, channel: str) -> datetime | None:
+        """When the version was delivered on the channel, or None (never, or not yet confirmed)."""
+        ...
     def claim(self, doc: Document, channel: str, at: datetime) -> str:
         """Reserve the delivery at `at`: 'new', 'retry' after an interrupted attempt, or 'done'; raises `Conflict`
         when another worker reserved it at the same moment."""
@@ -805,8 +807,10 @@ class SqlDeliveries:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def status(self, doc: Document, channel: str) -> str | None:
-        return self.conn.execute(select(t.deliveries.c.status).where(*_ledger_key(doc, channel))).scalar()
+    def delivered_at(self, doc: Document, channel: str) -> datetime | None:
+        row = self.conn.execute(select(t.deliveries.c.status, t.deliveries.c.delivered_at)
+                                .where(*_ledger_key(doc, channel))).first()
+        return _utc(row.delivered_at) if row is not None and row.status == "delivered" else None
 
     def claim(self, doc: Document, channel: str, at: datetime) -> str:
         key = _ledger_key(doc, channel)

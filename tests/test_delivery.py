@@ -22,6 +22,7 @@ from rematch_pipeline.db.engine import get_engine
 from rematch_pipeline.packets.delivery import deliver_round
 from rematch_pipeline.packets.letters import render_round_letters
 from rematch_pipeline.packets.service import render_round_packets
+from rematch_pipeline.repository import Conflict, SqlDeliveries
 from rematch_pipeline.rounds import decide, offer_round
 from tests.factories import solved_round
 
@@ -113,6 +114,10 @@ def test_packets_are_emailed_to_the_offer_contact_exactly_once_across_retries(
     assert not any(r["delivered"] for r in again) and {r["attempt"] for r in again} == {"done"}
     # ... and says each was delivered before, so the JSON does not read as "not delivered".
     assert all(r["delivered_before"] for r in again) and not any(r["delivered_before"] for r in first)
+    # ... in words, and when: the earlier run's moment, not this one's.
+    assert {r["status"] for r in first} == {"delivered now"} and {r["status"] for r in again} == {"delivered earlier"}
+    when = {r["recipient"]: r["delivered_at"] for r in first}
+    assert all(when[r["recipient"]] == r["delivered_at"] and r["delivered_at"].endswith("+00:00") for r in again)
     assert len(smtp.messages) == len(packets)
     assert len(_ledger(settings)) == len(packets)
     with get_engine(settings.database_url).connect() as conn:
@@ -168,6 +173,23 @@ def test_without_smtp_the_outbox_is_the_delivery_and_it_is_recorded(
     results = deliver_round(settings, round_id, kinds=("packet",))
     assert results and {r["channel"] for r in results} == {"outbox"} and all(r["delivered"] for r in results)
     assert not any(r["delivered"] for r in deliver_round(settings, round_id, kinds=("packet",)))
+
+
+@pytest.mark.full
+def test_a_document_another_run_is_delivering_is_reported_busy_in_words_not_as_sent_or_failed(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_REMATCH_SMTP", raising=False)
+    monkeypatch.delenv("REMATCH_SMTP_CONN_ID", raising=False)
+    round_id = _solved_round(settings, tmp_path)
+
+    def claimed_elsewhere(*_: Any) -> str:
+        raise Conflict("the delivery was claimed by another worker")
+
+    monkeypatch.setattr(SqlDeliveries, "claim", claimed_elsewhere)
+    results = deliver_round(settings, round_id, kinds=("packet",))
+    assert results and {(r["attempt"], r["delivered"], r["delivered_before"], r["delivered_at"]) for r in results} \
+        == {("busy", False, False, None)}
+    assert {r["status"] for r in results} == {"being delivered by another run at this moment"}
 
 
 @pytest.mark.full

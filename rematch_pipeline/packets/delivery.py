@@ -7,6 +7,7 @@ import html
 import logging
 import re
 from collections.abc import Collection
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -115,14 +116,22 @@ def _refusal(doc: Document) -> str | None:
     return None
 
 
-def _outcome(doc: Document, channel: str, attempt: str, **extra: str) -> dict[str, Any]:
+# What each attempt came to, in words for the reader of the JSON (`attempt` is the ledger's word for it).
+STATUS = {"new": "delivered now", "retry": "delivered now (an earlier attempt was interrupted)",
+          "done": "delivered earlier", "busy": "being delivered by another run at this moment",
+          "refused": "not delivered"}
+
+
+def _outcome(doc: Document, channel: str, attempt: str, delivered_at: datetime | None = None,
+             **extra: str) -> dict[str, Any]:
     """What became of one document on one channel, as the CLI and the DAG report it (never the recipient's id).
 
     `delivered`: by this run; `delivered_before`: by an earlier one (attempt "done"), so a reader of the JSON does not
-    take a document sent last week for one that never went out."""
+    take a document sent last week for one that never went out; `status` says it in words, `delivered_at` when."""
     return {"document": doc.kind, "round_id": doc.round_id, "recipient": doc.label, "version": doc.version,
             "channel": channel, "delivered": False, "delivered_before": attempt == "done", "attempt": attempt,
-            **extra}
+            "status": STATUS[attempt] if attempt in ("done", "busy", "refused") else "not yet delivered",
+            "delivered_at": None if delivered_at is None else delivered_at.isoformat(), **extra}
 
 
 def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cli",
@@ -138,12 +147,12 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
         missing = not doc.pdf_path.is_file() or not doc.html_path.is_file()
         if missing:
             with reading(settings) as uow:
-                delivered_before = uow.deliveries.status(doc, channel) == "delivered"
-            if delivered_before:
+                delivered_at = uow.deliveries.delivered_at(doc, channel)
+            if delivered_at is not None:
                 # Delivered before retention deleted the files: not delivered twice, but nobody should miss it.
                 log.warning("%s %s/%s v%d was delivered, but its files are gone (retention); render the round "
                             "again to restore them", doc.kind, doc.round_id, doc.label, doc.version)
-                results.append(_outcome(doc, channel, "done", files="missing"))
+                results.append(_outcome(doc, channel, "done", delivered_at, files="missing"))
                 continue
         # Refused, and said so; the other documents still go out (an erasure deletes one packet's files).
         refusal = MISSING if missing else _refusal(doc)
@@ -151,12 +160,15 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
             log.warning("%s %s/%s v%d not delivered: %s", doc.kind, doc.round_id, doc.label, doc.version, refusal)
             results.append(_outcome(doc, channel, "refused", reason=refusal))
             continue
+        earlier = None
         try:
             with unit_of_work(settings) as uow:
                 claim = uow.deliveries.claim(doc, channel, settings.clock.now())
+                if claim == "done":
+                    earlier = uow.deliveries.delivered_at(doc, channel)
         except Conflict:
             claim = "busy"  # another worker claimed it this instant; it delivers
-        outcome = _outcome(doc, channel, claim)
+        outcome = _outcome(doc, channel, claim, earlier)
         if claim in ("done", "busy"):
             results.append(outcome)
             continue
@@ -171,7 +183,7 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
             uow.audit(actor, f"{doc.kind}_delivered", f"{doc.round_id}/{doc.label}",
                       {"version": doc.version, "channel": channel, "sha256": doc.sha256}, at)
         log.info("%s %s/%s v%d delivered (%s)", doc.kind, doc.round_id, doc.label, doc.version, channel)
-        outcome["delivered"] = True
+        outcome.update(delivered=True, status=STATUS[claim], delivered_at=at.isoformat())
         results.append(outcome)
     return results
 
