@@ -11,12 +11,13 @@ from openpyxl import load_workbook
 
 from rematch_pipeline.cli import build_parser, main
 from rematch_pipeline.config import shipped_policy
+from rematch_pipeline.reports.charts import signed
 from rematch_pipeline.simulation import LOOK_AHEAD_WEIGHT, PLANS
 from rematch_pipeline.simulation.arrivals import generate_weeks, municipality_ags
 from rematch_pipeline.simulation.command import look_ahead_weight
 from rematch_pipeline.simulation.report import summary_lines
 from rematch_pipeline.simulation.runner import SimulationParameters
-from rematch_pipeline.simulation.whatif import gave_way, variant_parameters
+from rematch_pipeline.simulation.whatif import change_note, gave_way, variant_parameters
 
 START = date(2026, 11, 23)
 BASE = SimulationParameters(weeks=4, arrivals_per_week=6, municipalities=3, seed=4, start=START)
@@ -117,6 +118,23 @@ def test_the_report_names_beside_a_variant_only_the_changes_its_name_does_not_sa
     assert gave_way(no_look_ahead) == {}  # not "look-ahead-rounds None": the rounds ahead are simply unused
 
 
+def test_the_report_names_each_change_with_the_value_it_replaced() -> None:
+    more_declines = {"variant": "decline-share=0.4", "changed": {"decline-share": 0.4, "accept-share": 0.6},
+                     "was": {"decline-share": 0.1, "accept-share": 0.8}}
+    assert change_note(more_declines) == "(decline-share 0.1 → 0.4; and so accept-share 0.8 → 0.6)"
+    added = {"variant": "add=01002000:units_1_room=1; round-every=2", "was": {"add": [], "round-every": 1},
+             "changed": {"add": [["01002000", "units_1_room", 1]], "round-every": 2}}
+    assert change_note(added) == "(round-every 1 → 2)"  # the added capacity as the variant's name says it
+    no_look_ahead = {"variant": "look-ahead-weight=0", "changed": {"look-ahead-weight": 0.0, "look-ahead-rounds": None},
+                     "was": {"look-ahead-weight": 10.0, "look-ahead-rounds": 4}}
+    assert change_note(no_look_ahead) == "(look-ahead-weight 10 → 0)"
+    assert change_note({"variant": "without changes"}) == ""
+
+
+def test_a_change_in_persons_reads_with_a_minus_sign_not_a_hyphen() -> None:
+    assert [signed(v) for v in (5, -5, 0, -1234)] == ["+5", "\u22125", "0", "\u22121,234"]
+
+
 @pytest.mark.slow
 def test_what_if_runs_each_variant_beside_the_base_in_one_summary_and_report(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -127,11 +145,12 @@ def test_what_if_runs_each_variant_beside_the_base_in_one_summary_and_report(
                  "--seed", "4", "--start", START.isoformat(), "--accept-share", "1", "--decline-share", "0",
                  "--what-if", "round-every=2",
                  "--what-if", f"add={ags}:units_1_room=10;add={ags}:places_persons=10",
-                 "--json", "--out", str(tmp_path)]) == 0
+                 "--what-if", "look-ahead-weight=0", "--json", "--out", str(tmp_path)]) == 0
     summary = json.loads(capsys.readouterr().out)
     rows = summary["what_if"]
     assert [r["variant"] for r in rows] == ["without changes", "round-every=2",
-                                            f"add={ags}:units_1_room=10;add={ags}:places_persons=10"]
+                                            f"add={ags}:units_1_room=10;add={ags}:places_persons=10",
+                                            "look-ahead-weight=0"]
     assert rows[0]["persons_placed"] == summary["persons_placed"]
     assert rows[1]["parameters"]["round_every_weeks"] == 2 and rows[1]["changed"] == {"round-every": 2}
     assert rows[2]["persons_placed_change"]["myopic"] == (rows[2]["persons_placed"]["myopic"]
@@ -141,11 +160,15 @@ def test_what_if_runs_each_variant_beside_the_base_in_one_summary_and_report(
     # More places at one municipality never place fewer persons in hindsight.
     assert rows[2]["persons_placed"]["hindsight"] >= rows[0]["persons_placed"]["hindsight"]
     html = (tmp_path / "simulation_report.html").read_text(encoding="utf-8")
-    assert "What if" in html and "round-every=2" in html and "(and so round-every 2)" not in html
-    # Each variant shows both policies, each with its own waits (the planner compares them side by side).
+    assert "What if" in html and "round-every=2 <span class=\"note\">(round-every 1 → 2)</span>" in html
+    # Each variant shows both policies, each with its own waits (the planner compares them side by side); one that
+    # did not look ahead says so in the look-ahead's row rather than leave it out.
     what_if = html[html.index('<h2 id="what-if">'):]
     what_if = what_if[:what_if.index("</table>")]
-    assert what_if.count("<td>myopic rounds</td>") == what_if.count("<td>rounds that look ahead</td>") == 3
+    assert what_if.count("<td>myopic rounds</td>") == what_if.count("<td>rounds that look ahead</td>") == 4
+    assert what_if.count("not run (look-ahead weight 0)") == 1
     lines = summary_lines(summary)
     assert sum(line.startswith(("what if ", "the simulation above, without changes: "))
                and line.count("longest wait beside a free place") == 2 for line in lines) == 3
+    assert any(line.startswith("what if look-ahead-weight=0 (look-ahead-weight 10 → 0): ")
+               and line.endswith("rounds that look ahead not run (look-ahead weight 0)") for line in lines)

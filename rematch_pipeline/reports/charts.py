@@ -52,6 +52,13 @@ def number(value: Any, decimals: int = 2) -> str:
     return text
 
 
+def signed(value: Any) -> str:
+    """A change with its sign: `+5`, `−5` (a minus sign, not a hyphen), `0`."""
+    if value is None:
+        return NONE
+    return ("+" if value > 0 else "\u2212" if value < 0 else "") + number(abs(value))
+
+
 def count(value: Any) -> str:
     """Persons, households, rows: whole numbers with thousands separators (a fractional count keeps 2 decimals)."""
     return number(value)

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from rematch_pipeline.packets.render import document_environment, write_atomic
-from rematch_pipeline.reports.charts import Series, count, counted, hbar_chart, number, percent
+from rematch_pipeline.reports.charts import Series, count, counted, hbar_chart, number, percent, signed
 from rematch_pipeline.reports.round_report import DIMENSION_LABELS, PHASE_LABELS, TEMPLATE_DIR
 from rematch_pipeline.simulation import WITHOUT_CHANGES
-from rematch_pipeline.simulation.whatif import gave_way
+from rematch_pipeline.simulation.whatif import change_note
 
 JSON_FILE = "simulation.json"
 HTML_FILE = "simulation_report.html"
@@ -20,7 +20,7 @@ WHAT_IF_POLICIES = tuple(POLICY_NAMES.items())
 FILL_SHOWN = 30  # municipalities in the fill chart: all of a small run, the least filled of a large one
 
 _ENV = document_environment(TEMPLATE_DIR)
-_ENV.filters.update(count=count, number=number, percent=percent)
+_ENV.filters.update(count=count, number=number, percent=percent, signed=signed)
 
 
 def summary_json(summary: dict[str, Any]) -> str:
@@ -50,21 +50,28 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         wait = part["totals"]["wait_weeks"]
         lines += [
             f"{name}: households still waiting at the end: {count(part['totals']['households_waiting_at_end'])}; "
-            f"weeks a household waited for its place, from the round it arrived for (all households; those still "
-            f"waiting: so far): mean {number(wait['mean'])}, 90th percentile {number(wait['p90'])}, "
+            f"weeks each household waited for its place, counted from the round it arrived for (a household still "
+            f"waiting: its weeks so far): mean {number(wait['mean'])}, 90th percentile {number(wait['p90'])}, "
             f"max {number(wait['max'])}",
             f"{name}: longest wait while a place the household could take stayed free: "
             f"{counted(part['max_wait_weeks_with_free_place'], 'week')}",
         ]
-    for row in summary.get("what_if") or []:
+    rows = summary.get("what_if") or []
+    for row in rows:
         p, r, free = row["persons_placed"], row["ratio_to_hindsight"], row["max_wait_weeks_with_free_place_by_policy"]
-        shown = [(key, name) for key, name in WHAT_IF_POLICIES if p.get(key) is not None]
         name = ("the simulation above, without changes" if row["variant"] == WITHOUT_CHANGES
-                else f"what if {row['variant']}")
-        lines.append(f"{name}: hindsight {count(p['hindsight'])}; "
-                     + "; ".join(f"{name} {count(p[key])} ({percent(r[key])}), longest wait beside a free place "
-                                 f"{counted(free[key], 'week')}" for key, name in shown))
+                else f"what if {row['variant']} {change_note(row)}".rstrip())
+        lines.append(f"{name}: hindsight {count(p['hindsight'])}; " + "; ".join(
+            f"{name} {count(p[key])} ({percent(r[key])}), longest wait beside a free place "
+            f"{counted(free[key], 'week')}" if p.get(key) is not None
+            else f"{name} {(row.get('absent') or {}).get(key, 'not run')}" for key, name in ran_policies(rows)))
     return lines
+
+
+def ran_policies(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The policies some what-if row ran (key, name): a row without one of them says why rather than leave it out."""
+    return [(key, name) for key, name in WHAT_IF_POLICIES if any(r["persons_placed"].get(key) is not None
+                                                                 for r in rows)]
 
 
 # The timing line's steps of a run of weekly rounds, in the order they run (keys of `SimulationRun.timings`).
@@ -113,7 +120,8 @@ def _context(summary: dict[str, Any]) -> dict[str, Any]:
     exhausted = sorted({d for w in weeks for d in w["exhausted"]}, key=list(DIMENSION_LABELS).index)
     return {
         "summary": summary, "lines": summary_lines(summary), "weeks": weeks, "labels": labels, "ahead": ahead,
-        "compared": compared, "what_if_policies": WHAT_IF_POLICIES, "gave_way": gave_way,
+        "compared": compared, "what_if_policies": ran_policies(summary.get("what_if") or []),
+        "change_note": change_note,
         "dimension_labels": DIMENSION_LABELS, "exhausted_dims": exhausted,
         "fill_note": "" if len(shown) == len(fill) else f"the {len(shown)} least filled of {len(fill)} municipalities",
         "policy_chart": hbar_chart("Persons placed over the horizon, per policy", [p for p, _ in policies],

@@ -63,8 +63,32 @@ def gave_way(row: dict[str, Any]) -> dict[str, Any]:
     """The changes of a what-if row its name does not say (the accept share under more declines): the report names
     these beside the variant, not again the ones the planner wrote, nor a setting the change left unused (the
     rounds ahead of a run without look-ahead)."""
-    named = {part.partition("=")[0].strip() for part in str(row["variant"]).split(";")}
+    named = _named(row)
     return {k: v for k, v in (row.get("changed") or {}).items() if k not in named and v is not None}
+
+
+def change_note(row: dict[str, Any]) -> str:
+    """Beside a variant's name, for people: each change with the value it replaced ("round-every 1 → 2"), then those
+    its name does not say ("and so accept-share 0.8 → 0.6"); added capacity only as the name says it, a setting the
+    change left unused not at all. Empty for the simulation without changes."""
+    was, named, so = row.get("was") or {}, _named(row), gave_way(row)
+    said = [_change(k, was.get(k), v) for k, v in (row.get("changed") or {}).items()
+            if k in named and k != ADD and v is not None]
+    text = ", ".join(said)
+    if so:
+        text += ("; " if text else "") + "and so " + ", ".join(_change(k, was.get(k), v) for k, v in so.items())
+    return f"({text})" if text else ""
+
+
+def _named(row: dict[str, Any]) -> set[str]:
+    return {part.partition("=")[0].strip() for part in str(row["variant"]).split(";")}
+
+
+def _change(key: str, before: Any, after: Any) -> str:
+    def shown(value: Any) -> str:
+        # None: the run took the policy's value (the rounds ahead).
+        return "the policy's" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{key} {shown(before)} → {shown(after)}"
 
 
 def key_figures(name: str, summary: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +102,7 @@ def key_figures(name: str, summary: dict[str, Any]) -> dict[str, Any]:
         "wait_weeks": {"myopic": summary["totals"]["wait_weeks"],
                        "look_ahead": ahead["totals"]["wait_weeks"] if ahead else None},
         "max_wait_weeks_with_free_place_by_policy": summary["max_wait_weeks_with_free_place_by_policy"],
+        "absent": summary.get("absent") or {},  # a policy the variant did not run, and why
     }
 
 
@@ -93,6 +118,7 @@ def what_if(base_summary: dict[str, Any], variants: Sequence[tuple[str, Simulati
         # Every parameter the variant changed, including those that gave way (accept share under more declines),
         # named as the planner named it (the option, or `add`).
         row["changed"] = {NAMES.get(k, k): v for k, v in row["parameters"].items() if v != base.get(k)}
+        row["was"] = {NAMES.get(k, k): base.get(k) for k, v in row["parameters"].items() if v != base.get(k)}
         row["persons_placed_change"] = {
             k: None if v is None or rows[0]["persons_placed"].get(k) is None else v - rows[0]["persons_placed"][k]
             for k, v in row["persons_placed"].items()}
