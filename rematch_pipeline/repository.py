@@ -409,8 +409,8 @@ class SqlRounds:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    """Instants are stored in UTC; SQLite gives them back without their zone."""
-    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+    """Instants are stored in UTC; SQLite gives them back without their zone, and any zone is UTC here."""
+    return value if value is None else value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _offer(r: Any) -> MatchOffer:

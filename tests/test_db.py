@@ -146,3 +146,20 @@ def test_a_rematch_home_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
     with pytest.raises(NotADirectoryError, match="REMATCH_HOME needs a folder"):
         Settings(home=home, database_url=url, clock=ManualClock(TEST_NOW)).ensure_dirs()
     assert home.read_text() == "not a folder"
+
+
+def test_instants_come_back_in_utc_whatever_the_clients_time_zone(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from rematch_pipeline.repository import _utc
+
+    berlin = datetime(2026, 12, 5, 20, 0, tzinfo=timezone(timedelta(hours=1)))
+    assert _utc(berlin) == berlin and _utc(berlin).isoformat() == "2026-12-05T19:00:00+00:00"  # type: ignore[union-attr]
+    assert _utc(datetime(2026, 12, 5, 19, 0)) == datetime(2026, 12, 5, 19, 0, tzinfo=UTC)
+    if not db_url.startswith("postgresql"):
+        return  # SQLite keeps no zone: `_utc` above is all there is
+    monkeypatch.setenv("PGTZ", "Europe/Berlin")
+    with get_engine.__wrapped__(db_url).connect() as conn:  # a new engine, so a new connection under PGTZ
+        assert conn.execute(text("SHOW timezone")).scalar() == "UTC"
+        at = conn.execute(text("SELECT TIMESTAMPTZ '2026-12-05 19:00:00+00'")).scalar()
+    assert at.utcoffset() == timedelta(0)

@@ -62,7 +62,19 @@ def get_engine(url: str, busy_timeout_s: float = DEFAULT_SQLITE_BUSY_TIMEOUT_S) 
         # Never the URL itself in the message: it may hold a password.
         raise ValueError("REMATCH_DATABASE_URL must name a PostgreSQL database (postgresql://user:password@host/db) "
                          "or an SQLite file (sqlite:///path); it names another kind")
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+    @event.listens_for(engine, "connect")
+    def _utc_session(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        # Instants are read back in UTC whatever the server's or the client's (PGTZ) time zone: outputs say +00:00
+        # on both backends, and a timestamp cast to a date is the UTC date, as on SQLite. (Not in the URL's
+        # `options`: those may carry the operator's own settings.)
+        cur = dbapi_conn.cursor()
+        cur.execute("SET TIME ZONE 'UTC'")
+        cur.close()
+        dbapi_conn.commit()
+
+    return engine
 
 
 def cannot_connect(exc: BaseException) -> bool:
