@@ -280,15 +280,21 @@ def cmd_packets_deliver(args: argparse.Namespace, settings: Settings) -> int:
     from rematch_pipeline.reports.charts import counted
 
     results = deliver_round(settings, args.round_id)
-    lines, before = [], 0
+    lines = []
     for r in results:  # named one by one only when something happened to them now
         if r["delivered"] or r["attempt"] == "refused":
             lines.append(f"{r['document']} {r['recipient']} v{r['version']} via {r['channel']}: "
                          + ("delivered" if r["delivered"] else f"NOT delivered: {r['reason']}"))
-        else:
-            before += 1
+    before = [r for r in results if r["delivered_before"]]
     if before:
-        lines.append(f"{counted(before, 'document')} already delivered")
+        gone = sum(r.get("files") == "missing" for r in before)
+        lines.append(f"{counted(len(before), 'document')} already delivered, the last on "
+                     f"{max(r['delivered_at'] for r in before)[:16].replace('T', ' ')} UTC"
+                     + (f" ({gone} of them without their files now: render the round again to restore them)"
+                        if gone else ""))
+    busy = sum(r["attempt"] == "busy" for r in results)
+    if busy:
+        lines.append(f"{counted(busy, 'document')} being delivered by another run at this moment")
     _print(results, args.json, "\n".join(lines) or "nothing rendered to deliver")
     return 2 if any(r["attempt"] == "refused" for r in results) else 0
 

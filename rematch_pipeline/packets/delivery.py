@@ -150,8 +150,8 @@ def deliver_documents(settings: Settings, docs: list[Document], actor: str = "cl
                 delivered_at = uow.deliveries.delivered_at(doc, channel)
             if delivered_at is not None:
                 # Delivered before retention deleted the files: not delivered twice, but nobody should miss it.
-                log.warning("%s %s/%s v%d was delivered, but its files are gone (retention); render the round "
-                            "again to restore them", doc.kind, doc.round_id, doc.label, doc.version)
+                log.warning("%s %s/%s v%d was delivered, but its files are gone (retention or an erasure); render "
+                            "the round again to restore them", doc.kind, doc.round_id, doc.label, doc.version)
                 results.append(_outcome(doc, channel, "done", delivered_at, files="missing"))
                 continue
         # Refused, and said so; the other documents still go out (an erasure deletes one packet's files).
