@@ -17,7 +17,7 @@ from rematch_pipeline.simulation.arrivals import generate_weeks, municipality_ag
 from rematch_pipeline.simulation.command import look_ahead_weight
 from rematch_pipeline.simulation.report import summary_lines
 from rematch_pipeline.simulation.runner import SimulationParameters
-from rematch_pipeline.simulation.whatif import change_note, gave_way, variant_parameters
+from rematch_pipeline.simulation.whatif import _base_value, change_note, gave_way, variant_parameters
 
 START = date(2026, 11, 23)
 BASE = SimulationParameters(weeks=4, arrivals_per_week=6, municipalities=3, seed=4, start=START)
@@ -129,6 +129,25 @@ def test_the_report_names_each_change_with_the_value_it_replaced() -> None:
                      "was": {"look-ahead-weight": 10.0, "look-ahead-rounds": 4}}
     assert change_note(no_look_ahead) == "(look-ahead-weight 10 → 0)"
     assert change_note({"variant": "without changes"}) == ""
+    # In the order the planner wrote them; numbers as written, neither rounded nor in exponent form.
+    both = {"variant": "round-every=2;accept-share=0.3333333;look-ahead-weight=999999.5",
+            "changed": {"accept-share": 0.3333333, "look-ahead-weight": 999999.5, "round-every": 2},
+            "was": {"accept-share": 0.8, "look-ahead-weight": 10.0, "round-every": 1}}
+    assert change_note(both) == "(round-every 1 → 2, accept-share 0.8 → 0.3333333, look-ahead-weight 10 → 999999.5)"
+    # A variant that changes nothing says so, rather than look like a name without its note.
+    assert change_note({"variant": "decline-share=0.1", "changed": {}, "was": {}}) == "(the same as without changes)"
+
+
+def test_a_setting_the_base_left_to_the_policy_is_named_by_the_value_the_policy_gave_it() -> None:
+    base = {"parameters": {"look_ahead_rounds": None, "round_every_weeks": 1},
+            "look_ahead": {"policy": {"look_ahead_rounds": 4}}, "policy": {"look_ahead_rounds": 4}}
+    assert _base_value(base, "look_ahead_rounds") == 4 and _base_value(base, "round_every_weeks") == 1
+
+
+def test_a_what_if_naming_a_setting_twice_is_refused_not_run_with_the_last_value() -> None:
+    base = SimulationParameters(weeks=2, arrivals_per_week=4, municipalities=2, seed=1, start=START)
+    with pytest.raises(ValueError, match="round-every is named twice"):
+        variant_parameters(base, "round-every=2;round-every=4")
 
 
 def test_a_change_in_persons_reads_with_a_minus_sign_not_a_hyphen() -> None:

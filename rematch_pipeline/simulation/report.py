@@ -45,7 +45,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.append(f"persons placed (accepted), {POLICY_NAMES['look_ahead']} ({_options(ahead['policy'])}): "
                      f"{count(placed['look_ahead'])} ({percent(ratio['look_ahead'])} of hindsight)")
     else:
-        lines.append(f"{POLICY_NAMES['look_ahead']}: absent (" + summary["absent"]["look_ahead"] + ")")
+        lines.append(f"{POLICY_NAMES['look_ahead']}: " + summary["absent"]["look_ahead"])
     for name, part in [(POLICY_NAMES["myopic"], summary), *([(POLICY_NAMES["look_ahead"], ahead)] if ahead else [])]:
         wait = part["totals"]["wait_weeks"]
         lines += [

@@ -28,6 +28,8 @@ def variant_parameters(base: SimulationParameters, spec: str) -> SimulationParam
         if not sep or not value:
             raise ValueError(f"what-if {spec!r}: each change is KEY=VALUE, KEY one of "
                              f"{', '.join([*CHANGES, ADD])}")
+        if key in CHANGES and CHANGES[key][0] in changes:
+            raise ValueError(f"what-if {spec!r}: {key} is named twice; give it once")
         if key == ADD:
             ags, _, rest = value.partition(":")
             column, _, amount = rest.partition("=")
@@ -68,26 +70,34 @@ def gave_way(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def change_note(row: dict[str, Any]) -> str:
-    """Beside a variant's name, for people: each change with the value it replaced ("round-every 1 → 2"), then those
-    its name does not say ("and so accept-share 0.8 → 0.6"); added capacity only as the name says it, a setting the
-    change left unused not at all. Empty for the simulation without changes."""
+    """Beside a variant's name, for people: each change with the value it replaced ("round-every 1 → 2"), in the
+    order the planner wrote them, then those its name does not say ("and so accept-share 0.8 → 0.6"); added capacity
+    only as the name says it, a setting the change left unused not at all. Empty for the simulation without changes;
+    a variant that changed nothing says so."""
+    if row["variant"] == WITHOUT_CHANGES:
+        return ""
     was, named, so = row.get("was") or {}, _named(row), gave_way(row)
-    said = [_change(k, was.get(k), v) for k, v in (row.get("changed") or {}).items()
-            if k in named and k != ADD and v is not None]
+    changed = row.get("changed") or {}
+    said = [_change(k, was.get(k), changed[k]) for k in named if k in changed and k != ADD and changed[k] is not None]
     text = ", ".join(said)
     if so:
         text += ("; " if text else "") + "and so " + ", ".join(_change(k, was.get(k), v) for k, v in so.items())
+    if not changed:
+        text = "the same as without changes"
     return f"({text})" if text else ""
 
 
-def _named(row: dict[str, Any]) -> set[str]:
-    return {part.partition("=")[0].strip() for part in str(row["variant"]).split(";")}
+def _named(row: dict[str, Any]) -> list[str]:
+    """The keys of a variant's changes, in the order written."""
+    return list(dict.fromkeys(part.partition("=")[0].strip() for part in str(row["variant"]).split(";")))
 
 
 def _change(key: str, before: Any, after: Any) -> str:
     def shown(value: Any) -> str:
-        # None: the run took the policy's value (the rounds ahead).
-        return "the policy's" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+        if isinstance(value, float):  # as written: 0.3333333 stays, 10.0 is 10 (no rounding, no exponent)
+            text = repr(value)
+            return text[:-2] if text.endswith(".0") else text
+        return "the policy's" if value is None else str(value)
     return f"{key} {shown(before)} → {shown(after)}"
 
 
@@ -106,6 +116,15 @@ def key_figures(name: str, summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _base_value(summary: dict[str, Any], name: str) -> Any:
+    """A parameter of the base run; one it left to the policy (the rounds ahead) as the policy ran it."""
+    value = summary["parameters"].get(name)
+    if value is None:
+        ran = (summary.get("look_ahead") or {}).get("policy") or summary.get("policy") or {}
+        value = ran.get(name)
+    return value
+
+
 def what_if(base_summary: dict[str, Any], variants: Sequence[tuple[str, SimulationParameters]],
             policy: Policy | None = None) -> list[dict[str, Any]]:
     """The base run's key figures, then each variant's: every variant a whole simulation of its own, on the same seed,
@@ -118,7 +137,8 @@ def what_if(base_summary: dict[str, Any], variants: Sequence[tuple[str, Simulati
         # Every parameter the variant changed, including those that gave way (accept share under more declines),
         # named as the planner named it (the option, or `add`).
         row["changed"] = {NAMES.get(k, k): v for k, v in row["parameters"].items() if v != base.get(k)}
-        row["was"] = {NAMES.get(k, k): base.get(k) for k, v in row["parameters"].items() if v != base.get(k)}
+        row["was"] = {NAMES.get(k, k): _base_value(base_summary, k) for k, v in row["parameters"].items()
+                      if v != base.get(k)}
         row["persons_placed_change"] = {
             k: None if v is None or rows[0]["persons_placed"].get(k) is None else v - rows[0]["persons_placed"][k]
             for k, v in row["persons_placed"].items()}
