@@ -288,8 +288,9 @@ def cmd_packets_deliver(args: argparse.Namespace, settings: Settings) -> int:
     before = [r for r in results if r["delivered_before"]]
     if before:
         gone = sum(r.get("files") == "missing" for r in before)
-        lines.append(f"{counted(len(before), 'document')} already delivered, the last on "
-                     f"{max(r['delivered_at'] for r in before)[:16].replace('T', ' ')} UTC"
+        times = [r["delivered_at"] for r in before if r["delivered_at"]]  # ISO in UTC: they sort as times do
+        lines.append(f"{counted(len(before), 'document')} already delivered"
+                     + (f", the last on {max(times)[:16].replace('T', ' ')} UTC" if times else "")
                      + (f" ({gone} of them without their files now: render the round again to restore them)"
                         if gone else ""))
     busy = sum(r["attempt"] == "busy" for r in results)
