@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from rematch_pipeline.clock import as_utc
 from rematch_pipeline.config import Settings, exported_policy
 from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.forms import safe_text
@@ -53,7 +54,7 @@ def _iso(value: Any) -> Any:
     """A date as an ISO date; a moment as ISO 8601 in UTC with its offset (every moment is stored in UTC, and SQLite
     gives it back without one)."""
     if isinstance(value, datetime):
-        return (value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)).isoformat()
+        return as_utc(value).isoformat()
     return value.isoformat() if isinstance(value, date) else value
 
 

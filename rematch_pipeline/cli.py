@@ -276,7 +276,7 @@ def cmd_packets_render(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_packets_deliver(args: argparse.Namespace, settings: Settings) -> int:
-    from rematch_pipeline.packets.delivery import deliver_round
+    from rematch_pipeline.packets.delivery import STATUS, deliver_round
     from rematch_pipeline.reports.charts import counted
 
     results = deliver_round(settings, args.round_id)
@@ -295,7 +295,7 @@ def cmd_packets_deliver(args: argparse.Namespace, settings: Settings) -> int:
                         if gone else ""))
     busy = sum(r["attempt"] == "busy" for r in results)
     if busy:
-        lines.append(f"{counted(busy, 'document')} being delivered by another run at this moment")
+        lines.append(f"{counted(busy, 'document')} {STATUS['busy']}")
     _print(results, args.json, "\n".join(lines) or "nothing rendered to deliver")
     return 2 if any(r["attempt"] == "refused" for r in results) else 0
 

@@ -95,4 +95,10 @@ def _utc(at: datetime | date) -> datetime:
         return datetime(at.year, at.month, at.day, 9, tzinfo=UTC)
     if at.tzinfo is None:
         raise ValueError("a clock needs a timezone-aware time")
-    return at.astimezone(UTC)
+    return as_utc(at)
+
+
+def as_utc(at: datetime) -> datetime:
+    """The instant in UTC. Every instant is stored in UTC, and SQLite gives it back without its zone, so a time
+    without one is taken as UTC."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -15,6 +15,7 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from rematch_pipeline import store
+from rematch_pipeline.clock import as_utc
 from rematch_pipeline.db import tables as t
 from rematch_pipeline.domain import (
     PENDING,
@@ -409,8 +410,7 @@ class SqlRounds:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    """Instants are stored in UTC; SQLite gives them back without their zone, and any zone is UTC here."""
-    return value if value is None else value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return None if value is None else as_utc(value)
 
 
 def _offer(r: Any) -> MatchOffer:
