@@ -138,6 +138,22 @@ def test_the_report_names_each_change_with_the_value_it_replaced() -> None:
     assert change_note({"variant": "decline-share=0.1", "changed": {}, "was": {}}) == "(the same as without changes)"
 
 
+def test_a_change_to_the_answer_shares_names_the_share_left_unanswered_when_it_changes_too() -> None:
+    # Fewer declines with the accept share as it was: the offers nobody answers grow, though nobody named them.
+    fewer_declines = {"variant": "decline-share=0.05", "changed": {"decline-share": 0.05},
+                      "was": {"decline-share": 0.1}, "parameters": {"accept_share": 0.8, "decline_share": 0.05}}
+    assert change_note(fewer_declines) == "(decline-share 0.1 → 0.05; and so no-answer share 0.1 → 0.15)"
+    more_declines = {"variant": "decline-share=0.4", "changed": {"decline-share": 0.4, "accept-share": 0.6},
+                     "was": {"decline-share": 0.1, "accept-share": 0.8},
+                     "parameters": {"accept_share": 0.6, "decline_share": 0.4}}
+    assert gave_way(more_declines) == {"accept-share": 0.6, "no-answer share": 0.0}
+    # Both shares moved so that the unanswered stay as they were: nothing more to say.
+    swapped = {"variant": "decline-share=0.2;accept-share=0.7", "changed": {"decline-share": 0.2, "accept-share": 0.7},
+               "was": {"decline-share": 0.1, "accept-share": 0.8},
+               "parameters": {"accept_share": 0.7, "decline_share": 0.2}}
+    assert change_note(swapped) == "(decline-share 0.1 → 0.2, accept-share 0.8 → 0.7)"
+
+
 def test_a_setting_the_base_left_to_the_policy_is_named_by_the_value_the_policy_gave_it() -> None:
     base = {"parameters": {"look_ahead_rounds": None, "round_every_weeks": 1},
             "look_ahead": {"policy": {"look_ahead_rounds": 4}}, "policy": {"look_ahead_rounds": 4}}
@@ -191,3 +207,17 @@ def test_what_if_runs_each_variant_beside_the_base_in_one_summary_and_report(
                and line.count("longest wait beside a free place") == 2 for line in lines) == 3
     assert any(line.startswith("what if look-ahead-weight=0 (look-ahead-weight 10 → 0): ")
                and line.endswith("rounds that look ahead not run (look-ahead weight 0)") for line in lines)
+
+
+@pytest.mark.slow
+def test_a_variant_that_looks_ahead_beside_a_base_that_did_not_says_why_it_has_no_change_to_show(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--no-progress", "simulate", "--weeks", "2", "--arrivals-per-week", "4", "--municipalities", "2",
+                 "--seed", "4", "--start", START.isoformat(), "--look-ahead-weight", "0",
+                 "--what-if", "look-ahead-weight=10", "--json", "--out", str(tmp_path)]) == 0
+    rows = json.loads(capsys.readouterr().out)["what_if"]
+    assert rows[1]["persons_placed"]["look_ahead"] is not None
+    assert rows[1]["persons_placed_change"]["look_ahead"] is None
+    html = (tmp_path / "simulation_report.html").read_text(encoding="utf-8")
+    what_if = html[html.index('<h2 id="what-if">'):]
+    assert what_if[:what_if.index("</table>")].count("the simulation without changes did not run this policy") == 1

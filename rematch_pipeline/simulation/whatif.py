@@ -15,6 +15,7 @@ from rematch_pipeline.simulation.runner import SimulationParameters, run_simulat
 # What a variant may change, named as `rematch simulate`'s options: the parameter and how its value is read.
 CHANGES: dict[str, tuple[str, Callable[[str], Any]]] = {plan.key: (plan.field, plan.read) for plan in PLANS}
 ADD = "add"  # add=AGS:column=N adds N of a capacity column to that municipality's first offer
+UNANSWERED = "no-answer share"  # 1 - accept share - decline share: named in notes, not a change a planner writes
 NAMES = {**{plan.field: plan.key for plan in PLANS}, "added_capacity": ADD}  # parameter -> what a planner writes
 
 
@@ -66,7 +67,25 @@ def gave_way(row: dict[str, Any]) -> dict[str, Any]:
     these beside the variant, not again the ones the planner wrote, nor a setting the change left unused (the
     rounds ahead of a run without look-ahead)."""
     named = _named(row)
-    return {k: v for k, v in (row.get("changed") or {}).items() if k not in named and v is not None}
+    so = {k: v for k, v in (row.get("changed") or {}).items() if k not in named and v is not None}
+    shares = _unanswered(row)
+    if shares:
+        so[UNANSWERED] = shares[1]
+    return so
+
+
+def _unanswered(row: dict[str, Any]) -> tuple[float, float] | None:
+    """The share of offers left unanswered before and after a variant's changes, when they changed it: it is what
+    the accept and decline shares leave, not a parameter, yet it changes with them."""
+    params, was = row.get("parameters") or {}, row.get("was") or {}
+    if not {"accept-share", "decline-share"} & set(row.get("changed") or {}) or "accept_share" not in params:
+        return None
+
+    def left(accept: float, decline: float) -> float:
+        return round(max(0.0, 1.0 - accept - decline), 6)
+    before = left(was.get("accept-share", params["accept_share"]), was.get("decline-share", params["decline_share"]))
+    after = left(params["accept_share"], params["decline_share"])
+    return None if after == before else (before, after)
 
 
 def change_note(row: dict[str, Any]) -> str:
@@ -76,7 +95,9 @@ def change_note(row: dict[str, Any]) -> str:
     a variant that changed nothing says so."""
     if row["variant"] == WITHOUT_CHANGES:
         return ""
-    was, named, so = row.get("was") or {}, _named(row), gave_way(row)
+    was, named, so = dict(row.get("was") or {}), _named(row), gave_way(row)
+    if UNANSWERED in so:
+        was[UNANSWERED] = (_unanswered(row) or (None, None))[0]
     changed = row.get("changed") or {}
     said = [_change(k, was.get(k), changed[k]) for k in named if k in changed and k != ADD and changed[k] is not None]
     text = ", ".join(said)
