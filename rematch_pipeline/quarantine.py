@@ -74,6 +74,8 @@ def describe(r: Mapping[str, Any]) -> str:
     """One quarantined entry as a statement: which file, where in it and what it holds, what is wrong; the rule's
     name for reference."""
     kind, kinds = _QUARANTINED_KIND.get(r["table_name"], (None, None))
+    if kind and r.get("case"):  # a case we hold (`Quarantine.listing`), never what the sender typed
+        kind += f" of case {r['case']}"
     field = f", field {r['field']}" if r.get("field") else ""
     if r["file"] == COMMAND_LINE:
         where = f"{kind or 'an entry'} given with `rematch decide`{field}"

@@ -551,13 +551,22 @@ class SqlQuarantine:
         q = (select(t.quarantine.c.id, t.raw_files.c.original_name.label("file"), t.raw_files.c.sha256,
                     t.quarantine.c.table_name, t.quarantine.c.sheet, t.quarantine.c.source_row, t.quarantine.c.field,
                     t.quarantine.c.rule, t.quarantine.c.message, t.quarantine.c.created_at,
-                    t.quarantine.c.resolved_at, t.quarantine.c.superseded_by)
+                    t.quarantine.c.resolved_at, t.quarantine.c.superseded_by, t.quarantine.c.record)
              # Outer: a decision refused at the command line (`rematch decide`) has no file but is kept here too.
              .outerjoin(t.raw_files, t.raw_files.c.id == t.quarantine.c.raw_file_id)
              .order_by(t.quarantine.c.id))
         if not include_resolved:
             q = q.where(t.quarantine.c.resolved_at.is_(None))
-        return [dict(r._mapping) for r in self.conn.execute(q)]
+        rows = [dict(r._mapping) for r in self.conn.execute(q)]
+        # A refused decision is named by its case, but only by one we hold: its case field is whatever the sender
+        # typed (a name, a note), and the record itself never leaves here.
+        typed = {r["id"]: str((r["record"] or {}).get("case_id") or "").strip() for r in rows
+                 if r["table_name"] == "decisions" and isinstance(r["record"], dict)}
+        h = t.households.c
+        known = {c for (c,) in self.conn.execute(select(h.case_id).where(
+            h.case_id.in_(sorted(set(typed.values()) - {""})), h.purged_at.is_(None)))} if typed else set()
+        return [{**{k: v for k, v in r.items() if k != "record"},
+                 "case": typed.get(r["id"]) if typed.get(r["id"]) in known else None} for r in rows]
 
     def add(self, *, raw_file_id: int | None, table_name: str, field: str | None, rule: str, message: str,
             record: Mapping[str, Any] | None, at: datetime, sheet: str | None = None,

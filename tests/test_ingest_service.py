@@ -252,6 +252,22 @@ def test_a_decision_refused_at_the_command_line_is_listed_in_the_quarantine(
     assert (row["file"], row["table_name"], row["resolved_at"]) == ("(rematch decide)", "decisions", None)
 
 
+def test_a_refused_decision_is_named_by_its_case_only_when_the_case_is_one_we_hold(
+        settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Rule: the case field is whatever the sender typed (it may be a name or a note); only a held case is named.
+    kobo = tmp_path / "kobo.xlsx"
+    kobo.write_bytes(x.kobo_xlsx([A], {"uuid-RM-A": x.family("head")}))
+    ingest_file(kobo, settings)
+    assert main(["decide", "RM-A", "R-2026-11-23", "accept"], settings=settings) == 2  # no such round
+    assert main(["decide", "Olena Petrenko, pregnant", "R-2026-11-23", "accept"], settings=settings) == 2
+    capsys.readouterr()
+    assert [r["case"] for r in list_quarantine(settings)] == ["RM-A", None]
+    assert main(["quarantine", "list"], settings=settings) == 0
+    out = capsys.readouterr().out
+    assert "a decision of case RM-A given with `rematch decide`" in out
+    assert "Olena" not in out and "pregnant" not in out
+
+
 def test_inbox_scan_lists_only_files_not_ingested_before(settings: Settings) -> None:
     (settings.inbox / "a.xlsx").write_bytes(x.kobo_xlsx([A], {"uuid-RM-A": x.family("head")}))
     (settings.inbox / "b.csv").write_bytes(x.capacity_csv([x.offer()]))
