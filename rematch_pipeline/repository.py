@@ -560,12 +560,12 @@ class SqlQuarantine:
         rows = [dict(r._mapping) for r in self.conn.execute(q)]
         # A refused decision is named by its case, but only by one we hold: its case field is whatever the sender
         # typed (a name, a note), and the record itself never leaves here.
-        typed = {r["id"]: str((r["record"] or {}).get("case_id") or "").strip() for r in rows
+        # Exactly as typed: " RM-A" was refused for its space, so naming it "RM-A" would hide why.
+        typed = {r["id"]: str((r["record"] or {}).get("case_id") or "") for r in rows
                  if r["table_name"] == "decisions" and isinstance(r["record"], dict)}
-        h, asked = t.households.c, sorted(set(typed.values()) - {""})
-        known = {c for i in range(0, len(asked), 500)  # in slices: a database limits the values one query binds
-                 for (c,) in self.conn.execute(select(h.case_id).where(h.case_id.in_(asked[i:i + 500]),
-                                                                      h.purged_at.is_(None)))}
+        h = t.households.c
+        known = {c for part in _chunks(sorted(set(typed.values()) - {""}))
+                 for (c,) in self.conn.execute(select(h.case_id).where(h.case_id.in_(part), h.purged_at.is_(None)))}
         return [{**{k: v for k, v in r.items() if k != "record"},
                  "case": typed.get(r["id"]) if typed.get(r["id"]) in known else None} for r in rows]
 

@@ -266,6 +266,14 @@ def test_a_refused_decision_is_named_by_its_case_only_when_the_case_is_one_we_ho
     out = capsys.readouterr().out
     assert "a decision of case RM-A given with `rematch decide`" in out
     assert "Olena" not in out and "pregnant" not in out
+    # A case typed with a space is refused for it: naming the case it resembles would hide why.
+    assert main(["decide", " RM-A", "R-2026-11-23", "accept"], settings=settings) == 2
+    assert list_quarantine(settings)[-1]["case"] is None
+    # The audit trail (exported to auditors) names the held case and not what was typed.
+    with get_engine(settings.database_url).connect() as conn:
+        details = [r.details for r in conn.execute(select(t.audit_events).where(
+            t.audit_events.c.event == "decision_rejected").order_by(t.audit_events.c.id))]
+    assert [d["case_id"] for d in details] == ["RM-A", None, None]
 
 
 def test_inbox_scan_lists_only_files_not_ingested_before(settings: Settings) -> None:
