@@ -374,7 +374,6 @@ def policy_with(policy: Policy, **changes: object) -> Policy:
 
 
 MAX_LOOK_AHEAD_ROUNDS = 52  # a year of weekly rounds: as far as an arrival mix stays current
-MAX_HOLD_WEEKS = 4  # policy look_ahead_hold_weeks: no household waits longer beside a place it could take
 MAX_WEIGHT = 1e6  # points: far above any useful weight, far below where floating-point sums lose persons
 
 
@@ -396,11 +395,6 @@ def validate_policy(policy: Policy, source: object = "policy") -> None:
             raise ValueError(f"{source}: {name} must be a number from 0 to {MAX_WEIGHT:,.0f} (0 switches {what} off)")
     if policy.look_ahead_method not in LOOK_AHEAD_METHODS:
         raise ValueError(f"{source}: look_ahead_method must be one of {', '.join(LOOK_AHEAD_METHODS)}")
-    hold = policy.look_ahead_hold_weeks
-    # At most the four weeks a household may wait beside a place it could take (issue 23's limit).
-    if isinstance(hold, bool) or not isinstance(hold, int) or not 0 <= hold <= MAX_HOLD_WEEKS:
-        raise ValueError(f"{source}: look_ahead_hold_weeks must be a whole number from 0 to {MAX_HOLD_WEEKS} "
-                         "(0 switches holding back off)")
     for name, most in (("look_ahead_rounds", MAX_LOOK_AHEAD_ROUNDS), ("look_ahead_samples", 20),
                        ("look_ahead_interval_days", 365)):
         value = getattr(policy, name)

@@ -140,10 +140,6 @@ class Policy:
     look_ahead_rounds: int
     look_ahead_interval_days: int  # the coming rounds' dates: an offer that expires before one serves none of it
     look_ahead_samples: int
-    # Holding back (optional, 0 = off; only with the look-ahead on): a household the look-ahead's plan leaves for
-    # later is left out of the round while it has waited fewer weeks than this, so persons placed now are no longer
-    # first for it (`look_ahead.hold_back`).
-    look_ahead_hold_weeks: int
     offer_response_days: int
     solver: SolverSettings  # how hard to search, as opposed to what a good match is
 
@@ -300,8 +296,8 @@ class UnmatchedReason:
     """Why a household was left unmatched, as codes and counts; the words are rendered from it. For a household that
     did not consent to share health details, its health or disability needs appear only as `health_need`."""
 
-    kind: str  # "no_valid_offer", "no_eligible", "capacity", "would_displace" or "held"
-    offers: int  # the round's offers (no_eligible) or the household's eligible offers (the others)
+    kind: str  # "no_valid_offer", "no_eligible", "capacity" or "would_displace"
+    offers: int  # the round's offers (no_eligible) or the household's eligible offers (capacity, would_displace)
     counts: tuple[tuple[str, int], ...] = ()  # (what excluded an offer or ran out there, at how many offers), in order
     missing_services: tuple[str, ...] = ()  # medical services no offer has (kept only with consent)
 

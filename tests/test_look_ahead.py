@@ -26,7 +26,7 @@ from rematch_pipeline.scenario import DEFAULT_ROUND_DATE, generate_scenario
 from rematch_pipeline.scenario_load import load_scenario
 from rematch_pipeline.snapshot import unpack
 from tests import exports as x
-from tests.factories import ROUND_DATE, adult, household, offer
+from tests.factories import ROUND_DATE, household, offer
 from tests.test_lifecycle import R1, R2, _ingest, _seed
 from tests.test_matching import placed
 
@@ -233,45 +233,10 @@ def test_the_look_ahead_term_is_named_in_every_letter_language_and_the_glossary(
     ("look_ahead_samples", 0), ("look_ahead_samples", 21), ("look_ahead_samples", "3"),
     ("look_ahead_interval_days", 0), ("look_ahead_interval_days", 366), ("look_ahead_interval_days", "7"),
     ("look_ahead_method", "duals"), ("look_ahead_method", 1), ("look_ahead_method", ""),
-    ("look_ahead_hold_weeks", -1), ("look_ahead_hold_weeks", 5), ("look_ahead_hold_weeks", True),
-    ("look_ahead_hold_weeks", "3"), ("look_ahead_hold_weeks", 1.5),
 ])
 def test_look_ahead_settings_out_of_range_are_refused_in_words(name: str, value: object) -> None:
     with pytest.raises(ValueError, match=name):
         validate_policy(policy_with(POLICY, **{name: value}))
-
-
-def _hold_case(waited_weeks: int) -> tuple[list[Household], list[CapacityOffer]]:
-    # Two municipalities, one 3-room unit each. The pool, and so the mix of the coming rounds: T (four persons) and
-    # S (one). Persons first, the round places both (5 persons). The LP over the pool and four coming rounds gives
-    # the unit T does not take to a coming T (0.95 x 4 persons against S's one): S is not in the plan.
-    big = household("T", members=tuple(adult() for _ in range(4)))
-    small = household("S", interview_date=ROUND_DATE - timedelta(weeks=waited_weeks))
-    return [big, small], [offer(NEAR, places=4, units=(0, 0, 1, 0)), offer(FAR, places=4, units=(0, 0, 1, 0))]
-
-
-@pytest.mark.parametrize("path", [{}, NATIONAL], ids=["pyomo", "national"])
-def test_holding_back_leaves_a_household_the_plan_gives_no_place_for_the_coming_rounds(path: dict) -> None:
-    # Rule: with look_ahead_hold_weeks above 0, a household the look-ahead's plan leaves out is not placed while it
-    # has waited fewer weeks than that; its reason says why. Off (the default) persons placed now come first.
-    pool, offers = _hold_case(waited_weeks=0)
-    off = _run(pool, offers, 10.0, **path)
-    assert set(placed(off)) == {"T", "S"} and off.persons_placed == 5 and "held_households" not in off.stats[
-        "look_ahead"]
-    held = _run(pool, offers, 10.0, look_ahead_hold_weeks=2, **path)
-    assert set(placed(held)) == {"T"} and held.persons_placed == 4
-    (why,) = held.unmatched
-    assert why.case_id == "S" and why.why.kind == "held" and why.why.offers == 2
-    assert why.reason.startswith("held back for the coming rounds")
-    ahead = held.stats["look_ahead"]
-    assert (ahead["hold_weeks"], ahead["held_households"], ahead["held_persons"]) == (2, 1, 1)
-    assert "held back for the coming rounds (policy look_ahead_hold_weeks 2): 1 household (1 person)" in \
-        look_ahead_line(ahead)
-    # The same household after two weeks of waiting is placed: nobody is held longer than the policy says.
-    pool, offers = _hold_case(waited_weeks=2)
-    assert set(placed(_run(pool, offers, 10.0, look_ahead_hold_weeks=2, **path))) == {"T", "S"}
-    # Without the look-ahead there is no plan, so nothing is held.
-    assert set(placed(_run(*_hold_case(0), 0.0, look_ahead_hold_weeks=2, **path))) == {"T", "S"}
 
 
 def test_each_coming_round_draws_at_most_future_draws_households(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -239,25 +239,12 @@ def test_look_ahead_rounds_without_a_look_ahead_run_are_refused_not_ignored() ->
 
 
 def test_a_what_if_without_look_ahead_drops_the_base_runs_rounds_ahead() -> None:
-    base = SimulationParameters(weeks=2, arrivals_per_week=1, municipalities=2, look_ahead_rounds=3,
-                                look_ahead_hold_weeks=2)
+    base = SimulationParameters(weeks=2, arrivals_per_week=1, municipalities=2, look_ahead_rounds=3)
     variant = variant_parameters(base, "look-ahead-weight=0")
     assert variant.look_ahead_weight == 0 and variant.look_ahead_rounds is None
-    assert variant.look_ahead_hold_weeks is None
     variant.check(shipped_policy())
     with pytest.raises(ValueError, match="look-ahead-rounds needs a look-ahead run"):
         variant_parameters(base, "look-ahead-weight=0;look-ahead-rounds=2").check(shipped_policy())
-    with pytest.raises(ValueError, match="look-ahead-hold needs a look-ahead run"):
-        variant_parameters(base, "look-ahead-weight=0;look-ahead-hold=2").check(shipped_policy())
-
-
-@pytest.mark.parametrize("weeks", [-1, 5])
-def test_holding_back_beyond_four_weeks_is_refused_before_any_run(weeks: int) -> None:
-    # Rule: no household waits more than four weeks beside a place it could take, so no policy holds one longer.
-    params = SimulationParameters(weeks=2, arrivals_per_week=1, municipalities=2, look_ahead_hold_weeks=weeks)
-    with pytest.raises(ValueError, match="look_ahead_hold_weeks must be a whole number from 0 to 4"):
-        params.check(shipped_policy())
-    assert variant_parameters(params, "look-ahead-hold=3").look_ahead_hold_weeks == 3
 
 
 def test_a_refused_simulation_names_the_option_not_the_field() -> None:

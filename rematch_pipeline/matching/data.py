@@ -21,7 +21,7 @@ from rematch_pipeline.domain import (
     demand_of,
     weeks_waiting,
 )
-from rematch_pipeline.matching.eligibility import ELIGIBLE, HELD, exclusion_codes, medical_mask
+from rematch_pipeline.matching.eligibility import ELIGIBLE, exclusion_codes, medical_mask
 from rematch_pipeline.matching.scoring import COMMUNITY_VALUE, CULTURE_VALUE, score_matrices
 from rematch_pipeline.matching.units import ROOM_TABLE
 
@@ -97,11 +97,6 @@ class MatchingData:
     @property
     def eligible(self) -> np.ndarray:
         return self.codes == ELIGIBLE
-
-    @property
-    def held(self) -> np.ndarray:
-        """(H,) households the look-ahead holds back this round (`look_ahead.hold_back`)."""
-        return (self.codes == HELD).any(axis=1) if self.codes.size else np.zeros(len(self.households), dtype=bool)
 
     @property
     def n_eligible(self) -> int:

@@ -10,12 +10,9 @@ from rematch_pipeline.matching.units import units_for
 # Exclusion codes in the order they are checked; the first that applies explains the exclusion.
 ELIGIBLE = 0
 NOT_VALID, DECLINED, NO_ACCESSIBLE, NO_MEDICAL, NO_PETS, TOO_SMALL, NO_ROOMS = range(1, 8)
-# Not a need: a pair the look-ahead holds back this round (`look_ahead.hold_back`), set after the checks above.
-HELD = 8
 # Their names in stored reasons (`domain.UnmatchedReason`; the words are in `matching.reasons`).
 EXCLUSION_KEYS = {NOT_VALID: "not_valid", DECLINED: "declined", NO_ACCESSIBLE: "no_accessible",
-                  NO_MEDICAL: "no_medical", NO_PETS: "no_pets", TOO_SMALL: "too_small", NO_ROOMS: "no_rooms",
-                  HELD: "held"}
+                  NO_MEDICAL: "no_medical", NO_PETS: "no_pets", TOO_SMALL: "too_small", NO_ROOMS: "no_rooms"}
 
 
 def medical_mask(services: frozenset[str] | tuple[str, ...]) -> int:

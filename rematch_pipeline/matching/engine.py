@@ -19,7 +19,7 @@ from rematch_pipeline.matching.backends import SolveError
 from rematch_pipeline.matching.baselines import evaluate, state_quota
 from rematch_pipeline.matching.data import MatchingData, build_data
 from rematch_pipeline.matching.extract import extract
-from rematch_pipeline.matching.look_ahead import apply_look_ahead, hold_back, sample_futures
+from rematch_pipeline.matching.look_ahead import apply_look_ahead, sample_futures
 from rematch_pipeline.matching.planning import planning_report
 from rematch_pipeline.matching.scoring import future_points
 from rematch_pipeline.matching.solve import solve_model
@@ -82,12 +82,8 @@ def match(
             future = sample_futures(data, arrived, policy, round_id,
                                     t0 + LOOK_AHEAD_SHARE * policy.solver.time_limit_s, horizon)
             apply_look_ahead(data, future, policy)
-            held = hold_back(data, future, policy)
         stats["look_ahead"] = {**future.summary(), "weight": policy.look_ahead_weight,
                                "method": policy.look_ahead_method, "rounds": policy.look_ahead_rounds}
-        if policy.look_ahead_hold_weeks:
-            stats["look_ahead"].update(hold_weeks=policy.look_ahead_hold_weeks, held_households=int(held.sum()),
-                                       held_persons=int(data.hh.persons[held].sum()))
         stats["candidate_pairs"] = data.n_pairs
     log.info("round %s: %d households, %d offers, %d eligible pairs, %d candidates", round_id,
              len(data.households), len(data.offers), data.n_eligible, data.n_pairs)

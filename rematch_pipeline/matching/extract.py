@@ -8,7 +8,7 @@ import numpy as np
 
 from rematch_pipeline.domain import CAPACITY_DIMENSIONS, Assignment, Household, Unmatched, UnmatchedReason
 from rematch_pipeline.matching.data import MatchingData, used_capacity
-from rematch_pipeline.matching.eligibility import ELIGIBLE, EXCLUSION_KEYS, HELD, NO_MEDICAL, missing_services
+from rematch_pipeline.matching.eligibility import EXCLUSION_KEYS, NO_MEDICAL, missing_services
 from rematch_pipeline.matching.reasons import DIMENSION_WORDS, HEALTH_NEED, HEALTH_UNITS, words
 from rematch_pipeline.matching.scoring import term_arrays
 from rematch_pipeline.matching.units import units_for
@@ -64,7 +64,6 @@ def extract(data: MatchingData, chosen: np.ndarray, round_id: str) -> tuple[list
     placed = {int(hi): i for i, hi in enumerate(h)}
     used, used_rooms = used_capacity(data, h, o)
     has_eligible = np.asarray(data.eligible.any(axis=1)) if data.offers else np.zeros(len(data.households), bool)
-    held = data.held
     assignments: list[Assignment] = []
     unmatched: list[Unmatched] = []
     for hi, household in enumerate(data.households):
@@ -77,9 +76,6 @@ def extract(data: MatchingData, chosen: np.ndarray, round_id: str) -> tuple[list
                 score=round(float(score[i]), 6), score_terms={k: float(v[i]) for k, v in terms.items()},
                 preference_rank=int(ranks[i]), offer_id=offer.offer_id,
             ))
-        elif held[hi]:
-            could = int(((data.codes[hi] == HELD) | (data.codes[hi] == ELIGIBLE)).sum())
-            unmatched.append(_unmatched(round_id, household, persons, UnmatchedReason("held", could)))
         elif not has_eligible[hi]:
             unmatched.append(_unmatched(round_id, household, persons, _no_eligible_reason(data, hi)))
         else:

@@ -14,7 +14,7 @@ from rematch_pipeline.domain import CAPACITY_DIMENSIONS, LOOK_AHEAD_METHODS, ROO
 from rematch_pipeline.matching.backends import SolveError
 from rematch_pipeline.matching.bound import Prices
 from rematch_pipeline.matching.data import N_DIMS, MatchingData, OfferArrays, top_candidates
-from rematch_pipeline.matching.eligibility import ELIGIBLE, HELD, NOT_VALID
+from rematch_pipeline.matching.eligibility import ELIGIBLE, NOT_VALID
 from rematch_pipeline.matching.scoring import score_matrices
 from rematch_pipeline.matching.solve import Bound, price_out
 from rematch_pipeline.matching.types import HouseholdTypes, dedupe, household_types, type_keys
@@ -26,8 +26,6 @@ FUTURE_WEIGHT = 0.95
 # Households drawn for each coming round at most, each standing for its share of the round's arrivals: the LP's size,
 # and so its work, stays bounded however large the arrivals (docs/solver-tuning.md).
 FUTURE_DRAWS = 200
-# A pool household the plan places in less than this share of the futures is held back (`hold_back`).
-HOLD_BELOW = 0.5
 SHARED_FIRST = 1e-3  # of a unit: breaks ties between rows (`_shared_first`), far too little to place anyone
 
 
@@ -220,16 +218,3 @@ def apply_look_ahead(data: MatchingData, future: Futures, policy: Policy) -> Non
         data.hh.future_cost = np.maximum(0.0, cost - np.where(np.isfinite(floor), floor, 0.0)[:, None])
         data.score, data.own_score = score_matrices(data.hh, data.of, policy)
     data.set_pairs(*top_candidates(data, policy.solver.candidates_per_household))
-
-
-def hold_back(data: MatchingData, future: Futures, policy: Policy) -> np.ndarray:
-    """Leave out of the round each household the plan places in less than half of the futures while it has waited
-    fewer than `look_ahead_hold_weeks` weeks (its eligible pairs coded HELD, so no phase places it and its reason
-    says why); returns who is held. Nothing is held without the option or without a plan (no LP finished)."""
-    if policy.look_ahead_hold_weeks <= 0 or not future.lp_values or not data.households or not data.offers:
-        return np.zeros(len(data.households), dtype=bool)
-    held = ((future.plan.sum(axis=1) < HOLD_BELOW) & (data.hh.weeks_waiting < policy.look_ahead_hold_weeks)
-            & data.eligible.any(axis=1))
-    data.codes = np.where(held[:, None] & data.eligible, HELD, data.codes).astype(np.int8)
-    data.set_pairs(*top_candidates(data, policy.solver.candidates_per_household))
-    return held

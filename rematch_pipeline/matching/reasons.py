@@ -17,7 +17,6 @@ EXCLUSION_WORDS = {
     "too_small": "too few places for the household's size",
     "no_rooms": "no unit with enough rooms",
     HEALTH_NEED: "a health or disability need not met (which one only with the household's consent)",
-    "held": "held back for the coming rounds",
 }
 DIMENSION_WORDS = {
     **{dimension: term.en_phrase for dimension, term in glossary.DIMENSIONS.items()},
@@ -35,10 +34,6 @@ def words(why: UnmatchedReason) -> str:
     """The reason as the round export, the audit export and `round status` show it."""
     if why.kind == "no_valid_offer":
         return f"no eligible municipality: {NO_VALID_OFFER}"
-    if why.kind == "held":
-        return (f"held back for the coming rounds: the look-ahead expects the places it could take ({why.offers} "
-                "eligible) to place more persons in the coming weeks; it is held back only until it has waited the "
-                "policy's look_ahead_hold_weeks")
     if why.kind == "would_displace":
         # Each dimension fits alone, but not together with the persons-maximal placement of the others.
         return f"capacity exhausted: placing it would displace more persons elsewhere ({why.offers} eligible)"
@@ -62,8 +57,6 @@ def category(why: UnmatchedReason) -> str:
     if why.kind == "no_eligible":
         return f"no eligible municipality — {EXCLUSION_WORDS[why.counts[0][0]]}" if why.counts \
             else "no eligible municipality"
-    if why.kind == "held":
-        return "held back for the coming rounds (look-ahead)"
     if why.kind == "capacity" and why.counts:
         return f"capacity exhausted — {DIMENSION_WORDS[why.counts[0][0]]}"
     return "capacity exhausted"

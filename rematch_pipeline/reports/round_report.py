@@ -243,10 +243,6 @@ def look_ahead_line(ahead: dict[str, Any]) -> str:
             + (f", with {counted(ahead['later_offers'], 'capacity offer')} opening before the last of those rounds"
                if ahead.get("later_offers") else "")
             + (f"; look-ahead points included in match quality: {number(points)}" if points is not None else "")
-            + (f"; held back for the coming rounds (policy look_ahead_hold_weeks {ahead['hold_weeks']}): "
-               f"{counted(ahead.get('held_households'), 'household')} "
-               f"({counted(ahead.get('held_persons'), 'person')}) the plan leaves for later, placed by no phase"
-               if ahead.get("hold_weeks") else "")
             + LOOK_AHEAD_ENDINGS.get(str(ahead.get("status")), ""))
 
 

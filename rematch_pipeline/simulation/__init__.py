@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rematch_pipeline.config import MAX_HOLD_WEEKS, MAX_LOOK_AHEAD_ROUNDS
+from rematch_pipeline.config import MAX_LOOK_AHEAD_ROUNDS
 
 # The look-ahead run's weight unless told otherwise (measured in README and docs/solver-tuning.md).
 LOOK_AHEAD_WEIGHT = 10.0
@@ -48,8 +48,5 @@ PLANS = (
     Plan("look-ahead-rounds", "look_ahead_rounds", int, None, "R",
          f"the rounds that look ahead plan R rounds ahead, 1-{MAX_LOOK_AHEAD_ROUNDS} (default: the policy file's "
          "look_ahead_rounds)"),
-    Plan("look-ahead-hold", "look_ahead_hold_weeks", int, None, "K",
-         f"the rounds that look ahead hold back households their plan leaves for later, up to K weeks, 0-"
-         f"{MAX_HOLD_WEEKS}; 0: never (default: the policy file's look_ahead_hold_weeks)"),
 )
 DEFAULTS = {plan.field: plan.default for plan in PLANS if plan.default is not None}

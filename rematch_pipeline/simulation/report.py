@@ -161,8 +161,5 @@ def _options(policy: dict[str, Any]) -> str:
     ahead = policy.get("look_ahead_weight") or 0
     look = (f"look-ahead weight {number(ahead)} over {counted(policy.get('look_ahead_rounds'), 'round')}, "
             f"{counted(policy.get('look_ahead_samples'), 'sample')}" if ahead else "look-ahead off")
-    hold = policy.get("look_ahead_hold_weeks") or 0
-    if ahead and hold:
-        look += f", households the plan leaves for later held back up to {counted(hold, 'week')}"
     return (f"waiting priority {f'{number(waiting)} points a week' if waiting else 'off'}, "
             f"balanced fill {f'weight {number(fill)}' if fill else 'off'}, {look}")

@@ -61,7 +61,6 @@ class SimulationParameters:
     # The look-ahead run: the same weeks again with the policy's look_ahead_weight set to this; 0: no such run.
     look_ahead_weight: float = LOOK_AHEAD_WEIGHT
     look_ahead_rounds: int | None = None  # the look-ahead run's rounds ahead; None: the policy's
-    look_ahead_hold_weeks: int | None = None  # the look-ahead run's weeks of holding back; None: the policy's
     # A round every this many weeks, on the same arrivals (each round takes all of its weeks' arrivals).
     round_every_weeks: int = DEFAULTS["round_every_weeks"]
     # (AGS, capacity column, amount) added to that municipality's first offer: "what if Kiel added five flats".
@@ -86,15 +85,13 @@ class SimulationParameters:
         if not 1 <= self.round_every_weeks <= self.weeks or self.weeks % self.round_every_weeks:
             raise ValueError(f"round-every is at least 1 and divides the weeks (whole rounds over the horizon): "
                              f"{self.round_every_weeks} does not divide {self.weeks} weeks")
-        for plan in PLANS:
-            if plan.key.startswith("look-ahead-") and plan.key != "look-ahead-weight" \
-                    and getattr(self, plan.field) is not None and not self.look_ahead_weight:
-                raise ValueError(f"{plan.key} needs a look-ahead run: leave {plan.key} out, or give a "
-                                 "look-ahead-weight above 0")
+        if self.look_ahead_rounds is not None and not self.look_ahead_weight:
+            raise ValueError("look-ahead-rounds needs a look-ahead run: leave look-ahead-rounds out, or give a "
+                             "look-ahead-weight above 0")
         if self.look_ahead_weight:
             # The look-ahead run's settings are its policy's, so the policy's rules check them (one home).
             validate_policy(self.look_ahead_policy(policy),
-                            "the look-ahead run (look-ahead-weight, look-ahead-rounds, look-ahead-hold, round-every)")
+                            "the look-ahead run (look-ahead-weight, look-ahead-rounds, round-every)")
 
     def look_ahead_policy(self, policy: Policy) -> Policy:
         """The look-ahead run's policy: its weight and rounds, and rounds ahead as far apart as the simulation's,
@@ -102,9 +99,7 @@ class SimulationParameters:
         return policy_with(policy, look_ahead_weight=self.look_ahead_weight,
                            look_ahead_interval_days=7 * self.round_every_weeks,
                            look_ahead_rounds=policy.look_ahead_rounds if self.look_ahead_rounds is None
-                           else self.look_ahead_rounds,
-                           look_ahead_hold_weeks=policy.look_ahead_hold_weeks if self.look_ahead_hold_weeks is None
-                           else self.look_ahead_hold_weeks)
+                           else self.look_ahead_rounds)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -51,10 +51,8 @@ def variant_parameters(base: SimulationParameters, spec: str) -> SimulationParam
     for named, other in (("decline_share", "accept_share"), ("accept_share", "decline_share")):
         if named in changes and other not in changes and isinstance(changes[named], float):
             changes[other] = round(max(0.0, min(getattr(base, other), 1 - changes[named])), 6)
-    if changes.get("look_ahead_weight") == 0:
-        # "What if no look-ahead?": the base's rounds ahead and holding back have nothing to plan with.
-        for unused in ("look_ahead_rounds", "look_ahead_hold_weeks"):
-            changes.setdefault(unused, None)
+    if changes.get("look_ahead_weight") == 0 and "look_ahead_rounds" not in changes:
+        changes["look_ahead_rounds"] = None  # "what if no look-ahead?": the base's rounds ahead have nothing to plan
     params = dataclasses.replace(base, **changes, added_capacity=tuple(added))
     known = set(municipality_ags(params.seed, params.municipalities))
     for ags, _, _ in added:
