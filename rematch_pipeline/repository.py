@@ -177,6 +177,9 @@ class PersonalData(Protocol):
 
     def closed_before(self, cutoff: datetime, states: Sequence[str]) -> list[CaseRef]: ...
     def case(self, case_id: str) -> CaseRef | None: ...
+    def held(self, case_ids: Iterable[str]) -> set[str]:
+        """Those of the ids that are cases we hold (`held_cases`)."""
+        ...
     def withdraw(self, case_id: str, at: datetime) -> None: ...
     def scrub(self, case_ids: Sequence[str], household: Mapping[str, Any], member: Mapping[str, Any],
               at: datetime) -> int:
@@ -558,14 +561,11 @@ class SqlQuarantine:
         if not include_resolved:
             q = q.where(t.quarantine.c.resolved_at.is_(None))
         rows = [dict(r._mapping) for r in self.conn.execute(q)]
-        # A refused decision is named by its case, but only by one we hold: its case field is whatever the sender
-        # typed (a name, a note), and the record itself never leaves here.
-        # Exactly as typed: " RM-A" was refused for its space, so naming it "RM-A" would hide why.
+        # A refused decision is named by its case, but only by one we hold, exactly as typed (" RM-A" was refused
+        # for its space: naming it "RM-A" would hide why). The record itself, whatever was typed, never leaves here.
         typed = {r["id"]: str((r["record"] or {}).get("case_id") or "") for r in rows
                  if r["table_name"] == "decisions" and isinstance(r["record"], dict)}
-        h = t.households.c
-        known = {c for part in _chunks(sorted(set(typed.values()) - {""}))
-                 for (c,) in self.conn.execute(select(h.case_id).where(h.case_id.in_(part), h.purged_at.is_(None)))}
+        known = held_cases(self.conn, typed.values())
         return [{**{k: v for k, v in r.items() if k != "record"},
                  "case": typed.get(r["id"]) if typed.get(r["id"]) in known else None} for r in rows]
 
@@ -632,6 +632,14 @@ class SqlRecords:
         return self.conn.execute(q).scalar()
 
 
+def held_cases(conn: Connection, case_ids: Iterable[str]) -> set[str]:
+    """Those of `case_ids` that are cases we hold (stored, personal details not purged), matched exactly: what may
+    name a case in an output when the id came from a sender."""
+    h = t.households.c
+    return {c for part in _chunks(sorted(set(case_ids) - {""}))
+            for (c,) in conn.execute(select(h.case_id).where(h.case_id.in_(part), h.purged_at.is_(None)))}
+
+
 def _chunks(items: Sequence[str], size: int = 500) -> Iterator[list[str]]:
     # IN lists stay short: SQLite allows a limited number of bound parameters per statement.
     for i in range(0, len(items), size):
@@ -654,6 +662,9 @@ class SqlPersonalData:
         q = (select(h.case_id, h.pseudonym, h.status)
              .where(h.status.in_(list(states)), h.closed_at < cutoff, h.purged_at.is_(None)).order_by(h.case_id))
         return [CaseRef(*r) for r in self.conn.execute(q)]
+
+    def held(self, case_ids: Iterable[str]) -> set[str]:
+        return held_cases(self.conn, case_ids)
 
     def case(self, case_id: str) -> CaseRef | None:
         h = t.households.c

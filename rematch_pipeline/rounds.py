@@ -194,9 +194,8 @@ def decide(settings: Settings, case_id: str, round_id: str, decision: str, reaso
                                record={"case_id": case_id, "round_id": round_id, "decision": decision,
                                        "decided_at": when.isoformat(), "source": "cli"}, at=at)
             # The audit trail is exported: it names the case only when it is one we hold, never what was typed.
-            held = uow.personal_data.case(case_id)
-            uow.audit(actor, "decision_rejected", round_id,
-                      {"case_id": case_id if held is not None and held.purged_at is None else None, "rule": rule}, at)
+            named = case_id if uow.personal_data.held([case_id]) else None
+            uow.audit(actor, "decision_rejected", round_id, {"case_id": named, "rule": rule}, at)
     if outcome != "inserted":
         raise offers.DecisionError(outcome)
 

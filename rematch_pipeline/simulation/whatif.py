@@ -96,8 +96,9 @@ def change_note(row: dict[str, Any]) -> str:
     if row["variant"] == WITHOUT_CHANGES:
         return ""
     was, named, so = dict(row.get("was") or {}), _named(row), gave_way(row)
-    if UNANSWERED in so:
-        was[UNANSWERED] = (_unanswered(row) or (None, None))[0]
+    shares = _unanswered(row)
+    if shares:
+        was[UNANSWERED] = shares[0]
     changed = row.get("changed") or {}
     said = [_change(k, was.get(k), changed[k]) for k in named if k in changed and k != ADD and changed[k] is not None]
     text = ", ".join(said)
