@@ -66,12 +66,18 @@ def gave_way(row: dict[str, Any]) -> dict[str, Any]:
     """The changes of a what-if row its name does not say (the accept share under more declines): the report names
     these beside the variant, not again the ones the planner wrote, nor a setting the change left unused (the
     rounds ahead of a run without look-ahead)."""
+    return _knock_on(row)[0]
+
+
+def _knock_on(row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`gave_way`'s changes, and the old value of those the row's `was` does not hold (the unanswered share)."""
     named = _named(row)
     so = {k: v for k, v in (row.get("changed") or {}).items() if k not in named and v is not None}
+    before: dict[str, Any] = {}
     shares = _unanswered(row)
     if shares:
-        so[UNANSWERED] = shares[1]
-    return so
+        before[UNANSWERED], so[UNANSWERED] = shares
+    return so, before
 
 
 def _unanswered(row: dict[str, Any]) -> tuple[float, float] | None:
@@ -95,10 +101,8 @@ def change_note(row: dict[str, Any]) -> str:
     a variant that changed nothing says so."""
     if row["variant"] == WITHOUT_CHANGES:
         return ""
-    was, named, so = dict(row.get("was") or {}), _named(row), gave_way(row)
-    shares = _unanswered(row)
-    if shares:
-        was[UNANSWERED] = shares[0]
+    so, before = _knock_on(row)
+    was, named = {**(row.get("was") or {}), **before}, _named(row)
     changed = row.get("changed") or {}
     said = [_change(k, was.get(k), changed[k]) for k in named if k in changed and k != ADD and changed[k] is not None]
     text = ", ".join(said)
