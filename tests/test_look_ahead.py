@@ -301,8 +301,8 @@ def test_each_look_ahead_sample_starts_from_the_columns_the_sample_before_ended_
     rounds: list[int] = []
     real = la.price_out
 
-    def spy(data, policy, deadline):  # type: ignore[no-untyped-def]
-        bound = real(data, policy, deadline)
+    def spy(data, policy, deadline, **kw):  # type: ignore[no-untyped-def]
+        bound = real(data, policy, deadline, **kw)
         rounds.append(bound.rounds)  # LPs this sample solved
         return bound
 
@@ -316,3 +316,4 @@ def test_each_look_ahead_sample_starts_from_the_columns_the_sample_before_ended_
     assert with_carry[0] == rounds[0] > 1  # the first sample has nothing to start from
     assert sum(with_carry[1:]) < sum(rounds[1:]), (with_carry, rounds)
     assert all(abs(a - b) <= PRICING_MIN_GAIN + PERTURBATION_TOTAL for a, b in zip(carried, alone, strict=True))
+

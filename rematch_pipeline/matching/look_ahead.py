@@ -106,20 +106,26 @@ def sample_futures(data: MatchingData, arrived: np.ndarray, policy: Policy, roun
         future.codes = np.where(np.concatenate(expired) & (future.codes == ELIGIBLE), NOT_VALID,
                                 future.codes).astype(np.int8)
         pooled = np.zeros(len(future.households), dtype=np.int64)
-        # The pool's households form types of their own, apart from the futures' (the plan is read off them). One type
-        # per household planned a little better and cost five times the LP time (docs/solver-tuning.md).
+        # The pool's households form types apart from the futures' (the plan is read off them).
         pooled[:len(pool)] = 1
         types = household_types(future, pooled)
         tdata = types.data
         persons = tdata.hh.persons.astype(np.float64)
         of_pool = np.isin(np.arange(types.n_types), types.of_household[:len(pool)])
         tdata.hh.persons = np.where(of_pool, persons, FUTURE_WEIGHT * persons)
+        # The LP's tie-break by quality weighs a future household alike: where a pool household and its future copy
+        # could swap places, the pool's takes the place it prefers, whatever vertex the LP solver ends at.
+        tdata.score = np.where(of_pool[:, None], tdata.score, FUTURE_WEIGHT * tdata.score)
         tdata.of = _shared_first(tdata.of)
-        keys = _type_keys(tdata, of_pool)
+        group = np.zeros(types.n_types, dtype=np.int64)
+        group[types.of_household] = pooled
+        keys = _type_keys(tdata, group)
         start = top_candidates(tdata, policy.solver.candidates_per_household)
         tdata.set_pairs(*_with_carried(tdata, keys, carried, start))
         try:
-            bound = price_out(tdata, policy, deadline)
+            # Without presolve: after it, the interior point's basis, postsolved, was once far from optimal for the
+            # whole LP, and HiGHS's simplex clean-up took 133 s where the interior point took 4 (docs/solver-tuning.md).
+            bound = price_out(tdata, policy, deadline, presolve=False)
         except SolveError:
             status = _worse(status, "time_limit" if time.perf_counter() >= deadline else "work_limit")
             continue
@@ -136,10 +142,10 @@ def sample_futures(data: MatchingData, arrived: np.ndarray, policy: Policy, roun
                    time.perf_counter() - t0, values, len(ahead.offers) - len(data.offers))
 
 
-def _type_keys(tdata: MatchingData, of_pool: np.ndarray) -> list[bytes]:
-    """Each type's key (`type_keys`, pool or future as its group) as bytes: the same kind of household has the same
-    key in every sample of a round."""
-    return [row.tobytes() for row in np.ascontiguousarray(type_keys(tdata, of_pool))]
+def _type_keys(tdata: MatchingData, group: np.ndarray) -> list[bytes]:
+    """Each type's key (`type_keys`, with its group: future, the pool, or one pool household) as bytes: the same
+    kind of household (or the same pool household) has the same key in every sample of a round."""
+    return [row.tobytes() for row in np.ascontiguousarray(type_keys(tdata, group))]
 
 
 def _carry(keys: list[bytes], bound: Bound) -> dict[bytes, np.ndarray]:
@@ -162,8 +168,8 @@ def _with_carried(tdata: MatchingData, keys: list[bytes], carried: dict[bytes, n
 
 
 def _pool_plan(types: HouseholdTypes, bound: Bound, n_pool: int) -> np.ndarray:
-    """(n_pool, O): each pool household's share of each offer in the LP, its type's households there spread evenly
-    over the type (they are alike for the plan)."""
+    """(n_pool, O): each pool household's share of each offer in the LP; where a type holds several pool households
+    (a large pool, grouped by kind) the type's households there are spread evenly over them."""
     tdata = types.data
     per_type = np.zeros(tdata.codes.shape)
     np.add.at(per_type, (bound.pair_h, bound.pair_o), np.maximum(bound.lp.x, 0.0))

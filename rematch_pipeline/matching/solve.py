@@ -115,12 +115,15 @@ def lp_objective(model: LinearModel) -> np.ndarray:
     return model.persons + perturbation(model, model.quality)
 
 
-def solve_lp(model: LinearModel, policy: Policy, time_left: float) -> tuple[PhaseResult, np.ndarray]:
+def solve_lp(model: LinearModel, policy: Policy, time_left: float,
+             presolve: bool = True) -> tuple[PhaseResult, np.ndarray]:
     lp = HighsDirect(model, policy, integer=False)
     if model.n_cols > policy.solver.pyomo_max_pairs or model.col_upper is not None:
         # Interior point beats simplex on large degenerate assignment LPs, and by far on the LP over household
         # types (docs/solver-tuning.md).
         lp.h.setOptionValue("solver", "ipm")
+    if not presolve:
+        lp.h.setOptionValue("presolve", "off")
     # Work, not time: an LP that needs more iterations than these is given up alike on every machine.
     lp.h.setOptionValue("ipm_iteration_limit", BUDGET.lp_ipm_iterations)
     lp.h.setOptionValue("simplex_iteration_limit", BUDGET.lp_simplex_iterations)
@@ -145,7 +148,7 @@ class Bound:
     pair_o: np.ndarray
 
 
-def price_out(data: MatchingData, policy: Policy, deadline: float) -> Bound:
+def price_out(data: MatchingData, policy: Policy, deadline: float, presolve: bool = True) -> Bound:
     """LP over the candidate pairs; its capacity prices bound persons over ALL eligible pairs (`lagrangian_bound`).
 
     Pruned pairs with positive reduced cost are added and the LP re-solved while time allows: they can only
@@ -155,7 +158,7 @@ def price_out(data: MatchingData, policy: Policy, deadline: float) -> Bound:
     for rounds in range(1, BUDGET.pricing_rounds + 1):
         model = build_model(data)
         try:
-            res, duals = solve_lp(model, policy, deadline - time.perf_counter())
+            res, duals = solve_lp(model, policy, deadline - time.perf_counter(), presolve)
         except SolveError:
             if best is None:
                 raise
