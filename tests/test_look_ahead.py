@@ -317,3 +317,31 @@ def test_each_look_ahead_sample_starts_from_the_columns_the_sample_before_ended_
     assert sum(with_carry[1:]) < sum(rounds[1:]), (with_carry, rounds)
     assert all(abs(a - b) <= PRICING_MIN_GAIN + PERTURBATION_TOTAL for a, b in zip(carried, alone, strict=True))
 
+
+@pytest.mark.parametrize("own_types_up_to", [2, 1], ids=["own types", "by kind"])
+def test_each_pool_household_has_a_plan_of_its_own_while_the_pool_is_small(
+        monkeypatch: pytest.MonkeyPatch, own_types_up_to: int) -> None:
+    # Rule (OWN_TYPES_UP_TO): up to that many pool households, each is a type of its own in the look-ahead LP, so
+    # two alike households (the same needs and places they may go) are planned each where it fits best; above it
+    # they form one type and its plan is spread evenly over them. A1 has relatives in NEAR, A2 in FAR; one place each.
+    import rematch_pipeline.matching.engine as engine
+    import rematch_pipeline.matching.look_ahead as la
+
+    seen: dict[str, list[float]] = {}
+    real = engine.apply_look_ahead
+
+    def spy(data, future, policy):  # type: ignore[no-untyped-def]
+        for i, h in enumerate(data.households):
+            seen[h.case_id] = [float(v) for v in future.plan[i]]
+        return real(data, future, policy)
+
+    monkeypatch.setattr(engine, "apply_look_ahead", spy)
+    monkeypatch.setattr(la, "OWN_TYPES_UP_TO", own_types_up_to)
+    pool = [household("A1", ties_ags=NEAR), household("A2", ties_ags=FAR)]
+    offers = [offer(NEAR, places=1, units=(1, 0, 0, 0)), offer(FAR, places=1, units=(1, 0, 0, 0))]
+    result = _run(pool, offers, 10.0, look_ahead_method="plan")
+    if own_types_up_to >= len(pool):
+        assert seen == {"A1": [1.0, 0.0], "A2": [0.0, 1.0]}
+    else:  # one type: whatever its plan, the same for both (how much of it, pricing's tolerance decides)
+        assert seen["A1"] == seen["A2"] and 0.0 < seen["A1"][0] < 1.0
+    assert placed(result) == {"A1": NEAR, "A2": FAR}

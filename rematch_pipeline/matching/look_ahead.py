@@ -26,6 +26,10 @@ FUTURE_WEIGHT = 0.95
 # Households drawn for each coming round at most, each standing for its share of the round's arrivals: the LP's size,
 # and so its work, stays bounded however large the arrivals (docs/solver-tuning.md).
 FUTURE_DRAWS = 200
+# Up to this many pool households each is an LP type of its own, so the plan says where each one goes; a larger pool
+# (a first round of a whole backlog) is grouped by kind, each kind's plan spread evenly over its households, at a
+# fraction of the LP's time (docs/solver-tuning.md).
+OWN_TYPES_UP_TO = 2000
 SHARED_FIRST = 1e-3  # of a unit: breaks ties between rows (`_shared_first`), far too little to place anyone
 
 
@@ -107,7 +111,7 @@ def sample_futures(data: MatchingData, arrived: np.ndarray, policy: Policy, roun
                                 future.codes).astype(np.int8)
         pooled = np.zeros(len(future.households), dtype=np.int64)
         # The pool's households form types apart from the futures' (the plan is read off them).
-        pooled[:len(pool)] = 1
+        pooled[:len(pool)] = 1 + (np.arange(len(pool)) if len(pool) <= OWN_TYPES_UP_TO else 0)
         types = household_types(future, pooled)
         tdata = types.data
         persons = tdata.hh.persons.astype(np.float64)
