@@ -25,7 +25,9 @@ from rematch_pipeline.matching.scoring import future_points
 from rematch_pipeline.matching.solve import solve_model
 
 log = logging.getLogger(__name__)
-LOOK_AHEAD_SHARE = 0.2  # of the safety net: the look-ahead LPs stop by their work limits long before it
+# Of the safety net: the look-ahead's LPs stop by their work limits long before it (a backlog's 259 s, a weekly
+# round's 125 s); the round's own work at 10,000 x 400 needs about 100 s of the rest (docs/solver-tuning.md).
+LOOK_AHEAD_SHARE = 0.5
 
 
 @dataclass

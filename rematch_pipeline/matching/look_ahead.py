@@ -28,8 +28,7 @@ FUTURE_WEIGHT = 0.95
 FUTURE_DRAWS = 200
 # Up to this many pool households each is an LP type of its own, so the plan says where each one goes; a larger pool
 # (a first round of a whole backlog) is grouped by kind, each kind's plan spread evenly over its households, at a
-# fraction of the LP's time. Weekly pools of 964-1,107 took up to 125 s, within the look-ahead's 180-s share of the
-# safety net (docs/solver-tuning.md).
+# fraction of the LP's time. Weekly pools of 964-1,107 took up to 125 s (docs/solver-tuning.md).
 OWN_TYPES_UP_TO = 1200
 SHARED_FIRST = 1e-3  # of a unit: breaks ties between rows (`_shared_first`), far too little to place anyone
 
