@@ -115,14 +115,14 @@ def sample_futures(data: MatchingData, arrived: np.ndarray, policy: Policy, roun
         types = household_types(future, pooled)
         tdata = types.data
         persons = tdata.hh.persons.astype(np.float64)
-        of_pool = np.isin(np.arange(types.n_types), types.of_household[:len(pool)])
+        group = np.zeros(types.n_types, dtype=np.int64)
+        group[types.of_household] = pooled
+        of_pool = group > 0
         tdata.hh.persons = np.where(of_pool, persons, FUTURE_WEIGHT * persons)
         # The LP's tie-break by quality weighs a future household alike: where a pool household and its future copy
         # could swap places, the pool's takes the place it prefers, whatever vertex the LP solver ends at.
         tdata.score = np.where(of_pool[:, None], tdata.score, FUTURE_WEIGHT * tdata.score)
         tdata.of = _shared_first(tdata.of)
-        group = np.zeros(types.n_types, dtype=np.int64)
-        group[types.of_household] = pooled
         keys = _type_keys(tdata, group)
         start = top_candidates(tdata, policy.solver.candidates_per_household)
         tdata.set_pairs(*_with_carried(tdata, keys, carried, start))
