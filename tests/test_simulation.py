@@ -288,6 +288,10 @@ def test_the_timing_line_names_each_part_in_words_with_the_total_first() -> None
     assert ("hindsight optimum 0.6 s (its data 0.0 s; solver phases: most persons placed, over household types "
             "0.4 s)") in line
     assert line.endswith("; what-if variants 3.0 s") and "_s" not in line
+    # Run in two processes, the parts overlap: the line says so rather than let them seem to miss their total.
+    assert "second process" not in line
+    assert ("the myopic rounds and the hindsight optimum ran in a second process beside the rounds that look ahead, "
+            "so the parts add up to more than the whole") in timing_line({**timings, "processes": 2})
 
 
 def test_every_step_a_simulation_times_is_named_in_the_timing_line(tmp_path: Path) -> None:
@@ -342,3 +346,33 @@ def test_a_refused_what_if_variant_is_named_in_the_refusal(capsys: pytest.Captur
     assert main(["simulate", "--weeks", "2", "--arrivals-per-week", "1", "--municipalities", "2",
                  "--what-if", "decline-share=2"]) == 2
     assert "what-if 'decline-share=2': accept-share and decline-share are between 0 and 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_second_process_gives_the_same_summary_and_a_hindsight_that_respects_both_runs_declines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rule: the myopic rounds and their hindsight may run in a second process beside the rounds that look ahead; the
+    # summary is the one a single process gives, and where the look-ahead's rounds saw declines the myopic ones did
+    # not, the hindsight is solved again respecting them all. Here P declines X in week 0 and accepts Y in week 1 in
+    # the myopic rounds, and declines Y in week 0 and accepts X in week 1 in those that look ahead (seed 6's draws).
+    from rematch_pipeline.simulation import runner
+
+    params = SimulationParameters(weeks=2, arrivals_per_week=2, municipalities=2, seed=6, accept_share=0.5,
+                                  decline_share=0.5, start=START, look_ahead_weight=10.0, look_ahead_rounds=2)
+    one = run_simulation(params, shipped_policy(), weeks=_look_ahead_weeks(_folder(tmp_path / "one")), processes=1)
+    solved_here: list[dict[str, set[str]]] = []
+    real = runner._hindsight
+
+    def counted(*args: object) -> object:
+        solved_here.append(args[2])  # type: ignore[arg-type]
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "_hindsight", counted)  # this process only: the second one imports its own
+    two = run_simulation(params, shipped_policy(), weeks=_look_ahead_weeks(_folder(tmp_path / "two")), processes=2)
+    assert two.summary == one.summary
+    assert two.timings["processes"] == 2 and len(solved_here) == 1, solved_here
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir()
+    return path

@@ -94,6 +94,9 @@ def timing_line(timings: dict[str, float]) -> str:
                   if key.startswith("hindsight_") and key not in ("hindsight_s", "hindsight_data_s")]
         parts.append(f"hindsight optimum {timings['hindsight_s']:.1f} s (its data "
                      f"{timings.get('hindsight_data_s', 0.0):.1f} s; solver phases: {', '.join(phases) or 'none'})")
+    if timings.get("processes", 1) > 1:
+        parts.append(f"the {POLICY_NAMES['myopic']} and the hindsight optimum ran in a second process beside the "
+                     f"{POLICY_NAMES['look_ahead']}, so the parts add up to more than the whole")
     if "what_if_s" in timings:
         parts.append(f"what-if variants {timings['what_if_s']:.1f} s")
     return f"time: {timings.get('total_s', 0.0):.1f} s in all; " + "; ".join(parts)

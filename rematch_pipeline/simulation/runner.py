@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import multiprocessing
 import random
 import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
@@ -42,6 +44,9 @@ from rematch_pipeline.simulation.arrivals import WeekFiles, generate_weeks
 from rematch_pipeline.simulation.hindsight import HindsightResult, solve_hindsight
 
 ACTOR = "simulate"
+# From this many households over the horizon a second process runs the myopic rounds beside the look-ahead's: a
+# process starts in about 3 s (its imports), which a smaller simulation would not win back.
+SECOND_PROCESS_FROM = 2_000
 ANSWERED_AT = day_time(10, 0)  # households answer in office hours (UTC) on the day they answer
 
 
@@ -125,9 +130,12 @@ def wait_stats(weeks_waited: Sequence[int]) -> dict[str, float | int | None]:
 
 
 def run_simulation(params: SimulationParameters, policy: Policy | None = None,
-                   weeks: Sequence[WeekFiles] | None = None) -> SimulationRun:
+                   weeks: Sequence[WeekFiles] | None = None, processes: int | None = None) -> SimulationRun:
     """Run the weekly rounds on a new home in a temporary folder (deleted afterwards); `weeks` replaces the
-    generated exports (a test's hand-made case). Never reads or writes the user's REMATCH_HOME or database."""
+    generated exports (a test's hand-made case). Never reads or writes the user's REMATCH_HOME or database.
+    `processes`: 2 runs the myopic rounds and the hindsight in a second process beside the look-ahead's rounds, 1
+    runs all in this one; None: two from SECOND_PROCESS_FROM households over the horizon. The same summary either
+    way."""
     policy = policy or load_policy()
     params.check(policy)
     with tempfile.TemporaryDirectory(prefix="rematch-simulate-") as tmp:
@@ -147,21 +155,57 @@ def run_simulation(params: SimulationParameters, policy: Policy | None = None,
             raise ValueError("a simulation needs at least one week")
         timings = {"generate_s": time.perf_counter() - t0}
         myopic = policy_with(policy, look_ahead_weight=0.0)
-        runs = [_Simulation(_home(Path(tmp), "myopic", params.start), myopic, params, timings, "").run(weeks)]
-        if params.look_ahead_weight > 0:
-            ahead = params.look_ahead_policy(policy)
-            runs.append(_Simulation(_home(Path(tmp), "look_ahead", params.start), ahead, params, timings,
-                                    "look_ahead_").run(weeks))
-        t = time.perf_counter()
-        with progress.step("the hindsight optimum"):
-            hindsight = solve_hindsight(runs[0].arrivals, runs[0].capacity, myopic,
-                                        _union(r.declined for r in runs))
-        timings["hindsight_s"] = time.perf_counter() - t
-        timings["hindsight_data_s"] = hindsight.data_s
-        timings.update({f"hindsight_{phase}_s": secs for phase, secs in hindsight.phase_s.items()})
+        ahead = params.look_ahead_policy(policy) if params.look_ahead_weight > 0 else None
+        if processes is None:
+            processes = 2 if ahead and params.weeks * params.arrivals_per_week >= SECOND_PROCESS_FROM else 1
+        if ahead is None or processes < 2:
+            first = _Simulation(_home(Path(tmp), "myopic", params.start), myopic, params, timings, "").run(weeks)
+            runs = [first]
+            if ahead is not None:
+                runs.append(_Simulation(_home(Path(tmp), "look_ahead", params.start), ahead, params, timings,
+                                        "look_ahead_").run(weeks))
+            hindsight = _hindsight(first, myopic, _union(r.declined for r in runs), timings)
+        else:
+            # The myopic rounds and their hindsight in a second process beside the rounds that look ahead: the
+            # runs share nothing but the exports, so each gives what it gives alone (docs/solver-tuning.md).
+            spawn = multiprocessing.get_context("spawn")  # a fork would copy this process's threads' locks
+            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as second:
+                beside = second.submit(_myopic_and_hindsight, Path(tmp), myopic, params, weeks)
+                later = _Simulation(_home(Path(tmp), "look_ahead", params.start), ahead, params, timings,
+                                    "look_ahead_").run(weeks)
+                with progress.step("the myopic rounds and the hindsight optimum, in a second process"):
+                    first, hindsight, their = beside.result()
+            timings.update(their)
+            timings["processes"] = 2
+            runs = [first, later]
+            declined = _union(r.declined for r in runs)
+            if declined != first.declined:  # the hindsight respects every decline of either run: solved again
+                for key in [k for k in timings if k.startswith("hindsight_")]:
+                    del timings[key]
+                hindsight = _hindsight(first, myopic, declined, timings)
         summary = _summary(params, runs, hindsight, weeks)
         timings["total_s"] = time.perf_counter() - t0
         return SimulationRun(summary, {k: round(v, 3) for k, v in timings.items()})
+
+
+def _hindsight(first: _PolicyRun, myopic: Policy, declined: dict[str, set[str]],
+               timings: dict[str, float]) -> HindsightResult:
+    """The hindsight optimum over the weeks' arrivals and capacity, respecting every decline given, timed."""
+    t = time.perf_counter()
+    with progress.step("the hindsight optimum"):
+        hindsight = solve_hindsight(first.arrivals, first.capacity, myopic, declined)
+    timings["hindsight_s"] = time.perf_counter() - t
+    timings["hindsight_data_s"] = hindsight.data_s
+    timings.update({f"hindsight_{phase}_s": secs for phase, secs in hindsight.phase_s.items()})
+    return hindsight
+
+
+def _myopic_and_hindsight(tmp: Path, myopic: Policy, params: SimulationParameters,
+                          weeks: Sequence[WeekFiles]) -> tuple[_PolicyRun, HindsightResult, dict[str, float]]:
+    """The myopic rounds, then the hindsight optimum with their declines (a second process's share of the work)."""
+    timings: dict[str, float] = {}
+    first = _Simulation(_home(tmp, "myopic", params.start), myopic, params, timings, "").run(weeks)
+    return first, _hindsight(first, myopic, first.declined, timings), timings
 
 
 def _home(tmp: Path, name: str, start: date) -> tuple[Settings, ManualClock]:
