@@ -345,3 +345,33 @@ def test_each_pool_household_has_a_plan_of_its_own_while_the_pool_is_small(
     else:  # one type: whatever its plan, the same for both (how much of it, pricing's tolerance decides)
         assert seen["A1"] == seen["A2"] and 0.0 < seen["A1"][0] < 1.0
     assert placed(result) == {"A1": NEAR, "A2": FAR}
+
+
+@pytest.mark.parametrize("path", [{}, NATIONAL], ids=["pyomo", "national"])
+def test_a_small_look_ahead_plans_the_pool_before_the_futures_whatever_their_scores(
+        monkeypatch: pytest.MonkeyPatch, path: dict) -> None:
+    # Rule (PAIR_TIE_BREAK_MAX): a pair's tie-break by quality stays far below the twentieth of a person a coming
+    # household counts less than one of the pool, however few households the LP holds. P (a wheelchair user) can
+    # only go to NEAR; Q (relatives in NEAR) is the round's only arrival, so the futures are copies of Q. Placing P
+    # at NEAR and Q at FAR plans two persons of the pool; Q at NEAR and a future Q at FAR only 1.95, however much
+    # more Q scores at NEAR. Before, with six households in the LP, each pair's tie-break could reach 0.083 and the
+    # plan left P out.
+    import rematch_pipeline.matching.engine as engine
+
+    seen: dict[str, list[float]] = {}
+    real = engine.apply_look_ahead
+
+    def spy(data, future, policy):  # type: ignore[no-untyped-def]
+        for i, h in enumerate(data.households):
+            seen[h.case_id] = [float(v) for v in future.plan[i]]
+        return real(data, future, policy)
+
+    monkeypatch.setattr(engine, "apply_look_ahead", spy)
+    pool = [household("P", wheelchair_access=True), household("Q", ties_ags=NEAR)]
+    offers = [offer(NEAR, places=1, units=(1, 0, 0, 0), units_wheelchair=1), offer(FAR, places=1, units=(1, 0, 0, 0))]
+    policy = policy_with(POLICY, look_ahead_weight=10.0, time_limit_s=30.0, look_ahead_method="plan", **path)
+    result = match(pool, offers, ROUND_DATE, policy, "R-ahead", arrivals=["Q"])
+    assert seen == {"P": [1.0, 0.0], "Q": [0.0, 1.0]}
+    assert placed(result) == {"P": NEAR, "Q": FAR}
+    (q,) = [a for a in result.assignments if a.case_id == "Q"]
+    assert q.score_terms["look_ahead"] == pytest.approx(0.0, abs=1e-3)  # where the plan has it: nothing charged

@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 # A tiny non-negative perturbation by match quality breaks the ties. It adds at most PERTURBATION_TOTAL to any
 # solution's value, so the perturbed LP value stays a valid upper bound on persons, less than one person loose.
 PERTURBATION_TOTAL = 0.5
+# And at most this on any one pair: an LP that counts a household at a fraction of a person (the look-ahead's coming
+# households at 0.95) must not let a few pairs' tie-breaks outweigh that twentieth, however few households it holds.
+PAIR_TIE_BREAK_MAX = 0.01
 PRICING_MIN_GAIN = 0.5  # persons the full pair set could add over the candidate LP before pricing is worth a round
 TYPE_MIP_MAX_COLUMNS = 8_000  # type models up to this size go to branch and bound first (docs/solver-tuning.md)
 
@@ -103,11 +106,12 @@ def reduced_costs(data: MatchingData, model: LinearModel, duals: np.ndarray) -> 
 
 def perturbation(model: LinearModel, quality: np.ndarray) -> np.ndarray:
     """The tie-break each pair adds to its persons: its quality shifted to be non-negative (look-ahead points are
-    negative), scaled so that any solution gains at most PERTURBATION_TOTAL. Never negative: a pair never seems worth
-    less than its persons, so the perturbed LP value stays an upper bound."""
+    negative), scaled so that any solution gains at most PERTURBATION_TOTAL and any pair PAIR_TIE_BREAK_MAX. Never
+    negative: a pair never seems worth less than its persons, so the perturbed LP value stays an upper bound."""
     households = max(1.0, float(model.upper[:model.blocks[0].n_rows].sum()))  # one pair per household at most
     low = min(0.0, float(model.quality.min(initial=0.0)))
-    scale = PERTURBATION_TOTAL / (households * max(1.0, float(model.quality.max(initial=0.0)) - low))
+    per_pair = min(PERTURBATION_TOTAL / households, PAIR_TIE_BREAK_MAX)
+    scale = per_pair / max(1.0, float(model.quality.max(initial=0.0)) - low)
     return scale * np.maximum(np.asarray(quality, dtype=np.float64) - low, 0.0)
 
 
