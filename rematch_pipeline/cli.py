@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from rematch_pipeline.config import HOME_SETTINGS, Settings, load_policy, load_settings
+from rematch_pipeline.config import HOME_SETTINGS, Settings, configure_logging, load_policy, load_settings
 
 
 def _date(value: str) -> date:
@@ -654,10 +654,7 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
     from rematch_pipeline.rounds import FutureDateError
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # -v is what our steps do; Great Expectations' own INFO (hundreds of lines a file) would bury it.
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    configure_logging(logging.INFO if args.verbose else logging.WARNING)
     try:
         with _progress(args):
             return int(args.func(args, settings or load_settings()))
@@ -679,6 +676,11 @@ def main(argv: list[str] | None = None, settings: Settings | None = None) -> int
             print("error: a document could not be printed to PDF (the ones before it are recorded). "
                   "Print with REMATCH_PDF_RENDERER=weasyprint meanwhile and report it.", file=sys.stderr)
             return 2
+        from rematch_pipeline.simulation.beside import SecondProcessFailed
+
+        if isinstance(exc, SecondProcessFailed):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         if not isinstance(exc, RoundBusy):
             raise
         print(f"error: {exc}", file=sys.stderr)

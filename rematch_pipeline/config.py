@@ -105,6 +105,13 @@ class Settings:
 
 log = logging.getLogger(__name__)
 
+
+def configure_logging(level: int) -> None:
+    """The command's log lines (and a second process's, alike): time, level, logger, message."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Our steps at INFO; Great Expectations' own INFO (hundreds of lines a file) would bury them.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # A phone number: at least 7 ASCII digits, grouped by spaces, slashes, hyphens or brackets, maybe after a plus.
 _PHONE = re.compile(r"(?<![\w.:])\+?[0-9][0-9 ()/-]{5,}[0-9](?![\w.:])")

@@ -11,6 +11,10 @@ from rematch_pipeline.config import MAX_LOOK_AHEAD_ROUNDS
 # The look-ahead run's weight unless told otherwise (measured in README and docs/solver-tuning.md).
 LOOK_AHEAD_WEIGHT = 10.0
 WITHOUT_CHANGES = "without changes"  # the what-if row of the simulation as its options ran it
+# From this many households over the horizon the command runs the myopic rounds in a second process beside the
+# look-ahead's (`runner.default_processes`): a process starts in about 3 s (its imports), which a smaller simulation
+# would not win back.
+SECOND_PROCESS_FROM = 2_000
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-import multiprocessing
 import random
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
@@ -39,14 +37,12 @@ from rematch_pipeline.matching.scoring import future_points
 from rematch_pipeline.repository import reading
 from rematch_pipeline.rounds import load_round_inputs, offer_round, run_round, settle_offers
 from rematch_pipeline.scenario import DEFAULT_ROUND_DATE
-from rematch_pipeline.simulation import DEFAULTS, LOOK_AHEAD_WEIGHT, PLANS
+from rematch_pipeline.simulation import DEFAULTS, LOOK_AHEAD_WEIGHT, PLANS, SECOND_PROCESS_FROM
 from rematch_pipeline.simulation.arrivals import WeekFiles, generate_weeks
+from rematch_pipeline.simulation.beside import SecondProcess
 from rematch_pipeline.simulation.hindsight import HindsightResult, solve_hindsight
 
 ACTOR = "simulate"
-# From this many households over the horizon a second process runs the myopic rounds beside the look-ahead's: a
-# process starts in about 3 s (its imports), which a smaller simulation would not win back.
-SECOND_PROCESS_FROM = 2_000
 ANSWERED_AT = day_time(10, 0)  # households answer in office hours (UTC) on the day they answer
 
 
@@ -130,12 +126,12 @@ def wait_stats(weeks_waited: Sequence[int]) -> dict[str, float | int | None]:
 
 
 def run_simulation(params: SimulationParameters, policy: Policy | None = None,
-                   weeks: Sequence[WeekFiles] | None = None, processes: int | None = None) -> SimulationRun:
+                   weeks: Sequence[WeekFiles] | None = None, processes: int = 1) -> SimulationRun:
     """Run the weekly rounds on a new home in a temporary folder (deleted afterwards); `weeks` replaces the
     generated exports (a test's hand-made case). Never reads or writes the user's REMATCH_HOME or database.
-    `processes`: 2 runs the myopic rounds and the hindsight in a second process beside the look-ahead's rounds, 1
-    runs all in this one; None: two from SECOND_PROCESS_FROM households over the horizon. The same summary either
-    way."""
+    `processes`: 2 runs the myopic rounds and the hindsight in a second process beside the look-ahead's rounds (a
+    script calling it so needs the `if __name__ == "__main__":` guard of spawned processes), 1 all in this one; the
+    same summary either way."""
     policy = policy or load_policy()
     params.check(policy)
     with tempfile.TemporaryDirectory(prefix="rematch-simulate-") as tmp:
@@ -156,8 +152,6 @@ def run_simulation(params: SimulationParameters, policy: Policy | None = None,
         timings = {"generate_s": time.perf_counter() - t0}
         myopic = policy_with(policy, look_ahead_weight=0.0)
         ahead = params.look_ahead_policy(policy) if params.look_ahead_weight > 0 else None
-        if processes is None:
-            processes = 2 if ahead and params.weeks * params.arrivals_per_week >= SECOND_PROCESS_FROM else 1
         if ahead is None or processes < 2:
             first = _Simulation(_home(Path(tmp), "myopic", params.start), myopic, params, timings, "").run(weeks)
             runs = [first]
@@ -168,11 +162,10 @@ def run_simulation(params: SimulationParameters, policy: Policy | None = None,
         else:
             # The myopic rounds and their hindsight in a second process beside the rounds that look ahead: the
             # runs share nothing but the exports, so each gives what it gives alone (docs/solver-tuning.md).
-            spawn = multiprocessing.get_context("spawn")  # a fork would copy this process's threads' locks
-            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as second:
-                beside = second.submit(_myopic_and_hindsight, Path(tmp), myopic, params, weeks)
+            with SecondProcess("the myopic rounds", _myopic_and_hindsight, Path(tmp), myopic, params,
+                               weeks) as beside:
                 later = _Simulation(_home(Path(tmp), "look_ahead", params.start), ahead, params, timings,
-                                    "look_ahead_").run(weeks)
+                                    "look_ahead_").run(weeks, between=beside.check)
                 with progress.step("the myopic rounds and the hindsight optimum, in a second process"):
                     first, hindsight, their = beside.result()
             timings.update(their)
@@ -180,12 +173,19 @@ def run_simulation(params: SimulationParameters, policy: Policy | None = None,
             runs = [first, later]
             declined = _union(r.declined for r in runs)
             if declined != first.declined:  # the hindsight respects every decline of either run: solved again
+                beside_s = timings["hindsight_s"]
                 for key in [k for k in timings if k.startswith("hindsight_")]:
                     del timings[key]
                 hindsight = _hindsight(first, myopic, declined, timings)
+                timings["hindsight_beside_s"] = beside_s
         summary = _summary(params, runs, hindsight, weeks)
         timings["total_s"] = time.perf_counter() - t0
         return SimulationRun(summary, {k: round(v, 3) for k, v in timings.items()})
+
+
+def default_processes(params: SimulationParameters) -> int:
+    """Two processes when there is a look-ahead run beside the myopic one and the horizon is large enough."""
+    return 2 if params.look_ahead_weight > 0 and params.weeks * params.arrivals_per_week >= SECOND_PROCESS_FROM else 1
 
 
 def _hindsight(first: _PolicyRun, myopic: Policy, declined: dict[str, set[str]],
@@ -259,11 +259,14 @@ class _Simulation:
         key = self.prefix + key
         self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - started
 
-    def run(self, weeks: Sequence[WeekFiles]) -> _PolicyRun:
+    def run(self, weeks: Sequence[WeekFiles], between: Callable[[], None] | None = None) -> _PolicyRun:
+        """The weekly rounds; `between` is called after each week (it raises to stop them)."""
         rows = []
         label = "simulated weeks" + (" (look-ahead)" if self.prefix else "")
         for wf in progress.track(weeks, label, total=len(weeks), unit="weeks"):
             rows.append(self._week(wf))
+            if between is not None:
+                between()
         last = weeks[-1].round_date
         self.clock.set(last + timedelta(days=7))
         settle_offers(self.settings, self.clock.today(), actor=ACTOR)  # the no-answers of the last rounds expire

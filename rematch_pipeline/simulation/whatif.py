@@ -10,7 +10,7 @@ from rematch_pipeline.domain import Policy
 from rematch_pipeline.reports.charts import listed
 from rematch_pipeline.simulation import PLANS, WITHOUT_CHANGES
 from rematch_pipeline.simulation.arrivals import ADDABLE, municipality_ags
-from rematch_pipeline.simulation.runner import SimulationParameters, run_simulation
+from rematch_pipeline.simulation.runner import SimulationParameters, default_processes, run_simulation
 
 # What a variant may change, named as `rematch simulate`'s options: the parameter and how its value is read.
 CHANGES: dict[str, tuple[str, Callable[[str], Any]]] = {plan.key: (plan.field, plan.read) for plan in PLANS}
@@ -152,14 +152,15 @@ def _base_value(summary: dict[str, Any], name: str) -> Any:
 
 
 def what_if(base_summary: dict[str, Any], variants: Sequence[tuple[str, SimulationParameters]],
-            policy: Policy | None = None) -> list[dict[str, Any]]:
+            policy: Policy | None = None, processes: int | None = None) -> list[dict[str, Any]]:
     """The base run's key figures, then each variant's: every variant a whole simulation of its own, on the same seed,
     so the same households arrive. Read the variants (`variant_parameters`) before the base runs: a typo then costs
-    no time."""
+    no time. `processes`: as `run_simulation`'s; None: each variant's `default_processes`."""
     rows = [key_figures(WITHOUT_CHANGES, base_summary)]
     base = base_summary["parameters"]
     for spec, params in variants:
-        row = key_figures(spec, run_simulation(params, policy).summary)
+        ran = run_simulation(params, policy, processes=processes or default_processes(params))
+        row = key_figures(spec, ran.summary)
         # Every parameter the variant changed, including those that gave way (accept share under more declines),
         # named as the planner named it (the option, or `add`).
         row["changed"] = {NAMES.get(k, k): v for k, v in row["parameters"].items() if v != base.get(k)}
