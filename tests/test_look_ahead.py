@@ -324,18 +324,9 @@ def test_each_pool_household_has_a_plan_of_its_own_while_the_pool_is_small(
     # Rule (OWN_TYPES_UP_TO): up to that many pool households, each is a type of its own in the look-ahead LP, so
     # two alike households (the same needs and places they may go) are planned each where it fits best; above it
     # they form one type and its plan is spread evenly over them. A1 has relatives in NEAR, A2 in FAR; one place each.
-    import rematch_pipeline.matching.engine as engine
     import rematch_pipeline.matching.look_ahead as la
 
-    seen: dict[str, list[float]] = {}
-    real = engine.apply_look_ahead
-
-    def spy(data, future, policy):  # type: ignore[no-untyped-def]
-        for i, h in enumerate(data.households):
-            seen[h.case_id] = [float(v) for v in future.plan[i]]
-        return real(data, future, policy)
-
-    monkeypatch.setattr(engine, "apply_look_ahead", spy)
+    seen = _plans(monkeypatch)
     monkeypatch.setattr(la, "OWN_TYPES_UP_TO", own_types_up_to)
     pool = [household("A1", ties_ags=NEAR), household("A2", ties_ags=FAR)]
     offers = [offer(NEAR, places=1, units=(1, 0, 0, 0)), offer(FAR, places=1, units=(1, 0, 0, 0))]
@@ -356,6 +347,19 @@ def test_a_small_look_ahead_plans_the_pool_before_the_futures_whatever_their_sco
     # at NEAR and Q at FAR plans two persons of the pool; Q at NEAR and a future Q at FAR only 1.95, however much
     # more Q scores at NEAR. Before, with six households in the LP, each pair's tie-break could reach 0.083 and the
     # plan left P out.
+    seen = _plans(monkeypatch)
+    pool = [household("P", wheelchair_access=True), household("Q", ties_ags=NEAR)]
+    offers = [offer(NEAR, places=1, units=(1, 0, 0, 0), units_wheelchair=1), offer(FAR, places=1, units=(1, 0, 0, 0))]
+    policy = policy_with(POLICY, look_ahead_weight=10.0, time_limit_s=30.0, look_ahead_method="plan", **path)
+    result = match(pool, offers, ROUND_DATE, policy, "R-ahead", arrivals=["Q"])
+    assert seen == {"P": [1.0, 0.0], "Q": [0.0, 1.0]}
+    assert placed(result) == {"P": NEAR, "Q": FAR}
+    (q,) = [a for a in result.assignments if a.case_id == "Q"]
+    assert q.score_terms["look_ahead"] == pytest.approx(0.0, abs=1e-3)  # where the plan has it: nothing charged
+
+
+def _plans(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[float]]:
+    """Each pool household's plan (its share of each offer) as the round's look-ahead hands it on, by case id."""
     import rematch_pipeline.matching.engine as engine
 
     seen: dict[str, list[float]] = {}
@@ -367,11 +371,4 @@ def test_a_small_look_ahead_plans_the_pool_before_the_futures_whatever_their_sco
         return real(data, future, policy)
 
     monkeypatch.setattr(engine, "apply_look_ahead", spy)
-    pool = [household("P", wheelchair_access=True), household("Q", ties_ags=NEAR)]
-    offers = [offer(NEAR, places=1, units=(1, 0, 0, 0), units_wheelchair=1), offer(FAR, places=1, units=(1, 0, 0, 0))]
-    policy = policy_with(POLICY, look_ahead_weight=10.0, time_limit_s=30.0, look_ahead_method="plan", **path)
-    result = match(pool, offers, ROUND_DATE, policy, "R-ahead", arrivals=["Q"])
-    assert seen == {"P": [1.0, 0.0], "Q": [0.0, 1.0]}
-    assert placed(result) == {"P": NEAR, "Q": FAR}
-    (q,) = [a for a in result.assignments if a.case_id == "Q"]
-    assert q.score_terms["look_ahead"] == pytest.approx(0.0, abs=1e-3)  # where the plan has it: nothing charged
+    return seen
