@@ -72,7 +72,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Any) -> int:
             variant.check(policy)
         except ValueError as exc:
             raise ValueError(f"what-if {spec!r}: {exc}") from exc
-    run = run_simulation(params, policy, processes=args.processes or default_processes(params))
+    run = run_simulation(params, policy, processes=default_processes(params, args.processes))
     if variants:
         t0 = time.perf_counter()
         run.summary["what_if"] = what_if(run.summary, variants, policy, args.processes)

@@ -183,8 +183,11 @@ def run_simulation(params: SimulationParameters, policy: Policy | None = None,
         return SimulationRun(summary, {k: round(v, 3) for k, v in timings.items()})
 
 
-def default_processes(params: SimulationParameters) -> int:
-    """Two processes when there is a look-ahead run beside the myopic one and the horizon is large enough."""
+def default_processes(params: SimulationParameters, given: int | None = None) -> int:
+    """The processes given, else two when there is a look-ahead run beside the myopic one and the horizon is large
+    enough."""
+    if given is not None:
+        return given
     return 2 if params.look_ahead_weight > 0 and params.weeks * params.arrivals_per_week >= SECOND_PROCESS_FROM else 1
 
 

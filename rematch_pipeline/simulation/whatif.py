@@ -159,7 +159,7 @@ def what_if(base_summary: dict[str, Any], variants: Sequence[tuple[str, Simulati
     rows = [key_figures(WITHOUT_CHANGES, base_summary)]
     base = base_summary["parameters"]
     for spec, params in variants:
-        ran = run_simulation(params, policy, processes=processes or default_processes(params))
+        ran = run_simulation(params, policy, processes=default_processes(params, processes))
         row = key_figures(spec, ran.summary)
         # Every parameter the variant changed, including those that gave way (accept share under more declines),
         # named as the planner named it (the option, or `add`).
