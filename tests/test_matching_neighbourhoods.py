@@ -190,7 +190,7 @@ def test_deterministic_work_reports_the_budgets_values(monkeypatch: pytest.Monke
         quality=dataclasses.replace(BUDGET.quality, rounds=13, nodes=14), quality_bound_lps=15,
         quality_bound_columns=16, quality_bound_candidates=17, quality_bound_ipm_iterations=18,
         quality_bound_crossover_iterations=19, quality_bound_subgradient_steps=28, lp_guided_every=20,
-        guided_offers=21, guided_rounds=22)
+        guided_offers=21, guided_rounds=22, move_sweeps=29)
     monkeypatch.setattr(solve, "BUDGET", budget)
     assert solve.deterministic_work() == {
         "pricing_rounds": 3, "lp_ipm_iterations": 4, "lp_simplex_iterations": 5, "subgradient_steps": 6,
@@ -198,6 +198,7 @@ def test_deterministic_work_reports_the_budgets_values(monkeypatch: pytest.Monke
         "type_neighbourhood_nodes": 9,
         "guided_type_neighbourhoods": 23, "guided_type_offers": 24, "guided_type_nodes": 25,
         "persons_neighbourhoods": 10, "persons_neighbourhood_nodes": 11, "neighbourhoods_without_gain": 12,
+        "move_sweeps": 29,
         "quality_neighbourhoods": 13, "quality_neighbourhood_nodes": 14, "quality_bound_lps": 15,
         "quality_bound_columns": 16, "quality_bound_candidates": 17, "quality_bound_ipm_iterations": 18,
         "quality_bound_crossover_iterations": 19, "quality_bound_subgradient_steps": 28,

@@ -55,6 +55,9 @@ class WorkBudget:
     persons_gap_ppm: int = 0
     quality: SearchWork = field(default_factory=lambda: SearchWork(
         offers=2, rounds=100, nodes=500, stop_after=100, movers=150, min_movers=20))
+    # Passes of single moves and swaps over every eligible pair after the quality neighbourhoods (`moves`): at
+    # 10,000 x 400 the first four give 1.49 % more quality of the 1.51 % that passes until none is left give.
+    move_sweeps: int = 4
     # Every other quality neighbourhood keeps each household it holds placed; those solve faster, so take more.
     kept_offers: int = 4
     lp_guided_every: int = 2  # neighbourhoods of the other kinds after each one guided by the quality LP (0: none)
@@ -93,7 +96,8 @@ class WorkBudget:
                 "guided_type_neighbourhoods": self.guided_types.rounds,
                 "guided_type_offers": self.guided_types.offers, "guided_type_nodes": self.guided_types.nodes,
                 "persons_neighbourhoods": self.persons.rounds, "persons_neighbourhood_nodes": self.persons.nodes,
-                "quality_neighbourhoods": self.quality.rounds, "quality_neighbourhood_nodes": self.quality.nodes,
+                "move_sweeps": self.move_sweeps, "quality_neighbourhoods": self.quality.rounds,
+                "quality_neighbourhood_nodes": self.quality.nodes,
                 "neighbourhoods_without_gain": self.persons.stop_after or 0,
                 "quality_bound_lps": self.quality_bound_lps, "quality_bound_columns": self.quality_bound_columns,
                 "quality_bound_candidates": self.quality_bound_candidates,

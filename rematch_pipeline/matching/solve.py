@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from rematch_pipeline.matching.build import LinearModel, build_model
 from rematch_pipeline.matching.data import MatchingData
 from rematch_pipeline.matching.exchange import capacity_classes, exchange_within_classes
 from rematch_pipeline.matching.fair_share import FairShare
+from rematch_pipeline.matching.moves import improve_by_moves
 from rematch_pipeline.matching.neighbourhoods import (
     balanced_fill_points,
     exchange,
@@ -397,6 +398,22 @@ def _max_quality(data: MatchingData, model: LinearModel, policy: Policy, incumbe
         return incumbent
 
 
+def _by_moves(data: MatchingData, model: LinearModel, x: np.ndarray, deadline: float,
+              phase: str) -> tuple[LinearModel, PhaseResult]:
+    """Placement `x` after `improve_by_moves`, over a model with the pairs it moved to among its columns (the same
+    model when it had them all)."""
+    t0 = time.perf_counter()
+    chosen = x > 0.5
+    h, o, ended = improve_by_moves(data, data.pair_h[chosen], data.pair_o[chosen], BUDGET.move_sweeps, deadline)
+    before = data.n_pairs
+    _add_pairs(data, h, o)
+    if data.n_pairs != before:
+        model = build_model(data)
+    moved = start_vector(data, h, o)
+    return model, PhaseResult(phase, ended, float(model.quality @ moved), float("inf"), time.perf_counter() - t0,
+                              moved)
+
+
 def _quality_incumbent(data: MatchingData, model: LinearModel, fair: FairShare | None, x: np.ndarray) -> PhaseResult:
     """The quality phase's start: the persons-maximal placement `x` with its quality and balanced-fill points."""
     quality = float(model.quality @ x) + balanced_fill_points(data, model, fair, x)
@@ -454,6 +471,12 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
         guide = early.support.on_pairs(data)  # none without an LP (its columns over the budget)
     p2 = _max_quality(data, model, policy, incumbent, placed, backend, classes, fair, deadline, guide)
     phases.append(p2)
+    if backend is None and fair is None:
+        # Then moves over every eligible pair: at national scale a household's better municipality is rarely in its
+        # neighbourhood or among the model's columns. Before the neighbourhoods they gained less and slowed them.
+        model, moves = _by_moves(data, model, p2.x, deadline, "quality_moves")
+        phases.append(moves)
+        p2 = replace(p2, objective=moves.objective, x=moves.x)  # over the model's columns now
     chosen = np.nonzero(p2.x > 0.5)[0]
     # In small rounds the allocation over types is only the start of the exact persons MIP: once that is optimal,
     # how the search over types ended does not decide the round's status.

@@ -1,0 +1,97 @@
+"""Quality by single moves over every eligible pair: a household to a better municipality, or two households swapped."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from rematch_pipeline.matching.data import MatchingData
+from rematch_pipeline.matching.units import ROOM_TABLE
+
+GAIN = 1e-9  # a move must raise the quality by more than this (rounding noise is no gain)
+
+
+def usage(data: MatchingData) -> tuple[np.ndarray, np.ndarray]:
+    """(H, D) what each household takes of an offer, and (O, D) what an offer has left, over the same D rows a
+    model's capacity families hold: every capacity dimension, then the units of each room class."""
+    demand = np.column_stack([data.hh.demand, ROOM_TABLE[data.hh.rooms]]).astype(np.int64)
+    left = np.maximum(0, np.column_stack([data.of.remaining, data.of.units_ge_left])).astype(np.int64)
+    return demand, left
+
+
+def improve_by_moves(data: MatchingData, h: np.ndarray, o: np.ndarray, sweeps: int,
+                     deadline: float = float("inf")) -> tuple[np.ndarray, np.ndarray, str]:
+    """The placement (h, o) after at most `sweeps` passes over its households, in index order: each moves to the
+    eligible offer it scores highest among those where it fits, or else swaps with the household whose swap gains
+    most among those at offers it scores higher (both eligible at the other's offer, both offers within capacity).
+
+    The same households stay placed and every offer within what it has left, so persons placed do not change and
+    quality only rises. Neighbourhoods of a few municipalities cannot make these moves at national scale: a
+    household's better municipality is rarely in the same neighbourhood, and rarely among the model's columns
+    (docs/solver-tuning.md). After the first pass a household is looked at again only where an offer changed that
+    it could move to or swap at; the passes are the work limit, so the result is the same on every machine.
+    Also returns how it ended: `heuristic` (no move left), `work_limit` (the passes ran out) or `time_limit` (the
+    safety net's `deadline`, perf_counter, passed: another machine may have gone further).
+    """
+    n_h, n_o = data.eligible.shape
+    at = np.full(n_h, -1, dtype=np.int64)
+    at[h] = o
+    demand, left = usage(data)
+    np.subtract.at(left, o, demand[h])
+    score = data.score
+    allowed = data.eligible
+    current = np.zeros(n_h)
+    current[h] = score[h, o]
+    looked = np.ones(n_h, dtype=bool)  # households to look at in this pass
+    ended = "work_limit"
+    for _ in range(sweeps):
+        changed = np.zeros(n_o, dtype=bool)
+        moved = 0
+        for i, a in enumerate(np.nonzero(looked & (at >= 0))[0]):
+            if i % 1000 == 0 and time.perf_counter() >= deadline:
+                ended = "time_limit"
+                break
+            here = at[a]
+            better = allowed[a] & (score[a] > current[a] + GAIN)
+            if not better.any():
+                continue
+            fits = better & (left >= demand[a]).all(axis=1)
+            if fits.any():
+                to = int(np.argmax(np.where(fits, score[a], -np.inf)))
+                left[here] += demand[a]
+                left[to] -= demand[a]
+                at[a] = to
+                current[a] = score[a, to]
+                changed[[here, to]] = True
+                moved += 1
+                continue
+            others = np.nonzero(better[np.maximum(at, 0)] & (at >= 0))[0]
+            gain = score[a, at[others]] - current[a] + score[others, here] - current[others]
+            others = others[(gain > GAIN) & allowed[others, here]]
+            if len(others) == 0:
+                continue
+            there = at[others]
+            gain = score[a, there] - current[a] + score[others, here] - current[others]
+            shift = demand[others] - demand[a]  # what `here` gives up and `there` gets back by the swap
+            ok = (left[here] - shift >= 0).all(axis=1) & (left[there] + shift >= 0).all(axis=1)
+            if not ok.any():
+                continue
+            k = int(np.argmax(np.where(ok, gain, -np.inf)))
+            b, to = int(others[k]), int(there[k])
+            left[here] -= shift[k]
+            left[to] += shift[k]
+            at[a], at[b] = to, here
+            current[a], current[b] = score[a, to], score[b, here]
+            changed[[here, to]] = True
+            moved += 1
+        if ended == "time_limit":
+            break
+        if moved == 0:
+            ended = "heuristic"
+            break
+        placed = at >= 0
+        looked = placed & (changed[np.maximum(at, 0)]
+                           | (allowed & changed[None, :] & (score > current[:, None] + GAIN)).any(axis=1))
+    chosen = np.nonzero(at >= 0)[0]
+    return chosen, at[chosen], ended
