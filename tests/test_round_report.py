@@ -283,6 +283,19 @@ def test_printed_report_keeps_every_chart_and_table_on_the_page(settings: Settin
     assert over == [], "charts or tables running off the printed page"
 
 
+def test_every_phase_of_a_round_beyond_the_pyomo_size_is_named_in_words() -> None:
+    from rematch_pipeline.config import load_policy, policy_with
+    from rematch_pipeline.matching.engine import match
+    from rematch_pipeline.reports.round_report import PHASE_LABELS
+    from tests.factories import ROUND_DATE
+    from tests.test_matching import _scenario
+
+    hs, os_ = _scenario(24)
+    result = match(hs, os_, ROUND_DATE, policy_with(load_policy(), pyomo_max_pairs=0), "R")
+    phases = {p["phase"] for p in result.stats["phases"]}
+    assert "max_quality_lns" in phases and phases <= set(PHASE_LABELS), sorted(phases - set(PHASE_LABELS))
+
+
 def test_every_statistic_and_phase_of_a_round_is_named_in_words(settings: Settings, tmp_path: Path) -> None:
     from rematch_pipeline.reports.round_report import PHASE_LABELS, STAT_LABELS
     from rematch_pipeline.repository import reading

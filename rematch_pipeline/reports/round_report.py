@@ -78,7 +78,11 @@ PHASE_LABELS = {
                   "can lie above the bound on persons)",
     "lagrangian_bound": "bound on persons from the LP's capacity prices (rounds too large for the LP)",
     "max_persons": "most persons placed (integer)", "max_persons_types": "most persons placed, over household types",
+    "greedy_start": "greedy allocation by score (the start of the searches)",
+    "max_persons_lns": "most persons placed, by neighbourhoods of a few municipalities",
     "max_quality": "best match quality with persons placed kept",
+    "max_quality_lns": "best match quality with persons placed kept, by neighbourhoods of a few municipalities",
+    "quality_moves": "match quality raised by moving single households, or swapping two, over every eligible pair",
     "quality_bound": "upper bound on match quality (LP); the round's quality bound is the lower of this and the "
                      "quality MIP's own bound",
 }
