@@ -74,6 +74,14 @@ def test_a_swap_needs_both_households_eligible_where_the_other_was() -> None:
     assert dict(zip(h.tolist(), o.tolist(), strict=True)) == {0: 0, 1: 1}
 
 
+def test_a_household_left_out_joins_where_a_move_freed_room_it_fits() -> None:
+    hs = [household("A", SINGLE), household("U", (adult(), adult("partner")))]
+    data = build_data(hs, [offer("05111000", places=2), offer("09162000", places=1)], ROUND_DATE, POLICY)
+    _scores(data, [[1.0, 5.0], [3.0, 3.0]])  # A at X prefers Y; U, left out, fits X only once A has gone
+    h, o, _ = improve_by_moves(data, np.array([0]), np.array([0]), sweeps=4)
+    assert dict(zip(h.tolist(), o.tolist(), strict=True)) == {0: 1, 1: 0}
+
+
 def test_the_passes_are_the_work_limit() -> None:
     data = _two_full_offers(SINGLE, SINGLE)
     _scores(data, [[1.0, 4.0], [3.0, 2.0]])
@@ -90,7 +98,7 @@ def test_moves_keep_who_is_placed_every_capacity_row_and_eligibility_and_never_l
     data.codes[rng.uniform(size=data.codes.shape) < 0.2] = 1
     h0, o0 = greedy_by_score(data)
     h, o, _ = improve_by_moves(data, h0, o0, sweeps=10)
-    assert sorted(h.tolist()) == sorted(h0.tolist())
+    assert set(h.tolist()) >= set(h0.tolist())
     assert data.eligible[h, o].all()
     assert data.score[h, o].sum() >= data.score[h0, o0].sum()
     # Capacity as the model states it (its own rows, not the moves' bookkeeping), over every eligible pair.

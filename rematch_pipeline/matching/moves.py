@@ -26,11 +26,14 @@ def improve_by_moves(data: MatchingData, h: np.ndarray, o: np.ndarray, sweeps: i
     eligible offer it scores highest among those where it fits, or else swaps with the household whose swap gains
     most among those at offers it scores higher (both eligible at the other's offer, both offers within capacity).
 
-    The same households stay placed and every offer within what it has left, so persons placed do not change and
-    quality only rises. Neighbourhoods of a few municipalities cannot make these moves at national scale: a
-    household's better municipality is rarely in the same neighbourhood, and rarely among the model's columns
-    (docs/solver-tuning.md). After the first pass a household is looked at again only where an offer changed that
-    it could move to or swap at; the passes are the work limit, so the result is the same on every machine.
+    Every placed household stays placed and every offer within what it has left, so quality only rises. After
+    each pass, a household left out that now fits where the moves freed room joins (the most persons first, at
+    the offer it scores highest): rounds not proven maximal may leave such room, and its unmatched reason would
+    then be false. So persons placed never fall. Neighbourhoods of a few municipalities cannot make these moves at
+    national scale: a household's better municipality is rarely in the same neighbourhood, and rarely among the
+    model's columns (docs/solver-tuning.md). After the first pass a household is looked at again only where an
+    offer changed that it could move to or swap at; the passes are the work limit, so the result is the same on
+    every machine.
     Also returns how it ended: `heuristic` (no move left), `work_limit` (the passes ran out) or `time_limit` (the
     safety net's `deadline`, perf_counter, passed: another machine may have gone further).
     """
@@ -87,6 +90,7 @@ def improve_by_moves(data: MatchingData, h: np.ndarray, o: np.ndarray, sweeps: i
             moved += 1
         if ended == "time_limit":
             break
+        moved += _fill(at, left, demand, allowed, score, data.hh.persons, changed, current)
         if moved == 0:
             ended = "heuristic"
             break
@@ -95,3 +99,24 @@ def improve_by_moves(data: MatchingData, h: np.ndarray, o: np.ndarray, sweeps: i
                            | (allowed & changed[None, :] & (score > current[:, None] + GAIN)).any(axis=1))
     chosen = np.nonzero(at >= 0)[0]
     return chosen, at[chosen], ended
+
+
+def _fill(at: np.ndarray, left: np.ndarray, demand: np.ndarray, allowed: np.ndarray, score: np.ndarray,
+          persons: np.ndarray, changed: np.ndarray, current: np.ndarray) -> int:
+    """Households left out that fit somewhere they are eligible, placed there (most persons first, each at the
+    offer it scores highest); how many joined."""
+    out = np.nonzero(at < 0)[0]
+    if len(out) == 0:
+        return 0
+    joined = 0
+    for u in out[np.argsort(-persons[out], kind="stable")]:
+        fits = allowed[u] & (left >= demand[u]).all(axis=1)
+        if not fits.any():
+            continue
+        to = int(np.argmax(np.where(fits, score[u], -np.inf)))
+        left[to] -= demand[u]
+        at[u] = to
+        current[u] = score[u, to]
+        changed[to] = True
+        joined += 1
+    return joined

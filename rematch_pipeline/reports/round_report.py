@@ -83,8 +83,9 @@ PHASE_LABELS = {
     "max_quality": "best match quality with persons placed kept",
     "max_quality_lns": "best match quality with persons placed kept, by neighbourhoods of a few municipalities",
     "quality_moves": "match quality raised by moving single households, or swapping two, over every eligible pair",
-    "quality_bound": "upper bound on match quality (LP); the round's quality bound is the lower of this and the "
-                     "quality MIP's own bound",
+    "quality_bound": "upper bound on match quality over every eligible pair (LP, or Lagrangian steps where the LP "
+                     "stops short); where the quality MIP saw every eligible pair, the lower of this and its own "
+                     "bound; never below the quality found",
 }
 
 OFFER_STATES = (PENDING, ACCEPTED, DECLINED, EXPIRED, WITHDRAWN)
