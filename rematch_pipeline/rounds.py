@@ -17,6 +17,7 @@ from rematch_pipeline.db.engine import require_schema
 from rematch_pipeline.domain import MatchingRound, Policy
 from rematch_pipeline.forms import safe_text
 from rematch_pipeline.matching.engine import match
+from rematch_pipeline.matching.solve import deterministic_work
 from rematch_pipeline.repository import UnitOfWork, reading, require_round, unit_of_work
 from rematch_pipeline.snapshot import RoundInputs, inputs_from_json, pack, unpack
 
@@ -268,6 +269,20 @@ class ReplayReport:
         return dataclasses.asdict(self)
 
 
+def _why_different(stored: dict[str, int] | None) -> str:
+    """What an auditor can conclude from a replay that differs although no clock cut the round."""
+    if stored is None:
+        return ("this round was stored before rounds recorded their work limits, so the difference may come from a "
+                "change in the software since it was solved rather than from its inputs")
+    now = deterministic_work()
+    changed = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
+    if changed:
+        return (f"this round was solved with other work limits ({', '.join(changed)}) than this version of the "
+                "software uses, so the difference may come from them rather than from its inputs")
+    return ("the inputs, the policy and the work limits are those the round was solved with, so the difference "
+            "comes from a change in the software since then (or a fault in it: please report it)")
+
+
 def replay_round(settings: Settings, round_id: str) -> ReplayReport:
     """Re-solve a round from its stored snapshot and compare with the stored assignments."""
     require_schema(settings.database_url)
@@ -289,7 +304,8 @@ def replay_round(settings: Settings, round_id: str) -> ReplayReport:
     replayed = {a.case_id: a.ags for a in result.assignments}
     differences = [{"case_id": c, "stored": stored.get(c, ""), "replayed": replayed.get(c, "")}
                    for c in sorted(set(stored) | set(replayed)) if stored.get(c) != replayed.get(c)]
-    note = TIME_LIMIT_WARNING if stats.get("status") == "time_limit" else ""
+    note = TIME_LIMIT_WARNING if stats.get("status") == "time_limit" else \
+        _why_different(stats.get("deterministic_work")) if differences else ""
     return ReplayReport(round_id, not differences, len(stored), len(replayed), differences, result.status, note)
 
 

@@ -22,7 +22,7 @@ from rematch_pipeline.matching.extract import extract
 from rematch_pipeline.matching.look_ahead import apply_look_ahead, sample_futures
 from rematch_pipeline.matching.planning import planning_report
 from rematch_pipeline.matching.scoring import future_points
-from rematch_pipeline.matching.solve import solve_model
+from rematch_pipeline.matching.solve import deterministic_work, solve_model
 
 log = logging.getLogger(__name__)
 # Of the safety net: the look-ahead's LPs stop by their work limits long before it (a backlog's 259 s, a weekly
@@ -132,6 +132,7 @@ def match(
         build_s=round(result.build_s, 3),
         solve_s=round(solve_s, 3),
         phases=[p.summary() for p in result.phases],
+        deterministic_work=deterministic_work(),  # so that a replay can tell a change of work from one of inputs
     )
     if result.fair is not None:
         # `quality` then includes these points; the match scores alone are quality minus points. The shares are
