@@ -116,3 +116,24 @@ def test_a_round_beyond_the_pyomo_size_ends_its_quality_search_with_moves_and_ke
     assert phases["quality_moves"]["objective"] >= phases["max_quality_lns"]["objective"] - 1e-9
     assert result.stats["quality"] == pytest.approx(phases["quality_moves"]["objective"])
     assert result.stats["quality_bound"] >= result.stats["quality"] - 1e-6
+
+
+def test_a_household_that_joins_by_the_moves_is_in_the_round_and_its_persons_counted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from rematch_pipeline.matching import solve
+
+    real = solve.improve_by_moves
+    joined: list[int] = []
+
+    def one_more(data: MatchingData, h: np.ndarray, o: np.ndarray, sweeps: int,
+                 deadline: float) -> tuple[np.ndarray, np.ndarray, str]:
+        h, o, ended = real(data, h, o, sweeps, deadline)
+        out = [u for u in range(len(data.households)) if u not in set(h.tolist()) and data.eligible[u].any()]
+        joined.append(out[0])  # as if a move had freed room for it (the fake does not check capacity)
+        return np.append(h, out[0]), np.append(o, int(np.argmax(data.eligible[out[0]]))), ended
+
+    monkeypatch.setattr(solve, "improve_by_moves", one_more)
+    hs, os_ = _scenario(24)
+    result = match(hs, os_, ROUND_DATE, policy_with(POLICY, pyomo_max_pairs=0), "R")
+    assert hs[joined[0]].case_id in {a.case_id for a in result.assignments}
+    assert result.stats["persons_placed"] == result.persons_placed == sum(a.persons for a in result.assignments)

@@ -477,6 +477,9 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
         model, moves = _by_moves(data, model, p2.x, deadline, "quality_moves")
         phases.append(moves)
         p2 = replace(p2, objective=moves.objective, x=moves.x)  # over the model's columns now
+        # Households left out may have joined where the moves freed room.
+        placed = int(round(float(model.persons @ p2.x)))
+        proven = proven or proves_maximal(placed, lp_bound)
     chosen = np.nonzero(p2.x > 0.5)[0]
     # In small rounds the allocation over types is only the start of the exact persons MIP: once that is optimal,
     # how the search over types ended does not decide the round's status.
