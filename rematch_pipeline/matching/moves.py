@@ -33,9 +33,8 @@ def improve_by_moves(data: MatchingData, h: np.ndarray, o: np.ndarray, sweeps: i
     national scale: a household's better municipality is rarely in the same neighbourhood, and rarely among the
     model's columns (docs/solver-tuning.md). After the first pass a household is looked at again only where an
     offer changed that it could move to or swap at; the passes are the work limit, so the result is the same on
-    every machine.
-    Also returns how it ended: `heuristic` (no move left), `work_limit` (the passes ran out) or `time_limit` (the
-    safety net's `deadline`, perf_counter, passed: another machine may have gone further).
+    every machine. Also returns how it ended: `heuristic` (no move left), `work_limit` (the passes ran out) or
+    `time_limit` (the safety net's `deadline`, perf_counter, passed: another machine may have gone further).
     """
     n_h, n_o = data.eligible.shape
     at = np.full(n_h, -1, dtype=np.int64)

@@ -398,8 +398,8 @@ def _max_quality(data: MatchingData, model: LinearModel, policy: Policy, incumbe
         return incumbent
 
 
-def _by_moves(data: MatchingData, model: LinearModel, x: np.ndarray, deadline: float,
-              phase: str) -> tuple[LinearModel, PhaseResult]:
+def _by_moves(data: MatchingData, model: LinearModel, x: np.ndarray,
+              deadline: float) -> tuple[LinearModel, PhaseResult]:
     """Placement `x` after `improve_by_moves`, over a model with the pairs it moved to among its columns (the same
     model when it had them all)."""
     t0 = time.perf_counter()
@@ -410,8 +410,8 @@ def _by_moves(data: MatchingData, model: LinearModel, x: np.ndarray, deadline: f
     if data.n_pairs != before:
         model = build_model(data)
     moved = start_vector(data, h, o)
-    return model, PhaseResult(phase, ended, float(model.quality @ moved), float("inf"), time.perf_counter() - t0,
-                              moved)
+    return model, PhaseResult("quality_moves", ended, float(model.quality @ moved), float("inf"),
+                              time.perf_counter() - t0, moved)
 
 
 def _quality_incumbent(data: MatchingData, model: LinearModel, fair: FairShare | None, x: np.ndarray) -> PhaseResult:
@@ -474,7 +474,7 @@ def solve_model(data: MatchingData, policy: Policy, started: float | None = None
     if backend is None and fair is None:
         # Then moves over every eligible pair: at national scale a household's better municipality is rarely in its
         # neighbourhood or among the model's columns. Before the neighbourhoods they gained less and slowed them.
-        model, moves = _by_moves(data, model, p2.x, deadline, "quality_moves")
+        model, moves = _by_moves(data, model, p2.x, deadline)
         phases.append(moves)
         p2 = replace(p2, objective=moves.objective, x=moves.x)  # over the model's columns now
         # Households left out may have joined where the moves freed room.
