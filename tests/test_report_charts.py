@@ -73,6 +73,8 @@ def test_numbers_are_formatted_for_people() -> None:
     assert stat("solve_s", 3.14159) == "3.1\u00a0s" and stat("gap_to_lp", 0.00551741) == "0.6\u00a0%"
     assert stat("persons_proven_maximal", True) == "yes" and stat("lp_bound_persons", 104.576995) == "104.58"
     assert stat("balanced_fill", {"weight": 0.5, "points": 12.345678}) == "points 12.35 · weight 0.50"
+    # A work limit in millionths is a count with its unit, not a share ("gap" in its name notwithstanding).
+    assert stat("deterministic_work", {"persons_gap_ppm": 200}) == "persons gap ppm 200\u00a0ppm"
 
 
 @pytest.mark.parametrize("text", ["Wuppertal", "WMWMWMWM", "Großrückerswalde", "Шумилово", "Ωμέγα", "東京都",

@@ -119,6 +119,8 @@ def stat(key: str, value: Any) -> str:
         return value
     if key.endswith("_s"):
         return seconds(value)
+    if key.endswith("_ppm"):  # persons_gap_ppm: a count of millionths, not a share
+        return f"{number(value)}\u00a0ppm"
     if "gap" in key.split("_"):  # gap_to_lp, quality_gap: relative to their bound
         return percent(value)
     return number(value)
