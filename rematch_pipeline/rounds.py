@@ -270,17 +270,20 @@ class ReplayReport:
 
 
 def _why_different(stored: dict[str, int] | None) -> str:
-    """What an auditor can conclude from a replay that differs although no clock cut the round."""
+    """What an auditor can conclude from a replay that differs although no clock cut the round: only the work
+    limits are compared, so a change to the stored assignments after the solve is always among the causes."""
+    tampered = ("the stored assignments were changed after the round was solved (this software writes them only "
+                "when it solves the round, so that would be a change made directly in the database)")
     if stored is None:
-        return ("this round was stored before rounds recorded their work limits, so the difference may come from a "
-                "change in the software since it was solved rather than from its inputs")
+        return (f"either {tampered}, or the software changed since the round was solved: the round was stored before "
+                "rounds recorded their work limits, so this replay cannot tell which")
     now = deterministic_work()
     changed = sorted(k for k in set(stored) | set(now) if stored.get(k) != now.get(k))
     if changed:
-        return (f"this round was solved with other work limits ({', '.join(changed)}) than this version of the "
-                "software uses, so the difference may come from them rather than from its inputs")
-    return ("the inputs, the policy and the work limits are those the round was solved with, so the difference "
-            "comes from a change in the software since then (or a fault in it: please report it)")
+        return (f"either {tampered}, or the difference comes from the work limits, which are not those the round "
+                f"was solved with ({', '.join(changed)})")
+    return (f"either {tampered}, or the software changed since the round was solved (its inputs, policy and work "
+            "limits are the same); if neither, please report it to the data team as a fault")
 
 
 def replay_round(settings: Settings, round_id: str) -> ReplayReport:

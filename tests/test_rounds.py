@@ -92,7 +92,8 @@ def test_a_round_cut_by_its_time_limit_says_a_replay_may_differ(settings: Settin
     assert replay_round(settings, solved.round_id).note == TIME_LIMIT_WARNING
 
 
-def test_a_replay_that_differs_says_whether_the_work_limits_or_the_software_changed(settings: Settings) -> None:
+def test_a_replay_that_differs_names_a_change_of_the_stored_rows_the_work_limits_or_the_software(
+        settings: Settings) -> None:
     from sqlalchemy import update
 
     from rematch_pipeline.matching.solve import deterministic_work
@@ -104,12 +105,15 @@ def test_a_replay_that_differs_says_whether_the_work_limits_or_the_software_chan
     assert replay_round(settings, solved.round_id).note == ""  # identical: nothing to explain
     with get_engine(settings.database_url).begin() as conn:  # as if the software had placed one household elsewhere
         conn.execute(update(t.assignments).where(t.assignments.c.case_id == "RM-1").values(ags="00000000"))
-    assert "a change in the software since then" in replay_round(settings, solved.round_id).note
+    note = replay_round(settings, solved.round_id).note
+    assert "stored assignments were changed after the round was solved" in note  # the first cause to rule out
+    assert "or the software changed" in note
     stored = {**solved.stats, "deterministic_work": {**deterministic_work(), "move_sweeps": 1}}
     with get_engine(settings.database_url).begin() as conn:
         conn.execute(update(t.rounds).values(solver_stats=stored))
-    assert "other work limits (move_sweeps)" in replay_round(settings, solved.round_id).note
+    assert "not those the round was solved with (move_sweeps)" in replay_round(settings, solved.round_id).note
     older = {k: v for k, v in solved.stats.items() if k != "deterministic_work"}
     with get_engine(settings.database_url).begin() as conn:
         conn.execute(update(t.rounds).values(solver_stats=older))
     assert "stored before rounds recorded their work limits" in replay_round(settings, solved.round_id).note
+    assert "stored assignments were changed" in replay_round(settings, solved.round_id).note
