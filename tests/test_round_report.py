@@ -296,6 +296,20 @@ def test_every_phase_of_a_round_beyond_the_pyomo_size_is_named_in_words() -> Non
     assert "max_quality_lns" in phases and phases <= set(PHASE_LABELS), sorted(phases - set(PHASE_LABELS))
 
 
+def test_every_way_a_phase_of_the_round_ended_is_explained_under_the_phases(settings: Settings,
+                                                                            tmp_path: Path) -> None:
+    from rematch_pipeline.reports.round_report import TERMINATION_WORDS
+    from rematch_pipeline.repository import reading
+
+    round_id = _round(settings, tmp_path)
+    with reading(settings) as uow:
+        rnd = uow.rounds.get(round_id)
+    assert rnd is not None
+    ended = {p["termination"] for p in (rnd.solver_stats or {})["phases"]}
+    note = _report(settings, round_id).by_id("terminations").text()
+    assert ended and all(f"{w}: {TERMINATION_WORDS[w]}" in note for w in ended), note
+
+
 def test_every_statistic_and_phase_of_a_round_is_named_in_words(settings: Settings, tmp_path: Path) -> None:
     from rematch_pipeline.reports.round_report import PHASE_LABELS, STAT_LABELS
     from rematch_pipeline.repository import reading

@@ -88,6 +88,16 @@ PHASE_LABELS = {
                      "bound; never below the quality found",
 }
 
+# How a phase ended (column "termination" of the table "Phases").
+TERMINATION_WORDS = {
+    "optimal": "solved, and proven best over what the phase looked at",
+    "work_limit": "stopped after its fixed amount of work, the same on every machine, so a replay gives the same "
+                  "result (the normal end of the searches in larger rounds)",
+    "heuristic": "a search without a proof of the best, ended because it found nothing more to improve",
+    "time_limit": "cut short by the clock, the safety net: a replay on another machine may differ",
+    "solution_limit": "stopped after the number of solutions it may find",
+}
+
 OFFER_STATES = (PENDING, ACCEPTED, DECLINED, EXPIRED, WITHDRAWN)
 
 _ENV = document_environment(TEMPLATE_DIR)
@@ -301,6 +311,8 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
         "message": _headline(stats, placed), "stats": stats,
         "phases": [{**p, "label": PHASE_LABELS.get(str(p.get("phase")), "")} for p in stats.get("phases") or []],
         "stat_labels": STAT_LABELS,
+        "terminations": [(w, TERMINATION_WORDS.get(w, "")) for w in
+                         sorted({str(p.get("termination")) for p in stats.get("phases") or []})],
         "key_figures": [
             ("households in the pool", count(stats.get("households"))),
             ("persons in the pool", count(stats.get("persons_in_pool"))),
