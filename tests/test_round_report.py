@@ -310,6 +310,17 @@ def test_every_way_a_phase_of_the_round_ended_is_explained_under_the_phases(sett
     assert ended and all(f"{w}: {TERMINATION_WORDS[w]}" in note for w in ended), note
 
 
+def test_every_work_limit_of_the_search_is_named_in_words_in_a_table_of_its_own(settings: Settings,
+                                                                                tmp_path: Path) -> None:
+    from rematch_pipeline.matching.solve import deterministic_work
+    from rematch_pipeline.reports.round_report import WORK_LABELS
+
+    assert set(deterministic_work()) <= set(WORK_LABELS), sorted(set(deterministic_work()) - set(WORK_LABELS))
+    rows = _rows(_report(settings, _round(settings, tmp_path)).by_id("work-limits"))
+    assert set(rows) == {WORK_LABELS[k] for k in deterministic_work()}
+    assert rows[WORK_LABELS["persons_gap_ppm"]][0].text() == "0\u00a0ppm"
+
+
 def test_every_statistic_and_phase_of_a_round_is_named_in_words(settings: Settings, tmp_path: Path) -> None:
     from rematch_pipeline.reports.round_report import PHASE_LABELS, STAT_LABELS
     from rematch_pipeline.repository import reading

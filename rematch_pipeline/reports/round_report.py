@@ -88,6 +88,37 @@ PHASE_LABELS = {
                      "bound; never below the quality found",
 }
 
+# The search's work limits (`deterministic_work`), each in words (table "Work limits").
+WORK_LABELS = {
+    "pricing_rounds": "persons LPs, each pricing in pairs it lacks (at most)",
+    "lp_ipm_iterations": "interior-point iterations per persons LP (at most)",
+    "lp_simplex_iterations": "simplex iterations per persons LP (at most)",
+    "subgradient_steps": "steps of the Lagrangian persons bound where no LP finished",
+    "type_mip_nodes": "branch-and-bound nodes over household types",
+    "exact_mip_nodes": "branch-and-bound nodes of a small round's exact MIPs",
+    "persons_gap_ppm": "persons searches may stop this close to the bound (millionths; 0: they do all their work)",
+    "type_neighbourhoods": "neighbourhoods over household types",
+    "type_neighbourhood_nodes": "branch-and-bound nodes per neighbourhood over types",
+    "guided_type_neighbourhoods": "neighbourhoods over types guided by the persons LP",
+    "guided_type_offers": "municipalities per guided neighbourhood over types",
+    "guided_type_nodes": "branch-and-bound nodes per guided neighbourhood over types",
+    "persons_neighbourhoods": "persons neighbourhoods (rounds without an LP)",
+    "persons_neighbourhood_nodes": "branch-and-bound nodes per persons neighbourhood",
+    "neighbourhoods_without_gain": "neighbourhoods in a row without a gain that end a persons or quality search",
+    "quality_neighbourhoods": "quality neighbourhoods (without the quality LP's guide)",
+    "quality_neighbourhood_nodes": "branch-and-bound nodes per quality neighbourhood",
+    "lp_guided_every": "quality neighbourhoods of other kinds after each one the quality LP guides",
+    "guided_offers": "municipalities per guided quality neighbourhood",
+    "guided_neighbourhoods": "quality neighbourhoods of all kinds when the quality LP guides some",
+    "move_sweeps": "passes of single moves and swaps after the quality neighbourhoods",
+    "quality_bound_lps": "LPs of the quality bound",
+    "quality_bound_columns": "pairs in the quality bound's LPs (at most)",
+    "quality_bound_candidates": "best offers per household in the quality bound's first LP",
+    "quality_bound_ipm_iterations": "interior-point iterations per quality-bound LP",
+    "quality_bound_crossover_iterations": "simplex iterations of each quality-bound LP's crossover",
+    "quality_bound_subgradient_steps": "steps of the Lagrangian quality bound where its LPs stop short",
+}
+
 # How a phase ended (column "termination" of the table "Phases").
 TERMINATION_WORDS = {
     "optimal": "solved, and proven best over what the phase looked at",
@@ -311,6 +342,7 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
         "message": _headline(stats, placed), "stats": stats,
         "phases": [{**p, "label": PHASE_LABELS.get(str(p.get("phase")), "")} for p in stats.get("phases") or []],
         "stat_labels": STAT_LABELS,
+        "work": [(WORK_LABELS.get(k, k), v, k) for k, v in (stats.get("deterministic_work") or {}).items()],
         "terminations": [(w, TERMINATION_WORDS.get(w, "")) for w in
                          sorted({str(p.get("termination")) for p in stats.get("phases") or []})],
         "key_figures": [
