@@ -124,7 +124,8 @@ TERMINATION_WORDS = {
     "optimal": "solved, and proven best over what the phase looked at",
     "work_limit": "stopped after its fixed amount of work, the same on every machine, so a replay gives the same "
                   "result (the normal end of the searches in larger rounds)",
-    "heuristic": "a search without a proof of the best, ended because it found nothing more to improve",
+    "heuristic": "a result without a proof of the best: the greedy allocation, or moves that ended because none "
+                 "was left",
     "time_limit": "cut short by the clock, the safety net: a replay on another machine may differ",
     "solution_limit": "stopped after the number of solutions it may find",
 }
