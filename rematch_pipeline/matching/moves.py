@@ -6,18 +6,22 @@ import time
 
 import numpy as np
 
-from rematch_pipeline.matching.data import MatchingData
-from rematch_pipeline.matching.units import ROOM_TABLE
+from rematch_pipeline.matching.data import MatchingData, capacity_left
 
 GAIN = 1e-9  # a move must raise the quality by more than this (rounding noise is no gain)
 
 
 def usage(data: MatchingData) -> tuple[np.ndarray, np.ndarray]:
-    """(H, D) what each household takes of an offer, and (O, D) what an offer has left, over the same D rows a
-    model's capacity families hold: every capacity dimension, then the units of each room class."""
-    demand = np.column_stack([data.hh.demand, ROOM_TABLE[data.hh.rooms]]).astype(np.int64)
-    left = np.maximum(0, np.column_stack([data.of.remaining, data.of.units_ge_left])).astype(np.int64)
-    return demand, left
+    """(H, D) what each household takes of an offer, and (O, D) what an offer has left (`capacity_left`), over the
+    same D rows a model's capacity families hold: every capacity dimension, then the units of each room class."""
+    left, units = capacity_left(data)
+    return np.column_stack([data.hh.demand, data.hh.units_taken()]), np.column_stack([left, units])
+
+
+def _best_fit(u: int, left: np.ndarray, demand: np.ndarray, candidates: np.ndarray, score: np.ndarray) -> int:
+    """The offer among `candidates` (O,) bool where household u fits that it scores highest, or -1."""
+    fits = candidates & (left >= demand[u]).all(axis=1)
+    return int(np.argmax(np.where(fits, score[u], -np.inf))) if fits.any() else -1
 
 
 def improve_by_moves(data: MatchingData, h: np.ndarray, o: np.ndarray, sweeps: int,
@@ -58,9 +62,8 @@ def improve_by_moves(data: MatchingData, h: np.ndarray, o: np.ndarray, sweeps: i
             better = allowed[a] & (score[a] > current[a] + GAIN)
             if not better.any():
                 continue
-            fits = better & (left >= demand[a]).all(axis=1)
-            if fits.any():
-                to = int(np.argmax(np.where(fits, score[a], -np.inf)))
+            to = _best_fit(int(a), left, demand, better, score)
+            if to >= 0:
                 left[here] += demand[a]
                 left[to] -= demand[a]
                 at[a] = to
@@ -109,10 +112,9 @@ def _fill(at: np.ndarray, left: np.ndarray, demand: np.ndarray, allowed: np.ndar
         return 0
     joined = 0
     for u in out[np.argsort(-persons[out], kind="stable")]:
-        fits = allowed[u] & (left >= demand[u]).all(axis=1)
-        if not fits.any():
+        to = _best_fit(u, left, demand, allowed[u], score)
+        if to < 0:
             continue
-        to = int(np.argmax(np.where(fits, score[u], -np.inf)))
         left[to] -= demand[u]
         at[u] = to
         current[u] = score[u, to]
