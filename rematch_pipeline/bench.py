@@ -13,7 +13,7 @@ from rematch_pipeline.config import load_policy
 from rematch_pipeline.matching.engine import match
 from rematch_pipeline.matching.solve import deterministic_work
 from rematch_pipeline.reports.charts import count, counted, number, percent
-from rematch_pipeline.reports.round_report import METHODS, PHASE_LABELS
+from rematch_pipeline.reports.round_report import METHODS, PHASE_COUNTS, PHASE_LABELS
 from rematch_pipeline.scenario import DEFAULT_ROUND_DATE as BENCH_DATE
 from rematch_pipeline.scenario import generate_scenario
 from rematch_pipeline.scenario_load import load_scenario
@@ -100,7 +100,8 @@ def match_lines(r: dict[str, Any]) -> list[str]:
     ]
     for p in r.get("phases") or []:
         lines.append(f"phase {p['phase']}: {PHASE_LABELS.get(p['phase'], p['phase'])}: "
-                     f"{p['termination']}, objective {number(p.get('objective'))}, bound {number(p.get('bound'))}, "
+                     f"{p['termination']}, objective {number(p.get('objective'))}, bound {number(p.get('bound'))} "
+                     f"(counting {PHASE_COUNTS.get(p['phase'], 'what the phase counts')}), "
                      f"{_seconds(p.get('seconds'))}")
     for key, name in METHODS:
         m = (r.get("comparison") or {}).get(key)

@@ -64,7 +64,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def round_summary_lines(s: Any) -> list[str]:
     """A round for people, one statement a line; every number says whether it counts persons or households."""
     from rematch_pipeline.reports.charts import count, counted, number, percent
-    from rematch_pipeline.reports.round_report import look_ahead_line
+    from rematch_pipeline.reports.round_report import look_ahead_line, persons_proof
 
     def both(households: int, persons: int) -> str:
         return f"{counted(households, 'household')} ({counted(persons, 'person')})"
@@ -89,9 +89,9 @@ def round_summary_lines(s: Any) -> list[str]:
                      + f" and {count(o['pending'])} wait for an answer.")
     bound, gap = st.get("lp_bound_persons"), st.get("gap_to_lp")
     if bound is not None and gap is not None:
-        if st.get("persons_proven_maximal"):  # the bound is a fraction: whole persons cannot reach it
-            lines.append(f"  {counted(s.persons_placed, 'person')} placed by the round: the most possible (proven; "
-                         f"the LP bound over every eligible pair is {number(bound)}).")
+        if st.get("persons_proven_maximal"):
+            lines.append(f"  {counted(s.persons_placed, 'person')} placed by the round: the most possible (proven: "
+                         f"{persons_proof(s.persons_placed, bound)}).")
         else:
             lines.append(f"  {counted(s.persons_placed, 'person')} placed by the round, maybe not the most possible: "
                          f"the bound over every eligible pair is {number(bound)} persons (gap {percent(gap)}).")

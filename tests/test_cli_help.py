@@ -90,8 +90,8 @@ def test_round_status_says_of_every_count_whether_it_counts_households_or_person
         "household is offered its place and takes it by accepting.",
         "  Offers: 440 households offered a place; of them 12 accepted (30 persons), 3 declined, 0 expired and 425 "
         "wait for an answer.",
-        "  1,203 persons placed by the round: the most possible (proven; the LP bound over every eligible pair is "
-        "1,203.50).",
+        "  1,203 persons placed by the round: the most possible (proven: persons are whole, and the LP bound over "
+        "every eligible pair, 1,203.50, allows no whole person more).",
         "  Match quality: 6,781.2 points, bound 6,790 (gap 0.1\u00a0%).",  # number and unit never split
         "  Fill per municipality (persons placed by the round, of its places for persons):",
         "    09162000 München  1,200 persons placed of 1,500 places (80\u00a0%), 30 persons accepted",

@@ -16,7 +16,7 @@ from rematch_pipeline.domain import Unmatched, UnmatchedReason
 from rematch_pipeline.ingest.service import ingest_file
 from rematch_pipeline.matching.reasons import words
 from rematch_pipeline.reports.charts import LABEL_SIZE, text_width, wrap_label
-from rematch_pipeline.reports.round_report import reason_group, write_round_report
+from rematch_pipeline.reports.round_report import STAT_LABELS, reason_group, write_round_report
 from rematch_pipeline.rounds import offer_round, run_round
 from tests import exports as x
 from tests.html_tree import Node, parse
@@ -165,8 +165,9 @@ def test_report_shows_numbers_for_people_in_every_cell_and_chart(settings: Setti
     assert raw == [], "unformatted numbers or booleans"
     figures = {th.text(): td.text() for th, td in (r.iter("th") + r.iter("td") for r in
                                                     _section(doc, "figures").iter("table")[0].iter("tr"))}
-    assert figures["persons proven maximal"] in ("yes", "no")
-    assert figures["gap to the LP bound"].endswith("\u00a0%")
+    assert figures[STAT_LABELS["persons_proven_maximal"]] == "no" or figures[
+        STAT_LABELS["persons_proven_maximal"]].startswith("yes: ")
+    assert figures[STAT_LABELS["gap_to_lp"]].endswith("\u00a0%")
     # Each row is headed by the statistic in words, its name in round.json in a column of its own.
     stats_table = _section(doc, "solver").iter("table")[1]
     solver = {row[-1].text(): (heading, row) for heading, row in _rows(stats_table).items()}
@@ -393,3 +394,54 @@ def test_round_status_fills_the_offers_the_round_saw_not_capacity_sent_after_it(
     assert ingest_file(later, settings).status == "ingested"
     assert summarize(settings, round_id).fill == before
     assert [f["ags"] for f in before] == sorted({"09162000", "05315000"})
+
+
+def test_every_phase_says_whether_its_objective_and_bound_count_persons_or_quality(settings: Settings,
+                                                                                   tmp_path: Path) -> None:
+    # Rule: persons and match quality share the phases table, so each row names what its numbers count.
+    from rematch_pipeline.reports.round_report import PHASE_COUNTS, PHASE_LABELS
+
+    assert set(PHASE_COUNTS) == set(PHASE_LABELS)
+    table = _section(_report(settings, _round(settings, tmp_path)), "solver").iter("table")[0]
+    heads = [th.text() for th in table.iter("thead")[0].iter("th")]
+    rows = [dict(zip(heads[1:], (td.text() for td in r), strict=True)) for r in _rows(table).values()]
+    assert rows and all(r["counts"] == PHASE_COUNTS[r[heads[-1]]] for r in rows), rows
+    assert {r["counts"] for r in rows} >= {"persons", "match quality"}
+
+
+def test_the_quality_bound_has_one_name_wherever_the_report_shows_it(settings: Settings, tmp_path: Path) -> None:
+    from rematch_pipeline.reports.round_report import QUALITY_BOUND
+
+    doc = _report(settings, _round(settings, tmp_path))
+    figures = _rows(_section(doc, "figures").iter("table")[0])
+    phases, stats = (_rows(t) for t in _section(doc, "solver").iter("table")[:2])
+    assert QUALITY_BOUND in figures and QUALITY_BOUND in stats
+    assert [h for h, row in phases.items() if row[-1].text() == "quality_bound"][0].startswith(QUALITY_BOUND + " (")
+    others = [h for h in [*figures, *stats, *phases] if "bound" in h and "quality" in h
+              and not h.startswith((QUALITY_BOUND, "quality gap: match quality short of the quality bound"))]
+    assert others == [], "another name for the quality bound"
+
+
+def test_persons_proven_maximal_says_how_it_was_proven(settings: Settings, tmp_path: Path) -> None:
+    # Rule: a gap to the LP bound beside "proven maximal" is explained where it is read: whole persons below a
+    # fractional bound, or the integer program over every eligible pair solved to the end.
+    from rematch_pipeline.reports.round_report import persons_proof
+    from rematch_pipeline.repository import reading
+
+    assert "allows no whole person more" in persons_proof(1203, 1203.5)
+    assert "integer program over every eligible pair was solved to the end" in persons_proof(165, 166.2)
+    round_id = _round(settings, tmp_path)
+    with reading(settings) as uow:
+        stats = dict((uow.rounds.get(round_id) or pytest.fail("no round")).solver_stats or {})
+    assert stats["persons_proven_maximal"]
+    figures = _rows(_section(_report(settings, round_id), "figures").iter("table")[0])
+    assert figures[STAT_LABELS["persons_proven_maximal"]][0].text() == "yes: " + persons_proof(
+        stats["persons_placed"], stats["lp_bound_persons"])
+
+
+def test_the_statistics_table_follows_the_order_of_their_words(settings: Settings, tmp_path: Path) -> None:
+    # Rule: persons, then quality, then the rest (as STAT_LABELS lists them), not the keys' alphabet.
+    keys = [row[-1].text() for row in _rows(_section(_report(settings, _round(settings, tmp_path)), "solver")
+                                            .iter("table")[1]).values()]
+    assert keys == [k for k in STAT_LABELS if k in keys] and keys != sorted(keys)
+    assert keys.index("persons_placed") < keys.index("quality") < keys.index("solve_s")

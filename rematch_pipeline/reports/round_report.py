@@ -27,6 +27,7 @@ from rematch_pipeline.domain import (
     demand_of,
     units_taken,
 )
+from rematch_pipeline.matching.bound import proves_maximal
 from rematch_pipeline.matching.reasons import category
 from rematch_pipeline.packets.render import document_environment, write_atomic
 from rematch_pipeline.reports.charts import (
@@ -49,6 +50,7 @@ METHODS = (("rematch", "Re:Match (ours)"), ("greedy_by_score", "greedy by score"
            ("state_quota", "state quota (Königstein key)"))
 DIMENSION_LABELS = {d: glossary.DIMENSIONS[d].en for d in CAPACITY_DIMENSIONS}
 SHADOW_PRICES_SHOWN = 25
+QUALITY_BOUND = "quality bound: the most match quality possible with persons as placed, over every eligible pair"
 # What each statistic stored with a round means, in the table that lists them all (its key beside it).
 STAT_LABELS = {
     "households": "households in the pool", "persons_in_pool": "persons in the pool",
@@ -56,13 +58,13 @@ STAT_LABELS = {
     "eligible_pairs": "household-municipality pairs meeting every hard need",
     "candidate_pairs": "pairs in the model (the others priced out by the LP's capacity prices)",
     "priced_pairs": "pairs added to the model by pricing", "pricing_rounds": "LP solves while pricing",
-    "persons_placed": "persons placed by the round",
+    "persons_placed": "persons placed by the round (each household offered its place)",
     "lp_bound_persons": "upper bound on persons placed (LP, all eligible pairs)",
-    "gap_to_lp": "persons placed short of the LP bound on persons",
+    "gap_to_lp": "persons gap: persons placed short of the LP bound on persons",
     "persons_proven_maximal": "persons placed proven the most possible",
     "quality": "match quality (the households' weighted scores, summed)",
-    "quality_bound": "upper bound on match quality, persons as placed",
-    "quality_gap": "match quality short of its bound",
+    "quality_bound": QUALITY_BOUND,
+    "quality_gap": "quality gap: match quality short of the quality bound",
     "status": "solver outcome", "message": "summary",
     "interface": "how it was solved (pyomo: one model; highspy: neighbourhoods of a large round)",
     "data_s": "time reading the round's data", "build_s": "time building the model",
@@ -74,8 +76,7 @@ STAT_LABELS = {
 }
 # The solver's phases (table "Phases").
 PHASE_LABELS = {
-    "lp_persons": "LP relaxation of persons placed (its objective adds a tie-break of at most 0.5 for quality, so it "
-                  "can lie above the bound on persons)",
+    "lp_persons": "LP relaxation of persons placed",
     "lagrangian_bound": "bound on persons from the LP's capacity prices (rounds too large for the LP)",
     "max_persons": "most persons placed (integer)", "max_persons_types": "most persons placed, over household types",
     "greedy_start": "greedy allocation by score (the start of the searches)",
@@ -83,9 +84,16 @@ PHASE_LABELS = {
     "max_quality": "best match quality with persons placed kept",
     "max_quality_lns": "best match quality with persons placed kept, by neighbourhoods of a few municipalities",
     "quality_moves": "match quality raised by moving single households, or swapping two, over every eligible pair",
-    "quality_bound": "upper bound on match quality over every eligible pair (LP, or Lagrangian steps where the LP "
-                     "stops short); where the quality MIP saw every eligible pair, the lower of this and its own "
-                     "bound; never below the quality found",
+    "quality_bound": QUALITY_BOUND + " (LP, or Lagrangian steps where the LP stops short; where the quality MIP saw "
+                     "every eligible pair, the lower of this and its own bound; never below the quality found)",
+}
+# What a phase's objective and bound count (column "counts"): persons and match quality share the table.
+PHASE_COUNTS = {
+    "lp_persons": "persons, plus a tie-break for quality of at most 0.5, so it can lie above the bound on persons",
+    "lagrangian_bound": "persons", "max_persons": "persons", "max_persons_types": "persons",
+    "greedy_start": "persons", "max_persons_lns": "persons",
+    "max_quality": "match quality", "max_quality_lns": "match quality", "quality_moves": "match quality",
+    "quality_bound": "match quality",
 }
 
 # The search's work limits (`deterministic_work`), each in words (table "Work limits").
@@ -267,6 +275,16 @@ LOOK_AHEAD_ENDINGS = {
 }
 
 
+def persons_proof(placed: int, bound: float) -> str:
+    """Why persons placed are proven the most possible, in words (the round report and `rematch round status`):
+    a gap to the LP bound beside the proof otherwise reads as a contradiction."""
+    if proves_maximal(placed, bound):
+        return (f"persons are whole, and the LP bound over every eligible pair, {number(bound)}, allows no whole "
+                "person more")
+    return (f"the integer program over every eligible pair was solved to the end; the LP bound, {number(bound)}, lies "
+            "above what whole households can reach")
+
+
 def look_ahead_line(ahead: dict[str, Any]) -> str:
     """What the look-ahead did in a round, in words (the round report and `rematch round status`)."""
     if ahead.get("status") == "no_arrivals":
@@ -299,6 +317,14 @@ def _headline(stats: dict[str, Any], placed: int) -> str:
         return str(stats.get("message", ""))
     return (f"{count(stats['persons_placed'])} of {counted(stats['persons_in_pool'], 'person')} placed by the round "
             f"({counted(placed, 'household')}), solver {stats.get('status', 'unknown')}")
+
+
+def _proven(stats: dict[str, Any]) -> str:
+    """Yes with its proof, or no."""
+    placed, bound = stats.get("persons_placed"), stats.get("lp_bound_persons")
+    if stats.get("persons_proven_maximal") and placed is not None and bound is not None:
+        return f"yes: {persons_proof(int(placed), float(bound))}"
+    return yes_no(stats.get("persons_proven_maximal"))
 
 
 def _fill_label(row: dict[str, Any]) -> Any:
@@ -341,29 +367,30 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
     return {
         "round_id": round_id, "round_date": r.round_date.isoformat(), "state": r.status,
         "message": _headline(stats, placed), "stats": stats,
-        "phases": [{**p, "label": PHASE_LABELS.get(str(p.get("phase")), "")} for p in stats.get("phases") or []],
-        "stat_labels": STAT_LABELS,
+        "phases": [{**p, "label": PHASE_LABELS.get(str(p.get("phase")), ""),
+                    "counts": PHASE_COUNTS.get(str(p.get("phase")), "")} for p in stats.get("phases") or []],
+        # In the order of their words (persons, then quality, then the rest); statistics without words last.
+        "stat_rows": [(STAT_LABELS.get(k, k), stats[k], k) for k in
+                      [k for k in STAT_LABELS if k in stats] + sorted(k for k in stats if k not in STAT_LABELS)
+                      if k not in ("phases", "comparison", "planning", "deterministic_work")],
         "work": [(WORK_LABELS.get(k, k), v, k) for k, v in (stats.get("deterministic_work") or {}).items()],
         "terminations": [(w, TERMINATION_WORDS.get(w, "")) for w in
                          sorted({str(p.get("termination")) for p in stats.get("phases") or []})],
         "key_figures": [
-            ("households in the pool", count(stats.get("households"))),
-            ("persons in the pool", count(stats.get("persons_in_pool"))),
-            ("persons placed by the round (each household offered its place)", count(stats.get("persons_placed"))),
-            ("LP bound on persons (all eligible pairs)", number(stats.get("lp_bound_persons"))),
-            ("gap to the LP bound", percent(stats.get("gap_to_lp"))),
-            ("persons proven maximal", yes_no(stats.get("persons_proven_maximal"))),
-            ("match quality", number(stats.get("quality"))),
-            ("quality bound (LP, all eligible pairs, persons as placed)", number(stats.get("quality_bound"))),
-            ("quality gap", percent(stats.get("quality_gap"))),
+            *((STAT_LABELS[k], fmt(stats.get(k))) for k, fmt in (
+                ("households", count), ("persons_in_pool", count), ("persons_placed", count),
+                ("lp_bound_persons", number), ("gap_to_lp", percent))),
+            (STAT_LABELS["persons_proven_maximal"], _proven(stats)),
+            *((STAT_LABELS[k], fmt(stats.get(k))) for k, fmt in (
+                ("quality", number), ("quality_bound", number), ("quality_gap", percent))),
             # Only in rounds whose policy weighs balanced fill; match quality includes these points then.
             *([("balanced-fill points in match quality", number((stats.get("balanced_fill") or {}).get("points")))]
               if stats.get("balanced_fill") else []),
             # Only in rounds whose policy looks ahead; match quality includes its (never positive) points then.
             *([("look-ahead (places weighed for the coming rounds; its points are in match quality)",
                 look_ahead_line(stats["look_ahead"]))] if stats.get("look_ahead") else []),
-            ("eligible pairs", count(stats.get("eligible_pairs"))),
-            ("candidate pairs in the model", count(stats.get("candidate_pairs"))),
+            (STAT_LABELS["eligible_pairs"], count(stats.get("eligible_pairs"))),
+            (STAT_LABELS["candidate_pairs"], count(stats.get("candidate_pairs"))),
         ],
         "offer_counts": [(s, counts.get(s, 0)) for s in statuses],
         "offers_total": sum(counts.values()),
