@@ -287,7 +287,7 @@ def test_printed_report_keeps_every_chart_and_table_on_the_page(settings: Settin
 def test_every_phase_of_a_round_beyond_the_pyomo_size_is_named_in_words() -> None:
     from rematch_pipeline.config import load_policy, policy_with
     from rematch_pipeline.matching.engine import match
-    from rematch_pipeline.reports.round_report import PHASE_LABELS
+    from rematch_pipeline.reports.round_report import PHASE_LABELS, TERMINATION_WORDS
     from tests.factories import ROUND_DATE
     from tests.test_matching import _scenario
 
@@ -295,6 +295,9 @@ def test_every_phase_of_a_round_beyond_the_pyomo_size_is_named_in_words() -> Non
     result = match(hs, os_, ROUND_DATE, policy_with(load_policy(), pyomo_max_pairs=0), "R")
     phases = {p["phase"] for p in result.stats["phases"]}
     assert "max_quality_lns" in phases and phases <= set(PHASE_LABELS), sorted(phases - set(PHASE_LABELS))
+    # The ways these phases end (the small round of the report's other tests ends only `optimal`) have words too.
+    ended = {p["termination"] for p in result.stats["phases"]}
+    assert "heuristic" in ended and all(TERMINATION_WORDS.get(w) for w in ended), ended
 
 
 def test_every_way_a_phase_of_the_round_ended_is_explained_under_the_phases(settings: Settings,
