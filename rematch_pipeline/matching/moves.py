@@ -49,6 +49,9 @@ def improve_by_moves(data: MatchingData, h: np.ndarray, o: np.ndarray, sweeps: i
     allowed = data.eligible
     current = np.zeros(n_h)
     current[h] = score[h, o]
+    # Each offer's column of scores and eligibility as one row: every household's swap gain with `a` is then a few
+    # operations over rows (gathering a column of the (H, O) arrays took a third of the moves' time at 10,000).
+    score_at, allowed_at = np.ascontiguousarray(score.T), np.ascontiguousarray(allowed.T)
     looked = np.ones(n_h, dtype=bool)  # households to look at in this pass
     ended = "work_limit"
     for _ in range(sweeps):
@@ -71,13 +74,12 @@ def improve_by_moves(data: MatchingData, h: np.ndarray, o: np.ndarray, sweeps: i
                 changed[[here, to]] = True
                 moved += 1
                 continue
-            others = np.nonzero(better[np.maximum(at, 0)] & (at >= 0))[0]
-            gain = score[a, at[others]] - current[a] + score[others, here] - current[others]
-            others = others[(gain > GAIN) & allowed[others, here]]
+            gain = score[a][at] - current[a] + score_at[here] - current
+            others = np.nonzero((at >= 0) & better[at] & (gain > GAIN) & allowed_at[here])[0]
             if len(others) == 0:
                 continue
             there = at[others]
-            gain = score[a, there] - current[a] + score[others, here] - current[others]
+            gain = gain[others]
             shift = demand[others] - demand[a]  # what `here` gives up and `there` gets back by the swap
             ok = (left[here] - shift >= 0).all(axis=1) & (left[there] + shift >= 0).all(axis=1)
             if not ok.any():
