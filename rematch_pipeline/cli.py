@@ -64,7 +64,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def round_summary_lines(s: Any) -> list[str]:
     """A round for people, one statement a line; every number says whether it counts persons or households."""
     from rematch_pipeline.reports.charts import count, counted, number, percent
-    from rematch_pipeline.reports.round_report import look_ahead_line, persons_proof
+    from rematch_pipeline.reports.round_report import fraction, look_ahead_line, persons_proof
 
     def both(households: int, persons: int) -> str:
         return f"{counted(households, 'household')} ({counted(persons, 'person')})"
@@ -94,7 +94,8 @@ def round_summary_lines(s: Any) -> list[str]:
                          f"{persons_proof(s.persons_placed, bound)}).")
         else:
             lines.append(f"  {counted(s.persons_placed, 'person')} placed by the round, maybe not the most possible: "
-                         f"the bound over every eligible pair is {number(bound)} persons (gap {percent(gap)}).")
+                         f"the persons bound, an LP over every eligible pair, is {fraction(bound)} persons "
+                         f"(gap {percent(gap)}).")
     if st.get("quality") is not None and st.get("quality_bound") is not None and st.get("quality_gap") is not None:
         lines.append(f"  Match quality: {number(st['quality'], 1)} points, bound {number(st['quality_bound'], 1)} "
                      f"(gap {percent(st['quality_gap'])}).")

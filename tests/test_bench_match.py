@@ -67,7 +67,7 @@ def test_bench_match_for_people_prints_words_units_and_baselines_by_name_never_p
     assert "time_limit_s" not in out and "hashes_agree" not in out and "greedy_by_score" not in out
     assert "solver outcome: optimal (safety-net time limit 60 s)" in out
     assert "phase lp_persons: LP relaxation of persons placed: optimal, objective " in out
-    assert " (counting persons, plus a tie-break for quality of at most 0.5, so it can lie above the bound on " in out
+    assert " (counting persons, plus a tie-break for quality of at most 0.5 (without it, the persons bound)), " in out
     assert "baseline greedy by score: " in out and "baseline state quota (Königstein key): " in out
     # The households left out of the pool are counted, with why (the pilot-sized scenario of seed 1 has four).
     assert "scenario: 140 households generated, 136 in the pool (4 did not consent to matching), " in out

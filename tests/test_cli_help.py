@@ -90,8 +90,8 @@ def test_round_status_says_of_every_count_whether_it_counts_households_or_person
         "household is offered its place and takes it by accepting.",
         "  Offers: 440 households offered a place; of them 12 accepted (30 persons), 3 declined, 0 expired and 425 "
         "wait for an answer.",
-        "  1,203 persons placed by the round: the most possible (proven: persons are whole, and the LP bound over "
-        "every eligible pair, 1,203.50, allows no whole person more).",
+        "  1,203 persons placed by the round: the most possible (proven: persons are whole, and the persons bound, "
+        "1,203.50, allows no whole person more).",
         "  Match quality: 6,781.2 points, bound 6,790 (gap 0.1\u00a0%).",  # number and unit never split
         "  Fill per municipality (persons placed by the round, of its places for persons):",
         "    09162000 München  1,200 persons placed of 1,500 places (80\u00a0%), 30 persons accepted",
@@ -99,8 +99,8 @@ def test_round_status_says_of_every_count_whether_it_counts_households_or_person
     ]
     unproven = _summary(stats={"status": "work_limit", "lp_bound_persons": 1210.0, "gap_to_lp": 0.00579,
                                "persons_proven_maximal": False})
-    assert ("  1,203 persons placed by the round, maybe not the most possible: the bound over every eligible pair is "
-            "1,210 persons (gap 0.6\u00a0%).") in round_summary_lines(unproven)
+    assert ("  1,203 persons placed by the round, maybe not the most possible: the persons bound, an LP over every "
+            "eligible pair, is 1,210 persons (gap 0.6\u00a0%).") in round_summary_lines(unproven)
     assert round_summary_lines(_summary(already_existed=True))[0] == (
         "Round R-2026-11-23 of 2026-11-23 is offered (solver: optimal); it was solved before, nothing changed.")
 

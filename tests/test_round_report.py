@@ -339,7 +339,7 @@ def test_every_statistic_and_phase_of_a_round_is_named_in_words(settings: Settin
     assert {p["phase"] for p in stats["phases"]} <= set(PHASE_LABELS)
     solver = _section(_report(settings, round_id), "solver")
     headings = [th.text() for th in solver.iter("th") if th.attrs.get("scope") == "row"]
-    assert any(h.startswith("upper bound on persons placed (LP, all eligible pairs)") for h in headings)
+    assert any(h.startswith("persons bound: the most persons an LP over every eligible pair places") for h in headings)
     assert not any(h in listed for h in headings)  # no bare key as a row heading
 
 
@@ -413,15 +413,21 @@ def test_every_phase_says_whether_its_objective_and_bound_count_persons_or_quali
 
 
 def test_the_quality_bound_has_one_name_wherever_the_report_shows_it(settings: Settings, tmp_path: Path) -> None:
-    from rematch_pipeline.reports.round_report import QUALITY_BOUND
+    # Rule: one number, one name. The quality LP bound's phase row is another number (the key figures' bound can be
+    # the quality MIP's lower one), so it has another name, and the note under the phases says how they relate.
+    from rematch_pipeline.reports.round_report import PHASE_LABELS, QUALITY_BOUND, QUALITY_BOUND_NOTE
 
     doc = _report(settings, _round(settings, tmp_path))
     figures = _rows(_section(doc, "figures").iter("table")[0])
     phases, stats = (_rows(t) for t in _section(doc, "solver").iter("table")[:2])
-    assert QUALITY_BOUND in figures and QUALITY_BOUND in stats
-    assert [h for h, row in phases.items() if row[-1].text() == "quality_bound"][0].startswith(QUALITY_BOUND + " (")
+    assert figures[QUALITY_BOUND][0].text() == stats[QUALITY_BOUND][0].text()
+    lp_row = [h for h, row in phases.items() if row[-1].text() == "quality_bound"]
+    assert lp_row == [PHASE_LABELS["quality_bound"]] and not lp_row[0].startswith(QUALITY_BOUND.split(":")[0])
+    assert doc.by_id("quality-bound-note").text() == QUALITY_BOUND_NOTE
+    assert "quality bound" in QUALITY_BOUND_NOTE and "quality LP bound" in QUALITY_BOUND_NOTE
     others = [h for h in [*figures, *stats, *phases] if "bound" in h and "quality" in h
-              and not h.startswith((QUALITY_BOUND, "quality gap: match quality short of the quality bound"))]
+              and not h.startswith((QUALITY_BOUND, "quality gap: match quality short of the quality bound",
+                                    PHASE_LABELS["quality_bound"]))]
     assert others == [], "another name for the quality bound"
 
 
@@ -437,9 +443,18 @@ def test_persons_proven_maximal_says_how_it_was_proven(settings: Settings, tmp_p
     with reading(settings) as uow:
         stats = dict((uow.rounds.get(round_id) or pytest.fail("no round")).solver_stats or {})
     assert stats["persons_proven_maximal"]
-    figures = _rows(_section(_report(settings, round_id), "figures").iter("table")[0])
-    assert figures[STAT_LABELS["persons_proven_maximal"]][0].text() == "yes: " + persons_proof(
-        stats["persons_placed"], stats["lp_bound_persons"])
+    doc = _report(settings, round_id)
+    figures = _rows(_section(doc, "figures").iter("table")[0])
+    said = "yes: " + persons_proof(stats["persons_placed"], stats["lp_bound_persons"])
+    assert figures[STAT_LABELS["persons_proven_maximal"]][0].text() == said
+    assert _rows(_section(doc, "solver").iter("table")[1])[STAT_LABELS["persons_proven_maximal"]][0].text() == said
+
+
+def test_a_bound_that_is_not_whole_never_reads_as_whole() -> None:
+    from rematch_pipeline.reports.round_report import fraction
+
+    assert (fraction(104.996), fraction(1203.5), fraction(104.58)) == ("104.996", "1,203.50", "104.58")
+    assert fraction(None) == fraction(float("nan")) and fraction(105.0) == "105"
 
 
 def test_the_statistics_table_follows_the_order_of_their_words(settings: Settings, tmp_path: Path) -> None:

@@ -50,29 +50,33 @@ METHODS = (("rematch", "Re:Match (ours)"), ("greedy_by_score", "greedy by score"
            ("state_quota", "state quota (Königstein key)"))
 DIMENSION_LABELS = {d: glossary.DIMENSIONS[d].en for d in CAPACITY_DIMENSIONS}
 SHADOW_PRICES_SHOWN = 25
+# The two bounds a reader compares the round with, each by one name wherever the report and `round status` use it.
+PERSONS_BOUND = "persons bound: the most persons an LP over every eligible pair places"
 QUALITY_BOUND = "quality bound: the most match quality possible with persons as placed, over every eligible pair"
 # What each statistic stored with a round means, in the table that lists them all (its key beside it).
+# Listed in this order in that table: the pool, persons, quality, how it was solved, then the model and the times.
 STAT_LABELS = {
     "households": "households in the pool", "persons_in_pool": "persons in the pool",
     "offers": "capacity offers valid on the round date",
-    "eligible_pairs": "household-municipality pairs meeting every hard need",
-    "candidate_pairs": "pairs in the model (the others priced out by the LP's capacity prices)",
-    "priced_pairs": "pairs added to the model by pricing", "pricing_rounds": "LP solves while pricing",
     "persons_placed": "persons placed by the round (each household offered its place)",
-    "lp_bound_persons": "upper bound on persons placed (LP, all eligible pairs)",
-    "gap_to_lp": "persons gap: persons placed short of the LP bound on persons",
+    "lp_bound_persons": PERSONS_BOUND,
+    "gap_to_lp": "persons gap: persons placed short of the persons bound",
     "persons_proven_maximal": "persons placed proven the most possible",
     "quality": "match quality (the households' weighted scores, summed)",
     "quality_bound": QUALITY_BOUND,
     "quality_gap": "quality gap: match quality short of the quality bound",
-    "status": "solver outcome", "message": "summary",
-    "interface": "how it was solved (pyomo: one model; highspy: neighbourhoods of a large round)",
-    "data_s": "time reading the round's data", "build_s": "time building the model",
-    "solve_s": "time in the solver's phases", "baselines_s": "time computing the baselines",
     "balanced_fill": "balanced fill: weight, points, persons within each municipality's share",
-    "deterministic_work": "work limits of the search (the same on every machine)",
     "look_ahead": "look-ahead: futures drawn from the households new since the last round, and the offers whose "
                   "capacity they priced",
+    "status": "solver outcome",
+    "interface": "how it was solved (pyomo: one model; highspy: neighbourhoods of a large round)",
+    "eligible_pairs": "household-municipality pairs meeting every hard need",
+    "candidate_pairs": "pairs in the model (the others priced out by the LP's capacity prices)",
+    "priced_pairs": "pairs added to the model by pricing", "pricing_rounds": "LP solves while pricing",
+    "data_s": "time reading the round's data", "build_s": "time building the model",
+    "solve_s": "time in the solver's phases", "baselines_s": "time computing the baselines",
+    "message": "summary (as at the top of the report)",
+    "deterministic_work": "work limits of the search (the same on every machine)",
 }
 # The solver's phases (table "Phases").
 PHASE_LABELS = {
@@ -84,12 +88,16 @@ PHASE_LABELS = {
     "max_quality": "best match quality with persons placed kept",
     "max_quality_lns": "best match quality with persons placed kept, by neighbourhoods of a few municipalities",
     "quality_moves": "match quality raised by moving single households, or swapping two, over every eligible pair",
-    "quality_bound": QUALITY_BOUND + " (LP, or Lagrangian steps where the LP stops short; where the quality MIP saw "
-                     "every eligible pair, the lower of this and its own bound; never below the quality found)",
+    "quality_bound": "quality LP bound: match quality with persons as placed, by an LP over every eligible pair (or "
+                     "Lagrangian steps where the LP stops short)",
 }
+# Under the phases table: why the quality bound of the key figures can differ from the quality LP bound's row.
+QUALITY_BOUND_NOTE = (f"The {QUALITY_BOUND.split(':')[0]} of the key figures is the quality LP bound, or the quality "
+                      "MIP's own bound where that MIP saw every eligible pair and its bound is lower; never below the "
+                      "match quality found.")
 # What a phase's objective and bound count (column "counts"): persons and match quality share the table.
 PHASE_COUNTS = {
-    "lp_persons": "persons, plus a tie-break for quality of at most 0.5, so it can lie above the bound on persons",
+    "lp_persons": "persons, plus a tie-break for quality of at most 0.5 (without it, the persons bound)",
     "lagrangian_bound": "persons", "max_persons": "persons", "max_persons_types": "persons",
     "greedy_start": "persons", "max_persons_lns": "persons",
     "max_quality": "match quality", "max_quality_lns": "match quality", "quality_moves": "match quality",
@@ -129,7 +137,8 @@ WORK_LABELS = {
 
 # How a phase ended (column "termination" of the table "Phases").
 TERMINATION_WORDS = {
-    "optimal": "solved, and proven best over what the phase looked at",
+    "optimal": "solved to the end: an integer phase's result is the best over what it looked at (its bound can lie a "
+               "fraction above it, which whole persons cannot reach); a bound's LP covered every eligible pair",
     "work_limit": "stopped after its fixed amount of work, the same on every machine, so a replay gives the same "
                   "result (the normal end of the searches in larger rounds)",
     "heuristic": "a result without a proof of the best: the greedy allocation, or moves that ended because none "
@@ -279,10 +288,18 @@ def persons_proof(placed: int, bound: float) -> str:
     """Why persons placed are proven the most possible, in words (the round report and `rematch round status`):
     a gap to the LP bound beside the proof otherwise reads as a contradiction."""
     if proves_maximal(placed, bound):
-        return (f"persons are whole, and the LP bound over every eligible pair, {number(bound)}, allows no whole "
-                "person more")
-    return (f"the integer program over every eligible pair was solved to the end; the LP bound, {number(bound)}, lies "
-            "above what whole households can reach")
+        return f"persons are whole, and the persons bound, {fraction(bound)}, allows no whole person more"
+    return ("the integer program over every eligible pair was solved to the end; the persons bound, "
+            f"{fraction(bound)}, lies above what whole households can reach")
+
+
+def fraction(value: Any) -> str:
+    """A bound that is not whole never reads as whole: 104.996 as 104.996, not 105.00."""
+    for decimals in range(2, 7):
+        text = number(value, decimals)
+        if not text.endswith("." + "0" * decimals):
+            break
+    return text
 
 
 def look_ahead_line(ahead: dict[str, Any]) -> str:
@@ -370,16 +387,19 @@ def report_context(settings: Settings, round_id: str, out_dir: Path) -> dict[str
         "phases": [{**p, "label": PHASE_LABELS.get(str(p.get("phase")), ""),
                     "counts": PHASE_COUNTS.get(str(p.get("phase")), "")} for p in stats.get("phases") or []],
         # In the order of their words (persons, then quality, then the rest); statistics without words last.
-        "stat_rows": [(STAT_LABELS.get(k, k), stats[k], k) for k in
+        "stat_rows": [(STAT_LABELS.get(k, k), _proven(stats) if k == "persons_proven_maximal" else stat(k, stats[k]), k)
+                      for k in
                       [k for k in STAT_LABELS if k in stats] + sorted(k for k in stats if k not in STAT_LABELS)
                       if k not in ("phases", "comparison", "planning", "deterministic_work")],
         "work": [(WORK_LABELS.get(k, k), v, k) for k, v in (stats.get("deterministic_work") or {}).items()],
+        "quality_bound_note": QUALITY_BOUND_NOTE if any(p.get("phase") == "quality_bound"
+                                                        for p in stats.get("phases") or []) else "",
         "terminations": [(w, TERMINATION_WORDS.get(w, "")) for w in
                          sorted({str(p.get("termination")) for p in stats.get("phases") or []})],
         "key_figures": [
             *((STAT_LABELS[k], fmt(stats.get(k))) for k, fmt in (
                 ("households", count), ("persons_in_pool", count), ("persons_placed", count),
-                ("lp_bound_persons", number), ("gap_to_lp", percent))),
+                ("lp_bound_persons", fraction), ("gap_to_lp", percent))),
             (STAT_LABELS["persons_proven_maximal"], _proven(stats)),
             *((STAT_LABELS[k], fmt(stats.get(k))) for k, fmt in (
                 ("quality", number), ("quality_bound", number), ("quality_gap", percent))),
