@@ -19,7 +19,7 @@ from rematch_pipeline.matching.data import build_data
 from rematch_pipeline.matching.engine import match
 from rematch_pipeline.matching.fair_share import FairShare
 from rematch_pipeline.matching.quality_bound import QualityLP, QualityPrices, lagrangian_quality, round_quality_bound
-from tests.factories import ROUND_DATE, adult, household, offer
+from tests.factories import ROUND_DATE, adult, child, household, offer
 from tests.test_balanced_fill import _best_by_brute_force
 from tests.test_matching import _scenario, brute_force_max_persons, household_st, offer_st
 
@@ -238,3 +238,22 @@ def test_with_balanced_fill_the_subgradient_steps_aim_at_the_quality_with_its_po
         bounds[steps] = result.stats["quality_bound"]
         assert bounds[steps] >= result.stats["quality"]
     assert bounds[100] < bounds[0] - 0.01 * bounds[0]
+
+
+def test_the_quality_bound_leaves_out_pairs_where_the_household_does_not_fit_what_is_left() -> None:
+    # Rule: a pair that needs more of a capacity than the offer has left (two Kita places where one is left) is in
+    # no placement; the bounds leave it out (an LP would take a share of it), eligibility keeps it (hard needs only).
+    from rematch_pipeline.matching.data import fits_left
+    from rematch_pipeline.matching.quality_bound import quality_bound
+
+    toddlers = household("H1", members=(adult(), child(2025), child(2025)))
+    data = build_data([toddlers], [offer("05111000", kita_u3=1), offer("05315000", kita_u3=2)], ROUND_DATE, POLICY)
+    assert data.hh.demand[0, CAPACITY_DIMENSIONS.index("kita_u3")] == 2
+    assert data.eligible.tolist() == [[True, True]] and fits_left(data).tolist() == [[False, True]]
+    data.score[:] = [[9.0, 2.0]]
+    weight = float(data.weight[0])
+    zero = QualityPrices.zero(data)
+    assert lagrangian_quality(data, zero, 0.0, None, usable=data.eligible) == pytest.approx(9.0 * weight)
+    assert lagrangian_quality(data, zero, 0.0, None) == pytest.approx(2.0 * weight)
+    bound = quality_bound(data, POLICY, 3.0, None, np.array([0]), np.array([1]), float("inf"), solve.BUDGET)[0]
+    assert bound.bound == pytest.approx(2.0 * weight)

@@ -148,6 +148,24 @@ def capacity_left(data: MatchingData) -> tuple[np.ndarray, np.ndarray]:
             np.maximum(data.of.units_ge_left, 0).astype(np.float64))
 
 
+def usage(data: MatchingData) -> tuple[np.ndarray, np.ndarray]:
+    """(H, D) what each household takes of an offer, and (O, D) what an offer has left (`capacity_left`), over the
+    same D rows a model's capacity families hold: every capacity dimension, then the units of each room class."""
+    left, units = capacity_left(data)
+    return np.column_stack([data.hh.demand, data.hh.units_taken()]), np.column_stack([left, units])
+
+
+def fits_left(data: MatchingData) -> np.ndarray:
+    """(H, O) bool: the household takes no more of any capacity row than the offer has left. A pair that does not
+    fit is in no placement, though an LP may use a share of it (a household needing two Kita places where one is
+    left), so the bounds leave such pairs out; eligibility does not, as it answers for hard needs only."""
+    demand, left = usage(data)
+    fits = np.ones((len(demand), len(left)), dtype=bool)
+    for d in range(demand.shape[1]):  # row by row: (H, O, D) at once is too large at national scale
+        fits &= demand[:, d, None] <= left[None, :, d]
+    return fits
+
+
 def _ags_code(ags: str | None) -> int:
     """An 8-digit AGS as an integer; anything else (validation bypassed) means no tie, never a crash."""
     return int(ags) if ags and AGS_RE.fullmatch(ags) else 0

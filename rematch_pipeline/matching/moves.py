@@ -6,16 +6,9 @@ import time
 
 import numpy as np
 
-from rematch_pipeline.matching.data import MatchingData, capacity_left
+from rematch_pipeline.matching.data import MatchingData, usage
 
 GAIN = 1e-9  # a move must raise the quality by more than this (rounding noise is no gain)
-
-
-def usage(data: MatchingData) -> tuple[np.ndarray, np.ndarray]:
-    """(H, D) what each household takes of an offer, and (O, D) what an offer has left (`capacity_left`), over the
-    same D rows a model's capacity families hold: every capacity dimension, then the units of each room class."""
-    left, units = capacity_left(data)
-    return np.column_stack([data.hh.demand, data.hh.units_taken()]), np.column_stack([left, units])
 
 
 def _best_fit(u: int, left: np.ndarray, demand: np.ndarray, candidates: np.ndarray, score: np.ndarray) -> int:
