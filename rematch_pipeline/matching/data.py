@@ -158,7 +158,8 @@ def usage(data: MatchingData) -> tuple[np.ndarray, np.ndarray]:
 def fits_left(data: MatchingData) -> np.ndarray:
     """(H, O) bool: the household takes no more of any capacity row than the offer has left. A pair that does not
     fit is in no placement, though an LP may use a share of it (a household needing two Kita places where one is
-    left), so the bounds leave such pairs out; eligibility does not, as it answers for hard needs only."""
+    left), so the quality bound's values leave such pairs out; eligibility does not, as it answers for hard needs
+    only."""
     demand, left = usage(data)
     fits = np.ones((len(demand), len(left)), dtype=bool)
     for d in range(demand.shape[1]):  # row by row: (H, O, D) at once is too large at national scale

@@ -362,8 +362,8 @@ def round_quality_bound(data: MatchingData, policy: Policy, placed: int, proven:
 
 def _priced(data: MatchingData, prices: QualityPrices, assignment: np.ndarray,
             lacking: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each household's most attractive pairs among those `lacking` (usable pairs the LP lacks) with a positive
-    reduced cost."""
+    """Each household's most attractive pairs among those `lacking` (the eligible pairs the LP lacks) with a
+    positive reduced cost."""
     n_hh = data.codes.shape[0]
     new_h, new_o = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     for lo in range(0, n_hh, CHUNK):
