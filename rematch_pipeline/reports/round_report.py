@@ -88,8 +88,8 @@ PHASE_LABELS = {
     "max_quality": "best match quality with persons placed kept",
     "max_quality_lns": "best match quality with persons placed kept, by neighbourhoods of a few municipalities",
     "quality_moves": "match quality raised by moving single households, or swapping two, over every eligible pair",
-    "quality_bound": "quality LP bound: match quality with persons as placed, by an LP over every eligible pair (or "
-                     "Lagrangian steps where the LP stops short)",
+    "quality_bound": "quality LP bound: match quality with persons as placed, by an LP's prices over every eligible "
+                     "pair a household fits into (or Lagrangian steps where the LP stops short)",
 }
 # Under the phases table: why the quality bound of the key figures can differ from the quality LP bound's row.
 QUALITY_BOUND_NOTE = (f"The {QUALITY_BOUND.split(':')[0]} of the key figures is the quality LP bound, or the quality "
