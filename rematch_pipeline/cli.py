@@ -63,8 +63,8 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 def round_summary_lines(s: Any) -> list[str]:
     """A round for people, one statement a line; every number says whether it counts persons or households."""
-    from rematch_pipeline.reports.charts import count, counted, number, percent
-    from rematch_pipeline.reports.round_report import fraction, look_ahead_line, persons_proof
+    from rematch_pipeline.reports.charts import count, counted, fraction, number, percent
+    from rematch_pipeline.reports.round_report import look_ahead_line, persons_proof
 
     def both(households: int, persons: int) -> str:
         return f"{counted(households, 'household')} ({counted(persons, 'person')})"

@@ -451,7 +451,7 @@ def test_persons_proven_maximal_says_how_it_was_proven(settings: Settings, tmp_p
 
 
 def test_a_bound_that_is_not_whole_never_reads_as_whole() -> None:
-    from rematch_pipeline.reports.round_report import fraction
+    from rematch_pipeline.reports.charts import fraction
 
     assert (fraction(104.996), fraction(1203.5), fraction(104.58)) == ("104.996", "1,203.50", "104.58")
     assert fraction(None) == fraction(float("nan")) and fraction(105.0) == "105"

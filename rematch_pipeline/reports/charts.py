@@ -34,6 +34,15 @@ def yes_no(value: Any) -> str:
     return NONE if value is None else "yes" if value else "no"
 
 
+def fraction(value: Any) -> str:
+    """A bound that is not whole never reads as whole: 104.996 as 104.996, not 105.00."""
+    for decimals in range(2, 7):
+        text = number(value, decimals)
+        if not text.endswith("." + "0" * decimals):
+            break
+    return text
+
+
 def number(value: Any, decimals: int = 2) -> str:
     """Whole numbers with thousands separators; others with `decimals` decimals (scores, LP bounds, prices)."""
     if value is None:

@@ -34,6 +34,7 @@ from rematch_pipeline.reports.charts import (
     Series,
     count,
     counted,
+    fraction,
     hbar_chart,
     heat_color,
     number,
@@ -292,14 +293,6 @@ def persons_proof(placed: int, bound: float) -> str:
     return ("the integer program over every eligible pair was solved to the end; the persons bound, "
             f"{fraction(bound)}, lies above what whole households can reach")
 
-
-def fraction(value: Any) -> str:
-    """A bound that is not whole never reads as whole: 104.996 as 104.996, not 105.00."""
-    for decimals in range(2, 7):
-        text = number(value, decimals)
-        if not text.endswith("." + "0" * decimals):
-            break
-    return text
 
 
 def look_ahead_line(ahead: dict[str, Any]) -> str:
