@@ -15,10 +15,11 @@ from rematch_pipeline.db import tables as t
 from rematch_pipeline.db.engine import get_engine
 from rematch_pipeline.domain import CapacityOffer, Household
 from rematch_pipeline.glossary import SCORE_TERMS as GLOSSARY_TERMS
+from rematch_pipeline.matching.build import PERTURBATION_TOTAL
 from rematch_pipeline.matching.engine import match
 from rematch_pipeline.matching.look_ahead import FUTURE_WEIGHT, sample_seed
 from rematch_pipeline.matching.scoring import ALL_TERMS
-from rematch_pipeline.matching.solve import PERTURBATION_TOTAL, PRICING_MIN_GAIN
+from rematch_pipeline.matching.solve import PRICING_MIN_GAIN
 from rematch_pipeline.packets.letters import SCORE_TERMS, translations
 from rematch_pipeline.reports.round_report import look_ahead_line, write_round_report
 from rematch_pipeline.rounds import replay_round, run_round, summarize

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from pathlib import Path
@@ -190,12 +191,12 @@ def test_deterministic_work_reports_the_budgets_values(monkeypatch: pytest.Monke
         quality=dataclasses.replace(BUDGET.quality, rounds=13, nodes=14), quality_bound_lps=15,
         quality_bound_columns=16, quality_bound_candidates=17, quality_bound_ipm_iterations=18,
         quality_bound_crossover_iterations=19, quality_bound_subgradient_steps=28, lp_guided_every=20,
-        guided_offers=21, guided_rounds=22, move_sweeps=29)
+        guided_offers=21, guided_rounds=22, move_sweeps=29, near_tie_nodes=30)
     monkeypatch.setattr(solve, "BUDGET", budget)
     assert solve.deterministic_work() == {
         "pricing_rounds": 3, "lp_ipm_iterations": 4, "lp_simplex_iterations": 5, "subgradient_steps": 6,
         "type_mip_nodes": 7, "exact_mip_nodes": 27, "persons_gap_ppm": 26, "type_neighbourhoods": 8,
-        "type_neighbourhood_nodes": 9,
+        "type_neighbourhood_nodes": 9, "near_relaxation_tie_break_nodes": 30,
         "guided_type_neighbourhoods": 23, "guided_type_offers": 24, "guided_type_nodes": 25,
         "persons_neighbourhoods": 10, "persons_neighbourhood_nodes": 11, "neighbourhoods_without_gain": 12,
         "move_sweeps": 29,
@@ -382,6 +383,53 @@ def test_a_type_mip_optimal_over_its_columns_only_hands_on_to_the_neighbourhoods
 
 
 @pytest.mark.parametrize("kind", ["types", "guided_types"])
+@pytest.mark.parametrize("near", ["lp", "nothing"])
+def test_a_type_neighbourhood_near_its_lp_places_as_many_persons_as_its_whole_mip_and_skips_it(
+        kind: str, near: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rule (TypeNeighbourhoods._near_relaxation): counts within one of the LP relaxation's that place as many persons
+    # as the relaxation allows are the neighbourhood's optimum, so its whole MIP is not run; counts that fall short
+    # leave it to the whole MIP ("nothing": the relaxation's solution moved to zero, so nothing near it gains). Each
+    # neighbourhood ends with the persons the whole MIP finds.
+    from rematch_pipeline.matching import types as types_module
+
+    if near == "nothing":
+        real = types_module.relaxation
+
+        def at_zero(*args: Any, **kwargs: Any) -> Any:
+            res = real(*args, **kwargs)
+            return res if res is None else dataclasses.replace(res, x=np.zeros_like(res.x))
+
+        monkeypatch.setattr(types_module, "relaxation", at_zero)
+
+    whole: list[int] = []
+
+    class Counted(types_module.HighsDirect):
+        def __init__(self, model: Any, policy: Any, integer: bool = True, fixed: Any = None) -> None:
+            super().__init__(model, policy, integer, fixed)
+            if integer and fixed is None:
+                whole.append(1)
+
+    monkeypatch.setattr(types_module, "HighsDirect", Counted)
+    strategy = _strategies()[kind]
+    assert isinstance(strategy, TypeNeighbourhoods)
+    rng, gains, skipped = np.random.default_rng(3), 0, 0
+    for _ in range(40):
+        hood = strategy.draw(rng, strategy.offers, None)
+        if hood is None:
+            break
+        alone = copy.deepcopy(strategy)
+        with monkeypatch.context() as m:
+            m.setattr(types_module.TypeNeighbourhoods, "_near_relaxation", lambda *args, **kwargs: None)
+            alone.solve(hood, 200, FAR)
+        before = len(whole)
+        step = strategy.solve(hood, 200, FAR)
+        assert strategy.alloc.persons == alone.alloc.persons
+        gains += step.improved
+        skipped += step.improved and len(whole) == before
+    assert gains > 0 and (skipped > 0 if near == "lp" else skipped == 0)
+
+
+@pytest.mark.parametrize("kind", ["types", "guided_types"])
 def test_a_type_neighbourhood_whose_lp_cannot_add_a_person_skips_its_mip_and_ends_alike(
         kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # Rule (TypeNeighbourhoods.solve): persons are whole, so a neighbourhood whose LP relaxation stays below the
@@ -390,8 +438,10 @@ def test_a_type_neighbourhood_whose_lp_cannot_add_a_person_skips_its_mip_and_end
 
     def run(screened: bool) -> tuple[np.ndarray, list[bool], int]:
         with monkeypatch.context() as m:
+            # The screen alone: the try near the LP would find other allocations of as many persons.
+            m.setattr(types_module.TypeNeighbourhoods, "_near_relaxation", lambda *args, **kwargs: None)
             if not screened:
-                m.setattr(types_module, "relaxation_value", lambda *args, **kwargs: None)
+                m.setattr(types_module, "relaxation", lambda *args, **kwargs: None)
             mips: list[int] = []
 
             class Counted(types_module.HighsDirect):

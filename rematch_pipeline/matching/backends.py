@@ -164,10 +164,10 @@ class HighsDirect:
         return duals if extra else duals[: self.model.n_rows]
 
 
-def relaxation_value(model: LinearModel, policy: Policy, objective: np.ndarray, time_limit: float,
-                     iterations: int) -> float | None:
-    """The optimum of the model's LP relaxation, an upper bound on its integer optimum; None when the LP stopped
-    short of optimality (at `iterations` simplex iterations, or at the safety net).
+def relaxation(model: LinearModel, policy: Policy, objective: np.ndarray, time_limit: float,
+               iterations: int) -> PhaseResult | None:
+    """The model's LP relaxation solved to optimality (its value an upper bound on the integer optimum); None when
+    the LP stopped short of it (at `iterations` simplex iterations, or at the safety net).
 
     By primal simplex without presolve: on a neighbourhood's MIP of a few thousand columns that takes about a sixth
     of what HiGHS's branch and bound spends before its root proves the same (docs/solver-tuning.md)."""
@@ -179,7 +179,7 @@ def relaxation_value(model: LinearModel, policy: Policy, objective: np.ndarray, 
         res = lp.solve("relaxation", objective, time_limit)
     except SolveError:
         return None
-    return res.objective if res.termination == "optimal" else None
+    return res if res.termination == "optimal" else None
 
 
 class PyomoHighs:

@@ -41,6 +41,9 @@ class WorkBudget:
     # the clock: pilot-size rounds solve within 20 nodes, a hard 500 x 100 round takes about a second a node
     # (docs/solver-tuning.md).
     exact_mip_nodes: int = 100
+    # Branch-and-bound nodes of a type neighbourhood's first try near its LP relaxation, with the tie-break by quality
+    # (`TypeNeighbourhoods`); persons alone come next, with the neighbourhood's nodes.
+    near_tie_nodes: int = 50
     # Neighbourhoods over household types: two municipalities at first, doubled whenever 50 in a row found nothing.
     types: SearchWork = field(default_factory=lambda: SearchWork(
         offers=2, rounds=400, nodes=2000, stop_after=None, grow_after=50, max_offers=16))
@@ -93,6 +96,7 @@ class WorkBudget:
                 "type_mip_nodes": self.type_mip_nodes, "exact_mip_nodes": self.exact_mip_nodes,
                 "persons_gap_ppm": self.persons_gap_ppm,
                 "type_neighbourhoods": self.types.rounds, "type_neighbourhood_nodes": self.types.nodes,
+                "near_relaxation_tie_break_nodes": self.near_tie_nodes,
                 "guided_type_neighbourhoods": self.guided_types.rounds,
                 "guided_type_offers": self.guided_types.offers, "guided_type_nodes": self.guided_types.nodes,
                 "persons_neighbourhoods": self.persons.rounds, "persons_neighbourhood_nodes": self.persons.nodes,

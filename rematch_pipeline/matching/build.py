@@ -15,6 +15,14 @@ from rematch_pipeline.matching.data import MatchingData
 
 FAMILIES = (household_at_most_once, capacity_per_dimension, units_by_room_class)
 
+# The persons LP is massively degenerate (integer costs, many identical households) and simplex stalls on it.
+# A tiny non-negative perturbation by match quality breaks the ties. It adds at most PERTURBATION_TOTAL to any
+# solution's value, so the perturbed LP value stays a valid upper bound on persons, less than one person loose.
+PERTURBATION_TOTAL = 0.5
+# And at most this on any one pair: an LP that counts a household at a fraction of a person (the look-ahead's coming
+# households at 0.95) must not let a few pairs' tie-breaks outweigh that twentieth, however few households it holds.
+PAIR_TIE_BREAK_MAX = 0.01
+
 
 @dataclass
 class LinearModel:
@@ -67,3 +75,19 @@ def build_model(data: MatchingData) -> LinearModel:
         quality=data.score[data.pair_h, data.pair_o].astype(np.float64),
         col_upper=None if data.copies is None else data.weight[data.pair_h].astype(np.float64),
     )
+
+
+def perturbation(model: LinearModel, quality: np.ndarray) -> np.ndarray:
+    """The tie-break each pair adds to its persons: its quality shifted to be non-negative (look-ahead points are
+    negative), scaled so that any solution gains at most PERTURBATION_TOTAL and any pair PAIR_TIE_BREAK_MAX. Never
+    negative: a pair never seems worth less than its persons, so the perturbed LP value stays an upper bound."""
+    households = max(1.0, float(model.upper[:model.blocks[0].n_rows].sum()))  # one pair per household at most
+    low = min(0.0, float(model.quality.min(initial=0.0)))
+    per_pair = min(PERTURBATION_TOTAL / households, PAIR_TIE_BREAK_MAX)
+    scale = per_pair / max(1.0, float(model.quality.max(initial=0.0)) - low)
+    return scale * np.maximum(np.asarray(quality, dtype=np.float64) - low, 0.0)
+
+
+def lp_objective(model: LinearModel) -> np.ndarray:
+    """Persons with the tie-break by quality (`perturbation`): the persons LP's objective."""
+    return model.persons + perturbation(model, model.quality)

@@ -22,7 +22,7 @@ from rematch_pipeline.matching.bound import (
     proves_maximal,
 )
 from rematch_pipeline.matching.budget import BUDGET
-from rematch_pipeline.matching.build import LinearModel, build_model
+from rematch_pipeline.matching.build import LinearModel, build_model, lp_objective, perturbation
 from rematch_pipeline.matching.data import MatchingData
 from rematch_pipeline.matching.exchange import capacity_classes, exchange_within_classes
 from rematch_pipeline.matching.fair_share import FairShare
@@ -48,13 +48,6 @@ from rematch_pipeline.matching.types import (
 
 log = logging.getLogger(__name__)
 
-# The persons LP is massively degenerate (integer costs, many identical households) and simplex stalls on it.
-# A tiny non-negative perturbation by match quality breaks the ties. It adds at most PERTURBATION_TOTAL to any
-# solution's value, so the perturbed LP value stays a valid upper bound on persons, less than one person loose.
-PERTURBATION_TOTAL = 0.5
-# And at most this on any one pair: an LP that counts a household at a fraction of a person (the look-ahead's coming
-# households at 0.95) must not let a few pairs' tie-breaks outweigh that twentieth, however few households it holds.
-PAIR_TIE_BREAK_MAX = 0.01
 PRICING_MIN_GAIN = 0.5  # persons the full pair set could add over the candidate LP before pricing is worth a round
 TYPE_MIP_MAX_COLUMNS = 8_000  # type models up to this size go to branch and bound first (docs/solver-tuning.md)
 
@@ -103,21 +96,6 @@ def reduced_costs(data: MatchingData, model: LinearModel, duals: np.ndarray) -> 
         rc[lo:hi] = household_values(data, prices, lo, hi, eligible_only=False)
     rc += perturbation(model, data.score) - u[:, None]
     return rc
-
-
-def perturbation(model: LinearModel, quality: np.ndarray) -> np.ndarray:
-    """The tie-break each pair adds to its persons: its quality shifted to be non-negative (look-ahead points are
-    negative), scaled so that any solution gains at most PERTURBATION_TOTAL and any pair PAIR_TIE_BREAK_MAX. Never
-    negative: a pair never seems worth less than its persons, so the perturbed LP value stays an upper bound."""
-    households = max(1.0, float(model.upper[:model.blocks[0].n_rows].sum()))  # one pair per household at most
-    low = min(0.0, float(model.quality.min(initial=0.0)))
-    per_pair = min(PERTURBATION_TOTAL / households, PAIR_TIE_BREAK_MAX)
-    scale = per_pair / max(1.0, float(model.quality.max(initial=0.0)) - low)
-    return scale * np.maximum(np.asarray(quality, dtype=np.float64) - low, 0.0)
-
-
-def lp_objective(model: LinearModel) -> np.ndarray:
-    return model.persons + perturbation(model, model.quality)
 
 
 def solve_lp(model: LinearModel, policy: Policy, time_left: float,

@@ -10,10 +10,10 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
 from rematch_pipeline.domain import Policy
-from rematch_pipeline.matching.backends import HighsDirect, relaxation_value
+from rematch_pipeline.matching.backends import HighsDirect, PhaseResult, SolveError, relaxation
 from rematch_pipeline.matching.bound import INTEGRAL, persons_target
 from rematch_pipeline.matching.budget import BUDGET, WorkBudget
-from rematch_pipeline.matching.build import build_model
+from rematch_pipeline.matching.build import LinearModel, build_model, lp_objective
 from rematch_pipeline.matching.data import MatchingData, capacity_left
 from rematch_pipeline.matching.neighbourhoods import Step, draw_offers, search
 
@@ -242,13 +242,15 @@ class TypeNeighbourhoods:
         # Most neighbourhoods cannot place one person more: their LP relaxation proves it faster than the MIP's
         # root does, and the outcome is the same (persons are whole, so a gain is at least one; the slack is far
         # above the LP's tolerances and below the half-integral values its optimum often takes).
-        relaxed = relaxation_value(model, self.policy, model.persons, deadline - time.perf_counter(),
-                                   BUDGET.lp_simplex_iterations)
-        if relaxed is not None and relaxed < model.persons @ start + 1.0 - SCREEN_SLACK:
+        relaxed = relaxation(model, self.policy, model.persons, deadline - time.perf_counter(),
+                             BUDGET.lp_simplex_iterations)
+        if relaxed is not None and relaxed.objective < model.persons @ start + 1.0 - SCREEN_SLACK:
             return Step("optimal", improved=False)
-        res = HighsDirect(model, self.policy, integer=True).solve(
-            "max_persons_types", model.persons, deadline - time.perf_counter(), abs_gap=0.5, start=start,
-            max_nodes=nodes)
+        res = None if relaxed is None else self._near_relaxation(model, start, relaxed, nodes, deadline)
+        if res is None:
+            res = HighsDirect(model, self.policy, integer=True).solve(
+                "max_persons_types", model.persons, deadline - time.perf_counter(), abs_gap=0.5, start=start,
+                max_nodes=nodes)
         x = np.round(res.x)
         if model.persons @ x <= model.persons @ start + 0.5:
             return Step(res.termination, improved=False)
@@ -256,6 +258,31 @@ class TypeNeighbourhoods:
         counts[sub.pair_h, np.searchsorted(chosen, sub.pair_o)] = x
         alloc.replace_offers(chosen, counts)
         return Step(res.termination, improved=True)
+
+    def _near_relaxation(self, model: LinearModel, start: np.ndarray, relaxed: PhaseResult, nodes: int,
+                         deadline: float) -> PhaseResult | None:
+        """The best counts each within one of the LP relaxation's (or at the incumbent's), when they place as many
+        persons as the relaxation allows: then they are the neighbourhood's optimum, found by a MIP a tenth its size
+        without the root cuts the whole one spends a second on (docs/solver-tuning.md). None when they fall short,
+        and the whole MIP decides."""
+        lower = np.minimum(np.floor(relaxed.x + INTEGRAL), start)
+        upper = np.maximum(np.ceil(relaxed.x - INTEGRAL), start)
+        most = np.floor(relaxed.objective + SCREEN_SLACK)  # persons are whole
+        # First with the persons LP's tie-break by quality, a few nodes: persons alone leave HiGHS any of many
+        # allocations, and at 10,000 x 400 the quality found then fell by 1-2 %. Then persons alone, whose whole
+        # values let HiGHS prove in few nodes what the tie-break makes it branch on.
+        for objective, limit in ((lp_objective(model), BUDGET.near_tie_nodes), (model.persons, nodes)):
+            try:
+                res = HighsDirect(model, self.policy, integer=True, fixed=(lower, upper)).solve(
+                    "max_persons_types", objective, deadline - time.perf_counter(), abs_gap=0.5, start=start,
+                    max_nodes=limit)
+            except SolveError:
+                continue
+            if model.persons @ np.round(res.x) >= most - 0.5:
+                if res.termination != "time_limit":
+                    res.termination = "optimal"  # persons reach the relaxation's: none more fit
+                return res
+        return None
 
 
 class GuidedTypeNeighbourhoods(TypeNeighbourhoods):
