@@ -155,16 +155,24 @@ def usage(data: MatchingData) -> tuple[np.ndarray, np.ndarray]:
     return np.column_stack([data.hh.demand, data.hh.units_taken()]), np.column_stack([left, units])
 
 
+def fits(takes: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """Whether what a household takes (..., D) fits in what an offer has left (..., D): on every row, broadcast."""
+    return np.asarray((takes <= left).all(axis=-1))
+
+
+FIT_CHUNK = 1000  # households per slice in `fits_left`: (H, O, D) at once is too large at national scale
+
+
 def fits_left(data: MatchingData) -> np.ndarray:
-    """(H, O) bool: the household takes no more of any capacity row than the offer has left. A pair that does not
-    fit is in no placement, though an LP may use a share of it (a household needing two Kita places where one is
-    left), so the quality bound's values leave such pairs out; eligibility does not, as it answers for hard needs
-    only."""
+    """(H, O) bool: the household takes no more of any capacity row than the offer has left (`fits`). A pair that
+    does not fit is in no placement, though an LP may use a share of it (a household needing two Kita places where
+    one is left), so the quality bound's values leave such pairs out; eligibility does not, as it answers for hard
+    needs only."""
     demand, left = usage(data)
-    fits = np.ones((len(demand), len(left)), dtype=bool)
-    for d in range(demand.shape[1]):  # row by row: (H, O, D) at once is too large at national scale
-        fits &= demand[:, d, None] <= left[None, :, d]
-    return fits
+    out = np.empty((len(demand), len(left)), dtype=bool)
+    for lo in range(0, len(demand), FIT_CHUNK):
+        out[lo:lo + FIT_CHUNK] = fits(demand[lo:lo + FIT_CHUNK, None, :], left[None, :, :])
+    return out
 
 
 def _ags_code(ags: str | None) -> int:

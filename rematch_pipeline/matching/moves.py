@@ -6,15 +6,15 @@ import time
 
 import numpy as np
 
-from rematch_pipeline.matching.data import MatchingData, usage
+from rematch_pipeline.matching.data import MatchingData, fits, usage
 
 GAIN = 1e-9  # a move must raise the quality by more than this (rounding noise is no gain)
 
 
 def _best_fit(u: int, left: np.ndarray, demand: np.ndarray, candidates: np.ndarray, score: np.ndarray) -> int:
     """The offer among `candidates` (O,) bool where household u fits that it scores highest, or -1."""
-    fits = candidates & (left >= demand[u]).all(axis=1)
-    return int(np.argmax(np.where(fits, score[u], -np.inf))) if fits.any() else -1
+    where = candidates & fits(demand[u], left)
+    return int(np.argmax(np.where(where, score[u], -np.inf))) if where.any() else -1
 
 
 def improve_by_moves(data: MatchingData, h: np.ndarray, o: np.ndarray, sweeps: int,
@@ -74,7 +74,7 @@ def improve_by_moves(data: MatchingData, h: np.ndarray, o: np.ndarray, sweeps: i
             there = at[others]
             gain = gain[others]
             shift = demand[others] - demand[a]  # what `here` gives up and `there` gets back by the swap
-            ok = (left[here] - shift >= 0).all(axis=1) & (left[there] + shift >= 0).all(axis=1)
+            ok = fits(shift, left[here]) & fits(-shift, left[there])
             if not ok.any():
                 continue
             k = int(np.argmax(np.where(ok, gain, -np.inf)))

@@ -14,7 +14,7 @@ from rematch_pipeline.matching.backends import HighsDirect, PhaseResult, SolveEr
 from rematch_pipeline.matching.bound import INTEGRAL, persons_target
 from rematch_pipeline.matching.budget import BUDGET, WorkBudget
 from rematch_pipeline.matching.build import LinearModel, build_model, lp_objective
-from rematch_pipeline.matching.data import MatchingData, capacity_left
+from rematch_pipeline.matching.data import MatchingData, capacity_left, fits
 from rematch_pipeline.matching.neighbourhoods import Step, draw_offers, search
 
 TYPE_START_CANDIDATES = 5  # offers per type the first LP starts from (its best by score); pricing adds the rest
@@ -136,7 +136,7 @@ class TypeAllocation:
         return self.data.weight - self.placed
 
     def fits(self, t: int, o: np.ndarray) -> np.ndarray:
-        return np.asarray((self.left[o] >= self.demand[t]).all(axis=-1) & (self.units[o] >= self.uses[t]).all(axis=-1))
+        return fits(self.demand[t], self.left[o]) & fits(self.uses[t], self.units[o])
 
     def add(self, t: int, o: int, n: float = 1.0) -> None:
         self.counts[t, o] += n
