@@ -383,23 +383,26 @@ def test_a_type_mip_optimal_over_its_columns_only_hands_on_to_the_neighbourhoods
 
 
 @pytest.mark.parametrize("kind", ["types", "guided_types"])
-@pytest.mark.parametrize("near", ["lp", "nothing"])
+@pytest.mark.parametrize("near", ["lp", "nothing", "below_bounds"])
 def test_a_type_neighbourhood_near_its_lp_places_as_many_persons_as_its_whole_mip_and_skips_it(
         kind: str, near: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # Rule (TypeNeighbourhoods._near_relaxation): counts within one of the LP relaxation's that place as many persons
     # as the relaxation allows are the neighbourhood's optimum, so its whole MIP is not run; counts that fall short
     # leave it to the whole MIP ("nothing": the relaxation's solution moved to zero, so nothing near it gains). Each
-    # neighbourhood ends with the persons the whole MIP finds.
+    # neighbourhood ends with the persons the whole MIP finds, and within capacity: the box stays within the model's
+    # bounds even where the LP's values lie a tolerance below them ("below_bounds").
     from rematch_pipeline.matching import types as types_module
 
-    if near == "nothing":
+    if near != "lp":
         real = types_module.relaxation
 
-        def at_zero(*args: Any, **kwargs: Any) -> Any:
+        def moved(*args: Any, **kwargs: Any) -> Any:
             res = real(*args, **kwargs)
-            return res if res is None else dataclasses.replace(res, x=np.zeros_like(res.x))
+            if res is None:
+                return None
+            return dataclasses.replace(res, x=np.zeros_like(res.x) if near == "nothing" else res.x - 2e-6)
 
-        monkeypatch.setattr(types_module, "relaxation", at_zero)
+        monkeypatch.setattr(types_module, "relaxation", moved)
 
     whole: list[int] = []
 
@@ -424,9 +427,11 @@ def test_a_type_neighbourhood_near_its_lp_places_as_many_persons_as_its_whole_mi
         before = len(whole)
         step = strategy.solve(hood, 200, FAR)
         assert strategy.alloc.persons == alone.alloc.persons
+        held = strategy.alloc
+        assert (held.counts >= 0).all() and (held.left >= 0).all() and (held.units >= 0).all()
         gains += step.improved
         skipped += step.improved and len(whole) == before
-    assert gains > 0 and (skipped > 0 if near == "lp" else skipped == 0)
+    assert gains > 0 and (skipped == 0 if near == "nothing" else skipped > 0)
 
 
 @pytest.mark.parametrize("kind", ["types", "guided_types"])

@@ -265,8 +265,12 @@ class TypeNeighbourhoods:
         persons as the relaxation allows: then they are the neighbourhood's optimum, found by a MIP a tenth its size
         without the root cuts the whole one spends a second on (docs/solver-tuning.md). None when they fall short,
         and the whole MIP decides."""
-        lower = np.minimum(np.floor(relaxed.x + INTEGRAL), start)
-        upper = np.maximum(np.ceil(relaxed.x - INTEGRAL), start)
+        if time.perf_counter() >= deadline:
+            return None  # the safety net has cut in: one MIP, as before, not three
+        # Within the model's own bounds too: an LP's value a tolerance outside them must not widen the box.
+        most_of = np.ones(model.n_cols) if model.col_upper is None else model.col_upper
+        lower = np.minimum(np.clip(np.floor(relaxed.x + INTEGRAL), 0.0, most_of), start)
+        upper = np.maximum(np.clip(np.ceil(relaxed.x - INTEGRAL), 0.0, most_of), start)
         most = np.floor(relaxed.objective + SCREEN_SLACK)  # persons are whole
         # First with the persons LP's tie-break by quality, a few nodes: persons alone leave HiGHS any of many
         # allocations, and at 10,000 x 400 the quality found then fell by 1-2 %. Then persons alone, whose whole
