@@ -80,7 +80,7 @@ class HighsDirect:
         n = model.n_cols
         lp.num_col_, lp.num_row_ = n, model.n_rows
         lp.col_cost_ = np.zeros(n)
-        lower, upper = np.zeros(n), np.ones(n) if model.col_upper is None else model.col_upper
+        lower, upper = np.zeros(n), model.most
         if fixed is not None:
             lower, upper = fixed
         lp.col_lower_, lp.col_upper_ = lower, upper

@@ -44,6 +44,11 @@ class LinearModel:
     def n_rows(self) -> int:
         return int(self.matrix.shape[0])
 
+    @property
+    def most(self) -> np.ndarray:
+        """Each column's upper bound: 1 for a binary, the household type's size for a count."""
+        return np.ones(self.n_cols) if self.col_upper is None else self.col_upper
+
     def household_rows(self, cols: np.ndarray) -> np.ndarray:
         """The assignment row (its household's) of each of these columns; that family has one entry per column."""
         for block, off in zip(self.blocks, self.offsets, strict=True):

@@ -268,9 +268,8 @@ class TypeNeighbourhoods:
         if time.perf_counter() >= deadline:
             return None  # the safety net has cut in: one MIP, as before, not three
         # Within the model's own bounds too: an LP's value a tolerance outside them must not widen the box.
-        most_of = np.ones(model.n_cols) if model.col_upper is None else model.col_upper
-        lower = np.minimum(np.clip(np.floor(relaxed.x + INTEGRAL), 0.0, most_of), start)
-        upper = np.maximum(np.clip(np.ceil(relaxed.x - INTEGRAL), 0.0, most_of), start)
+        lower = np.minimum(np.clip(np.floor(relaxed.x + INTEGRAL), 0.0, model.most), start)
+        upper = np.maximum(np.clip(np.ceil(relaxed.x - INTEGRAL), 0.0, model.most), start)
         most = np.floor(relaxed.objective + SCREEN_SLACK)  # persons are whole
         # First with the persons LP's tie-break by quality, a few nodes: persons alone leave HiGHS any of many
         # allocations, and at 10,000 x 400 the quality found then fell by 1-2 %. Then persons alone, whose whole
