@@ -73,7 +73,7 @@ STAT_LABELS = {
     "interface": "how it was solved (pyomo: one model; highspy: neighbourhoods of a large round)",
     "eligible_pairs": "household-municipality pairs meeting every hard need",
     "candidate_pairs": "pairs in the model (the others priced out by the LP's capacity prices)",
-    "priced_pairs": "pairs added to the model by pricing", "pricing_rounds": "LP solves while pricing",
+    "priced_pairs": "pairs added to the model by pricing", "pricing_rounds": "persons LPs solved while pricing",
     "data_s": "time reading the round's data", "build_s": "time building the model",
     "solve_s": "time in the solver's phases", "baselines_s": "time computing the baselines",
     "message": "summary (as at the top of the report)",
@@ -89,8 +89,8 @@ PHASE_LABELS = {
     "max_quality": "best match quality with persons placed kept",
     "max_quality_lns": "best match quality with persons placed kept, by neighbourhoods of a few municipalities",
     "quality_moves": "match quality raised by moving single households, or swapping two, over every eligible pair",
-    "quality_bound": "quality LP bound: match quality with persons as placed, by an LP's prices over every eligible "
-                     "pair a household fits into (or Lagrangian steps where the LP stops short)",
+    "quality_bound": "quality LP bound, persons as placed: an LP's prices (or Lagrangian steps past it) over every "
+                     "pair a household fits into",
 }
 # Under the phases table: why the quality bound of the key figures can differ from the quality LP bound's row.
 QUALITY_BOUND_NOTE = (f"The {QUALITY_BOUND.split(':')[0]} of the key figures is the quality LP bound, or the quality "
@@ -107,7 +107,7 @@ PHASE_COUNTS = {
 
 # The search's work limits (`deterministic_work`), each in words (table "Work limits").
 WORK_LABELS = {
-    "pricing_rounds": "persons LPs, each pricing in pairs it lacks (at most)",
+    "pricing_rounds": "persons LPs while pricing, at most (the statistic of this name counts those solved)",
     "lp_ipm_iterations": "interior-point iterations per persons LP (at most)",
     "lp_simplex_iterations": "simplex iterations per persons LP (at most)",
     "subgradient_steps": "steps of the Lagrangian persons bound where no LP finished",
@@ -116,8 +116,7 @@ WORK_LABELS = {
     "persons_gap_ppm": "persons searches may stop this close to the bound (millionths; 0: they do all their work)",
     "type_neighbourhoods": "neighbourhoods over household types",
     "type_neighbourhood_nodes": "branch-and-bound nodes per neighbourhood over types",
-    "near_relaxation_tie_break_nodes": "branch-and-bound nodes of a neighbourhood over types' first try near its LP, "
-                                       "with the tie-break by quality",
+    "near_relaxation_tie_break_nodes": "branch-and-bound nodes per first try near a type neighbourhood's LP",
     "guided_type_neighbourhoods": "neighbourhoods over types guided by the persons LP",
     "guided_type_offers": "municipalities per guided neighbourhood over types",
     "guided_type_nodes": "branch-and-bound nodes per guided neighbourhood over types",
