@@ -116,7 +116,8 @@ WORK_LABELS = {
     "persons_gap_ppm": "persons searches may stop this close to the bound (millionths; 0: they do all their work)",
     "type_neighbourhoods": "neighbourhoods over household types",
     "type_neighbourhood_nodes": "branch-and-bound nodes per neighbourhood over types",
-    "near_relaxation_tie_break_nodes": "branch-and-bound nodes per first try near a type neighbourhood's LP",
+    "near_relaxation_tie_break_nodes": "branch-and-bound nodes of a household-type neighbourhood's first try: counts "
+                                       "near its LP solution, ties broken by quality",
     "guided_type_neighbourhoods": "neighbourhoods over types guided by the persons LP",
     "guided_type_offers": "municipalities per guided neighbourhood over types",
     "guided_type_nodes": "branch-and-bound nodes per guided neighbourhood over types",
